@@ -1,0 +1,19 @@
+//! tern — a small mail transfer agent for home routers and NAS boxes.
+//!
+//! One process, one thread (`smol::LocalExecutor`), fixed-size buffers on
+//! the hot path, and an outbound TLS policy engine with Postfix's security
+//! levels. Protocol cores (`smtp`, `policy`, parsers, TLS verifiers) are
+//! sans-I/O: they take bytes and return results; the drivers (`smtpd`,
+//! `delivery`) own sockets, timers and files. See `docs/` and DESIGN.md.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod delivery;
+pub mod dns;
+pub mod policy;
+pub mod queue;
+pub mod sendmail;
+pub mod smtp;
+pub mod smtpd;
+pub mod syslog;
+pub mod tls;
