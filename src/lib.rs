@@ -7,12 +7,15 @@
 //! `delivery`) own sockets, timers and files. See `docs/` and DESIGN.md.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
 pub mod dns;
 pub mod policy;
 pub mod queue;
 pub mod sendmail;
+pub mod services;
 pub mod smtp;
 pub mod smtpd;
 pub mod syslog;

@@ -1,4 +1,119 @@
-//! The `tern` binary: dispatches on the sub-command or on argv[0].
-fn main() {
-    std::process::exit(0)
+//! The `tern` binary: dispatches on the sub-command, or on argv[0] when it is
+//! invoked through a `sendmail` or `mailq` symlink.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tern::config::{self, Config};
+
+const USAGE: &str = "usage: tern COMMAND [OPTIONS]
+commands:
+  run [-c FILE] [-f] [--dev]    the daemon (-f: foreground, log to stderr too;
+                                --dev: built-in loopback config, spool in ./run)
+  check-config [-c FILE]        validate the configuration, print every error
+  config [-n] [-d] [-c FILE]    print settings (-n: only those set; -d: with meanings)
+  sendmail [OPTIONS] [RCPT...]  queue a message from standard input
+  mailq                         list the queue
+  flush                         ask the daemon to retry every queued message now
+  probe [-l LEVEL] [-m MATCH] DEST   TLS probe of a destination
+  passwd [-c FILE] USER         set USER's SMTP AUTH password
+  version                       print the version";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("tern")
+        .to_string();
+    match argv0.as_str() {
+        "sendmail" => return tern::cli::sendmail(&args[1..]),
+        "mailq" => return tern::cli::mailq(&args[1..]),
+        _ => {}
+    }
+    let Some(cmd) = args.get(1) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(64);
+    };
+    let rest = &args[2..];
+    match cmd.as_str() {
+        "run" => tern::cli::run(rest),
+        "check-config" => check_config(rest),
+        "config" => show_config(rest),
+        "sendmail" => tern::cli::sendmail(rest),
+        "mailq" => tern::cli::mailq(rest),
+        "flush" => tern::cli::flush(rest),
+        "probe" => tern::cli::probe(rest),
+        "passwd" => tern::cli::passwd(rest),
+        "version" | "--version" | "-V" => {
+            println!("tern {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("tern: unknown command \"{other}\"\n{USAGE}");
+            ExitCode::from(64)
+        }
+    }
+}
+
+fn config_path(args: &[String]) -> PathBuf {
+    tern::cli::config_path(args)
+}
+
+fn check_config(args: &[String]) -> ExitCode {
+    let path = config_path(args);
+    match Config::load(&path) {
+        Ok(cfg) => match tern::cli::deep_check(&cfg) {
+            errs if errs.is_empty() => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            errs => {
+                for e in errs {
+                    eprintln!("{e}");
+                }
+                ExitCode::from(1)
+            }
+        },
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn show_config(args: &[String]) -> ExitCode {
+    let non_default = args.iter().any(|a| a == "-n");
+    let docs = args.iter().any(|a| a == "-d");
+    let path = config_path(args);
+    let cfg = if args.iter().any(|a| a == "--dev") {
+        Config::parse_str(config::DEV_CONFIG, "<built-in dev>")
+    } else {
+        Config::load(&path)
+    };
+    match cfg {
+        Ok(cfg) => {
+            if docs {
+                for p in config::params::PARAMS {
+                    println!("{} = {}\n    {}", p.name, cfg.get(p.name), p.doc);
+                }
+            } else {
+                print!("{}", cfg.render(non_default));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,1 +1,557 @@
-//! (being written)
+//! The main configuration file (`tern.conf`, Postfix main.cf syntax) and the
+//! typed view of it that the rest of tern reads.
+//!
+//! Loading validates every value against its kind (see [`params`]), so the
+//! typed accessors below cannot fail at run time; every problem in a file is
+//! reported at once as `file:line: message`.
+
+pub mod net;
+pub mod params;
+pub mod parse;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use params::{Kind, PARAMS};
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/tern/tern.conf";
+
+/// The built-in development configuration used by `tern run --dev`:
+/// loopback listeners on high ports, spool under `./run`, no root needed.
+pub const DEV_CONFIG: &str = include_str!("../../config/dev.conf");
+
+/// A configuration problem, printed as `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<built-in>`).
+    pub file: String,
+    /// 1-based line, when the problem belongs to one.
+    pub line: Option<usize>,
+    /// What is wrong, and how to fix it when we can tell.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    origin: String,
+    /// Per parameter (same index as `PARAMS`): the value set in the file and
+    /// its line, if any.
+    explicit: Vec<Option<(String, usize)>>,
+    /// Per parameter: the fully expanded value.
+    values: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let origin = path.display().to_string();
+        let text = std::fs::read(path).map_err(|e| {
+            vec![ConfigError {
+                file: origin.clone(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        let text = String::from_utf8(text).map_err(|e| {
+            vec![ConfigError {
+                file: origin.clone(),
+                line: Some(line_of_offset_bytes(
+                    e.as_bytes(),
+                    e.utf8_error().valid_up_to(),
+                )),
+                message: "not valid UTF-8".into(),
+            }]
+        })?;
+        Self::parse_str(&text, &origin)
+    }
+
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse_str(text: &str, origin: &str) -> Result<Config, Vec<ConfigError>> {
+        let err = |line: Option<usize>, message: String| ConfigError {
+            file: origin.to_string(),
+            line,
+            message,
+        };
+        let (entries, syntax) = parse::parse(text);
+        let mut errors: Vec<ConfigError> = syntax
+            .into_iter()
+            .map(|e| err(Some(e.line), e.message))
+            .collect();
+        let mut explicit: Vec<Option<(String, usize)>> = vec![None; PARAMS.len()];
+        for e in entries {
+            match params::lookup(&e.name) {
+                Some((i, _)) => {
+                    // Postfix: the last setting wins; so do we, silently.
+                    explicit[i] = Some((e.value, e.line));
+                }
+                None => {
+                    let hint = params::nearest(&e.name)
+                        .map(|n| format!("; did you mean \"{n}\"?"))
+                        .unwrap_or_default();
+                    errors.push(err(
+                        Some(e.line),
+                        format!("unknown parameter \"{}\"{hint}", e.name),
+                    ));
+                }
+            }
+        }
+        let computed = ComputedDefaults::from_system();
+        let raw_of = |i: usize| -> String {
+            match &explicit[i] {
+                Some((v, _)) => v.clone(),
+                None => computed.default_of(&PARAMS[i]),
+            }
+        };
+        let raws: Vec<String> = (0..PARAMS.len()).map(raw_of).collect();
+        let get = |name: &str| params::lookup(name).map(|(i, _)| raws[i].as_str());
+        let mut values = Vec::with_capacity(PARAMS.len());
+        for (i, p) in PARAMS.iter().enumerate() {
+            let line = explicit[i].as_ref().map(|(_, l)| *l);
+            let value = match parse::expand(&raws[i], &get) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(err(line, format!("{}: {}", p.name, expand_message(&e))));
+                    String::new()
+                }
+            };
+            if let Err(m) = validate(p, &value) {
+                errors.push(err(line, format!("{} = {}: {m}", p.name, shorten(&value))));
+            }
+            values.push(value);
+        }
+        let cfg = Config {
+            origin: origin.to_string(),
+            explicit,
+            values,
+        };
+        errors.extend(cfg.cross_checks());
+        errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks that involve several parameters.
+    fn cross_checks(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut at = |name: &str, message: String| {
+            out.push(ConfigError {
+                file: self.origin.clone(),
+                line: self.line_of(name),
+                message,
+            })
+        };
+        if !self.get("tls_ffdhe_auto_groups").is_empty() {
+            at(
+                "tls_ffdhe_auto_groups",
+                "tls_ffdhe_auto_groups: FFDHE key exchange is not available (the aws-lc-rs TLS provider has only elliptic-curve and ML-KEM groups); leave it empty and use tls_eecdh_auto_curves".into(),
+            );
+        }
+        for (a, b) in [("minimal_backoff_time", "maximal_backoff_time")] {
+            if self.time(a) > self.time(b) {
+                at(a, format!("{a} is longer than {b}"));
+            }
+        }
+        if self.int("max_connections") == 0 {
+            at(
+                "max_connections",
+                "max_connections must be at least 1".into(),
+            );
+        }
+        if !self.get("submission_listen").is_empty()
+            && self.get("smtpd_sasl_password_file").is_empty()
+        {
+            at(
+                "submission_listen",
+                "submission_listen needs smtpd_sasl_password_file: submission requires AUTH".into(),
+            );
+        }
+        out
+    }
+
+    /// The built-in defaults, with nothing set.
+    pub fn defaults() -> Config {
+        // The defaults are validated by a unit test, so this cannot fail;
+        // an empty config is still handled without panicking.
+        Self::parse_str("", "<defaults>").unwrap_or_else(|_| Config {
+            origin: "<defaults>".into(),
+            explicit: vec![None; PARAMS.len()],
+            values: PARAMS.iter().map(|p| p.default.to_string()).collect(),
+        })
+    }
+
+    /// Where this configuration came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn index(name: &str) -> usize {
+        match params::lookup(name) {
+            Some((i, _)) => i,
+            // A typo in tern's own source: caught by every test that loads
+            // a config. Returning a harmless index keeps release builds alive.
+            None => {
+                debug_assert!(false, "unknown parameter name in code: {name}");
+                0
+            }
+        }
+    }
+
+    /// The expanded value of a parameter.
+    pub fn get(&self, name: &str) -> &str {
+        &self.values[Self::index(name)]
+    }
+
+    /// The line a parameter was set on, if it was set in the file.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        self.explicit[Self::index(name)].as_ref().map(|(_, l)| *l)
+    }
+
+    /// A `yes`/`no` parameter.
+    pub fn bool(&self, name: &str) -> bool {
+        parse_bool(self.get(name)).unwrap_or(false)
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    /// A time parameter.
+    pub fn time(&self, name: &str) -> Duration {
+        let unit = match PARAMS[Self::index(name)].kind {
+            Kind::Time(u) => u,
+            _ => 's',
+        };
+        parse_time(self.get(name), unit).unwrap_or(Duration::ZERO)
+    }
+
+    /// A list parameter, split on commas and whitespace.
+    pub fn list(&self, name: &str) -> impl Iterator<Item = &str> {
+        split_list(self.get(name))
+    }
+
+    /// A networks parameter.
+    pub fn networks(&self, name: &str) -> Vec<net::Network> {
+        split_list(self.get(name))
+            .filter_map(|s| net::Network::parse(s).ok())
+            .collect()
+    }
+
+    /// A listener parameter, bare ports expanded with `inet_interfaces`.
+    pub fn listen(&self, name: &str) -> Vec<std::net::SocketAddr> {
+        let interfaces: Vec<&str> = self.list("inet_interfaces").collect();
+        split_list(self.get(name))
+            .filter_map(|s| net::parse_listen(s, &interfaces).ok())
+            .flatten()
+            .collect()
+    }
+
+    /// `(name, raw value as written)` for every parameter set in the file.
+    pub fn non_defaults(&self) -> Vec<(&'static str, &str)> {
+        PARAMS
+            .iter()
+            .zip(&self.explicit)
+            .filter_map(|(p, e)| e.as_ref().map(|(v, _)| (p.name, v.as_str())))
+            .collect()
+    }
+
+    /// `name = value` lines like `postconf` (`-n`: only those set in the file).
+    pub fn render(&self, non_default_only: bool) -> String {
+        let mut out = String::new();
+        for (i, p) in PARAMS.iter().enumerate() {
+            match (&self.explicit[i], non_default_only) {
+                (Some((v, _)), _) => out.push_str(&format!("{} = {}\n", p.name, v)),
+                (None, false) => out.push_str(&format!("{} = {}\n", p.name, self.values[i])),
+                (None, true) => {}
+            }
+        }
+        out
+    }
+
+    /// The queue directory as a path.
+    pub fn queue_directory(&self) -> PathBuf {
+        PathBuf::from(self.get("queue_directory"))
+    }
+}
+
+/// Defaults that depend on the system (host name).
+struct ComputedDefaults {
+    hostname: String,
+}
+
+impl ComputedDefaults {
+    fn from_system() -> Self {
+        let mut buf = [0u8; 256];
+        // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates
+        // when the name fits, and we stop at the first NUL or the end.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let name = if rc == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end]).into_owned()
+        } else {
+            String::new()
+        };
+        let hostname = if name.is_empty() {
+            "localhost.localdomain".to_string()
+        } else if !name.contains('.') {
+            // Postfix insists on a FQDN; an unqualified router name like
+            // "OpenWrt" gets the same treatment as Postfix's fallback.
+            format!("{name}.localdomain")
+        } else {
+            name
+        };
+        ComputedDefaults { hostname }
+    }
+
+    fn default_of(&self, p: &params::Param) -> String {
+        match (p.name, p.default) {
+            ("myhostname", "@host") => self.hostname.clone(),
+            ("mydomain", "@host") => match self.hostname.split_once('.') {
+                Some((_, d)) if !d.is_empty() => d.to_string(),
+                _ => "localdomain".into(),
+            },
+            _ => p.default.to_string(),
+        }
+    }
+}
+
+fn expand_message(e: &parse::ExpandError) -> String {
+    match e {
+        parse::ExpandError::Syntax(m) => m.clone(),
+        parse::ExpandError::Recursion(v) => format!("recursive $name expansion in \"{v}\""),
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let mut t: String = s.chars().take(60).collect();
+    if t.len() < s.len() {
+        t.push_str("...");
+    }
+    t
+}
+
+fn line_of_offset_bytes(bytes: &[u8], off: usize) -> usize {
+    1 + bytes[..off.min(bytes.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+}
+
+/// Splits a Postfix list value on commas and whitespace.
+pub fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
+/// Parses `yes`/`no` (and `true`/`false`, as Postfix accepts).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a Postfix time value (`300s`, `5d`, `1w`, bare number in `unit`).
+pub fn parse_time(v: &str, unit: char) -> Option<Duration> {
+    let v = v.trim();
+    let (num, u) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_lowercase()),
+        _ => (v, unit),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match u {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+fn validate(p: &params::Param, v: &str) -> Result<(), String> {
+    match p.kind {
+        Kind::Text | Kind::List => Ok(()),
+        Kind::Bool => parse_bool(v)
+            .map(|_| ())
+            .ok_or_else(|| "expected yes or no".into()),
+        Kind::Int => v
+            .parse::<u64>()
+            .map(|_| ())
+            .map_err(|_| "expected a whole number".into()),
+        Kind::Time(u) => parse_time(v, u)
+            .map(|_| ())
+            .ok_or_else(|| "expected a time such as 300s, 30m, 4h, 5d or 1w".into()),
+        Kind::Enum(words) => {
+            if words.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("expected one of: {}", words.join(", ")))
+            }
+        }
+        Kind::Networks => {
+            for s in split_list(v) {
+                net::Network::parse(s)?;
+            }
+            Ok(())
+        }
+        Kind::Listen => {
+            for s in split_list(v) {
+                net::parse_listen(s, &["all"])?;
+            }
+            Ok(())
+        }
+        Kind::Maps => {
+            for s in split_list(v) {
+                match s.split_once(':') {
+                    Some((t, path)) if !path.is_empty() => match t {
+                        "texthash" | "hash" | "lmdb" | "inline" | "static" => {}
+                        _ => {
+                            return Err(format!(
+                                "table type \"{t}\" is not supported; use texthash:{path}"
+                            ))
+                        }
+                    },
+                    _ => {
+                        return Err(format!(
+                            "\"{s}\" is not a type:name table, e.g. texthash:/etc/tern/table"
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        }
+        Kind::NextHop => {
+            if v.is_empty() {
+                return Ok(());
+            }
+            net::parse_next_hop(v).map(|_| ())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::parse_str("", "<defaults>").unwrap();
+        assert_eq!(c.int("message_size_limit"), 10_240_000);
+        assert_eq!(
+            c.time("maximal_queue_lifetime"),
+            Duration::from_secs(5 * 86_400)
+        );
+        assert_eq!(c.get("myorigin"), c.get("myhostname"));
+        assert!(c.get("mydestination").contains("localhost."));
+        assert!(c.render(true).is_empty());
+    }
+
+    #[test]
+    fn expansion_and_non_defaults() {
+        let c = Config::parse_str(
+            "myhostname = mx.example.org\nmydomain = example.org\nmyorigin = $mydomain\n",
+            "t.conf",
+        )
+        .unwrap();
+        assert_eq!(c.get("myorigin"), "example.org");
+        assert_eq!(
+            c.get("mydestination"),
+            "mx.example.org, localhost.example.org, localhost"
+        );
+        assert_eq!(c.get("smtpd_banner"), "mx.example.org ESMTP tern");
+        assert_eq!(
+            c.render(true),
+            "mydomain = example.org\nmyhostname = mx.example.org\nmyorigin = $mydomain\n"
+        );
+    }
+
+    #[test]
+    fn three_mistakes_three_errors_with_lines() {
+        let text = "myhostname = mx.example.org\nmessage_size_limt = 100\nsmtp_tls_security_level = strict\n\nmaximal_queue_lifetime = 5 days\n";
+        let errs = Config::parse_str(text, "bad.conf").unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert!(shown[0].starts_with("bad.conf:2: unknown parameter \"message_size_limt\"; did you mean \"message_size_limit\"?"));
+        assert!(shown[1].starts_with(
+            "bad.conf:3: smtp_tls_security_level = strict: expected one of: none, may"
+        ));
+        assert!(
+            shown[2].starts_with("bad.conf:5: maximal_queue_lifetime = 5 days: expected a time")
+        );
+    }
+
+    #[test]
+    fn ffdhe_request_is_a_clear_error() {
+        let errs = Config::parse_str("tls_ffdhe_auto_groups = ffdhe2048\n", "f.conf").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0]
+            .to_string()
+            .starts_with("f.conf:1: tls_ffdhe_auto_groups: FFDHE key exchange is not available"));
+    }
+
+    #[test]
+    fn typed_values() {
+        let c = Config::parse_str(
+            "mynetworks = 127.0.0.0/8, [::1]/128 192.168.1.0/24\nsmtp_listen = 127.0.0.1:2525 [::1]:2525\nsubmission_listen = 587\nsmtpd_sasl_password_file = /x\ninet_interfaces = loopback-only\nmaximal_backoff_time = 1h\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.networks("mynetworks").len(), 3);
+        assert_eq!(c.listen("smtp_listen").len(), 2);
+        let sub = c.listen("submission_listen");
+        assert_eq!(sub.len(), 2, "{sub:?}");
+        assert!(sub.iter().all(|a| a.port() == 587 && a.ip().is_loopback()));
+        assert_eq!(c.time("maximal_backoff_time"), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_values_of_each_kind() {
+        for (line, needle) in [
+            ("mynetworks = 300.1.1.1/8", "mynetworks"),
+            ("smtp_listen = 127.0.0.1:99999", "smtp_listen"),
+            ("transport_maps = mysql:/etc/x", "not supported"),
+            ("relayhost = [unclosed:587", "relayhost"),
+            ("smtpd_tls_received_header = maybe", "yes or no"),
+            ("myorigin = ${mydomain", "missing '}'"),
+        ] {
+            let errs = Config::parse_str(line, "k").unwrap_err();
+            assert!(errs[0].to_string().contains(needle), "{line}: {errs:?}");
+            assert_eq!(errs[0].line, Some(1));
+        }
+    }
+
+    #[test]
+    fn example_file_lists_every_parameter_with_its_default() {
+        let text = include_str!("../../config/tern.conf");
+        // Every parameter appears as a commented default line "#name = default".
+        for p in PARAMS {
+            let want = format!("#{} = {}", p.name, p.default.replace("@host", ""));
+            let found = text.lines().any(|l| {
+                l.trim_end() == want.trim_end()
+                    || (p.default == "@host" && l.starts_with(&format!("#{} =", p.name)))
+            });
+            assert!(found, "config/tern.conf lacks the line: {want}");
+        }
+        // And the example itself (with its few live settings) is valid.
+        Config::parse_str(text, "config/tern.conf").unwrap();
+        Config::parse_str(DEV_CONFIG, "config/dev.conf").unwrap();
+    }
+}

@@ -1,0 +1,579 @@
+//! The table of every configuration parameter tern knows: name, default,
+//! value kind and one line of meaning. `config/tern.conf` is checked against
+//! this table by a test, so the example file and the code cannot drift.
+
+/// What kind of value a parameter takes; used to validate at load time so
+/// that typed accessors never fail later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text.
+    Text,
+    /// `yes` or `no`.
+    Bool,
+    /// A non-negative integer.
+    Int,
+    /// A time with a unit suffix (`s`, `m`, `h`, `d`, `w`); the char is the
+    /// unit assumed when none is given, as Postfix does per parameter.
+    Time(char),
+    /// One of a fixed set of words.
+    Enum(&'static [&'static str]),
+    /// A list separated by commas and/or whitespace.
+    List,
+    /// A list of networks (`127.0.0.0/8`, `[::1]/128`, bare addresses).
+    Networks,
+    /// Listener addresses: `ip:port`, `[ipv6]:port`, or a bare `port`.
+    Listen,
+    /// A lookup table in `type:path` form (`texthash:/etc/tern/tls_policy`).
+    Maps,
+    /// A next hop such as `[smtp.example.com]:587` (empty allowed).
+    NextHop,
+}
+
+/// One known parameter.
+#[derive(Debug)]
+pub struct Param {
+    /// The parameter name, Postfix's where the meaning is the same.
+    pub name: &'static str,
+    /// Default value, before `$name` expansion. `@host` marks a default
+    /// computed at run time (see `Config::computed_default`).
+    pub default: &'static str,
+    /// Value kind.
+    pub kind: Kind,
+    /// One-line meaning, printed by `tern config -d`.
+    pub doc: &'static str,
+}
+
+const LEVELS: &[&str] = &[
+    "none",
+    "may",
+    "encrypt",
+    "dane",
+    "dane-only",
+    "fingerprint",
+    "verify",
+    "secure",
+];
+
+macro_rules! p {
+    ($name:literal, $default:literal, $kind:expr, $doc:literal) => {
+        Param {
+            name: $name,
+            default: $default,
+            kind: $kind,
+            doc: $doc,
+        }
+    };
+}
+
+/// Every parameter, sorted by name (binary-searched by `lookup`).
+pub static PARAMS: &[Param] = &[
+    p!(
+        "alias_maps",
+        "",
+        Kind::Maps,
+        "aliases(5) tables for local recipients"
+    ),
+    p!(
+        "bounce_size_limit",
+        "50000",
+        Kind::Int,
+        "bytes of the original message returned in a bounce"
+    ),
+    p!(
+        "default_destination_concurrency_limit",
+        "4",
+        Kind::Int,
+        "parallel deliveries to one destination"
+    ),
+    p!(
+        "dns_resolvers",
+        "",
+        Kind::List,
+        "resolver addresses (ip or ip:port); empty: /etc/resolv.conf"
+    ),
+    p!(
+        "dns_trust_remote_resolver",
+        "no",
+        Kind::Bool,
+        "trust the AD bit from a resolver that is not on loopback"
+    ),
+    p!(
+        "home_mailbox",
+        "Maildir/",
+        Kind::Text,
+        "mailbox below a local user's home directory"
+    ),
+    p!(
+        "inet_interfaces",
+        "all",
+        Kind::List,
+        "addresses that bare-port listeners bind: all, loopback-only, or addresses"
+    ),
+    p!(
+        "inet_protocols",
+        "all",
+        Kind::Enum(&["all", "ipv4", "ipv6"]),
+        "IP versions for listeners and delivery"
+    ),
+    p!(
+        "line_length_limit",
+        "2048",
+        Kind::Int,
+        "longest SMTP command line accepted"
+    ),
+    p!(
+        "mail_name",
+        "tern",
+        Kind::Text,
+        "the name in the SMTP greeting and Received headers"
+    ),
+    p!(
+        "mail_owner",
+        "tern",
+        Kind::Text,
+        "user the daemon runs as after binding ports when started as root"
+    ),
+    p!(
+        "maillog_file",
+        "",
+        Kind::Text,
+        "also write log lines to this file (empty: syslog only)"
+    ),
+    p!(
+        "max_connections",
+        "32",
+        Kind::Int,
+        "inbound plus outbound sessions; sizes the buffer pool"
+    ),
+    p!(
+        "maximal_backoff_time",
+        "4000s",
+        Kind::Time('s'),
+        "longest wait between delivery attempts"
+    ),
+    p!(
+        "maximal_queue_lifetime",
+        "5d",
+        Kind::Time('d'),
+        "how long a message may stay queued before it bounces"
+    ),
+    p!(
+        "message_size_limit",
+        "10240000",
+        Kind::Int,
+        "largest message accepted, in bytes"
+    ),
+    p!(
+        "minimal_backoff_time",
+        "300s",
+        Kind::Time('s'),
+        "shortest wait between delivery attempts"
+    ),
+    p!(
+        "mta_sts_enable",
+        "yes",
+        Kind::Bool,
+        "MTA-STS for outbound delivery"
+    ),
+    p!(
+        "mydestination",
+        "$myhostname, localhost.$mydomain, localhost",
+        Kind::List,
+        "domains delivered locally"
+    ),
+    p!(
+        "mydomain",
+        "@host",
+        Kind::Text,
+        "the internet domain of this host (default: myhostname minus its first label)"
+    ),
+    p!(
+        "myhostname",
+        "@host",
+        Kind::Text,
+        "the fully qualified host name (default: the system's)"
+    ),
+    p!(
+        "mynetworks",
+        "127.0.0.0/8 [::1]/128",
+        Kind::Networks,
+        "clients allowed to relay without AUTH"
+    ),
+    p!(
+        "myorigin",
+        "$myhostname",
+        Kind::Text,
+        "domain appended to unqualified addresses"
+    ),
+    p!(
+        "queue_directory",
+        "/var/spool/tern",
+        Kind::Text,
+        "the spool, on flash"
+    ),
+    p!(
+        "queue_run_delay",
+        "300s",
+        Kind::Time('s'),
+        "how often the queue is scanned for due messages"
+    ),
+    p!(
+        "relayhost",
+        "",
+        Kind::NextHop,
+        "smarthost for all remote mail: [host]:port, host:port (MX lookup) or empty"
+    ),
+    p!(
+        "smtp_connect_timeout",
+        "30s",
+        Kind::Time('s'),
+        "time limit for connecting to a remote server"
+    ),
+    p!(
+        "smtp_data_done_timeout",
+        "600s",
+        Kind::Time('s'),
+        "time limit for the reply to the end of data"
+    ),
+    p!(
+        "smtp_dns_support_level",
+        "dnssec",
+        Kind::Enum(&["disabled", "enabled", "dnssec"]),
+        "dnssec: trust the resolver's AD bit for DANE"
+    ),
+    p!(
+        "smtp_helo_name",
+        "$myhostname",
+        Kind::Text,
+        "name sent in EHLO"
+    ),
+    p!(
+        "smtp_helo_timeout",
+        "300s",
+        Kind::Time('s'),
+        "time limit for the greeting and EHLO replies"
+    ),
+    p!(
+        "smtp_listen",
+        "0.0.0.0:25 [::]:25",
+        Kind::Listen,
+        "addresses of the MTA listener (port 25 service)"
+    ),
+    p!(
+        "smtp_sasl_auth_enable",
+        "no",
+        Kind::Bool,
+        "authenticate to servers listed in smtp_sasl_password_maps"
+    ),
+    p!(
+        "smtp_sasl_password_maps",
+        "",
+        Kind::Maps,
+        "[host]:port user:password table for the SMTP client"
+    ),
+    p!(
+        "smtp_tcp_port",
+        "25",
+        Kind::Int,
+        "port used for MX delivery"
+    ),
+    p!(
+        "smtp_tls_CAfile",
+        "/etc/ssl/certs/ca-certificates.crt",
+        Kind::Text,
+        "trusted CAs for the verify and secure levels"
+    ),
+    p!(
+        "smtp_tls_fingerprint_cert_match",
+        "",
+        Kind::List,
+        "fingerprints for the fingerprint level"
+    ),
+    p!(
+        "smtp_tls_fingerprint_digest",
+        "sha256",
+        Kind::Enum(&["sha256", "sha512"]),
+        "digest for the fingerprint level"
+    ),
+    p!(
+        "smtp_tls_loglevel",
+        "1",
+        Kind::Int,
+        "0: no TLS logging, 1: one line per handshake, 2: more"
+    ),
+    p!(
+        "smtp_tls_mandatory_protocols",
+        ">=TLSv1.2",
+        Kind::List,
+        "TLS versions at encrypt and above"
+    ),
+    p!(
+        "smtp_tls_policy_maps",
+        "",
+        Kind::Maps,
+        "per-destination TLS policy table, Postfix tls_policy format"
+    ),
+    p!(
+        "smtp_tls_protocols",
+        ">=TLSv1.2",
+        Kind::List,
+        "TLS versions at the may level"
+    ),
+    p!(
+        "smtp_tls_secure_cert_match",
+        "nexthop, dot-nexthop",
+        Kind::List,
+        "names checked at the secure level"
+    ),
+    p!(
+        "smtp_tls_security_level",
+        "may",
+        Kind::Enum(LEVELS),
+        "default outbound TLS level"
+    ),
+    p!(
+        "smtp_tls_verify_cert_match",
+        "hostname",
+        Kind::List,
+        "names checked at the verify level"
+    ),
+    p!(
+        "smtp_tls_wrappermode",
+        "no",
+        Kind::Bool,
+        "implicit TLS to the relayhost (port 465)"
+    ),
+    p!(
+        "smtp_tlsrpt_enable",
+        "no",
+        Kind::Bool,
+        "count handshakes for TLSRPT reports"
+    ),
+    p!(
+        "smtpd_banner",
+        "$myhostname ESMTP $mail_name",
+        Kind::Text,
+        "text after 220 in the greeting"
+    ),
+    p!(
+        "smtpd_forbid_bare_newline",
+        "normalize",
+        Kind::Enum(&["normalize", "reject", "no"]),
+        "bare LF in commands and DATA: normalize to CRLF, or reject"
+    ),
+    p!(
+        "smtpd_hard_error_limit",
+        "20",
+        Kind::Int,
+        "errors before a client is disconnected"
+    ),
+    p!(
+        "smtpd_recipient_limit",
+        "1000",
+        Kind::Int,
+        "recipients per message"
+    ),
+    p!(
+        "smtpd_sasl_password_file",
+        "",
+        Kind::Text,
+        "users and salted hashes for SMTP AUTH (empty: AUTH off)"
+    ),
+    p!(
+        "smtpd_soft_error_limit",
+        "10",
+        Kind::Int,
+        "errors before replies are delayed"
+    ),
+    p!(
+        "smtpd_timeout",
+        "300s",
+        Kind::Time('s'),
+        "idle time limit for a client"
+    ),
+    p!(
+        "smtpd_tls_ask_ccert",
+        "no",
+        Kind::Bool,
+        "ask clients for a certificate"
+    ),
+    p!(
+        "smtpd_tls_auth_only",
+        "yes",
+        Kind::Bool,
+        "offer AUTH only over TLS"
+    ),
+    p!(
+        "smtpd_tls_cert_file",
+        "",
+        Kind::Text,
+        "server certificate chain (PEM; RSA)"
+    ),
+    p!(
+        "smtpd_tls_eccert_file",
+        "",
+        Kind::Text,
+        "second server certificate chain (PEM; ECDSA)"
+    ),
+    p!(
+        "smtpd_tls_eckey_file",
+        "$smtpd_tls_eccert_file",
+        Kind::Text,
+        "key of the ECDSA certificate"
+    ),
+    p!(
+        "smtpd_tls_key_file",
+        "$smtpd_tls_cert_file",
+        Kind::Text,
+        "key of the RSA certificate"
+    ),
+    p!(
+        "smtpd_tls_loglevel",
+        "1",
+        Kind::Int,
+        "0: no TLS logging, 1: one line per handshake"
+    ),
+    p!(
+        "smtpd_tls_protocols",
+        ">=TLSv1.2",
+        Kind::List,
+        "TLS versions offered by the server"
+    ),
+    p!(
+        "smtpd_tls_received_header",
+        "yes",
+        Kind::Bool,
+        "TLS details as a comment in the Received header"
+    ),
+    p!(
+        "smtpd_tls_security_level",
+        "may",
+        Kind::Enum(&["none", "may", "encrypt"]),
+        "inbound TLS: none, may (offer STARTTLS), encrypt (require it)"
+    ),
+    p!(
+        "smtpd_total_time_limit",
+        "1800s",
+        Kind::Time('s'),
+        "longest a client session may last"
+    ),
+    p!(
+        "submission_listen",
+        "",
+        Kind::Listen,
+        "STARTTLS submission listeners (AUTH required), e.g. 587"
+    ),
+    p!(
+        "submissions_listen",
+        "",
+        Kind::Listen,
+        "implicit-TLS submission listeners (RFC 8314), e.g. 465"
+    ),
+    p!(
+        "syslog_facility",
+        "mail",
+        Kind::Enum(&[
+            "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5",
+            "local6", "local7"
+        ]),
+        "syslog facility"
+    ),
+    p!(
+        "syslog_name",
+        "tern",
+        Kind::Text,
+        "program name in log lines (tern/smtpd[pid])"
+    ),
+    p!(
+        "syslog_server",
+        "",
+        Kind::Text,
+        "host:port of an RFC 5424 UDP collector (empty: local socket)"
+    ),
+    p!(
+        "syslog_socket",
+        "/dev/log",
+        Kind::Text,
+        "local syslog socket (RFC 3164)"
+    ),
+    p!(
+        "tls_eecdh_auto_curves",
+        "X25519 X25519MLKEM768 prime256v1 secp384r1",
+        Kind::List,
+        "key exchange groups, in preference order"
+    ),
+    p!(
+        "tls_ffdhe_auto_groups",
+        "",
+        Kind::List,
+        "FFDHE groups: not available with the aws-lc-rs provider; must stay empty"
+    ),
+    p!(
+        "tls_prefer_chacha20",
+        "no",
+        Kind::Bool,
+        "put ChaCha20-Poly1305 first (boards without AES instructions)"
+    ),
+    p!(
+        "transport_maps",
+        "",
+        Kind::Maps,
+        "per-domain routes: domain smtp:[host]:port"
+    ),
+];
+
+/// Finds a parameter by name.
+pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
+    PARAMS
+        .binary_search_by(|p| p.name.cmp(name))
+        .ok()
+        .map(|i| (i, &PARAMS[i]))
+}
+
+/// The known name closest to `name` (edit distance at most 3), for
+/// "unknown parameter, did you mean ...?" messages.
+pub fn nearest(name: &str) -> Option<&'static str> {
+    PARAMS
+        .iter()
+        .map(|p| (edit_distance(name, p.name), p.name))
+        .filter(|(d, _)| *d <= 3.max(name.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for w in PARAMS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
+        }
+    }
+
+    #[test]
+    fn nearest_suggests_typos() {
+        assert_eq!(nearest("myhostnam"), Some("myhostname"));
+        assert_eq!(
+            nearest("smtp_tls_securty_level"),
+            Some("smtp_tls_security_level")
+        );
+        assert_eq!(nearest("zzzzzzzzzzzzzzzzzz"), None);
+    }
+}
