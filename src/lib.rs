@@ -7,6 +7,7 @@
 //! `delivery`) own sockets, timers and files. See `docs/` and DESIGN.md.
 #![warn(missing_docs)]
 
+pub mod base64;
 pub mod cli;
 pub mod config;
 pub mod daemon;

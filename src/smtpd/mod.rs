@@ -1,1 +1,4 @@
-//! (being written)
+//! SMTP listener driver: accepts connections, enforces limits, runs
+//! `smtp::server` sessions over `tls::Stream`, and feeds the spool.
+
+pub mod passwd;
