@@ -117,6 +117,6 @@ mod tests {
         assert_eq!(decode("Z"), Err(DecodeError::InvalidLength));
         assert_eq!(decode("Zg=a"), Err(DecodeError::InvalidLength));
         assert_eq!(decode("Zg==="), Err(DecodeError::InvalidLength));
-        assert_eq!(decode("Zm 9v"), Err(DecodeError::InvalidByte(2)));
+        assert_eq!(decode("Zm 9vAA"), Err(DecodeError::InvalidByte(2)));
     }
 }
