@@ -1,1 +1,5 @@
-//! (being written)
+//! Outbound delivery: the queue manager picks due messages, resolves next
+//! hops, runs `smtp::client` sessions over `tls::Stream` and records each
+//! recipient's outcome; bounces go back to the sender as DSNs.
+
+pub mod bounce;
