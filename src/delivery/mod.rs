@@ -3,3 +3,4 @@
 //! recipient's outcome; bounces go back to the sender as DSNs.
 
 pub mod bounce;
+pub mod schedule;
