@@ -212,6 +212,12 @@ pub static PARAMS: &[Param] = &[
         "the spool, on flash"
     ),
     p!(
+        "queue_minfree",
+        "0",
+        Kind::Int,
+        "refuse mail (452 4.3.1) while the spool's file system has fewer free bytes than this"
+    ),
+    p!(
         "queue_run_delay",
         "300s",
         Kind::Time('s'),
@@ -509,10 +515,10 @@ pub static PARAMS: &[Param] = &[
         "FFDHE groups: not available with the aws-lc-rs provider; must stay empty"
     ),
     p!(
-        "tls_prefer_chacha20",
-        "no",
-        Kind::Bool,
-        "put ChaCha20-Poly1305 first (boards without AES instructions)"
+        "tls_cipher_preference",
+        "aes",
+        Kind::Enum(&["aes", "chacha20"]),
+        "AES-GCM first, or ChaCha20-Poly1305 first (boards without AES instructions)"
     ),
     p!(
         "transport_maps",
