@@ -503,6 +503,12 @@ pub static PARAMS: &[Param] = &[
         "local syslog socket (RFC 3164)"
     ),
     p!(
+        "tls_cipher_preference",
+        "aes",
+        Kind::Enum(&["aes", "chacha20"]),
+        "AES-GCM first, or ChaCha20-Poly1305 first (boards without AES instructions)"
+    ),
+    p!(
         "tls_eecdh_auto_curves",
         "X25519 X25519MLKEM768 prime256v1 secp384r1",
         Kind::List,
@@ -513,12 +519,6 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::List,
         "FFDHE groups: not available with the aws-lc-rs provider; must stay empty"
-    ),
-    p!(
-        "tls_cipher_preference",
-        "aes",
-        Kind::Enum(&["aes", "chacha20"]),
-        "AES-GCM first, or ChaCha20-Poly1305 first (boards without AES instructions)"
     ),
     p!(
         "transport_maps",
