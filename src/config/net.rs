@@ -169,7 +169,7 @@ mod tests {
                 mx_lookup: false
             }
         );
-        assert_eq!(parse_next_hop("example.com").unwrap().mx_lookup, true);
+        assert!(parse_next_hop("example.com").unwrap().mx_lookup);
         assert_eq!(parse_next_hop("example.com:2525").unwrap().port, Some(2525));
         assert_eq!(parse_next_hop("[::1]:25").unwrap().host, "::1");
         assert!(parse_next_hop("[x").is_err());

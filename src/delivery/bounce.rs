@@ -82,7 +82,7 @@ pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
          This is a MIME-encapsulated message.\r\n\
          \r\n\
          --{boundary}\r\n\
-         Content-Description: {desc}\r\n\
+         Content-Description: Notification\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\
          \r\n\
          This is the mail system at host {h}.\r\n\
@@ -91,7 +91,6 @@ pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
         to = if r.sender.is_empty() { "<>" } else { r.sender },
         u = r.unique,
         date = r.date,
-        desc = "Notification",
     );
     if failed {
         s.push_str(

@@ -1,0 +1,449 @@
+//! DANE for SMTP (RFC 7672, with RFC 6698/7671): TLSA matching against the
+//! server's certificate chain, inside the handshake.
+//!
+//! Only DANE-TA(2) and DANE-EE(3) are usable for SMTP; PKIX-TA(0) and
+//! PKIX-EE(1) records are "unusable" (RFC 7672 §3.1.3). DANE-EE matches the
+//! leaf and ignores names and expiry. DANE-TA matches a certificate of the
+//! chain (or a trust anchor known only by its key, `2 1 0`), then the chain
+//! is verified up to that anchor by webpki, expiry included, and the leaf's
+//! names are checked against the TLSA base domain and the next-hop domain.
+//!
+//! [`DaneVerifier`] is a per-connection rustls `ServerCertVerifier`: it does
+//! the matching in `verify_server_cert` and passes the handshake signature
+//! checks to rustls's own `verify_tls12_signature` / `verify_tls13_signature`.
+//! A verifier that accepted every handshake signature and matched TLSA
+//! afterwards would let a man in the middle replay the real server's
+//! certificate without holding its key.
+
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::der;
+
+/// One TLSA record (RFC 6698 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tlsa {
+    /// Certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
+    pub usage: u8,
+    /// Selector: 0 full certificate, 1 SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// Matching type: 0 full, 1 SHA2-256, 2 SHA2-512.
+    pub mtype: u8,
+    /// Certificate association data.
+    pub data: Vec<u8>,
+}
+
+impl Tlsa {
+    /// Whether this record can authenticate an SMTP server (RFC 7672 §3.1):
+    /// usage 2 or 3, known selector and matching type, digest of the right
+    /// length.
+    pub fn usable(&self) -> bool {
+        matches!(self.usage, 2 | 3)
+            && self.selector <= 1
+            && match self.mtype {
+                0 => !self.data.is_empty(),
+                1 => self.data.len() == 32,
+                2 => self.data.len() == 64,
+                _ => false,
+            }
+    }
+
+    /// Whether this record's association data matches `cert` (DER).
+    pub fn matches_cert(&self, cert: &[u8]) -> bool {
+        let selected = match self.selector {
+            0 => cert,
+            1 => match der::cert_fields(cert) {
+                Ok(f) => f.spki,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        match self.mtype {
+            0 => selected == self.data.as_slice(),
+            1 => digest::digest(&digest::SHA256, selected).as_ref() == self.data.as_slice(),
+            2 => digest::digest(&digest::SHA512, selected).as_ref() == self.data.as_slice(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Tlsa {
+    /// Presentation format, `3 1 1 ABCD...` as dig prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {} ", self.usage, self.selector, self.mtype)?;
+        for b in &self.data {
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How the server was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneMatch {
+    /// A DANE-EE(3) record matched the leaf certificate.
+    EndEntity {
+        /// The record that matched.
+        record: Tlsa,
+    },
+    /// A DANE-TA(2) record matched an anchor and the chain verified up to it.
+    TrustAnchor {
+        /// The record that matched.
+        record: Tlsa,
+        /// Chain position of the anchor (None: key-only anchor outside the chain).
+        depth: Option<usize>,
+        /// The reference name the leaf matched.
+        name: String,
+    },
+}
+
+/// Why DANE authentication failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneError {
+    /// No usable TLSA record: the caller falls back to `encrypt`.
+    NoUsableRecords,
+    /// The server sent no certificate.
+    NoCertificate,
+    /// Usable records exist but none matches the chain.
+    NoMatch,
+    /// A DANE-TA anchor matched, but the chain to it does not verify
+    /// (expired, bad signature, wrong usage); the webpki reason.
+    Chain(String),
+    /// A DANE-TA anchor matched and the chain verified, but the leaf's
+    /// names match none of the reference names.
+    Name,
+}
+
+impl std::fmt::Display for DaneError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaneError::NoUsableRecords => f.write_str("no usable TLSA records"),
+            DaneError::NoCertificate => f.write_str("server sent no certificate"),
+            DaneError::NoMatch => {
+                f.write_str("no TLSA record matched the server certificate chain")
+            }
+            DaneError::Chain(e) => {
+                write!(f, "certificate chain to the DANE trust anchor failed: {e}")
+            }
+            DaneError::Name => f.write_str(
+                "server certificate name does not match the TLSA base domain or next-hop domain",
+            ),
+        }
+    }
+}
+
+/// Authenticates a chain (leaf first) against TLSA records. `names` are the
+/// reference identifiers for DANE-TA (TLSA base domain first, then the
+/// next-hop domain); `now` bounds validity for DANE-TA only.
+pub fn authenticate(
+    records: &[Tlsa],
+    chain: &[CertificateDer<'_>],
+    names: &[&str],
+    now: UnixTime,
+    provider: &Arc<CryptoProvider>,
+) -> Result<DaneMatch, DaneError> {
+    let usable: Vec<&Tlsa> = records.iter().filter(|r| r.usable()).collect();
+    if usable.is_empty() {
+        return Err(DaneError::NoUsableRecords);
+    }
+    let leaf = chain.first().ok_or(DaneError::NoCertificate)?;
+    if let Some(r) = usable.iter().find(|r| r.usage == 3 && r.matches_cert(leaf)) {
+        return Ok(DaneMatch::EndEntity {
+            record: (*r).clone(),
+        });
+    }
+    let mut first_failure = DaneError::NoMatch;
+    for r in usable.iter().filter(|r| r.usage == 2) {
+        // Anchors from the chain the server sent (RFC 7671 §5.2.2: servers
+        // should include the TA), excluding the leaf itself.
+        let mut anchors: Vec<(TrustAnchor<'static>, Option<usize>)> = Vec::new();
+        for (i, c) in chain.iter().enumerate().skip(1) {
+            if r.matches_cert(c) {
+                if let Ok(ta) = anchor_from_cert(c) {
+                    anchors.push((ta, Some(i)));
+                }
+            }
+        }
+        // `2 1 0` with a key not in the chain: the anchor is that key, named
+        // by the issuer of the topmost certificate sent.
+        if anchors.is_empty() && r.selector == 1 && r.mtype == 0 {
+            if let (Some(top), Ok(spki)) = (chain.last(), der::contents(&r.data)) {
+                if let Ok(f) = der::cert_fields(top) {
+                    if let Ok(issuer) = der::contents(f.issuer) {
+                        anchors.push((
+                            TrustAnchor {
+                                subject: issuer.to_vec().into(),
+                                subject_public_key_info: spki.to_vec().into(),
+                                name_constraints: None,
+                            },
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+        // `2 0 0`: the full anchor certificate is the record itself.
+        if anchors.is_empty() && r.selector == 0 && r.mtype == 0 {
+            if let Ok(ta) = anchor_from_cert(&CertificateDer::from(r.data.as_slice())) {
+                anchors.push((ta, None));
+            }
+        }
+        for (anchor, depth) in anchors {
+            let intermediates: &[CertificateDer<'_>] = match depth {
+                Some(d) => chain.get(1..d).unwrap_or(&[]),
+                None => chain.get(1..).unwrap_or(&[]),
+            };
+            match verify_to_anchor(anchor, leaf, intermediates, names, now, provider) {
+                Ok(name) => {
+                    return Ok(DaneMatch::TrustAnchor {
+                        record: (*r).clone(),
+                        depth,
+                        name,
+                    })
+                }
+                Err(e) => {
+                    if first_failure == DaneError::NoMatch {
+                        first_failure = e;
+                    }
+                }
+            }
+        }
+    }
+    Err(first_failure)
+}
+
+fn anchor_from_cert(cert: &CertificateDer<'_>) -> Result<TrustAnchor<'static>, DaneError> {
+    let f = der::cert_fields(cert).map_err(|_| DaneError::Chain("malformed certificate".into()))?;
+    let subject =
+        der::contents(f.subject).map_err(|_| DaneError::Chain("malformed subject".into()))?;
+    let spki = der::contents(f.spki).map_err(|_| DaneError::Chain("malformed key".into()))?;
+    Ok(TrustAnchor {
+        subject: subject.to_vec().into(),
+        subject_public_key_info: spki.to_vec().into(),
+        name_constraints: None,
+    })
+}
+
+fn verify_to_anchor(
+    anchor: TrustAnchor<'static>,
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    names: &[&str],
+    now: UnixTime,
+    provider: &Arc<CryptoProvider>,
+) -> Result<String, DaneError> {
+    let mut roots = RootCertStore::empty();
+    roots.roots.push(anchor);
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| DaneError::Chain(e.to_string()))?;
+    let mut name_failure = false;
+    for name in names {
+        let Ok(server_name) = ServerName::try_from(name.trim_end_matches('.').to_string()) else {
+            continue;
+        };
+        match verifier.verify_server_cert(leaf, intermediates, &server_name, &[], now) {
+            Ok(_) => return Ok(name.trim_end_matches('.').to_string()),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => name_failure = true,
+            Err(e) => return Err(DaneError::Chain(e.to_string())),
+        }
+    }
+    if name_failure || names.is_empty() {
+        Err(DaneError::Name)
+    } else {
+        Err(DaneError::Chain("no valid reference name".into()))
+    }
+}
+
+/// What a [`DaneVerifier`] saw, for the log line, the delivery status and
+/// TLSRPT.
+#[derive(Debug, Clone, Default)]
+pub struct DaneRecord {
+    /// The outcome of matching, once the server's certificate arrived.
+    pub result: Option<Result<DaneMatch, DaneError>>,
+    /// The handshake signature scheme the server used.
+    pub scheme: Option<SignatureScheme>,
+}
+
+/// A per-connection rustls verifier for the `dane` and `dane-only` levels.
+#[derive(Debug)]
+pub struct DaneVerifier {
+    records: Vec<Tlsa>,
+    names: Vec<String>,
+    provider: Arc<CryptoProvider>,
+    seen: Arc<Mutex<DaneRecord>>,
+}
+
+impl DaneVerifier {
+    /// A verifier for one connection. `names`: TLSA base domain, then the
+    /// next-hop domain. The returned handle shows what happened.
+    pub fn new(
+        records: Vec<Tlsa>,
+        names: Vec<String>,
+        provider: Arc<CryptoProvider>,
+    ) -> (Arc<DaneVerifier>, Arc<Mutex<DaneRecord>>) {
+        let seen = Arc::new(Mutex::new(DaneRecord::default()));
+        (
+            Arc::new(DaneVerifier {
+                records,
+                names,
+                provider,
+                seen: seen.clone(),
+            }),
+            seen,
+        )
+    }
+
+    fn note(&self, f: impl FnOnce(&mut DaneRecord)) {
+        if let Ok(mut g) = self.seen.lock() {
+            f(&mut g);
+        }
+    }
+}
+
+impl ServerCertVerifier for DaneVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.clone());
+        chain.extend(intermediates.iter().cloned());
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let result = authenticate(&self.records, &chain, &names, now, &self.provider);
+        let ok = result.is_ok();
+        let err = result.as_ref().err().cloned();
+        self.note(|r| r.result = Some(result));
+        if ok {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                rustls::OtherError(Arc::new(DaneFailure(err.unwrap_or(DaneError::NoMatch)))),
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let v = rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        self.note(|r| r.scheme = Some(dss.scheme));
+        Ok(v)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let v = rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        self.note(|r| r.scheme = Some(dss.scheme));
+        Ok(v)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The DANE reason carried inside a rustls certificate error.
+#[derive(Debug)]
+struct DaneFailure(DaneError);
+
+impl std::fmt::Display for DaneFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DaneFailure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(usage: u8, selector: u8, mtype: u8, data: Vec<u8>) -> Tlsa {
+        Tlsa {
+            usage,
+            selector,
+            mtype,
+            data,
+        }
+    }
+
+    #[test]
+    fn usability_rules() {
+        assert!(rec(3, 1, 1, vec![0; 32]).usable());
+        assert!(rec(2, 0, 2, vec![0; 64]).usable());
+        assert!(
+            !rec(0, 0, 1, vec![0; 32]).usable(),
+            "PKIX-TA is unusable for SMTP"
+        );
+        assert!(
+            !rec(1, 1, 1, vec![0; 32]).usable(),
+            "PKIX-EE is unusable for SMTP"
+        );
+        assert!(!rec(3, 2, 1, vec![0; 32]).usable());
+        assert!(!rec(3, 1, 3, vec![0; 32]).usable());
+        assert!(!rec(3, 1, 1, vec![0; 31]).usable());
+        assert!(!rec(3, 1, 0, vec![]).usable());
+    }
+
+    #[test]
+    fn presentation_format() {
+        assert_eq!(rec(3, 1, 1, vec![0xab, 0x01]).to_string(), "3 1 1 AB01");
+    }
+
+    #[test]
+    fn nothing_usable_and_no_certificate() {
+        let p = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let now = UnixTime::now();
+        assert_eq!(
+            authenticate(&[rec(1, 1, 1, vec![0; 32])], &[], &["mx.example"], now, &p),
+            Err(DaneError::NoUsableRecords)
+        );
+        assert_eq!(
+            authenticate(&[rec(3, 1, 1, vec![0; 32])], &[], &["mx.example"], now, &p),
+            Err(DaneError::NoCertificate)
+        );
+        let junk = CertificateDer::from(vec![0x30, 0x00]);
+        assert_eq!(
+            authenticate(
+                &[rec(3, 1, 1, vec![0; 32])],
+                &[junk],
+                &["mx.example"],
+                now,
+                &p
+            ),
+            Err(DaneError::NoMatch)
+        );
+    }
+}
