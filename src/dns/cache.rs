@@ -156,7 +156,12 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Cache::new(2);
         c.insert("a.test", RecordType::A, &found("a.test", 5), t0);
-        c.insert("b.test", RecordType::A, &found("b.test", 100), t0 + Duration::from_secs(1));
+        c.insert(
+            "b.test",
+            RecordType::A,
+            &found("b.test", 100),
+            t0 + Duration::from_secs(1),
+        );
         // a.test expired at t0+5: it goes, b.test stays.
         let t = t0 + Duration::from_secs(6);
         c.insert("c.test", RecordType::A, &found("c.test", 100), t);
@@ -187,7 +192,11 @@ mod tests {
         assert_eq!(hit.ttl, MAX_NEGATIVE_TTL);
         assert!(hit.is_nxdomain());
         assert!(c
-            .get("nx.test", RecordType::Mx, t0 + Duration::from_secs(u64::from(MAX_NEGATIVE_TTL)))
+            .get(
+                "nx.test",
+                RecordType::Mx,
+                t0 + Duration::from_secs(u64::from(MAX_NEGATIVE_TTL))
+            )
             .is_none());
         c.insert("z.test", RecordType::A, &found("z.test", 0), t0);
         assert!(c.get("z.test", RecordType::A, t0).is_none());

@@ -141,7 +141,12 @@ mod tests {
 
     #[test]
     fn sorted_and_deduplicated() {
-        let a = answer(&[(20, "b.test"), (10, "a.test"), (30, "c.test"), (40, "a.test")]);
+        let a = answer(&[
+            (20, "b.test"),
+            (10, "a.test"),
+            (30, "c.test"),
+            (40, "a.test"),
+        ]);
         assert_eq!(
             names(&next_hops(&a, |_| 0)),
             vec![
@@ -154,19 +159,30 @@ mod tests {
 
     #[test]
     fn equal_preferences_are_shuffled_within_their_group() {
-        let a = answer(&[(10, "a.test"), (10, "b.test"), (10, "c.test"), (5, "first.test")]);
+        let a = answer(&[
+            (10, "a.test"),
+            (10, "b.test"),
+            (10, "c.test"),
+            (5, "first.test"),
+        ]);
         let mut seen = std::collections::HashSet::new();
         let mut state = 0usize;
         for _ in 0..50 {
             let h = names(&next_hops(&a, |n| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) % n
             }));
             assert_eq!(h[0], (5, "first.test".into()));
             assert!(h[1..].iter().all(|(p, _)| *p == 10));
             seen.insert(h[1].1.clone());
         }
-        assert_eq!(seen.len(), 3, "every equal-preference host comes first sometimes");
+        assert_eq!(
+            seen.len(),
+            3,
+            "every equal-preference host comes first sometimes"
+        );
     }
 
     #[test]

@@ -213,7 +213,12 @@ impl Resolver {
         with_timeout(timeout, work).await
     }
 
-    async fn tcp(&self, server: SocketAddr, framed: &[u8], query: &Query) -> Result<Reply, DnsError> {
+    async fn tcp(
+        &self,
+        server: SocketAddr,
+        framed: &[u8],
+        query: &Query,
+    ) -> Result<Reply, DnsError> {
         let work = async {
             let mut stream = TcpStream::connect(server).await.map_err(io_err)?;
             stream.write_all(framed).await.map_err(io_err)?;

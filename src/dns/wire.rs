@@ -267,6 +267,11 @@ impl Query {
     /// prefix, TCP.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, WireError> {
         use simple_dns::{Name, Packet, PacketFlag, Question, CLASS, QCLASS, QTYPE, TYPE};
+        // simple-dns panics ("write() returned Ok(0)") when its output does
+        // not fit, so check the bound first: a valid name always fits.
+        if buf.len() < MAX_QUERY_LEN {
+            return Err(WireError::BufferTooSmall);
+        }
         let mut packet = Packet::new_query(self.id);
         packet.set_flags(PacketFlag::RECURSION_DESIRED);
         let qname = Name::new(&self.name).map_err(|_| WireError::InvalidName)?;
@@ -352,7 +357,10 @@ impl<'a> Reader<'a> {
     }
 
     fn slice(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).ok_or(WireError::Truncated(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(WireError::Truncated(self.pos))?;
         let s = self
             .msg
             .get(self.pos..end)
@@ -377,6 +385,10 @@ fn read_name(msg: &[u8], start: usize) -> Result<(String, usize), WireError> {
     let mut after: Option<usize> = None;
     let mut wire_len = 1usize; // the root label
     let mut hops = 0usize;
+    // Every pointer must aim before the place the previous one aimed at
+    // (or before the name's start): real compression only refers to
+    // earlier names, and this rules out loops.
+    let mut limit = start;
     loop {
         let len = *msg.get(pos).ok_or(WireError::Truncated(pos))?;
         match len & 0xC0 {
@@ -404,9 +416,10 @@ fn read_name(msg: &[u8], start: usize) -> Result<(String, usize), WireError> {
             0xC0 => {
                 let low = *msg.get(pos + 1).ok_or(WireError::Truncated(pos + 1))?;
                 let target = (usize::from(len & 0x3F) << 8) | usize::from(low);
-                if target >= pos {
+                if target >= limit {
                     return Err(WireError::BadPointer(pos));
                 }
+                limit = target;
                 hops += 1;
                 if hops > MAX_POINTER_HOPS {
                     return Err(WireError::TooManyPointers(start));
@@ -720,3 +733,7 @@ pub fn fuzz_reply(data: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
