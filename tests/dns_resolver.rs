@@ -58,6 +58,22 @@ fn dnssec_world_lookups() {
     eprintln!("DNSSEC world up in {:?}", world.startup);
     let r = Resolver::new(world.resolver_config());
     assert!(r.servers_are_loopback());
+    // Our query carries DO: unbound echoes it and sends signatures along.
+    let q = tern::dns::wire::Query::new(99, "example.test", tern::dns::RecordType::Mx).unwrap();
+    let mut buf = [0u8; tern::dns::wire::MAX_QUERY_LEN];
+    let n = q.encode(&mut buf).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.send_to(&buf[..n], world.resolver).unwrap();
+    let mut rbuf = [0u8; 4096];
+    let (len, _) = sock.recv_from(&mut rbuf).unwrap();
+    let reply = tern::dns::wire::parse_reply(&rbuf[..len], &q).unwrap();
+    assert!(reply.authenticated);
+    assert!(reply.edns.is_some_and(|e| e.dnssec_ok && e.version == 0));
+    assert_eq!(reply.rcode, 0);
+    // RRSIG (type 46) came along: answer count exceeds the 2 MX we keep.
+    assert!(u16::from_be_bytes([rbuf[6], rbuf[7]]) > 2);
+    assert_eq!(reply.records.len(), 2);
     block_on(async {
         // Signed zone: everything authenticated.
         let mx = r.lookup_mx("example.test").await.unwrap();

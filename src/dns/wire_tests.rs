@@ -602,3 +602,48 @@ fn fuzz_entry_survives_samples() {
     );
     fuzz_reply(&m);
 }
+
+#[test]
+fn mutated_replies_never_panic() {
+    // Deterministic mutation of a valid, compressed reply: flip, insert and
+    // cut bytes; every outcome must be a value, never a panic or a hang.
+    let mut p = sd_reply("example.test", RecordType::Mx, PacketFlag::RESPONSE);
+    p.answers.push(rr(
+        "example.test",
+        300,
+        SdRData::MX(sd::MX {
+            preference: 10,
+            exchange: Name::new_unchecked("mx1.example.test"),
+        }),
+    ));
+    p.answers.push(rr(
+        "mx1.example.test",
+        300,
+        SdRData::CNAME(Name::new_unchecked("a.example.test").into()),
+    ));
+    let base = p.build_bytes_vec_compressed().unwrap();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let mut m = base.clone();
+        for _ in 0..(next() % 4 + 1) {
+            let i = (next() as usize) % m.len().max(1);
+            match next() % 3 {
+                0 if !m.is_empty() => m[i] = next() as u8,
+                1 => m.insert(i.min(m.len()), next() as u8),
+                _ => m.truncate(i),
+            }
+        }
+        fuzz_reply(&m);
+        let query = q("example.test", RecordType::Mx);
+        if let Ok(r) = parse_reply(&m, &query) {
+            assert!(r.records.len() <= MAX_RECORDS);
+            let _ = r.answer(&query);
+        }
+    }
+}
