@@ -601,7 +601,20 @@ impl Spool {
     }
 
     fn read_state(&self, dir: QueueDir, env: &Envelope) -> Result<Folded, SpoolError> {
-        let path = self.inner.dir(dir).join(format!("{}.state", env.id));
+        // The log normally sits next to its message; after an interrupted
+        // move it may still be in the other directory (IDs are unique, so
+        // a log of that name can only be this message's).
+        let name = format!("{}.state", env.id);
+        let mut path = self.inner.dir(dir).join(&name);
+        if !path.exists() {
+            if let Some(p) = QueueDir::ALL
+                .iter()
+                .map(|d| self.inner.dir(*d).join(&name))
+                .find(|p| p.exists())
+            {
+                path = p;
+            }
+        }
         let mut log = Vec::new();
         match File::open(&path) {
             Ok(f) => {
@@ -648,6 +661,17 @@ impl Spool {
             state::encode(&mut out, *i, o, now);
         }
         let spath = self.inner.dir(dir).join(format!("{id}.state"));
+        if !spath.exists() {
+            // Reunite a log left behind by an interrupted move first, so a
+            // message never has two logs.
+            for other in QueueDir::ALL {
+                let p = self.inner.dir(other).join(format!("{id}.state"));
+                if other != dir && p.exists() {
+                    self.inner.rename(&p, &spath)?;
+                    break;
+                }
+            }
+        }
         let created = !spath.exists();
         let mut f = OpenOptions::new()
             .append(true)
@@ -807,6 +831,15 @@ impl Spool {
                     log::info!("{id}: state log reunited with its message in {}/", other.name());
                     return self.inner.rename(path, &dest);
                 }
+                // Two logs (should not happen): keep every record.
+                let bytes = fs::read(path).map_err(io_err("read", path))?;
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(&dest)
+                    .map_err(io_err("open", &dest))?;
+                f.write_all(&bytes).map_err(io_err("write", &dest))?;
+                self.inner.sync_file(&f, &dest)?;
+                return fs::remove_file(path).map_err(io_err("unlink", path));
             }
         }
         log::info!("{id}: removing state log of a removed message");
