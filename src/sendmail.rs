@@ -189,7 +189,10 @@ pub mod headers {
         while pos < block.len() {
             lineno += 1;
             let rest = &block[pos..];
-            let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |n| n + 1);
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |n| n + 1);
             let line = &rest[..end];
             let mut content_end = end;
             while content_end > 0 && matches!(line[content_end - 1], b'\n' | b'\r') {
@@ -269,26 +272,27 @@ pub mod headers {
         let mut in_quote = false;
         let mut depth = 0usize;
         let mut escaped = false;
-        let mut finish = |plain: &mut Vec<u8>, angle: &mut Option<Vec<u8>>| -> Result<(), AddressError> {
-            let raw = angle.take().unwrap_or_else(|| std::mem::take(plain));
-            plain.clear();
-            // Drop an obsolete source route (`@a,@b:user@c`).
-            let raw = match raw.iter().rposition(|&b| b == b':') {
-                Some(i) if raw.first() == Some(&b'@') => raw[i + 1..].to_vec(),
-                _ => raw,
+        let mut finish =
+            |plain: &mut Vec<u8>, angle: &mut Option<Vec<u8>>| -> Result<(), AddressError> {
+                let raw = angle.take().unwrap_or_else(|| std::mem::take(plain));
+                plain.clear();
+                // Drop an obsolete source route (`@a,@b:user@c`).
+                let raw = match raw.iter().rposition(|&b| b == b':') {
+                    Some(i) if raw.first() == Some(&b'@') => raw[i + 1..].to_vec(),
+                    _ => raw,
+                };
+                if raw.is_empty() {
+                    return Ok(());
+                }
+                if raw.len() > super::envelope::MAX_ADDRESS {
+                    return Err(AddressError::TooLong);
+                }
+                if out.len() >= max {
+                    return Err(AddressError::TooMany { max });
+                }
+                out.push(String::from_utf8(raw).map_err(|_| AddressError::NotUtf8)?);
+                Ok(())
             };
-            if raw.is_empty() {
-                return Ok(());
-            }
-            if raw.len() > super::envelope::MAX_ADDRESS {
-                return Err(AddressError::TooLong);
-            }
-            if out.len() >= max {
-                return Err(AddressError::TooMany { max });
-            }
-            out.push(String::from_utf8(raw).map_err(|_| AddressError::NotUtf8)?);
-            Ok(())
-        };
         for &b in value {
             if escaped {
                 escaped = false;
@@ -497,8 +501,7 @@ fn parse_args(args: &[String]) -> Result<Options, Fatal> {
             o.recipients.push(a.clone());
             continue;
         };
-        let mut chars = cluster.char_indices();
-        while let Some((pos, c)) = chars.next() {
+        for (pos, c) in cluster.char_indices() {
             const WITH_ARG: &str = "ABCFLNRVXbefhopqr";
             let optarg = if WITH_ARG.contains(c) {
                 let rest = &cluster[pos + c.len_utf8()..];
@@ -551,7 +554,9 @@ fn parse_args(args: &[String]) -> Result<Options, Fatal> {
                 _ => {
                     return fatal(
                         EX_USAGE,
-                        format!("invalid option -- '{c}'; usage: sendmail [options] [recipient ...]"),
+                        format!(
+                            "invalid option -- '{c}'; usage: sendmail [options] [recipient ...]"
+                        ),
                     )
                 }
             }
@@ -667,7 +672,11 @@ fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> Result<Line,
             .fill_buf()
             .or_else(|e| fatal(EX_DATAERR, format!("error reading input: {e}")))?;
         if avail.is_empty() {
-            return Ok(if buf.len() > start { Line::Line } else { Line::Eof });
+            return Ok(if buf.len() > start {
+                Line::Line
+            } else {
+                Line::Eof
+            });
         }
         let (take, done) = match avail.iter().position(|&b| b == b'\n') {
             Some(n) => (n + 1, true),
@@ -764,13 +773,20 @@ fn enqueue(
     let sender = match &opts.sender {
         Some(s) => {
             let s = s.trim();
-            let s = s.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(s);
+            let s = s
+                .strip_prefix('<')
+                .and_then(|x| x.strip_suffix('>'))
+                .unwrap_or(s);
             qualify(s, &params.myorigin)
         }
         None => format!("{}@{}", who.login, params.myorigin),
     };
-    envelope::check_address("sender", &sender, true)
-        .or_else(|e| fatal(EX_USAGE, format!("bad sender address <{sender}>: {}", e.reason)))?;
+    envelope::check_address("sender", &sender, true).or_else(|e| {
+        fatal(
+            EX_USAGE,
+            format!("bad sender address <{sender}>: {}", e.reason),
+        )
+    })?;
 
     // 1. The header block, bounded.
     let mut input = BufReader::with_capacity(8192, stdin);
@@ -806,8 +822,8 @@ fn enqueue(
             break;
         }
     }
-    let fields = headers::parse(&block, MAX_HEADER_FIELDS)
-        .or_else(|e| fatal(EX_DATAERR, e.to_string()))?;
+    let fields =
+        headers::parse(&block, MAX_HEADER_FIELDS).or_else(|e| fatal(EX_DATAERR, e.to_string()))?;
     let value = |h: &headers::Header| block.get(h.value.clone()).unwrap_or(&[]);
     let has = |name: &str| fields.iter().any(|h| h.is(&block, name));
 
@@ -828,7 +844,10 @@ fn enqueue(
         } else {
             &["to", "cc", "bcc"]
         };
-        for h in fields.iter().filter(|h| names.iter().any(|n| h.is(&block, n))) {
+        for h in fields
+            .iter()
+            .filter(|h| names.iter().any(|n| h.is(&block, n)))
+        {
             headers::addresses(value(h), &mut rcpts, params.recipient_limit).or_else(|e| {
                 fatal(
                     EX_DATAERR,
@@ -853,8 +872,12 @@ fn enqueue(
     let mut recipients = Vec::with_capacity(rcpts.len());
     for r in &rcpts {
         let q = qualify(r, &params.myorigin);
-        envelope::check_address("recipient", &q, false)
-            .or_else(|e| fatal(EX_NOUSER, format!("bad recipient address <{q}>: {}", e.reason)))?;
+        envelope::check_address("recipient", &q, false).or_else(|e| {
+            fatal(
+                EX_NOUSER,
+                format!("bad recipient address <{q}>: {}", e.reason),
+            )
+        })?;
         if !recipients.iter().any(|x: &Recipient| x.address == q) {
             recipients.push(Recipient::new(&q));
         }
@@ -907,7 +930,9 @@ fn enqueue(
                 sender.clone()
             };
             let from = match name {
-                Some(n) if !n.trim().is_empty() => format!("From: {} <{addr}>\r\n", quote_phrase(n.trim())),
+                Some(n) if !n.trim().is_empty() => {
+                    format!("From: {} <{addr}>\r\n", quote_phrase(n.trim()))
+                }
                 _ => format!("From: {addr}\r\n"),
             };
             w.raw(from.as_bytes())?;
@@ -919,7 +944,14 @@ fn enqueue(
             w.raw(
                 format!(
                     "Message-Id: <{:04}{:02}{:02}{:02}{:02}{:02}.{}@{}>\r\n",
-                    date.year, date.month, date.day, date.hour, date.min, date.sec, id, params.myhostname
+                    date.year,
+                    date.month,
+                    date.day,
+                    date.hour,
+                    date.min,
+                    date.sec,
+                    id,
+                    params.myhostname
                 )
                 .as_bytes(),
             )?;
@@ -1001,8 +1033,14 @@ mod tests {
             parse(b" x\n", 10),
             Err(HeaderError::OrphanContinuation { line: 1 })
         );
-        assert_eq!(parse(b"A: 1\nnot a header\n", 10), Err(HeaderError::NotAField { line: 2 }));
-        assert_eq!(parse(b"A: 1\nB: 2\n", 1), Err(HeaderError::TooManyFields { max: 1 }));
+        assert_eq!(
+            parse(b"A: 1\nnot a header\n", 10),
+            Err(HeaderError::NotAField { line: 2 })
+        );
+        assert_eq!(
+            parse(b"A: 1\nB: 2\n", 1),
+            Err(HeaderError::TooManyFields { max: 1 })
+        );
     }
 
     #[test]
@@ -1015,24 +1053,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v, ["john@x.org", "plain@y.org", "a@b", "c@d", "last"]);
-        assert_eq!(addresses(b"<a@b", &mut v, 10), Err(AddressError::Unbalanced));
+        assert_eq!(
+            addresses(b"<a@b", &mut v, 10),
+            Err(AddressError::Unbalanced)
+        );
         assert_eq!(addresses(b"\"x", &mut v, 10), Err(AddressError::Unbalanced));
         assert_eq!(addresses(b"(x", &mut v, 10), Err(AddressError::Unbalanced));
         let mut w = Vec::new();
-        assert_eq!(addresses(b"a,b,c", &mut w, 2), Err(AddressError::TooMany { max: 2 }));
+        assert_eq!(
+            addresses(b"a,b,c", &mut w, 2),
+            Err(AddressError::TooMany { max: 2 })
+        );
     }
 
     #[test]
     fn options() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let o = parse_args(&s(&["-t", "-oi", "-oem", "-odi", "-fme@x", "-F", "Me", "a@b"])).ok().unwrap();
+        let o = parse_args(&s(&[
+            "-t", "-oi", "-oem", "-odi", "-fme@x", "-F", "Me", "a@b",
+        ]))
+        .ok()
+        .unwrap();
         assert!(o.extract && o.ignore_dots);
         assert_eq!(o.sender.as_deref(), Some("me@x"));
         assert_eq!(o.full_name.as_deref(), Some("Me"));
         assert_eq!(o.recipients, ["a@b"]);
         assert!(parse_args(&s(&["-bp"])).ok().unwrap().mode == Mode::Mailq);
         assert!(parse_args(&s(&["-q"])).ok().unwrap().mode == Mode::Flush);
-        for bad in [&["-k"][..], &["-bs"], &["-f"], &["-t", "-bp"], &["-n"], &["-qX"]] {
+        for bad in [
+            &["-k"][..],
+            &["-bs"],
+            &["-f"],
+            &["-t", "-bp"],
+            &["-n"],
+            &["-qX"],
+        ] {
             match parse_args(&s(bad)) {
                 Err(Fatal(code, _)) => assert_eq!(code, EX_USAGE, "{bad:?}"),
                 Ok(_) => panic!("{bad:?} accepted"),

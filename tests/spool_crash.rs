@@ -21,7 +21,9 @@ fn body(i: usize) -> Vec<u8> {
     let mut b = format!("Subject: message {i}\r\n\r\n").into_bytes();
     let lines = (i * 37) % 400;
     for l in 0..lines {
-        b.extend_from_slice(format!("line {l} of message {i} ..........................\r\n").as_bytes());
+        b.extend_from_slice(
+            format!("line {l} of message {i} ..........................\r\n").as_bytes(),
+        );
     }
     b
 }
@@ -120,7 +122,16 @@ fn child_entry() {
         "mid_record" => {
             let id = write_one(&spool, 7, "r").commit().unwrap();
             spool
-                .record(&id, &[(0, Outcome::Delivered { text: "250 ok".into() })], 1)
+                .record(
+                    &id,
+                    &[(
+                        0,
+                        Outcome::Delivered {
+                            text: "250 ok".into(),
+                        },
+                    )],
+                    1,
+                )
                 .unwrap();
             ack(&format!("ACK {id} 7"));
             // Rcpt 1 is "in flight" when the process dies.
@@ -158,8 +169,13 @@ fn read_acks(child: &mut Child, stop_after: Option<usize>) -> Vec<(String, usize
 
 fn check_present(spool: &Spool, acks: &[(String, usize)]) {
     for (id, i) in acks {
-        let mut m = spool.open_message(id).unwrap_or_else(|e| panic!("acked {id} lost: {e}"));
-        assert_eq!(m.envelope.recipients[0].address, format!("r{i}@example.org"));
+        let mut m = spool
+            .open_message(id)
+            .unwrap_or_else(|e| panic!("acked {id} lost: {e}"));
+        assert_eq!(
+            m.envelope.recipients[0].address,
+            format!("r{i}@example.org")
+        );
         let mut got = Vec::new();
         m.read_to_end(&mut got).unwrap();
         assert_eq!(got, body(*i), "body of {id}");
@@ -195,7 +211,11 @@ fn sigkill_at_api_points() {
     let mut s = String::new();
     c.stdout.take().unwrap().read_to_string(&mut s).unwrap();
     c.wait().unwrap();
-    let id = s.lines().find_map(|l| l.strip_prefix("ID ")).unwrap().to_string();
+    let id = s
+        .lines()
+        .find_map(|l| l.strip_prefix("ID "))
+        .unwrap()
+        .to_string();
     assert_eq!(std::fs::read_dir(dir.join("incoming")).unwrap().count(), 1);
     let spool = Spool::open(&dir).unwrap();
     assert_eq!(spool.removed_at_open(), 1);
@@ -245,7 +265,10 @@ fn concurrent_writers_get_unique_ids() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 240, "duplicate queue IDs");
-    assert!(ids.iter().all(|id| id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())));
+    assert!(ids.iter().all(|id| id.len() >= 12
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())));
     let spool = Spool::open(&dir).unwrap();
     assert_eq!(spool.scan().unwrap().entries.len(), 240);
     check_present(&spool, &all);

@@ -256,7 +256,9 @@ pub fn encode(env: &Envelope) -> Result<(Vec<u8>, usize), ValueError> {
 
 /// True for a syntactically valid queue ID: 12 to 24 uppercase hex digits.
 pub fn is_queue_id(s: &str) -> bool {
-    (12..=24).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    (12..=24).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 fn check_id(id: &str) -> Result<(), ValueError> {
@@ -313,7 +315,8 @@ pub fn parse(buf: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
         let text = std::str::from_utf8(line)
             .map_err(|_| err(lineno, EnvelopeErrorKind::BadValue("line", "not UTF-8")))?;
         let (key, value) = text.split_once(' ').unwrap_or((text, ""));
-        let bad = |k: &'static str, why: &'static str| err(lineno, EnvelopeErrorKind::BadValue(k, why));
+        let bad =
+            |k: &'static str, why: &'static str| err(lineno, EnvelopeErrorKind::BadValue(k, why));
         match key {
             "id" => {
                 if id.is_some() {
@@ -444,7 +447,10 @@ mod tests {
     fn round_trip() {
         let e = sample();
         let (bytes, size_at) = encode(&e).unwrap();
-        assert_eq!(&bytes[size_at..size_at + SIZE_WIDTH], b"00000000000000001234");
+        assert_eq!(
+            &bytes[size_at..size_at + SIZE_WIDTH],
+            b"00000000000000001234"
+        );
         let mut with_body = bytes.clone();
         with_body.extend_from_slice(b"Subject: x\r\n\r\nbody\r\n");
         let (p, len) = parse(&with_body).unwrap();

@@ -96,7 +96,11 @@ pub fn write_listing(
 /// `mailq`: lists the queue under `queue_directory` on `out` in local time,
 /// read-only (safe while the daemon runs). Unreadable files are reported on
 /// `err` with their name and reason.
-pub fn mailq(queue_directory: &Path, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), SpoolError> {
+pub fn mailq(
+    queue_directory: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), SpoolError> {
     let spool = Spool::open(queue_directory)?;
     let report = spool.list()?;
     for u in &report.unreadable {

@@ -387,7 +387,10 @@ impl Spool {
         let root = queue_directory.to_path_buf();
         let incoming = root.join("incoming");
         let dirs = QueueDir::ALL.map(|d| root.join(d.name()));
-        for d in [&root, &incoming, &root.join("public")].into_iter().chain(dirs.iter()) {
+        for d in [&root, &incoming, &root.join("public")]
+            .into_iter()
+            .chain(dirs.iter())
+        {
             fs::create_dir_all(d).map_err(io_err("mkdir", d))?;
         }
         let inner = Arc::new(Inner {
@@ -646,7 +649,12 @@ impl Spool {
     /// Records outcomes for recipients (by index into the envelope's
     /// recipient list) with one append and one fdatasync. The first record
     /// of a message also creates its log and fsyncs the directory.
-    pub fn record(&self, id: &str, outcomes: &[(usize, Outcome)], now: u64) -> Result<(), SpoolError> {
+    pub fn record(
+        &self,
+        id: &str,
+        outcomes: &[(usize, Outcome)],
+        now: u64,
+    ) -> Result<(), SpoolError> {
         let (dir, path) = self.find(id)?;
         let (env, _, _) = read_envelope(&path)?;
         let mut out = Vec::with_capacity(outcomes.len() * 80);
@@ -704,7 +712,8 @@ impl Spool {
         self.inner.rename(&path, &dest.join(id))?;
         let slog = self.inner.dir(from).join(format!("{id}.state"));
         if slog.exists() {
-            self.inner.rename(&slog, &dest.join(format!("{id}.state")))?;
+            self.inner
+                .rename(&slog, &dest.join(format!("{id}.state")))?;
         }
         Ok(())
     }
@@ -774,7 +783,9 @@ impl Spool {
                         report.ignored_state_records += ignored;
                         report.entries.push(e);
                     }
-                    Err(SpoolError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    Err(SpoolError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
                         // Removed or moved under us by the daemon: not an error.
                     }
                     Err(e @ SpoolError::Corrupt { .. }) if repair && d != QueueDir::Hold => {
@@ -793,7 +804,12 @@ impl Spool {
         Ok(report)
     }
 
-    fn entry(&self, d: QueueDir, name: &str, path: &Path) -> Result<(QueueEntry, usize), SpoolError> {
+    fn entry(
+        &self,
+        d: QueueDir,
+        name: &str,
+        path: &Path,
+    ) -> Result<(QueueEntry, usize), SpoolError> {
         let (env, head_len, _) = read_envelope(path)?;
         if env.id != name {
             return Err(SpoolError::Corrupt {
@@ -828,7 +844,10 @@ impl Spool {
             if other != d && self.inner.dir(other).join(id).exists() {
                 let dest = self.inner.dir(other).join(format!("{id}.state"));
                 if !dest.exists() {
-                    log::info!("{id}: state log reunited with its message in {}/", other.name());
+                    log::info!(
+                        "{id}: state log reunited with its message in {}/",
+                        other.name()
+                    );
                     return self.inner.rename(path, &dest);
                 }
                 // Two logs (should not happen): keep every record.

@@ -197,7 +197,14 @@ mod tests {
             },
             50,
         );
-        encode(&mut log, 1, &Outcome::Delivered { text: "250 ok".into() }, 60);
+        encode(
+            &mut log,
+            1,
+            &Outcome::Delivered {
+                text: "250 ok".into(),
+            },
+            60,
+        );
         encode(
             &mut log,
             0,

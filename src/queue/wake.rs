@@ -95,7 +95,10 @@ impl Listener {
             if let Some(w) = buf.get(..n).and_then(Wake::from_datagram) {
                 return Ok(w);
             }
-            log::warn!("ignoring malformed wake-up request on {}", self.path.display());
+            log::warn!(
+                "ignoring malformed wake-up request on {}",
+                self.path.display()
+            );
         }
     }
 
