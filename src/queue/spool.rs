@@ -1,0 +1,1023 @@
+//! The spool directory on flash: publishing queue files atomically, the
+//! state logs, scanning, moving and removing. This is the I/O driver around
+//! [`super::envelope`] and [`super::state`]; docs/spool.md gives the
+//! crash-safety argument.
+
+use super::envelope::{self, Envelope, EnvelopeError, Flags, Recipient, ValueError};
+use super::state::{self, Folded, Outcome, RcptState, Status};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Size of the write buffer of an [`Incoming`]: the body reaches the file in
+/// chunks of this size, never whole.
+pub const WRITE_BUF: usize = 8192;
+/// Temporary files in `incoming/` older than this are removed at open even
+/// if their writer's PID seems alive (PID reuse after a reboot).
+pub const STALE_TMP_SECS: u64 = 24 * 3600;
+
+/// The sub-directories of the queue directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueDir {
+    /// Due or being delivered.
+    Active,
+    /// Waiting for a retry time.
+    Deferred,
+    /// Not delivered: held by the admin, or unreadable files (never deleted).
+    Hold,
+}
+
+impl QueueDir {
+    /// Directory name under the queue directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueDir::Active => "active",
+            QueueDir::Deferred => "deferred",
+            QueueDir::Hold => "hold",
+        }
+    }
+    const ALL: [QueueDir; 3] = [QueueDir::Active, QueueDir::Deferred, QueueDir::Hold];
+}
+
+/// Errors of the spool; every variant names the file or queue ID concerned.
+#[derive(Debug)]
+pub enum SpoolError {
+    /// A system call failed.
+    Io {
+        /// What was being done (`"fsync"`, `"rename"`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A queue file that cannot be parsed.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: Corruption,
+    },
+    /// The message exceeds the size limit given at [`Spool::create`].
+    TooBig {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// An envelope value is unusable (address with control characters, ...).
+    Invalid(ValueError),
+    /// No queue file with this ID in active/, deferred/ or hold/.
+    NotFound {
+        /// The queue ID asked for.
+        id: String,
+    },
+    /// An outcome names a recipient index the envelope does not have.
+    BadRecipient {
+        /// Queue ID.
+        id: String,
+        /// Index given.
+        index: usize,
+        /// Number of recipients in the envelope.
+        count: usize,
+    },
+    /// The [`Incoming`] failed before (write error or size limit) and cannot be committed.
+    Unusable {
+        /// Queue ID.
+        id: String,
+    },
+}
+
+/// Why a queue file is unreadable.
+#[derive(Debug)]
+pub enum Corruption {
+    /// The envelope does not parse.
+    Envelope(EnvelopeError),
+    /// The file is shorter or longer than envelope + `size`.
+    SizeMismatch {
+        /// Bytes the envelope promises (envelope block + message).
+        expected: u64,
+        /// Bytes in the file.
+        actual: u64,
+    },
+    /// The `id` line disagrees with the file name.
+    IdMismatch {
+        /// ID in the envelope.
+        inside: String,
+    },
+    /// A file name in active/ or deferred/ that is not a queue ID.
+    StrayName,
+    /// A state log larger than [`state::MAX_LOG`].
+    StateTooLarge,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::Envelope(e) => write!(f, "{e}"),
+            Corruption::SizeMismatch { expected, actual } => write!(
+                f,
+                "file has {actual} bytes, envelope says {expected} (truncated or appended to)"
+            ),
+            Corruption::IdMismatch { inside } => {
+                write!(f, "envelope id {inside} differs from the file name")
+            }
+            Corruption::StrayName => write!(f, "file name is not a queue ID"),
+            Corruption::StateTooLarge => {
+                write!(f, "state log larger than {} bytes", state::MAX_LOG)
+            }
+        }
+    }
+}
+
+impl fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpoolError::Io { op, path, source } => {
+                write!(f, "{op} {}: {source}", path.display())
+            }
+            SpoolError::Corrupt { path, reason } => {
+                write!(f, "{}: corrupt queue file: {reason}", path.display())
+            }
+            SpoolError::TooBig { limit } => {
+                write!(f, "message file too big (limit {limit} bytes)")
+            }
+            SpoolError::Invalid(e) => write!(f, "{e}"),
+            SpoolError::NotFound { id } => write!(f, "{id}: no such queue file"),
+            SpoolError::BadRecipient { id, index, count } => write!(
+                f,
+                "{id}: recipient index {index} out of range ({count} recipients)"
+            ),
+            SpoolError::Unusable { id } => {
+                write!(f, "{id}: queue file failed earlier, cannot commit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpoolError {}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
+    move |source| SpoolError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Counters of what the spool asked of the flash, for docs and tuning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// `fdatasync` calls on queue files and state logs.
+    pub file_syncs: u64,
+    /// `fsync` calls on directories.
+    pub dir_syncs: u64,
+    /// Bytes written to queue files and state logs.
+    pub bytes_written: u64,
+    /// Renames (publishing, moving between directories).
+    pub renames: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    file_syncs: AtomicU64,
+    dir_syncs: AtomicU64,
+    bytes_written: AtomicU64,
+    renames: AtomicU64,
+}
+
+struct Inner {
+    root: PathBuf,
+    incoming: PathBuf,
+    dirs: [PathBuf; 3],
+    counters: Counters,
+    seq: AtomicU32,
+}
+
+impl Inner {
+    fn dir(&self, d: QueueDir) -> &Path {
+        match d {
+            QueueDir::Active => &self.dirs[0],
+            QueueDir::Deferred => &self.dirs[1],
+            QueueDir::Hold => &self.dirs[2],
+        }
+    }
+
+    fn sync_dir(&self, d: &Path) -> Result<(), SpoolError> {
+        let f = File::open(d).map_err(io_err("open", d))?;
+        f.sync_all().map_err(io_err("fsync", d))?;
+        self.counters.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sync_file(&self, f: &File, path: &Path) -> Result<(), SpoolError> {
+        f.sync_data().map_err(io_err("fdatasync", path))?;
+        self.counters.file_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), SpoolError> {
+        fs::rename(from, to).map_err(io_err("rename", from))?;
+        self.counters.renames.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The spool: `incoming/` (files being written), `active/`, `deferred/`,
+/// `hold/`, and `public/` (the wake-up socket) under the queue directory.
+/// Several processes may use one spool at once (the daemon and any number
+/// of `sendmail`s); only the daemon should call the mutating queue-manager
+/// methods ([`Spool::scan`], [`Spool::record`], [`Spool::move_to`], [`Spool::remove`]).
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+    removed_at_open: usize,
+}
+
+/// What to queue: the envelope of a new message.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// Envelope sender; empty for `<>`.
+    pub sender: &'a str,
+    /// Envelope recipients (at least one).
+    pub recipients: &'a [Recipient],
+    /// Arrival time, seconds since the epoch.
+    pub arrival: u64,
+    /// Client description for logs (`host[ip]`, `local`).
+    pub client: &'a str,
+    /// Per-message flags.
+    pub flags: Flags,
+    /// Largest message accepted in bytes (`message_size_limit`); 0 = no limit.
+    pub size_limit: u64,
+    /// Publish into `deferred/` instead of `active/` (e.g. a bounce to send later).
+    pub deferred: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IncState {
+    Open,
+    Failed,
+    Renamed,
+    Committed,
+}
+
+/// A queue file being written: stream the message with [`Incoming::write`],
+/// then publish it with [`Incoming::commit`] or [`Spool::commit_batch`].
+/// Dropped without commit, the temporary file is removed.
+pub struct Incoming {
+    inner: Arc<Inner>,
+    id: String,
+    file: File,
+    tmp: PathBuf,
+    buf: Box<[u8; WRITE_BUF]>,
+    fill: usize,
+    size_at: u64,
+    body: u64,
+    limit: u64,
+    target: QueueDir,
+    state: IncState,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("id", &self.id)
+            .field("size", &self.body)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// One queued message as [`Spool::scan`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Where the file is.
+    pub dir: QueueDir,
+    /// The envelope (ID, sender, recipients, sizes, flags).
+    pub envelope: Envelope,
+    /// One state per envelope recipient, same order.
+    pub rcpts: Vec<RcptState>,
+    /// Bytes of the queue file on flash (envelope + message).
+    pub file_size: u64,
+    /// Earliest time a non-final recipient is due (arrival time for never
+    /// tried ones); `None` when every recipient is final (remove it).
+    pub next_attempt: Option<u64>,
+}
+
+impl QueueEntry {
+    /// The queue ID.
+    pub fn id(&self) -> &str {
+        &self.envelope.id
+    }
+    /// True when every recipient is delivered or bounced.
+    pub fn is_done(&self) -> bool {
+        self.next_attempt.is_none()
+    }
+}
+
+/// A file moved to `hold/` because it could not be parsed.
+#[derive(Debug)]
+pub struct HeldFile {
+    /// Its name (now under `hold/`).
+    pub name: String,
+    /// Why.
+    pub error: SpoolError,
+}
+
+/// Result of [`Spool::scan`] / [`Spool::list`].
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Readable messages in active/, deferred/ and hold/.
+    pub entries: Vec<QueueEntry>,
+    /// Files moved to hold/ by this scan (only [`Spool::scan`] moves).
+    pub held: Vec<HeldFile>,
+    /// Unreadable files seen but left where they are ([`Spool::list`], or already in hold/).
+    pub unreadable: Vec<SpoolError>,
+    /// Torn or garbled state records ignored (normal after a crash).
+    pub ignored_state_records: usize,
+}
+
+/// A queued message opened for delivery: envelope, recipient states and a
+/// reader for the message bytes (buffered with a fixed 8 KiB buffer).
+pub struct MessageReader {
+    /// Directory the file was found in.
+    pub dir: QueueDir,
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Per-recipient state, envelope order.
+    pub rcpts: Vec<RcptState>,
+    body: io::Take<BufReader<File>>,
+}
+
+impl fmt::Debug for MessageReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageReader")
+            .field("id", &self.envelope.id)
+            .finish()
+    }
+}
+
+impl Read for MessageReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool under `queue_directory`, and
+    /// removes temporary files in `incoming/` whose writer is gone: such
+    /// files were never acknowledged. Files of live writers (another
+    /// `sendmail` right now) are left alone.
+    pub fn open(queue_directory: &Path) -> Result<Spool, SpoolError> {
+        let root = queue_directory.to_path_buf();
+        let incoming = root.join("incoming");
+        let dirs = QueueDir::ALL.map(|d| root.join(d.name()));
+        for d in [&root, &incoming, &root.join("public")]
+            .into_iter()
+            .chain(dirs.iter())
+        {
+            fs::create_dir_all(d).map_err(io_err("mkdir", d))?;
+        }
+        let inner = Arc::new(Inner {
+            root,
+            incoming,
+            dirs,
+            counters: Counters::default(),
+            seq: AtomicU32::new(0),
+        });
+        let mut spool = Spool {
+            inner,
+            removed_at_open: 0,
+        };
+        spool.removed_at_open = spool.clean_incoming()?;
+        Ok(spool)
+    }
+
+    fn clean_incoming(&self) -> Result<usize, SpoolError> {
+        let dir = &self.inner.incoming;
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for ent in fs::read_dir(dir).map_err(io_err("readdir", dir))? {
+            let ent = ent.map_err(io_err("readdir", dir))?;
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            let pid: Option<i32> = name.split('.').next().and_then(|p| p.parse().ok());
+            let old = ent
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age.as_secs() > STALE_TMP_SECS);
+            let orphan = match pid {
+                Some(p) => p != std::process::id() as i32 && !pid_alive(p),
+                None => true,
+            };
+            if orphan || old {
+                let path = ent.path();
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        removed += 1;
+                        log::info!("removed unfinished queue file {}", path.display());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("unlink", &path)(e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Number of unfinished temporary files [`Spool::open`] removed.
+    pub fn removed_at_open(&self) -> usize {
+        self.removed_at_open
+    }
+
+    /// The queue directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// What this process has asked of the flash so far through this spool.
+    pub fn io_stats(&self) -> IoStats {
+        let c = &self.inner.counters;
+        IoStats {
+            file_syncs: c.file_syncs.load(Ordering::Relaxed),
+            dir_syncs: c.dir_syncs.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            renames: c.renames.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts a queue file: allocates the queue ID and writes the envelope
+    /// into the (fixed) write buffer. The ID is the microseconds of the
+    /// clock (5 hex digits) followed by the file's inode number (at least 7
+    /// hex digits), as Postfix does: two live files never share an inode, so
+    /// two queued messages never share an ID, whichever process wrote them.
+    pub fn create(&self, msg: &NewMessage<'_>) -> Result<Incoming, SpoolError> {
+        let inner = &self.inner;
+        let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = inner.incoming.join(format!(
+            "{}.{}.{}",
+            std::process::id(),
+            seq,
+            now_micros() % 1_000_000_000
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        let ino = file.metadata().map_err(io_err("fstat", &tmp))?.ino();
+        let id = format!("{:05X}{:07X}", now_micros() % 1_000_000, ino);
+        let env = Envelope {
+            id: id.clone(),
+            arrival: msg.arrival,
+            size: 0,
+            flags: msg.flags,
+            client: msg.client.to_string(),
+            sender: msg.sender.to_string(),
+            recipients: msg.recipients.to_vec(),
+        };
+        let mut inc = Incoming {
+            inner: Arc::clone(inner),
+            id,
+            file,
+            tmp,
+            buf: Box::new([0u8; WRITE_BUF]),
+            fill: 0,
+            size_at: 0,
+            body: 0,
+            limit: msg.size_limit,
+            target: if msg.deferred {
+                QueueDir::Deferred
+            } else {
+                QueueDir::Active
+            },
+            state: IncState::Open,
+        };
+        // On error `inc` is dropped here and removes the temporary file.
+        let (head, size_at) = envelope::encode(&env).map_err(SpoolError::Invalid)?;
+        inc.size_at = size_at as u64;
+        inc.put(&head)?;
+        Ok(inc)
+    }
+
+    /// Publishes several finished messages with one directory fsync: each
+    /// file is fdatasync'ed and renamed into place, then `active/` (and
+    /// `deferred/` if used) is fsync'ed once. Sessions that finish DATA at
+    /// about the same time share that fsync. Afterwards check
+    /// [`Incoming::is_committed`] on each: only those may be acknowledged.
+    /// Returns the first error met, if any.
+    pub fn commit_batch(&self, batch: &mut [Incoming]) -> Result<(), SpoolError> {
+        let mut first_err = None;
+        let mut dirs_used = [false; 2];
+        for inc in batch.iter_mut() {
+            if inc.state != IncState::Open {
+                if inc.state == IncState::Failed && first_err.is_none() {
+                    first_err = Some(SpoolError::Unusable { id: inc.id.clone() });
+                }
+                continue;
+            }
+            match inc.publish() {
+                Ok(()) => dirs_used[usize::from(inc.target == QueueDir::Deferred)] = true,
+                Err(e) => {
+                    inc.state = IncState::Failed;
+                    let _ = fs::remove_file(&inc.tmp);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        for (i, used) in dirs_used.iter().enumerate() {
+            if !used {
+                continue;
+            }
+            let d = if i == 0 {
+                QueueDir::Active
+            } else {
+                QueueDir::Deferred
+            };
+            let res = self.inner.sync_dir(self.inner.dir(d));
+            for inc in batch.iter_mut() {
+                if inc.state == IncState::Renamed && inc.target == d {
+                    // Not acknowledged if the directory fsync failed: the
+                    // file stays (it may still be delivered; SMTP's
+                    // duplicate window), the client retries.
+                    inc.state = if res.is_ok() {
+                        IncState::Committed
+                    } else {
+                        IncState::Failed
+                    };
+                }
+            }
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn find(&self, id: &str) -> Result<(QueueDir, PathBuf), SpoolError> {
+        if !envelope::is_queue_id(id) {
+            return Err(SpoolError::NotFound { id: id.to_string() });
+        }
+        for d in QueueDir::ALL {
+            let p = self.inner.dir(d).join(id);
+            if p.exists() {
+                return Ok((d, p));
+            }
+        }
+        Err(SpoolError::NotFound { id: id.to_string() })
+    }
+
+    /// Opens a queued message for delivery.
+    pub fn open_message(&self, id: &str) -> Result<MessageReader, SpoolError> {
+        let (dir, path) = self.find(id)?;
+        let (env, head_len, mut file) = read_envelope(&path)?;
+        let folded = self.read_state(dir, &env)?;
+        file.seek(SeekFrom::Start(head_len))
+            .map_err(io_err("seek", &path))?;
+        Ok(MessageReader {
+            dir,
+            rcpts: folded.rcpts,
+            body: BufReader::with_capacity(WRITE_BUF, file).take(env.size),
+            envelope: env,
+        })
+    }
+
+    fn read_state(&self, dir: QueueDir, env: &Envelope) -> Result<Folded, SpoolError> {
+        // The log normally sits next to its message; after an interrupted
+        // move it may still be in the other directory (IDs are unique, so
+        // a log of that name can only be this message's).
+        let name = format!("{}.state", env.id);
+        let mut path = self.inner.dir(dir).join(&name);
+        if !path.exists() {
+            if let Some(p) = QueueDir::ALL
+                .iter()
+                .map(|d| self.inner.dir(*d).join(&name))
+                .find(|p| p.exists())
+            {
+                path = p;
+            }
+        }
+        let mut log = Vec::new();
+        match File::open(&path) {
+            Ok(f) => {
+                f.take(state::MAX_LOG as u64 + 1)
+                    .read_to_end(&mut log)
+                    .map_err(io_err("read", &path))?;
+                if log.len() > state::MAX_LOG {
+                    return Err(SpoolError::Corrupt {
+                        path,
+                        reason: Corruption::StateTooLarge,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("open", &path)(e)),
+        }
+        let folded = state::fold(&log, env.recipients.len());
+        if folded.ignored > 0 {
+            log::warn!(
+                "{}: ignored {} torn or damaged state record(s) in {}",
+                env.id,
+                folded.ignored,
+                path.display()
+            );
+        }
+        Ok(folded)
+    }
+
+    /// Records outcomes for recipients (by index into the envelope's
+    /// recipient list) with one append and one fdatasync. The first record
+    /// of a message also creates its log and fsyncs the directory.
+    pub fn record(
+        &self,
+        id: &str,
+        outcomes: &[(usize, Outcome)],
+        now: u64,
+    ) -> Result<(), SpoolError> {
+        let (dir, path) = self.find(id)?;
+        let (env, _, _) = read_envelope(&path)?;
+        let mut out = Vec::with_capacity(outcomes.len() * 80);
+        for (i, o) in outcomes {
+            if *i >= env.recipients.len() {
+                return Err(SpoolError::BadRecipient {
+                    id: id.to_string(),
+                    index: *i,
+                    count: env.recipients.len(),
+                });
+            }
+            state::encode(&mut out, *i, o, now);
+        }
+        let spath = self.inner.dir(dir).join(format!("{id}.state"));
+        if !spath.exists() {
+            // Reunite a log left behind by an interrupted move first, so a
+            // message never has two logs.
+            for other in QueueDir::ALL {
+                let p = self.inner.dir(other).join(format!("{id}.state"));
+                if other != dir && p.exists() {
+                    self.inner.rename(&p, &spath)?;
+                    break;
+                }
+            }
+        }
+        let created = !spath.exists();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&spath)
+            .map_err(io_err("open", &spath))?;
+        f.write_all(&out).map_err(io_err("write", &spath))?;
+        self.inner
+            .counters
+            .bytes_written
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        self.inner.sync_file(&f, &spath)?;
+        if created {
+            self.inner.sync_dir(self.inner.dir(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a message (and its state log) to another directory, e.g. to
+    /// `deferred/` after a failed attempt. No fsync: the directory is only
+    /// a hint (the retry time lives in the state log), and [`Spool::scan`]
+    /// reunites a log with its message after a crash.
+    pub fn move_to(&self, id: &str, to: QueueDir) -> Result<(), SpoolError> {
+        let (from, path) = self.find(id)?;
+        if from == to {
+            return Ok(());
+        }
+        let dest = self.inner.dir(to);
+        self.inner.rename(&path, &dest.join(id))?;
+        let slog = self.inner.dir(from).join(format!("{id}.state"));
+        if slog.exists() {
+            self.inner
+                .rename(&slog, &dest.join(format!("{id}.state")))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a message whose recipients are all final, and fsyncs the
+    /// directory. When the last recipients just became final, calling this
+    /// *instead of* [`Spool::record`] costs one fsync and no log write; a
+    /// crash before it completes re-delivers only those recipients.
+    pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
+        let (dir, path) = self.find(id)?;
+        fs::remove_file(&path).map_err(io_err("unlink", &path))?;
+        let slog = self.inner.dir(dir).join(format!("{id}.state"));
+        match fs::remove_file(&slog) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("unlink", &slog)(e)),
+        }
+        self.inner.sync_dir(self.inner.dir(dir))
+    }
+
+    /// Daemon's scan: lists every message, moves unreadable files to
+    /// `hold/` (never deletes them; logs each with the reason), reunites
+    /// state logs with their messages after an interrupted move, and
+    /// deletes state logs whose message is gone (interrupted remove).
+    pub fn scan(&self) -> Result<ScanReport, SpoolError> {
+        self.walk(true)
+    }
+
+    /// Read-only listing (for `mailq`, safe while the daemon runs).
+    pub fn list(&self) -> Result<ScanReport, SpoolError> {
+        self.walk(false)
+    }
+
+    fn walk(&self, repair: bool) -> Result<ScanReport, SpoolError> {
+        let mut report = ScanReport::default();
+        for d in QueueDir::ALL {
+            let dir = self.inner.dir(d).to_path_buf();
+            let mut names = Vec::new();
+            for ent in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+                let ent = ent.map_err(io_err("readdir", &dir))?;
+                names.push(ent.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            for name in &names {
+                let path = dir.join(name);
+                if let Some(id) = name.strip_suffix(".state") {
+                    if envelope::is_queue_id(id) && !names.iter().any(|n| n == id) {
+                        if repair {
+                            self.orphan_log(d, id, &path)?;
+                        }
+                        continue;
+                    }
+                    if envelope::is_queue_id(id) {
+                        continue;
+                    }
+                }
+                let res = if envelope::is_queue_id(name) {
+                    self.entry(d, name, &path)
+                } else {
+                    Err(SpoolError::Corrupt {
+                        path: path.clone(),
+                        reason: Corruption::StrayName,
+                    })
+                };
+                match res {
+                    Ok((e, ignored)) => {
+                        report.ignored_state_records += ignored;
+                        report.entries.push(e);
+                    }
+                    Err(SpoolError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
+                        // Removed or moved under us by the daemon: not an error.
+                    }
+                    Err(e @ SpoolError::Corrupt { .. }) if repair && d != QueueDir::Hold => {
+                        log::error!("{e}; moving it to hold/");
+                        let held = self.hold_file(d, name)?;
+                        report.held.push(HeldFile {
+                            name: held,
+                            error: e,
+                        });
+                    }
+                    Err(e @ SpoolError::Corrupt { .. }) => report.unreadable.push(e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn entry(
+        &self,
+        d: QueueDir,
+        name: &str,
+        path: &Path,
+    ) -> Result<(QueueEntry, usize), SpoolError> {
+        let (env, head_len, _) = read_envelope(path)?;
+        if env.id != name {
+            return Err(SpoolError::Corrupt {
+                path: path.to_path_buf(),
+                reason: Corruption::IdMismatch { inside: env.id },
+            });
+        }
+        let folded = self.read_state(d, &env)?;
+        let next_attempt = folded
+            .rcpts
+            .iter()
+            .filter_map(|r| match r.status {
+                Status::Pending => Some(env.arrival),
+                Status::Deferred { until } => Some(until),
+                _ => None,
+            })
+            .min();
+        Ok((
+            QueueEntry {
+                dir: d,
+                file_size: head_len + env.size,
+                envelope: env,
+                rcpts: folded.rcpts,
+                next_attempt,
+            },
+            folded.ignored,
+        ))
+    }
+
+    fn orphan_log(&self, d: QueueDir, id: &str, path: &Path) -> Result<(), SpoolError> {
+        for other in QueueDir::ALL {
+            if other != d && self.inner.dir(other).join(id).exists() {
+                let dest = self.inner.dir(other).join(format!("{id}.state"));
+                if !dest.exists() {
+                    log::info!(
+                        "{id}: state log reunited with its message in {}/",
+                        other.name()
+                    );
+                    return self.inner.rename(path, &dest);
+                }
+                // Two logs (should not happen): keep every record.
+                let bytes = fs::read(path).map_err(io_err("read", path))?;
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(&dest)
+                    .map_err(io_err("open", &dest))?;
+                f.write_all(&bytes).map_err(io_err("write", &dest))?;
+                self.inner.sync_file(&f, &dest)?;
+                return fs::remove_file(path).map_err(io_err("unlink", path));
+            }
+        }
+        log::info!("{id}: removing state log of a removed message");
+        fs::remove_file(path).map_err(io_err("unlink", path))
+    }
+
+    fn hold_file(&self, d: QueueDir, name: &str) -> Result<String, SpoolError> {
+        let hold = self.inner.dir(QueueDir::Hold);
+        let mut dest_name = name.to_string();
+        let mut n = 0;
+        while hold.join(&dest_name).exists() && n < 1000 {
+            n += 1;
+            dest_name = format!("{name}.{n}");
+        }
+        let src = self.inner.dir(d).join(name);
+        self.inner.rename(&src, &hold.join(&dest_name))?;
+        let slog = self.inner.dir(d).join(format!("{name}.state"));
+        if slog.exists() {
+            self.inner
+                .rename(&slog, &hold.join(format!("{dest_name}.state")))?;
+        }
+        Ok(dest_name)
+    }
+}
+
+/// Reads and checks the envelope of a queue file; returns it, the length of
+/// the envelope block, and the open file.
+fn read_envelope(path: &Path) -> Result<(Envelope, u64, File), SpoolError> {
+    let mut f = File::open(path).map_err(io_err("open", path))?;
+    let file_len = f.metadata().map_err(io_err("fstat", path))?.len();
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = f.read(&mut chunk).map_err(io_err("read", path))?;
+        buf.extend_from_slice(&chunk[..n]);
+        match envelope::parse(&buf) {
+            Ok((env, head)) => {
+                let expected = head as u64 + env.size;
+                if expected != file_len {
+                    return Err(SpoolError::Corrupt {
+                        path: path.to_path_buf(),
+                        reason: Corruption::SizeMismatch {
+                            expected,
+                            actual: file_len,
+                        },
+                    });
+                }
+                return Ok((env, head as u64, f));
+            }
+            Err(e) if e.kind == envelope::EnvelopeErrorKind::Incomplete && n > 0 => {}
+            Err(e) => {
+                return Err(SpoolError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: Corruption::Envelope(e),
+                })
+            }
+        }
+    }
+}
+
+impl Incoming {
+    /// The queue ID (for `250 2.0.0 Ok: queued as ID` and log lines).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Message bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.body
+    }
+
+    /// True once the message is durably published (acknowledge it then).
+    pub fn is_committed(&self) -> bool {
+        self.state == IncState::Committed
+    }
+
+    fn put(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
+        while !data.is_empty() {
+            let room = WRITE_BUF - self.fill;
+            let n = room.min(data.len());
+            self.buf[self.fill..self.fill + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            data = &data[n..];
+            if self.fill == WRITE_BUF {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SpoolError> {
+        if self.fill > 0 {
+            if let Err(e) = self.file.write_all(&self.buf[..self.fill]) {
+                self.state = IncState::Failed;
+                return Err(io_err("write", &self.tmp)(e));
+            }
+            self.inner
+                .counters
+                .bytes_written
+                .fetch_add(self.fill as u64, Ordering::Relaxed);
+            self.fill = 0;
+        }
+        Ok(())
+    }
+
+    /// Appends message bytes (CRLF line ends, dot-unstuffed). Past the size
+    /// limit it returns [`SpoolError::TooBig`] and the file can no longer be
+    /// committed (the caller keeps reading DATA and replies 552).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        if self.state != IncState::Open {
+            return Err(SpoolError::Unusable {
+                id: self.id.clone(),
+            });
+        }
+        let new = self.body + data.len() as u64;
+        if self.limit > 0 && new > self.limit {
+            self.state = IncState::Failed;
+            return Err(SpoolError::TooBig { limit: self.limit });
+        }
+        self.put(data)?;
+        self.body = new;
+        Ok(())
+    }
+
+    fn publish(&mut self) -> Result<(), SpoolError> {
+        self.flush()?;
+        let digits = format!("{:0width$}", self.body, width = envelope::SIZE_WIDTH);
+        self.file
+            .write_all_at(digits.as_bytes(), self.size_at)
+            .map_err(io_err("write", &self.tmp))?;
+        self.inner.sync_file(&self.file, &self.tmp)?;
+        let dest = self.inner.dir(self.target).join(&self.id);
+        self.inner.rename(&self.tmp, &dest)?;
+        self.state = IncState::Renamed;
+        Ok(())
+    }
+
+    /// Publishes this message alone (one file fdatasync, one directory
+    /// fsync) and returns its queue ID.
+    pub fn commit(self) -> Result<String, SpoolError> {
+        let spool = Spool {
+            inner: Arc::clone(&self.inner),
+            removed_at_open: 0,
+        };
+        let mut one = [self];
+        spool.commit_batch(&mut one)?;
+        let [inc] = one;
+        if inc.is_committed() {
+            Ok(inc.id.clone())
+        } else {
+            Err(SpoolError::Unusable { id: inc.id.clone() })
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if matches!(self.state, IncState::Open | IncState::Failed) {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
