@@ -63,19 +63,90 @@ fn not_yet(what: &str) -> ExitCode {
     ExitCode::from(69)
 }
 
+/// Loads the configuration for a front end (`sendmail`, `mailq`,
+/// `flush`): `-C FILE` (sendmail's option) or `-c FILE`, else
+/// `$TERN_CONFIG`, else the default; the config options are removed from
+/// `args`. A missing default file means built-in defaults, so that
+/// `sendmail` works on a box that only has the binary.
+fn front_end_config(args: &[String]) -> Result<(Config, Vec<String>), ExitCode> {
+    let mut rest = Vec::new();
+    let mut path = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-C" | "-c" => path = it.next().map(PathBuf::from),
+            _ => rest.push(a.clone()),
+        }
+    }
+    let explicit = path.is_some() || std::env::var_os("TERN_CONFIG").is_some();
+    let path = path.unwrap_or_else(|| config_path(&[]));
+    if !explicit && !path.exists() {
+        return Ok((Config::defaults(), rest));
+    }
+    match Config::load(&path) {
+        Ok(c) => Ok((c, rest)),
+        Err(errs) => Err(print_errors(&errs)),
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(70))
+}
+
 /// `tern sendmail` / `sendmail`.
-pub fn sendmail(_args: &[String]) -> ExitCode {
-    not_yet("sendmail")
+pub fn sendmail(args: &[String]) -> ExitCode {
+    let (cfg, rest) = match front_end_config(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut params = crate::sendmail::SendmailParams::new(
+        cfg.queue_directory(),
+        cfg.get("myhostname"),
+        cfg.get("myorigin"),
+    );
+    params.message_size_limit = cfg.int("message_size_limit");
+    params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
+    exit_code(crate::sendmail::main(
+        &rest,
+        &params,
+        &mut std::io::stdin().lock(),
+    ))
 }
 
 /// `tern mailq` / `mailq`.
-pub fn mailq(_args: &[String]) -> ExitCode {
-    not_yet("mailq")
+pub fn mailq(args: &[String]) -> ExitCode {
+    let (cfg, _) = match front_end_config(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let out = std::io::stdout();
+    let err = std::io::stderr();
+    match crate::queue::mailq::mailq(&cfg.queue_directory(), &mut out.lock(), &mut err.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mailq: fatal: {e}");
+            ExitCode::from(75)
+        }
+    }
 }
 
 /// `tern flush`.
-pub fn flush(_args: &[String]) -> ExitCode {
-    not_yet("flush")
+pub fn flush(args: &[String]) -> ExitCode {
+    let (cfg, _) = match front_end_config(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match crate::queue::wake::notify(&cfg.queue_directory(), crate::queue::wake::Wake::Flush) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("tern: fatal: Cannot flush mail queue - mail system is down");
+            ExitCode::from(69)
+        }
+        Err(e) => {
+            eprintln!("tern: fatal: cannot reach the daemon: {e}");
+            ExitCode::from(75)
+        }
+    }
 }
 
 /// `tern probe`.
