@@ -28,7 +28,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use core::fmt::{self, Write as _};
 
@@ -179,7 +179,28 @@ struct State {
     outage: bool,
     /// Whether stderr has already been told about this outage.
     announced: bool,
+    /// When the last "works again" note or stderr announcement was written:
+    /// a receiver that keeps filling up and draining must not turn every
+    /// other line into a note.
+    last_note: Option<Instant>,
     stats: Stats,
+}
+
+/// Least time between two notes about the logger itself.
+const NOTE_INTERVAL: Duration = Duration::from_secs(60);
+
+impl State {
+    /// Whether a note may be written now (and if so, records that it was).
+    fn note_due(&mut self) -> bool {
+        let now = Instant::now();
+        match self.last_note {
+            Some(t) if now.duration_since(t) < NOTE_INTERVAL => false,
+            _ => {
+                self.last_note = Some(now);
+                true
+            }
+        }
+    }
 }
 
 /// The `log::Log` implementation. Build one with [`Logger::new`] to call it
@@ -280,6 +301,7 @@ impl Logger {
                 file,
                 outage: false,
                 announced: false,
+                last_note: None,
                 stats: Stats::default(),
             }),
         })
@@ -350,7 +372,7 @@ impl Logger {
                 Ok(()) => {
                     st.stats.sent += 1;
                     taken = true;
-                    if st.outage {
+                    if st.outage && st.note_due() {
                         st.outage = false;
                         st.announced = false;
                         self.resumed_note(st, &header);
@@ -383,7 +405,7 @@ impl Logger {
         if taken {
             return;
         }
-        if !st.announced {
+        if !st.announced && st.note_due() {
             st.announced = true;
             let why = syslog_error.map_or_else(|| "no destination".to_string(), |e| e.to_string());
             let note = format!(
