@@ -218,9 +218,8 @@ fn full_receiver_never_blocks() {
     drop(rx);
 }
 
-#[test]
-fn missing_socket_falls_back_to_stderr_once_announced() {
-    // Runs the child test below in a fresh process to capture its stderr.
+/// Runs `fallback_child` in a fresh process and returns our stderr lines.
+fn child_stderr(foreground: bool) -> Vec<String> {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -228,42 +227,63 @@ fn missing_socket_falls_back_to_stderr_once_announced() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("TERN_SYSLOG_FALLBACK_CHILD", tmpdir("fallback"))
+        .env(
+            "TERN_SYSLOG_FALLBACK_CHILD",
+            tmpdir(&format!("fallback-{foreground}")),
+        )
+        .env(
+            "TERN_SYSLOG_CHILD_STDERR",
+            if foreground { "1" } else { "" },
+        )
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let ours: Vec<&str> = err
-        .lines()
+    err.lines()
         .filter(|l| l.contains(" nas.example tern/"))
-        .collect();
-    assert_eq!(ours.len(), 4, "{err}");
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_fallback_lines(ours: &[String]) {
+    assert_eq!(ours.len(), 4, "{ours:#?}");
     assert!(ours[0].contains("tern/master[") && ours[0].contains("warning: cannot log to unix:"));
     assert!(ours[0].contains("No such file or directory"), "{}", ours[0]);
     for (i, l) in ours[1..].iter().enumerate() {
+        let pid = l.split('[').nth(1).unwrap().split(']').next().unwrap();
         assert!(
-            l.ends_with(&format!("tern/pickup[{}]: record {i}", out_pid(l))),
+            l.ends_with(&format!("tern/pickup[{pid}]: record {i}")),
             "{l}"
         );
     }
 }
 
-fn out_pid(l: &str) -> &str {
-    l.split('[').nth(1).unwrap().split(']').next().unwrap()
+#[test]
+fn missing_socket_falls_back_to_stderr_once_announced() {
+    check_fallback_lines(&child_stderr(false));
+}
+
+#[test]
+fn foreground_stderr_is_told_once_that_syslog_fails() {
+    check_fallback_lines(&child_stderr(true));
 }
 
 #[test]
 fn fallback_child() {
     let Some(dir) = std::env::var_os("TERN_SYSLOG_FALLBACK_CHILD") else {
-        return; // only meaningful when run by the test above
+        return; // only meaningful when run by the tests above
     };
+    let foreground = std::env::var_os("TERN_SYSLOG_CHILD_STDERR").is_some_and(|v| v == "1");
     let path = PathBuf::from(dir).join("no-such-socket");
-    let logger = Logger::new(settings(Destination::Unix(path))).unwrap();
+    let mut s = settings(Destination::Unix(path));
+    s.stderr = foreground;
+    let logger = Logger::new(s).unwrap();
     for i in 0..3 {
         emit(&logger, Level::Info, "pickup", &format!("record {i}"));
     }
     let st = logger.stats();
-    assert_eq!((st.sent, st.failed, st.fallback), (0, 3, 3));
+    let fallback = if foreground { 0 } else { 3 };
+    assert_eq!((st.sent, st.failed, st.fallback), (0, 3, fallback));
 }
 
 #[test]

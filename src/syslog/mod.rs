@@ -397,15 +397,10 @@ impl Logger {
             }
         }
         let fd = sink::stderr_fd();
-        if self.stderr {
-            // stderr is a destination of its own: nothing to fall back to.
-            let _ = sink::write_nonblocking(fd, line.as_bytes());
-            return;
-        }
-        if taken {
-            return;
-        }
-        if !st.announced && st.note_due() {
+        // With `-f` the admin watches stderr: tell them syslog is failing
+        // even though stderr has every record anyway.
+        let fallback = !self.stderr && !taken;
+        if (fallback || (self.stderr && syslog_error.is_some())) && !st.announced && st.note_due() {
             st.announced = true;
             let why = syslog_error.map_or_else(|| "no destination".to_string(), |e| e.to_string());
             let note = format!(
@@ -418,6 +413,14 @@ impl Logger {
             let mut nl = LineBuf::new();
             format::write_maillog(&mut nl, &h, &note);
             let _ = sink::write_nonblocking(fd, nl.as_bytes());
+        }
+        if self.stderr {
+            // stderr is a destination of its own: nothing to fall back to.
+            let _ = sink::write_nonblocking(fd, line.as_bytes());
+            return;
+        }
+        if !fallback {
+            return;
         }
         st.stats.fallback += 1;
         let _ = sink::write_nonblocking(fd, line.as_bytes());
@@ -461,7 +464,14 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let program = format::program_for_target(record.target(), &self.default_program);
+        // `log` macros without `target:` use the module path as target; a
+        // crate root's path ("tern", "polling") has no `::` and would pass
+        // for a program name, so only an explicit target names the program.
+        let program = if record.module_path() == Some(record.target()) {
+            self.default_program.as_str()
+        } else {
+            format::program_for_target(record.target(), &self.default_program)
+        };
         self.write_record(program, record.level().into(), *record.args());
     }
 
