@@ -1,6 +1,6 @@
 //! Command-line front ends other than the config commands in main.rs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::{self, Config, ConfigError};
@@ -35,6 +35,31 @@ fn print_errors(errs: &[ConfigError]) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Installs the log backend as the configuration says. `program` names
+/// lines logged without an explicit target (`tern/<program>[pid]`).
+pub fn init_logging(cfg: &Config, foreground: bool, program: &str) {
+    use crate::syslog::{Destination, Facility, Settings};
+    let settings = Settings {
+        syslog_name: cfg.get("syslog_name").to_string(),
+        facility: Facility::from_name(cfg.get("syslog_facility")).unwrap_or(Facility::Mail),
+        destination: Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server")),
+        stderr: foreground,
+        maillog_file: match cfg.get("maillog_file") {
+            "" => None,
+            f => Some(PathBuf::from(f)),
+        },
+        level: cfg
+            .get("syslog_level")
+            .parse()
+            .unwrap_or(log::LevelFilter::Info),
+        hostname: Some(cfg.get("myhostname").to_string()),
+        default_program: program.to_string(),
+    };
+    if let Err(e) = crate::syslog::init(settings) {
+        eprintln!("tern: warning: logging: {e}");
+    }
+}
+
 /// `tern run [-c FILE] [-f] [--dev]`.
 pub fn run(args: &[String]) -> ExitCode {
     let foreground = args.iter().any(|a| a == "-f");
@@ -47,7 +72,13 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(c) => c,
         Err(errs) => return print_errors(&errs),
     };
-    let _ = foreground;
+    if let Some(dir) = Path::new(cfg.get("maillog_file")).parent() {
+        // The dev config logs under ./run; create it so the first start works.
+        if !dir.as_os_str().is_empty() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+    }
+    init_logging(&cfg, foreground, "master");
     match daemon::run(source, cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -99,6 +130,7 @@ pub fn sendmail(args: &[String]) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    init_logging(&cfg, false, "sendmail");
     let mut params = crate::sendmail::SendmailParams::new(
         cfg.queue_directory(),
         cfg.get("myhostname"),

@@ -485,6 +485,12 @@ pub static PARAMS: &[Param] = &[
         "syslog facility"
     ),
     p!(
+        "syslog_level",
+        "info",
+        Kind::Enum(&["error", "warn", "info", "debug", "trace", "off"]),
+        "lowest severity logged"
+    ),
+    p!(
         "syslog_name",
         "tern",
         Kind::Text,
