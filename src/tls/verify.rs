@@ -228,8 +228,13 @@ fn classify(e: &rustls::Error) -> (FailureKind, String) {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 FailureKind::CertificateHostMismatch
             }
+            // No anchor could vouch for the chain: an unknown issuer, or an
+            // issuer name that matches but whose key did not sign it.
             CertificateError::UnknownIssuer
             | CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithm
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
             | CertificateError::UnhandledCriticalExtension
             | CertificateError::InvalidPurpose
             | CertificateError::InvalidPurposeContext { .. } => FailureKind::CertificateNotTrusted,
