@@ -232,7 +232,6 @@ fn classify(e: &rustls::Error) -> (FailureKind, String) {
             // issuer name that matches but whose key did not sign it.
             CertificateError::UnknownIssuer
             | CertificateError::BadSignature
-            | CertificateError::UnsupportedSignatureAlgorithm
             | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
             | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
             | CertificateError::UnhandledCriticalExtension
