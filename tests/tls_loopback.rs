@@ -20,7 +20,13 @@ struct Result1 {
 }
 
 /// One session: the client writes `payload`, the server echoes it back.
-fn session(pairs: &[CertKeyPaths], params: &TlsParams, mode: VerifyMode, roots: RootCertStore, payload: &[u8]) -> Result1 {
+fn session(
+    pairs: &[CertKeyPaths],
+    params: &TlsParams,
+    mode: VerifyMode,
+    roots: RootCertStore,
+    payload: &[u8],
+) -> Result1 {
     let server_cfg = build_server_config(params, pairs).unwrap();
     let verifier = TernVerifier::new(mode, Arc::new(roots), Arc::clone(&params.provider));
     let client_cfg = build_client_config(params, verifier.clone()).unwrap();
@@ -32,7 +38,11 @@ fn session(pairs: &[CertKeyPaths], params: &TlsParams, mode: VerifyMode, roots: 
             if s.start_tls_server(server_cfg).await.is_err() {
                 return None;
             }
-            let line = s.tls_summary().unwrap().server_log("localhost", "127.0.0.1".parse().unwrap()).to_string();
+            let line = s
+                .tls_summary()
+                .unwrap()
+                .server_log("localhost", "127.0.0.1".parse().unwrap())
+                .to_string();
             let mut buf = vec![0u8; 3000];
             let mut total = 0;
             while total < payload.len() {
@@ -59,7 +69,12 @@ fn session(pairs: &[CertKeyPaths], params: &TlsParams, mode: VerifyMode, roots: 
             (Ok(sum), echoed)
         };
         let (server, (client, echoed)) = smol::future::zip(server, client).await;
-        Result1 { server, client, outcome: verifier.outcome(None), echoed }
+        Result1 {
+            server,
+            client,
+            outcome: verifier.outcome(None),
+            echoed,
+        }
     })
 }
 
@@ -97,7 +112,13 @@ fn ecdsa_preferred_when_both_configured() {
     let rsa = make_cert(&dir, "rsa");
     let ec = make_cert(&dir, "ec");
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let r = session(&[rsa, ec], &default_params(), VerifyMode::Opportunistic, RootCertStore::empty(), &payload);
+    let r = session(
+        &[rsa, ec],
+        &default_params(),
+        VerifyMode::Opportunistic,
+        RootCertStore::empty(),
+        &payload,
+    );
     let details = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256";
     assert_eq!(r.client.unwrap(), details);
     assert_eq!(
@@ -114,7 +135,13 @@ fn rsa_pss_and_curve_choice_and_trusted() {
     let rsa = make_cert(&dir, "rsa");
     let roots = load_ca_file(&rsa.cert).unwrap();
     let params = TlsParams::from_postfix("prime256v1", "", true).unwrap();
-    let r = session(&[rsa], &params, VerifyMode::Opportunistic, roots, b"hello\r\n");
+    let r = session(
+        &[rsa],
+        &params,
+        VerifyMode::Opportunistic,
+        roots,
+        b"hello\r\n",
+    );
     assert_eq!(
         r.client.unwrap(),
         "TLSv1.3 with cipher TLS_CHACHA20_POLY1305_SHA256 (256/256 bits) key-exchange ECDHE (P-256) server-signature RSA-PSS (2048 bits) server-digest SHA512"
@@ -146,7 +173,9 @@ fn verify_names() {
             assert!(r.client.is_err(), "{names:?}");
             assert!(r.server.is_none());
             match r.outcome {
-                TlsOutcome::Failure { kind, .. } => assert_eq!(kind, FailureKind::CertificateHostMismatch),
+                TlsOutcome::Failure { kind, .. } => {
+                    assert_eq!(kind, FailureKind::CertificateHostMismatch)
+                }
                 o => panic!("{o:?}"),
             }
         }
@@ -154,8 +183,24 @@ fn verify_names() {
     // Not in the roots: certificate-not-trusted.
     let dir2 = TempDir::new("lo-verify2");
     let other = make_cert(&dir2, "rsa");
-    let r = session(&[ec.clone()], &p, VerifyMode::Verify(vec![MatchName::parse("mx.example.test")]), load_ca_file(&other.cert).unwrap(), b"x");
-    assert!(matches!(r.outcome, TlsOutcome::Failure { kind: FailureKind::CertificateNotTrusted, .. }), "{:?}", r.outcome);
+    let r = session(
+        std::slice::from_ref(&ec),
+        &p,
+        VerifyMode::Verify(vec![MatchName::parse("mx.example.test")]),
+        load_ca_file(&other.cert).unwrap(),
+        b"x",
+    );
+    assert!(
+        matches!(
+            r.outcome,
+            TlsOutcome::Failure {
+                kind: FailureKind::CertificateNotTrusted,
+                ..
+            }
+        ),
+        "{:?}",
+        r.outcome
+    );
 }
 
 #[test]
@@ -165,14 +210,29 @@ fn fingerprints() {
     let p = default_params();
     for pubkey in [false, true] {
         let fp = parse_fingerprint(&openssl_fingerprint(&ec.cert, pubkey)).unwrap();
-        let r = session(std::slice::from_ref(&ec), &p, VerifyMode::Fingerprint(vec![[0u8; 32], fp]), RootCertStore::empty(), b"x");
+        let r = session(
+            std::slice::from_ref(&ec),
+            &p,
+            VerifyMode::Fingerprint(vec![[0u8; 32], fp]),
+            RootCertStore::empty(),
+            b"x",
+        );
         assert_eq!(r.outcome, TlsOutcome::Success(Trust::Verified));
     }
-    let r = session(std::slice::from_ref(&ec), &p, VerifyMode::Fingerprint(vec![[0u8; 32]]), RootCertStore::empty(), b"x");
+    let r = session(
+        std::slice::from_ref(&ec),
+        &p,
+        VerifyMode::Fingerprint(vec![[0u8; 32]]),
+        RootCertStore::empty(),
+        b"x",
+    );
     match r.outcome {
         TlsOutcome::Failure { kind, reason } => {
             assert_eq!(kind, FailureKind::CertificateNotTrusted);
-            assert!(reason.contains(&openssl_fingerprint(&ec.cert, false)), "{reason}");
+            assert!(
+                reason.contains(&openssl_fingerprint(&ec.cert, false)),
+                "{reason}"
+            );
         }
         o => panic!("{o:?}"),
     }
@@ -186,7 +246,11 @@ fn pool_exhaustion_and_double_starttls() {
     let server_cfg = build_server_config(&params, &[ec]).unwrap();
     let client_cfg = build_client_config(
         &params,
-        TernVerifier::new(VerifyMode::Opportunistic, Arc::new(RootCertStore::empty()), Arc::clone(&params.provider)),
+        TernVerifier::new(
+            VerifyMode::Opportunistic,
+            Arc::new(RootCertStore::empty()),
+            Arc::clone(&params.provider),
+        ),
     )
     .unwrap();
     let pool = BufferPool::new(2);
@@ -195,7 +259,10 @@ fn pool_exhaustion_and_double_starttls() {
         let server = async {
             let mut s = accept(&pool, &l).await;
             s.start_tls_server(Arc::clone(&server_cfg)).await.unwrap();
-            let e = s.start_tls_server(Arc::clone(&server_cfg)).await.unwrap_err();
+            let e = s
+                .start_tls_server(Arc::clone(&server_cfg))
+                .await
+                .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
             let line = read_line(&mut s).await;
             assert_eq!(line, "QUIT\r\n");
@@ -204,7 +271,9 @@ fn pool_exhaustion_and_double_starttls() {
         };
         let client = async {
             let mut s = connect(&pool, port).await;
-            s.start_tls_client(client_cfg, ServerName::try_from("mx.example.test").unwrap()).await.unwrap();
+            s.start_tls_client(client_cfg, ServerName::try_from("mx.example.test").unwrap())
+                .await
+                .unwrap();
             // Both slots in use now.
             assert!(pool.acquire().is_none());
             s.write_all(b"QUIT\r\n").await.unwrap();

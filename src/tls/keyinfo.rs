@@ -229,16 +229,27 @@ mod tests {
                 found: 0x31
             })
         );
-        assert_eq!(key_desc_from_spki(&[0x30, 0x85, 1, 1, 1, 1, 1]), Err(SpkiError::BadLength));
-        assert_eq!(key_desc_from_spki(&[0x30, 0x05, 0x30]), Err(SpkiError::Truncated));
+        assert_eq!(
+            key_desc_from_spki(&[0x30, 0x85, 1, 1, 1, 1, 1]),
+            Err(SpkiError::BadLength)
+        );
+        assert_eq!(
+            key_desc_from_spki(&[0x30, 0x05, 0x30]),
+            Err(SpkiError::Truncated)
+        );
         // An empty algorithm sequence.
-        assert_eq!(key_desc_from_spki(&[0x30, 0x02, 0x30, 0x00]), Err(SpkiError::Truncated));
+        assert_eq!(
+            key_desc_from_spki(&[0x30, 0x02, 0x30, 0x00]),
+            Err(SpkiError::Truncated)
+        );
     }
 
     #[test]
     fn ed25519_and_bits() {
         // SPKI of an Ed25519 key (RFC 8410 §10.1 example, 32 zero bytes of key).
-        let mut spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
         spki.extend_from_slice(&[0u8; 32]);
         assert_eq!(key_desc_from_spki(&spki), Ok(KeyDesc::Ed25519));
         assert_eq!(integer_bits(&[0x00, 0x80, 0x00]), 16);

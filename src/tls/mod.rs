@@ -15,7 +15,9 @@ pub mod summary;
 pub mod verify;
 
 pub use pool::{BufferPool, Slot};
-pub use server_config::{build_client_config, build_server_config, CertKeyPaths, ConfigError, TlsParams};
+pub use server_config::{
+    build_client_config, build_server_config, CertKeyPaths, ConfigError, TlsParams,
+};
 pub use stream::Stream;
 pub use summary::{TlsSummary, Trust};
 pub use verify::{FailureKind, MatchName, TernVerifier, TlsOutcome, VerifyMode};

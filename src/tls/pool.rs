@@ -2,9 +2,9 @@
 //!
 //! Every session (inbound or outbound) needs one [`Slot`]. The pool holds
 //! `max_connections` slots whose buffers are allocated in
-//! [`BufferPool::new`]; [`BufferPool::acquire`] only moves a `Box` out of a
+//! [`BufferPool::new`]; [`BufferPool::acquire`] only moves the buffer handles out of a
 //! free list and dropping the [`Slot`] moves it back, so the steady state
-//! allocates nothing for buffers. When the pool is empty the driver refuses
+//! allocates nothing for buffers (a `SlotBuffers` is three pointers). When the pool is empty the driver refuses
 //! the session (`421 4.3.2 Too many connections`) instead of growing.
 //!
 //! # Per-connection byte budget
@@ -72,7 +72,7 @@ impl SlotBuffers {
 }
 
 struct PoolInner {
-    free: RefCell<Vec<Box<SlotBuffers>>>,
+    free: RefCell<Vec<SlotBuffers>>,
     capacity: usize,
 }
 
@@ -87,7 +87,7 @@ impl BufferPool {
     pub fn new(max_connections: usize) -> Self {
         let mut free = Vec::with_capacity(max_connections);
         for _ in 0..max_connections {
-            free.push(Box::new(SlotBuffers::new()));
+            free.push(SlotBuffers::new());
         }
         BufferPool {
             inner: Rc::new(PoolInner {
@@ -125,7 +125,7 @@ impl BufferPool {
 /// One connection's buffers; returned to the pool on drop.
 pub struct Slot {
     // Always `Some` until drop.
-    bufs: Option<Box<SlotBuffers>>,
+    bufs: Option<SlotBuffers>,
     pool: Rc<PoolInner>,
 }
 

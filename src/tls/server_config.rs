@@ -424,7 +424,10 @@ mod tests {
         );
         let p = TlsParams::from_postfix("P-384, X448 secp256r1 prime256v1", "", false).unwrap();
         let names: Vec<_> = p.provider.kx_groups.iter().map(|g| g.name()).collect();
-        assert_eq!(names, [rustls::NamedGroup::secp384r1, rustls::NamedGroup::secp256r1]);
+        assert_eq!(
+            names,
+            [rustls::NamedGroup::secp384r1, rustls::NamedGroup::secp256r1]
+        );
         assert_eq!(p.ignored_curves, ["X448"]);
     }
 
@@ -440,7 +443,11 @@ mod tests {
             Err(ConfigError::NoCurves)
         ));
         let e = TlsParams::from_postfix("", "ffdhe2048 ffdhe3072", false).unwrap_err();
-        assert!(e.to_string().contains("aws-lc-rs TLS provider has no FFDHE"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("aws-lc-rs TLS provider has no FFDHE"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -466,7 +473,14 @@ mod tests {
             }],
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/cert.pem: cannot read PEM"), "{e}");
-        assert!(matches!(build_server_config(&p, &[]), Err(ConfigError::NoCertificates)));
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/cert.pem: cannot read PEM"),
+            "{e}"
+        );
+        assert!(matches!(
+            build_server_config(&p, &[]),
+            Err(ConfigError::NoCertificates)
+        ));
     }
 }

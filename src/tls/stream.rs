@@ -58,13 +58,19 @@ fn other(msg: &'static str) -> io::Error {
 /// Both unbuffered connection types, behind one interface.
 trait Conn {
     type Data;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
     fn common(&self) -> &rustls::CommonState;
 }
 
 impl Conn for UnbufferedServerConnection {
     type Data = ServerConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
     fn common(&self) -> &rustls::CommonState {
@@ -74,7 +80,10 @@ impl Conn for UnbufferedServerConnection {
 
 impl Conn for UnbufferedClientConnection {
     type Data = ClientConnectionData;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
     fn common(&self) -> &rustls::CommonState {
@@ -129,7 +138,9 @@ struct Io {
 }
 
 async fn write_out(tcp: &mut Async<TcpStream>, buf: &[u8], len: &mut usize) -> io::Result<()> {
-    let data = buf.get(..*len).ok_or_else(|| other("outgoing length out of range"))?;
+    let data = buf
+        .get(..*len)
+        .ok_or_else(|| other("outgoing length out of range"))?;
     tcp.write_all(data).await?;
     *len = 0;
     Ok(())

@@ -330,9 +330,7 @@ impl TernVerifier {
     fn record_signature(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
         let key = webpki::EndEntityCert::try_from(cert)
             .ok()
-            .and_then(|ee| {
-                keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok()
-            })
+            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
             .unwrap_or(KeyDesc::Other);
         keyinfo::record(HandshakeSignature { scheme, key });
     }
@@ -362,9 +360,9 @@ impl ServerCertVerifier for TernVerifier {
             }
             VerifyMode::Fingerprint(list) => {
                 let cert_fp = digest::digest(&digest::SHA256, end_entity.as_ref());
-                let spki_fp = webpki::EndEntityCert::try_from(end_entity)
-                    .ok()
-                    .map(|ee| digest::digest(&digest::SHA256, ee.subject_public_key_info().as_ref()));
+                let spki_fp = webpki::EndEntityCert::try_from(end_entity).ok().map(|ee| {
+                    digest::digest(&digest::SHA256, ee.subject_public_key_info().as_ref())
+                });
                 let hit = list.iter().any(|fp| {
                     fp[..] == *cert_fp.as_ref()
                         || spki_fp.as_ref().is_some_and(|s| fp[..] == *s.as_ref())
@@ -471,15 +469,28 @@ mod tests {
         assert_eq!(fp[31], 0xff);
         assert_eq!(format_fingerprint(&fp), s.to_ascii_uppercase());
         assert_eq!(parse_fingerprint(&s.replace(':', "")).unwrap(), fp);
-        for bad in ["", "9A", "9A:1", &format!("{s}:00"), &s.replace('9', "g"), "9:A1"] {
+        for bad in [
+            "",
+            "9A",
+            "9A:1",
+            &format!("{s}:00"),
+            &s.replace('9', "g"),
+            "9:A1",
+        ] {
             assert!(parse_fingerprint(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn names() {
-        assert_eq!(MatchName::parse(".Example.COM."), MatchName::Suffix(".example.com".into()));
-        assert_eq!(MatchName::parse("mx.example.com"), MatchName::Exact("mx.example.com".into()));
+        assert_eq!(
+            MatchName::parse(".Example.COM."),
+            MatchName::Suffix(".example.com".into())
+        );
+        assert_eq!(
+            MatchName::parse("mx.example.com"),
+            MatchName::Exact("mx.example.com".into())
+        );
         assert!(name_has_suffix("mx.example.com", ".example.com"));
         assert!(name_has_suffix("*.example.com", ".example.com"));
         assert!(name_has_suffix("MX.EXAMPLE.COM", ".example.com"));
@@ -490,10 +501,17 @@ mod tests {
 
     #[test]
     fn failure_names() {
-        assert_eq!(FailureKind::CertificateHostMismatch.as_str(), "certificate-host-mismatch");
-        let (k, _) = classify(&rustls::Error::InvalidCertificate(CertificateError::Expired));
+        assert_eq!(
+            FailureKind::CertificateHostMismatch.as_str(),
+            "certificate-host-mismatch"
+        );
+        let (k, _) = classify(&rustls::Error::InvalidCertificate(
+            CertificateError::Expired,
+        ));
         assert_eq!(k, FailureKind::CertificateExpired);
-        let (k, _) = classify(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
+        let (k, _) = classify(&rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
         assert_eq!(k, FailureKind::CertificateNotTrusted);
     }
 }

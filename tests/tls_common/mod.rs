@@ -49,7 +49,15 @@ pub fn make_cert(dir: &TempDir, kind: &str) -> CertKeyPaths {
         _ => panic!("kind"),
     };
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=mx.example.test"])
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=mx.example.test",
+        ])
         .args(["-newkey", &newkey, "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -64,7 +72,11 @@ pub fn make_cert(dir: &TempDir, kind: &str) -> CertKeyPaths {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     CertKeyPaths { cert, key }
 }
 
@@ -85,7 +97,11 @@ pub fn openssl_fingerprint(cert: &Path, pubkey: bool) -> String {
     };
     assert!(out.status.success());
     let s = String::from_utf8(out.stdout).unwrap();
-    s.trim().rsplit(['=', ' ']).next().unwrap().to_ascii_uppercase()
+    s.trim()
+        .rsplit(['=', ' '])
+        .next()
+        .unwrap()
+        .to_ascii_uppercase()
 }
 
 pub fn listener() -> (Async<TcpListener>, u16) {
@@ -95,7 +111,9 @@ pub fn listener() -> (Async<TcpListener>, u16) {
 }
 
 pub async fn connect(pool: &BufferPool, port: u16) -> Stream {
-    let tcp = Async::<TcpStream>::connect(([127, 0, 0, 1], port)).await.unwrap();
+    let tcp = Async::<TcpStream>::connect(([127, 0, 0, 1], port))
+        .await
+        .unwrap();
     Stream::new(tcp, pool.acquire().unwrap())
 }
 
