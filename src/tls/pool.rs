@@ -21,7 +21,12 @@
 //! handshake state, the transcript hash, key schedule, the peer's certificate
 //! chain, and one `Vec` per decrypted application record (freed once copied
 //! into the plaintext buffer). The `tls_alloc` integration test measures the
-//! peak with a counting allocator; see the figures in `tests/tls_alloc.rs`.
+//! Rust-side heap with a counting allocator: a server handshake peaks at
+//! about 5.7 KB (ECDSA P-256) to 7.3 KB (RSA 2048) above the slot, with
+//! under 1 KB held afterwards. aws-lc's own C allocations (key shares, hash
+//! and AEAD contexts) bypass that allocator and are not in these figures;
+//! the ~50-70 KB quoted for rustls covers its buffered API, whose internal
+//! buffers the unbuffered API replaces with this slot.
 use std::cell::RefCell;
 use std::rc::Rc;
 
