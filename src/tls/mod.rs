@@ -1,5 +1,27 @@
-//! TLS: rustls configurations, the fixed-buffer connection, per-level
-//! certificate verifiers and the session summary for logs.
-
+//! TLS for the listener and for delivery, on fixed per-connection buffers.
+//!
+//! * [`pool`]: the per-connection buffer slots, allocated once at start-up.
+//! * [`stream`]: [`Stream`], plain TCP or TLS over rustls's unbuffered API.
+//! * [`server_config`]: rustls configs from PEM files and Postfix-style
+//!   curve lists.
+//! * [`verify`]: the client's certificate verifier per Postfix level.
+//! * [`summary`]: negotiated parameters in Postfix's log formats.
+//! * [`keyinfo`]: public-key description (RSA bits, curve) for the log.
+//! * [`dane`]: TLSA matching and the DANE verifier; [`der`]: the X.509
+//!   fields it reads.
 pub mod dane;
 pub mod der;
+pub mod keyinfo;
+pub mod pool;
+pub mod server_config;
+pub mod stream;
+pub mod summary;
+pub mod verify;
+
+pub use pool::{BufferPool, Slot};
+pub use server_config::{
+    build_client_config, build_server_config, CertKeyPaths, ConfigError, TlsParams,
+};
+pub use stream::Stream;
+pub use summary::{TlsSummary, Trust};
+pub use verify::{FailureKind, MatchName, TernVerifier, TlsOutcome, VerifyMode};

@@ -1,0 +1,336 @@
+//! What was negotiated on a TLS connection, formatted as Postfix logs it.
+//!
+//! Formats, byte for byte from Postfix's FORWARD_SECRECY_README:
+//!
+//! ```text
+//! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256
+//! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (P-256) server-signature ECDSA (P-256) server-digest SHA256
+//! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) server-signature ED25519
+//! Anonymous TLS connection established from host[addr]: ...
+//! Anonymous TLS connection established from host[addr] to sni-name: ...
+//! Untrusted TLS connection established to host[addr]:25: ...
+//! (using TLSv1.3 with cipher ... server-digest SHA256)
+//! ```
+//!
+//! TLS 1.2 cipher names are OpenSSL's (`ECDHE-RSA-AES256-GCM-SHA384`), as in
+//! Postfix's TLSRPT_README; TLS 1.3 names are the RFC 8446 ones.
+use std::fmt;
+use std::net::IpAddr;
+
+use rustls::{CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme};
+
+use super::keyinfo::{HandshakeSignature, KeyDesc};
+
+/// Longest DNS name (RFC 1035), the bound for a recorded SNI value.
+pub const MAX_SNI_LEN: usize = 253;
+
+/// Negotiated parameters of one TLS connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSummary {
+    /// Protocol version (TLS 1.2 or 1.3).
+    pub version: ProtocolVersion,
+    /// Cipher suite.
+    pub cipher: CipherSuite,
+    /// Key-exchange group, when known.
+    pub kx_group: Option<NamedGroup>,
+    /// Server's handshake signature (scheme and key), when a certificate was used.
+    pub server_signature: Option<HandshakeSignature>,
+    /// SNI name the client sent (server side only).
+    pub sni: Option<heapless::String<MAX_SNI_LEN>>,
+}
+
+/// How far the client verified the server (Postfix's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Certificate not checked against a trusted CA, or that check failed.
+    Untrusted,
+    /// Chain to a trusted CA, name not verified.
+    Trusted,
+    /// Chain and name verified, or fingerprint/DANE matched.
+    Verified,
+}
+
+impl Trust {
+    /// `Untrusted`, `Trusted` or `Verified`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::Untrusted => "Untrusted",
+            Trust::Trusted => "Trusted",
+            Trust::Verified => "Verified",
+        }
+    }
+}
+
+/// Postfix/OpenSSL name of the protocol version.
+pub fn version_name(v: ProtocolVersion) -> &'static str {
+    match v {
+        ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        ProtocolVersion::TLSv1_1 => "TLSv1.1",
+        ProtocolVersion::TLSv1_0 => "TLSv1",
+        _ => "unknown",
+    }
+}
+
+/// OpenSSL name of a cipher suite and its (actual, raw) key bits.
+pub fn cipher_name_bits(c: CipherSuite) -> (&'static str, u16) {
+    match c {
+        CipherSuite::TLS13_AES_256_GCM_SHA384 => ("TLS_AES_256_GCM_SHA384", 256),
+        CipherSuite::TLS13_AES_128_GCM_SHA256 => ("TLS_AES_128_GCM_SHA256", 128),
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => ("TLS_CHACHA20_POLY1305_SHA256", 256),
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => {
+            ("ECDHE-ECDSA-AES256-GCM-SHA384", 256)
+        }
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => {
+            ("ECDHE-ECDSA-AES128-GCM-SHA256", 128)
+        }
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => {
+            ("ECDHE-ECDSA-CHACHA20-POLY1305", 256)
+        }
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => ("ECDHE-RSA-AES256-GCM-SHA384", 256),
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => ("ECDHE-RSA-AES128-GCM-SHA256", 128),
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => {
+            ("ECDHE-RSA-CHACHA20-POLY1305", 256)
+        }
+        _ => ("unknown", 0),
+    }
+}
+
+/// Writes the Postfix `key-exchange` value for a group.
+fn write_kx(f: &mut fmt::Formatter<'_>, g: NamedGroup) -> fmt::Result {
+    match g {
+        NamedGroup::X25519 => f.write_str("X25519"),
+        NamedGroup::X448 => f.write_str("X448"),
+        NamedGroup::secp256r1 => f.write_str("ECDHE (P-256)"),
+        NamedGroup::secp384r1 => f.write_str("ECDHE (P-384)"),
+        NamedGroup::secp521r1 => f.write_str("ECDHE (P-521)"),
+        NamedGroup::X25519MLKEM768 => f.write_str("X25519MLKEM768"),
+        NamedGroup::secp256r1MLKEM768 => f.write_str("SecP256r1MLKEM768"),
+        NamedGroup::MLKEM768 => f.write_str("MLKEM768"),
+        NamedGroup::MLKEM1024 => f.write_str("MLKEM1024"),
+        other => write!(f, "{other:?}"),
+    }
+}
+
+/// Digest name for `server-digest`, `None` for EdDSA (no separate hash).
+fn scheme_digest(s: SignatureScheme) -> Option<&'static str> {
+    use SignatureScheme as S;
+    match s {
+        S::RSA_PKCS1_SHA1 | S::ECDSA_SHA1_Legacy => Some("SHA1"),
+        S::RSA_PKCS1_SHA256 | S::ECDSA_NISTP256_SHA256 | S::RSA_PSS_SHA256 => Some("SHA256"),
+        S::RSA_PKCS1_SHA384 | S::ECDSA_NISTP384_SHA384 | S::RSA_PSS_SHA384 => Some("SHA384"),
+        S::RSA_PKCS1_SHA512 | S::ECDSA_NISTP521_SHA512 | S::RSA_PSS_SHA512 => Some("SHA512"),
+        _ => None,
+    }
+}
+
+fn is_pss(s: SignatureScheme) -> bool {
+    matches!(
+        s,
+        SignatureScheme::RSA_PSS_SHA256
+            | SignatureScheme::RSA_PSS_SHA384
+            | SignatureScheme::RSA_PSS_SHA512
+    )
+}
+
+/// Writes ` server-signature X [server-digest Y]`.
+fn write_signature(f: &mut fmt::Formatter<'_>, sig: &HandshakeSignature) -> fmt::Result {
+    f.write_str(" server-signature ")?;
+    match sig.key {
+        KeyDesc::Rsa { bits } if is_pss(sig.scheme) => write!(f, "RSA-PSS ({bits} bits)")?,
+        KeyDesc::Rsa { bits } => write!(f, "RSA ({bits} bits)")?,
+        KeyDesc::Ec(curve) => write!(f, "ECDSA ({})", curve.name())?,
+        KeyDesc::Ed25519 => f.write_str("ED25519")?,
+        KeyDesc::Ed448 => f.write_str("ED448")?,
+        KeyDesc::Other => write!(f, "{:?}", sig.scheme)?,
+    }
+    if let Some(d) = scheme_digest(sig.scheme) {
+        write!(f, " server-digest {d}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for TlsSummary {
+    /// `TLSv1.3 with cipher NAME (B/B bits) key-exchange ... server-digest ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, bits) = cipher_name_bits(self.cipher);
+        write!(
+            f,
+            "{} with cipher {name} ({bits}/{bits} bits)",
+            version_name(self.version)
+        )?;
+        if let Some(g) = self.kx_group {
+            f.write_str(" key-exchange ")?;
+            write_kx(f, g)?;
+        }
+        if let Some(sig) = &self.server_signature {
+            write_signature(f, sig)?;
+        }
+        Ok(())
+    }
+}
+
+/// Display adapter: the smtpd log line (see [`TlsSummary::server_log`]).
+pub struct ServerLog<'a> {
+    summary: &'a TlsSummary,
+    host: &'a str,
+    addr: IpAddr,
+}
+
+impl fmt::Display for ServerLog<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Anonymous TLS connection established from {}[{}]",
+            self.host, self.addr
+        )?;
+        if let Some(sni) = &self.summary.sni {
+            write!(f, " to {sni}")?;
+        }
+        write!(f, ": {}", self.summary)
+    }
+}
+
+/// Display adapter: the delivery log line (see [`TlsSummary::client_log`]).
+pub struct ClientLog<'a> {
+    summary: &'a TlsSummary,
+    trust: Trust,
+    host: &'a str,
+    addr: IpAddr,
+    port: u16,
+}
+
+impl fmt::Display for ClientLog<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} TLS connection established to {}[{}]:{}: {}",
+            self.trust.as_str(),
+            self.host,
+            self.addr,
+            self.port,
+            self.summary
+        )
+    }
+}
+
+/// Display adapter: the Received-header comment (see [`TlsSummary::received_comment`]).
+pub struct ReceivedComment<'a>(&'a TlsSummary);
+
+impl fmt::Display for ReceivedComment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "(using {})", self.0)
+    }
+}
+
+impl TlsSummary {
+    /// `Anonymous TLS connection established from host[addr]: ...`, with
+    /// ` to SNI` before the colon when the client sent SNI. tern never asks
+    /// for client certificates, so the status is always `Anonymous`.
+    pub fn server_log<'a>(&'a self, host: &'a str, addr: IpAddr) -> ServerLog<'a> {
+        ServerLog {
+            summary: self,
+            host,
+            addr,
+        }
+    }
+
+    /// `Untrusted|Trusted|Verified TLS connection established to host[addr]:port: ...`
+    pub fn client_log<'a>(
+        &'a self,
+        trust: Trust,
+        host: &'a str,
+        addr: IpAddr,
+        port: u16,
+    ) -> ClientLog<'a> {
+        ClientLog {
+            summary: self,
+            trust,
+            host,
+            addr,
+            port,
+        }
+    }
+
+    /// `(using TLSv1.3 with cipher ... server-digest SHA256)` for the Received
+    /// header; one line, the caller folds it.
+    pub fn received_comment(&self) -> ReceivedComment<'_> {
+        ReceivedComment(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::keyinfo::Curve;
+
+    fn rsa_x25519() -> TlsSummary {
+        TlsSummary {
+            version: ProtocolVersion::TLSv1_3,
+            cipher: CipherSuite::TLS13_AES_256_GCM_SHA384,
+            kx_group: Some(NamedGroup::X25519),
+            server_signature: Some(HandshakeSignature {
+                scheme: SignatureScheme::RSA_PSS_SHA256,
+                key: KeyDesc::Rsa { bits: 2048 },
+            }),
+            sni: None,
+        }
+    }
+
+    #[test]
+    fn seed_examples() {
+        let s = rsa_x25519();
+        assert_eq!(
+            s.to_string(),
+            "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256"
+        );
+        assert_eq!(
+            s.client_log(Trust::Untrusted, "127.0.0.1", "127.0.0.1".parse().unwrap(), 25).to_string(),
+            "Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256"
+        );
+        assert_eq!(
+            s.received_comment().to_string(),
+            "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256)"
+        );
+        let ec = TlsSummary {
+            kx_group: Some(NamedGroup::secp256r1),
+            server_signature: Some(HandshakeSignature {
+                scheme: SignatureScheme::ECDSA_NISTP256_SHA256,
+                key: KeyDesc::Ec(Curve::P256),
+            }),
+            ..rsa_x25519()
+        };
+        assert_eq!(
+            ec.to_string(),
+            "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (P-256) server-signature ECDSA (P-256) server-digest SHA256"
+        );
+        let ed = TlsSummary {
+            kx_group: None,
+            server_signature: Some(HandshakeSignature {
+                scheme: SignatureScheme::ED25519,
+                key: KeyDesc::Ed25519,
+            }),
+            ..rsa_x25519()
+        };
+        assert_eq!(
+            ed.server_log("localhost", "127.0.0.1".parse().unwrap()).to_string(),
+            "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) server-signature ED25519"
+        );
+    }
+
+    #[test]
+    fn sni_and_tls12() {
+        let mut s = rsa_x25519();
+        s.sni = Some(heapless::String::try_from("server.example").unwrap());
+        s.version = ProtocolVersion::TLSv1_2;
+        s.cipher = CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384;
+        s.server_signature = Some(HandshakeSignature {
+            scheme: SignatureScheme::RSA_PKCS1_SHA384,
+            key: KeyDesc::Rsa { bits: 3072 },
+        });
+        assert_eq!(
+            s.server_log("client.example", "192.0.2.1".parse().unwrap()).to_string(),
+            "Anonymous TLS connection established from client.example[192.0.2.1] to server.example: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits) key-exchange X25519 server-signature RSA (3072 bits) server-digest SHA384"
+        );
+    }
+}

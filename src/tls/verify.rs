@@ -1,0 +1,517 @@
+//! Server certificate verification per Postfix security level.
+//!
+//! One [`TernVerifier`] per outbound connection (it records what it saw). It
+//! always checks the handshake signatures with rustls's real functions
+//! (`rustls::crypto::verify_tls12_signature` / `verify_tls13_signature` and
+//! the provider's algorithms): whatever the level, a peer must hold the
+//! private key of the certificate it shows. Only the certificate *acceptance*
+//! differs by level:
+//!
+//! | level | [`VerifyMode`] | accepts | logs |
+//! | --- | --- | --- | --- |
+//! | `may`, `encrypt` | `Opportunistic` | any certificate | `Trusted` if it chains to the CA roots, else `Untrusted` |
+//! | `fingerprint` | `Fingerprint` | SHA-256 of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
+//! | `verify`, `secure` | `Verify` | chain to the CA roots and a SAN DNS name matching the list | `Verified` |
+//! | `dane`, `dane-only` | (not yet) | TLSA matching belongs here: a `Dane` variant taking the TLSA records | |
+//!
+//! `verify` and `secure` differ only in which names the caller puts in the
+//! list (`hostname`, `nexthop`, `dot-nexthop` resolved to names or
+//! `.suffix` patterns): that is policy, not verification.
+//!
+//! After the handshake (success or failure), [`TernVerifier::outcome`] gives a
+//! [`TlsOutcome`] for the log and the TLSRPT counters (RFC 8460 failure types).
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::keyinfo::{self, HandshakeSignature, KeyDesc};
+use super::server_config::ConfigError;
+use super::summary::Trust;
+
+/// Debian's CA bundle, the default `smtp_tls_CAfile`.
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// One acceptable server name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MatchName {
+    /// The certificate must be valid for exactly this DNS name (wildcards in
+    /// the certificate apply as usual).
+    Exact(String),
+    /// `.example.com`: any name below example.com (not example.com itself).
+    Suffix(String),
+}
+
+impl MatchName {
+    /// `.example.com` becomes [`MatchName::Suffix`], anything else [`MatchName::Exact`].
+    /// Lower-cased; a trailing dot is removed.
+    pub fn parse(s: &str) -> MatchName {
+        let s = s.trim_end_matches('.').to_ascii_lowercase();
+        if s.starts_with('.') {
+            MatchName::Suffix(s)
+        } else {
+            MatchName::Exact(s)
+        }
+    }
+}
+
+/// A SHA-256 fingerprint of a certificate or of its SubjectPublicKeyInfo.
+pub type Fingerprint = [u8; 32];
+
+/// Why a `match=` fingerprint could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FingerprintError {
+    /// The value as written.
+    pub value: String,
+}
+
+impl fmt::Display for FingerprintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad SHA-256 fingerprint \"{}\": expected 32 hex bytes, colon-separated (AB:CD:...)",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for FingerprintError {}
+
+/// Parses a fingerprint as Postfix writes it (`AB:CD:...`, 32 bytes; colons
+/// optional, case-insensitive).
+pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, FingerprintError> {
+    let err = || FingerprintError {
+        value: s.to_string(),
+    };
+    let mut out = [0u8; 32];
+    let mut n = 0usize;
+    let mut high: Option<u8> = None;
+    for c in s.trim().chars() {
+        if c == ':' {
+            if high.is_some() {
+                return Err(err());
+            }
+            continue;
+        }
+        let v = c.to_digit(16).ok_or_else(err)? as u8;
+        match high.take() {
+            None => high = Some(v),
+            Some(h) => {
+                let slot = out.get_mut(n).ok_or_else(err)?;
+                *slot = (h << 4) | v;
+                n += 1;
+            }
+        }
+    }
+    if n != 32 || high.is_some() {
+        return Err(err());
+    }
+    Ok(out)
+}
+
+/// Formats a fingerprint as Postfix logs it: upper-case hex, colon-separated.
+pub fn format_fingerprint(fp: &Fingerprint) -> String {
+    let mut s = String::with_capacity(32 * 3);
+    for (i, b) in fp.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// How the server certificate is judged.
+#[derive(Clone, Debug)]
+pub enum VerifyMode {
+    /// `may` / `encrypt`: accept any certificate; report Trusted or Untrusted.
+    Opportunistic,
+    /// `fingerprint`: the certificate's or its public key's SHA-256 must be listed.
+    Fingerprint(Vec<Fingerprint>),
+    /// `verify` / `secure`: chain to the roots and one of these names.
+    Verify(Vec<MatchName>),
+    // DANE goes here: `Dane(Vec<Tlsa>)` with usage/selector/matching-type
+    // checks (RFC 7672 §3.1); DANE-TA(2) needs the chain, DANE-EE(3) not.
+}
+
+/// RFC 8460 §4.3 result types a handshake can fail with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The server did not offer STARTTLS (set by the driver, not the verifier).
+    StarttlsNotSupported,
+    /// No certificate name matched.
+    CertificateHostMismatch,
+    /// The certificate (or one in the chain) has expired.
+    CertificateExpired,
+    /// No trust anchor (or listed fingerprint) was found.
+    CertificateNotTrusted,
+    /// Any other failure: bad encoding, handshake failure, ...
+    ValidationFailure,
+}
+
+impl FailureKind {
+    /// The RFC 8460 `result-type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::StarttlsNotSupported => "starttls-not-supported",
+            FailureKind::CertificateHostMismatch => "certificate-host-mismatch",
+            FailureKind::CertificateExpired => "certificate-expired",
+            FailureKind::CertificateNotTrusted => "certificate-not-trusted",
+            FailureKind::ValidationFailure => "validation-failure",
+        }
+    }
+}
+
+/// The result of one TLS attempt, for the log and TLSRPT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsOutcome {
+    /// Handshake completed; how far the server was authenticated.
+    Success(Trust),
+    /// Handshake failed.
+    Failure {
+        /// RFC 8460 result type.
+        kind: FailureKind,
+        /// Human-readable detail (`failure-reason-code`), e.g. `fingerprint mismatch`.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    trust: Option<Trust>,
+    failure: Option<(FailureKind, String)>,
+}
+
+/// Loads trust anchors from a PEM bundle (`smtp_tls_CAfile`).
+pub fn load_ca_file(path: &Path) -> Result<RootCertStore, ConfigError> {
+    let pem_err = |error| ConfigError::Pem {
+        path: path.to_path_buf(),
+        error,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_err)?;
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(ConfigError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(roots)
+}
+
+/// A per-connection certificate verifier (see the module docs).
+#[derive(Debug)]
+pub struct TernVerifier {
+    mode: VerifyMode,
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    seen: Mutex<Seen>,
+}
+
+fn classify(e: &rustls::Error) -> (FailureKind, String) {
+    let kind = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                FailureKind::CertificateExpired
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                FailureKind::CertificateHostMismatch
+            }
+            // No anchor could vouch for the chain: an unknown issuer, or an
+            // issuer name that matches but whose key did not sign it.
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. }
+            | CertificateError::UnhandledCriticalExtension
+            | CertificateError::InvalidPurpose
+            | CertificateError::InvalidPurposeContext { .. } => FailureKind::CertificateNotTrusted,
+            _ => FailureKind::ValidationFailure,
+        },
+        _ => FailureKind::ValidationFailure,
+    };
+    (kind, e.to_string())
+}
+
+/// True when a SAN DNS name lies strictly below `suffix` (`.example.com`).
+fn name_has_suffix(name: &str, suffix: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.len() > suffix.len()
+        && name
+            .get(name.len() - suffix.len()..)
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+}
+
+impl TernVerifier {
+    /// A verifier for one connection. `roots` may be empty for `fingerprint`
+    /// (and for `may`, where everything is then `Untrusted`).
+    pub fn new(
+        mode: VerifyMode,
+        roots: Arc<RootCertStore>,
+        provider: Arc<CryptoProvider>,
+    ) -> Arc<TernVerifier> {
+        Arc::new(TernVerifier {
+            mode,
+            roots,
+            provider,
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+
+    fn set(&self, trust: Option<Trust>, failure: Option<(FailureKind, String)>) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.trust = trust;
+            s.failure = failure;
+        }
+    }
+
+    /// Result of this connection's attempt. `handshake_ok` is whether the
+    /// handshake as a whole completed; a recorded verification failure wins
+    /// over the generic handshake error.
+    pub fn outcome(&self, handshake_error: Option<&dyn fmt::Display>) -> TlsOutcome {
+        let seen = match self.seen.lock() {
+            Ok(s) => (s.trust, s.failure.clone()),
+            Err(_) => (None, None),
+        };
+        match (seen, handshake_error) {
+            ((_, Some((kind, reason))), _) => TlsOutcome::Failure { kind, reason },
+            (_, Some(e)) => TlsOutcome::Failure {
+                kind: FailureKind::ValidationFailure,
+                reason: e.to_string(),
+            },
+            ((Some(t), None), None) => TlsOutcome::Success(t),
+            ((None, None), None) => TlsOutcome::Success(Trust::Untrusted),
+        }
+    }
+
+    fn chain_check(
+        &self,
+        cert: &ParsedCertificate<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        verify_server_cert_signed_by_trust_anchor(
+            cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )
+    }
+
+    fn names_match(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        parsed: &ParsedCertificate<'_>,
+        names: &[MatchName],
+    ) -> bool {
+        let ee = webpki::EndEntityCert::try_from(end_entity).ok();
+        names.iter().any(|m| match m {
+            MatchName::Exact(n) => ServerName::try_from(n.as_str())
+                .ok()
+                .is_some_and(|sn| verify_server_name(parsed, &sn).is_ok()),
+            MatchName::Suffix(sfx) => ee
+                .as_ref()
+                .is_some_and(|ee| ee.valid_dns_names().any(|n| name_has_suffix(n, sfx))),
+        })
+    }
+
+    fn record_signature(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
+        let key = webpki::EndEntityCert::try_from(cert)
+            .ok()
+            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
+            .unwrap_or(KeyDesc::Other);
+        keyinfo::record(HandshakeSignature { scheme, key });
+    }
+}
+
+impl ServerCertVerifier for TernVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match &self.mode {
+            VerifyMode::Opportunistic => {
+                let trusted = ParsedCertificate::try_from(end_entity)
+                    .and_then(|p| self.chain_check(&p, intermediates, now))
+                    .is_ok();
+                let trust = if trusted {
+                    Trust::Trusted
+                } else {
+                    Trust::Untrusted
+                };
+                self.set(Some(trust), None);
+                Ok(ServerCertVerified::assertion())
+            }
+            VerifyMode::Fingerprint(list) => {
+                let cert_fp = digest::digest(&digest::SHA256, end_entity.as_ref());
+                let spki_fp = webpki::EndEntityCert::try_from(end_entity).ok().map(|ee| {
+                    digest::digest(&digest::SHA256, ee.subject_public_key_info().as_ref())
+                });
+                let hit = list.iter().any(|fp| {
+                    fp[..] == *cert_fp.as_ref()
+                        || spki_fp.as_ref().is_some_and(|s| fp[..] == *s.as_ref())
+                });
+                if hit {
+                    self.set(Some(Trust::Verified), None);
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    let reason = format!(
+                        "fingerprint mismatch: certificate {}",
+                        cert_fp
+                            .as_ref()
+                            .try_into()
+                            .map(|a: [u8; 32]| format_fingerprint(&a))
+                            .unwrap_or_default()
+                    );
+                    self.set(
+                        Some(Trust::Untrusted),
+                        Some((FailureKind::CertificateNotTrusted, reason)),
+                    );
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::ApplicationVerificationFailure,
+                    ))
+                }
+            }
+            VerifyMode::Verify(names) => {
+                let parsed = match ParsedCertificate::try_from(end_entity) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.set(Some(Trust::Untrusted), Some(classify(&e)));
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = self.chain_check(&parsed, intermediates, now) {
+                    self.set(Some(Trust::Untrusted), Some(classify(&e)));
+                    return Err(e);
+                }
+                if !self.names_match(end_entity, &parsed, names) {
+                    self.set(
+                        Some(Trust::Trusted),
+                        Some((
+                            FailureKind::CertificateHostMismatch,
+                            "no certificate name matches the expected names".to_string(),
+                        )),
+                    );
+                    return Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName,
+                    ));
+                }
+                self.set(Some(Trust::Verified), None);
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record_signature(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record_signature(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints() {
+        let s = "9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:ff";
+        let fp = parse_fingerprint(s).unwrap();
+        assert_eq!(fp[0], 0x9a);
+        assert_eq!(fp[31], 0xff);
+        assert_eq!(format_fingerprint(&fp), s.to_ascii_uppercase());
+        assert_eq!(parse_fingerprint(&s.replace(':', "")).unwrap(), fp);
+        for bad in [
+            "",
+            "9A",
+            "9A:1",
+            &format!("{s}:00"),
+            &s.replace('9', "g"),
+            "9:A1",
+        ] {
+            assert!(parse_fingerprint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            MatchName::parse(".Example.COM."),
+            MatchName::Suffix(".example.com".into())
+        );
+        assert_eq!(
+            MatchName::parse("mx.example.com"),
+            MatchName::Exact("mx.example.com".into())
+        );
+        assert!(name_has_suffix("mx.example.com", ".example.com"));
+        assert!(name_has_suffix("*.example.com", ".example.com"));
+        assert!(name_has_suffix("MX.EXAMPLE.COM", ".example.com"));
+        assert!(!name_has_suffix("example.com", ".example.com"));
+        assert!(!name_has_suffix("badexample.com", ".example.com"));
+        assert!(!name_has_suffix("é.com", ".example.com"));
+    }
+
+    #[test]
+    fn failure_names() {
+        assert_eq!(
+            FailureKind::CertificateHostMismatch.as_str(),
+            "certificate-host-mismatch"
+        );
+        let (k, _) = classify(&rustls::Error::InvalidCertificate(
+            CertificateError::Expired,
+        ));
+        assert_eq!(k, FailureKind::CertificateExpired);
+        let (k, _) = classify(&rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(k, FailureKind::CertificateNotTrusted);
+    }
+}
