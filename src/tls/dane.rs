@@ -8,21 +8,21 @@
 //! is verified up to that anchor by webpki, expiry included, and the leaf's
 //! names are checked against the TLSA base domain and the next-hop domain.
 //!
-//! [`DaneVerifier`] is a per-connection rustls `ServerCertVerifier`: it does
-//! the matching in `verify_server_cert` and passes the handshake signature
-//! checks to rustls's own `verify_tls12_signature` / `verify_tls13_signature`.
-//! A verifier that accepted every handshake signature and matched TLSA
-//! afterwards would let a man in the middle replay the real server's
-//! certificate without holding its key.
+//! `tls::verify::TernVerifier` in `VerifyMode::Dane` calls [`authenticate`]
+//! from `verify_server_cert`, inside the handshake, and passes the handshake
+//! signature checks to rustls's own `verify_tls12_signature` /
+//! `verify_tls13_signature`. A verifier that accepted every handshake
+//! signature and matched TLSA afterwards would let a man in the middle
+//! replay the real server's certificate without holding its key.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, RootCertStore};
 
 use super::der;
 
@@ -262,129 +262,6 @@ fn verify_to_anchor(
         Err(DaneError::Chain("no valid reference name".into()))
     }
 }
-
-/// What a [`DaneVerifier`] saw, for the log line, the delivery status and
-/// TLSRPT.
-#[derive(Debug, Clone, Default)]
-pub struct DaneRecord {
-    /// The outcome of matching, once the server's certificate arrived.
-    pub result: Option<Result<DaneMatch, DaneError>>,
-    /// The handshake signature scheme the server used.
-    pub scheme: Option<SignatureScheme>,
-}
-
-/// A per-connection rustls verifier for the `dane` and `dane-only` levels.
-#[derive(Debug)]
-pub struct DaneVerifier {
-    records: Vec<Tlsa>,
-    names: Vec<String>,
-    provider: Arc<CryptoProvider>,
-    seen: Arc<Mutex<DaneRecord>>,
-}
-
-impl DaneVerifier {
-    /// A verifier for one connection. `names`: TLSA base domain, then the
-    /// next-hop domain. The returned handle shows what happened.
-    pub fn new(
-        records: Vec<Tlsa>,
-        names: Vec<String>,
-        provider: Arc<CryptoProvider>,
-    ) -> (Arc<DaneVerifier>, Arc<Mutex<DaneRecord>>) {
-        let seen = Arc::new(Mutex::new(DaneRecord::default()));
-        (
-            Arc::new(DaneVerifier {
-                records,
-                names,
-                provider,
-                seen: seen.clone(),
-            }),
-            seen,
-        )
-    }
-
-    fn note(&self, f: impl FnOnce(&mut DaneRecord)) {
-        if let Ok(mut g) = self.seen.lock() {
-            f(&mut g);
-        }
-    }
-}
-
-impl ServerCertVerifier for DaneVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut chain = Vec::with_capacity(1 + intermediates.len());
-        chain.push(end_entity.clone());
-        chain.extend(intermediates.iter().cloned());
-        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let result = authenticate(&self.records, &chain, &names, now, &self.provider);
-        let ok = result.is_ok();
-        let err = result.as_ref().err().cloned();
-        self.note(|r| r.result = Some(result));
-        if ok {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(DaneFailure(err.unwrap_or(DaneError::NoMatch)))),
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let v = rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        self.note(|r| r.scheme = Some(dss.scheme));
-        Ok(v)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let v = rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        self.note(|r| r.scheme = Some(dss.scheme));
-        Ok(v)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The DANE reason carried inside a rustls certificate error.
-#[derive(Debug)]
-struct DaneFailure(DaneError);
-
-impl std::fmt::Display for DaneFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for DaneFailure {}
 
 #[cfg(test)]
 mod tests {

@@ -138,8 +138,15 @@ pub enum VerifyMode {
     Fingerprint(Vec<Fingerprint>),
     /// `verify` / `secure`: chain to the roots and one of these names.
     Verify(Vec<MatchName>),
-    // DANE goes here: `Dane(Vec<Tlsa>)` with usage/selector/matching-type
-    // checks (RFC 7672 §3.1); DANE-TA(2) needs the chain, DANE-EE(3) not.
+    /// `dane` / `dane-only` with usable TLSA records: [`super::dane`]
+    /// matching; `names` are the TLSA base domain, then the next-hop domain
+    /// (reference identifiers for DANE-TA).
+    Dane {
+        /// The usable TLSA records of the host.
+        records: Vec<super::dane::Tlsa>,
+        /// Reference names for DANE-TA.
+        names: Vec<String>,
+    },
 }
 
 /// RFC 8460 §4.3 result types a handshake can fail with.
@@ -153,6 +160,8 @@ pub enum FailureKind {
     CertificateExpired,
     /// No trust anchor (or listed fingerprint) was found.
     CertificateNotTrusted,
+    /// No TLSA record matched the chain (RFC 8460 `tlsa-invalid`).
+    TlsaInvalid,
     /// Any other failure: bad encoding, handshake failure, ...
     ValidationFailure,
 }
@@ -165,6 +174,7 @@ impl FailureKind {
             FailureKind::CertificateHostMismatch => "certificate-host-mismatch",
             FailureKind::CertificateExpired => "certificate-expired",
             FailureKind::CertificateNotTrusted => "certificate-not-trusted",
+            FailureKind::TlsaInvalid => "tlsa-invalid",
             FailureKind::ValidationFailure => "validation-failure",
         }
     }
@@ -188,6 +198,7 @@ pub enum TlsOutcome {
 struct Seen {
     trust: Option<Trust>,
     failure: Option<(FailureKind, String)>,
+    dane: Option<super::dane::DaneMatch>,
 }
 
 /// Loads trust anchors from a PEM bundle (`smtp_tls_CAfile`).
@@ -293,6 +304,12 @@ impl TernVerifier {
             ((Some(t), None), None) => TlsOutcome::Success(t),
             ((None, None), None) => TlsOutcome::Success(Trust::Untrusted),
         }
+    }
+
+    /// How DANE authenticated the server, when the mode was `Dane` and it
+    /// succeeded (for `tern probe` and debug logs).
+    pub fn dane_match(&self) -> Option<super::dane::DaneMatch> {
+        self.seen.lock().ok().and_then(|s| s.dane.clone())
     }
 
     fn chain_check(
@@ -414,6 +431,39 @@ impl ServerCertVerifier for TernVerifier {
                 }
                 self.set(Some(Trust::Verified), None);
                 Ok(ServerCertVerified::assertion())
+            }
+            VerifyMode::Dane { records, names } => {
+                use super::dane::{self, DaneError};
+                let mut chain = Vec::with_capacity(1 + intermediates.len());
+                chain.push(end_entity.clone());
+                chain.extend(intermediates.iter().cloned());
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                match dane::authenticate(records, &chain, &names, now, &self.provider) {
+                    Ok(m) => {
+                        self.set(Some(Trust::Verified), None);
+                        if let Ok(mut s) = self.seen.lock() {
+                            s.dane = Some(m);
+                        }
+                        Ok(ServerCertVerified::assertion())
+                    }
+                    Err(e) => {
+                        let kind = match &e {
+                            DaneError::NoMatch | DaneError::NoUsableRecords => {
+                                FailureKind::TlsaInvalid
+                            }
+                            DaneError::Name => FailureKind::CertificateHostMismatch,
+                            DaneError::Chain(c) if c.contains("xpired") => {
+                                FailureKind::CertificateExpired
+                            }
+                            DaneError::Chain(_) => FailureKind::CertificateNotTrusted,
+                            DaneError::NoCertificate => FailureKind::ValidationFailure,
+                        };
+                        self.set(Some(Trust::Untrusted), Some((kind, e.to_string())));
+                        Err(rustls::Error::InvalidCertificate(
+                            CertificateError::ApplicationVerificationFailure,
+                        ))
+                    }
+                }
             }
         }
     }
