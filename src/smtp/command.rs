@@ -402,8 +402,7 @@ fn split_path(s: &str) -> Option<(&str, bool, &str)> {
 
 fn parse_mail(rest: &str) -> Result<Command<'_>, CommandError> {
     let after = strip_keyword(rest, "FROM:").ok_or(CommandError::MailSyntax)?;
-    let (path_text, _bracketed, params_text) =
-        split_path(after).ok_or(CommandError::MailSyntax)?;
+    let (path_text, _bracketed, params_text) = split_path(after).ok_or(CommandError::MailSyntax)?;
     let from = if path_text.is_empty() {
         Path {
             mailbox: "",
@@ -520,7 +519,9 @@ fn is_atext(c: char) -> bool {
 }
 
 fn is_dot_string(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(is_atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|a| !a.is_empty() && a.chars().all(is_atext))
 }
 
 fn is_quoted_string(s: &str) -> bool {
@@ -552,7 +553,8 @@ pub fn is_domain(s: &str) -> bool {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -593,7 +595,10 @@ mod tests {
 
     #[test]
     fn verbs() {
-        assert_eq!(p("EHLO client.example").unwrap(), Command::Ehlo("client.example"));
+        assert_eq!(
+            p("EHLO client.example").unwrap(),
+            Command::Ehlo("client.example")
+        );
         assert_eq!(p("helo  x y ").unwrap(), Command::Helo("x y"));
         assert_eq!(p("data").unwrap(), Command::Data);
         assert_eq!(p("RSET").unwrap(), Command::Rset);
@@ -604,11 +609,17 @@ mod tests {
         assert_eq!(p("StartTLS").unwrap(), Command::StartTls);
         assert_eq!(
             p("AUTH PLAIN AGEAYg==").unwrap(),
-            Command::Auth { mechanism: "PLAIN", initial: Some("AGEAYg==") }
+            Command::Auth {
+                mechanism: "PLAIN",
+                initial: Some("AGEAYg==")
+            }
         );
         assert_eq!(
             p("AUTH LOGIN").unwrap(),
-            Command::Auth { mechanism: "LOGIN", initial: None }
+            Command::Auth {
+                mechanism: "LOGIN",
+                initial: None
+            }
         );
     }
 
@@ -631,7 +642,9 @@ mod tests {
 
     #[test]
     fn mail_paths() {
-        let Command::Mail { from, params } = p("MAIL FROM:<>").unwrap() else { panic!() };
+        let Command::Mail { from, params } = p("MAIL FROM:<>").unwrap() else {
+            panic!()
+        };
         assert!(from.is_null());
         assert_eq!(params, MailParams::default());
         let Command::Mail { from, .. } = p("mail from: <a.b@example.com>").unwrap() else {
@@ -644,20 +657,22 @@ mod tests {
             panic!()
         };
         assert_eq!(from.mailbox(), "bare@example.com");
-        let Command::Mail { from, .. } =
-            p("MAIL FROM:<\"john doe\\\"x>\"@example.com>").unwrap()
+        let Command::Mail { from, .. } = p("MAIL FROM:<\"john doe\\\"x>\"@example.com>").unwrap()
         else {
             panic!()
         };
         assert_eq!(from.local_part(), "\"john doe\\\"x>\"");
-        let Command::Mail { from, .. } = p("MAIL FROM:<@a.example,@b.example:u@c.example>").unwrap()
+        let Command::Mail { from, .. } =
+            p("MAIL FROM:<@a.example,@b.example:u@c.example>").unwrap()
         else {
             panic!()
         };
         assert_eq!(from.mailbox(), "u@c.example");
         for lit in ["[192.0.2.1]", "[IPv6:2001:db8::1]", "[x-tag:abc]"] {
             let line = format!("MAIL FROM:<u@{lit}>");
-            let Command::Mail { from, .. } = p(&line).unwrap() else { panic!() };
+            let Command::Mail { from, .. } = p(&line).unwrap() else {
+                panic!()
+            };
             assert_eq!(from.domain(), Some(lit));
         }
     }
@@ -681,9 +696,13 @@ mod tests {
             "<a@[IPv6:zz]>",
             "<a b@c>",
             "<@x:>",
-            "<\"a\"b\"@c>",
+            "<\"a\"b@c>",
         ] {
-            assert_eq!(e(&format!("MAIL FROM:{bad}")), CommandError::BadSender, "{bad}");
+            assert_eq!(
+                e(&format!("MAIL FROM:{bad}")),
+                CommandError::BadSender,
+                "{bad}"
+            );
         }
         let long = format!("MAIL FROM:<{}@example.com>", "a".repeat(65));
         assert_eq!(e(&long), CommandError::BadSender);
@@ -693,7 +712,10 @@ mod tests {
             e("MAIL FROM:<a@b> SIZE=x").reply().as_bytes(),
             b"501 5.5.4 Bad message size syntax\r\n"
         );
-        assert_eq!(e("MAIL FROM:<a@b> SIZE=99999999999999999999"), CommandError::BadSize);
+        assert_eq!(
+            e("MAIL FROM:<a@b> SIZE=99999999999999999999"),
+            CommandError::BadSize
+        );
         assert_eq!(
             e("MAIL FROM:<a@b> BODY=BINARYMIME").reply().as_bytes(),
             b"501 5.5.4 Bad BODY keyword syntax\r\n"
@@ -714,10 +736,10 @@ mod tests {
 
     #[test]
     fn mail_params() {
-        let Command::Mail { from, params } =
-            p("MAIL FROM:<j\u{f6}rg@b\u{fc}cher.example> size=1000 BODY=8bitmime SMTPUTF8 AUTH=<>")
-                .unwrap()
-        else {
+        let Command::Mail { from, params } = p(
+            "MAIL FROM:<j\u{f6}rg@b\u{fc}cher.example> size=1000 BODY=8bitmime SMTPUTF8 AUTH=<>",
+        )
+        .unwrap() else {
             panic!()
         };
         assert!(from.is_utf8());
@@ -729,21 +751,36 @@ mod tests {
 
     #[test]
     fn rcpt() {
-        let Command::Rcpt { to } = p("RCPT TO:<Postmaster>").unwrap() else { panic!() };
+        let Command::Rcpt { to } = p("RCPT TO:<Postmaster>").unwrap() else {
+            panic!()
+        };
         assert_eq!(to.mailbox(), "Postmaster");
         assert_eq!(to.domain(), None);
-        let Command::Rcpt { to } = p("rcpt to: <u@example.org>").unwrap() else { panic!() };
+        let Command::Rcpt { to } = p("rcpt to: <u@example.org>").unwrap() else {
+            panic!()
+        };
         assert_eq!(to.mailbox(), "u@example.org");
         let e = |s: &str| p(s).unwrap_err().reply().as_bytes().to_vec();
-        assert_eq!(e("RCPT TO:<>"), b"501 5.1.3 Bad recipient address syntax\r\n");
-        assert_eq!(e("RCPT TO:<user>"), b"501 5.1.3 Bad recipient address syntax\r\n");
-        assert_eq!(e("RCPT FROM:<a@b>"), b"501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+        assert_eq!(
+            e("RCPT TO:<>"),
+            b"501 5.1.3 Bad recipient address syntax\r\n"
+        );
+        assert_eq!(
+            e("RCPT TO:<user>"),
+            b"501 5.1.3 Bad recipient address syntax\r\n"
+        );
+        assert_eq!(
+            e("RCPT FROM:<a@b>"),
+            b"501 5.5.4 Syntax: RCPT TO:<address>\r\n"
+        );
         assert_eq!(
             e("RCPT TO:<a@b> NOTIFY=NEVER"),
             b"555 5.5.4 Unsupported option: NOTIFY=NEVER\r\n"
         );
         assert_eq!(
-            parse_with_verb(b"RCPT TO:<a@b> NOTIFY=NEVER").unwrap_err().0,
+            parse_with_verb(b"RCPT TO:<a@b> NOTIFY=NEVER")
+                .unwrap_err()
+                .0,
             Verb::Rcpt
         );
     }

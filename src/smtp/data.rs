@@ -220,7 +220,12 @@ mod tests {
 
     /// Runs the whole input through with a small output buffer and odd
     /// chunk sizes; returns (body, end, bytes consumed).
-    fn run(input: &[u8], limit: u64, mode: BareNewline, chunk: usize) -> (Vec<u8>, Option<DataEnd>, usize) {
+    fn run(
+        input: &[u8],
+        limit: u64,
+        mode: BareNewline,
+        chunk: usize,
+    ) -> (Vec<u8>, Option<DataEnd>, usize) {
         let mut r = DataReader::new(limit, mode);
         let mut body = Vec::new();
         let mut pos = 0;
@@ -272,9 +277,18 @@ mod tests {
     #[test]
     fn smuggling_variants_do_not_end_data() {
         for (input, expect) in [
-            (&b"a\n.\nMAIL FROM:<x@y>\n"[..], &b"a\r\n\r\nMAIL FROM:<x@y>\r\n"[..]),
-            (b"a\n.\r\nMAIL FROM:<x@y>\r\n", b"a\r\n\r\nMAIL FROM:<x@y>\r\n"),
-            (b"a\r\n.\nMAIL FROM:<x@y>\r\n", b"a\r\n\r\nMAIL FROM:<x@y>\r\n"),
+            (
+                &b"a\n.\nMAIL FROM:<x@y>\n"[..],
+                &b"a\r\n\r\nMAIL FROM:<x@y>\r\n"[..],
+            ),
+            (
+                b"a\n.\r\nMAIL FROM:<x@y>\r\n",
+                b"a\r\n\r\nMAIL FROM:<x@y>\r\n",
+            ),
+            (
+                b"a\r\n.\nMAIL FROM:<x@y>\r\n",
+                b"a\r\n\r\nMAIL FROM:<x@y>\r\n",
+            ),
             (b"a\r.\rMAIL FROM:<x@y>\r\n", b"a\r.\rMAIL FROM:<x@y>\r\n"),
             (b"a\r\n.\rMAIL\r\n", b"a\r\n\rMAIL\r\n"),
             (b"a\r\n. \r\nb\r\n", b"a\r\n \r\nb\r\n"),

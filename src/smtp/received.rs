@@ -42,14 +42,24 @@ pub fn received_header(i: &ReceivedInfo<'_>) -> String {
     } else {
         i.client_addr.to_string()
     };
-    let _ = write!(s, "Received: from {} ({} [{}])", clean(helo), clean(i.client_name), addr);
+    let _ = write!(
+        s,
+        "Received: from {} ({} [{}])",
+        clean(helo),
+        clean(i.client_name),
+        addr
+    );
     if let Some(tls) = i.tls {
         for line in tls.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             let _ = write!(s, "\r\n\t{}", clean(line));
         }
     }
-    let _ = write!(s, "\r\n\tby {} (tern) with {} id {}", i.hostname, i.protocol, i.queue_id);
+    let _ = write!(
+        s,
+        "\r\n\tby {} (tern) with {} id {}",
+        i.hostname, i.protocol, i.queue_id
+    );
     match i.single_recipient {
         Some(r) => {
             let _ = write!(s, "\r\n\tfor <{}>; {}\r\n", clean(r), i.date);
@@ -63,7 +73,9 @@ pub fn received_header(i: &ReceivedInfo<'_>) -> String {
 
 /// Control characters from the network must not break the header.
 fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Formats a unix time (UTC) as Postfix's `mail_date()` does:
@@ -73,8 +85,9 @@ pub fn format_date(unix: i64) -> String {
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let wd = WD[days.rem_euclid(7) as usize];
     let mon = MON[(m - 1) as usize % 12];
     format!(
@@ -107,8 +120,14 @@ mod tests {
     fn dates() {
         assert_eq!(format_date(0), "Thu,  1 Jan 1970 00:00:00 +0000 (UTC)");
         // date -u -d @1795460400
-        assert_eq!(format_date(1_795_460_400), "Mon, 23 Nov 2026 19:00:00 +0000 (UTC)");
-        assert_eq!(format_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000 (UTC)");
+        assert_eq!(
+            format_date(1_795_460_400),
+            "Mon, 23 Nov 2026 19:00:00 +0000 (UTC)"
+        );
+        assert_eq!(
+            format_date(951_782_400),
+            "Tue, 29 Feb 2000 00:00:00 +0000 (UTC)"
+        );
         assert_eq!(format_date(-1), "Wed, 31 Dec 1969 23:59:59 +0000 (UTC)");
     }
 

@@ -8,8 +8,9 @@
 
 use core::fmt::{self, Write as _};
 
-/// Largest reply tern builds, in bytes, CRLFs included.
-pub const REPLY_MAX: usize = 1024;
+/// Largest reply tern builds, in bytes, CRLFs included: RFC 5321's reply
+/// line limit (§4.5.3.1.5); tern's longest reply (EHLO) is far shorter.
+pub const REPLY_MAX: usize = 512;
 
 /// A reply ready to send: one or more lines, each ending in CRLF.
 #[derive(Clone, PartialEq, Eq)]
@@ -339,7 +340,10 @@ mod tests {
         assert_eq!(Reply::new("221 2.0.0 Bye").as_bytes(), b"221 2.0.0 Bye\r\n");
         assert_eq!(Reply::new("221 2.0.0 Bye").code(), 221);
         let r = Reply::multi(250, &["mx.example", "PIPELINING", "8BITMIME"]);
-        assert_eq!(r.as_bytes(), b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+        assert_eq!(
+            r.as_bytes(),
+            b"250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        );
         let r = Reply::fmt(format_args!("250 2.0.0 Ok: queued as {}", "4XyZ"));
         assert_eq!(r.as_bytes(), b"250 2.0.0 Ok: queued as 4XyZ\r\n");
     }
@@ -362,11 +366,21 @@ mod tests {
         let r = p.feed_line(b"250 STARTTLS").unwrap().unwrap();
         assert_eq!(r.code, 250);
         assert_eq!(r.enhanced, None);
-        assert_eq!(r.lines().collect::<Vec<_>>(), ["mx.example Hello", "SIZE 1000", "STARTTLS"]);
+        assert_eq!(
+            r.lines().collect::<Vec<_>>(),
+            ["mx.example Hello", "SIZE 1000", "STARTTLS"]
+        );
         assert_eq!(r.one_line(), "250 mx.example Hello SIZE 1000 STARTTLS");
         assert_eq!(r.dsn().to_string(), "2.0.0");
         let r = p.feed_line(b"550 5.1.1 <u@x>: unknown").unwrap().unwrap();
-        assert_eq!(r.enhanced, Some(EnhancedCode { class: 5, subject: 1, detail: 1 }));
+        assert_eq!(
+            r.enhanced,
+            Some(EnhancedCode {
+                class: 5,
+                subject: 1,
+                detail: 1
+            })
+        );
         assert_eq!(r.dsn().to_string(), "5.1.1");
         assert!(r.is_permanent());
         let r = p.feed_line(b"354").unwrap().unwrap();

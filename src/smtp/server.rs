@@ -137,11 +137,18 @@ pub struct AuthRequest {
 
 impl core::fmt::Debug for AuthRequest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "AuthRequest({:?}, {:?}, <password>)", self.mechanism, self.user)
+        write!(
+            f,
+            "AuthRequest({:?}, {:?}, <password>)",
+            self.mechanism, self.user
+        )
     }
 }
 
 /// Something the driver must do.
+// `Send` carries its reply inline on purpose: actions live in a fixed list
+// on the stack, and boxing would allocate for every reply.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Write these bytes to the client.
@@ -162,8 +169,9 @@ pub enum Action {
     Close,
 }
 
-/// Up to four actions, in order.
-pub type Actions = heapless::Vec<Action, 4>;
+/// Up to six actions, in order (the longest sequence is pause, error
+/// reply, pause, `421`, close).
+pub type Actions = heapless::Vec<Action, 6>;
 
 /// Things that happened outside the command stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,7 +271,10 @@ impl Session {
     /// The `220` banner: `220 host ESMTP tern`.
     pub fn greeting(&mut self) -> Actions {
         let mut out = Actions::new();
-        self.send(&mut out, Reply::fmt(format_args!("220 {} ESMTP tern", self.p.hostname)));
+        self.send(
+            &mut out,
+            Reply::fmt(format_args!("220 {} ESMTP tern", self.p.hostname)),
+        );
         out
     }
 
@@ -414,9 +425,11 @@ impl Session {
             return out;
         }
         match e {
-            LineError::TooLong => {
-                self.reject(&mut out, Verb::Unknown, Reply::new("500 5.5.2 Error: line too long"))
-            }
+            LineError::TooLong => self.reject(
+                &mut out,
+                Verb::Unknown,
+                Reply::new("500 5.5.2 Error: line too long"),
+            ),
             LineError::BareLf => {
                 let r = Reply::fmt(format_args!(
                     "521 5.5.2 {} Error: bare <LF> received",
@@ -482,16 +495,25 @@ impl Session {
             (State::Data, Event::Committed(id)) => {
                 self.count_ok_later(Verb::Data);
                 self.envelope = None;
-                self.send(&mut out, Reply::fmt(format_args!("250 2.0.0 Ok: queued as {id}")));
+                self.send(
+                    &mut out,
+                    Reply::fmt(format_args!("250 2.0.0 Ok: queued as {id}")),
+                );
             }
             (State::Data, Event::CommitFailed) => {
                 self.envelope = None;
-                self.send(&mut out, Reply::new("451 4.3.0 Error: queue file write error"));
+                self.send(
+                    &mut out,
+                    Reply::new("451 4.3.0 Error: queue file write error"),
+                );
                 self.failed(&mut out);
             }
             (State::Data, Event::DataTooBig) => {
                 self.envelope = None;
-                self.send(&mut out, Reply::new("552 5.3.4 Message size exceeds fixed limit"));
+                self.send(
+                    &mut out,
+                    Reply::new("552 5.3.4 Message size exceeds fixed limit"),
+                );
                 self.failed(&mut out);
             }
             (State::Data, Event::DataBareLf) => {
@@ -552,7 +574,11 @@ impl Session {
             Verb::Helo | Verb::Ehlo | Verb::StartTls | Verb::Noop | Verb::Quit | Verb::Unknown
         );
         if self.p.tls_required && !self.tls_active && !pre_tls {
-            return self.reject(out, verb, Reply::new("530 5.7.0 Must issue a STARTTLS command first"));
+            return self.reject(
+                out,
+                verb,
+                Reply::new("530 5.7.0 Must issue a STARTTLS command first"),
+            );
         }
         let cmd = match parsed {
             Ok(c) => c,
@@ -576,7 +602,11 @@ impl Session {
                 if self.tls_active {
                     self.reject(out, verb, Reply::new("554 5.5.1 Error: TLS already active"));
                 } else if !self.p.tls_available {
-                    self.reject(out, verb, Reply::new("502 5.5.1 Error: command not implemented"));
+                    self.reject(
+                        out,
+                        verb,
+                        Reply::new("502 5.5.1 Error: command not implemented"),
+                    );
                 } else {
                     // Counted as success once the handshake completes.
                     self.count(verb, false);
@@ -588,10 +618,18 @@ impl Session {
             Command::Auth { mechanism, initial } => self.auth_command(out, mechanism, initial),
             Command::Mail { from, params } => {
                 if self.p.helo_required && self.helo.is_none() {
-                    return self.reject(out, verb, Reply::new("503 5.5.1 Error: send HELO/EHLO first"));
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: send HELO/EHLO first"),
+                    );
                 }
                 if self.in_transaction() {
-                    return self.reject(out, verb, Reply::new("503 5.5.1 Error: nested MAIL command"));
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: nested MAIL command"),
+                    );
                 }
                 if self.p.auth_required && self.auth_user.is_none() {
                     return self.reject(out, verb, Reply::new("530 5.7.0 Authentication required"));
@@ -618,10 +656,18 @@ impl Session {
             Command::Rcpt { to } => self.rcpt(out, to, rcpts),
             Command::Data => {
                 let Some(env) = &self.envelope else {
-                    return self.reject(out, verb, Reply::new("503 5.5.1 Error: need RCPT command"));
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: need RCPT command"),
+                    );
                 };
                 if env.recipients.is_empty() {
-                    return self.reject(out, verb, Reply::new("554 5.5.1 Error: no valid recipients"));
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("554 5.5.1 Error: no valid recipients"),
+                    );
                 }
                 // Counted as success when the message is queued.
                 self.count(verb, false);
@@ -692,10 +738,18 @@ impl Session {
     fn auth_command(&mut self, out: &mut Actions, mechanism: &str, initial: Option<&str>) {
         let v = Verb::Auth;
         if !self.p.auth_available {
-            return self.reject(out, v, Reply::new("503 5.5.1 Error: authentication not enabled"));
+            return self.reject(
+                out,
+                v,
+                Reply::new("503 5.5.1 Error: authentication not enabled"),
+            );
         }
         if self.in_transaction() {
-            return self.reject(out, v, Reply::new("503 5.5.1 Error: MAIL transaction in progress"));
+            return self.reject(
+                out,
+                v,
+                Reply::new("503 5.5.1 Error: MAIL transaction in progress"),
+            );
         }
         if !self.tls_active && !self.p.allow_plaintext_auth {
             return self.reject(
@@ -728,7 +782,9 @@ impl Session {
         } else {
             self.send(
                 out,
-                Reply::new("535 5.7.8 Error: authentication failed: Invalid authentication mechanism"),
+                Reply::new(
+                    "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+                ),
             );
             self.failed(out);
         }
@@ -779,7 +835,12 @@ impl Session {
             self.send(out, auth_failed());
             return self.failed(out);
         }
-        self.check(out, AuthMechanism::Plain, user.to_string(), pass.to_string());
+        self.check(
+            out,
+            AuthMechanism::Plain,
+            user.to_string(),
+            pass.to_string(),
+        );
     }
 
     fn login_user(&mut self, out: &mut Actions, resp: &[u8]) {
@@ -796,7 +857,13 @@ impl Session {
         }
     }
 
-    fn check(&mut self, out: &mut Actions, mechanism: AuthMechanism, user: String, password: String) {
+    fn check(
+        &mut self,
+        out: &mut Actions,
+        mechanism: AuthMechanism,
+        user: String,
+        password: String,
+    ) {
         let _ = out.push(Action::CheckAuth(AuthRequest {
             mechanism,
             user: user.clone(),
