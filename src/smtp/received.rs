@@ -1,0 +1,179 @@
+//! The `Received:` header tern prepends, in Postfix's layout
+//! (`smtpd/smtpd.c`), with RFC 3848 / RFC 6531 `with` keywords and an
+//! RFC 5322 date in Postfix's `mail_date()` form
+//! (`Mon, 23 Nov 2026 19:00:00 +0000 (UTC)`, day space-padded).
+
+use core::fmt::Write as _;
+
+/// What the header says about one message.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedInfo<'a> {
+    /// HELO/EHLO name; `None` uses `client_name` like Postfix.
+    pub helo: Option<&'a str>,
+    /// Reverse DNS name of the client, or `unknown`.
+    pub client_name: &'a str,
+    /// Client address as text (`192.0.2.1` or `2001:db8::1`).
+    pub client_addr: &'a str,
+    /// TLS comment from the tls module, without parentheses handling:
+    /// inserted as is after a folding `CRLF TAB`; each `\n` inside it
+    /// becomes a new folded line (`CRLF TAB`), so
+    /// `"(using TLSv1.3 ...)\n(No client certificate requested)"` gives
+    /// Postfix's two comment lines.
+    pub tls: Option<&'a str>,
+    /// `myhostname`.
+    pub hostname: &'a str,
+    /// `with` protocol (`ESMTPS` etc., see `server::Session::protocol`).
+    pub protocol: &'a str,
+    /// Queue ID.
+    pub queue_id: &'a str,
+    /// The one recipient, if the message has exactly one (Postfix adds
+    /// `for <rcpt>` only then).
+    pub single_recipient: Option<&'a str>,
+    /// RFC 5322 date text, e.g. from [`format_date`].
+    pub date: &'a str,
+}
+
+/// Builds the header, folded, ending in CRLF.
+pub fn received_header(i: &ReceivedInfo<'_>) -> String {
+    let mut s = String::with_capacity(256);
+    let helo = i.helo.unwrap_or(i.client_name);
+    let addr = if i.client_addr.contains(':') {
+        format!("IPv6:{}", i.client_addr)
+    } else {
+        i.client_addr.to_string()
+    };
+    let _ = write!(
+        s,
+        "Received: from {} ({} [{}])",
+        clean(helo),
+        clean(i.client_name),
+        addr
+    );
+    if let Some(tls) = i.tls {
+        for line in tls.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let _ = write!(s, "\r\n\t{}", clean(line));
+        }
+    }
+    let _ = write!(
+        s,
+        "\r\n\tby {} (tern) with {} id {}",
+        i.hostname, i.protocol, i.queue_id
+    );
+    match i.single_recipient {
+        Some(r) => {
+            let _ = write!(s, "\r\n\tfor <{}>; {}\r\n", clean(r), i.date);
+        }
+        None => {
+            let _ = write!(s, "; {}\r\n", i.date);
+        }
+    }
+    s
+}
+
+/// Control characters from the network must not break the header.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Formats a unix time (UTC) as Postfix's `mail_date()` does:
+/// `Mon,  3 Nov 2026 19:00:00 +0000 (UTC)`.
+pub fn format_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let wd = WD[days.rem_euclid(7) as usize];
+    let mon = MON[(m - 1) as usize % 12];
+    format!(
+        "{wd}, {d:>2} {mon} {y} {:02}:{:02}:{:02} +0000 (UTC)",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_date(0), "Thu,  1 Jan 1970 00:00:00 +0000 (UTC)");
+        // date -u -d @1795460400
+        assert_eq!(
+            format_date(1_795_460_400),
+            "Mon, 23 Nov 2026 19:00:00 +0000 (UTC)"
+        );
+        assert_eq!(
+            format_date(951_782_400),
+            "Tue, 29 Feb 2000 00:00:00 +0000 (UTC)"
+        );
+        assert_eq!(format_date(-1), "Wed, 31 Dec 1969 23:59:59 +0000 (UTC)");
+    }
+
+    #[test]
+    fn header_tls_single_rcpt() {
+        let h = received_header(&ReceivedInfo {
+            helo: Some("client.example"),
+            client_name: "client.example",
+            client_addr: "192.0.2.1",
+            tls: Some(
+                "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)\n(No client certificate requested)",
+            ),
+            hostname: "mx.example.net",
+            protocol: "ESMTPS",
+            queue_id: "4Xk2Lm0abc",
+            single_recipient: Some("u@example.net"),
+            date: "Mon, 23 Nov 2026 19:00:00 +0000 (UTC)",
+        });
+        assert_eq!(
+            h,
+            "Received: from client.example (client.example [192.0.2.1])\r\n\
+             \t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\r\n\
+             \t key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)\r\n\
+             \t(No client certificate requested)\r\n\
+             \tby mx.example.net (tern) with ESMTPS id 4Xk2Lm0abc\r\n\
+             \tfor <u@example.net>; Mon, 23 Nov 2026 19:00:00 +0000 (UTC)\r\n"
+        );
+    }
+
+    #[test]
+    fn header_plain_many_rcpts_ipv6() {
+        let h = received_header(&ReceivedInfo {
+            helo: None,
+            client_name: "unknown",
+            client_addr: "2001:db8::1",
+            tls: None,
+            hostname: "nas.home",
+            protocol: "SMTP",
+            queue_id: "Q1",
+            single_recipient: None,
+            date: &format_date(0),
+        });
+        assert_eq!(
+            h,
+            "Received: from unknown (unknown [IPv6:2001:db8::1])\r\n\
+             \tby nas.home (tern) with SMTP id Q1; Thu,  1 Jan 1970 00:00:00 +0000 (UTC)\r\n"
+        );
+    }
+}

@@ -1,0 +1,894 @@
+//! The server side of an SMTP session, as a state machine without I/O.
+//!
+//! The driver feeds complete command lines ([`Session::line`], split with
+//! [`LineSplitter`](super::line::LineSplitter)), line errors
+//! ([`Session::line_error`]) and events ([`Session::event`]); every call
+//! returns [`Actions`] to perform in order. Replies and their texts follow
+//! Postfix's `smtpd`.
+//!
+//! Driver contract:
+//! * Call [`Session::greeting`] first (after the TLS handshake for implicit
+//!   TLS).
+//! * Feed lines only while [`Session::wants_line`] is true; the session
+//!   otherwise waits for an event (TLS handshake, AUTH verdict, end of
+//!   DATA / queue commit). A line fed while waiting closes the session
+//!   without executing it.
+//! * On [`Action::StartTls`] the driver must drop every byte it has read
+//!   but not yet fed ([`LineSplitter::discard`](super::line::LineSplitter::discard)):
+//!   a client's plaintext pipelined after `STARTTLS` must never be taken
+//!   as if it came over TLS (CVE-2011-0411).
+//! * On [`Action::BeginData`] the driver streams the body through
+//!   [`Session::data_reader`] and answers with [`Event::Committed`],
+//!   [`Event::CommitFailed`], [`Event::DataTooBig`] or
+//!   [`Event::DataBareLf`].
+//! * On [`Action::Pause`] the driver waits that many seconds before the
+//!   next action (Postfix's `smtpd_error_sleep_time` once
+//!   `smtpd_soft_error_limit` errors were made).
+
+use super::base64;
+use super::command::{self, Body, Command, CommandError, Path, Verb};
+use super::data::{BareNewline, DataReader};
+use super::line::LineError;
+use super::reply::Reply;
+use core::fmt::Write as _;
+
+/// Session settings (Postfix names in brackets).
+#[derive(Debug, Clone)]
+pub struct ServerParams {
+    /// `myhostname`
+    pub hostname: String,
+    /// `message_size_limit`; 0 means no limit.
+    pub message_size_limit: u64,
+    /// `smtpd_recipient_limit`
+    pub recipient_limit: usize,
+    /// STARTTLS can be offered (a certificate is loaded).
+    pub tls_available: bool,
+    /// The connection is TLS from the start (submissions, port 465).
+    pub implicit_tls: bool,
+    /// `smtpd_tls_security_level = encrypt`: only HELO, EHLO, STARTTLS,
+    /// NOOP and QUIT before TLS.
+    pub tls_required: bool,
+    /// AUTH can be offered (a password file is loaded).
+    pub auth_available: bool,
+    /// Submission: MAIL needs a successful AUTH first.
+    pub auth_required: bool,
+    /// Offer AUTH without TLS (`smtpd_tls_auth_only = no`).
+    pub allow_plaintext_auth: bool,
+    /// The client address matched `mynetworks`: may relay.
+    pub client_in_mynetworks: bool,
+    /// `smtpd_soft_error_limit`
+    pub soft_error_limit: u32,
+    /// `smtpd_hard_error_limit`
+    pub hard_error_limit: u32,
+    /// `smtpd_error_sleep_time`, seconds.
+    pub error_sleep_time: u32,
+    /// `smtpd_forbid_bare_newline`
+    pub bare_newline: BareNewline,
+    /// `smtpd_helo_required` (tern's default: yes).
+    pub helo_required: bool,
+}
+
+impl Default for ServerParams {
+    fn default() -> Self {
+        ServerParams {
+            hostname: "localhost".into(),
+            message_size_limit: 10_240_000,
+            recipient_limit: 1000,
+            tls_available: false,
+            implicit_tls: false,
+            tls_required: false,
+            auth_available: false,
+            auth_required: false,
+            allow_plaintext_auth: false,
+            client_in_mynetworks: false,
+            soft_error_limit: 10,
+            hard_error_limit: 20,
+            error_sleep_time: 1,
+            bare_newline: BareNewline::Normalize,
+            helo_required: true,
+        }
+    }
+}
+
+/// What the driver's address tables say about a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcptClass {
+    /// A local domain and a known user (or an alias).
+    Local,
+    /// A local domain, but no such user.
+    LocalUnknown,
+    /// Not a local domain: relaying.
+    Remote,
+}
+
+/// Classifies recipients; supplied by the driver per call so the session
+/// holds no reference to tables.
+pub trait Recipients {
+    /// Classifies one recipient path (never the null path).
+    fn classify(&mut self, rcpt: &Path<'_>) -> RcptClass;
+}
+
+impl<F: FnMut(&Path<'_>) -> RcptClass> Recipients for F {
+    fn classify(&mut self, rcpt: &Path<'_>) -> RcptClass {
+        self(rcpt)
+    }
+}
+
+/// SASL mechanisms tern implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    /// RFC 4616
+    Plain,
+    /// draft-murchison-sasl-login
+    Login,
+}
+
+/// Credentials the driver must verify, answering with
+/// [`Event::AuthVerdict`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// Mechanism used (for the log line `sasl_method=`).
+    pub mechanism: AuthMechanism,
+    /// Authentication identity.
+    pub user: String,
+    /// Password (never log it).
+    pub password: String,
+}
+
+impl core::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "AuthRequest({:?}, {:?}, <password>)",
+            self.mechanism, self.user
+        )
+    }
+}
+
+/// Something the driver must do.
+// `Send` carries its reply inline on purpose: actions live in a fixed list
+// on the stack, and boxing would allocate for every reply.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes to the client.
+    Send(Reply),
+    /// Wait this many seconds before the next action (error throttling).
+    Pause(u32),
+    /// The `220 2.0.0 Ready to start TLS` reply was queued before this:
+    /// send it, then **discard all buffered unread input**
+    /// (CVE-2011-0411), then run the TLS handshake and report
+    /// [`Event::TlsEstablished`] or [`Event::TlsFailed`].
+    StartTls,
+    /// Verify credentials, then report [`Event::AuthVerdict`].
+    CheckAuth(AuthRequest),
+    /// The 354 reply was queued before this: stream the message body with
+    /// [`Session::data_reader`]; the envelope is [`Session::envelope`].
+    BeginData,
+    /// Close the connection (after sending what came before).
+    Close,
+}
+
+/// Up to six actions, in order (the longest sequence is pause, error
+/// reply, pause, `421`, close).
+pub type Actions = heapless::Vec<Action, 6>;
+
+/// Things that happened outside the command stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The TLS handshake after STARTTLS finished.
+    TlsEstablished,
+    /// The TLS handshake failed; the session closes.
+    TlsFailed,
+    /// The credentials of the last [`Action::CheckAuth`] are valid or not.
+    AuthVerdict(bool),
+    /// The body was stored and committed under this queue ID.
+    Committed(&'a str),
+    /// Storing the body failed.
+    CommitFailed,
+    /// [`DataEnd::TooBig`](super::data::DataEnd::TooBig): the body was read
+    /// to its end, but exceeded `message_size_limit`.
+    DataTooBig,
+    /// [`DataError::BareLf`](super::data::DataError::BareLf) in reject mode.
+    DataBareLf,
+    /// The client was idle too long (`smtpd_timeout`).
+    Timeout,
+}
+
+/// The mail transaction collected so far.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    /// Reverse path without brackets; empty for `<>`.
+    pub sender: String,
+    /// Accepted forward paths without brackets, in order.
+    pub recipients: Vec<String>,
+    /// `BODY=` parameter, if given.
+    pub body: Option<Body>,
+    /// `SMTPUTF8` parameter given.
+    pub smtputf8: bool,
+    /// `SIZE=` parameter, if given.
+    pub declared_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AuthStep {
+    PlainResponse,
+    LoginUser,
+    LoginPassword(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Waiting for a command line.
+    Command,
+    /// Waiting for a SASL response line.
+    Auth(AuthStep),
+    /// Waiting for [`Event::AuthVerdict`].
+    AuthVerdict(String),
+    /// Waiting for the TLS handshake.
+    Tls,
+    /// Body being streamed by the driver.
+    Data,
+    /// Finished.
+    Closed,
+}
+
+/// One SMTP server session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    p: ServerParams,
+    state: State,
+    helo: Option<String>,
+    esmtp: bool,
+    tls_active: bool,
+    auth_user: Option<String>,
+    envelope: Option<Envelope>,
+    error_count: u32,
+    /// (ok, total) per [`Verb`].
+    counts: [(u32, u32); 12],
+}
+
+const LOGIN_USER_CHALLENGE: &str = "334 VXNlcm5hbWU6";
+const LOGIN_PASS_CHALLENGE: &str = "334 UGFzc3dvcmQ6";
+
+impl Session {
+    /// A new session with these settings.
+    pub fn new(params: ServerParams) -> Session {
+        let tls_active = params.implicit_tls;
+        Session {
+            p: params,
+            state: State::Command,
+            helo: None,
+            esmtp: false,
+            tls_active,
+            auth_user: None,
+            envelope: None,
+            error_count: 0,
+            counts: [(0, 0); 12],
+        }
+    }
+
+    /// The `220` banner: `220 host ESMTP tern`.
+    pub fn greeting(&mut self) -> Actions {
+        let mut out = Actions::new();
+        self.send(
+            &mut out,
+            Reply::fmt(format_args!("220 {} ESMTP tern", self.p.hostname)),
+        );
+        out
+    }
+
+    /// True when the next input must be a line (command or AUTH response).
+    pub fn wants_line(&self) -> bool {
+        matches!(self.state, State::Command | State::Auth(_))
+    }
+
+    /// True once the session ended; the driver closes the connection.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// TLS is active (STARTTLS done or implicit TLS).
+    pub fn tls_active(&self) -> bool {
+        self.tls_active
+    }
+
+    /// The HELO/EHLO name, if given (since the last STARTTLS).
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// The authenticated user, if any.
+    pub fn auth_user(&self) -> Option<&str> {
+        self.auth_user.as_deref()
+    }
+
+    /// The current mail transaction, if MAIL was accepted.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.envelope.as_ref()
+    }
+
+    /// Errors counted so far (for `smtpd_*_error_limit`).
+    pub fn error_count(&self) -> u32 {
+        self.error_count
+    }
+
+    /// RFC 3848 / RFC 6531 `with` protocol for the Received header:
+    /// SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, or UTF8SMTP... when the
+    /// transaction uses SMTPUTF8.
+    pub fn protocol(&self) -> &'static str {
+        if !self.esmtp {
+            return "SMTP";
+        }
+        let utf8 = self.envelope.as_ref().is_some_and(|e| e.smtputf8);
+        match (utf8, self.tls_active, self.auth_user.is_some()) {
+            (false, false, false) => "ESMTP",
+            (false, true, false) => "ESMTPS",
+            (false, false, true) => "ESMTPA",
+            (false, true, true) => "ESMTPSA",
+            (true, false, false) => "UTF8SMTP",
+            (true, true, false) => "UTF8SMTPS",
+            (true, false, true) => "UTF8SMTPA",
+            (true, true, true) => "UTF8SMTPSA",
+        }
+    }
+
+    /// A DATA decoder for this session's limits.
+    pub fn data_reader(&self) -> DataReader {
+        DataReader::new(self.p.message_size_limit, self.p.bare_newline)
+    }
+
+    /// The counters of Postfix's disconnect line, e.g.
+    /// ` ehlo=1 starttls=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=4/6`
+    /// (leading space; verbs in Postfix's table order; `ok/total` where
+    /// some failed).
+    pub fn command_counts(&self) -> String {
+        let mut s = String::new();
+        let (mut ok, mut total) = (0, 0);
+        for v in Verb::ALL {
+            let (o, t) = self.counts[v.index()];
+            if t == 0 {
+                continue;
+            }
+            ok += o;
+            total += t;
+            let _ = write!(s, " {}={}", v.name(), o);
+            if o != t {
+                let _ = write!(s, "/{t}");
+            }
+        }
+        let _ = write!(s, " commands={ok}");
+        if ok != total {
+            let _ = write!(s, "/{total}");
+        }
+        s
+    }
+
+    /// `disconnect from host[addr] ehlo=1 ... commands=N`, as Postfix logs it.
+    pub fn disconnect_line(&self, host: &str, addr: &str) -> String {
+        format!("disconnect from {host}[{addr}]{}", self.command_counts())
+    }
+
+    fn count(&mut self, v: Verb, ok: bool) {
+        if let Some(c) = self.counts.get_mut(v.index()) {
+            c.1 += 1;
+            if ok {
+                c.0 += 1;
+            }
+        }
+    }
+
+    fn count_ok_later(&mut self, v: Verb) {
+        if let Some(c) = self.counts.get_mut(v.index()) {
+            c.0 += 1;
+        }
+    }
+
+    fn send(&mut self, out: &mut Actions, r: Reply) {
+        if self.error_count >= self.p.soft_error_limit && self.p.error_sleep_time > 0 {
+            let _ = out.push(Action::Pause(self.p.error_sleep_time));
+        }
+        let _ = out.push(Action::Send(r));
+    }
+
+    fn close(&mut self, out: &mut Actions) {
+        let _ = out.push(Action::Close);
+        self.state = State::Closed;
+        self.envelope = None;
+    }
+
+    /// Records a failed command: count it, and at the hard limit say
+    /// `421 4.7.0 host Error: too many errors` and close.
+    fn failed(&mut self, out: &mut Actions) {
+        self.error_count = self.error_count.saturating_add(1);
+        if self.error_count >= self.p.hard_error_limit && self.state != State::Closed {
+            let r = Reply::fmt(format_args!(
+                "421 4.7.0 {} Error: too many errors",
+                self.p.hostname
+            ));
+            self.send(out, r);
+            self.close(out);
+        }
+    }
+
+    /// Sends an error reply for verb `v`, counting it.
+    fn reject(&mut self, out: &mut Actions, v: Verb, r: Reply) {
+        self.count(v, false);
+        self.send(out, r);
+        self.failed(out);
+    }
+
+    /// Handles a read error from the line splitter.
+    pub fn line_error(&mut self, e: LineError) -> Actions {
+        let mut out = Actions::new();
+        if self.state == State::Closed {
+            return out;
+        }
+        match e {
+            LineError::TooLong => self.reject(
+                &mut out,
+                Verb::Unknown,
+                Reply::new("500 5.5.2 Error: line too long"),
+            ),
+            LineError::BareLf => {
+                let r = Reply::fmt(format_args!(
+                    "521 5.5.2 {} Error: bare <LF> received",
+                    self.p.hostname
+                ));
+                self.count(Verb::Unknown, false);
+                self.send(&mut out, r);
+                self.close(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Handles one input line (without its line end).
+    pub fn line(&mut self, line: &[u8], rcpts: &mut dyn Recipients) -> Actions {
+        let mut out = Actions::new();
+        match core::mem::replace(&mut self.state, State::Command) {
+            State::Command => self.command(&mut out, line, rcpts),
+            State::Auth(step) => self.auth_response(&mut out, step, line),
+            State::Closed => self.state = State::Closed,
+            // A line while waiting for an event means the driver read ahead
+            // (after STARTTLS: possibly injected plaintext). Never run it.
+            State::Tls | State::Data | State::AuthVerdict(_) => self.close(&mut out),
+        }
+        out
+    }
+
+    /// Handles an event.
+    pub fn event(&mut self, ev: Event<'_>) -> Actions {
+        let mut out = Actions::new();
+        if self.state == State::Closed {
+            return out;
+        }
+        match (core::mem::replace(&mut self.state, State::Command), ev) {
+            (_, Event::Timeout) => {
+                let r = Reply::fmt(format_args!(
+                    "421 4.4.2 {} Error: timeout exceeded",
+                    self.p.hostname
+                ));
+                self.send(&mut out, r);
+                self.close(&mut out);
+            }
+            (State::Tls, Event::TlsEstablished) => {
+                // RFC 3207 §4.2: forget everything learnt in plaintext.
+                self.tls_active = true;
+                self.helo = None;
+                self.esmtp = false;
+                self.envelope = None;
+                self.auth_user = None;
+                self.count_ok_later(Verb::StartTls);
+            }
+            (State::Tls, Event::TlsFailed) => self.close(&mut out),
+            (State::AuthVerdict(user), Event::AuthVerdict(ok)) => {
+                if ok {
+                    self.auth_user = Some(user);
+                    self.count_ok_later(Verb::Auth);
+                    self.send(&mut out, Reply::new("235 2.7.0 Authentication successful"));
+                } else {
+                    self.send(&mut out, auth_failed());
+                    self.failed(&mut out);
+                }
+            }
+            (State::Data, Event::Committed(id)) => {
+                self.count_ok_later(Verb::Data);
+                self.envelope = None;
+                self.send(
+                    &mut out,
+                    Reply::fmt(format_args!("250 2.0.0 Ok: queued as {id}")),
+                );
+            }
+            (State::Data, Event::CommitFailed) => {
+                self.envelope = None;
+                self.send(
+                    &mut out,
+                    Reply::new("451 4.3.0 Error: queue file write error"),
+                );
+                self.failed(&mut out);
+            }
+            (State::Data, Event::DataTooBig) => {
+                self.envelope = None;
+                self.send(
+                    &mut out,
+                    Reply::new("552 5.3.4 Message size exceeds fixed limit"),
+                );
+                self.failed(&mut out);
+            }
+            (State::Data, Event::DataBareLf) => {
+                let r = Reply::fmt(format_args!(
+                    "521 5.5.2 {} Error: bare <LF> received",
+                    self.p.hostname
+                ));
+                self.send(&mut out, r);
+                self.close(&mut out);
+            }
+            // An event the session is not waiting for: a driver bug. Do
+            // not guess; end the session.
+            (_, _) => self.close(&mut out),
+        }
+        out
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.envelope.is_some()
+    }
+
+    fn auth_offered(&self) -> bool {
+        self.p.auth_available && (self.tls_active || self.p.allow_plaintext_auth)
+    }
+
+    fn ehlo_reply(&self) -> Reply {
+        let size = if self.p.message_size_limit > 0 {
+            format!("SIZE {}", self.p.message_size_limit)
+        } else {
+            "SIZE".to_string()
+        };
+        let mut lines: heapless::Vec<&str, 10> = heapless::Vec::new();
+        let _ = lines.push(&self.p.hostname);
+        let _ = lines.push("PIPELINING");
+        let _ = lines.push(&size);
+        if self.p.tls_available && !self.tls_active {
+            let _ = lines.push("STARTTLS");
+        }
+        if self.auth_offered() {
+            let _ = lines.push("AUTH PLAIN LOGIN");
+        }
+        let _ = lines.push("ENHANCEDSTATUSCODES");
+        let _ = lines.push("8BITMIME");
+        let _ = lines.push("SMTPUTF8");
+        Reply::multi(250, &lines)
+    }
+
+    fn command(&mut self, out: &mut Actions, line: &[u8], rcpts: &mut dyn Recipients) {
+        let parsed = command::parse_with_verb(line);
+        let verb = match &parsed {
+            Ok(c) => c.verb(),
+            Err((v, _)) => *v,
+        };
+        // Postfix checks `smtpd_tls_security_level = encrypt` before the
+        // command's own syntax.
+        let pre_tls = matches!(
+            verb,
+            Verb::Helo | Verb::Ehlo | Verb::StartTls | Verb::Noop | Verb::Quit | Verb::Unknown
+        );
+        if self.p.tls_required && !self.tls_active && !pre_tls {
+            return self.reject(
+                out,
+                verb,
+                Reply::new("530 5.7.0 Must issue a STARTTLS command first"),
+            );
+        }
+        let cmd = match parsed {
+            Ok(c) => c,
+            Err((v, e)) => return self.reject(out, v, e.reply()),
+        };
+        match cmd {
+            Command::Helo(name) | Command::Ehlo(name) => {
+                let ehlo = matches!(cmd, Command::Ehlo(_));
+                self.helo = Some(name.to_string());
+                self.esmtp = ehlo;
+                self.envelope = None;
+                let r = if ehlo {
+                    self.ehlo_reply()
+                } else {
+                    Reply::fmt(format_args!("250 {}", self.p.hostname))
+                };
+                self.count(verb, true);
+                self.send(out, r);
+            }
+            Command::StartTls => {
+                if self.tls_active {
+                    self.reject(out, verb, Reply::new("554 5.5.1 Error: TLS already active"));
+                } else if !self.p.tls_available {
+                    self.reject(
+                        out,
+                        verb,
+                        Reply::new("502 5.5.1 Error: command not implemented"),
+                    );
+                } else {
+                    // Counted as success once the handshake completes.
+                    self.count(verb, false);
+                    self.send(out, Reply::new("220 2.0.0 Ready to start TLS"));
+                    let _ = out.push(Action::StartTls);
+                    self.state = State::Tls;
+                }
+            }
+            Command::Auth { mechanism, initial } => self.auth_command(out, mechanism, initial),
+            Command::Mail { from, params } => {
+                if self.p.helo_required && self.helo.is_none() {
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: send HELO/EHLO first"),
+                    );
+                }
+                if self.in_transaction() {
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: nested MAIL command"),
+                    );
+                }
+                if self.p.auth_required && self.auth_user.is_none() {
+                    return self.reject(out, verb, Reply::new("530 5.7.0 Authentication required"));
+                }
+                if let Some(size) = params.size {
+                    if self.p.message_size_limit > 0 && size > self.p.message_size_limit {
+                        return self.reject(
+                            out,
+                            verb,
+                            Reply::new("552 5.3.4 Message size exceeds fixed limit"),
+                        );
+                    }
+                }
+                self.envelope = Some(Envelope {
+                    sender: from.mailbox().to_string(),
+                    recipients: Vec::new(),
+                    body: params.body,
+                    smtputf8: params.smtputf8,
+                    declared_size: params.size,
+                });
+                self.count(verb, true);
+                self.send(out, Reply::new("250 2.1.0 Ok"));
+            }
+            Command::Rcpt { to } => self.rcpt(out, to, rcpts),
+            Command::Data => {
+                let Some(env) = &self.envelope else {
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("503 5.5.1 Error: need RCPT command"),
+                    );
+                };
+                if env.recipients.is_empty() {
+                    return self.reject(
+                        out,
+                        verb,
+                        Reply::new("554 5.5.1 Error: no valid recipients"),
+                    );
+                }
+                // Counted as success when the message is queued.
+                self.count(verb, false);
+                self.send(out, Reply::new("354 End data with <CR><LF>.<CR><LF>"));
+                let _ = out.push(Action::BeginData);
+                self.state = State::Data;
+            }
+            Command::Rset => {
+                self.envelope = None;
+                self.count(verb, true);
+                self.send(out, Reply::new("250 2.0.0 Ok"));
+            }
+            Command::Noop => {
+                self.count(verb, true);
+                self.send(out, Reply::new("250 2.0.0 Ok"));
+            }
+            Command::Quit => {
+                self.count(verb, true);
+                self.send(out, Reply::new("221 2.0.0 Bye"));
+                self.close(out);
+            }
+            Command::Vrfy(_) => {
+                self.reject(out, verb, Reply::new("502 5.5.1 VRFY command is disabled"))
+            }
+            Command::Help => self.reject(out, verb, CommandError::Unrecognized.reply()),
+        }
+    }
+
+    fn rcpt(&mut self, out: &mut Actions, to: Path<'_>, rcpts: &mut dyn Recipients) {
+        let v = Verb::Rcpt;
+        let relay_ok = self.p.client_in_mynetworks || self.auth_user.is_some();
+        let limit = self.p.recipient_limit;
+        let Some(env) = &self.envelope else {
+            return self.reject(out, v, Reply::new("503 5.5.1 Error: need MAIL command"));
+        };
+        if env.recipients.len() >= limit {
+            return self.reject(out, v, Reply::new("452 4.5.3 Error: too many recipients"));
+        }
+        if to.is_utf8() && !env.smtputf8 {
+            return self.reject(
+                out,
+                v,
+                Reply::new("553 5.6.7 Must declare SMTPUTF8 to send unicode address"),
+            );
+        }
+        let addr = to.mailbox();
+        match rcpts.classify(&to) {
+            RcptClass::Remote if !relay_ok => {
+                let r = Reply::fmt(format_args!("554 5.7.1 <{addr}>: Relay access denied"));
+                self.reject(out, v, r)
+            }
+            RcptClass::LocalUnknown => {
+                let r = Reply::fmt(format_args!(
+                    "550 5.1.1 <{addr}>: Recipient address rejected: User unknown in local recipient table"
+                ));
+                self.reject(out, v, r)
+            }
+            RcptClass::Local | RcptClass::Remote => {
+                if let Some(env) = &mut self.envelope {
+                    env.recipients.push(addr.to_string());
+                }
+                self.count(v, true);
+                self.send(out, Reply::new("250 2.1.5 Ok"));
+            }
+        }
+    }
+
+    fn auth_command(&mut self, out: &mut Actions, mechanism: &str, initial: Option<&str>) {
+        let v = Verb::Auth;
+        if !self.p.auth_available {
+            return self.reject(
+                out,
+                v,
+                Reply::new("503 5.5.1 Error: authentication not enabled"),
+            );
+        }
+        if self.in_transaction() {
+            return self.reject(
+                out,
+                v,
+                Reply::new("503 5.5.1 Error: MAIL transaction in progress"),
+            );
+        }
+        if !self.tls_active && !self.p.allow_plaintext_auth {
+            return self.reject(
+                out,
+                v,
+                Reply::new("504 5.5.4 Encryption required for requested authentication mechanism"),
+            );
+        }
+        if self.auth_user.is_some() {
+            return self.reject(out, v, Reply::new("503 5.5.1 Error: already authenticated"));
+        }
+        // Counted as success when the verdict is positive.
+        self.count(v, false);
+        if mechanism.eq_ignore_ascii_case("PLAIN") {
+            match initial {
+                Some(resp) => self.plain_response(out, resp.as_bytes()),
+                None => {
+                    self.send(out, Reply::new("334 "));
+                    self.state = State::Auth(AuthStep::PlainResponse);
+                }
+            }
+        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+            match initial {
+                Some(resp) => self.login_user(out, resp.as_bytes()),
+                None => {
+                    self.send(out, Reply::new(LOGIN_USER_CHALLENGE));
+                    self.state = State::Auth(AuthStep::LoginUser);
+                }
+            }
+        } else {
+            self.send(
+                out,
+                Reply::new(
+                    "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+                ),
+            );
+            self.failed(out);
+        }
+    }
+
+    fn auth_response(&mut self, out: &mut Actions, step: AuthStep, line: &[u8]) {
+        if line == b"*" {
+            self.send(out, Reply::new("501 5.7.0 Authentication aborted"));
+            return self.failed(out);
+        }
+        match step {
+            AuthStep::PlainResponse => self.plain_response(out, line),
+            AuthStep::LoginUser => self.login_user(out, line),
+            AuthStep::LoginPassword(user) => match decode_text(line) {
+                Some(password) => self.check(out, AuthMechanism::Login, user, password),
+                None => self.auth_decode_error(out),
+            },
+        }
+    }
+
+    fn auth_decode_error(&mut self, out: &mut Actions) {
+        self.send(out, Reply::new("501 5.5.2 Cannot decode response"));
+        self.failed(out);
+    }
+
+    fn plain_response(&mut self, out: &mut Actions, resp: &[u8]) {
+        let Some(raw) = decode_response(resp) else {
+            return self.auth_decode_error(out);
+        };
+        // authzid NUL authcid NUL passwd (RFC 4616 §2).
+        let mut parts = raw.split(|&b| b == 0);
+        let (Some(authz), Some(user), Some(pass), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            self.send(out, auth_failed());
+            return self.failed(out);
+        };
+        let (Ok(authz), Ok(user), Ok(pass)) = (
+            core::str::from_utf8(authz),
+            core::str::from_utf8(user),
+            core::str::from_utf8(pass),
+        ) else {
+            self.send(out, auth_failed());
+            return self.failed(out);
+        };
+        // tern does not let one user act for another.
+        if user.is_empty() || (!authz.is_empty() && authz != user) {
+            self.send(out, auth_failed());
+            return self.failed(out);
+        }
+        self.check(
+            out,
+            AuthMechanism::Plain,
+            user.to_string(),
+            pass.to_string(),
+        );
+    }
+
+    fn login_user(&mut self, out: &mut Actions, resp: &[u8]) {
+        match decode_text(resp) {
+            Some(user) if !user.is_empty() => {
+                self.send(out, Reply::new(LOGIN_PASS_CHALLENGE));
+                self.state = State::Auth(AuthStep::LoginPassword(user));
+            }
+            Some(_) => {
+                self.send(out, auth_failed());
+                self.failed(out);
+            }
+            None => self.auth_decode_error(out),
+        }
+    }
+
+    fn check(
+        &mut self,
+        out: &mut Actions,
+        mechanism: AuthMechanism,
+        user: String,
+        password: String,
+    ) {
+        let _ = out.push(Action::CheckAuth(AuthRequest {
+            mechanism,
+            user: user.clone(),
+            password,
+        }));
+        self.state = State::AuthVerdict(user);
+    }
+}
+
+fn auth_failed() -> Reply {
+    Reply::new("535 5.7.8 Error: authentication failed: authentication failure")
+}
+
+/// A SASL response: base64, or `=` for an empty one (RFC 4954 §4).
+fn decode_response(resp: &[u8]) -> Option<Vec<u8>> {
+    if resp == b"=" {
+        Some(Vec::new())
+    } else {
+        base64::decode(resp)
+    }
+}
+
+fn decode_text(resp: &[u8]) -> Option<String> {
+    decode_response(resp).and_then(|v| String::from_utf8(v).ok())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,582 @@
+use super::*;
+use crate::smtp::data::DataEnd;
+use crate::smtp::line::LineSplitter;
+
+/// Local domain `example.net` with user `u`; everything else is remote.
+fn tables(p: &Path<'_>) -> RcptClass {
+    match p.domain() {
+        Some(d) if d.eq_ignore_ascii_case("example.net") => {
+            if p.local_part() == "u" {
+                RcptClass::Local
+            } else {
+                RcptClass::LocalUnknown
+            }
+        }
+        None => RcptClass::Local,
+        _ => RcptClass::Remote,
+    }
+}
+
+fn params() -> ServerParams {
+    ServerParams {
+        hostname: "mx.example.net".into(),
+        ..ServerParams::default()
+    }
+}
+
+/// Renders actions as text: replies as sent, other actions in brackets.
+fn render(a: &Actions) -> String {
+    let mut s = String::new();
+    for x in a {
+        match x {
+            Action::Send(r) => s.push_str(&String::from_utf8_lossy(r.as_bytes())),
+            Action::Pause(n) => s.push_str(&format!("[pause {n}]")),
+            Action::StartTls => s.push_str("[starttls]"),
+            Action::CheckAuth(r) => s.push_str(&format!("[auth {} {}]", r.user, r.password)),
+            Action::BeginData => s.push_str("[data]"),
+            Action::Close => s.push_str("[close]"),
+        }
+    }
+    s
+}
+
+fn say(s: &mut Session, line: &str) -> String {
+    render(&s.line(line.as_bytes(), &mut tables))
+}
+
+fn ev(s: &mut Session, e: Event<'_>) -> String {
+    render(&s.event(e))
+}
+
+#[test]
+fn full_transaction_and_disconnect_line() {
+    let mut s = Session::new(params());
+    assert_eq!(render(&s.greeting()), "220 mx.example.net ESMTP tern\r\n");
+    assert_eq!(
+        say(&mut s, "EHLO client.example"),
+        "250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n\
+         250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@client.example> SIZE=100"),
+        "250 2.1.0 Ok\r\n"
+    );
+    assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(
+        say(&mut s, "DATA"),
+        "354 End data with <CR><LF>.<CR><LF>\r\n[data]"
+    );
+    assert!(!s.wants_line());
+    let env = s.envelope().unwrap();
+    assert_eq!(env.sender, "a@client.example");
+    assert_eq!(env.recipients, ["u@example.net"]);
+    assert_eq!(env.declared_size, Some(100));
+    assert_eq!(s.protocol(), "ESMTP");
+    assert_eq!(
+        ev(&mut s, Event::Committed("4XyZ")),
+        "250 2.0.0 Ok: queued as 4XyZ\r\n"
+    );
+    assert!(s.envelope().is_none());
+    assert_eq!(say(&mut s, "QUIT"), "221 2.0.0 Bye\r\n[close]");
+    assert!(s.is_closed());
+    assert_eq!(
+        s.disconnect_line("client.example", "192.0.2.1"),
+        "disconnect from client.example[192.0.2.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
+    );
+}
+
+#[test]
+fn counts_failed_commands_ok_total() {
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<a@c.example>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<x@elsewhere.example>"),
+        "554 5.7.1 <x@elsewhere.example>: Relay access denied\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "DATA"),
+        "554 5.5.1 Error: no valid recipients\r\n"
+    );
+    say(&mut s, "BOGUS");
+    say(&mut s, "RSET");
+    say(&mut s, "QUIT");
+    assert_eq!(
+        s.command_counts(),
+        " ehlo=1 mail=1 rcpt=0/1 data=0/1 rset=1 quit=1 unknown=0/1 commands=4/7"
+    );
+    assert_eq!(s.error_count(), 3);
+}
+
+#[test]
+fn helo_and_protocol() {
+    let mut s = Session::new(params());
+    assert_eq!(say(&mut s, "HELO c"), "250 mx.example.net\r\n");
+    assert_eq!(s.protocol(), "SMTP");
+    assert_eq!(s.helo_name(), Some("c"));
+}
+
+#[test]
+fn sequence_errors() {
+    let mut s = Session::new(params());
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@b.example>"),
+        "503 5.5.1 Error: send HELO/EHLO first\r\n"
+    );
+    say(&mut s, "EHLO c");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<u@example.net>"),
+        "503 5.5.1 Error: need MAIL command\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "DATA"),
+        "503 5.5.1 Error: need RCPT command\r\n"
+    );
+    say(&mut s, "MAIL FROM:<>");
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<>"),
+        "503 5.5.1 Error: nested MAIL command\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "VRFY u"),
+        "502 5.5.1 VRFY command is disabled\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "HELP"),
+        "502 5.5.2 Error: command not recognized\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "STARTTLS"),
+        "502 5.5.1 Error: command not implemented\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "AUTH PLAIN"),
+        "503 5.5.1 Error: authentication not enabled\r\n"
+    );
+    assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+    // EHLO resets the transaction.
+    say(&mut s, "EHLO c");
+    assert!(s.envelope().is_none());
+}
+
+#[test]
+fn local_unknown_and_mynetworks_relay() {
+    let mut s = Session::new(ServerParams {
+        client_in_mynetworks: true,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<nobody@example.net>"),
+        "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in local recipient table\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "RCPT TO:<x@elsewhere.example>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(say(&mut s, "RCPT TO:<postmaster>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(
+        s.envelope().unwrap().recipients,
+        ["x@elsewhere.example", "postmaster"]
+    );
+}
+
+#[test]
+fn utf8_needs_smtputf8() {
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<j\u{f6}rg@c.example>"),
+        "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+    );
+    say(&mut s, "MAIL FROM:<a@c.example>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<j\u{f6}rg@example.net>"),
+        "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+    );
+    say(&mut s, "RSET");
+    say(&mut s, "MAIL FROM:<j\u{f6}rg@c.example> SMTPUTF8");
+    assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(s.protocol(), "UTF8SMTP");
+}
+
+#[test]
+fn recipient_limit() {
+    let mut s = Session::new(ServerParams {
+        recipient_limit: 2,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<>");
+    assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<u@example.net>"),
+        "452 4.5.3 Error: too many recipients\r\n"
+    );
+    assert_eq!(s.envelope().unwrap().recipients.len(), 2);
+}
+
+#[test]
+fn size_limits() {
+    let mut s = Session::new(ServerParams {
+        message_size_limit: 1000,
+        ..params()
+    });
+    let ehlo = say(&mut s, "EHLO c");
+    assert!(ehlo.contains("250-SIZE 1000\r\n"));
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<> SIZE=1001"),
+        "552 5.3.4 Message size exceeds fixed limit\r\n"
+    );
+    assert_eq!(say(&mut s, "MAIL FROM:<> SIZE=1000"), "250 2.1.0 Ok\r\n");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    say(&mut s, "DATA");
+    // Drive the real reader to the limit.
+    let mut r = s.data_reader();
+    let mut body = vec![b'x'; 2000];
+    body.extend_from_slice(b"\r\n.\r\n");
+    let mut out = [0u8; 4096];
+    let f = r.feed(&body, &mut out).unwrap();
+    assert_eq!(f.end, Some(DataEnd::TooBig { size: 2002 }));
+    assert_eq!(f.written, 1000);
+    assert_eq!(
+        ev(&mut s, Event::DataTooBig),
+        "552 5.3.4 Message size exceeds fixed limit\r\n"
+    );
+    assert!(s.wants_line());
+    assert!(s.envelope().is_none());
+    // No limit: SIZE without a number.
+    let mut s = Session::new(ServerParams {
+        message_size_limit: 0,
+        ..params()
+    });
+    assert!(say(&mut s, "EHLO c").contains("250-SIZE\r\n"));
+}
+
+#[test]
+fn commit_failure() {
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<>");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    say(&mut s, "DATA");
+    assert_eq!(
+        ev(&mut s, Event::CommitFailed),
+        "451 4.3.0 Error: queue file write error\r\n"
+    );
+    assert!(s.command_counts().contains(" data=0/1"));
+}
+
+#[test]
+fn bare_lf_in_data_reject_mode() {
+    let mut s = Session::new(ServerParams {
+        bare_newline: BareNewline::Reject,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<>");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    say(&mut s, "DATA");
+    let mut r = s.data_reader();
+    let mut out = [0u8; 64];
+    assert!(r.feed(b"a\nb\r\n.\r\n", &mut out).is_err());
+    assert_eq!(
+        ev(&mut s, Event::DataBareLf),
+        "521 5.5.2 mx.example.net Error: bare <LF> received\r\n[close]"
+    );
+    assert!(s.is_closed());
+    let mut s = Session::new(params());
+    assert_eq!(
+        render(&s.line_error(LineError::BareLf)),
+        "521 5.5.2 mx.example.net Error: bare <LF> received\r\n[close]"
+    );
+}
+
+#[test]
+fn line_too_long() {
+    let mut s = Session::new(params());
+    let mut buf = [0u8; 2050];
+    let mut split = LineSplitter::new(2048, BareNewline::Normalize);
+    let mut input = vec![b'N'; 3000];
+    input.extend_from_slice(b"\r\nNOOP\r\n");
+    let mut pos = 0;
+    let mut replies = String::new();
+    while pos < input.len() {
+        let len = buf.len();
+        let spare = split.spare(&mut buf);
+        let n = spare.len().min(input.len() - pos);
+        spare[..n].copy_from_slice(&input[pos..pos + n]);
+        split.filled(len, n);
+        pos += n;
+        while let Some(l) = split.next_line(&buf) {
+            let a = match l {
+                Ok(l) => s.line(l, &mut tables),
+                Err(e) => s.line_error(e),
+            };
+            replies.push_str(&render(&a));
+        }
+    }
+    assert_eq!(
+        replies,
+        "500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"
+    );
+}
+
+#[test]
+fn error_limits_soft_pause_hard_close() {
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    for i in 1..=20 {
+        let r = say(&mut s, "BOGUS");
+        let pause = if i > 10 { "[pause 1]" } else { "" };
+        if i < 20 {
+            assert_eq!(
+                r,
+                format!("{pause}502 5.5.2 Error: command not recognized\r\n"),
+                "error {i}"
+            );
+        } else {
+            assert_eq!(
+                r,
+                "[pause 1]502 5.5.2 Error: command not recognized\r\n\
+                 [pause 1]421 4.7.0 mx.example.net Error: too many errors\r\n[close]"
+            );
+        }
+    }
+    assert!(s.is_closed());
+    assert_eq!(say(&mut s, "NOOP"), "");
+    // Successful replies are slowed down too once past the soft limit.
+    let mut s = Session::new(ServerParams {
+        soft_error_limit: 1,
+        ..params()
+    });
+    say(&mut s, "BOGUS");
+    assert_eq!(say(&mut s, "NOOP"), "[pause 1]250 2.0.0 Ok\r\n");
+}
+
+fn tls_params() -> ServerParams {
+    ServerParams {
+        tls_available: true,
+        auth_available: true,
+        ..params()
+    }
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let mut s = Session::new(tls_params());
+    let ehlo = say(&mut s, "EHLO c");
+    assert!(ehlo.contains("250-STARTTLS\r\n"));
+    assert!(!ehlo.contains("AUTH"), "no AUTH before TLS: {ehlo}");
+    // The client pipelines a command after STARTTLS (the attack).
+    let mut buf = [0u8; 256];
+    let mut split = LineSplitter::new(2048, BareNewline::Normalize);
+    let input = b"STARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<u@example.net>\r\n";
+    let len = buf.len();
+    split.spare(&mut buf)[..input.len()].copy_from_slice(input);
+    split.filled(len, input.len());
+    let mut executed = Vec::new();
+    while let Some(Ok(l)) = split.next_line(&buf) {
+        let a = s.line(l, &mut tables);
+        executed.push(render(&a));
+        if a.contains(&Action::StartTls) {
+            // What the API demands of the driver.
+            split.discard();
+        }
+    }
+    assert_eq!(executed, ["220 2.0.0 Ready to start TLS\r\n[starttls]"]);
+    assert_eq!(ev(&mut s, Event::TlsEstablished), "");
+    assert!(s.tls_active());
+    assert!(s.envelope().is_none());
+    // EHLO needed again, and now STARTTLS is gone and AUTH offered.
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@b.example>"),
+        "503 5.5.1 Error: send HELO/EHLO first\r\n"
+    );
+    let ehlo = say(&mut s, "EHLO c");
+    assert!(!ehlo.contains("STARTTLS"));
+    assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n"));
+    assert_eq!(
+        say(&mut s, "STARTTLS"),
+        "554 5.5.1 Error: TLS already active\r\n"
+    );
+    assert_eq!(s.protocol(), "ESMTPS");
+    assert!(s
+        .command_counts()
+        .starts_with(" ehlo=2 starttls=1/2 mail=0/1"));
+}
+
+#[test]
+fn lines_while_waiting_for_tls_are_never_executed() {
+    let mut s = Session::new(tls_params());
+    say(&mut s, "EHLO c");
+    say(&mut s, "STARTTLS");
+    assert!(!s.wants_line());
+    // A driver that forgot to discard: the session refuses to run it.
+    assert_eq!(say(&mut s, "MAIL FROM:<evil@x.example>"), "[close]");
+    assert!(s.is_closed());
+    assert!(s.envelope().is_none());
+}
+
+#[test]
+fn tls_required_before_mail() {
+    let mut s = Session::new(ServerParams {
+        tls_required: true,
+        ..tls_params()
+    });
+    say(&mut s, "EHLO c");
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@b.example>"),
+        "530 5.7.0 Must issue a STARTTLS command first\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "MAIL FROM:garbage garbage"),
+        "530 5.7.0 Must issue a STARTTLS command first\r\n"
+    );
+    assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+}
+
+#[test]
+fn auth_refused_before_tls() {
+    let mut s = Session::new(tls_params());
+    say(&mut s, "EHLO c");
+    assert_eq!(
+        say(&mut s, "AUTH PLAIN AHUAcA=="),
+        "504 5.5.4 Encryption required for requested authentication mechanism\r\n"
+    );
+    assert_eq!(s.auth_user(), None);
+    // Allowed explicitly.
+    let mut s = Session::new(ServerParams {
+        allow_plaintext_auth: true,
+        ..tls_params()
+    });
+    assert!(say(&mut s, "EHLO c").contains("250-AUTH PLAIN LOGIN\r\n"));
+    assert_eq!(say(&mut s, "AUTH PLAIN AHUAcA=="), "[auth u p]");
+    assert_eq!(s.protocol(), "ESMTP");
+    assert_eq!(
+        ev(&mut s, Event::AuthVerdict(true)),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert_eq!(s.protocol(), "ESMTPA");
+}
+
+fn tls_session(p: ServerParams) -> Session {
+    let mut s = Session::new(ServerParams {
+        implicit_tls: true,
+        ..p
+    });
+    say(&mut s, "EHLO c");
+    s
+}
+
+#[test]
+fn auth_plain_and_login() {
+    let mut s = tls_session(tls_params());
+    // PLAIN with continuation; authzid = authcid is fine.
+    assert_eq!(say(&mut s, "AUTH PLAIN"), "334 \r\n");
+    let resp = base64::encode(b"alice\0alice\0secret");
+    assert_eq!(say(&mut s, &resp), "[auth alice secret]");
+    assert!(!s.wants_line());
+    assert_eq!(
+        ev(&mut s, Event::AuthVerdict(false)),
+        "535 5.7.8 Error: authentication failed: authentication failure\r\n"
+    );
+    // LOGIN.
+    assert_eq!(say(&mut s, "AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(
+        say(&mut s, &base64::encode(b"alice")),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    assert_eq!(say(&mut s, &base64::encode(b"pw")), "[auth alice pw]");
+    assert_eq!(
+        ev(&mut s, Event::AuthVerdict(true)),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert_eq!(s.auth_user(), Some("alice"));
+    assert_eq!(
+        say(&mut s, "AUTH PLAIN"),
+        "503 5.5.1 Error: already authenticated\r\n"
+    );
+    assert_eq!(s.protocol(), "ESMTPSA");
+    // Authenticated clients may relay.
+    say(&mut s, "MAIL FROM:<alice@example.net>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<x@elsewhere.example>"),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "AUTH LOGIN"),
+        "503 5.5.1 Error: MAIL transaction in progress\r\n"
+    );
+    assert!(s
+        .command_counts()
+        .starts_with(" ehlo=1 auth=1/4 mail=1 rcpt=1"));
+}
+
+#[test]
+fn auth_errors() {
+    let mut s = tls_session(tls_params());
+    assert_eq!(
+        say(&mut s, "AUTH CRAM-MD5"),
+        "535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r\n"
+    );
+    assert_eq!(say(&mut s, "AUTH PLAIN"), "334 \r\n");
+    assert_eq!(say(&mut s, "*"), "501 5.7.0 Authentication aborted\r\n");
+    assert_eq!(
+        say(&mut s, "AUTH PLAIN !!!!"),
+        "501 5.5.2 Cannot decode response\r\n"
+    );
+    // Acting for another user is refused without asking the driver.
+    let r = format!("AUTH PLAIN {}", base64::encode(b"bob\0alice\0pw"));
+    assert_eq!(
+        say(&mut s, &r),
+        "535 5.7.8 Error: authentication failed: authentication failure\r\n"
+    );
+    let r = format!("AUTH PLAIN {}", base64::encode(b"alice\0pw"));
+    assert_eq!(
+        say(&mut s, &r),
+        "535 5.7.8 Error: authentication failed: authentication failure\r\n"
+    );
+    assert_eq!(
+        say(&mut s, "AUTH LOGIN ="),
+        "535 5.7.8 Error: authentication failed: authentication failure\r\n"
+    );
+    assert_eq!(s.error_count(), 6);
+}
+
+#[test]
+fn submission_requires_auth() {
+    let mut s = tls_session(ServerParams {
+        auth_required: true,
+        ..tls_params()
+    });
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<a@b.example>"),
+        "530 5.7.0 Authentication required\r\n"
+    );
+}
+
+#[test]
+fn relay_denied_for_outside_client() {
+    let mut s = tls_session(tls_params());
+    say(&mut s, "MAIL FROM:<spammer@x.example>");
+    assert_eq!(
+        say(&mut s, "RCPT TO:<victim@gmail.example>"),
+        "554 5.7.1 <victim@gmail.example>: Relay access denied\r\n"
+    );
+    assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    assert_eq!(s.envelope().unwrap().recipients, ["u@example.net"]);
+}
+
+#[test]
+fn timeout_and_unexpected_events() {
+    let mut s = Session::new(params());
+    assert_eq!(
+        ev(&mut s, Event::Timeout),
+        "421 4.4.2 mx.example.net Error: timeout exceeded\r\n[close]"
+    );
+    let mut s = Session::new(params());
+    assert_eq!(ev(&mut s, Event::Committed("X")), "[close]");
+}
