@@ -1,5 +1,272 @@
 //! SMTP listener driver: accepts connections, enforces limits, runs
 //! `smtp::server` sessions over `tls::Stream`, and feeds the spool.
+//!
+//! Per-connection memory is fixed: one `tls::pool` slot
+//! ([`crate::tls::pool::SLOT_BYTES`]), the command line buffer
+//! ([`session::LINE_BUF`]), the DATA decode buffer ([`session::DATA_BUF`])
+//! and the spool writer's 8 KiB buffer, plus rustls's own handshake state.
+//! A connection that finds the pool empty gets `421 4.3.2 Too many
+//! connections` and is closed.
 
+pub mod commit;
 pub mod listen;
 pub mod passwd;
+pub mod session;
+
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::{Async, LocalExecutor};
+
+use crate::config::net::Network;
+use crate::config::Config;
+use crate::queue::Spool;
+use crate::smtp::line::BareNewline;
+use crate::smtp::server::ServerParams;
+use crate::tls::{BufferPool, CertKeyPaths, TlsParams};
+
+use listen::Service;
+
+/// What every session of the listener shares (immutable between reloads).
+pub struct Shared {
+    /// Session parameters common to all clients.
+    pub params: ServerParams,
+    /// `mynetworks`.
+    pub mynetworks: Vec<Network>,
+    /// `mydestination`, expanded.
+    pub mydestination: Vec<String>,
+    /// The server TLS configuration, if a certificate is configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
+    pub passwords: Option<passwd::PasswordFile>,
+    /// The spool.
+    pub spool: Rc<Spool>,
+    /// Group commit for finished messages.
+    pub committer: Rc<commit::GroupCommit>,
+    /// `smtpd_timeout`.
+    pub timeout: Duration,
+    /// `smtpd_total_time_limit`.
+    pub total_time_limit: Duration,
+    /// `line_length_limit`.
+    pub line_limit: usize,
+    /// `smtpd_forbid_bare_newline`.
+    pub bare_newline: BareNewline,
+    /// `smtpd_tls_loglevel`.
+    pub tls_loglevel: u64,
+    /// `smtpd_tls_received_header`.
+    pub received_tls: bool,
+    /// `myhostname`.
+    pub hostname: String,
+    /// Called after each committed message (wakes the queue manager).
+    pub on_new_mail: Box<dyn Fn()>,
+}
+
+impl Shared {
+    /// Builds the listener state from the configuration; every problem
+    /// (unreadable certificate, bad password file) is an error here, at
+    /// start-up or reload, not at the first client.
+    pub fn from_config(
+        cfg: &Config,
+        spool: Rc<Spool>,
+        committer: Rc<commit::GroupCommit>,
+        on_new_mail: Box<dyn Fn()>,
+    ) -> Result<Shared, String> {
+        let tls = server_tls(cfg)?;
+        if tls.is_none() {
+            log::warn!(target: "smtpd", "no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
+        }
+        let passwords = match cfg.get("smtpd_sasl_password_file") {
+            "" => None,
+            path => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("smtpd_sasl_password_file {path}: {e}"))?;
+                Some(passwd::PasswordFile::parse(&text).map_err(|errs| {
+                    errs.iter()
+                        .map(|e| format!("{path}:{}: {}", e.line, e.message))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?)
+            }
+        };
+        let line_limit = usize::try_from(cfg.int("line_length_limit"))
+            .unwrap_or(2048)
+            .clamp(512, session::LINE_BUF - 2);
+        let bare_newline = match cfg.get("smtpd_forbid_bare_newline") {
+            "reject" => BareNewline::Reject,
+            "no" => BareNewline::No,
+            _ => BareNewline::Normalize,
+        };
+        let params = ServerParams {
+            hostname: cfg.get("myhostname").to_string(),
+            message_size_limit: cfg.int("message_size_limit"),
+            recipient_limit: usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000),
+            tls_available: tls.is_some() && cfg.get("smtpd_tls_security_level") != "none",
+            implicit_tls: false,
+            tls_required: cfg.get("smtpd_tls_security_level") == "encrypt",
+            auth_available: passwords.is_some(),
+            auth_required: false,
+            allow_plaintext_auth: !cfg.bool("smtpd_tls_auth_only"),
+            client_in_mynetworks: false,
+            soft_error_limit: u32::try_from(cfg.int("smtpd_soft_error_limit")).unwrap_or(10),
+            hard_error_limit: u32::try_from(cfg.int("smtpd_hard_error_limit")).unwrap_or(20),
+            error_sleep_time: 1,
+            bare_newline,
+            helo_required: true,
+        };
+        Ok(Shared {
+            params,
+            mynetworks: cfg.networks("mynetworks"),
+            mydestination: cfg.list("mydestination").map(str::to_string).collect(),
+            tls,
+            passwords,
+            spool,
+            committer,
+            timeout: cfg.time("smtpd_timeout"),
+            total_time_limit: cfg.time("smtpd_total_time_limit"),
+            line_limit,
+            bare_newline,
+            tls_loglevel: cfg.int("smtpd_tls_loglevel"),
+            received_tls: cfg.bool("smtpd_tls_received_header"),
+            hostname: cfg.get("myhostname").to_string(),
+            on_new_mail,
+        })
+    }
+
+    /// Tells the queue manager a message arrived.
+    pub fn new_mail(&self) {
+        (self.on_new_mail)();
+    }
+}
+
+/// The TLS parameters both directions use (`tls_eecdh_auto_curves`,
+/// `tls_ffdhe_auto_groups`, `tls_cipher_preference`).
+pub fn tls_params(cfg: &Config) -> Result<TlsParams, String> {
+    let p = TlsParams::from_postfix(
+        cfg.get("tls_eecdh_auto_curves"),
+        cfg.get("tls_ffdhe_auto_groups"),
+        cfg.get("tls_cipher_preference") == "chacha20",
+    )
+    .map_err(|e| e.to_string())?;
+    for c in &p.ignored_curves {
+        log::warn!(target: "master", "tls_eecdh_auto_curves: {c} is not available; ignored");
+    }
+    Ok(p)
+}
+
+/// The server TLS configuration from `smtpd_tls_{,ec}{cert,key}_file`, or
+/// None when no certificate is configured.
+pub fn server_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let mut pairs = Vec::new();
+    for (cert, key) in [
+        ("smtpd_tls_cert_file", "smtpd_tls_key_file"),
+        ("smtpd_tls_eccert_file", "smtpd_tls_eckey_file"),
+    ] {
+        let c = cfg.get(cert);
+        if !c.is_empty() {
+            let k = match cfg.get(key) {
+                "" => c,
+                k => k,
+            };
+            pairs.push(CertKeyPaths {
+                cert: c.into(),
+                key: k.into(),
+            });
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let params = tls_params(cfg)?;
+    crate::tls::build_server_config(&params, &pairs)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The bound listeners, before privileges are dropped.
+pub struct Listeners {
+    list: Vec<(Service, TcpListener)>,
+}
+
+impl Listeners {
+    /// Binds every configured listener; any failure is fatal at start-up.
+    pub fn bind(cfg: &Config) -> Result<Listeners, String> {
+        let mut list = Vec::new();
+        for (key, service) in [
+            ("smtp_listen", Service::Smtp),
+            ("submission_listen", Service::Submission),
+            ("submissions_listen", Service::Submissions),
+        ] {
+            for addr in cfg.listen(key) {
+                let l = listen::bind(addr).map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+                list.push((service, l));
+            }
+        }
+        Ok(Listeners { list })
+    }
+
+    /// The bound addresses (for logs and tests).
+    pub fn addrs(&self) -> Vec<(Service, SocketAddr)> {
+        self.list
+            .iter()
+            .filter_map(|(s, l)| l.local_addr().ok().map(|a| (*s, a)))
+            .collect()
+    }
+
+    /// Spawns an accept loop per listener. `shared` is read anew for each
+    /// connection, so a reload takes effect for new sessions.
+    pub fn spawn(
+        self,
+        ex: &Rc<LocalExecutor<'static>>,
+        shared: Rc<std::cell::RefCell<Rc<Shared>>>,
+        pool: Rc<BufferPool>,
+    ) -> Result<(), String> {
+        for (service, l) in self.list {
+            let addr = l.local_addr().map_err(|e| e.to_string())?;
+            let l = Async::new(l).map_err(|e| format!("{addr}: {e}"))?;
+            log::info!(target: "master", "listening on {addr} ({})", service.name());
+            let ex2 = ex.clone();
+            let shared = shared.clone();
+            let pool = pool.clone();
+            ex.spawn(async move {
+                loop {
+                    let (tcp, peer) = match l.accept().await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            log::warn!(target: "smtpd", "accept on {addr}: {e}");
+                            smol::Timer::after(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                    };
+                    match pool.acquire() {
+                        Some(slot) => {
+                            let s = shared.borrow().clone();
+                            ex2.spawn(session::run(s, service, tcp, peer, slot)).detach();
+                        }
+                        None => {
+                            log::warn!(target: "smtpd", "too many connections: refusing {}[{}]", session::client_name(peer.ip()), peer.ip());
+                            ex2.spawn(refuse(tcp)).detach();
+                        }
+                    }
+                }
+            })
+            .detach();
+        }
+        Ok(())
+    }
+}
+
+async fn refuse(tcp: Async<std::net::TcpStream>) {
+    use smol::io::AsyncWriteExt;
+    let mut tcp = tcp;
+    let _ = smol::future::or(
+        async {
+            let _ = tcp.write_all(b"421 4.3.2 Too many connections\r\n").await;
+        },
+        async {
+            smol::Timer::after(Duration::from_secs(5)).await;
+        },
+    )
+    .await;
+}

@@ -1,0 +1,441 @@
+//! One inbound SMTP connection: runs an `smtp::server::Session` over a
+//! `tls::Stream`, with fixed buffers, timeouts and the spool.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use smol::Async;
+
+use crate::queue::{Flags, NewMessage, Recipient};
+use crate::smtp::command::{self, Command, Path};
+use crate::smtp::data::DataEnd;
+use crate::smtp::line::LineSplitter;
+use crate::smtp::received::{format_date, received_header, ReceivedInfo};
+use crate::smtp::server::{Action, Actions, Event, RcptClass, ServerParams, Session};
+use crate::tls::{Slot, Stream};
+
+use super::listen::Service;
+use super::Shared;
+
+/// Bytes for one command line plus its CRLF; `line_length_limit` may not
+/// exceed this (checked when the settings are built).
+pub const LINE_BUF: usize = 4096;
+/// DATA is decoded through this buffer into the spool writer.
+pub const DATA_BUF: usize = 8192;
+
+/// Why a session ended early, for Postfix's `lost connection after X` /
+/// `timeout after X` lines.
+enum Ended {
+    Normal,
+    Lost,
+    Timeout,
+    TooLong,
+}
+
+/// Runs one connection to its end. Never panics on client input; every
+/// failure ends in a log line.
+pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, peer: SocketAddr, slot: Slot) {
+    let addr = peer.ip();
+    let host = client_name(addr);
+    let addr_s = addr.to_string();
+    log::info!(target: "smtpd", "connect from {host}[{addr_s}]");
+    let mut stream = Stream::new(tcp, slot);
+    let mut sess = Session::new(shared.server_params(service, addr));
+    let deadline = Instant::now() + shared.total_time_limit;
+    let mut last_verb = "CONNECT";
+
+    if service == Service::Submissions {
+        let Some(tls) = shared.tls.clone() else {
+            log::warn!(target: "smtpd", "submissions listener without a certificate; closing {host}[{addr_s}]");
+            return;
+        };
+        match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
+            Some(Ok(())) => log_tls(&shared, &stream, &host, addr),
+            Some(Err(e)) => {
+                log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
+                log::info!(target: "smtpd", "lost connection after CONNECT from {host}[{addr_s}]");
+                return;
+            }
+            None => {
+                log::info!(target: "smtpd", "timeout after CONNECT from {host}[{addr_s}]");
+                return;
+            }
+        }
+    }
+
+    let mut line_buf = [0u8; LINE_BUF];
+    let mut splitter = LineSplitter::new(shared.line_limit, shared.bare_newline);
+    let greeting = sess.greeting();
+    let mut ended = match perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, greeting, &host, addr, deadline).await {
+        Ok(()) => Ended::Normal,
+        Err(e) => e,
+    };
+
+    while matches!(ended, Ended::Normal) && !sess.is_closed() {
+        // Take every complete line already buffered (PIPELINING).
+        let mut progressed = false;
+        while sess.wants_line() && !sess.is_closed() {
+            let line = match splitter.next_line(&line_buf) {
+                None => break,
+                Some(Ok(l)) => l,
+                Some(Err(e)) => {
+                    let acts = sess.line_error(e);
+                    if let Err(e) = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await {
+                        ended = e;
+                    }
+                    progressed = true;
+                    break;
+                }
+            };
+            progressed = true;
+            // Copy what the reject log line needs before the buffer is reused.
+            let verb = verb_of(line);
+            last_verb = verb;
+            let rcpt_for_log = if verb == "RCPT" {
+                match command::parse(line) {
+                    Ok(Command::Rcpt { to, .. }) => Some(to.mailbox().to_string()),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let acts = sess.line(line, &mut |p: &Path<'_>| shared.classify(p));
+            if let Some(rcpt) = rcpt_for_log {
+                log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
+            }
+            if let Err(e) = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await {
+                ended = e;
+                break;
+            }
+        }
+        if !matches!(ended, Ended::Normal) || sess.is_closed() {
+            break;
+        }
+        if progressed && splitter.buffered(&line_buf).contains(&b'\n') {
+            continue;
+        }
+        // Need more input.
+        let spare = splitter.spare(&mut line_buf);
+        if spare.is_empty() {
+            ended = Ended::TooLong;
+            break;
+        }
+        match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
+            Some(Ok(0)) | Some(Err(_)) => ended = Ended::Lost,
+            Some(Ok(n)) => splitter.filled(LINE_BUF, n),
+            None => {
+                let acts = sess.event(Event::Timeout);
+                let _ = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await;
+                ended = Ended::Timeout;
+            }
+        }
+    }
+    match ended {
+        Ended::Normal => {}
+        Ended::Lost => log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]"),
+        Ended::Timeout => log::info!(target: "smtpd", "timeout after {last_verb} from {host}[{addr_s}]"),
+        Ended::TooLong => log::info!(target: "smtpd", "line too long after {last_verb} from {host}[{addr_s}]"),
+    }
+    let _ = with_timeout(Duration::from_secs(5), deadline + Duration::from_secs(5), stream.shutdown()).await;
+    log::info!(target: "smtpd", "{}", sess.disconnect_line(&host, &addr_s));
+}
+
+/// Carries out the session's actions in order. Errors end the session.
+#[allow(clippy::too_many_arguments)]
+async fn perform(
+    shared: &Rc<Shared>,
+    stream: &mut Stream,
+    sess: &mut Session,
+    splitter: &mut LineSplitter,
+    line_buf: &mut [u8; LINE_BUF],
+    actions: Actions,
+    host: &str,
+    addr: IpAddr,
+    deadline: Instant,
+) -> Result<(), Ended> {
+    let mut queue: Vec<Action> = actions.into_iter().collect();
+    let mut i = 0;
+    while i < queue.len() {
+        let act = queue[i].clone();
+        i += 1;
+        let follow: Option<Actions> = match act {
+            Action::Send(reply) => {
+                match with_timeout(shared.timeout, deadline, stream.write_all(reply.as_bytes())).await {
+                    Some(Ok(())) => None,
+                    Some(Err(_)) => return Err(Ended::Lost),
+                    None => return Err(Ended::Timeout),
+                }
+            }
+            Action::Pause(secs) => {
+                smol::Timer::after(Duration::from_secs(u64::from(secs))).await;
+                None
+            }
+            Action::Close => return Ok(()),
+            Action::StartTls => {
+                // CVE-2011-0411: nothing the client pipelined after STARTTLS
+                // may be read as if it had come over TLS.
+                splitter.discard();
+                let Some(tls) = shared.tls.clone() else {
+                    return Err(Ended::Lost);
+                };
+                match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
+                    Some(Ok(())) => {
+                        log_tls(shared, stream, host, addr);
+                        Some(sess.event(Event::TlsEstablished))
+                    }
+                    Some(Err(e)) => {
+                        log::info!(target: "smtpd", "SSL_accept error from {host}[{addr}]: {e}");
+                        let _ = sess.event(Event::TlsFailed);
+                        return Err(Ended::Lost);
+                    }
+                    None => return Err(Ended::Timeout),
+                }
+            }
+            Action::CheckAuth(req) => {
+                let ok = shared
+                    .passwords
+                    .as_ref()
+                    .is_some_and(|p| p.verify(&req.user, req.password.as_bytes()));
+                if !ok {
+                    log::warn!(target: "smtpd", "{host}[{addr}]: SASL {:?} authentication failed: user {}", req.mechanism, req.user);
+                }
+                Some(sess.event(Event::AuthVerdict(ok)))
+            }
+            Action::BeginData => Some(receive_data(shared, stream, sess, splitter, line_buf, host, addr, deadline).await?),
+        };
+        if let Some(more) = follow {
+            queue.extend(more);
+        }
+    }
+    Ok(())
+}
+
+/// Streams the body into the spool and commits it (group commit); returns
+/// the session's reaction to the outcome.
+#[allow(clippy::too_many_arguments)]
+async fn receive_data(
+    shared: &Rc<Shared>,
+    stream: &mut Stream,
+    sess: &mut Session,
+    splitter: &mut LineSplitter,
+    line_buf: &mut [u8; LINE_BUF],
+    host: &str,
+    addr: IpAddr,
+    deadline: Instant,
+) -> Result<Actions, Ended> {
+    let Some(env) = sess.envelope().cloned() else {
+        return Ok(sess.event(Event::CommitFailed));
+    };
+    let client = format!("{host}[{addr}]");
+    let rcpts: Vec<Recipient> = env.recipients.iter().map(|r| Recipient::new(r)).collect();
+    let now = crate::queue::clock::now();
+    let mut incoming = shared
+        .spool
+        .create(&NewMessage {
+            sender: &env.sender,
+            recipients: &rcpts,
+            arrival: now,
+            client: &client,
+            flags: Flags { bounce: false },
+            size_limit: 0,
+            deferred: false,
+        })
+        .map_err(|e| {
+            log::error!(target: "smtpd", "cannot create queue file: {e}");
+        })
+        .ok();
+    if let Some(inc) = &incoming {
+        match sess.auth_user() {
+            Some(u) => log::info!(target: "smtpd", "{}: client={client}, sasl_method=PLAIN, sasl_username={u}", inc.id()),
+            None => log::info!(target: "smtpd", "{}: client={client}", inc.id()),
+        }
+        let tls_comment = stream.tls_summary().map(|s| {
+            let c = s.received_comment().to_string();
+            // Postfix folds the comment before "key-exchange".
+            let c = c.replacen(" key-exchange", "\n key-exchange", 1);
+            format!("{c}\n(No client certificate requested)")
+        });
+        let header = received_header(&ReceivedInfo {
+            helo: sess.helo_name(),
+            client_name: host,
+            client_addr: &addr.to_string(),
+            tls: if shared.received_tls { tls_comment.as_deref() } else { None },
+            hostname: &shared.hostname,
+            protocol: sess.protocol(),
+            queue_id: inc.id(),
+            single_recipient: match env.recipients.as_slice() {
+                [one] => Some(one.as_str()),
+                _ => None,
+            },
+            date: &format_date(i64::try_from(now).unwrap_or(0)),
+        });
+        if let Some(inc) = incoming.as_mut() {
+            if let Err(e) = inc.write(header.as_bytes()) {
+                log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
+                incoming = None;
+            }
+        }
+    }
+
+    let mut reader = sess.data_reader();
+    let mut out = [0u8; DATA_BUF];
+    let outcome = loop {
+        let input = splitter.buffered(line_buf);
+        if !input.is_empty() {
+            match reader.feed(input, &mut out) {
+                Ok(feed) => {
+                    splitter.consume(feed.consumed);
+                    if let Some(inc) = incoming.as_mut() {
+                        if !reader.too_big() {
+                            if let Err(e) = inc.write(&out[..feed.written]) {
+                                log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
+                                incoming = None;
+                            }
+                        }
+                    }
+                    if let Some(end) = feed.end {
+                        break Ok(end);
+                    }
+                    continue;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+        let spare = splitter.spare(line_buf);
+        match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
+            Some(Ok(0)) | Some(Err(_)) => return Err(Ended::Lost),
+            Some(Ok(n)) => splitter.filled(LINE_BUF, n),
+            None => return Err(Ended::Timeout),
+        }
+    };
+    match outcome {
+        Err(_) => Ok(sess.event(Event::DataBareLf)),
+        Ok(DataEnd::TooBig { .. }) => {
+            if let Some(inc) = &incoming {
+                log::info!(target: "cleanup", "{}: reject: message size exceeds limit from {host}[{addr}]", inc.id());
+            }
+            drop(incoming);
+            Ok(sess.event(Event::DataTooBig))
+        }
+        Ok(DataEnd::Complete { .. }) => {
+            let Some(inc) = incoming else {
+                return Ok(sess.event(Event::CommitFailed));
+            };
+            let size = inc.size();
+            match shared.committer.commit(inc).await {
+                Ok(id) => {
+                    log::info!(
+                        target: "qmgr",
+                        "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
+                        env.sender,
+                        env.recipients.len()
+                    );
+                    shared.new_mail();
+                    Ok(sess.event(Event::Committed(&id)))
+                }
+                Err(e) => {
+                    log::error!(target: "smtpd", "queue commit failed: {e}");
+                    Ok(sess.event(Event::CommitFailed))
+                }
+            }
+        }
+    }
+}
+
+fn log_tls(shared: &Shared, stream: &Stream, host: &str, addr: IpAddr) {
+    if shared.tls_loglevel > 0 {
+        if let Some(s) = stream.tls_summary() {
+            log::info!(target: "smtpd", "{}", s.server_log(host, addr));
+        }
+    }
+}
+
+/// Postfix's `NOQUEUE: reject: RCPT from ...` line for pflogsumm.
+fn log_rcpt_reject(sess: &Session, acts: &Actions, host: &str, addr: &str, rcpt: &str) {
+    for a in acts {
+        if let Action::Send(r) = a {
+            if r.code() >= 400 {
+                let text = String::from_utf8_lossy(r.as_bytes());
+                let text = text.trim_end();
+                let from = sess.envelope().map(|e| e.sender.as_str()).unwrap_or("");
+                let helo = sess.helo_name().unwrap_or("");
+                log::info!(
+                    target: "smtpd",
+                    "NOQUEUE: reject: RCPT from {host}[{addr}]: {text}; from=<{from}> to=<{rcpt}> proto={} helo=<{helo}>",
+                    if sess.protocol() == "SMTP" { "SMTP" } else { "ESMTP" }
+                );
+            }
+        }
+    }
+}
+
+fn verb_of(line: &[u8]) -> &'static str {
+    let word: Vec<u8> = line
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .take(10)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    match word.as_slice() {
+        b"EHLO" => "EHLO",
+        b"HELO" => "HELO",
+        b"MAIL" => "MAIL",
+        b"RCPT" => "RCPT",
+        b"DATA" => "DATA",
+        b"RSET" => "RSET",
+        b"NOOP" => "NOOP",
+        b"QUIT" => "QUIT",
+        b"VRFY" => "VRFY",
+        b"STARTTLS" => "STARTTLS",
+        b"AUTH" => "AUTH",
+        _ => "UNKNOWN",
+    }
+}
+
+/// tern does no reverse DNS on the only thread: loopback is `localhost`,
+/// everything else `unknown` (as Postfix logs clients without PTR records).
+pub fn client_name(addr: IpAddr) -> String {
+    if addr.is_loopback() {
+        "localhost".into()
+    } else {
+        "unknown".into()
+    }
+}
+
+/// Runs `fut` with the idle timeout, also bounded by the session deadline.
+/// `None` on timeout.
+pub async fn with_timeout<T>(idle: Duration, deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let limit = idle.min(left);
+    smol::future::or(async { Some(fut.await) }, async {
+        smol::Timer::after(limit).await;
+        None
+    })
+    .await
+}
+
+impl Shared {
+    /// The settings of a new session on `service` from `addr`.
+    pub fn server_params(&self, service: Service, addr: IpAddr) -> ServerParams {
+        let mut p = self.params.clone();
+        p.client_in_mynetworks = self.mynetworks.iter().any(|n| n.contains(addr));
+        p.implicit_tls = service == Service::Submissions;
+        p.auth_required = service != Service::Smtp;
+        p
+    }
+
+    /// Local domains (mydestination) versus relaying.
+    pub fn classify(&self, rcpt: &Path<'_>) -> RcptClass {
+        match rcpt.domain() {
+            Some(d) if self.is_local_domain(d) => RcptClass::LocalUnknown,
+            None => RcptClass::LocalUnknown,
+            Some(_) => RcptClass::Remote,
+        }
+    }
+
+    fn is_local_domain(&self, d: &str) -> bool {
+        let d = d.trim_end_matches('.');
+        self.mydestination.iter().any(|m| m.eq_ignore_ascii_case(d))
+    }
+}
