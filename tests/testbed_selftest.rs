@@ -430,3 +430,22 @@ fn pflogsumm_parser_units() {
         (2000, 12 * 1024, 1, 0)
     );
 }
+
+#[test]
+#[should_panic(expected = "--- maillog")]
+fn missing_message_panics_with_the_log() {
+    let pf = Postfix::builder().start();
+    pf.wait_for_message(1, Duration::from_millis(200));
+}
+
+#[test]
+fn smtp_source_to_closed_port_fails_loudly() {
+    let port = common::ports::free_port();
+    let r = SmtpSource::new(port).run(T);
+    assert!(!r.success(), "{:?}", r.output);
+    assert!(
+        r.output.stderr.contains("Connection refused"),
+        "{:?}",
+        r.output
+    );
+}

@@ -412,6 +412,7 @@ pub struct Socat {
     stdin: Option<ChildStdin>,
     buf: Shared,
     pos: usize,
+    errors: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Socat {
@@ -436,16 +437,27 @@ impl Socat {
     /// socat with any second address, e.g. `"UNIX-CONNECT:/path"`.
     pub fn spawn(addr: &str) -> Socat {
         let mut cmd = Command::new("socat");
-        cmd.args(["-t", "2", "-", addr])
+        // -t: how long socat lingers after one side's EOF. Short, because
+        // with TLS it lingers that long even after the server closed.
+        cmd.args(["-t", "0.5", "-", addr])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .env_remove("LD_LIBRARY_PATH")
             .process_group(0);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start socat: {e}"));
         let stdin = child.stdin.take();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let e2 = Arc::clone(&errors);
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let _ = err.read_to_end(&mut all);
+                e2.lock().unwrap_or_else(|e| e.into_inner()).extend(all);
+            });
+        }
         let mut stdout = child.stdout.take().expect("piped stdout");
         let buf: Shared = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
         let b2 = Arc::clone(&buf);
@@ -469,6 +481,7 @@ impl Socat {
             stdin,
             buf,
             pos: 0,
+            errors,
         }
     }
 
@@ -485,6 +498,7 @@ impl Socat {
     }
 
     /// Half-closes: socat shuts down the sending side of the connection.
+    /// socat exits 0.5 s later: server data arriving after that is lost.
     pub fn close_write(&mut self) {
         self.stdin = None;
     }
@@ -562,6 +576,11 @@ impl Socat {
     pub fn is_eof(&self) -> bool {
         let g = self.buf.0.lock().unwrap_or_else(|e| e.into_inner());
         g.1 && g.0.len() == self.pos
+    }
+
+    /// What socat printed on stderr (complete once it exited).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.errors.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
     }
 
     /// Bytes received but not yet consumed.
