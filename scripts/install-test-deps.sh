@@ -1,0 +1,56 @@
+#!/bin/sh
+# Installs the peer programs tern's integration tests start on loopback
+# (tests/common). Debian/Ubuntu, run as root. Idempotent and
+# non-interactive; returns in well under a second when all is installed.
+#
+#   postfix          private instances, smtp-sink, smtp-source, posttls-finger
+#   sasl2-bin        saslpasswd2 (SASL users for Postfix's submission port)
+#   libsasl2-modules PLAIN/LOGIN mechanisms for Postfix smtpd and smtp
+#   swaks socat      SMTP clients (scripted, raw); swaks needs
+#                    libnet-ssleay-perl for --tls
+#   openssl          test CA and certificates
+#   pflogsumm        log summaries (tern's logs must satisfy it)
+#   nsd unbound ldnsutils bind9-dnsutils   signed zones, validating resolver
+#   nginx-light      MTA-STS policy host
+#   rsyslog          syslog capture
+set -eu
+
+PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
+openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: must run as root" >&2
+    exit 1
+fi
+
+# One dpkg-query for all; packages it does not know print nothing.
+# shellcheck disable=SC2086
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' $PACKAGES 2>/dev/null |
+    awk '/ install ok installed$/ { sub(/:.*/, "", $1); print $1 }')
+missing=""
+for p in $PACKAGES; do
+    if ! echo "$installed" | grep -qx "$p"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    echo "install-test-deps: all installed"
+    exit 0
+fi
+echo "install-test-deps: installing$missing"
+
+# Keep postinst scripts from starting daemons on their default ports.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Postfix without a system configuration: every test writes its own.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+
+echo "install-test-deps: done"
