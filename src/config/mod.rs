@@ -1,1 +1,3 @@
-//! (being written)
+//! Configuration (being written by the lead).
+
+pub mod table;
