@@ -738,15 +738,15 @@ example.net                 secure
     fn syntax_errors_and_warnings() {
         let e = errors("a.example\nb.example may\n");
         assert_eq!(e, vec!["/etc/tern/tls_policy:1: expected format: key whitespace value"]);
-        let (t, rep) = PolicyTable::parse(b"a may\nA encrypt\n  orphan\n", "p").unwrap();
+        let (t, rep) = PolicyTable::parse(b"  orphan\na may\nA encrypt\n", "p").unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t.get("a").unwrap().level(), Level::May);
         let w: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(
             w,
             vec![
-                "p:3: logical line must not start with whitespace -- ignoring this line",
-                "p:2: duplicate entry: \"a\" -- ignoring this line",
+                "p:1: logical line must not start with whitespace -- ignoring this line",
+                "p:3: duplicate entry: \"a\" -- ignoring this line",
             ]
         );
     }
