@@ -18,7 +18,10 @@ fn generate() -> String {
     let mut s = String::with_capacity(ENTRIES * 48);
     for i in 0..ENTRIES {
         let line = match i % 5 {
-            0 => format!("domain{i}.example secure match=mx.provider{}.example\n", i % 97),
+            0 => format!(
+                "domain{i}.example secure match=mx.provider{}.example\n",
+                i % 97
+            ),
             1 => format!(".sub{i}.example verify match=hostname:.sub{i}.example\n"),
             2 => format!("[mx{i}.example]:587 encrypt protocols=>=TLSv1.2\n"),
             3 => format!("domain{i}.example dane-only\n"),
@@ -69,13 +72,18 @@ fn main() {
             _ => format!("domain{i}.example"),
         })
         .collect();
-    let misses: Vec<String> = (0..hits.len()).map(|i| format!("nomatch{i}.example.org")).collect();
+    let misses: Vec<String> = (0..hits.len())
+        .map(|i| format!("nomatch{i}.example.org"))
+        .collect();
     let parents: Vec<String> = (0..ENTRIES)
         .filter(|i| i % 5 == 1)
         .map(|i| format!("mx.a.sub{i}.example"))
         .collect();
 
-    println!("policy table: {ENTRIES} entries, source {} bytes", text.len());
+    println!(
+        "policy table: {ENTRIES} entries, source {} bytes",
+        text.len()
+    );
     println!("load (parse + sort + pack), best of {loads}: {best:.2} ms");
     println!(
         "memory: {} bytes total = arena {} + index {} x {} bytes",
@@ -84,7 +92,16 @@ fn main() {
         t.len(),
         PolicyTable::slot_size()
     );
-    println!("lookup hit:           {:.0} ns", time_lookups(&t, &hits, true));
-    println!("lookup miss:          {:.0} ns", time_lookups(&t, &misses, false));
-    println!("lookup parent-domain: {:.0} ns", time_lookups(&t, &parents, true));
+    println!(
+        "lookup hit:           {:.0} ns",
+        time_lookups(&t, &hits, true)
+    );
+    println!(
+        "lookup miss:          {:.0} ns",
+        time_lookups(&t, &misses, false)
+    );
+    println!(
+        "lookup parent-domain: {:.0} ns",
+        time_lookups(&t, &parents, true)
+    );
 }

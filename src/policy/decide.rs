@@ -13,9 +13,9 @@
 
 use std::fmt;
 
-pub use super::protocols::{ProtocolsError, TlsVersions};
 use super::level::Level;
 use super::nexthop::NextHop;
+pub use super::protocols::{ProtocolsError, TlsVersions};
 use super::table::{lookup_maps, MatchList, PolicyEntry, PolicyTable, ServerName};
 
 /// A certificate or public-key fingerprint (an md5 .. sha512 digest).
@@ -397,7 +397,9 @@ pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, Deci
             any = true;
         }
         if !any {
-            return Err(DecideError::NoFingerprints(inputs.nexthop.host().to_string()));
+            return Err(DecideError::NoFingerprints(
+                inputs.nexthop.host().to_string(),
+            ));
         }
     }
     Ok(policy)
@@ -430,19 +432,46 @@ mod tests {
             ..PolicyDefaults::POSTFIX
         };
         let hop = NextHop::parse("example.com").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!(p.level, Level::Secure);
-        assert_eq!(p.source, PolicySource::Table { key: "example.com", line: 1 });
+        assert_eq!(
+            p.source,
+            PolicySource::Table {
+                key: "example.com",
+                line: 1
+            }
+        );
         // secure default match: nexthop, dot-nexthop.
-        assert_eq!(names(&p, "mx1.mail.example.net"), vec!["example.com", "*.example.com"]);
+        assert_eq!(
+            names(&p, "mx1.mail.example.net"),
+            vec!["example.com", "*.example.com"]
+        );
 
         let hop = NextHop::parse("sub.example.com").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!(p.level, Level::Verify);
-        assert_eq!(names(&p, "mx.sub.example.com"), vec!["mx.sub.example.com", "*.example.com"]);
+        assert_eq!(
+            names(&p, "mx.sub.example.com"),
+            vec!["mx.sub.example.com", "*.example.com"]
+        );
 
         let hop = NextHop::parse("[relay.example]:587").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!(p.level, Level::Encrypt);
         assert!(!p.protocols.tls12() && p.protocols.tls13());
         assert_eq!(p.connection_reuse, Some(true));
@@ -450,7 +479,12 @@ mod tests {
         assert!(p.cert_names("relay.example").next().is_none());
 
         let hop = NextHop::parse("other.org").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!((p.level, p.source), (Level::Dane, PolicySource::Default));
         assert!(p.entry().is_none());
     }
@@ -462,15 +496,28 @@ mod tests {
             ..PolicyDefaults::POSTFIX
         };
         let hop = NextHop::parse("example.org").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &[], defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!(names(&p, "mx.example.net"), vec!["mx.example.net"]);
         let d2 = PolicyDefaults {
             level: Level::Secure,
             secure_cert_match: "nexthop:.Example.ORG example.com",
             ..PolicyDefaults::POSTFIX
         };
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &[], defaults: &d2 }).unwrap();
-        assert_eq!(names(&p, "mx"), vec!["example.org", "*.Example.ORG", "example.com"]);
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d2,
+        })
+        .unwrap();
+        assert_eq!(
+            names(&p, "mx"),
+            vec!["example.org", "*.Example.ORG", "example.com"]
+        );
     }
 
     #[test]
@@ -483,19 +530,37 @@ mod tests {
         };
         let t = table("enc.example encrypt\n");
         let hop = NextHop::parse("may.example").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert!(p.protocols.tls12() && !p.protocols.tls13());
         let hop = NextHop::parse("enc.example").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert!(!p.protocols.tls12() && p.protocols.tls13());
     }
 
     #[test]
     fn fingerprints() {
-        let t = table(&format!("[hub.example] fingerprint match={FP1}|{}\n", FP1.replace(':', "")));
+        let t = table(&format!(
+            "[hub.example] fingerprint match={FP1}|{}\n",
+            FP1.replace(':', "")
+        ));
         let hop = NextHop::parse("[hub.example]").unwrap();
         let d = PolicyDefaults::POSTFIX;
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         let f: Vec<Fingerprint> = p.fingerprints().collect();
         assert_eq!(f.len(), 2);
         assert_eq!(f[0], f[1]);
@@ -510,14 +575,24 @@ mod tests {
             ..PolicyDefaults::POSTFIX
         };
         let hop = NextHop::parse("[other.example]").unwrap();
-        let p = decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d }).unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
         assert_eq!(p.fingerprints().count(), 1);
 
         let d = PolicyDefaults {
             level: Level::Fingerprint,
             ..PolicyDefaults::POSTFIX
         };
-        let e = decide(&PolicyInputs { nexthop: hop, tables: &[], defaults: &d }).unwrap_err();
+        let e = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d,
+        })
+        .unwrap_err();
         assert_eq!(e.to_string(), "nexthop domain other.example: configured at fingerprint security level, but with no fingerprints to match.");
         let d = PolicyDefaults {
             level: Level::Fingerprint,
@@ -525,7 +600,11 @@ mod tests {
             ..PolicyDefaults::POSTFIX
         };
         assert!(matches!(
-            decide(&PolicyInputs { nexthop: hop, tables: &[], defaults: &d }),
+            decide(&PolicyInputs {
+                nexthop: hop,
+                tables: &[],
+                defaults: &d
+            }),
             Err(DecideError::Fingerprint(FingerprintError::NotHex(_)))
         ));
     }
@@ -533,14 +612,32 @@ mod tests {
     #[test]
     fn fingerprint_parsing() {
         assert_eq!(parse_fingerprint(FP1).unwrap().as_bytes().len(), 32);
-        assert_eq!(parse_fingerprint(&"ab".repeat(20)).unwrap().as_bytes().len(), 20);
+        assert_eq!(
+            parse_fingerprint(&"ab".repeat(20))
+                .unwrap()
+                .as_bytes()
+                .len(),
+            20
+        );
         assert_eq!(
             parse_fingerprint("ab:cd"),
-            Err(FingerprintError::Length { text: "ab:cd".into(), bytes: 2 })
+            Err(FingerprintError::Length {
+                text: "ab:cd".into(),
+                bytes: 2
+            })
         );
-        assert!(matches!(parse_fingerprint("a:bc"), Err(FingerprintError::NotHex(_))));
-        assert!(matches!(parse_fingerprint("abc"), Err(FingerprintError::NotHex(_))));
-        assert!(matches!(parse_fingerprint(&"ab".repeat(65)), Err(FingerprintError::Length { bytes: 65, .. })));
+        assert!(matches!(
+            parse_fingerprint("a:bc"),
+            Err(FingerprintError::NotHex(_))
+        ));
+        assert!(matches!(
+            parse_fingerprint("abc"),
+            Err(FingerprintError::NotHex(_))
+        ));
+        assert!(matches!(
+            parse_fingerprint(&"ab".repeat(65)),
+            Err(FingerprintError::Length { bytes: 65, .. })
+        ));
         assert!(format!("{:?}", parse_fingerprint(FP1).unwrap()).starts_with("B6:B4:"));
     }
 
@@ -561,10 +658,14 @@ mod tests {
         let d = PolicyDefaults::POSTFIX;
         let sni = |dest: &str| {
             let hop = NextHop::parse(dest).unwrap();
-            decide(&PolicyInputs { nexthop: hop, tables: &t, defaults: &d })
-                .unwrap()
-                .sni("mx.host")
-                .map(str::to_string)
+            decide(&PolicyInputs {
+                nexthop: hop,
+                tables: &t,
+                defaults: &d,
+            })
+            .unwrap()
+            .sni("mx.host")
+            .map(str::to_string)
         };
         assert_eq!(sni("a.example").as_deref(), Some("mx.host"));
         assert_eq!(sni("b.example").as_deref(), Some("b.example"));

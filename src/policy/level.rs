@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn predicates() {
-        let req: Vec<_> = Level::ALL.into_iter().filter(|l| l.requires_tls()).collect();
+        let req: Vec<_> = Level::ALL
+            .into_iter()
+            .filter(|l| l.requires_tls())
+            .collect();
         assert_eq!(
             req,
             vec![

@@ -111,7 +111,9 @@ impl<'a> NextHop<'a> {
             let port = if rest.is_empty() {
                 None
             } else {
-                let p = rest.strip_prefix(':').ok_or(NextHopError::JunkAfterBracket)?;
+                let p = rest
+                    .strip_prefix(':')
+                    .ok_or(NextHopError::JunkAfterBracket)?;
                 Some(parse_port(p)?)
             };
             check_host(host, true)?;
@@ -246,19 +248,31 @@ mod tests {
     #[test]
     fn forms() {
         let h = NextHop::parse("[mail.example.com]:587").unwrap();
-        assert_eq!((h.host(), h.port(), h.uses_mx()), ("mail.example.com", Some(587), false));
+        assert_eq!(
+            (h.host(), h.port(), h.uses_mx()),
+            ("mail.example.com", Some(587), false)
+        );
         assert_eq!(h.as_str(), "[mail.example.com]:587");
         let h = NextHop::parse("example.com").unwrap();
-        assert_eq!((h.host(), h.port(), h.uses_mx()), ("example.com", None, true));
+        assert_eq!(
+            (h.host(), h.port(), h.uses_mx()),
+            ("example.com", None, true)
+        );
         assert_eq!(h.port_or(25), 25);
         let h = NextHop::parse("relay.example:submission").unwrap();
-        assert_eq!((h.host(), h.port(), h.uses_mx()), ("relay.example", Some(587), true));
+        assert_eq!(
+            (h.host(), h.port(), h.uses_mx()),
+            ("relay.example", Some(587), true)
+        );
         let h = NextHop::parse("[192.0.2.1]").unwrap();
         assert_eq!(h.ip(), Some("192.0.2.1".parse().unwrap()));
         let h = NextHop::parse("[ipv6:2001:db8::1]:25").unwrap();
         assert_eq!(h.ip(), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(h.port(), Some(25));
-        assert_eq!(NextHop::parse("[2001:db8::1]").unwrap().ip(), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            NextHop::parse("[2001:db8::1]").unwrap().ip(),
+            Some("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(NextHop::parse("example.com").unwrap().ip(), None);
     }
 
@@ -269,10 +283,19 @@ mod tests {
         assert_eq!(NextHop::parse("[a]x"), Err(NextHopError::JunkAfterBracket));
         assert_eq!(NextHop::parse("[]"), Err(NextHopError::EmptyHost));
         assert_eq!(NextHop::parse(":25"), Err(NextHopError::EmptyHost));
-        assert_eq!(NextHop::parse("a:0"), Err(NextHopError::BadPort("0".into())));
-        assert_eq!(NextHop::parse("a:65536"), Err(NextHopError::BadPort("65536".into())));
+        assert_eq!(
+            NextHop::parse("a:0"),
+            Err(NextHopError::BadPort("0".into()))
+        );
+        assert_eq!(
+            NextHop::parse("a:65536"),
+            Err(NextHopError::BadPort("65536".into()))
+        );
         assert_eq!(NextHop::parse("a:"), Err(NextHopError::BadPort("".into())));
-        assert_eq!(NextHop::parse("a:http"), Err(NextHopError::BadPort("http".into())));
+        assert_eq!(
+            NextHop::parse("a:http"),
+            Err(NextHopError::BadPort("http".into()))
+        );
         assert_eq!(NextHop::parse("2001:db8::1"), Err(NextHopError::BareIpv6));
         assert_eq!(NextHop::parse("a b"), Err(NextHopError::BadHostChar(' ')));
         assert_eq!(NextHop::parse("a,b"), Err(NextHopError::BadHostChar(',')));
@@ -280,7 +303,12 @@ mod tests {
 
     #[test]
     fn owned_round_trip() {
-        for s in ["[h.example]:2525", "h.example", "[10.0.0.1]", "x.example:smtp"] {
+        for s in [
+            "[h.example]:2525",
+            "h.example",
+            "[10.0.0.1]",
+            "x.example:smtp",
+        ] {
             let o = OwnedNextHop::parse(s).unwrap();
             assert_eq!(o.borrow(), NextHop::parse(s).unwrap());
             assert_eq!(o.to_string(), s);

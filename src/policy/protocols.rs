@@ -131,11 +131,11 @@ impl TlsVersions {
         // Contiguous range from the lowest enabled version upwards.
         let mut bits = 0u8;
         if let Some(first) = (0..KNOWN.len()).find(|&i| enabled(i)) {
-            for i in first..KNOWN.len() {
+            for (i, (_, v)) in KNOWN.iter().enumerate().skip(first) {
                 if !enabled(i) {
                     break;
                 }
-                match KNOWN[i].1 {
+                match *v {
                     0x0303 => bits |= Self::TLS12,
                     0x0304 => bits |= Self::TLS13,
                     _ => {}
@@ -186,19 +186,33 @@ mod tests {
         // OpenSSL contiguity: disabling 1.1 with 1.0 enabled cuts off 1.2 and 1.3.
         assert_eq!(
             p("!SSLv2, !SSLv3, !TLSv1.1"),
-            Err(ProtocolsError::NoUsableVersion("!SSLv2, !SSLv3, !TLSv1.1".into()))
+            Err(ProtocolsError::NoUsableVersion(
+                "!SSLv2, !SSLv3, !TLSv1.1".into()
+            ))
         );
-        assert_eq!(p("!SSLv2:!SSLv3:!TLSv1:!TLSv1.1:!TLSv1.2"), Ok((false, true)));
+        assert_eq!(
+            p("!SSLv2:!SSLv3:!TLSv1:!TLSv1.1:!TLSv1.2"),
+            Ok((false, true))
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(p("TLSv1.4"), Err(ProtocolsError::Unknown("TLSv1.4".into())));
         assert_eq!(p("!tlsv1"), Err(ProtocolsError::Unknown("!tlsv1".into())));
-        assert_eq!(p(">=0x12345"), Err(ProtocolsError::Unknown(">=0x12345".into())));
+        assert_eq!(
+            p(">=0x12345"),
+            Err(ProtocolsError::Unknown(">=0x12345".into()))
+        );
         assert_eq!(p(">="), Err(ProtocolsError::Unknown(">=".into())));
-        assert!(matches!(p("TLSv1"), Err(ProtocolsError::NoUsableVersion(_))));
-        assert!(matches!(p(">=0305"), Err(ProtocolsError::NoUsableVersion(_))));
+        assert!(matches!(
+            p("TLSv1"),
+            Err(ProtocolsError::NoUsableVersion(_))
+        ));
+        assert!(matches!(
+            p(">=0305"),
+            Err(ProtocolsError::NoUsableVersion(_))
+        ));
         assert_eq!(TlsVersions::from_bits(0xff), TlsVersions::ALL);
         assert_eq!(TlsVersions::ALL.to_string(), "TLSv1.2:TLSv1.3");
     }

@@ -152,7 +152,10 @@ impl SaslPasswordMap {
 
 /// [`SaslPasswordMap::lookup`] over several maps: each key in all maps
 /// before the next key.
-pub fn lookup_maps<'a>(maps: &'a [SaslPasswordMap], q: &SaslQuery<'_>) -> Option<SaslCredentials<'a>> {
+pub fn lookup_maps<'a>(
+    maps: &'a [SaslPasswordMap],
+    q: &SaslQuery<'_>,
+) -> Option<SaslCredentials<'a>> {
     let find = |k: &str| maps.iter().find_map(|m| m.get(k));
     if let Some(sender) = q.sender.filter(|s| !s.is_empty()) {
         if let Some(c) = find(sender) {
@@ -189,16 +192,36 @@ mod tests {
         };
         // Host name before the next hop, as Postfix does.
         let c = m.lookup(&q).unwrap();
-        assert_eq!((c.username, c.password, c.line), ("host", "pw:with:colons", 2));
-        let q2 = SaslQuery { hostname: "other.example", ..q };
+        assert_eq!(
+            (c.username, c.password, c.line),
+            ("host", "pw:with:colons", 2)
+        );
+        let q2 = SaslQuery {
+            hostname: "other.example",
+            ..q
+        };
         assert_eq!(m.lookup(&q2).unwrap().username, "nexthop");
-        let q3 = SaslQuery { hostname: "mx1.isp.example", nexthop: "isp.example", sender: None };
+        let q3 = SaslQuery {
+            hostname: "mx1.isp.example",
+            nexthop: "isp.example",
+            sender: None,
+        };
         assert_eq!(m.lookup(&q3).unwrap().username, "domain");
-        let q4 = SaslQuery { sender: Some("Me@Home.example"), ..q };
+        let q4 = SaslQuery {
+            sender: Some("Me@Home.example"),
+            ..q
+        };
         assert_eq!(m.lookup(&q4).unwrap().username, "sender");
-        let q5 = SaslQuery { sender: Some("you@home.example"), ..q };
+        let q5 = SaslQuery {
+            sender: Some("you@home.example"),
+            ..q
+        };
         assert_eq!(m.lookup(&q5).unwrap().username, "senderdomain");
-        let q6 = SaslQuery { sender: Some("you@else.example"), hostname: "x", nexthop: "y" };
+        let q6 = SaslQuery {
+            sender: Some("you@else.example"),
+            hostname: "x",
+            nexthop: "y",
+        };
         assert!(m.lookup(&q6).is_none());
         let dbg = format!("{:?}", m.lookup(&q).unwrap());
         assert!(!dbg.contains("pw"));

@@ -192,12 +192,10 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
     let (mut ciphers, mut protocols, mut exclude, mut servername, mut reuse) =
         (false, false, false, false, false);
     for tok in toks {
-        let (name, val) = tok
-            .split_once('=')
-            .ok_or_else(|| PolicyError::Malformed {
-                token: tok.to_string(),
-                reason: "missing '=' after attribute name",
-            })?;
+        let (name, val) = tok.split_once('=').ok_or_else(|| PolicyError::Malformed {
+            token: tok.to_string(),
+            reason: "missing '=' after attribute name",
+        })?;
         if name.is_empty() {
             return Err(PolicyError::Malformed {
                 token: tok.to_string(),
@@ -256,7 +254,10 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
                 TAG_MATCH
             }
             "tafile" => {
-                if !matches!(level, Level::Dane | Level::DaneOnly | Level::Verify | Level::Secure) {
+                if !matches!(
+                    level,
+                    Level::Dane | Level::DaneOnly | Level::Verify | Level::Secure
+                ) {
                     return Err(invalid());
                 }
                 if val.is_empty() {
@@ -422,13 +423,16 @@ impl<'a> PolicyEntry<'a> {
     }
 }
 
+/// A split on a separator predicate.
+type SepSplit<'a> = std::str::Split<'a, fn(char) -> bool>;
+
 /// The match patterns, strategies or fingerprints of a policy: from the
 /// table entry's `match=` attributes or from a main.cf setting. Iterating
 /// allocates nothing.
 #[derive(Debug, Clone)]
 pub struct MatchList<'a> {
     lines: Option<std::str::SplitTerminator<'a, char>>,
-    cur: Option<std::str::Split<'a, fn(char) -> bool>>,
+    cur: Option<SepSplit<'a>>,
     sep: fn(char) -> bool,
 }
 
@@ -497,7 +501,10 @@ impl PolicyTable {
     /// Parses table text. On success returns the table and the report (its
     /// warnings: duplicates, orphan continuation lines); on any error the
     /// report lists every error found, as `file:line: message`.
-    pub fn parse(text: &[u8], file: &str) -> Result<(PolicyTable, Report<PolicyError>), Report<PolicyError>> {
+    pub fn parse(
+        text: &[u8],
+        file: &str,
+    ) -> Result<(PolicyTable, Report<PolicyError>), Report<PolicyError>> {
         let mut report = Report::new(file);
         let mut b = TableBuilder::new(true);
         let mut attrs = String::new();
@@ -617,7 +624,10 @@ example.net                 secure
         let sub = t.lookup("mx.Example.NET").unwrap();
         assert_eq!(sub.key(), ".example.net");
         assert_eq!(sub.line(), 6);
-        assert_eq!(sub.match_list().collect::<Vec<_>>(), vec![".example.net", "example.net"]);
+        assert_eq!(
+            sub.match_list().collect::<Vec<_>>(),
+            vec![".example.net", "example.net"]
+        );
         assert_eq!(t.lookup("example.net").unwrap().line(), 5);
         let thumb = t.lookup("[thumb.example.org]").unwrap();
         assert_eq!(thumb.level(), Level::Fingerprint);
@@ -628,9 +638,8 @@ example.net                 secure
 
     #[test]
     fn lookup_order() {
-        let t = load(
-            "example.com encrypt\n.example.com verify\n.com may\n[mx.example.com] secure\n",
-        );
+        let t =
+            load("example.com encrypt\n.example.com verify\n.com may\n[mx.example.com] secure\n");
         // A bare domain matches only itself.
         assert_eq!(t.lookup("example.com").unwrap().level(), Level::Encrypt);
         assert_eq!(t.lookup("a.example.com").unwrap().level(), Level::Verify);
@@ -649,10 +658,22 @@ example.net                 secure
     #[test]
     fn candidate_key_walk() {
         let v: Vec<&str> = candidate_keys("a.b.example.com").collect();
-        assert_eq!(v, vec!["a.b.example.com", ".b.example.com", ".example.com", ".com"]);
-        assert_eq!(candidate_keys("localhost").collect::<Vec<_>>(), vec!["localhost"]);
-        assert_eq!(candidate_keys("[a.b]:25").collect::<Vec<_>>(), vec!["[a.b]:25"]);
-        assert_eq!(candidate_keys("192.0.2.1").collect::<Vec<_>>(), vec!["192.0.2.1"]);
+        assert_eq!(
+            v,
+            vec!["a.b.example.com", ".b.example.com", ".example.com", ".com"]
+        );
+        assert_eq!(
+            candidate_keys("localhost").collect::<Vec<_>>(),
+            vec!["localhost"]
+        );
+        assert_eq!(
+            candidate_keys("[a.b]:25").collect::<Vec<_>>(),
+            vec!["[a.b]:25"]
+        );
+        assert_eq!(
+            candidate_keys("192.0.2.1").collect::<Vec<_>>(),
+            vec!["192.0.2.1"]
+        );
     }
 
     #[test]
@@ -661,8 +682,14 @@ example.net                 secure
         let b = load("x.example.com secure\n");
         let tables = [a, b];
         // The exact key in the second map beats the parent key in the first.
-        assert_eq!(lookup_maps(&tables, "x.example.com").unwrap().level(), Level::Secure);
-        assert_eq!(lookup_maps(&tables, "y.example.com").unwrap().level(), Level::May);
+        assert_eq!(
+            lookup_maps(&tables, "x.example.com").unwrap().level(),
+            Level::Secure
+        );
+        assert_eq!(
+            lookup_maps(&tables, "y.example.com").unwrap().level(),
+            Level::May
+        );
     }
 
     #[test]
@@ -673,7 +700,10 @@ example.net                 secure
              c dane-only tafile=/t servername=nexthop\n",
         );
         let a = t.get("a").unwrap();
-        assert_eq!(a.match_list().collect::<Vec<_>>(), vec!["hostname", ".a", "nexthop"]);
+        assert_eq!(
+            a.match_list().collect::<Vec<_>>(),
+            vec!["hostname", ".a", "nexthop"]
+        );
         assert_eq!(a.tafiles().collect::<Vec<_>>(), vec!["/x", "/y"]);
         assert_eq!(a.servername(), Some(ServerName::Hostname));
         assert_eq!(a.connection_reuse(), Some(true));
@@ -737,7 +767,10 @@ example.net                 secure
     #[test]
     fn syntax_errors_and_warnings() {
         let e = errors("a.example\nb.example may\n");
-        assert_eq!(e, vec!["/etc/tern/tls_policy:1: expected format: key whitespace value"]);
+        assert_eq!(
+            e,
+            vec!["/etc/tern/tls_policy:1: expected format: key whitespace value"]
+        );
         let (t, rep) = PolicyTable::parse(b"  orphan\na may\nA encrypt\n", "p").unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t.get("a").unwrap().level(), Level::May);
@@ -759,9 +792,18 @@ example.net                 secure
         let (t, rep) = PolicyTable::parse(text.as_bytes(), "g").unwrap();
         assert!(t.is_empty());
         assert_eq!(rep.warnings.len(), 3);
-        let dedented: String = text.lines().map(|l| l.trim_start().to_string() + "\n").collect();
+        let dedented: String = text
+            .lines()
+            .map(|l| l.trim_start().to_string() + "\n")
+            .collect();
         let t = load(&dedented);
-        assert_eq!(t.lookup("[64.233.166.26]").unwrap().match_list().collect::<Vec<_>>(), vec!["mx.google.com"]);
+        assert_eq!(
+            t.lookup("[64.233.166.26]")
+                .unwrap()
+                .match_list()
+                .collect::<Vec<_>>(),
+            vec!["mx.google.com"]
+        );
         assert_eq!(t.lookup("gmail.com").unwrap().level(), Level::Secure);
     }
 

@@ -245,7 +245,11 @@ impl TransportMap {
 
     /// Recipient lookup: `user+ext@domain`, `user@domain` (when `delimiter`
     /// splits an extension off), then [`TransportMap::lookup_domain`].
-    pub fn lookup_address(&self, address: &str, delimiter: Option<char>) -> Option<TransportEntry<'_>> {
+    pub fn lookup_address(
+        &self,
+        address: &str,
+        delimiter: Option<char>,
+    ) -> Option<TransportEntry<'_>> {
         let Some((local, domain)) = address.rsplit_once('@') else {
             return self.lookup_domain(address);
         };
@@ -327,18 +331,33 @@ example.co.jp   smtp:[tls.example.com]
              *       relay:[smarthost.example]:465\n",
         );
         let e = t.lookup_domain("example.com").unwrap();
-        assert_eq!((e.kind(), e.transport(), e.line), (TransportKind::Smtp, Some("smtp"), 1));
+        assert_eq!(
+            (e.kind(), e.transport(), e.line),
+            (TransportKind::Smtp, Some("smtp"), 1)
+        );
         let h = e.nexthops().next().unwrap();
-        assert_eq!((h.host(), h.port(), h.uses_mx()), ("mail.example.com", Some(587), false));
+        assert_eq!(
+            (h.host(), h.port(), h.uses_mx()),
+            ("mail.example.com", Some(587), false)
+        );
         let e = t.lookup_domain("a.b.Example.COM").unwrap();
         assert_eq!(e.key, ".example.com");
         assert!(e.nexthops().next().unwrap().uses_mx());
         let e = t.lookup_domain("my.domain").unwrap();
-        assert_eq!((e.kind(), e.transport(), e.nexthop_text()), (TransportKind::Unchanged, None, None));
+        assert_eq!(
+            (e.kind(), e.transport(), e.nexthop_text()),
+            (TransportKind::Unchanged, None, None)
+        );
         let e = t.lookup_domain("gw.example").unwrap();
-        assert_eq!((e.kind(), e.nexthop_text()), (TransportKind::Unchanged, Some("[gateway.example.com]")));
+        assert_eq!(
+            (e.kind(), e.nexthop_text()),
+            (TransportKind::Unchanged, Some("[gateway.example.com]"))
+        );
         let e = t.lookup_domain("bad.example").unwrap();
-        assert_eq!(e.error_text(), Some("mail for bad.example is not deliverable"));
+        assert_eq!(
+            e.error_text(),
+            Some("mail for bad.example is not deliverable")
+        );
         assert_eq!(e.nexthops().count(), 0);
         let e = t.lookup_domain("slow.example").unwrap();
         assert_eq!((e.kind(), e.nexthop_text()), (TransportKind::Relay, None));
@@ -349,10 +368,26 @@ example.co.jp   smtp:[tls.example.com]
         assert_eq!(e.key, "*");
         assert_eq!(e.nexthops().next().unwrap().port(), Some(465));
         // Address lookups.
-        assert_eq!(t.lookup_address("user@example.org", Some('+')).unwrap().kind(), TransportKind::Local);
-        assert_eq!(t.lookup_address("User+tag@Example.org", Some('+')).unwrap().kind(), TransportKind::Local);
-        assert_eq!(t.lookup_address("user+tag@example.org", None).unwrap().key, "*");
-        assert_eq!(t.lookup_address("x@a.example.com", Some('+')).unwrap().key, ".example.com");
+        assert_eq!(
+            t.lookup_address("user@example.org", Some('+'))
+                .unwrap()
+                .kind(),
+            TransportKind::Local
+        );
+        assert_eq!(
+            t.lookup_address("User+tag@Example.org", Some('+'))
+                .unwrap()
+                .kind(),
+            TransportKind::Local
+        );
+        assert_eq!(
+            t.lookup_address("user+tag@example.org", None).unwrap().key,
+            "*"
+        );
+        assert_eq!(
+            t.lookup_address("x@a.example.com", Some('+')).unwrap().key,
+            ".example.com"
+        );
         assert_eq!(t.lookup_address("[192.0.2.1]", None).unwrap().key, "*");
     }
 
