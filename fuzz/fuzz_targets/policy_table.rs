@@ -6,7 +6,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         for e in table.iter() {
             let again = table.get(e.key()).map(|x| x.line());
             assert_eq!(again, Some(e.line()));
-            let _ = (e.level(), e.protocols(), e.ciphers(), e.servername(), e.connection_reuse());
+            let _ = (
+                e.level(),
+                e.protocols(),
+                e.ciphers(),
+                e.servername(),
+                e.connection_reuse(),
+            );
             for m in e.match_list() {
                 assert!(!m.is_empty());
             }

@@ -6,7 +6,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         if let Ok(text) = std::str::from_utf8(data) {
             for word in text.split_whitespace().take(64) {
                 if let Some(e) = map.lookup_address(word, Some('+')) {
-                    let _ = (e.kind(), e.transport(), e.error_text(), e.nexthops().count());
+                    let _ = (
+                        e.kind(),
+                        e.transport(),
+                        e.error_text(),
+                        e.nexthops().count(),
+                    );
                 }
             }
         }
