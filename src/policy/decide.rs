@@ -244,10 +244,11 @@ impl CertName<'_> {
         match *self {
             CertName::Exact(e) => n.eq_ignore_ascii_case(e.strip_suffix('.').unwrap_or(e)),
             CertName::Subdomain(s) => {
+                // The byte before the suffix must be an ASCII '.', which
+                // also makes the suffix start a char boundary.
                 n.len() > s.len() + 1
-                    && n.is_char_boundary(n.len() - s.len() - 1)
-                    && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
                     && n.as_bytes()[n.len() - s.len() - 1] == b'.'
+                    && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
             }
         }
     }
