@@ -8,6 +8,7 @@
 pub mod net;
 pub mod params;
 pub mod parse;
+pub mod table;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -418,31 +419,16 @@ fn validate(p: &params::Param, v: &str) -> Result<(), String> {
             }
             Ok(())
         }
-        Kind::Maps => {
-            for s in split_list(v) {
-                match s.split_once(':') {
-                    Some((t, path)) if !path.is_empty() => match t {
-                        "texthash" | "hash" | "lmdb" | "inline" | "static" => {}
-                        _ => {
-                            return Err(format!(
-                                "table type \"{t}\" is not supported; use texthash:{path}"
-                            ))
-                        }
-                    },
-                    _ => {
-                        return Err(format!(
-                            "\"{s}\" is not a type:name table, e.g. texthash:/etc/tern/table"
-                        ))
-                    }
-                }
-            }
-            Ok(())
-        }
+        Kind::Maps => table::parse_map_list(v)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Kind::NextHop => {
             if v.is_empty() {
                 return Ok(());
             }
-            net::parse_next_hop(v).map(|_| ())
+            crate::policy::NextHop::parse(v)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -527,7 +513,7 @@ mod tests {
         for (line, needle) in [
             ("mynetworks = 300.1.1.1/8", "mynetworks"),
             ("smtp_listen = 127.0.0.1:99999", "smtp_listen"),
-            ("transport_maps = mysql:/etc/x", "not supported"),
+            ("transport_maps = mysql:/etc/x", "unsupported table type"),
             ("relayhost = [unclosed:587", "relayhost"),
             ("smtpd_tls_received_header = maybe", "yes or no"),
             ("myorigin = ${mydomain", "missing '}'"),

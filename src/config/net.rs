@@ -1,5 +1,5 @@
-//! Addresses in configuration values: networks (`mynetworks`), listener
-//! addresses and next hops (`relayhost`, transport entries).
+//! Addresses in configuration values: networks (`mynetworks`) and listener
+//! addresses. Next hops are `policy::NextHop`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -97,49 +97,6 @@ pub fn parse_listen(s: &str, interfaces: &[&str]) -> Result<Vec<SocketAddr>, Str
         .ok_or_else(bad)
 }
 
-/// A next hop as Postfix writes it: `[host]:port` (no MX lookup),
-/// `host:port` or `host` (MX lookup).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NextHop {
-    /// Host or domain name (or address literal without brackets).
-    pub host: String,
-    /// Explicit port, if given.
-    pub port: Option<u16>,
-    /// False for the `[host]` form: connect to host's A/AAAA, skip MX.
-    pub mx_lookup: bool,
-}
-
-/// Parses `[host]:port`, `[host]`, `host:port`, `host`.
-pub fn parse_next_hop(s: &str) -> Result<NextHop, String> {
-    let bad = |why: &str| format!("\"{s}\" is not a next hop ([host]:port or host): {why}");
-    let (host, rest, mx_lookup) = if let Some(r) = s.strip_prefix('[') {
-        let end = r.find(']').ok_or_else(|| bad("missing ']'"))?;
-        (&r[..end], &r[end + 1..], false)
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, _)) => (h, &s[h.len()..], true),
-            None => (s, "", true),
-        }
-    };
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(bad("bad host"));
-    }
-    let port = match rest {
-        "" => None,
-        r => Some(
-            r.strip_prefix(':')
-                .and_then(|p| p.parse::<u16>().ok())
-                .filter(|p| *p != 0)
-                .ok_or_else(|| bad("bad port"))?,
-        ),
-    };
-    Ok(NextHop {
-        host: host.to_string(),
-        port,
-        mx_lookup,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,23 +114,5 @@ mod tests {
             .contains("8.8.8.8".parse().unwrap()));
         assert!(Network::parse("10.0.0.0/33").is_err());
         assert!(Network::parse("host.example").is_err());
-    }
-
-    #[test]
-    fn next_hops() {
-        assert_eq!(
-            parse_next_hop("[smtp.example.com]:587").unwrap(),
-            NextHop {
-                host: "smtp.example.com".into(),
-                port: Some(587),
-                mx_lookup: false
-            }
-        );
-        assert!(parse_next_hop("example.com").unwrap().mx_lookup);
-        assert_eq!(parse_next_hop("example.com:2525").unwrap().port, Some(2525));
-        assert_eq!(parse_next_hop("[::1]:25").unwrap().host, "::1");
-        assert!(parse_next_hop("[x").is_err());
-        assert!(parse_next_hop("[x]:0").is_err());
-        assert!(parse_next_hop("[x]junk").is_err());
     }
 }

@@ -80,7 +80,8 @@ impl Shared {
         let passwords = match cfg.get("smtpd_sasl_password_file") {
             "" => None,
             path => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("smtpd_sasl_password_file {path}: {e}"))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("smtpd_sasl_password_file {path}: {e}"))?;
                 Some(passwd::PasswordFile::parse(&text).map_err(|errs| {
                     errs.iter()
                         .map(|e| format!("{path}:{}: {}", e.line, e.message))
@@ -198,7 +199,8 @@ impl Listeners {
             ("submissions_listen", Service::Submissions),
         ] {
             for addr in cfg.listen(key) {
-                let l = listen::bind(addr).map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+                let l = listen::bind(addr)
+                    .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
                 list.push((service, l));
             }
         }

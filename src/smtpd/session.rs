@@ -35,7 +35,13 @@ enum Ended {
 
 /// Runs one connection to its end. Never panics on client input; every
 /// failure ends in a log line.
-pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, peer: SocketAddr, slot: Slot) {
+pub async fn run(
+    shared: Rc<Shared>,
+    service: Service,
+    tcp: Async<TcpStream>,
+    peer: SocketAddr,
+    slot: Slot,
+) {
     let addr = peer.ip();
     let host = client_name(addr);
     let addr_s = addr.to_string();
@@ -67,7 +73,19 @@ pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, pe
     let mut line_buf = [0u8; LINE_BUF];
     let mut splitter = LineSplitter::new(shared.line_limit, shared.bare_newline);
     let greeting = sess.greeting();
-    let mut ended = match perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, greeting, &host, addr, deadline).await {
+    let mut ended = match perform(
+        &shared,
+        &mut stream,
+        &mut sess,
+        &mut splitter,
+        &mut line_buf,
+        greeting,
+        &host,
+        addr,
+        deadline,
+    )
+    .await
+    {
         Ok(()) => Ended::Normal,
         Err(e) => e,
     };
@@ -81,7 +99,19 @@ pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, pe
                 Some(Ok(l)) => l,
                 Some(Err(e)) => {
                     let acts = sess.line_error(e);
-                    if let Err(e) = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await {
+                    if let Err(e) = perform(
+                        &shared,
+                        &mut stream,
+                        &mut sess,
+                        &mut splitter,
+                        &mut line_buf,
+                        acts,
+                        &host,
+                        addr,
+                        deadline,
+                    )
+                    .await
+                    {
                         ended = e;
                     }
                     progressed = true;
@@ -104,7 +134,19 @@ pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, pe
             if let Some(rcpt) = rcpt_for_log {
                 log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
             }
-            if let Err(e) = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await {
+            if let Err(e) = perform(
+                &shared,
+                &mut stream,
+                &mut sess,
+                &mut splitter,
+                &mut line_buf,
+                acts,
+                &host,
+                addr,
+                deadline,
+            )
+            .await
+            {
                 ended = e;
                 break;
             }
@@ -126,18 +168,40 @@ pub async fn run(shared: Rc<Shared>, service: Service, tcp: Async<TcpStream>, pe
             Some(Ok(n)) => splitter.filled(LINE_BUF, n),
             None => {
                 let acts = sess.event(Event::Timeout);
-                let _ = perform(&shared, &mut stream, &mut sess, &mut splitter, &mut line_buf, acts, &host, addr, deadline).await;
+                let _ = perform(
+                    &shared,
+                    &mut stream,
+                    &mut sess,
+                    &mut splitter,
+                    &mut line_buf,
+                    acts,
+                    &host,
+                    addr,
+                    deadline,
+                )
+                .await;
                 ended = Ended::Timeout;
             }
         }
     }
     match ended {
         Ended::Normal => {}
-        Ended::Lost => log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]"),
-        Ended::Timeout => log::info!(target: "smtpd", "timeout after {last_verb} from {host}[{addr_s}]"),
-        Ended::TooLong => log::info!(target: "smtpd", "line too long after {last_verb} from {host}[{addr_s}]"),
+        Ended::Lost => {
+            log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]")
+        }
+        Ended::Timeout => {
+            log::info!(target: "smtpd", "timeout after {last_verb} from {host}[{addr_s}]")
+        }
+        Ended::TooLong => {
+            log::info!(target: "smtpd", "line too long after {last_verb} from {host}[{addr_s}]")
+        }
     }
-    let _ = with_timeout(Duration::from_secs(5), deadline + Duration::from_secs(5), stream.shutdown()).await;
+    let _ = with_timeout(
+        Duration::from_secs(5),
+        deadline + Duration::from_secs(5),
+        stream.shutdown(),
+    )
+    .await;
     log::info!(target: "smtpd", "{}", sess.disconnect_line(&host, &addr_s));
 }
 
@@ -161,7 +225,9 @@ async fn perform(
         i += 1;
         let follow: Option<Actions> = match act {
             Action::Send(reply) => {
-                match with_timeout(shared.timeout, deadline, stream.write_all(reply.as_bytes())).await {
+                match with_timeout(shared.timeout, deadline, stream.write_all(reply.as_bytes()))
+                    .await
+                {
                     Some(Ok(())) => None,
                     Some(Err(_)) => return Err(Ended::Lost),
                     None => return Err(Ended::Timeout),
@@ -202,7 +268,12 @@ async fn perform(
                 }
                 Some(sess.event(Event::AuthVerdict(ok)))
             }
-            Action::BeginData => Some(receive_data(shared, stream, sess, splitter, line_buf, host, addr, deadline).await?),
+            Action::BeginData => Some(
+                receive_data(
+                    shared, stream, sess, splitter, line_buf, host, addr, deadline,
+                )
+                .await?,
+            ),
         };
         if let Some(more) = follow {
             queue.extend(more);
@@ -247,7 +318,9 @@ async fn receive_data(
         .ok();
     if let Some(inc) = &incoming {
         match sess.auth_user() {
-            Some(u) => log::info!(target: "smtpd", "{}: client={client}, sasl_method=PLAIN, sasl_username={u}", inc.id()),
+            Some(u) => {
+                log::info!(target: "smtpd", "{}: client={client}, sasl_method=PLAIN, sasl_username={u}", inc.id())
+            }
             None => log::info!(target: "smtpd", "{}: client={client}", inc.id()),
         }
         let tls_comment = stream.tls_summary().map(|s| {
@@ -260,7 +333,11 @@ async fn receive_data(
             helo: sess.helo_name(),
             client_name: host,
             client_addr: &addr.to_string(),
-            tls: if shared.received_tls { tls_comment.as_deref() } else { None },
+            tls: if shared.received_tls {
+                tls_comment.as_deref()
+            } else {
+                None
+            },
             hostname: &shared.hostname,
             protocol: sess.protocol(),
             queue_id: inc.id(),
@@ -405,7 +482,11 @@ pub fn client_name(addr: IpAddr) -> String {
 
 /// Runs `fut` with the idle timeout, also bounded by the session deadline.
 /// `None` on timeout.
-pub async fn with_timeout<T>(idle: Duration, deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+pub async fn with_timeout<T>(
+    idle: Duration,
+    deadline: Instant,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     let left = deadline.saturating_duration_since(Instant::now());
     let limit = idle.min(left);
     smol::future::or(async { Some(fut.await) }, async {

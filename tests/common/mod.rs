@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod dnssec;
 pub mod ports;
 pub mod postfix;
 pub mod process;

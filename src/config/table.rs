@@ -1,0 +1,952 @@
+//! Postfix lookup tables in their text form, as `postmap(1)` and `texthash:`
+//! read them, loaded once into a compact immutable index.
+//!
+//! The text format, quoted from postmap(1):
+//!
+//! ```text
+//! A table entry has the form
+//!      key whitespace value
+//! Empty lines and whitespace-only lines are ignored, as are lines
+//! whose first non-whitespace character is a `#'.
+//! A logical line starts with non-whitespace text. A line that
+//! starts with whitespace continues a logical line.
+//! ```
+//!
+//! Keys may be written in double quotes (Postfix 3.2 and later) to contain
+//! whitespace; `\"` and `\\` escape inside the quotes. Keys are folded to
+//! lower case (ASCII only), as Postfix does for its fixed-case table types,
+//! and lookups fold the query the same way. When a key appears twice the
+//! first entry wins and the later one is reported, as Postfix's
+//! `duplicate entry` warning does.
+//!
+//! Where Postfix only warns and skips a line (a missing value, non-UTF-8
+//! text), tern reports an error: a skipped line in a TLS policy table
+//! silently weakens security, so `check-config` must fail on it.
+//!
+//! Parsing is sans-I/O ([`parse_records`], [`CompactTable::build`]); the one
+//! function that touches the file system is [`read_source`].
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::rc::Rc;
+
+/// Largest table source file tern reads; arena offsets are `u32`, and a
+/// router has no business loading a bigger table.
+pub const MAX_TABLE_BYTES: usize = 64 << 20;
+
+/// At most this many errors are kept per table; the rest are only counted,
+/// so a binary file given as a table cannot flood memory.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// The map types tern accepts in a `type:path` table specification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapType {
+    /// `texthash:` — the text file itself, read at start-up (the native form).
+    Texthash,
+    /// `hash:` — Postfix's Berkeley DB file built by postmap; tern reads the
+    /// source text file of the same name instead (without `.db`).
+    Hash,
+    /// `btree:` — like `hash:`, read from the source text.
+    Btree,
+    /// `lmdb:` — like `hash:`, read from the source text (not `.lmdb`).
+    Lmdb,
+    /// `cdb:` — like `hash:`, read from the source text (not `.cdb`).
+    Cdb,
+    /// `dbm:` — like `hash:`, read from the source text.
+    Dbm,
+}
+
+impl MapType {
+    /// The Postfix name of the type, as written before the colon.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapType::Texthash => "texthash",
+            MapType::Hash => "hash",
+            MapType::Btree => "btree",
+            MapType::Lmdb => "lmdb",
+            MapType::Cdb => "cdb",
+            MapType::Dbm => "dbm",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<MapType> {
+        Some(match name {
+            "texthash" => MapType::Texthash,
+            "hash" => MapType::Hash,
+            "btree" => MapType::Btree,
+            "lmdb" => MapType::Lmdb,
+            "cdb" => MapType::Cdb,
+            "dbm" => MapType::Dbm,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed `type:path` table specification such as `texthash:/etc/tern/tls_policy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// The type named before the colon.
+    pub map_type: MapType,
+    /// The path after the colon, exactly as written.
+    pub path: String,
+}
+
+/// Why a `type:path` specification was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapSpecError {
+    /// No `type:` prefix (Postfix requires one; there is no default type).
+    MissingType(String),
+    /// A type tern cannot read (regexp, pcre, cidr, mysql, proxy, ...).
+    UnsupportedType(String),
+    /// Nothing after the colon.
+    EmptyPath(String),
+}
+
+impl fmt::Display for MapSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapSpecError::MissingType(s) => {
+                write!(f, "table \"{s}\": expected type:name, e.g. texthash:{s}")
+            }
+            MapSpecError::UnsupportedType(t) => write!(
+                f,
+                "unsupported table type \"{t}\": tern reads texthash: (and hash:, btree:, lmdb:, cdb:, dbm: from their source text)"
+            ),
+            MapSpecError::EmptyPath(s) => write!(f, "table \"{s}\": empty file name"),
+        }
+    }
+}
+
+impl std::error::Error for MapSpecError {}
+
+impl MapSpec {
+    /// Parses one `type:path` specification.
+    pub fn parse(spec: &str) -> Result<MapSpec, MapSpecError> {
+        let spec = spec.trim();
+        let Some((ty, path)) = spec.split_once(':') else {
+            return Err(MapSpecError::MissingType(spec.to_string()));
+        };
+        if ty.is_empty() {
+            return Err(MapSpecError::MissingType(spec.to_string()));
+        }
+        let map_type = MapType::from_name(&ty.to_ascii_lowercase())
+            .ok_or_else(|| MapSpecError::UnsupportedType(ty.to_string()))?;
+        if path.is_empty() {
+            return Err(MapSpecError::EmptyPath(spec.to_string()));
+        }
+        Ok(MapSpec {
+            map_type,
+            path: path.to_string(),
+        })
+    }
+
+    /// The text file tern reads for this table: always `path` itself, since
+    /// for indexed types the source file keeps the name without `.db`.
+    pub fn source_path(&self) -> &str {
+        &self.path
+    }
+
+    /// A note for the operator when tern reads the source text in place of
+    /// an indexed file; `None` for `texthash:`.
+    pub fn note(&self) -> Option<TableWarning> {
+        match self.map_type {
+            MapType::Texthash => None,
+            t => Some(TableWarning::ReadsSourceText { map_type: t }),
+        }
+    }
+}
+
+impl fmt::Display for MapSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.map_type.as_str(), self.path)
+    }
+}
+
+/// Parses a list of table specifications separated by whitespace or commas,
+/// as `smtp_tls_policy_maps`, `transport_maps` and `smtp_sasl_password_maps` take.
+pub fn parse_map_list(value: &str) -> Result<Vec<MapSpec>, MapSpecError> {
+    value
+        .split(|c: char| c == ',' || c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(MapSpec::parse)
+        .collect()
+}
+
+/// An error or warning with its place: `file:line: message` when shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<E> {
+    /// The table file (its path as configured).
+    pub file: Rc<str>,
+    /// 1-based line number of the first line of the logical line; 0 when
+    /// the problem concerns the file as a whole.
+    pub line: u32,
+    /// What is wrong.
+    pub error: E,
+}
+
+impl<E: fmt::Display> fmt::Display for Located<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.error)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.error)
+        }
+    }
+}
+
+impl<E: fmt::Display + fmt::Debug> std::error::Error for Located<E> {}
+
+/// Errors in the table text itself, common to every table kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxError {
+    /// The logical line is not valid UTF-8.
+    NonUtf8,
+    /// A NUL byte, which Postfix would silently truncate at.
+    NulByte,
+    /// A key without a value (Postfix: "expected format: key whitespace value").
+    ExpectedKeyValue,
+    /// A `"quoted key` without the closing quote.
+    UnterminatedQuote,
+    /// Text right after the closing quote of a quoted key.
+    TextAfterQuote,
+    /// The file is larger than [`MAX_TABLE_BYTES`].
+    TooLarge {
+        /// The size found.
+        bytes: usize,
+    },
+    /// The file could not be read.
+    Io(String),
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyntaxError::NonUtf8 => f.write_str("non-UTF-8 input"),
+            SyntaxError::NulByte => f.write_str("null byte in input"),
+            SyntaxError::ExpectedKeyValue => f.write_str("expected format: key whitespace value"),
+            SyntaxError::UnterminatedQuote => f.write_str("missing closing '\"' in quoted key"),
+            SyntaxError::TextAfterQuote => {
+                f.write_str("expected whitespace after the closing '\"' of a quoted key")
+            }
+            SyntaxError::TooLarge { bytes } => {
+                write!(
+                    f,
+                    "table is {bytes} bytes, more than the limit of {MAX_TABLE_BYTES}"
+                )
+            }
+            SyntaxError::Io(e) => write!(f, "cannot read table: {e}"),
+        }
+    }
+}
+
+/// Things that load but deserve the operator's attention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableWarning {
+    /// A continuation line with no logical line to continue; ignored.
+    LeadingWhitespace,
+    /// The key was seen before; this later entry is ignored.
+    DuplicateEntry {
+        /// The (folded) key.
+        key: String,
+    },
+    /// The key ends in `:`, as in an aliases file.
+    AliasFormat,
+    /// An indexed type (`hash:` ...) was configured; tern read the source text.
+    ReadsSourceText {
+        /// The configured type.
+        map_type: MapType,
+    },
+}
+
+impl fmt::Display for TableWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TableWarning::LeadingWhitespace => {
+                f.write_str("logical line must not start with whitespace -- ignoring this line")
+            }
+            TableWarning::DuplicateEntry { key } => {
+                write!(f, "duplicate entry: \"{key}\" -- ignoring this line")
+            }
+            TableWarning::AliasFormat => {
+                f.write_str("record is in \"key: value\" format; is this an alias file?")
+            }
+            TableWarning::ReadsSourceText { map_type } => write!(
+                f,
+                "{}: table type read from its source text file as texthash: (no postmap step; changes take effect on reload)",
+                map_type.as_str()
+            ),
+        }
+    }
+}
+
+/// Errors and warnings collected while loading one table.
+#[derive(Debug, Clone)]
+pub struct Report<E> {
+    file: Rc<str>,
+    /// Errors, at most [`MAX_REPORTED_ERRORS`].
+    pub errors: Vec<Located<E>>,
+    /// Errors beyond the kept ones.
+    pub errors_dropped: usize,
+    /// Warnings, at most [`MAX_REPORTED_ERRORS`].
+    pub warnings: Vec<Located<TableWarning>>,
+}
+
+impl<E> Report<E> {
+    /// An empty report for `file`.
+    pub fn new(file: &str) -> Report<E> {
+        Report {
+            file: Rc::from(file),
+            errors: Vec::new(),
+            errors_dropped: 0,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The file this report is about.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Records an error at `line`.
+    pub fn error(&mut self, line: u32, error: E) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(Located {
+                file: self.file.clone(),
+                line,
+                error,
+            });
+        } else {
+            self.errors_dropped += 1;
+        }
+    }
+
+    /// Records a warning at `line`.
+    pub fn warn(&mut self, line: u32, warning: TableWarning) {
+        if self.warnings.len() < MAX_REPORTED_ERRORS {
+            self.warnings.push(Located {
+                file: self.file.clone(),
+                line,
+                error: warning,
+            });
+        }
+    }
+
+    /// True when no error was recorded.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty() && self.errors_dropped == 0
+    }
+}
+
+/// One table entry as read from the text, before any interpretation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// First physical line of the logical line (1-based).
+    pub line: u32,
+    /// The key, unquoted and (when folding) lower-cased.
+    pub key: &'a str,
+    /// The value, surrounding whitespace stripped; continuation lines are
+    /// joined with their leading whitespace kept, as Postfix does.
+    pub value: &'a str,
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c)
+}
+
+/// Reads logical lines: joins continuation lines, drops comments and blank
+/// lines, and reports orphan continuation lines as Postfix's readllines() does.
+struct LogicalLines<'a> {
+    rest: &'a [u8],
+    lineno: u32,
+}
+
+impl<'a> LogicalLines<'a> {
+    fn next_physical(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = match self.rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, &self.rest[self.rest.len()..]),
+        };
+        self.rest = rest;
+        self.lineno += 1;
+        Some(line)
+    }
+
+    /// Fills `buf` with the next logical line; returns its first line number.
+    fn next_into<E>(&mut self, buf: &mut Vec<u8>, report: &mut Report<E>) -> Option<u32> {
+        buf.clear();
+        loop {
+            let line = self.next_physical()?;
+            let first = line.iter().position(|&b| !is_space(b));
+            let Some(first) = first else { continue };
+            if line[first] == b'#' {
+                continue;
+            }
+            if first > 0 {
+                report.warn(self.lineno, TableWarning::LeadingWhitespace);
+                continue;
+            }
+            let start = self.lineno;
+            buf.extend_from_slice(line);
+            // Continuation lines, skipping embedded comment and blank lines.
+            loop {
+                let save = (self.rest, self.lineno);
+                let Some(next) = self.next_physical() else {
+                    break;
+                };
+                match next.iter().position(|&b| !is_space(b)) {
+                    None => continue,
+                    Some(i) if next[i] == b'#' => continue,
+                    Some(0) => {
+                        (self.rest, self.lineno) = save;
+                        break;
+                    }
+                    Some(_) => buf.extend_from_slice(next),
+                }
+            }
+            return Some(start);
+        }
+    }
+}
+
+/// Splits a logical line into key and value, unquoting a quoted key into `key_buf`.
+fn split_record<'b>(
+    text: &'b str,
+    key_buf: &'b mut String,
+) -> Result<(&'b str, &'b str), SyntaxError> {
+    let (key, rest): (&str, &str) = if let Some(q) = text.strip_prefix('"') {
+        key_buf.clear();
+        let mut chars = q.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, e)) => key_buf.push(e),
+                    None => return Err(SyntaxError::UnterminatedQuote),
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => key_buf.push(c),
+            }
+        }
+        let end = end.ok_or(SyntaxError::UnterminatedQuote)?;
+        let rest = &q[end + 1..];
+        if !rest.is_empty() && !rest.starts_with(|c: char| c.is_ascii_whitespace()) {
+            return Err(SyntaxError::TextAfterQuote);
+        }
+        (key_buf.as_str(), rest)
+    } else {
+        match text.find(|c: char| c.is_ascii_whitespace()) {
+            Some(i) => (&text[..i], &text[i..]),
+            None => (text, ""),
+        }
+    };
+    let value = rest.trim_matches(|c: char| c.is_ascii_whitespace());
+    if key.is_empty() || value.is_empty() {
+        return Err(SyntaxError::ExpectedKeyValue);
+    }
+    Ok((key, value))
+}
+
+/// Parses table text and calls `each` for every record, in file order.
+///
+/// Syntax errors go to `report` (converted into the caller's error type);
+/// `each` returns the caller's own errors for the record, also reported
+/// with the record's line. Keys are lower-cased (ASCII) when `fold` is set.
+pub fn parse_records<E: From<SyntaxError>>(
+    text: &[u8],
+    fold: bool,
+    report: &mut Report<E>,
+    mut each: impl FnMut(Record<'_>) -> Result<(), E>,
+) {
+    if text.len() > MAX_TABLE_BYTES {
+        report.error(0, E::from(SyntaxError::TooLarge { bytes: text.len() }));
+        return;
+    }
+    let mut lines = LogicalLines {
+        rest: text,
+        lineno: 0,
+    };
+    let mut buf = Vec::new();
+    let mut key_buf = String::new();
+    let mut folded = String::new();
+    while let Some(line) = lines.next_into(&mut buf, report) {
+        if buf.contains(&0) {
+            report.error(line, E::from(SyntaxError::NulByte));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&buf) else {
+            report.error(line, E::from(SyntaxError::NonUtf8));
+            continue;
+        };
+        let (key, value) = match split_record(text, &mut key_buf) {
+            Ok(kv) => kv,
+            Err(e) => {
+                report.error(line, E::from(e));
+                continue;
+            }
+        };
+        if key.ends_with(':') {
+            report.warn(line, TableWarning::AliasFormat);
+        }
+        let key = if fold && key.bytes().any(|b| b.is_ascii_uppercase()) {
+            folded.clear();
+            folded.push_str(key);
+            folded.make_ascii_lowercase();
+            folded.as_str()
+        } else {
+            key
+        };
+        if let Err(e) = each(Record { line, key, value }) {
+            report.error(line, e);
+        }
+    }
+}
+
+/// Reads a table's source file (the only I/O here), bounded by [`MAX_TABLE_BYTES`].
+pub fn read_source(spec: &MapSpec) -> Result<Vec<u8>, Located<SyntaxError>> {
+    use std::io::Read;
+    let at = |error| Located {
+        file: Rc::from(spec.source_path()),
+        line: 0,
+        error,
+    };
+    let file =
+        std::fs::File::open(spec.source_path()).map_err(|e| at(SyntaxError::Io(e.to_string())))?;
+    let mut data = Vec::new();
+    let limit = MAX_TABLE_BYTES as u64 + 1;
+    file.take(limit)
+        .read_to_end(&mut data)
+        .map_err(|e| at(SyntaxError::Io(e.to_string())))?;
+    if data.len() > MAX_TABLE_BYTES {
+        return Err(at(SyntaxError::TooLarge { bytes: data.len() }));
+    }
+    Ok(data)
+}
+
+/// A byte range in a table's arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    off: u32,
+    len: u32,
+}
+
+/// One fixed-size index slot: key and value in the arena, source line, and
+/// whatever the table kind pre-parsed (`meta`).
+#[derive(Debug, Clone, Copy)]
+struct Slot<M> {
+    key: Span,
+    value: Span,
+    line: u32,
+    meta: M,
+}
+
+/// An immutable lookup table: every key and value in one `String` arena, a
+/// sorted index of fixed-size slots, binary search, no allocation per lookup.
+///
+/// `M` is a small `Copy` value a table kind pre-parses per entry (the TLS
+/// policy table keeps its security level there); plain tables use `()`.
+#[derive(Debug, Clone)]
+pub struct CompactTable<M: Copy = ()> {
+    arena: String,
+    index: Vec<Slot<M>>,
+    fold: bool,
+}
+
+/// A found entry, borrowed from the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit<'a, M> {
+    /// The stored (folded) key that matched.
+    pub key: &'a str,
+    /// The stored value.
+    pub value: &'a str,
+    /// The line the entry came from.
+    pub line: u32,
+    /// The pre-parsed data of the entry.
+    pub meta: M,
+}
+
+/// Collects entries for a [`CompactTable`].
+#[derive(Debug)]
+pub struct TableBuilder<M: Copy = ()> {
+    arena: String,
+    index: Vec<Slot<M>>,
+    fold: bool,
+}
+
+/// The builder ran past the `u32` arena limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaFull;
+
+impl fmt::Display for ArenaFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("table too large")
+    }
+}
+
+impl<M: Copy> TableBuilder<M> {
+    /// A new builder; `fold` says whether keys are case-folded (lookups fold too).
+    pub fn new(fold: bool) -> TableBuilder<M> {
+        TableBuilder {
+            arena: String::new(),
+            index: Vec::new(),
+            fold,
+        }
+    }
+
+    fn put(arena: &mut String, s: &str) -> Result<Span, ArenaFull> {
+        let off = u32::try_from(arena.len()).map_err(|_| ArenaFull)?;
+        let len = u32::try_from(s.len()).map_err(|_| ArenaFull)?;
+        if off.checked_add(len).is_none() {
+            return Err(ArenaFull);
+        }
+        arena.push_str(s);
+        Ok(Span { off, len })
+    }
+
+    /// Adds one entry. The key must already be folded if the table folds
+    /// ([`parse_records`] does that).
+    pub fn push(&mut self, key: &str, value: &str, line: u32, meta: M) -> Result<(), ArenaFull> {
+        let key = Self::put(&mut self.arena, key)?;
+        let value = Self::put(&mut self.arena, value)?;
+        self.index.push(Slot {
+            key,
+            value,
+            line,
+            meta,
+        });
+        Ok(())
+    }
+
+    /// Sorts, drops later duplicates (warning about each), and packs the
+    /// arena in index order so that a binary search touches nearby memory.
+    pub fn finish<E>(self, report: &mut Report<E>) -> CompactTable<M> {
+        let TableBuilder {
+            arena,
+            mut index,
+            fold,
+        } = self;
+        let get = |s: Span| &arena.as_bytes()[s.off as usize..(s.off + s.len) as usize];
+        // Stable sort keeps file order among equal keys: the first one wins.
+        index.sort_by(|a, b| get(a.key).cmp(get(b.key)));
+        let mut packed = String::with_capacity(arena.len());
+        let mut out: Vec<Slot<M>> = Vec::with_capacity(index.len());
+        let mut prev: Option<Span> = None;
+        for slot in &index {
+            let key = &arena[slot.key.off as usize..(slot.key.off + slot.key.len) as usize];
+            if let Some(p) = prev {
+                if get(p) == key.as_bytes() {
+                    report.warn(
+                        slot.line,
+                        TableWarning::DuplicateEntry {
+                            key: key.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            }
+            prev = Some(slot.key);
+            let value = &arena[slot.value.off as usize..(slot.value.off + slot.value.len) as usize];
+            // Lengths and offsets only shrink while packing: no overflow.
+            let k = Span {
+                off: packed.len() as u32,
+                len: slot.key.len,
+            };
+            packed.push_str(key);
+            let v = Span {
+                off: packed.len() as u32,
+                len: slot.value.len,
+            };
+            packed.push_str(value);
+            out.push(Slot {
+                key: k,
+                value: v,
+                line: slot.line,
+                meta: slot.meta,
+            });
+        }
+        packed.shrink_to_fit();
+        // `out` is in key order already: it was filled from the sorted index.
+        out.shrink_to_fit();
+        CompactTable {
+            arena: packed,
+            index: out,
+            fold,
+        }
+    }
+}
+
+/// Compares a stored (folded) key with a query, folding the query on the fly.
+fn cmp_folded(stored: &[u8], query: &[u8], fold: bool) -> Ordering {
+    if !fold {
+        return stored.cmp(query);
+    }
+    let n = stored.len().min(query.len());
+    for i in 0..n {
+        let (a, b) = (stored[i], query[i].to_ascii_lowercase());
+        match a.cmp(&b) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    stored.len().cmp(&query.len())
+}
+
+impl<M: Copy> CompactTable<M> {
+    /// An empty table.
+    pub fn empty() -> CompactTable<M> {
+        CompactTable {
+            arena: String::new(),
+            index: Vec::new(),
+            fold: true,
+        }
+    }
+
+    fn str_at(&self, s: Span) -> &str {
+        // Spans were made from this arena on char boundaries.
+        self.arena
+            .get(s.off as usize..(s.off + s.len) as usize)
+            .unwrap_or("")
+    }
+
+    fn hit(&self, slot: &Slot<M>) -> Hit<'_, M> {
+        Hit {
+            key: self.str_at(slot.key),
+            value: self.str_at(slot.value),
+            line: slot.line,
+            meta: slot.meta,
+        }
+    }
+
+    /// Exact lookup of `key` (case-insensitive if the table folds keys).
+    pub fn get(&self, key: &str) -> Option<Hit<'_, M>> {
+        let q = key.as_bytes();
+        // Queries are nearly always lower case already: then a plain
+        // memcmp does, and folding per byte is skipped.
+        let fold = self.fold && q.iter().any(u8::is_ascii_uppercase);
+        self.index
+            .binary_search_by(|slot| cmp_folded(self.str_at(slot.key).as_bytes(), q, fold))
+            .ok()
+            .and_then(|i| self.index.get(i))
+            .map(|slot| self.hit(slot))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// All entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = Hit<'_, M>> + '_ {
+        self.index.iter().map(|s| self.hit(s))
+    }
+
+    /// Bytes held: arena capacity plus index capacity times the slot size.
+    pub fn bytes(&self) -> usize {
+        self.arena.capacity() + self.index.capacity() * std::mem::size_of::<Slot<M>>()
+    }
+
+    /// Size of one index slot in bytes.
+    pub fn slot_size() -> usize {
+        std::mem::size_of::<Slot<M>>()
+    }
+
+    /// Bytes in the arena (all keys and values).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.capacity()
+    }
+}
+
+/// Errors of a plain key/value table (only syntax errors are possible).
+pub type PlainError = SyntaxError;
+
+impl CompactTable<()> {
+    /// Parses table text into a plain key/value table (aliases, password maps, ...).
+    pub fn parse(text: &[u8], file: &str) -> (CompactTable<()>, Report<SyntaxError>) {
+        let mut report = Report::new(file);
+        let mut b = TableBuilder::new(true);
+        parse_records(text, true, &mut report, |r| {
+            b.push(r.key, r.value, r.line, ())
+                .map_err(|_| SyntaxError::TooLarge { bytes: text.len() })
+        });
+        let t = b.finish(&mut report);
+        (t, report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(text: &str) -> (Vec<(u32, String, String)>, Report<SyntaxError>) {
+        let mut report = Report::new("t");
+        let mut out = Vec::new();
+        parse_records(text.as_bytes(), true, &mut report, |r| {
+            out.push((r.line, r.key.to_string(), r.value.to_string()));
+            Ok(())
+        });
+        (out, report)
+    }
+
+    #[test]
+    fn readllines_cases_from_postfix() {
+        // Cases of Postfix's readlline.c test table, as key/value records.
+        let (r, rep) = records(" abcde x\nfghij y\n");
+        assert_eq!(r, vec![(2, "fghij".into(), "y".into())]);
+        assert_eq!(rep.warnings[0].line, 1);
+        assert_eq!(rep.warnings[0].error, TableWarning::LeadingWhitespace);
+        let (r, _) = records("#abc\ndef g");
+        assert_eq!(r, vec![(2, "def".into(), "g".into())]);
+        let (r, _) = records("abc\n def\n");
+        assert_eq!(r, vec![(1, "abc".into(), "def".into())]);
+        let (r, _) = records("abc x\n #def\n ghi");
+        assert_eq!(r, vec![(1, "abc".into(), "x ghi".into())]);
+        let (r, _) = records("abc x\n#def\n ghi");
+        assert_eq!(r, vec![(1, "abc".into(), "x ghi".into())]);
+        let (r, _) = records("abc x\n\n ghi\nnext v");
+        assert_eq!(
+            r,
+            vec![
+                (1, "abc".into(), "x ghi".into()),
+                (4, "next".into(), "v".into())
+            ]
+        );
+        let (r, _) = records("abc x\n \n");
+        assert_eq!(r, vec![(1, "abc".into(), "x".into())]);
+    }
+
+    #[test]
+    fn continuation_keeps_leading_whitespace_of_later_lines() {
+        let (r, _) = records("[thumb.example.org]\t\tfingerprint\n    match=aa\n    match=bb\n");
+        assert_eq!(r[0].2, "fingerprint    match=aa    match=bb");
+    }
+
+    #[test]
+    fn keys_fold_values_do_not() {
+        let (r, _) = records("Example.COM  Secure Match=X\r\n");
+        assert_eq!(r, vec![(1, "example.com".into(), "Secure Match=X".into())]);
+    }
+
+    #[test]
+    fn quoted_keys() {
+        let (r, rep) = records("\"a b\\\"c\\\\\" v\n");
+        assert!(rep.is_ok());
+        assert_eq!(r[0].1, "a b\"c\\");
+        let (_, rep) = records("x v\n\"abc v\n");
+        assert_eq!(rep.errors[0].line, 2);
+        assert_eq!(rep.errors[0].error, SyntaxError::UnterminatedQuote);
+        let (_, rep) = records("\"abc\"v w\n");
+        assert_eq!(rep.errors[0].error, SyntaxError::TextAfterQuote);
+    }
+
+    #[test]
+    fn errors_with_line_numbers() {
+        let text = b"good v\n\nlonely\nbad\x00 v\nutf\xff v\n";
+        let mut report: Report<SyntaxError> = Report::new("/etc/tern/x");
+        parse_records(text, true, &mut report, |_| Ok(()));
+        let shown: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "/etc/tern/x:3: expected format: key whitespace value",
+                "/etc/tern/x:4: null byte in input",
+                "/etc/tern/x:5: non-UTF-8 input",
+            ]
+        );
+    }
+
+    #[test]
+    fn alias_format_warning() {
+        let (_, rep) = records("postmaster: root\n");
+        assert_eq!(rep.warnings[0].error, TableWarning::AliasFormat);
+    }
+
+    #[test]
+    fn compact_table_lookup_and_duplicates() {
+        let (t, rep) = CompactTable::parse(b"b.example 2\na.example 1\nB.example 3\nc 4\n", "f");
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            rep.warnings[0].to_string(),
+            "f:3: duplicate entry: \"b.example\" -- ignoring this line"
+        );
+        let h = t.get("B.EXAMPLE").unwrap();
+        assert_eq!((h.key, h.value, h.line), ("b.example", "2", 1));
+        assert_eq!(t.get("a.example").unwrap().value, "1");
+        assert_eq!(t.get("c").unwrap().value, "4");
+        assert!(t.get("d").is_none());
+        assert!(t.get("").is_none());
+        assert!(t.get("a.exampl").is_none());
+        assert_eq!(t.arena_bytes(), "a.example1b.example2c4".len());
+        let keys: Vec<&str> = t.iter().map(|h| h.key).collect();
+        assert_eq!(keys, vec!["a.example", "b.example", "c"]);
+    }
+
+    #[test]
+    fn empty_table_lookup() {
+        let t: CompactTable<()> = CompactTable::empty();
+        assert!(t.get("x").is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn map_specs() {
+        let s = MapSpec::parse("texthash:/etc/tern/tls_policy").unwrap();
+        assert_eq!(s.map_type, MapType::Texthash);
+        assert_eq!(s.source_path(), "/etc/tern/tls_policy");
+        assert_eq!(s.note(), None);
+        let h = MapSpec::parse("hash:/etc/postfix/transport").unwrap();
+        assert_eq!(h.source_path(), "/etc/postfix/transport");
+        assert!(h
+            .note()
+            .unwrap()
+            .to_string()
+            .starts_with("hash: table type read"));
+        assert_eq!(MapSpec::parse("lmdb:/x").unwrap().map_type, MapType::Lmdb);
+        assert_eq!(
+            MapSpec::parse("pcre:/etc/x"),
+            Err(MapSpecError::UnsupportedType("pcre".into()))
+        );
+        assert_eq!(
+            MapSpec::parse("/etc/x"),
+            Err(MapSpecError::MissingType("/etc/x".into()))
+        );
+        assert_eq!(
+            MapSpec::parse("hash:"),
+            Err(MapSpecError::EmptyPath("hash:".into()))
+        );
+        let l = parse_map_list(" texthash:/a, hash:/b\tlmdb:/c ").unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[1].to_string(), "hash:/b");
+        assert!(parse_map_list("texthash:/a, mysql:/b").is_err());
+        assert!(parse_map_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn read_source_errors_name_the_file() {
+        let spec = MapSpec::parse("texthash:/nonexistent/tern-test-table").unwrap();
+        let e = read_source(&spec).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/tern-test-table: cannot read table:"));
+    }
+
+    #[test]
+    fn read_source_reads_a_file() {
+        let dir = std::env::temp_dir().join(format!("tern-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t");
+        std::fs::write(&p, "k v\n").unwrap();
+        let spec = MapSpec::parse(&format!("hash:{}", p.display())).unwrap();
+        assert_eq!(read_source(&spec).unwrap(), b"k v\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,676 @@
+//! The effective TLS policy for one next hop.
+//!
+//! Order of the steps, as in DESIGN.md: policy table entry -> MTA-STS ->
+//! DANE -> default `smtp_tls_security_level`. Only the table and the
+//! default are implemented here; [`PolicyInputs`] is the seam where the
+//! MTA-STS policy of the recipient domain and the DANE TLSA state will be
+//! added as further fields, consulted in [`decide`] between the table and
+//! the default.
+//!
+//! Also here: the certificate-name match list of the `verify` and `secure`
+//! levels with the `nexthop`, `dot-nexthop` and `hostname` strategies
+//! expanded into concrete names, and fingerprint parsing.
+
+use std::fmt;
+
+use super::level::Level;
+use super::nexthop::NextHop;
+pub use super::protocols::{ProtocolsError, TlsVersions};
+use super::table::{lookup_maps, MatchList, PolicyEntry, PolicyTable, ServerName};
+
+/// A certificate or public-key fingerprint (an md5 .. sha512 digest).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl Fingerprint {
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.as_bytes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A `match=` value at the fingerprint level that is not a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FingerprintError {
+    /// Not hexadecimal (with optional colons).
+    NotHex(String),
+    /// Not the length of a known digest.
+    Length {
+        /// The text.
+        text: String,
+        /// Bytes found.
+        bytes: usize,
+    },
+}
+
+impl fmt::Display for FingerprintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FingerprintError::NotHex(t) => write!(
+                f,
+                "invalid fingerprint \"{t}\": expected hexadecimal digits, optionally colon-separated"
+            ),
+            FingerprintError::Length { text, bytes } => write!(
+                f,
+                "invalid fingerprint \"{text}\": {bytes} bytes, expected a 16, 20, 28, 32, 48 or 64-byte digest"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FingerprintError {}
+
+/// Parses `AA:BB:...` or `AABB...` (colons optional since Postfix 3.6).
+pub fn parse_fingerprint(text: &str) -> Result<Fingerprint, FingerprintError> {
+    let not_hex = || FingerprintError::NotHex(text.to_string());
+    let mut fp = Fingerprint {
+        bytes: [0; 64],
+        len: 0,
+    };
+    let mut high: Option<u8> = None;
+    let mut n = 0usize;
+    for c in text.chars() {
+        if c == ':' {
+            if high.is_some() {
+                return Err(not_hex());
+            }
+            continue;
+        }
+        let d = c.to_digit(16).ok_or_else(not_hex)? as u8;
+        match high.take() {
+            None => high = Some(d),
+            Some(h) => {
+                if n < 64 {
+                    fp.bytes[n] = h << 4 | d;
+                }
+                n += 1;
+            }
+        }
+    }
+    if high.is_some() {
+        return Err(not_hex());
+    }
+    if !matches!(n, 16 | 20 | 28 | 32 | 48 | 64) {
+        return Err(FingerprintError::Length {
+            text: text.to_string(),
+            bytes: n,
+        });
+    }
+    fp.len = n as u8;
+    Ok(fp)
+}
+
+/// The main.cf settings the decision falls back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyDefaults<'a> {
+    /// `smtp_tls_security_level`.
+    pub level: Level,
+    /// `smtp_tls_protocols` (opportunistic TLS).
+    pub protocols: TlsVersions,
+    /// `smtp_tls_mandatory_protocols` (encrypt and up).
+    pub mandatory_protocols: TlsVersions,
+    /// `smtp_tls_verify_cert_match` (Postfix default `hostname`).
+    pub verify_cert_match: &'a str,
+    /// `smtp_tls_secure_cert_match` (Postfix default `nexthop, dot-nexthop`).
+    pub secure_cert_match: &'a str,
+    /// `smtp_tls_fingerprint_cert_match` (default empty).
+    pub fingerprint_cert_match: &'a str,
+}
+
+impl PolicyDefaults<'static> {
+    /// Postfix's defaults for the match lists and protocols (`>=TLSv1`,
+    /// which for tern means TLS 1.2 and 1.3), with `may` as the level
+    /// (Postfix's own empty default means `none`).
+    pub const POSTFIX: PolicyDefaults<'static> = PolicyDefaults {
+        level: Level::May,
+        protocols: TlsVersions::ALL,
+        mandatory_protocols: TlsVersions::ALL,
+        verify_cert_match: "hostname",
+        secure_cert_match: "nexthop, dot-nexthop",
+        fingerprint_cert_match: "",
+    };
+}
+
+impl Default for PolicyDefaults<'static> {
+    fn default() -> Self {
+        PolicyDefaults::POSTFIX
+    }
+}
+
+/// Everything the decision needs for one next hop. MTA-STS and DANE inputs
+/// join here when those steps are written.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyInputs<'a> {
+    /// The next-hop destination: the recipient domain, or the transport or
+    /// relayhost next hop verbatim (the policy table key).
+    pub nexthop: NextHop<'a>,
+    /// `smtp_tls_policy_maps`, in order (may be empty).
+    pub tables: &'a [PolicyTable],
+    /// The main.cf fallbacks.
+    pub defaults: &'a PolicyDefaults<'a>,
+}
+
+/// Where the effective level came from (for the log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicySource<'a> {
+    /// A policy table entry.
+    Table {
+        /// The key that matched (`.example.com`, `[mx.example.com]:587`).
+        key: &'a str,
+        /// Its line in the table file.
+        line: u32,
+    },
+    /// `smtp_tls_security_level`.
+    Default,
+}
+
+/// The decision could not produce a usable policy; Postfix defers the mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideError {
+    /// Fingerprint level with no fingerprints anywhere.
+    NoFingerprints(String),
+    /// A bad fingerprint in `smtp_tls_fingerprint_cert_match`.
+    Fingerprint(FingerprintError),
+}
+
+impl fmt::Display for DecideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecideError::NoFingerprints(d) => write!(
+                f,
+                "nexthop domain {d}: configured at fingerprint security level, but with no fingerprints to match."
+            ),
+            DecideError::Fingerprint(e) => write!(f, "smtp_tls_fingerprint_cert_match: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecideError {}
+
+/// The TLS policy to apply to one next hop.
+#[derive(Debug, Clone, Copy)]
+pub struct EffectivePolicy<'a> {
+    /// The security level.
+    pub level: Level,
+    /// Where it came from.
+    pub source: PolicySource<'a>,
+    /// Allowed TLS versions: the entry's `protocols=`, else
+    /// `smtp_tls_protocols` at `may` and `smtp_tls_mandatory_protocols` above
+    /// (for `dane` the DANE step will switch to the opportunistic set when
+    /// the destination has no TLSA records).
+    pub protocols: TlsVersions,
+    /// `ciphers=` of the entry.
+    pub ciphers: Option<&'a str>,
+    /// `exclude=` of the entry.
+    pub exclude: Option<&'a str>,
+    /// `servername=` of the entry.
+    pub servername: Option<ServerName<'a>>,
+    /// `connection_reuse=` of the entry.
+    pub connection_reuse: Option<bool>,
+    entry: Option<PolicyEntry<'a>>,
+    defaults: &'a PolicyDefaults<'a>,
+    nexthop: NextHop<'a>,
+}
+
+/// A name the server certificate must carry (verify and secure levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertName<'a> {
+    /// This exact DNS name (case ignored).
+    Exact(&'a str),
+    /// Any name of one or more labels followed by `.` and this suffix.
+    Subdomain(&'a str),
+}
+
+impl CertName<'_> {
+    /// Whether a (non-wildcard) DNS name from the certificate satisfies
+    /// this requirement; wildcard certificate names are the verifier's job.
+    pub fn matches(&self, dns_name: &str) -> bool {
+        let n = dns_name.strip_suffix('.').unwrap_or(dns_name);
+        match *self {
+            CertName::Exact(e) => n.eq_ignore_ascii_case(e.strip_suffix('.').unwrap_or(e)),
+            CertName::Subdomain(s) => {
+                // The byte before the suffix must be an ASCII '.', which
+                // also makes the suffix start a char boundary.
+                n.len() > s.len() + 1
+                    && n.as_bytes()[n.len() - s.len() - 1] == b'.'
+                    && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+}
+
+/// The expanded certificate name list; allocation-free.
+#[derive(Debug, Clone)]
+pub struct CertNames<'a> {
+    list: MatchList<'a>,
+    nexthop: &'a str,
+    hostname: &'a str,
+}
+
+impl<'a> Iterator for CertNames<'a> {
+    type Item = CertName<'a>;
+    fn next(&mut self) -> Option<CertName<'a>> {
+        let t = self.list.next()?;
+        Some(if t.eq_ignore_ascii_case("nexthop") {
+            CertName::Exact(self.nexthop)
+        } else if t.eq_ignore_ascii_case("dot-nexthop") {
+            CertName::Subdomain(self.nexthop)
+        } else if t.eq_ignore_ascii_case("hostname") {
+            CertName::Exact(self.hostname)
+        } else if let Some(s) = t.strip_prefix('.') {
+            CertName::Subdomain(s)
+        } else {
+            CertName::Exact(t)
+        })
+    }
+}
+
+impl<'a> EffectivePolicy<'a> {
+    /// The table entry the policy came from, if any.
+    pub fn entry(&self) -> Option<PolicyEntry<'a>> {
+        self.entry
+    }
+
+    /// The next-hop domain used by the `nexthop` strategies: the next hop
+    /// without brackets and port.
+    pub fn nexthop_domain(&self) -> &'a str {
+        self.nexthop.host()
+    }
+
+    /// The raw match list: the entry's `match=` values if it has any, else
+    /// the main.cf setting for the level (empty for levels without one).
+    pub fn match_list(&self) -> MatchList<'a> {
+        if let Some(e) = self.entry.filter(|e| e.has_match()) {
+            return e.match_list();
+        }
+        let d = self.defaults;
+        match self.level {
+            Level::Verify => MatchList::main_cf(d.verify_cert_match, false),
+            Level::Secure => MatchList::main_cf(d.secure_cert_match, false),
+            Level::Fingerprint => MatchList::main_cf(d.fingerprint_cert_match, true),
+            _ => MatchList::main_cf("", false),
+        }
+    }
+
+    /// Names the certificate must match at `verify`/`secure`, with
+    /// `nexthop`, `dot-nexthop` and `hostname` expanded; `mx_host` is the
+    /// server's host name (from the MX record, or the bracketed host).
+    /// Empty at other levels.
+    pub fn cert_names<'b>(&self, mx_host: &'b str) -> CertNames<'b>
+    where
+        'a: 'b,
+    {
+        let list = if self.level.uses_name_match() {
+            self.match_list()
+        } else {
+            MatchList::main_cf("", false)
+        };
+        CertNames {
+            list,
+            nexthop: self.nexthop.host(),
+            hostname: mx_host,
+        }
+    }
+
+    /// The fingerprints at the `fingerprint` level (validated by [`decide`]).
+    pub fn fingerprints(&self) -> impl Iterator<Item = Fingerprint> + 'a {
+        let list = if self.level == Level::Fingerprint {
+            self.match_list()
+        } else {
+            MatchList::main_cf("", true)
+        };
+        list.filter_map(|f| parse_fingerprint(f).ok())
+    }
+
+    /// The `tafile=` values of the entry.
+    pub fn tafiles(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.entry.into_iter().flat_map(|e| e.tafiles())
+    }
+
+    /// The SNI name to send, if any (`servername=`), resolved against the
+    /// server's host name.
+    pub fn sni<'b>(&self, mx_host: &'b str) -> Option<&'b str>
+    where
+        'a: 'b,
+    {
+        match self.servername? {
+            ServerName::Hostname => Some(mx_host),
+            ServerName::Nexthop => Some(self.nexthop.host()),
+            ServerName::Name(n) => Some(n),
+        }
+    }
+}
+
+/// Decides the effective policy: the first table entry for the next hop
+/// (exact key, then parent `.domain` keys), else the default level.
+pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, DecideError> {
+    let entry = lookup_maps(inputs.tables, inputs.nexthop.as_str());
+    // Step 2 (MTA-STS) and step 3 (DANE) go here, between the table and the default.
+    let (level, source) = match entry {
+        Some(e) => (
+            e.level(),
+            PolicySource::Table {
+                key: e.key(),
+                line: e.line(),
+            },
+        ),
+        None => (inputs.defaults.level, PolicySource::Default),
+    };
+    let d = inputs.defaults;
+    let protocols = entry
+        .and_then(|e| e.protocols())
+        .unwrap_or(if level == Level::May {
+            d.protocols
+        } else {
+            d.mandatory_protocols
+        });
+    let policy = EffectivePolicy {
+        level,
+        source,
+        protocols,
+        ciphers: entry.and_then(|e| e.ciphers()),
+        exclude: entry.and_then(|e| e.exclude()),
+        servername: entry.and_then(|e| e.servername()),
+        connection_reuse: entry.and_then(|e| e.connection_reuse()),
+        entry,
+        defaults: d,
+        nexthop: inputs.nexthop,
+    };
+    if level == Level::Fingerprint {
+        let mut any = false;
+        for f in policy.match_list() {
+            parse_fingerprint(f).map_err(DecideError::Fingerprint)?;
+            any = true;
+        }
+        if !any {
+            return Err(DecideError::NoFingerprints(
+                inputs.nexthop.host().to_string(),
+            ));
+        }
+    }
+    Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP1: &str = "b6:b4:72:34:e2:59:cd:fb:c2:ca:63:0d:4d:cc:2c:7d:84:de:e6:2f:00:11:22:33:44:55:66:77:88:99:aa:bb";
+
+    fn table(text: &str) -> Vec<PolicyTable> {
+        vec![PolicyTable::parse(text.as_bytes(), "p").unwrap().0]
+    }
+
+    fn names(p: &EffectivePolicy<'_>, mx: &str) -> Vec<String> {
+        p.cert_names(mx)
+            .map(|n| match n {
+                CertName::Exact(s) => s.to_string(),
+                CertName::Subdomain(s) => format!("*.{s}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_then_default() {
+        let t = table("example.com secure\n.example.com verify match=hostname:.example.com\n[relay.example]:587 encrypt protocols=>=TLSv1.3 connection_reuse=yes\n");
+        let d = PolicyDefaults {
+            level: Level::Dane,
+            ..PolicyDefaults::POSTFIX
+        };
+        let hop = NextHop::parse("example.com").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!(p.level, Level::Secure);
+        assert_eq!(
+            p.source,
+            PolicySource::Table {
+                key: "example.com",
+                line: 1
+            }
+        );
+        // secure default match: nexthop, dot-nexthop.
+        assert_eq!(
+            names(&p, "mx1.mail.example.net"),
+            vec!["example.com", "*.example.com"]
+        );
+
+        let hop = NextHop::parse("sub.example.com").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!(p.level, Level::Verify);
+        assert_eq!(
+            names(&p, "mx.sub.example.com"),
+            vec!["mx.sub.example.com", "*.example.com"]
+        );
+
+        let hop = NextHop::parse("[relay.example]:587").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!(p.level, Level::Encrypt);
+        assert!(!p.protocols.tls12() && p.protocols.tls13());
+        assert_eq!(p.connection_reuse, Some(true));
+        assert_eq!(p.nexthop_domain(), "relay.example");
+        assert!(p.cert_names("relay.example").next().is_none());
+
+        let hop = NextHop::parse("other.org").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!((p.level, p.source), (Level::Dane, PolicySource::Default));
+        assert!(p.entry().is_none());
+    }
+
+    #[test]
+    fn default_verify_matches_hostname() {
+        let d = PolicyDefaults {
+            level: Level::Verify,
+            ..PolicyDefaults::POSTFIX
+        };
+        let hop = NextHop::parse("example.org").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!(names(&p, "mx.example.net"), vec!["mx.example.net"]);
+        let d2 = PolicyDefaults {
+            level: Level::Secure,
+            secure_cert_match: "nexthop:.Example.ORG example.com",
+            ..PolicyDefaults::POSTFIX
+        };
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d2,
+        })
+        .unwrap();
+        assert_eq!(
+            names(&p, "mx"),
+            vec!["example.org", "*.Example.ORG", "example.com"]
+        );
+    }
+
+    #[test]
+    fn protocols_default_by_level() {
+        let d = PolicyDefaults {
+            level: Level::May,
+            protocols: TlsVersions::parse("TLSv1.2").unwrap(),
+            mandatory_protocols: TlsVersions::parse(">=TLSv1.3").unwrap(),
+            ..PolicyDefaults::POSTFIX
+        };
+        let t = table("enc.example encrypt\n");
+        let hop = NextHop::parse("may.example").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert!(p.protocols.tls12() && !p.protocols.tls13());
+        let hop = NextHop::parse("enc.example").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert!(!p.protocols.tls12() && p.protocols.tls13());
+    }
+
+    #[test]
+    fn fingerprints() {
+        let t = table(&format!(
+            "[hub.example] fingerprint match={FP1}|{}\n",
+            FP1.replace(':', "")
+        ));
+        let hop = NextHop::parse("[hub.example]").unwrap();
+        let d = PolicyDefaults::POSTFIX;
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        let f: Vec<Fingerprint> = p.fingerprints().collect();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0], f[1]);
+        assert_eq!(f[0].as_bytes()[0], 0xb6);
+        assert_eq!(f[0].as_bytes().len(), 32);
+        assert!(p.cert_names("hub.example").next().is_none());
+
+        // From main.cf when the entry has no match=.
+        let d = PolicyDefaults {
+            level: Level::Fingerprint,
+            fingerprint_cert_match: FP1,
+            ..PolicyDefaults::POSTFIX
+        };
+        let hop = NextHop::parse("[other.example]").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert_eq!(p.fingerprints().count(), 1);
+
+        let d = PolicyDefaults {
+            level: Level::Fingerprint,
+            ..PolicyDefaults::POSTFIX
+        };
+        let e = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &[],
+            defaults: &d,
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "nexthop domain other.example: configured at fingerprint security level, but with no fingerprints to match.");
+        let d = PolicyDefaults {
+            level: Level::Fingerprint,
+            fingerprint_cert_match: "abc",
+            ..PolicyDefaults::POSTFIX
+        };
+        assert!(matches!(
+            decide(&PolicyInputs {
+                nexthop: hop,
+                tables: &[],
+                defaults: &d
+            }),
+            Err(DecideError::Fingerprint(FingerprintError::NotHex(_)))
+        ));
+    }
+
+    #[test]
+    fn fingerprint_parsing() {
+        assert_eq!(parse_fingerprint(FP1).unwrap().as_bytes().len(), 32);
+        assert_eq!(
+            parse_fingerprint(&"ab".repeat(20))
+                .unwrap()
+                .as_bytes()
+                .len(),
+            20
+        );
+        assert_eq!(
+            parse_fingerprint("ab:cd"),
+            Err(FingerprintError::Length {
+                text: "ab:cd".into(),
+                bytes: 2
+            })
+        );
+        assert!(matches!(
+            parse_fingerprint("a:bc"),
+            Err(FingerprintError::NotHex(_))
+        ));
+        assert!(matches!(
+            parse_fingerprint("abc"),
+            Err(FingerprintError::NotHex(_))
+        ));
+        assert!(matches!(
+            parse_fingerprint(&"ab".repeat(65)),
+            Err(FingerprintError::Length { bytes: 65, .. })
+        ));
+        assert!(format!("{:?}", parse_fingerprint(FP1).unwrap()).starts_with("B6:B4:"));
+    }
+
+    #[test]
+    fn cert_name_matching() {
+        assert!(CertName::Exact("mx.example.com").matches("MX.Example.com"));
+        assert!(CertName::Exact("mx.example.com").matches("mx.example.com."));
+        assert!(!CertName::Exact("mx.example.com").matches("a.mx.example.com"));
+        assert!(CertName::Subdomain("example.com").matches("a.b.example.com"));
+        assert!(!CertName::Subdomain("example.com").matches("example.com"));
+        assert!(!CertName::Subdomain("example.com").matches("badexample.com"));
+        assert!(!CertName::Subdomain("example.com").matches(".example.com"));
+    }
+
+    #[test]
+    fn sni() {
+        let t = table("a.example may servername=hostname\nb.example may servername=nexthop\nc.example may servername=sni.example\n");
+        let d = PolicyDefaults::POSTFIX;
+        let sni = |dest: &str| {
+            let hop = NextHop::parse(dest).unwrap();
+            decide(&PolicyInputs {
+                nexthop: hop,
+                tables: &t,
+                defaults: &d,
+            })
+            .unwrap()
+            .sni("mx.host")
+            .map(str::to_string)
+        };
+        assert_eq!(sni("a.example").as_deref(), Some("mx.host"));
+        assert_eq!(sni("b.example").as_deref(), Some("b.example"));
+        assert_eq!(sni("c.example").as_deref(), Some("sni.example"));
+        assert_eq!(sni("d.example"), None);
+    }
+}

@@ -1,0 +1,818 @@
+//! The TLS policy table (`smtp_tls_policy_maps`), Postfix format:
+//!
+//! ```text
+//! example.com                 secure match=.example.com:example.com
+//! .example.net                verify ciphers=high protocols=>=TLSv1.2
+//! [mail.example.org]:587      secure match=nexthop
+//! [thumb.example.org]         fingerprint
+//!     match=b6:b4:72:34:...
+//!     match=51:e9:af:2e:...
+//! ```
+//!
+//! The value is a security level followed by `name=value` attributes,
+//! separated by whitespace and/or commas. Every problem Postfix warns about
+//! when it meets the entry at delivery time is an error here, at load
+//! time, with the line number; so are attributes Postfix accepts but
+//! ignores at a level (`match=` at `dane`), since they mean the operator
+//! expected something that will not happen.
+//!
+//! Loaded once into a [`CompactTable`]: one arena for keys and the
+//! normalised attributes, a sorted index of 24-byte slots holding the
+//! pre-parsed level, protocols and connection reuse. A lookup is a binary
+//! search per candidate key and allocates nothing.
+
+use std::fmt;
+
+use super::decide::{parse_fingerprint, FingerprintError};
+use super::level::{Level, UnknownLevel};
+use super::protocols::{ProtocolsError, TlsVersions};
+use crate::config::table::{parse_records, CompactTable, Hit, Report, SyntaxError, TableBuilder};
+
+/// Pre-parsed per-entry data kept in the index slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyMeta {
+    level: u8,
+    /// `TlsVersions` bits; 0 when the entry has no `protocols=`.
+    protocols: u8,
+    /// 0 unset, 1 `no`, 2 `yes`.
+    reuse: u8,
+}
+
+/// A problem in one policy table entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The table text itself.
+    Syntax(SyntaxError),
+    /// The value has no level (only separators).
+    EmptyPolicy,
+    /// The first word is not a level.
+    Level(UnknownLevel),
+    /// An attribute after `none`.
+    AttributeWithTlsDisabled(String),
+    /// A word that is not `name=value`.
+    Malformed {
+        /// The word.
+        token: String,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// `name=` with nothing after it.
+    EmptyValue(String),
+    /// A single-instance attribute given twice.
+    Multiple(String),
+    /// The attribute does nothing (or is refused by Postfix) at this level.
+    InvalidAtLevel {
+        /// Attribute name.
+        name: String,
+        /// The entry's level.
+        level: Level,
+    },
+    /// Not one of match, protocols, ciphers, exclude, tafile, servername, connection_reuse.
+    UnknownAttribute(String),
+    /// A bad `protocols=` value.
+    Protocols(ProtocolsError),
+    /// A bad `ciphers=` grade.
+    CipherGrade(String),
+    /// A bad fingerprint in `match=` at the fingerprint level.
+    Fingerprint(FingerprintError),
+    /// `servername=` is neither `hostname`, `nexthop` nor a DNS name.
+    ServerName(String),
+    /// `connection_reuse=` is neither `yes` nor `no`.
+    ConnectionReuse(String),
+}
+
+impl From<SyntaxError> for PolicyError {
+    fn from(e: SyntaxError) -> PolicyError {
+        PolicyError::Syntax(e)
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::Syntax(e) => e.fmt(f),
+            PolicyError::EmptyPolicy => f.write_str("invalid empty policy"),
+            PolicyError::Level(e) => e.fmt(f),
+            PolicyError::AttributeWithTlsDisabled(a) => {
+                write!(f, "attribute \"{a}\" with TLS disabled (level \"none\" takes no attributes)")
+            }
+            PolicyError::Malformed { token, reason } => {
+                write!(f, "malformed attribute/value pair \"{token}\": {reason}")
+            }
+            PolicyError::EmptyValue(n) => write!(f, "attribute \"{n}\" has empty value"),
+            PolicyError::Multiple(n) => write!(f, "attribute \"{n}\" is specified multiple times"),
+            PolicyError::InvalidAtLevel { name, level } => {
+                write!(f, "attribute \"{name}\" invalid at security level \"{level}\"")
+            }
+            PolicyError::UnknownAttribute(n) => write!(f, "invalid attribute name: \"{n}\""),
+            PolicyError::Protocols(e) => e.fmt(f),
+            PolicyError::CipherGrade(g) => write!(
+                f,
+                "invalid cipher grade \"{g}\": expected high, medium, low, export or null"
+            ),
+            PolicyError::Fingerprint(e) => e.fmt(f),
+            PolicyError::ServerName(s) => write!(
+                f,
+                "invalid servername \"{s}\": expected hostname, nexthop or a DNS name in A-label form"
+            ),
+            PolicyError::ConnectionReuse(v) => {
+                write!(f, "attribute \"connection_reuse\" has bad value: \"{v}\"")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+// Tags of the normalised attribute lines stored in the arena: `<tag><value>\n`.
+const TAG_MATCH: char = 'm';
+const TAG_CIPHERS: char = 'c';
+const TAG_EXCLUDE: char = 'x';
+const TAG_TAFILE: char = 't';
+const TAG_SERVERNAME: char = 's';
+const TAG_PROTOCOLS: char = 'p';
+
+fn is_sep(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | ',')
+}
+
+/// True when `s` is a host name in Postfix's valid_hostname() sense (so
+/// parent-domain lookups apply): no brackets, no port, not all-numeric.
+pub fn is_domain_name(s: &str) -> bool {
+    if s.is_empty() || s.len() > 255 || s.starts_with('.') || s.ends_with('.') {
+        return false;
+    }
+    let mut all_numeric = true;
+    for label in s.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return false;
+        }
+        for c in label.chars() {
+            if !(c.is_alphanumeric() || c == '-' || c == '_' || (!c.is_ascii() && !c.is_control()))
+            {
+                return false;
+            }
+            if !c.is_ascii_digit() {
+                all_numeric = false;
+            }
+        }
+    }
+    !all_numeric
+}
+
+fn valid_dns_name(s: &str) -> bool {
+    s.is_ascii()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Parses one policy value into (meta, normalised attribute text).
+fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyError> {
+    attrs.clear();
+    let mut toks = value.split(is_sep).filter(|t| !t.is_empty());
+    let level_word = toks.next().ok_or(PolicyError::EmptyPolicy)?;
+    let level = Level::parse(level_word).map_err(PolicyError::Level)?;
+    let mut meta = PolicyMeta {
+        level: level as u8,
+        protocols: 0,
+        reuse: 0,
+    };
+    if level == Level::None {
+        if let Some(t) = toks.next() {
+            return Err(PolicyError::AttributeWithTlsDisabled(t.to_string()));
+        }
+        return Ok(meta);
+    }
+    let (mut ciphers, mut protocols, mut exclude, mut servername, mut reuse) =
+        (false, false, false, false, false);
+    for tok in toks {
+        let (name, val) = tok.split_once('=').ok_or_else(|| PolicyError::Malformed {
+            token: tok.to_string(),
+            reason: "missing '=' after attribute name",
+        })?;
+        if name.is_empty() {
+            return Err(PolicyError::Malformed {
+                token: tok.to_string(),
+                reason: "missing attribute name",
+            });
+        }
+        let name_lc = name.to_ascii_lowercase();
+        let once = |seen: &mut bool| {
+            if std::mem::replace(seen, true) {
+                Err(PolicyError::Multiple(name_lc.clone()))
+            } else {
+                Ok(())
+            }
+        };
+        let invalid = || PolicyError::InvalidAtLevel {
+            name: name_lc.clone(),
+            level,
+        };
+        let tag = match name_lc.as_str() {
+            "ciphers" => {
+                if val.is_empty() {
+                    return Err(PolicyError::EmptyValue(name_lc));
+                }
+                once(&mut ciphers)?;
+                if !["high", "medium", "low", "export", "null"]
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(val))
+                {
+                    return Err(PolicyError::CipherGrade(val.to_string()));
+                }
+                TAG_CIPHERS
+            }
+            "protocols" => {
+                once(&mut protocols)?;
+                meta.protocols = TlsVersions::parse(val)
+                    .map_err(PolicyError::Protocols)?
+                    .bits();
+                TAG_PROTOCOLS
+            }
+            "exclude" => {
+                once(&mut exclude)?;
+                TAG_EXCLUDE
+            }
+            "match" => {
+                if !matches!(level, Level::Fingerprint | Level::Verify | Level::Secure) {
+                    return Err(invalid());
+                }
+                if val.is_empty() {
+                    return Err(PolicyError::EmptyValue(name_lc));
+                }
+                if level == Level::Fingerprint {
+                    for fp in val.split('|').filter(|s| !s.is_empty()) {
+                        parse_fingerprint(fp).map_err(PolicyError::Fingerprint)?;
+                    }
+                }
+                TAG_MATCH
+            }
+            "tafile" => {
+                if !matches!(
+                    level,
+                    Level::Dane | Level::DaneOnly | Level::Verify | Level::Secure
+                ) {
+                    return Err(invalid());
+                }
+                if val.is_empty() {
+                    return Err(PolicyError::EmptyValue(name_lc));
+                }
+                TAG_TAFILE
+            }
+            "servername" => {
+                if val.is_empty() {
+                    return Err(PolicyError::EmptyValue(name_lc));
+                }
+                once(&mut servername)?;
+                if !(val == "hostname" || val == "nexthop" || valid_dns_name(val)) {
+                    return Err(PolicyError::ServerName(val.to_string()));
+                }
+                TAG_SERVERNAME
+            }
+            "connection_reuse" => {
+                once(&mut reuse)?;
+                meta.reuse = if val.eq_ignore_ascii_case("yes") {
+                    2
+                } else if val.eq_ignore_ascii_case("no") {
+                    1
+                } else {
+                    return Err(PolicyError::ConnectionReuse(val.to_string()));
+                };
+                continue;
+            }
+            _ => return Err(PolicyError::UnknownAttribute(name.to_string())),
+        };
+        attrs.push(tag);
+        attrs.push_str(val);
+        attrs.push('\n');
+    }
+    Ok(meta)
+}
+
+/// A loaded TLS policy table.
+#[derive(Debug, Clone)]
+pub struct PolicyTable {
+    table: CompactTable<PolicyMeta>,
+}
+
+/// Where a `servername=` points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerName<'a> {
+    /// `servername=hostname`: the name of the server connected to (MX host).
+    Hostname,
+    /// `servername=nexthop`: the next-hop domain.
+    Nexthop,
+    /// A fixed DNS name.
+    Name(&'a str),
+}
+
+/// A policy table entry, borrowed from the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyEntry<'a> {
+    key: &'a str,
+    attrs: &'a str,
+    line: u32,
+    meta: PolicyMeta,
+}
+
+impl<'a> PolicyEntry<'a> {
+    fn from_hit(h: Hit<'a, PolicyMeta>) -> PolicyEntry<'a> {
+        PolicyEntry {
+            key: h.key,
+            attrs: h.value,
+            line: h.line,
+            meta: h.meta,
+        }
+    }
+
+    fn tagged(&self, tag: char) -> impl Iterator<Item = &'a str> + 'a {
+        self.attrs
+            .split_terminator('\n')
+            .filter_map(move |l| l.strip_prefix(tag))
+    }
+
+    /// The key that matched (folded), e.g. `.example.com`.
+    pub fn key(&self) -> &'a str {
+        self.key
+    }
+
+    /// The line of the table the entry came from.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The security level.
+    pub fn level(&self) -> Level {
+        Level::from_u8(self.meta.level).unwrap_or(Level::Secure)
+    }
+
+    /// The `match=` values as written, in order (each may hold several
+    /// patterns: `:`-separated, or `|`-separated fingerprints).
+    pub fn match_values(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.tagged(TAG_MATCH)
+    }
+
+    /// True when the entry has at least one `match=`.
+    pub fn has_match(&self) -> bool {
+        self.match_values().next().is_some()
+    }
+
+    /// The individual match patterns or fingerprints, split as Postfix does
+    /// (`:` at verify/secure, `|` at fingerprint), empty parts skipped.
+    pub fn match_list(&self) -> MatchList<'a> {
+        let sep: fn(char) -> bool = if self.level() == Level::Fingerprint {
+            |c| c == '|'
+        } else {
+            |c| c == ':'
+        };
+        MatchList {
+            lines: Some(self.attrs.split_terminator('\n')),
+            cur: None,
+            sep,
+        }
+    }
+
+    /// `protocols=`, parsed; `None` when absent.
+    pub fn protocols(&self) -> Option<TlsVersions> {
+        self.protocols_text()
+            .map(|_| TlsVersions::from_bits(self.meta.protocols))
+    }
+
+    /// `protocols=` as written.
+    pub fn protocols_text(&self) -> Option<&'a str> {
+        self.tagged(TAG_PROTOCOLS).next()
+    }
+
+    /// `ciphers=` (a Postfix cipher grade).
+    pub fn ciphers(&self) -> Option<&'a str> {
+        self.tagged(TAG_CIPHERS).next()
+    }
+
+    /// `exclude=` (colon-separated cipher names).
+    pub fn exclude(&self) -> Option<&'a str> {
+        self.tagged(TAG_EXCLUDE).next()
+    }
+
+    /// The `tafile=` values, in order.
+    pub fn tafiles(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.tagged(TAG_TAFILE)
+    }
+
+    /// `servername=`.
+    pub fn servername(&self) -> Option<ServerName<'a>> {
+        self.tagged(TAG_SERVERNAME).next().map(|s| match s {
+            "hostname" => ServerName::Hostname,
+            "nexthop" => ServerName::Nexthop,
+            name => ServerName::Name(name),
+        })
+    }
+
+    /// `connection_reuse=`.
+    pub fn connection_reuse(&self) -> Option<bool> {
+        match self.meta.reuse {
+            2 => Some(true),
+            1 => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// A split on a separator predicate.
+type SepSplit<'a> = std::str::Split<'a, fn(char) -> bool>;
+
+/// The match patterns, strategies or fingerprints of a policy: from the
+/// table entry's `match=` attributes or from a main.cf setting. Iterating
+/// allocates nothing.
+#[derive(Debug, Clone)]
+pub struct MatchList<'a> {
+    lines: Option<std::str::SplitTerminator<'a, char>>,
+    cur: Option<SepSplit<'a>>,
+    sep: fn(char) -> bool,
+}
+
+impl<'a> MatchList<'a> {
+    /// Splits a main.cf value: `smtp_tls_verify_cert_match` and
+    /// `smtp_tls_secure_cert_match` take commas, whitespace or colons;
+    /// `smtp_tls_fingerprint_cert_match` (`fingerprint` true) commas or
+    /// whitespace only, as colons sit inside fingerprints.
+    pub fn main_cf(value: &'a str, fingerprint: bool) -> MatchList<'a> {
+        let sep: fn(char) -> bool = if fingerprint {
+            |c| matches!(c, ' ' | '\t' | '\r' | '\n' | ',')
+        } else {
+            |c| matches!(c, ' ' | '\t' | '\r' | '\n' | ',' | ':')
+        };
+        MatchList {
+            lines: None,
+            cur: Some(value.split(sep)),
+            sep,
+        }
+    }
+}
+
+impl<'a> Iterator for MatchList<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            if let Some(cur) = &mut self.cur {
+                match cur.next() {
+                    Some("") => continue,
+                    Some(s) => return Some(s),
+                    None => self.cur = None,
+                }
+            }
+            let line = self.lines.as_mut()?.next()?;
+            if let Some(v) = line.strip_prefix(TAG_MATCH) {
+                self.cur = Some(v.split(self.sep));
+            }
+        }
+    }
+}
+
+/// The candidate keys for a destination, most specific first: the
+/// destination itself, then (for a plain domain) `.parent` forms up to the
+/// top-level domain, exactly as Postfix's tls_policy_lookup() walks them.
+pub fn candidate_keys(destination: &str) -> impl Iterator<Item = &str> {
+    let walk = is_domain_name(destination);
+    let mut next = Some(destination);
+    let mut first = true;
+    std::iter::from_fn(move || {
+        let cur = next?;
+        next = if walk {
+            let from = if first { 0 } else { 1 };
+            cur.get(from..)
+                .and_then(|rest| rest.find('.'))
+                .map(|i| &cur[from + i..])
+                .filter(|s| s.len() > 1)
+        } else {
+            None
+        };
+        first = false;
+        Some(cur)
+    })
+}
+
+impl PolicyTable {
+    /// Parses table text. On success returns the table and the report (its
+    /// warnings: duplicates, orphan continuation lines); on any error the
+    /// report lists every error found, as `file:line: message`.
+    pub fn parse(
+        text: &[u8],
+        file: &str,
+    ) -> Result<(PolicyTable, Report<PolicyError>), Report<PolicyError>> {
+        let mut report = Report::new(file);
+        let mut b = TableBuilder::new(true);
+        let mut attrs = String::new();
+        parse_records(text, true, &mut report, |r| {
+            let meta = parse_policy(r.value, &mut attrs)?;
+            b.push(r.key, &attrs, r.line, meta)
+                .map_err(|_| PolicyError::Syntax(SyntaxError::TooLarge { bytes: text.len() }))
+        });
+        let table = b.finish(&mut report);
+        if report.is_ok() {
+            Ok((PolicyTable { table }, report))
+        } else {
+            Err(report)
+        }
+    }
+
+    /// An empty table.
+    pub fn empty() -> PolicyTable {
+        PolicyTable {
+            table: CompactTable::empty(),
+        }
+    }
+
+    /// Looks one key up, exactly (case-insensitive).
+    pub fn get(&self, key: &str) -> Option<PolicyEntry<'_>> {
+        self.table.get(key).map(PolicyEntry::from_hit)
+    }
+
+    /// Looks up the next-hop destination as Postfix does for
+    /// `smtp_tls_policy_maps`: as-is (`example.com`, `[mx.example.com]:587`),
+    /// then, for a plain domain, `.parent.domain` entries upward. A bare
+    /// `domain` key matches only that domain.
+    pub fn lookup(&self, destination: &str) -> Option<PolicyEntry<'_>> {
+        candidate_keys(destination).find_map(|k| self.get(k))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True without entries.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// All entries, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = PolicyEntry<'_>> + '_ {
+        self.table.iter().map(PolicyEntry::from_hit)
+    }
+
+    /// Memory held: arena plus index, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.table.bytes()
+    }
+
+    /// Bytes of the arena alone.
+    pub fn arena_bytes(&self) -> usize {
+        self.table.arena_bytes()
+    }
+
+    /// Size of one index slot.
+    pub fn slot_size() -> usize {
+        CompactTable::<PolicyMeta>::slot_size()
+    }
+}
+
+/// Looks a destination up in several tables (`smtp_tls_policy_maps` lists
+/// them): for each candidate key, every table in order, as Postfix's
+/// maps_find() does before the next (parent) key is tried.
+pub fn lookup_maps<'a>(tables: &'a [PolicyTable], destination: &str) -> Option<PolicyEntry<'a>> {
+    candidate_keys(destination).find_map(|k| tables.iter().find_map(|t| t.get(k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> PolicyTable {
+        match PolicyTable::parse(text.as_bytes(), "tls_policy") {
+            Ok((t, _)) => t,
+            Err(r) => panic!("{:?}", r.errors),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match PolicyTable::parse(text.as_bytes(), "/etc/tern/tls_policy") {
+            Ok(_) => vec![],
+            Err(r) => r.errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const POSTCONF_EXAMPLE: &str = "\
+example.edu                 none
+example.mil                 may
+example.gov                 encrypt protocols=TLSv1.2
+example.com                 verify ciphers=high
+example.net                 secure
+.example.net                secure match=.example.net:example.net
+[mail.example.org]:587      secure match=nexthop
+# Postfix 2.5 and later
+[thumb.example.org]          fingerprint
+    match=b6:b4:72:34:e2:59:cd:fb:c2:ca:63:0d:4d:cc:2c:7d:84:de:e6:2f:00:11:22:33:44:55:66:77:88:99:aa:bb
+    match=51:e9:af:2e:1e:40:1f:00:64:0a:30:35:2d:09:16:31:5a:eb:82:76:00:11:22:33:44:55:66:77:88:99:aa:bb
+";
+
+    #[test]
+    fn postconf_example_loads() {
+        let t = load(POSTCONF_EXAMPLE);
+        assert_eq!(t.len(), 8);
+        assert_eq!(t.lookup("example.edu").unwrap().level(), Level::None);
+        let gov = t.lookup("example.gov").unwrap();
+        assert_eq!(gov.level(), Level::Encrypt);
+        assert_eq!(gov.protocols_text(), Some("TLSv1.2"));
+        assert!(gov.protocols().unwrap().tls12() && !gov.protocols().unwrap().tls13());
+        assert_eq!(t.lookup("example.com").unwrap().ciphers(), Some("high"));
+        let sub = t.lookup("mx.Example.NET").unwrap();
+        assert_eq!(sub.key(), ".example.net");
+        assert_eq!(sub.line(), 6);
+        assert_eq!(
+            sub.match_list().collect::<Vec<_>>(),
+            vec![".example.net", "example.net"]
+        );
+        assert_eq!(t.lookup("example.net").unwrap().line(), 5);
+        let thumb = t.lookup("[thumb.example.org]").unwrap();
+        assert_eq!(thumb.level(), Level::Fingerprint);
+        assert_eq!(thumb.line(), 9);
+        assert_eq!(thumb.match_list().count(), 2);
+        assert!(t.lookup("[mail.example.org]:587").unwrap().has_match());
+    }
+
+    #[test]
+    fn lookup_order() {
+        let t =
+            load("example.com encrypt\n.example.com verify\n.com may\n[mx.example.com] secure\n");
+        // A bare domain matches only itself.
+        assert_eq!(t.lookup("example.com").unwrap().level(), Level::Encrypt);
+        assert_eq!(t.lookup("a.example.com").unwrap().level(), Level::Verify);
+        assert_eq!(t.lookup("a.b.example.com").unwrap().key(), ".example.com");
+        assert_eq!(t.lookup("other.com").unwrap().key(), ".com");
+        assert!(t.lookup("example.org").is_none());
+        // Next-hop forms are looked up verbatim only: no parent walk.
+        assert_eq!(t.lookup("[mx.example.com]").unwrap().level(), Level::Secure);
+        assert!(t.lookup("[mx.example.com]:587").is_none());
+        assert!(t.lookup("[a.example.com]").is_none());
+        assert!(t.lookup("a.example.com:587").is_none());
+        assert!(t.lookup("").is_none());
+        assert!(t.lookup(".").is_none());
+    }
+
+    #[test]
+    fn candidate_key_walk() {
+        let v: Vec<&str> = candidate_keys("a.b.example.com").collect();
+        assert_eq!(
+            v,
+            vec!["a.b.example.com", ".b.example.com", ".example.com", ".com"]
+        );
+        assert_eq!(
+            candidate_keys("localhost").collect::<Vec<_>>(),
+            vec!["localhost"]
+        );
+        assert_eq!(
+            candidate_keys("[a.b]:25").collect::<Vec<_>>(),
+            vec!["[a.b]:25"]
+        );
+        assert_eq!(
+            candidate_keys("192.0.2.1").collect::<Vec<_>>(),
+            vec!["192.0.2.1"]
+        );
+    }
+
+    #[test]
+    fn several_maps_key_before_map() {
+        let a = load(".example.com may\n");
+        let b = load("x.example.com secure\n");
+        let tables = [a, b];
+        // The exact key in the second map beats the parent key in the first.
+        assert_eq!(
+            lookup_maps(&tables, "x.example.com").unwrap().level(),
+            Level::Secure
+        );
+        assert_eq!(
+            lookup_maps(&tables, "y.example.com").unwrap().level(),
+            Level::May
+        );
+    }
+
+    #[test]
+    fn attributes() {
+        let t = load(
+            "a verify match=hostname:.a,match=nexthop tafile=/x tafile=/y servername=hostname connection_reuse=yes exclude=aNULL:MD5\n\
+             b may connection_reuse=NO servername=mx.b.example protocols=>=TLSv1.3\n\
+             c dane-only tafile=/t servername=nexthop\n",
+        );
+        let a = t.get("a").unwrap();
+        assert_eq!(
+            a.match_list().collect::<Vec<_>>(),
+            vec!["hostname", ".a", "nexthop"]
+        );
+        assert_eq!(a.tafiles().collect::<Vec<_>>(), vec!["/x", "/y"]);
+        assert_eq!(a.servername(), Some(ServerName::Hostname));
+        assert_eq!(a.connection_reuse(), Some(true));
+        assert_eq!(a.exclude(), Some("aNULL:MD5"));
+        assert_eq!(a.protocols(), None);
+        let b = t.get("b").unwrap();
+        assert_eq!(b.connection_reuse(), Some(false));
+        assert_eq!(b.servername(), Some(ServerName::Name("mx.b.example")));
+        assert!(!b.protocols().unwrap().tls12() && b.protocols().unwrap().tls13());
+        let c = t.get("c").unwrap();
+        assert_eq!(c.servername(), Some(ServerName::Nexthop));
+        assert_eq!(c.connection_reuse(), None);
+        assert_eq!(c.ciphers(), None);
+    }
+
+    #[test]
+    fn errors_carry_lines() {
+        let e = errors(
+            "ok.example may\n\
+             a.example sometimes\n\
+             b.example none match=x\n\
+             c.example may match=x\n\
+             d.example verify colour=blue\n\
+             e.example encrypt protocols=TLSv1.2 protocols=TLSv1.3\n\
+             f.example verify match=\n\
+             g.example encrypt ciphers=strong\n\
+             h.example fingerprint match=zz:11\n\
+             i.example may servername=bad_name!\n\
+             j.example may connection_reuse=maybe\n\
+             k.example verify matchhostname\n\
+             l.example encrypt tafile=/x\n\
+             m.example may protocols=TLSv1.4\n\
+             n.example dane match=nexthop\n\
+             o.example ,\n\
+             p.example may =x\n",
+        );
+        let f = "/etc/tern/tls_policy";
+        assert_eq!(
+            e,
+            vec![
+                format!("{f}:2: invalid security level \"sometimes\""),
+                format!("{f}:3: attribute \"match=x\" with TLS disabled (level \"none\" takes no attributes)"),
+                format!("{f}:4: attribute \"match\" invalid at security level \"may\""),
+                format!("{f}:5: invalid attribute name: \"colour\""),
+                format!("{f}:6: attribute \"protocols\" is specified multiple times"),
+                format!("{f}:7: attribute \"match\" has empty value"),
+                format!("{f}:8: invalid cipher grade \"strong\": expected high, medium, low, export or null"),
+                format!("{f}:9: invalid fingerprint \"zz:11\": expected hexadecimal digits, optionally colon-separated"),
+                format!("{f}:10: invalid servername \"bad_name!\": expected hostname, nexthop or a DNS name in A-label form"),
+                format!("{f}:11: attribute \"connection_reuse\" has bad value: \"maybe\""),
+                format!("{f}:12: malformed attribute/value pair \"matchhostname\": missing '=' after attribute name"),
+                format!("{f}:13: attribute \"tafile\" invalid at security level \"encrypt\""),
+                format!("{f}:14: unknown TLS protocol \"TLSv1.4\": expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, !name, >=name or <=name"),
+                format!("{f}:15: attribute \"match\" invalid at security level \"dane\""),
+                format!("{f}:16: invalid empty policy"),
+                format!("{f}:17: malformed attribute/value pair \"=x\": missing attribute name"),
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_warnings() {
+        let e = errors("a.example\nb.example may\n");
+        assert_eq!(
+            e,
+            vec!["/etc/tern/tls_policy:1: expected format: key whitespace value"]
+        );
+        let (t, rep) = PolicyTable::parse(b"  orphan\na may\nA encrypt\n", "p").unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("a").unwrap().level(), Level::May);
+        let w: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            vec![
+                "p:1: logical line must not start with whitespace -- ignoring this line",
+                "p:3: duplicate entry: \"a\" -- ignoring this line",
+            ]
+        );
+    }
+
+    #[test]
+    fn seed_guide_tables_load() {
+        // The tls_policy of the seed guide's Google template, byte for byte.
+        let text = "    gmail.com   secure match=mx.google.com\n    veloplus.ch secure match=mx.google.com\n\n\n    # gmail-smtp-in.l.google.com.\n    [64.233.166.26]     secure match=mx.google.com\n";
+        // Indented as in the guide: every line is an orphan continuation.
+        let (t, rep) = PolicyTable::parse(text.as_bytes(), "g").unwrap();
+        assert!(t.is_empty());
+        assert_eq!(rep.warnings.len(), 3);
+        let dedented: String = text
+            .lines()
+            .map(|l| l.trim_start().to_string() + "\n")
+            .collect();
+        let t = load(&dedented);
+        assert_eq!(
+            t.lookup("[64.233.166.26]")
+                .unwrap()
+                .match_list()
+                .collect::<Vec<_>>(),
+            vec!["mx.google.com"]
+        );
+        assert_eq!(t.lookup("gmail.com").unwrap().level(), Level::Secure);
+    }
+
+    #[test]
+    fn bytes_accounting() {
+        let t = load("a.example may\nb.example secure match=nexthop\n");
+        assert_eq!(PolicyTable::slot_size(), 24);
+        assert_eq!(t.bytes(), t.arena_bytes() + 2 * 24);
+        assert_eq!(t.arena_bytes(), "a.exampleb.examplemnexthop\n".len());
+        assert!(PolicyTable::empty().lookup("a.example").is_none());
+    }
+}
