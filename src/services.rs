@@ -1,33 +1,101 @@
 //! The long-running tasks of the daemon, started after the configuration is
-//! loaded: listeners, queue manager, wake-up socket.
+//! loaded: listeners, group committer, queue manager, wake-up socket.
 
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use smol::LocalExecutor;
 
 use crate::daemon::SharedConfig;
+use crate::queue::Spool;
+use crate::smtpd::{self, commit::GroupCommit, Listeners, Shared};
+use crate::tls::BufferPool;
 
 /// Handles to the running services.
 pub struct Services {
-    _cfg: SharedConfig,
+    cfg: SharedConfig,
+    smtpd: Rc<RefCell<Rc<Shared>>>,
+    spool: Rc<Spool>,
+    committer: Rc<GroupCommit>,
+    pool: Rc<BufferPool>,
+    delivery: Rc<crate::delivery::QueueManager>,
 }
 
 /// Binds the listeners (before dropping root), then spawns every service.
-pub async fn start(
-    _ex: &Rc<LocalExecutor<'static>>,
-    cfg: SharedConfig,
-) -> Result<Services, String> {
-    {
-        let c = cfg.borrow();
-        log::info!(target: "master", "daemon started -- version {}, configuration {}", env!("CARGO_PKG_VERSION"), c.origin());
+pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result<Services, String> {
+    let c = cfg.borrow().clone();
+    let queue_dir = c.queue_directory();
+    let spool = Rc::new(Spool::open(&queue_dir).map_err(|e| format!("queue_directory: {e}"))?);
+    let max = usize::try_from(c.int("max_connections")).unwrap_or(32).max(1);
+    let pool = Rc::new(BufferPool::new(max));
+    let per_conn = crate::tls::pool::SLOT_BYTES + smtpd::session::LINE_BUF + smtpd::session::DATA_BUF + 8192;
+    log::info!(
+        target: "master",
+        "daemon started -- version {}, configuration {}, max_connections {}, fixed buffers {} KiB reserved ({} B per connection, plus TLS handshake state)",
+        env!("CARGO_PKG_VERSION"),
+        c.origin(),
+        max,
+        pool.budget_bytes() / 1024,
+        per_conn
+    );
+    let listeners = Listeners::bind(&c)?;
+    if smtpd::listen::drop_privileges(c.get("mail_owner"), &[queue_dir.as_path()])? {
+        log::info!(target: "master", "running as {}", c.get("mail_owner"));
     }
-    Ok(Services { _cfg: cfg })
+    let committer = GroupCommit::new(max);
+    ex.spawn(committer.clone().run(spool.clone())).detach();
+
+    let delivery = crate::delivery::QueueManager::new(c.clone(), spool.clone(), pool.clone())?;
+    let kick = delivery.clone();
+    let shared = Shared::from_config(
+        &c,
+        spool.clone(),
+        committer.clone(),
+        Box::new(move || kick.kick()),
+    )?;
+    let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
+    listeners.spawn(ex, smtpd.clone(), pool.clone())?;
+    delivery.clone().spawn(ex, &queue_dir)?;
+    Ok(Services {
+        cfg,
+        smtpd,
+        spool,
+        committer,
+        pool,
+        delivery,
+    })
 }
 
 impl Services {
-    /// Called after SIGHUP replaced the configuration.
-    pub fn reloaded(&self) {}
+    /// Called after SIGHUP replaced the configuration: rebuilds what can
+    /// change without rebinding (certificates, passwords, limits, tables).
+    /// Listener addresses and `max_connections` need a restart.
+    pub fn reloaded(&self) {
+        let c = self.cfg.borrow().clone();
+        let kick = self.delivery.clone();
+        match Shared::from_config(
+            &c,
+            self.spool.clone(),
+            self.committer.clone(),
+            Box::new(move || kick.kick()),
+        ) {
+            Ok(s) => *self.smtpd.borrow_mut() = Rc::new(s),
+            Err(e) => log::error!(target: "master", "reload: smtpd settings kept: {e}"),
+        }
+        if let Err(e) = self.delivery.reload(c) {
+            log::error!(target: "master", "reload: delivery settings kept: {e}");
+        }
+    }
 
-    /// Stops accepting, lets sessions finish (bounded), flushes state.
-    pub async fn shutdown(&self) {}
+    /// Stops taking new work and lets sessions finish, for at most 10 s.
+    pub async fn shutdown(&self) {
+        self.delivery.stop();
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.pool.available() < self.pool.capacity() && Instant::now() < until {
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+        let (batches, messages) = self.committer.stats();
+        log::info!(target: "master", "{messages} messages committed in {batches} group commits");
+    }
 }

@@ -3,4 +3,6 @@
 //! recipient's outcome; bounces go back to the sender as DSNs.
 
 pub mod bounce;
+pub mod route;
 pub mod schedule;
+pub mod tables;

@@ -742,6 +742,23 @@ impl Spool {
         self.walk(true)
     }
 
+    /// One message's current entry (envelope and recipient states), or
+    /// None when it is gone; for the queue manager after recording outcomes.
+    pub fn scan_one(&self, id: &str) -> Result<Option<QueueEntry>, SpoolError> {
+        if !envelope::is_queue_id(id) {
+            return Ok(None);
+        }
+        for d in [QueueDir::Active, QueueDir::Deferred] {
+            let path = self.inner.dir(d).join(id);
+            match self.entry(d, id, &path) {
+                Ok((e, _)) => return Ok(Some(e)),
+                Err(SpoolError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     /// Read-only listing (for `mailq`, safe while the daemon runs).
     pub fn list(&self) -> Result<ScanReport, SpoolError> {
         self.walk(false)

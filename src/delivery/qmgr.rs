@@ -1,0 +1,570 @@
+//! The queue manager: finds due messages, groups their recipients by next
+//! hop, runs deliveries within the concurrency limits, records every
+//! recipient's outcome durably, retries with backoff and bounces what
+//! cannot be delivered.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use smol::channel::{bounded, Receiver, Sender};
+use smol::LocalExecutor;
+
+use crate::config::Config;
+use crate::dns::{Resolver, ResolverConfig};
+use crate::queue::{self, Flags, NewMessage, Outcome, QueueDir, QueueEntry, Recipient, Spool, Status};
+use crate::tls::BufferPool;
+
+use super::bounce::{self, Action, RecipientStatus};
+use super::client::{self, Delivery, MessageJob, RcptResult, ResultKind};
+use super::route::{Route, Router};
+use super::schedule::{self, Slots};
+use super::tables::Tables;
+
+/// Settings and tables the deliveries read; replaced whole on reload.
+pub struct Context {
+    /// The configuration.
+    pub cfg: Rc<Config>,
+    /// Outbound tables.
+    pub tables: Tables,
+    /// The stub resolver.
+    pub resolver: Rc<Resolver>,
+    /// Connection buffers (shared with the listener).
+    pub pool: Rc<BufferPool>,
+    /// TLS parameters (curves, cipher order).
+    pub tls: crate::tls::TlsParams,
+}
+
+/// The queue manager.
+pub struct QueueManager {
+    ctx: RefCell<Rc<Context>>,
+    spool: Rc<Spool>,
+    kick_tx: Sender<()>,
+    kick_rx: Receiver<()>,
+    slots: RefCell<Slots>,
+    in_flight: RefCell<HashSet<String>>,
+    stopping: Cell<bool>,
+}
+
+fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
+    let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
+    let rc = match cfg.get("dns_resolvers") {
+        "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf")),
+        list => ResolverConfig::from_list(list).map_err(|e| format!("dns_resolvers: {e}"))?,
+    };
+    let resolver = Rc::new(Resolver::new(rc));
+    if cfg.get("smtp_dns_support_level") == "dnssec"
+        && !resolver.servers_are_loopback()
+        && !cfg.bool("dns_trust_remote_resolver")
+    {
+        log::warn!(target: "master", "DNS resolver is not on loopback: its AD bit is not trusted, so DANE is off (set dns_trust_remote_resolver = yes to trust it)");
+    }
+    let tls = crate::smtpd::tls_params(&cfg)?;
+    Ok(Context {
+        cfg,
+        tables,
+        resolver,
+        pool,
+        tls,
+    })
+}
+
+impl QueueManager {
+    /// Loads the outbound tables and resolver settings.
+    pub fn new(cfg: Rc<Config>, spool: Rc<Spool>, pool: Rc<BufferPool>) -> Result<Rc<QueueManager>, String> {
+        let ctx = context(cfg, pool)?;
+        let (kick_tx, kick_rx) = bounded(1);
+        Ok(Rc::new(QueueManager {
+            ctx: RefCell::new(Rc::new(ctx)),
+            spool,
+            kick_tx,
+            kick_rx,
+            slots: RefCell::new(Slots::default()),
+            in_flight: RefCell::new(HashSet::new()),
+            stopping: Cell::new(false),
+        }))
+    }
+
+    /// Asks for a queue run soon (new mail, a slot freed, `tern flush`).
+    pub fn kick(&self) {
+        let _ = self.kick_tx.try_send(());
+    }
+
+    /// Replaces tables and settings for deliveries started from now on.
+    pub fn reload(&self, cfg: Rc<Config>) -> Result<(), String> {
+        let pool = self.ctx.borrow().pool.clone();
+        let ctx = context(cfg, pool)?;
+        *self.ctx.borrow_mut() = Rc::new(ctx);
+        self.kick();
+        Ok(())
+    }
+
+    /// Starts no new deliveries (shutdown).
+    pub fn stop(&self) {
+        self.stopping.set(true);
+    }
+
+    /// Spawns the scheduler and the wake-up socket listener.
+    pub fn spawn(self: Rc<Self>, ex: &Rc<LocalExecutor<'static>>, queue_dir: &Path) -> Result<(), String> {
+        let wake = queue::wake::Listener::bind(queue_dir).map_err(|e| format!("wake-up socket: {e}"))?;
+        let me = self.clone();
+        ex.spawn(async move {
+            loop {
+                match wake.recv().await {
+                    Ok(queue::wake::Wake::Flush) => {
+                        log::info!(target: "qmgr", "flush requested: retrying every deferred message now");
+                        me.slots.borrow_mut().revive_all();
+                        me.flush_deferred();
+                        me.kick();
+                    }
+                    Ok(_) => me.kick(),
+                    Err(e) => {
+                        log::warn!(target: "qmgr", "wake-up socket: {e}");
+                        smol::Timer::after(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+        .detach();
+        let ex2 = ex.clone();
+        ex.spawn(async move { self.run(ex2).await }).detach();
+        Ok(())
+    }
+
+    /// Makes every deferred recipient due now (`tern flush`).
+    fn flush_deferred(&self) {
+        let Ok(report) = self.spool.scan() else { return };
+        let now = queue::clock::now();
+        for e in report.entries {
+            let due: Vec<(usize, Outcome)> = e
+                .rcpts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match r.status {
+                    Status::Deferred { until } if until > now => Some((
+                        i,
+                        Outcome::Deferred {
+                            until: now,
+                            text: r.last_text.clone(),
+                        },
+                    )),
+                    _ => None,
+                })
+                .collect();
+            if !due.is_empty() && !self.in_flight.borrow().contains(e.id()) {
+                if let Err(err) = self.spool.record(e.id(), &due, now) {
+                    log::warn!(target: "qmgr", "{}: flush: {err}", e.id());
+                }
+            }
+        }
+    }
+
+    async fn run(self: Rc<Self>, ex: Rc<LocalExecutor<'static>>) {
+        loop {
+            if self.stopping.get() {
+                return;
+            }
+            let next = self.queue_run(&ex);
+            let delay = self.ctx.borrow().cfg.time("queue_run_delay").max(Duration::from_secs(1));
+            let wait = next.map(|t| t.min(delay)).unwrap_or(delay);
+            smol::future::or(
+                async {
+                    let _ = self.kick_rx.recv().await;
+                },
+                async {
+                    smol::Timer::after(wait).await;
+                },
+            )
+            .await;
+            // Fold a burst of kicks (many messages arriving) into one run.
+            smol::Timer::after(Duration::from_millis(20)).await;
+            while self.kick_rx.try_recv().is_ok() {}
+        }
+    }
+
+    /// One pass over the queue; returns how long until the next due item.
+    fn queue_run(self: &Rc<Self>, ex: &Rc<LocalExecutor<'static>>) -> Option<Duration> {
+        let report = match self.spool.scan() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!(target: "qmgr", "queue scan failed: {e}");
+                return None;
+            }
+        };
+        let ctx = self.ctx.borrow().clone();
+        let cfg = &ctx.cfg;
+        let now = queue::clock::now();
+        let local: Vec<String> = cfg.list("mydestination").map(str::to_string).collect();
+        let router = Router {
+            transport: &ctx.tables.transport,
+            local_domains: &local,
+            relayhost: cfg.get("relayhost"),
+        };
+        let mut next_due: Option<u64> = None;
+        // Destination -> messages, in queue order.
+        let mut plan: BTreeMap<String, Vec<MessageJob>> = BTreeMap::new();
+        for entry in report.entries {
+            if self.in_flight.borrow().contains(entry.id()) {
+                continue;
+            }
+            let Some(due) = entry.next_attempt else {
+                self.finish(&entry);
+                continue;
+            };
+            if schedule::expired(entry.envelope.arrival, now, cfg.time("maximal_queue_lifetime")) && entry.rcpts.iter().any(|r| r.attempts > 0) {
+                self.expire(&ctx, &entry, now);
+                continue;
+            }
+            if due > now {
+                next_due = Some(next_due.map_or(due, |n| n.min(due)));
+                continue;
+            }
+            let mut immediate: Vec<(usize, Outcome, RcptResult)> = Vec::new();
+            for (i, (rcpt, st)) in entry.envelope.recipients.iter().zip(&entry.rcpts).enumerate() {
+                let pending = match st.status {
+                    Status::Pending => true,
+                    Status::Deferred { until } => until <= now,
+                    _ => false,
+                };
+                if !pending {
+                    continue;
+                }
+                match router.route(&rcpt.address) {
+                    Route::Smtp { nexthop } => {
+                        let jobs = plan.entry(nexthop).or_default();
+                        match jobs.iter_mut().find(|j| j.id == entry.id()) {
+                            Some(j) => j.rcpts.push((i, rcpt.address.clone())),
+                            None => jobs.push(MessageJob::from_entry(&entry, vec![(i, rcpt.address.clone())])),
+                        }
+                    }
+                    Route::Local => immediate.push(local_unavailable(i, st.attempts, &entry, cfg, now)),
+                    Route::Error(text) => immediate.push((
+                        i,
+                        Outcome::Bounced { text: text.clone() },
+                        RcptResult::new(ResultKind::Bounced, "none", &dsn_in(&text, "5.0.0"), &text),
+                    )),
+                    Route::Retry(text) => {
+                        let until = now + schedule::backoff(st.attempts + 1, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(entry.id())).as_secs();
+                        immediate.push((i, Outcome::Deferred { until, text: text.clone() }, RcptResult::new(ResultKind::Deferred, "none", &dsn_in(&text, "4.0.0"), &text)));
+                    }
+                    Route::Discard(text) => immediate.push((
+                        i,
+                        Outcome::Delivered { text: text.clone() },
+                        RcptResult::new(ResultKind::Sent, "none", "2.0.0", &text),
+                    )),
+                }
+            }
+            if !immediate.is_empty() {
+                let job = MessageJob::from_entry(&entry, Vec::new());
+                self.record(&ctx, &job, immediate, now);
+            }
+        }
+        let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit")).unwrap_or(4).max(1);
+        // Outbound sessions may use at most half the pool: inbound mail
+        // must still find a slot while the WAN is slow.
+        let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
+        for (dest, jobs) in plan {
+            if self.stopping.get() {
+                break;
+            }
+            if let Some(why) = self.slots.borrow_mut().dead_reason(&dest, now).map(str::to_string) {
+                for job in jobs {
+                    let results = job
+                        .rcpts
+                        .iter()
+                        .map(|(i, _)| {
+                            let text = format!("delivery temporarily suspended: {why}");
+                            (*i, RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text))
+                        })
+                        .collect();
+                    self.apply(&ctx, &job, results);
+                }
+                continue;
+            }
+            // Split the destination's messages over up to `per_dest`
+            // sessions; each session reuses its connection for its share.
+            let n = jobs.len().min(per_dest as usize).max(1);
+            let mut shares: Vec<Vec<MessageJob>> = (0..n).map(|_| Vec::new()).collect();
+            for (k, j) in jobs.into_iter().enumerate() {
+                shares[k % n].push(j);
+            }
+            for share in shares {
+                if !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
+                    // Picked up again when a slot frees (kick) or next run.
+                    break;
+                }
+                for j in &share {
+                    self.in_flight.borrow_mut().insert(j.id.clone());
+                }
+                let me = self.clone();
+                let ctx2 = ctx.clone();
+                let dest2 = dest.clone();
+                ex.spawn(async move {
+                    let started = Instant::now();
+                    let delivery = Delivery::new(ctx2.clone(), dest2.clone());
+                    let results = delivery.run(&me.spool, &share).await;
+                    if let Some(why) = results.dead_destination {
+                        let until = queue::clock::now() + 60;
+                        me.slots.borrow_mut().mark_dead(&dest2, until, &why);
+                    }
+                    for (job, res) in share.iter().zip(results.per_message) {
+                        me.apply(&ctx2, job, res);
+                        me.in_flight.borrow_mut().remove(&job.id);
+                    }
+                    me.slots.borrow_mut().release(&dest2);
+                    log::debug!(target: "qmgr", "{dest2}: session done in {:?}", started.elapsed());
+                    me.kick();
+                })
+                .detach();
+            }
+        }
+        next_due.map(|t| Duration::from_secs(t.saturating_sub(now)))
+    }
+
+    /// Turns delivery results into durable outcomes, log lines and bounces.
+    fn apply(&self, ctx: &Context, job: &MessageJob, results: Vec<(usize, RcptResult)>) {
+        let now = queue::clock::now();
+        let cfg = &ctx.cfg;
+        let mut out = Vec::with_capacity(results.len());
+        for (i, r) in results {
+            let attempts = job.attempts.get(i).copied().unwrap_or(0) + 1;
+            let outcome = match r.kind {
+                ResultKind::Sent => Outcome::Delivered { text: r.text.clone() },
+                ResultKind::Bounced => Outcome::Bounced { text: r.text.clone() },
+                ResultKind::Deferred => {
+                    let wait = schedule::backoff(attempts, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(&job.id));
+                    Outcome::Deferred {
+                        until: now + wait.as_secs(),
+                        text: r.text.clone(),
+                    }
+                }
+            };
+            out.push((i, outcome, r));
+        }
+        self.record(ctx, job, out, now);
+    }
+
+    fn record(&self, ctx: &Context, job: &MessageJob, results: Vec<(usize, Outcome, RcptResult)>, now: u64) {
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut bounced: Vec<(String, RcptResult)> = Vec::new();
+        for (i, outcome, r) in results {
+            let rcpt = job.all_rcpts.get(i).cloned().unwrap_or_default();
+            let delay = now.saturating_sub(job.arrival);
+            let status = match r.kind {
+                ResultKind::Sent => "sent",
+                ResultKind::Deferred => "deferred",
+                ResultKind::Bounced => "bounced",
+            };
+            log::info!(
+                target: if r.relay == "local" { "local" } else { "smtp" },
+                "{}: to=<{}>, relay={}, delay={}, delays={}, dsn={}, status={} ({})",
+                job.id,
+                rcpt,
+                r.relay,
+                delay,
+                r.delays(delay),
+                r.dsn,
+                status,
+                r.text
+            );
+            if r.kind == ResultKind::Bounced {
+                bounced.push((rcpt, r));
+            }
+            outcomes.push((i, outcome));
+        }
+        // Refresh the state from disk to learn whether every recipient is
+        // now final.
+        if let Err(e) = self.spool.record(&job.id, &outcomes, now) {
+            log::error!(target: "qmgr", "{}: cannot record delivery status: {e}", job.id);
+            return;
+        }
+        if !bounced.is_empty() {
+            self.send_bounce(ctx, job, &bounced, Action::Failed);
+        }
+        match self.spool.scan_one(&job.id) {
+            Ok(Some(entry)) => match entry.next_attempt {
+                None => self.finish(&entry),
+                Some(t) if t > now && entry.dir == QueueDir::Active => {
+                    if let Err(e) = self.spool.move_to(&job.id, QueueDir::Deferred) {
+                        log::warn!(target: "qmgr", "{}: {e}", job.id);
+                    }
+                }
+                Some(_) => {}
+            },
+            Ok(None) => {}
+            Err(e) => log::warn!(target: "qmgr", "{}: {e}", job.id),
+        }
+    }
+
+    fn finish(&self, entry: &QueueEntry) {
+        match self.spool.remove(entry.id()) {
+            Ok(()) => log::info!(target: "qmgr", "{}: removed", entry.id()),
+            Err(e) => log::error!(target: "qmgr", "{}: cannot remove: {e}", entry.id()),
+        }
+    }
+
+    /// Bounces every non-final recipient of a message that outlived
+    /// `maximal_queue_lifetime`.
+    fn expire(&self, ctx: &Context, entry: &QueueEntry, now: u64) {
+        let job = MessageJob::from_entry(entry, Vec::new());
+        let results = entry
+            .rcpts
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.status, Status::Pending | Status::Deferred { .. }))
+            .map(|(i, r)| {
+                let text = if r.last_text.is_empty() {
+                    "message expired".to_string()
+                } else {
+                    format!("message expired: {}", r.last_text)
+                };
+                (
+                    i,
+                    Outcome::Bounced { text: text.clone() },
+                    RcptResult::new(ResultKind::Bounced, "none", "4.4.7", &text),
+                )
+            })
+            .collect();
+        self.record(ctx, &job, results, now);
+    }
+
+    /// Queues a DSN to the sender, unless the message is itself a bounce or
+    /// has the null sender (never bounce a bounce).
+    fn send_bounce(&self, ctx: &Context, job: &MessageJob, failed: &[(String, RcptResult)], action: Action) {
+        if job.sender.is_empty() || job.is_bounce {
+            log::info!(target: "bounce", "{}: not bouncing: the message is a bounce or has a null sender", job.id);
+            return;
+        }
+        let cfg = &ctx.cfg;
+        let host = cfg.get("myhostname");
+        let limit = usize::try_from(cfg.int("bounce_size_limit")).unwrap_or(50_000);
+        let (original, headers_only) = match self.read_original(&job.id, limit) {
+            Ok(x) => x,
+            Err(e) => {
+                log::error!(target: "bounce", "{}: cannot read the message for the bounce: {e}", job.id);
+                return;
+            }
+        };
+        let now = queue::clock::now();
+        let statuses: Vec<RecipientStatus<'_>> = failed
+            .iter()
+            .map(|(rcpt, r)| RecipientStatus {
+                final_rcpt: rcpt,
+                original_rcpt: None,
+                action,
+                status: &r.dsn,
+                remote_mta: r.remote_mta.as_deref(),
+                diagnostic: &r.text,
+                diagnostic_is_smtp: r.remote_mta.is_some(),
+            })
+            .collect();
+        let unique = format!("{now}");
+        let report = bounce::Report {
+            myhostname: host,
+            queue_id: &job.id,
+            sender: &job.sender,
+            arrival_date: &crate::smtp::received::format_date(i64::try_from(job.arrival).unwrap_or(0)),
+            date: &crate::smtp::received::format_date(i64::try_from(now).unwrap_or(0)),
+            unique: &unique,
+            recipients: &statuses,
+            headers_only,
+        };
+        let text = bounce::render(&report, &original);
+        let rcpts = [Recipient::new(&job.sender)];
+        let made = self
+            .spool
+            .create(&NewMessage {
+                sender: "",
+                recipients: &rcpts,
+                arrival: now,
+                client: "local",
+                flags: Flags { bounce: true },
+                size_limit: 0,
+                deferred: false,
+            })
+            .and_then(|mut inc| {
+                inc.write(&text)?;
+                inc.commit()
+            });
+        match made {
+            Ok(id) => {
+                log::info!(target: "bounce", "{}: sender non-delivery notification: {id}", job.id);
+                self.kick();
+            }
+            Err(e) => log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id),
+        }
+    }
+
+    /// The original message, cut to `limit` bytes at a line end; headers
+    /// only when it is larger than that (Postfix's bounce_size_limit).
+    fn read_original(&self, id: &str, limit: usize) -> Result<(Vec<u8>, bool), String> {
+        use std::io::Read;
+        let mut r = self.spool.open_message(id).map_err(|e| e.to_string())?;
+        let mut buf = Vec::with_capacity(limit.min(64 * 1024));
+        (&mut r)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| e.to_string())?;
+        if buf.len() <= limit {
+            return Ok((buf, false));
+        }
+        let end = find_header_end(&buf).unwrap_or(buf.len().min(limit));
+        buf.truncate(end);
+        Ok((buf, true))
+    }
+}
+
+fn find_header_end(b: &[u8]) -> Option<usize> {
+    b.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| b.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+}
+
+/// The enhanced status code at the start of an error text, or `fallback`.
+fn dsn_in(text: &str, fallback: &str) -> String {
+    let first = text.split_whitespace().next().unwrap_or("");
+    let parts: Vec<&str> = first.split('.').collect();
+    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && matches!(parts[0], "2" | "4" | "5") {
+        first.to_string()
+    } else {
+        fallback.to_string()
+    }
+}
+
+/// Local delivery is not built yet (aliases and Maildir come next): keep
+/// the mail queued, with a clear reason, until it is or the lifetime ends.
+fn local_unavailable(i: usize, attempts: u32, entry: &QueueEntry, cfg: &Config, now: u64) -> (usize, Outcome, RcptResult) {
+    let text = "local delivery is not available in this tern version; set relayhost or a transport_maps entry for this domain".to_string();
+    let until = now + schedule::backoff(attempts + 1, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(entry.id())).as_secs();
+    (
+        i,
+        Outcome::Deferred { until, text: text.clone() },
+        RcptResult::new(ResultKind::Deferred, "local", "4.3.0", &text),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsn_from_text() {
+        assert_eq!(dsn_in("5.1.2 no thanks", "5.0.0"), "5.1.2");
+        assert_eq!(dsn_in("no thanks", "5.0.0"), "5.0.0");
+        assert_eq!(dsn_in("9.1.1 x", "4.0.0"), "4.0.0");
+    }
+
+    #[test]
+    fn header_end() {
+        assert_eq!(find_header_end(b"A: b\r\n\r\nbody"), Some(6));
+        assert_eq!(find_header_end(b"A: b\n\nbody"), Some(5));
+        assert_eq!(find_header_end(b"A: b"), None);
+    }
+}
+
+// Keep `client` referenced for readers: the SMTP transaction lives there.
+#[allow(unused_imports)]
+use client as _;
