@@ -238,8 +238,6 @@ pub enum CommandError {
     UnsupportedOption(heapless::String<64>),
     /// `SIZE=` not a decimal number.
     BadSize,
-    /// `BODY=` neither 7BIT nor 8BITMIME.
-    BadBody,
     /// A UTF-8 sender without the `SMTPUTF8` parameter.
     NeedSmtputf8,
     /// Arguments after a verb that takes none (the verb).
@@ -254,7 +252,7 @@ impl CommandError {
         match self {
             CommandError::Empty => Reply::new("500 5.5.2 Error: bad syntax"),
             CommandError::BadUtf8 => Reply::new("500 5.5.2 Error: bad UTF-8 syntax"),
-            CommandError::Unrecognized => Reply::new("502 5.5.2 Error: command not recognized"),
+            CommandError::Unrecognized => Reply::new("500 5.5.2 Error: command not recognized"),
             CommandError::HeloSyntax => Reply::new("501 Syntax: HELO hostname"),
             CommandError::EhloSyntax => Reply::new("501 Syntax: EHLO hostname"),
             CommandError::MailSyntax => Reply::new("501 5.5.4 Syntax: MAIL FROM:<address>"),
@@ -265,7 +263,6 @@ impl CommandError {
                 Reply::fmt(format_args!("555 5.5.4 Unsupported option: {p}"))
             }
             CommandError::BadSize => Reply::new("501 5.5.4 Bad message size syntax"),
-            CommandError::BadBody => Reply::new("501 5.5.4 Bad BODY keyword syntax"),
             CommandError::NeedSmtputf8 => {
                 Reply::new("553 5.6.7 Must declare SMTPUTF8 to send unicode address")
             }
@@ -402,7 +399,11 @@ fn split_path(s: &str) -> Option<(&str, bool, &str)> {
 
 fn parse_mail(rest: &str) -> Result<Command<'_>, CommandError> {
     let after = strip_keyword(rest, "FROM:").ok_or(CommandError::MailSyntax)?;
-    let (path_text, _bracketed, params_text) = split_path(after).ok_or(CommandError::MailSyntax)?;
+    if after.is_empty() {
+        return Err(CommandError::MailSyntax);
+    }
+    // An unclosed '<' or junk after '>' is an address error in Postfix.
+    let (path_text, _bracketed, params_text) = split_path(after).ok_or(CommandError::BadSender)?;
     let from = if path_text.is_empty() {
         Path {
             mailbox: "",
@@ -432,7 +433,8 @@ fn parse_mail(rest: &str) -> Result<Command<'_>, CommandError> {
                 } else if v.eq_ignore_ascii_case("8BITMIME") {
                     Body::EightBitMime
                 } else {
-                    return Err(CommandError::BadBody);
+                    // Postfix 3.7: "555 5.5.4 Unsupported option: BODY=X".
+                    return Err(unsupported(p));
                 });
             }
             Some(v) if k("AUTH") => params.auth = Some(v),
@@ -458,7 +460,10 @@ fn unsupported(p: &str) -> CommandError {
 
 fn parse_rcpt(rest: &str) -> Result<Command<'_>, CommandError> {
     let after = strip_keyword(rest, "TO:").ok_or(CommandError::RcptSyntax)?;
-    let (path_text, _, params_text) = split_path(after).ok_or(CommandError::RcptSyntax)?;
+    if after.is_empty() {
+        return Err(CommandError::RcptSyntax);
+    }
+    let (path_text, _, params_text) = split_path(after).ok_or(CommandError::BadRecipient)?;
     if path_text.is_empty() {
         return Err(CommandError::BadRecipient);
     }
@@ -628,7 +633,7 @@ mod tests {
         let r = |s: &str| p(s).unwrap_err().reply().as_bytes().to_vec();
         assert_eq!(r(""), b"500 5.5.2 Error: bad syntax\r\n");
         assert_eq!(r("   "), b"500 5.5.2 Error: bad syntax\r\n");
-        assert_eq!(r("ETRN x"), b"502 5.5.2 Error: command not recognized\r\n");
+        assert_eq!(r("ETRN x"), b"500 5.5.2 Error: command not recognized\r\n");
         assert_eq!(r("EHLO"), b"501 Syntax: EHLO hostname\r\n");
         assert_eq!(r("HELO "), b"501 Syntax: HELO hostname\r\n");
         assert_eq!(r("DATA x"), b"501 5.5.4 Syntax: DATA\r\n");
@@ -683,8 +688,10 @@ mod tests {
         assert_eq!(e("MAIL"), CommandError::MailSyntax);
         assert_eq!(e("MAIL TO:<a@b>"), CommandError::MailSyntax);
         assert_eq!(e("MAIL FROM:"), CommandError::MailSyntax);
-        assert_eq!(e("MAIL FROM:<a@b"), CommandError::MailSyntax);
-        assert_eq!(e("MAIL FROM:<a@b>x"), CommandError::MailSyntax);
+        assert_eq!(e("MAIL FROM:<a@b"), CommandError::BadSender);
+        assert_eq!(e("MAIL FROM:<a@b>x"), CommandError::BadSender);
+        assert_eq!(e("RCPT TO:<a@b"), CommandError::BadRecipient);
+        assert_eq!(e("RCPT TO:"), CommandError::RcptSyntax);
         for bad in [
             "<a>",
             "<@b>",
@@ -718,7 +725,7 @@ mod tests {
         );
         assert_eq!(
             e("MAIL FROM:<a@b> BODY=BINARYMIME").reply().as_bytes(),
-            b"501 5.5.4 Bad BODY keyword syntax\r\n"
+            b"555 5.5.4 Unsupported option: BODY=BINARYMIME\r\n"
         );
         assert_eq!(
             e("MAIL FROM:<a@b> RET=FULL").reply().as_bytes(),

@@ -13,16 +13,20 @@
 //! * Dot-unstuffing: a leading `.` is removed from every line, terminator
 //!   or not (a `.` line that does not end the data becomes an empty line).
 //! * Output lines always end in CRLF. In [`BareNewline::Normalize`] (and
-//!   `No`) mode a bare LF line end is written as CRLF; in
-//!   [`BareNewline::Reject`] mode the first bare LF stops decoding with
-//!   [`DataError::BareLf`]; the session then answers
-//!   `521 5.5.2 host Error: bare <LF> received` and closes (Postfix 3.9).
+//!   `No`) mode a bare LF line end is written as CRLF. In
+//!   [`BareNewline::Reject`] mode the first bare LF stops the output, the
+//!   reader still consumes up to end-of-data (so the session stays in
+//!   step with the client) and reports [`DataEnd::BareLf`]; the session
+//!   answers `550 5.5.2 host Error: bare <LF> received`, as Postfix 3.7.11
+//!   does with `smtpd_forbid_bare_newline = reject` (verified against it).
 //! * A CR not followed by LF is data and is passed through unchanged.
 //! * Size is the number of output bytes (after unstuffing, with CRLF line
 //!   ends). Once it would exceed the limit the reader stops writing output
 //!   but keeps consuming input until end-of-data, then reports
 //!   [`DataEnd::TooBig`]; the session answers
-//!   `552 5.3.4 Message size exceeds fixed limit`.
+//!   `552 5.3.4 Error: message file too big` (Postfix's text after DATA;
+//!   `552 5.3.4 Message size exceeds fixed limit` is its answer to a
+//!   too-large `SIZE=` at MAIL).
 //!
 //! The caller owns both buffers: each input byte yields at most two output
 //! bytes, and [`DataReader::feed`] stops when the output has fewer than two
@@ -44,24 +48,13 @@ pub enum DataEnd {
         /// Bytes the body would have had.
         size: u64,
     },
+    /// `CRLF.CRLF` seen, but a bare LF came first in
+    /// [`BareNewline::Reject`] mode; output stopped there.
+    BareLf {
+        /// Body offset (output bytes) where the first bare LF was.
+        at: u64,
+    },
 }
-
-/// A fatal problem in the data stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataError {
-    /// A bare LF in [`BareNewline::Reject`] mode (byte offset in the body).
-    BareLf(u64),
-}
-
-impl core::fmt::Display for DataError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            DataError::BareLf(at) => write!(f, "bare <LF> received at body offset {at}"),
-        }
-    }
-}
-
-impl std::error::Error for DataError {}
 
 /// Result of one [`DataReader::feed`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +93,8 @@ pub struct DataReader {
     limit: u64,
     mode: BareNewline,
     too_big: bool,
-    /// Input bytes consumed in total (for error offsets).
-    offset: u64,
+    /// Output offset of the first bare LF in reject mode.
+    bare_lf: Option<u64>,
 }
 
 impl DataReader {
@@ -114,7 +107,7 @@ impl DataReader {
             limit,
             mode,
             too_big: false,
-            offset: 0,
+            bare_lf: None,
         }
     }
 
@@ -130,14 +123,13 @@ impl DataReader {
 
     /// Decodes from `input` into `out`. Call again with the unconsumed rest
     /// and fresh output room until `end` is set or the input is used up.
-    pub fn feed(&mut self, input: &[u8], out: &mut [u8]) -> Result<Feed, DataError> {
+    pub fn feed(&mut self, input: &[u8], out: &mut [u8]) -> Feed {
         let mut w = 0usize;
         let mut i = 0usize;
         // Each step writes at most 2 bytes.
         while i < input.len() && self.state != State::Done && w + 2 <= out.len() {
             let b = input[i];
             i += 1;
-            self.offset += 1;
             match (self.state, b) {
                 (State::LineStart, b'.') => self.state = State::Dot,
                 (State::Dot, b'\r') => self.state = State::DotCr,
@@ -152,8 +144,8 @@ impl DataReader {
                     }
                 }
                 (State::Dot | State::LineStart | State::InLine, b'\n') => {
-                    if self.mode == BareNewline::Reject {
-                        return Err(DataError::BareLf(self.size));
+                    if self.mode == BareNewline::Reject && self.bare_lf.is_none() {
+                        self.bare_lf = Some(self.size);
                     }
                     self.emit(out, &mut w, b"\r\n");
                     self.prev_crlf = false;
@@ -182,7 +174,9 @@ impl DataReader {
             }
         }
         let end = if self.state == State::Done {
-            Some(if self.too_big {
+            Some(if let Some(at) = self.bare_lf {
+                DataEnd::BareLf { at }
+            } else if self.too_big {
                 DataEnd::TooBig { size: self.size }
             } else {
                 DataEnd::Complete { size: self.size }
@@ -190,11 +184,11 @@ impl DataReader {
         } else {
             None
         };
-        Ok(Feed {
+        Feed {
             consumed: i,
             written: w,
             end,
-        })
+        }
     }
 
     fn emit(&mut self, out: &mut [u8], w: &mut usize, bytes: &[u8]) {
@@ -202,7 +196,7 @@ impl DataReader {
         if self.limit != 0 && self.size > self.limit {
             self.too_big = true;
         }
-        if self.too_big {
+        if self.too_big || self.bare_lf.is_some() {
             return;
         }
         for &b in bytes {
@@ -232,7 +226,7 @@ mod tests {
         let mut out = [0u8; 7];
         while pos < input.len() {
             let end = (pos + chunk).min(input.len());
-            let f = r.feed(&input[pos..end], &mut out).unwrap();
+            let f = r.feed(&input[pos..end], &mut out);
             body.extend_from_slice(&out[..f.written]);
             pos += f.consumed;
             if f.end.is_some() {
@@ -317,11 +311,14 @@ mod tests {
 
     #[test]
     fn reject_mode() {
+        let input = b"ab\r\ncd\nx\r\n.\nyy\r\n.\r\nQUIT\r\n";
+        let (body, end, used) = run(input, 0, BareNewline::Reject, 3);
+        assert_eq!(body, b"ab\r\ncd");
+        assert_eq!(end, Some(DataEnd::BareLf { at: 6 }));
+        assert_eq!(&input[used..], b"QUIT\r\n");
         let mut r = DataReader::new(0, BareNewline::Reject);
         let mut out = [0u8; 64];
-        assert_eq!(r.feed(b"ab\r\ncd\nx", &mut out), Err(DataError::BareLf(6)));
-        let mut r = DataReader::new(0, BareNewline::Reject);
-        let f = r.feed(b"ab\r\ncd\r\n.\r\n", &mut out).unwrap();
+        let f = r.feed(b"ab\r\ncd\r\n.\r\n", &mut out);
         assert_eq!(f.end, Some(DataEnd::Complete { size: 8 }));
     }
 
@@ -340,10 +337,10 @@ mod tests {
     fn stops_when_output_full() {
         let mut r = DataReader::new(0, BareNewline::Normalize);
         let mut out = [0u8; 3];
-        let f = r.feed(b"\n\n\n", &mut out).unwrap();
+        let f = r.feed(b"\n\n\n", &mut out);
         assert_eq!((f.consumed, f.written), (1, 2));
         let mut none = [0u8; 1];
-        let f = r.feed(b"\n\n", &mut none).unwrap();
+        let f = r.feed(b"\n\n", &mut none);
         assert_eq!((f.consumed, f.written), (0, 0));
     }
 }

@@ -12,11 +12,15 @@
 //! * [`data`]: the DATA decoder (end only on `CRLF.CRLF`).
 //! * [`server`]: the server session.
 //! * [`received`]: the `Received:` header.
+//! * [`client`]: the client session for outbound delivery.
+//! * [`dotstuff`]: the outbound body encoder (dot-stuffing, CRLF only).
 //! * [`base64`]: for SASL.
 
 pub mod base64;
+pub mod client;
 pub mod command;
 pub mod data;
+pub mod dotstuff;
 pub mod line;
 pub mod received;
 pub mod reply;

@@ -183,6 +183,30 @@ impl fmt::Debug for ParsedReply {
 }
 
 impl ParsedReply {
+    /// A one-line reply made up locally rather than received (for
+    /// decisions tern takes itself); `text` may start with an enhanced
+    /// code. Text beyond [`REPLY_MAX_TEXT`] is cut; line breaks become
+    /// spaces.
+    pub fn local(code: u16, text: &str) -> ParsedReply {
+        let mut t = heapless::String::new();
+        for c in text.chars() {
+            if t.push(if c == '\n' || c == '\r' { ' ' } else { c })
+                .is_err()
+            {
+                break;
+            }
+        }
+        let enhanced = EnhancedCode::parse_prefix(&t)
+            .map(|(e, _)| e)
+            .filter(|e| u16::from(e.class) == code / 100);
+        ParsedReply {
+            code,
+            enhanced,
+            text: t,
+            lines: 1,
+        }
+    }
+
     /// Text of each line after `code[-| ]` (enhanced codes kept).
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.text.split('\n').take(self.lines)

@@ -20,7 +20,7 @@
 //! * On [`Action::BeginData`] the driver streams the body through
 //!   [`Session::data_reader`] and answers with [`Event::Committed`],
 //!   [`Event::CommitFailed`], [`Event::DataTooBig`] or
-//!   [`Event::DataBareLf`].
+//!   [`Event::DataBareLf`] according to the [`DataEnd`](super::data::DataEnd).
 //! * On [`Action::Pause`] the driver waits that many seconds before the
 //!   next action (Postfix's `smtpd_error_sleep_time` once
 //!   `smtpd_soft_error_limit` errors were made).
@@ -64,6 +64,9 @@ pub struct ServerParams {
     pub error_sleep_time: u32,
     /// `smtpd_forbid_bare_newline`
     pub bare_newline: BareNewline,
+    /// `smtpd_forbid_bare_newline_reject_code` (Postfix default 550;
+    /// RFC 5321 would suggest 521 for a closing reply).
+    pub bare_newline_reject_code: u16,
     /// `smtpd_helo_required` (tern's default: yes).
     pub helo_required: bool,
 }
@@ -85,6 +88,7 @@ impl Default for ServerParams {
             hard_error_limit: 20,
             error_sleep_time: 1,
             bare_newline: BareNewline::Normalize,
+            bare_newline_reject_code: 550,
             helo_required: true,
         }
     }
@@ -189,7 +193,8 @@ pub enum Event<'a> {
     /// [`DataEnd::TooBig`](super::data::DataEnd::TooBig): the body was read
     /// to its end, but exceeded `message_size_limit`.
     DataTooBig,
-    /// [`DataError::BareLf`](super::data::DataError::BareLf) in reject mode.
+    /// [`DataEnd::BareLf`](super::data::DataEnd::BareLf): the body was read
+    /// to its end, but had a bare LF in reject mode.
     DataBareLf,
     /// The client was idle too long (`smtpd_timeout`).
     Timeout,
@@ -431,10 +436,7 @@ impl Session {
                 Reply::new("500 5.5.2 Error: line too long"),
             ),
             LineError::BareLf => {
-                let r = Reply::fmt(format_args!(
-                    "521 5.5.2 {} Error: bare <LF> received",
-                    self.p.hostname
-                ));
+                let r = self.bare_lf_reply();
                 self.count(Verb::Unknown, false);
                 self.send(&mut out, r);
                 self.close(&mut out);
@@ -512,23 +514,30 @@ impl Session {
                 self.envelope = None;
                 self.send(
                     &mut out,
-                    Reply::new("552 5.3.4 Message size exceeds fixed limit"),
+                    Reply::new("552 5.3.4 Error: message file too big"),
                 );
                 self.failed(&mut out);
             }
             (State::Data, Event::DataBareLf) => {
-                let r = Reply::fmt(format_args!(
-                    "521 5.5.2 {} Error: bare <LF> received",
-                    self.p.hostname
-                ));
+                // Postfix 3.7.11 answers and goes on after DATA; it only
+                // disconnects for a bare LF in a command line.
+                self.envelope = None;
+                let r = self.bare_lf_reply();
                 self.send(&mut out, r);
-                self.close(&mut out);
+                self.failed(&mut out);
             }
             // An event the session is not waiting for: a driver bug. Do
             // not guess; end the session.
             (_, _) => self.close(&mut out),
         }
         out
+    }
+
+    fn bare_lf_reply(&self) -> Reply {
+        Reply::fmt(format_args!(
+            "{} 5.5.2 {} Error: bare <LF> received",
+            self.p.bare_newline_reject_code, self.p.hostname
+        ))
     }
 
     fn in_transaction(&self) -> bool {
@@ -582,6 +591,12 @@ impl Session {
         }
         let cmd = match parsed {
             Ok(c) => c,
+            // Postfix answers an empty line but does not count it as a
+            // command in its disconnect line (it is still an error).
+            Err((_, CommandError::Empty)) => {
+                self.send(out, CommandError::Empty.reply());
+                return self.failed(out);
+            }
             Err((v, e)) => return self.reject(out, v, e.reply()),
         };
         match cmd {
