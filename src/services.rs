@@ -27,9 +27,12 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     let c = cfg.borrow().clone();
     let queue_dir = c.queue_directory();
     let spool = Rc::new(Spool::open(&queue_dir).map_err(|e| format!("queue_directory: {e}"))?);
-    let max = usize::try_from(c.int("max_connections")).unwrap_or(32).max(1);
+    let max = usize::try_from(c.int("max_connections"))
+        .unwrap_or(32)
+        .max(1);
     let pool = Rc::new(BufferPool::new(max));
-    let per_conn = crate::tls::pool::SLOT_BYTES + smtpd::session::LINE_BUF + smtpd::session::DATA_BUF + 8192;
+    let per_conn =
+        crate::tls::pool::SLOT_BYTES + smtpd::session::LINE_BUF + smtpd::session::DATA_BUF + 8192;
     log::info!(
         target: "master",
         "daemon started -- version {}, configuration {}, max_connections {}, fixed buffers {} KiB reserved ({} B per connection, plus TLS handshake state)",

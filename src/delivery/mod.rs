@@ -3,6 +3,10 @@
 //! recipient's outcome; bounces go back to the sender as DSNs.
 
 pub mod bounce;
+pub mod client;
+pub mod qmgr;
 pub mod route;
 pub mod schedule;
 pub mod tables;
+
+pub use qmgr::QueueManager;

@@ -14,11 +14,13 @@ use smol::LocalExecutor;
 
 use crate::config::Config;
 use crate::dns::{Resolver, ResolverConfig};
-use crate::queue::{self, Flags, NewMessage, Outcome, QueueDir, QueueEntry, Recipient, Spool, Status};
+use crate::queue::{
+    self, Flags, NewMessage, Outcome, QueueDir, QueueEntry, Recipient, Spool, Status,
+};
 use crate::tls::BufferPool;
 
 use super::bounce::{self, Action, RecipientStatus};
-use super::client::{self, Delivery, MessageJob, RcptResult, ResultKind};
+use super::client::{Delivery, MessageJob, RcptResult, ResultKind};
 use super::route::{Route, Router};
 use super::schedule::{self, Slots};
 use super::tables::Tables;
@@ -51,7 +53,8 @@ pub struct QueueManager {
 fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
     let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
     let rc = match cfg.get("dns_resolvers") {
-        "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf")),
+        "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf"))
+            .map_err(|e| format!("/etc/resolv.conf: {e}"))?,
         list => ResolverConfig::from_list(list).map_err(|e| format!("dns_resolvers: {e}"))?,
     };
     let resolver = Rc::new(Resolver::new(rc));
@@ -73,7 +76,11 @@ fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
 
 impl QueueManager {
     /// Loads the outbound tables and resolver settings.
-    pub fn new(cfg: Rc<Config>, spool: Rc<Spool>, pool: Rc<BufferPool>) -> Result<Rc<QueueManager>, String> {
+    pub fn new(
+        cfg: Rc<Config>,
+        spool: Rc<Spool>,
+        pool: Rc<BufferPool>,
+    ) -> Result<Rc<QueueManager>, String> {
         let ctx = context(cfg, pool)?;
         let (kick_tx, kick_rx) = bounded(1);
         Ok(Rc::new(QueueManager {
@@ -107,8 +114,13 @@ impl QueueManager {
     }
 
     /// Spawns the scheduler and the wake-up socket listener.
-    pub fn spawn(self: Rc<Self>, ex: &Rc<LocalExecutor<'static>>, queue_dir: &Path) -> Result<(), String> {
-        let wake = queue::wake::Listener::bind(queue_dir).map_err(|e| format!("wake-up socket: {e}"))?;
+    pub fn spawn(
+        self: Rc<Self>,
+        ex: &Rc<LocalExecutor<'static>>,
+        queue_dir: &Path,
+    ) -> Result<(), String> {
+        let wake =
+            queue::wake::Listener::bind(queue_dir).map_err(|e| format!("wake-up socket: {e}"))?;
         let me = self.clone();
         ex.spawn(async move {
             loop {
@@ -135,7 +147,9 @@ impl QueueManager {
 
     /// Makes every deferred recipient due now (`tern flush`).
     fn flush_deferred(&self) {
-        let Ok(report) = self.spool.scan() else { return };
+        let Ok(report) = self.spool.scan() else {
+            return;
+        };
         let now = queue::clock::now();
         for e in report.entries {
             let due: Vec<(usize, Outcome)> = e
@@ -167,7 +181,12 @@ impl QueueManager {
                 return;
             }
             let next = self.queue_run(&ex);
-            let delay = self.ctx.borrow().cfg.time("queue_run_delay").max(Duration::from_secs(1));
+            let delay = self
+                .ctx
+                .borrow()
+                .cfg
+                .time("queue_run_delay")
+                .max(Duration::from_secs(1));
             let wait = next.map(|t| t.min(delay)).unwrap_or(delay);
             smol::future::or(
                 async {
@@ -213,7 +232,12 @@ impl QueueManager {
                 self.finish(&entry);
                 continue;
             };
-            if schedule::expired(entry.envelope.arrival, now, cfg.time("maximal_queue_lifetime")) && entry.rcpts.iter().any(|r| r.attempts > 0) {
+            if schedule::expired(
+                entry.envelope.arrival,
+                now,
+                cfg.time("maximal_queue_lifetime"),
+            ) && entry.rcpts.iter().any(|r| r.attempts > 0)
+            {
                 self.expire(&ctx, &entry, now);
                 continue;
             }
@@ -222,7 +246,13 @@ impl QueueManager {
                 continue;
             }
             let mut immediate: Vec<(usize, Outcome, RcptResult)> = Vec::new();
-            for (i, (rcpt, st)) in entry.envelope.recipients.iter().zip(&entry.rcpts).enumerate() {
+            for (i, (rcpt, st)) in entry
+                .envelope
+                .recipients
+                .iter()
+                .zip(&entry.rcpts)
+                .enumerate()
+            {
                 let pending = match st.status {
                     Status::Pending => true,
                     Status::Deferred { until } => until <= now,
@@ -236,18 +266,47 @@ impl QueueManager {
                         let jobs = plan.entry(nexthop).or_default();
                         match jobs.iter_mut().find(|j| j.id == entry.id()) {
                             Some(j) => j.rcpts.push((i, rcpt.address.clone())),
-                            None => jobs.push(MessageJob::from_entry(&entry, vec![(i, rcpt.address.clone())])),
+                            None => jobs.push(MessageJob::from_entry(
+                                &entry,
+                                vec![(i, rcpt.address.clone())],
+                            )),
                         }
                     }
-                    Route::Local => immediate.push(local_unavailable(i, st.attempts, &entry, cfg, now)),
+                    Route::Local => {
+                        immediate.push(local_unavailable(i, st.attempts, &entry, cfg, now))
+                    }
                     Route::Error(text) => immediate.push((
                         i,
                         Outcome::Bounced { text: text.clone() },
-                        RcptResult::new(ResultKind::Bounced, "none", &dsn_in(&text, "5.0.0"), &text),
+                        RcptResult::new(
+                            ResultKind::Bounced,
+                            "none",
+                            &dsn_in(&text, "5.0.0"),
+                            &text,
+                        ),
                     )),
                     Route::Retry(text) => {
-                        let until = now + schedule::backoff(st.attempts + 1, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(entry.id())).as_secs();
-                        immediate.push((i, Outcome::Deferred { until, text: text.clone() }, RcptResult::new(ResultKind::Deferred, "none", &dsn_in(&text, "4.0.0"), &text)));
+                        let until = now
+                            + schedule::backoff(
+                                st.attempts + 1,
+                                cfg.time("minimal_backoff_time"),
+                                cfg.time("maximal_backoff_time"),
+                                schedule::seed(entry.id()),
+                            )
+                            .as_secs();
+                        immediate.push((
+                            i,
+                            Outcome::Deferred {
+                                until,
+                                text: text.clone(),
+                            },
+                            RcptResult::new(
+                                ResultKind::Deferred,
+                                "none",
+                                &dsn_in(&text, "4.0.0"),
+                                &text,
+                            ),
+                        ));
                     }
                     Route::Discard(text) => immediate.push((
                         i,
@@ -261,7 +320,9 @@ impl QueueManager {
                 self.record(&ctx, &job, immediate, now);
             }
         }
-        let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit")).unwrap_or(4).max(1);
+        let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit"))
+            .unwrap_or(4)
+            .max(1);
         // Outbound sessions may use at most half the pool: inbound mail
         // must still find a slot while the WAN is slow.
         let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
@@ -269,14 +330,22 @@ impl QueueManager {
             if self.stopping.get() {
                 break;
             }
-            if let Some(why) = self.slots.borrow_mut().dead_reason(&dest, now).map(str::to_string) {
+            if let Some(why) = self
+                .slots
+                .borrow_mut()
+                .dead_reason(&dest, now)
+                .map(str::to_string)
+            {
                 for job in jobs {
                     let results = job
                         .rcpts
                         .iter()
                         .map(|(i, _)| {
                             let text = format!("delivery temporarily suspended: {why}");
-                            (*i, RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text))
+                            (
+                                *i,
+                                RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text),
+                            )
                         })
                         .collect();
                     self.apply(&ctx, &job, results);
@@ -331,10 +400,19 @@ impl QueueManager {
         for (i, r) in results {
             let attempts = job.attempts.get(i).copied().unwrap_or(0) + 1;
             let outcome = match r.kind {
-                ResultKind::Sent => Outcome::Delivered { text: r.text.clone() },
-                ResultKind::Bounced => Outcome::Bounced { text: r.text.clone() },
+                ResultKind::Sent => Outcome::Delivered {
+                    text: r.text.clone(),
+                },
+                ResultKind::Bounced => Outcome::Bounced {
+                    text: r.text.clone(),
+                },
                 ResultKind::Deferred => {
-                    let wait = schedule::backoff(attempts, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(&job.id));
+                    let wait = schedule::backoff(
+                        attempts,
+                        cfg.time("minimal_backoff_time"),
+                        cfg.time("maximal_backoff_time"),
+                        schedule::seed(&job.id),
+                    );
                     Outcome::Deferred {
                         until: now + wait.as_secs(),
                         text: r.text.clone(),
@@ -346,7 +424,13 @@ impl QueueManager {
         self.record(ctx, job, out, now);
     }
 
-    fn record(&self, ctx: &Context, job: &MessageJob, results: Vec<(usize, Outcome, RcptResult)>, now: u64) {
+    fn record(
+        &self,
+        ctx: &Context,
+        job: &MessageJob,
+        results: Vec<(usize, Outcome, RcptResult)>,
+        now: u64,
+    ) {
         let mut outcomes = Vec::with_capacity(results.len());
         let mut bounced: Vec<(String, RcptResult)> = Vec::new();
         for (i, outcome, r) in results {
@@ -432,7 +516,13 @@ impl QueueManager {
 
     /// Queues a DSN to the sender, unless the message is itself a bounce or
     /// has the null sender (never bounce a bounce).
-    fn send_bounce(&self, ctx: &Context, job: &MessageJob, failed: &[(String, RcptResult)], action: Action) {
+    fn send_bounce(
+        &self,
+        ctx: &Context,
+        job: &MessageJob,
+        failed: &[(String, RcptResult)],
+        action: Action,
+    ) {
         if job.sender.is_empty() || job.is_bounce {
             log::info!(target: "bounce", "{}: not bouncing: the message is a bounce or has a null sender", job.id);
             return;
@@ -465,7 +555,9 @@ impl QueueManager {
             myhostname: host,
             queue_id: &job.id,
             sender: &job.sender,
-            arrival_date: &crate::smtp::received::format_date(i64::try_from(job.arrival).unwrap_or(0)),
+            arrival_date: &crate::smtp::received::format_date(
+                i64::try_from(job.arrival).unwrap_or(0),
+            ),
             date: &crate::smtp::received::format_date(i64::try_from(now).unwrap_or(0)),
             unique: &unique,
             recipients: &statuses,
@@ -527,7 +619,12 @@ fn find_header_end(b: &[u8]) -> Option<usize> {
 fn dsn_in(text: &str, fallback: &str) -> String {
     let first = text.split_whitespace().next().unwrap_or("");
     let parts: Vec<&str> = first.split('.').collect();
-    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) && matches!(parts[0], "2" | "4" | "5") {
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(parts[0], "2" | "4" | "5")
+    {
         first.to_string()
     } else {
         fallback.to_string()
@@ -536,12 +633,28 @@ fn dsn_in(text: &str, fallback: &str) -> String {
 
 /// Local delivery is not built yet (aliases and Maildir come next): keep
 /// the mail queued, with a clear reason, until it is or the lifetime ends.
-fn local_unavailable(i: usize, attempts: u32, entry: &QueueEntry, cfg: &Config, now: u64) -> (usize, Outcome, RcptResult) {
+fn local_unavailable(
+    i: usize,
+    attempts: u32,
+    entry: &QueueEntry,
+    cfg: &Config,
+    now: u64,
+) -> (usize, Outcome, RcptResult) {
     let text = "local delivery is not available in this tern version; set relayhost or a transport_maps entry for this domain".to_string();
-    let until = now + schedule::backoff(attempts + 1, cfg.time("minimal_backoff_time"), cfg.time("maximal_backoff_time"), schedule::seed(entry.id())).as_secs();
+    let until = now
+        + schedule::backoff(
+            attempts + 1,
+            cfg.time("minimal_backoff_time"),
+            cfg.time("maximal_backoff_time"),
+            schedule::seed(entry.id()),
+        )
+        .as_secs();
     (
         i,
-        Outcome::Deferred { until, text: text.clone() },
+        Outcome::Deferred {
+            until,
+            text: text.clone(),
+        },
         RcptResult::new(ResultKind::Deferred, "local", "4.3.0", &text),
     )
 }
@@ -564,7 +677,3 @@ mod tests {
         assert_eq!(find_header_end(b"A: b"), None);
     }
 }
-
-// Keep `client` referenced for readers: the SMTP transaction lives there.
-#[allow(unused_imports)]
-use client as _;

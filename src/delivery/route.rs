@@ -44,12 +44,14 @@ impl Router<'_> {
             if let Some(e) = map.lookup_address(rcpt, Some('+')) {
                 let hop = e.nexthop_text().filter(|t| !t.is_empty());
                 return match e.kind() {
-                    TransportKind::Smtp | TransportKind::Relay | TransportKind::Unchanged => match hop {
-                        Some(h) => Route::Smtp {
-                            nexthop: h.to_string(),
-                        },
-                        None => self.default_route(domain),
-                    },
+                    TransportKind::Smtp | TransportKind::Relay | TransportKind::Unchanged => {
+                        match hop {
+                            Some(h) => Route::Smtp {
+                                nexthop: h.to_string(),
+                            },
+                            None => self.default_route(domain),
+                        }
+                    }
                     TransportKind::Error => Route::Error(
                         e.error_text()
                             .filter(|t| !t.is_empty())
@@ -64,7 +66,10 @@ impl Router<'_> {
                     ),
                     TransportKind::Local => Route::Local,
                     TransportKind::Discard => Route::Discard(
-                        e.error_text().filter(|t| !t.is_empty()).unwrap_or("discarded").to_string(),
+                        e.error_text()
+                            .filter(|t| !t.is_empty())
+                            .unwrap_or("discarded")
+                            .to_string(),
                     ),
                 };
             }
@@ -73,7 +78,12 @@ impl Router<'_> {
     }
 
     fn default_route(&self, domain: &str) -> Route {
-        if domain.is_empty() || self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        if domain.is_empty()
+            || self
+                .local_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+        {
             return Route::Local;
         }
         if !self.relayhost.is_empty() {
@@ -105,17 +115,56 @@ mod tests {
     fn order_transport_local_relayhost_mx() {
         let t = [map("example.com smtp:[mail.example.com]:2525\n.example.com smtp:\nbad.example error:5.1.2 no thanks\nlater.example retry:4.4.1 not yet\n")];
         let local = ["box.example".to_string()];
-        let r = Router { transport: &t, local_domains: &local, relayhost: "" };
-        assert_eq!(r.route("a@example.com"), Route::Smtp { nexthop: "[mail.example.com]:2525".into() });
-        assert_eq!(r.route("a@sub.example.com"), Route::Smtp { nexthop: "sub.example.com".into() });
-        assert_eq!(r.route("a@bad.example"), Route::Error("5.1.2 no thanks".into()));
-        assert_eq!(r.route("a@later.example"), Route::Retry("4.4.1 not yet".into()));
+        let r = Router {
+            transport: &t,
+            local_domains: &local,
+            relayhost: "",
+        };
+        assert_eq!(
+            r.route("a@example.com"),
+            Route::Smtp {
+                nexthop: "[mail.example.com]:2525".into()
+            }
+        );
+        assert_eq!(
+            r.route("a@sub.example.com"),
+            Route::Smtp {
+                nexthop: "sub.example.com".into()
+            }
+        );
+        assert_eq!(
+            r.route("a@bad.example"),
+            Route::Error("5.1.2 no thanks".into())
+        );
+        assert_eq!(
+            r.route("a@later.example"),
+            Route::Retry("4.4.1 not yet".into())
+        );
         assert_eq!(r.route("root@BOX.example"), Route::Local);
         assert_eq!(r.route("root"), Route::Local);
-        assert_eq!(r.route("x@Other.Example."), Route::Smtp { nexthop: "other.example".into() });
-        let r = Router { transport: &t, local_domains: &local, relayhost: "[smtp.isp.example]:587" };
-        assert_eq!(r.route("x@other.example"), Route::Smtp { nexthop: "[smtp.isp.example]:587".into() });
-        assert_eq!(r.route("a@example.com"), Route::Smtp { nexthop: "[mail.example.com]:2525".into() });
+        assert_eq!(
+            r.route("x@Other.Example."),
+            Route::Smtp {
+                nexthop: "other.example".into()
+            }
+        );
+        let r = Router {
+            transport: &t,
+            local_domains: &local,
+            relayhost: "[smtp.isp.example]:587",
+        };
+        assert_eq!(
+            r.route("x@other.example"),
+            Route::Smtp {
+                nexthop: "[smtp.isp.example]:587".into()
+            }
+        );
+        assert_eq!(
+            r.route("a@example.com"),
+            Route::Smtp {
+                nexthop: "[mail.example.com]:2525".into()
+            }
+        );
     }
 
     #[test]

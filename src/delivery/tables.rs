@@ -77,7 +77,12 @@ impl Tables {
         let transport = load(cfg, "transport_maps", TransportMap::parse, &mut errors);
         let policy = load(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
         let sasl = if cfg.bool("smtp_sasl_auth_enable") {
-            load(cfg, "smtp_sasl_password_maps", SaslPasswordMap::parse, &mut errors)
+            load(
+                cfg,
+                "smtp_sasl_password_maps",
+                SaslPasswordMap::parse,
+                &mut errors,
+            )
         } else {
             Vec::new()
         };

@@ -136,7 +136,7 @@ mod tests {
         Tlsa {
             usage,
             selector: 1,
-            mtype: 1,
+            matching_type: 1,
             data: vec![7; 32],
         }
     }

@@ -113,6 +113,7 @@ impl Shared {
             hard_error_limit: u32::try_from(cfg.int("smtpd_hard_error_limit")).unwrap_or(20),
             error_sleep_time: 1,
             bare_newline,
+            bare_newline_reject_code: 550,
             helo_required: true,
         };
         Ok(Shared {

@@ -360,24 +360,20 @@ async fn receive_data(
     let outcome = loop {
         let input = splitter.buffered(line_buf);
         if !input.is_empty() {
-            match reader.feed(input, &mut out) {
-                Ok(feed) => {
-                    splitter.consume(feed.consumed);
-                    if let Some(inc) = incoming.as_mut() {
-                        if !reader.too_big() {
-                            if let Err(e) = inc.write(&out[..feed.written]) {
-                                log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
-                                incoming = None;
-                            }
-                        }
+            let feed = reader.feed(input, &mut out);
+            splitter.consume(feed.consumed);
+            if let Some(inc) = incoming.as_mut() {
+                if !reader.too_big() {
+                    if let Err(e) = inc.write(&out[..feed.written]) {
+                        log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
+                        incoming = None;
                     }
-                    if let Some(end) = feed.end {
-                        break Ok(end);
-                    }
-                    continue;
                 }
-                Err(e) => break Err(e),
             }
+            if let Some(end) = feed.end {
+                break end;
+            }
+            continue;
         }
         let spare = splitter.spare(line_buf);
         match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
@@ -387,15 +383,15 @@ async fn receive_data(
         }
     };
     match outcome {
-        Err(_) => Ok(sess.event(Event::DataBareLf)),
-        Ok(DataEnd::TooBig { .. }) => {
+        DataEnd::BareLf { .. } => Ok(sess.event(Event::DataBareLf)),
+        DataEnd::TooBig { .. } => {
             if let Some(inc) = &incoming {
                 log::info!(target: "cleanup", "{}: reject: message size exceeds limit from {host}[{addr}]", inc.id());
             }
             drop(incoming);
             Ok(sess.event(Event::DataTooBig))
         }
-        Ok(DataEnd::Complete { .. }) => {
+        DataEnd::Complete { .. } => {
             let Some(inc) = incoming else {
                 return Ok(sess.event(Event::CommitFailed));
             };

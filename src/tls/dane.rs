@@ -26,18 +26,8 @@ use rustls::{CertificateError, RootCertStore};
 
 use super::der;
 
-/// One TLSA record (RFC 6698 §2.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tlsa {
-    /// Certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
-    pub usage: u8,
-    /// Selector: 0 full certificate, 1 SubjectPublicKeyInfo.
-    pub selector: u8,
-    /// Matching type: 0 full, 1 SHA2-256, 2 SHA2-512.
-    pub mtype: u8,
-    /// Certificate association data.
-    pub data: Vec<u8>,
-}
+/// TLSA records come from the resolver; matching is defined here.
+pub use crate::dns::Tlsa;
 
 impl Tlsa {
     /// Whether this record can authenticate an SMTP server (RFC 7672 §3.1):
@@ -46,7 +36,7 @@ impl Tlsa {
     pub fn usable(&self) -> bool {
         matches!(self.usage, 2 | 3)
             && self.selector <= 1
-            && match self.mtype {
+            && match self.matching_type {
                 0 => !self.data.is_empty(),
                 1 => self.data.len() == 32,
                 2 => self.data.len() == 64,
@@ -64,7 +54,7 @@ impl Tlsa {
             },
             _ => return false,
         };
-        match self.mtype {
+        match self.matching_type {
             0 => selected == self.data.as_slice(),
             1 => digest::digest(&digest::SHA256, selected).as_ref() == self.data.as_slice(),
             2 => digest::digest(&digest::SHA512, selected).as_ref() == self.data.as_slice(),
@@ -76,7 +66,11 @@ impl Tlsa {
 impl std::fmt::Display for Tlsa {
     /// Presentation format, `3 1 1 ABCD...` as dig prints it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} {} ", self.usage, self.selector, self.mtype)?;
+        write!(
+            f,
+            "{} {} {} ",
+            self.usage, self.selector, self.matching_type
+        )?;
         for b in &self.data {
             write!(f, "{b:02X}")?;
         }
@@ -172,7 +166,7 @@ pub fn authenticate(
         }
         // `2 1 0` with a key not in the chain: the anchor is that key, named
         // by the issuer of the topmost certificate sent.
-        if anchors.is_empty() && r.selector == 1 && r.mtype == 0 {
+        if anchors.is_empty() && r.selector == 1 && r.matching_type == 0 {
             if let (Some(top), Ok(spki)) = (chain.last(), der::contents(&r.data)) {
                 if let Ok(f) = der::cert_fields(top) {
                     if let Ok(issuer) = der::contents(f.issuer) {
@@ -189,7 +183,7 @@ pub fn authenticate(
             }
         }
         // `2 0 0`: the full anchor certificate is the record itself.
-        if anchors.is_empty() && r.selector == 0 && r.mtype == 0 {
+        if anchors.is_empty() && r.selector == 0 && r.matching_type == 0 {
             if let Ok(ta) = anchor_from_cert(&CertificateDer::from(r.data.as_slice())) {
                 anchors.push((ta, None));
             }
@@ -267,11 +261,11 @@ fn verify_to_anchor(
 mod tests {
     use super::*;
 
-    fn rec(usage: u8, selector: u8, mtype: u8, data: Vec<u8>) -> Tlsa {
+    fn rec(usage: u8, selector: u8, matching_type: u8, data: Vec<u8>) -> Tlsa {
         Tlsa {
             usage,
             selector,
-            mtype,
+            matching_type,
             data,
         }
     }

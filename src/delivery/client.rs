@@ -1,0 +1,976 @@
+//! One delivery session to a next hop: resolve hosts, decide the TLS
+//! policy, connect, run `smtp::client::Session` over `tls::Stream` for one
+//! or more messages (connection reuse), and report each recipient's
+//! result. Every TLS attempt yields a [`TlsAttempt`] for TLSRPT.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use smol::Async;
+
+use crate::dns::mx::{self, NextHops};
+use crate::dns::DnsError;
+use crate::policy::dane::{self as dane_policy, DaneDecision, DaneLevel, HostFacts, TlsaLookup};
+use crate::policy::decide::{CertName, PolicyDefaults, TlsVersions};
+use crate::policy::{self, EffectivePolicy, Level, OwnedNextHop, PolicyInputs};
+use crate::queue::{QueueEntry, Spool, Status as QStatus};
+use crate::smtp::client::{
+    ClientAction, ClientError, ClientParams, Message, Session, Status, TlsRequirement,
+};
+use crate::smtp::dotstuff::DotStuffer;
+use crate::smtp::line::{BareNewline, LineSplitter};
+use crate::tls::verify::TernVerifier;
+use crate::tls::{MatchName, Stream, TlsOutcome, Trust, VerifyMode};
+
+use super::qmgr::Context;
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    /// Accepted by the next hop.
+    Sent,
+    /// Try again later.
+    Deferred,
+    /// Permanent failure.
+    Bounced,
+}
+
+/// One recipient's result, with what the log line needs.
+#[derive(Debug, Clone)]
+pub struct RcptResult {
+    /// Outcome.
+    pub kind: ResultKind,
+    /// `host[addr]:port`, `local` or `none`.
+    pub relay: String,
+    /// Enhanced status code.
+    pub dsn: String,
+    /// The text in parentheses of `status=...`.
+    pub text: String,
+    /// The remote MTA's name when it answered (for the DSN).
+    pub remote_mta: Option<String>,
+    /// Seconds spent before connecting: queue wait (Postfix's `a`).
+    pub queued: f64,
+    /// Seconds for DNS, connect, greeting and TLS (`c`).
+    pub conn: f64,
+    /// Seconds transmitting (`d`).
+    pub xfer: f64,
+}
+
+impl RcptResult {
+    /// A result without timing (routing decisions, local errors).
+    pub fn new(kind: ResultKind, relay: &str, dsn: &str, text: &str) -> RcptResult {
+        RcptResult {
+            kind,
+            relay: relay.to_string(),
+            dsn: dsn.to_string(),
+            text: text.to_string(),
+            remote_mta: None,
+            queued: 0.0,
+            conn: 0.0,
+            xfer: 0.0,
+        }
+    }
+
+    /// Postfix's `delays=a/b/c/d`; `total` is the whole delay in seconds.
+    pub fn delays(&self, total: u64) -> String {
+        let a = if self.queued > 0.0 {
+            self.queued
+        } else {
+            (total as f64 - self.conn - self.xfer).max(0.0)
+        };
+        format!(
+            "{}/0/{}/{}",
+            fmt_secs(a),
+            fmt_secs(self.conn),
+            fmt_secs(self.xfer)
+        )
+    }
+}
+
+/// Postfix's short number format: 0, 0.01 .. 9.9, 10 and up as integers.
+fn fmt_secs(s: f64) -> String {
+    if s < 0.005 {
+        "0".into()
+    } else if s < 10.0 {
+        let t = format!("{s:.2}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{}", s.round() as u64)
+    }
+}
+
+/// One message to deliver in a session, with its recipients for this hop.
+#[derive(Debug, Clone)]
+pub struct MessageJob {
+    /// Queue ID.
+    pub id: String,
+    /// Envelope sender.
+    pub sender: String,
+    /// Arrival time.
+    pub arrival: u64,
+    /// Message size.
+    pub size: u64,
+    /// The message is a bounce (never bounce it again).
+    pub is_bounce: bool,
+    /// Recipients of this job: (index in the envelope, address).
+    pub rcpts: Vec<(usize, String)>,
+    /// Every envelope recipient (index -> address), for log lines.
+    pub all_rcpts: Vec<String>,
+    /// Attempts so far per envelope recipient.
+    pub attempts: Vec<u32>,
+}
+
+impl MessageJob {
+    /// A job for `rcpts` of a queue entry.
+    pub fn from_entry(e: &QueueEntry, rcpts: Vec<(usize, String)>) -> MessageJob {
+        MessageJob {
+            id: e.id().to_string(),
+            sender: e.envelope.sender.clone(),
+            arrival: e.envelope.arrival,
+            size: e.envelope.size,
+            is_bounce: e.envelope.flags.bounce,
+            rcpts,
+            all_rcpts: e
+                .envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
+            attempts: e.rcpts.iter().map(|r| r.attempts).collect(),
+        }
+    }
+}
+
+/// One TLS handshake attempt, for logs now and TLSRPT counters later.
+#[derive(Debug, Clone)]
+pub struct TlsAttempt {
+    /// The policy domain (next-hop domain).
+    pub policy_domain: String,
+    /// The level in force.
+    pub level: Level,
+    /// MX host name.
+    pub host: String,
+    /// Address connected to.
+    pub addr: IpAddr,
+    /// Success (with trust) or the RFC 8460 failure type.
+    pub outcome: TlsOutcome,
+}
+
+/// What a session reports back to the queue manager.
+pub struct DeliveryResults {
+    /// Per job, in order: results for its recipients.
+    pub per_message: Vec<Vec<(usize, RcptResult)>>,
+    /// Set when no host of the destination could be reached: the rest of
+    /// this queue run defers its mail without connecting.
+    pub dead_destination: Option<String>,
+    /// Every TLS attempt made.
+    pub tls_attempts: Vec<TlsAttempt>,
+}
+
+/// A delivery session to one next hop.
+pub struct Delivery {
+    ctx: Rc<Context>,
+    dest: String,
+}
+
+/// One host to try, with the TLS requirements that apply to it.
+struct Target {
+    host: String,
+    addr: IpAddr,
+    port: u16,
+    tls: TlsRequirement,
+    verify: VerifyMode,
+    level: Level,
+}
+
+/// The failure of one connection attempt.
+struct HostFailure {
+    text: String,
+    dsn: String,
+    permanent: bool,
+    /// The server was reached (a reply came): no "dead destination".
+    reached: bool,
+}
+
+const REPLY_BUF: usize = 4096;
+const BODY_BUF: usize = 8192;
+
+impl Delivery {
+    /// A session for next hop `dest` (a domain or `[host]:port`).
+    pub fn new(ctx: Rc<Context>, dest: String) -> Delivery {
+        Delivery { ctx, dest }
+    }
+
+    fn defaults<'a>(&self, cfg: &'a crate::config::Config) -> PolicyDefaults<'a> {
+        PolicyDefaults {
+            level: Level::parse(cfg.get("smtp_tls_security_level")).unwrap_or(Level::May),
+            protocols: TlsVersions::parse(cfg.get("smtp_tls_protocols"))
+                .unwrap_or(TlsVersions::ALL),
+            mandatory_protocols: TlsVersions::parse(cfg.get("smtp_tls_mandatory_protocols"))
+                .unwrap_or(TlsVersions::ALL),
+            verify_cert_match: cfg.get("smtp_tls_verify_cert_match"),
+            secure_cert_match: cfg.get("smtp_tls_secure_cert_match"),
+            fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match"),
+        }
+    }
+
+    /// Delivers the jobs; never fails as a whole: every recipient gets a
+    /// result.
+    pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
+        let started = Instant::now();
+        let mut results = DeliveryResults {
+            per_message: jobs.iter().map(|_| Vec::new()).collect(),
+            dead_destination: None,
+            tls_attempts: Vec::new(),
+        };
+        let fail_all = |results: &mut DeliveryResults, f: &HostFailure, relay: &str| {
+            let kind = if f.permanent {
+                ResultKind::Bounced
+            } else {
+                ResultKind::Deferred
+            };
+            for (j, job) in jobs.iter().enumerate() {
+                for (i, _) in &job.rcpts {
+                    if !results.per_message[j].iter().any(|(k, _)| k == i) {
+                        let mut r = RcptResult::new(kind, relay, &f.dsn, &f.text);
+                        r.conn = started.elapsed().as_secs_f64();
+                        results.per_message[j].push((*i, r));
+                    }
+                }
+            }
+        };
+        let nexthop = match super::route::parse_nexthop(&self.dest) {
+            Ok(n) => n,
+            Err(e) => {
+                fail_all(
+                    &mut results,
+                    &HostFailure {
+                        text: e,
+                        dsn: "4.3.5".into(),
+                        permanent: false,
+                        reached: false,
+                    },
+                    "none",
+                );
+                return results;
+            }
+        };
+        let cfg = self.ctx.cfg.clone();
+        let defaults = self.defaults(&cfg);
+        let policy = match policy::decide(&PolicyInputs {
+            nexthop: nexthop.borrow(),
+            tables: &self.ctx.tables.policy,
+            defaults: &defaults,
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                fail_all(
+                    &mut results,
+                    &HostFailure {
+                        text: e.to_string(),
+                        dsn: "4.7.5".into(),
+                        permanent: false,
+                        reached: false,
+                    },
+                    "none",
+                );
+                return results;
+            }
+        };
+        let targets = match self.targets(&nexthop, &policy).await {
+            Ok(t) => t,
+            Err(f) => {
+                fail_all(&mut results, &f, "none");
+                if !f.permanent {
+                    results.dead_destination = Some(f.text.clone());
+                }
+                return results;
+            }
+        };
+        let mut last: Option<(HostFailure, String)> = None;
+        let mut any_reached = false;
+        for t in targets {
+            let relay = format!("{}[{}]:{}", t.host, t.addr, t.port);
+            let pending: Vec<usize> = (0..jobs.len())
+                .filter(|j| results.per_message[*j].len() < jobs[*j].rcpts.len())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            match self
+                .session(spool, jobs, &mut results, &t, &relay, &policy, started)
+                .await
+            {
+                Ok(()) => {
+                    last = None;
+                    any_reached = true;
+                    break;
+                }
+                Err(f) => {
+                    any_reached |= f.reached;
+                    let permanent = f.permanent;
+                    log::info!(target: "smtp", "{}: {}", jobs.first().map(|j| j.id.as_str()).unwrap_or("-"), f.text);
+                    last = Some((f, relay));
+                    if permanent {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((f, relay)) = last {
+            fail_all(&mut results, &f, &relay);
+            if !any_reached {
+                results.dead_destination = Some(f.text);
+            }
+        }
+        results
+    }
+
+    /// Resolves the next hop into hosts and addresses, with the TLS
+    /// requirements of each (DANE decides per host).
+    async fn targets(
+        &self,
+        nexthop: &OwnedNextHop,
+        policy: &EffectivePolicy<'_>,
+    ) -> Result<Vec<Target>, HostFailure> {
+        let cfg = &self.ctx.cfg;
+        let nh = nexthop.borrow();
+        let port = nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25));
+        let resolver = &self.ctx.resolver;
+        let trust_ad = cfg.get("smtp_dns_support_level") == "dnssec"
+            && (resolver.servers_are_loopback() || cfg.bool("dns_trust_remote_resolver"));
+        let dns_fail = |name: &str, ty: &str, e: &DnsError| HostFailure {
+            text: format!(
+                "Host or domain name not found. Name service error for name={name} type={ty}: {e}"
+            ),
+            dsn: "4.4.3".into(),
+            permanent: false,
+            reached: false,
+        };
+        // (host, MX answer secure)
+        let hosts: Vec<(String, bool)> = if let Some(ip) = nh.ip() {
+            return Ok(vec![self.target(
+                nh.host().to_string(),
+                ip,
+                port,
+                policy,
+                None,
+            )]);
+        } else if nh.uses_mx() {
+            let r = mx::resolve_next_hop_hosts(resolver, nh.host())
+                .await
+                .map_err(|e| dns_fail(nh.host(), "MX", &e))?;
+            let secure = r.authenticated && trust_ad;
+            match r.hops {
+                NextHops::Mx(list) => list.into_iter().map(|h| (h.name, secure)).collect(),
+                NextHops::Implicit(h) => vec![(h.name, secure)],
+                NextHops::NullMx => {
+                    return Err(HostFailure {
+                        text: format!("Domain {} does not accept mail (nullMX)", nh.host()),
+                        dsn: "5.1.10".into(),
+                        permanent: true,
+                        reached: false,
+                    })
+                }
+                NextHops::NxDomain => {
+                    return Err(HostFailure {
+                        text: format!("Host or domain name not found. Name service error for name={} type=MX: Host not found", nh.host()),
+                        dsn: "5.4.4".into(),
+                        permanent: true,
+                        reached: false,
+                    })
+                }
+            }
+        } else {
+            // `[host]`: the name comes from configuration, as trusted as the file.
+            vec![(nh.host().to_string(), true)]
+        };
+        let mut out = Vec::new();
+        let mut last_err = None;
+        for (host, mx_secure) in hosts {
+            let addrs = match resolver.lookup_ip(&host).await {
+                Ok(a) => a,
+                Err(e) => {
+                    last_err = Some(dns_fail(&host, "A", &e));
+                    continue;
+                }
+            };
+            if addrs.records.is_empty() {
+                last_err = Some(HostFailure {
+                    text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),
+                    dsn: if nh.uses_mx() { "4.4.3".into() } else { "5.4.4".into() },
+                    permanent: false,
+                    reached: false,
+                });
+                continue;
+            }
+            let dane = match policy.level {
+                Level::Dane | Level::DaneOnly => {
+                    let lvl = if policy.level == Level::Dane {
+                        DaneLevel::Dane
+                    } else {
+                        DaneLevel::DaneOnly
+                    };
+                    let address_secure = addrs.authenticated && trust_ad;
+                    let mut facts = HostFacts {
+                        mx_secure,
+                        address_secure,
+                        tlsa: None,
+                    };
+                    if dane_policy::needs_tlsa_lookup(mx_secure, address_secure) {
+                        let name = format!("_{port}._tcp.{host}");
+                        facts.tlsa = Some(match resolver.lookup_tlsa(&name).await {
+                            Ok(a) if a.records.is_empty() => TlsaLookup::NoRecords {
+                                secure: a.authenticated && trust_ad,
+                            },
+                            Ok(a) => TlsaLookup::Records {
+                                secure: a.authenticated && trust_ad,
+                                records: a.records,
+                            },
+                            Err(e) => TlsaLookup::Failed(e.to_string()),
+                        });
+                    }
+                    Some(dane_policy::decide(lvl, &host, &facts))
+                }
+                _ => None,
+            };
+            if let Some(DaneDecision::Defer(why)) = &dane {
+                last_err = Some(HostFailure {
+                    text: why.clone(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: false,
+                });
+                continue;
+            }
+            for ip in addrs.records {
+                out.push(self.target(host.clone(), ip, port, policy, dane.clone()));
+            }
+        }
+        if out.is_empty() {
+            return Err(last_err.unwrap_or(HostFailure {
+                text: format!("no usable host for {}", nh.host()),
+                dsn: "4.4.4".into(),
+                permanent: false,
+                reached: false,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn target(
+        &self,
+        host: String,
+        addr: IpAddr,
+        port: u16,
+        policy: &EffectivePolicy<'_>,
+        dane: Option<DaneDecision>,
+    ) -> Target {
+        let (tls, verify, level) = match (policy.level, dane) {
+            (Level::None, _) => (TlsRequirement::None, VerifyMode::Opportunistic, Level::None),
+            (Level::May, _) => (
+                TlsRequirement::Opportunistic,
+                VerifyMode::Opportunistic,
+                Level::May,
+            ),
+            (Level::Encrypt, _) => (
+                TlsRequirement::Required,
+                VerifyMode::Opportunistic,
+                Level::Encrypt,
+            ),
+            (Level::Fingerprint, _) => {
+                let fps = policy
+                    .fingerprints()
+                    .filter_map(|f| <[u8; 32]>::try_from(f.as_bytes()).ok())
+                    .collect();
+                (
+                    TlsRequirement::Required,
+                    VerifyMode::Fingerprint(fps),
+                    Level::Fingerprint,
+                )
+            }
+            (l @ (Level::Verify | Level::Secure), _) => {
+                let names = policy
+                    .cert_names(&host)
+                    .map(|n| match n {
+                        CertName::Exact(e) => MatchName::parse(e),
+                        CertName::Subdomain(s) => MatchName::parse(&format!(".{s}")),
+                    })
+                    .collect();
+                (TlsRequirement::Required, VerifyMode::Verify(names), l)
+            }
+            (l @ (Level::Dane | Level::DaneOnly), Some(DaneDecision::Authenticate(records))) => {
+                let names = vec![host.clone(), policy.nexthop_domain().to_string()];
+                (
+                    TlsRequirement::Required,
+                    VerifyMode::Dane { records, names },
+                    l,
+                )
+            }
+            (Level::Dane | Level::DaneOnly, Some(DaneDecision::Encrypt)) => (
+                TlsRequirement::Required,
+                VerifyMode::Opportunistic,
+                Level::Encrypt,
+            ),
+            (Level::DaneOnly, _) => (
+                TlsRequirement::Required,
+                VerifyMode::Opportunistic,
+                Level::Encrypt,
+            ),
+            (Level::Dane, _) => (
+                TlsRequirement::Opportunistic,
+                VerifyMode::Opportunistic,
+                Level::May,
+            ),
+        };
+        Target {
+            host,
+            addr,
+            port,
+            tls,
+            verify,
+            level,
+        }
+    }
+
+    /// One connection: greeting, TLS, AUTH, then every pending message.
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        spool: &Spool,
+        jobs: &[MessageJob],
+        results: &mut DeliveryResults,
+        t: &Target,
+        relay: &str,
+        policy: &EffectivePolicy<'_>,
+        started: Instant,
+    ) -> Result<(), HostFailure> {
+        let cfg = &self.ctx.cfg;
+        let hostaddr = format!("{}[{}]", t.host, t.addr);
+        let io_fail = |what: &str, e: &dyn std::fmt::Display, reached: bool| HostFailure {
+            text: format!("{what} {hostaddr}:{}: {e}", t.port),
+            dsn: "4.4.1".into(),
+            permanent: false,
+            reached,
+        };
+        let lost = |stage: &str| HostFailure {
+            text: format!("lost connection with {hostaddr} while {stage}"),
+            dsn: "4.4.2".into(),
+            permanent: false,
+            reached: true,
+        };
+        let Some(slot) = self.ctx.pool.acquire() else {
+            return Err(HostFailure {
+                text: "too many connections in use; trying later".into(),
+                dsn: "4.3.2".into(),
+                permanent: false,
+                reached: true,
+            });
+        };
+        let connect_timeout = cfg.time("smtp_connect_timeout");
+        let addr = SocketAddr::new(t.addr, t.port);
+        let tcp = match timeout(connect_timeout, Async::<TcpStream>::connect(addr)).await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(io_fail("connect to", &e, false)),
+            None => return Err(io_fail("connect to", &"Connection timed out", false)),
+        };
+        let mut stream = Stream::new(tcp, slot);
+        let wrapper =
+            cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
+        let verifier = TernVerifier::new(
+            t.verify.clone(),
+            self.ctx.tables.roots.clone(),
+            self.ctx.tls.provider.clone(),
+        );
+        let client_cfg =
+            crate::tls::build_client_config(&self.ctx.tls, verifier.clone()).map_err(|e| {
+                HostFailure {
+                    text: format!("TLS client configuration: {e}"),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: false,
+                }
+            })?;
+        let sni_name = policy.sni(&t.host).unwrap_or(&t.host).to_string();
+        let server_name = match t.addr.to_string() == t.host {
+            true => ServerName::IpAddress(t.addr.into()),
+            false => ServerName::try_from(sni_name).unwrap_or(ServerName::IpAddress(t.addr.into())),
+        };
+        let helo_t = cfg.time("smtp_helo_timeout");
+        let data_t = cfg.time("smtp_data_done_timeout");
+        if wrapper {
+            self.handshake(
+                &mut stream,
+                &client_cfg,
+                &server_name,
+                &verifier,
+                t,
+                policy,
+                results,
+                &hostaddr,
+                helo_t,
+            )
+            .await?;
+        }
+        let creds = self.credentials(&t.host, policy.nexthop_domain());
+        let mut sess = Session::new(ClientParams {
+            helo_name: cfg.get("smtp_helo_name").to_string(),
+            tls: t.tls,
+            implicit_tls: wrapper,
+            credentials: creds,
+            allow_plaintext_auth: false,
+        });
+        let mut buf = [0u8; REPLY_BUF];
+        let mut splitter = LineSplitter::new(REPLY_BUF - 2, BareNewline::Normalize);
+        let mut next_job = 0usize;
+        let mut current: Option<usize> = None;
+        let mut conn_secs = 0.0f64;
+        let mut xfer_start = Instant::now();
+        let mut actions: Vec<ClientAction> = Vec::new();
+        loop {
+            // Perform queued actions.
+            while let Some(act) = (!actions.is_empty()).then(|| actions.remove(0)) {
+                match act {
+                    ClientAction::Send(bytes) => {
+                        if timeout(helo_t, stream.write_all(&bytes))
+                            .await
+                            .and_then(Result::ok)
+                            .is_none()
+                        {
+                            return Err(lost("sending a command"));
+                        }
+                    }
+                    ClientAction::StartTls => {
+                        // STARTTLS response injection: nothing read before
+                        // the handshake may be taken as a TLS-protected reply.
+                        splitter.discard();
+                        match self
+                            .handshake(
+                                &mut stream,
+                                &client_cfg,
+                                &server_name,
+                                &verifier,
+                                t,
+                                policy,
+                                results,
+                                &hostaddr,
+                                helo_t,
+                            )
+                            .await
+                        {
+                            Ok(()) => actions.extend(sess.tls_established()),
+                            Err(f) => {
+                                let _ = sess.tls_failed();
+                                return Err(f);
+                            }
+                        }
+                    }
+                    ClientAction::Ready => {
+                        if current.is_none() && conn_secs == 0.0 {
+                            conn_secs = started.elapsed().as_secs_f64();
+                        }
+                        // Next message with pending recipients.
+                        let Some(j) = (next_job..jobs.len()).find(|j| !jobs[*j].rcpts.is_empty())
+                        else {
+                            actions.extend(sess.quit());
+                            continue;
+                        };
+                        next_job = j + 1;
+                        current = Some(j);
+                        xfer_start = Instant::now();
+                        let job = &jobs[j];
+                        let smtputf8 =
+                            !job.sender.is_ascii() || job.rcpts.iter().any(|(_, r)| !r.is_ascii());
+                        actions.extend(sess.send_message(Message {
+                            sender: job.sender.clone(),
+                            recipients: job.rcpts.iter().map(|(_, r)| r.clone()).collect(),
+                            size: Some(job.size),
+                            eight_bit: false,
+                            smtputf8,
+                        }));
+                    }
+                    ClientAction::SendBody => {
+                        let Some(j) = current else {
+                            return Err(lost("sending message body"));
+                        };
+                        if let Err(e) = self
+                            .send_body(spool, &jobs[j].id, &mut stream, data_t)
+                            .await
+                        {
+                            return Err(HostFailure {
+                                text: e,
+                                dsn: "4.4.2".into(),
+                                permanent: false,
+                                reached: true,
+                            });
+                        }
+                    }
+                    ClientAction::Delivered(list) => {
+                        let Some(j) = current.take() else { continue };
+                        let xfer = xfer_start.elapsed().as_secs_f64();
+                        for ((idx, _), r) in jobs[j].rcpts.iter().zip(list) {
+                            let kind = match r.status {
+                                Status::Sent => ResultKind::Sent,
+                                Status::Deferred => ResultKind::Deferred,
+                                Status::Bounced => ResultKind::Bounced,
+                            };
+                            let mut rr =
+                                RcptResult::new(kind, relay, &r.dsn(), &r.describe(&hostaddr));
+                            rr.remote_mta = Some(t.host.clone());
+                            rr.conn = conn_secs;
+                            rr.xfer = xfer;
+                            rr.queued = (started.duration_since(started).as_secs_f64()).max(0.0);
+                            results.per_message[j].push((*idx, rr));
+                        }
+                    }
+                    ClientAction::Failed(e) => {
+                        let permanent = e.is_permanent();
+                        let dsn = match &*e {
+                            ClientError::TlsNotOffered
+                            | ClientError::StartTlsRefused(_)
+                            | ClientError::TlsHandshake => "4.7.5".to_string(),
+                            ClientError::Auth(r)
+                            | ClientError::Helo(r)
+                            | ClientError::Greeting(r) => r.dsn().to_string(),
+                            _ => {
+                                if permanent {
+                                    "5.5.0".into()
+                                } else {
+                                    "4.4.2".into()
+                                }
+                            }
+                        };
+                        if matches!(&*e, ClientError::TlsNotOffered) {
+                            results.tls_attempts.push(TlsAttempt {
+                                policy_domain: policy.nexthop_domain().to_string(),
+                                level: t.level,
+                                host: t.host.clone(),
+                                addr: t.addr,
+                                outcome: TlsOutcome::Failure {
+                                    kind: crate::tls::FailureKind::StarttlsNotSupported,
+                                    reason: "STARTTLS not offered".into(),
+                                },
+                            });
+                        }
+                        return Err(HostFailure {
+                            text: e.describe(&hostaddr),
+                            dsn,
+                            permanent,
+                            reached: true,
+                        });
+                    }
+                    ClientAction::Close => {
+                        let _ = timeout(Duration::from_secs(5), stream.shutdown()).await;
+                        return Ok(());
+                    }
+                }
+            }
+            if sess.is_closed() {
+                return Ok(());
+            }
+            // Feed buffered reply lines, or read more.
+            match splitter.next_line(&buf) {
+                Some(Ok(line)) => {
+                    actions.extend(sess.reply_line(line));
+                    continue;
+                }
+                Some(Err(_)) => {
+                    return Err(HostFailure {
+                        text: format!("malformed reply from {hostaddr}"),
+                        dsn: "4.4.2".into(),
+                        permanent: false,
+                        reached: true,
+                    })
+                }
+                None => {}
+            }
+            let limit = if current.is_some() { data_t } else { helo_t };
+            let spare = splitter.spare(&mut buf);
+            match timeout(limit, stream.read(spare)).await {
+                Some(Ok(0)) | Some(Err(_)) => {
+                    return Err(lost(if current.is_some() {
+                        "sending message"
+                    } else {
+                        "receiving the initial server greeting"
+                    }))
+                }
+                Some(Ok(n)) => splitter.filled(REPLY_BUF, n),
+                None => {
+                    return Err(HostFailure {
+                        text: format!("conversation with {hostaddr} timed out"),
+                        dsn: "4.4.2".into(),
+                        permanent: false,
+                        reached: true,
+                    })
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn handshake(
+        &self,
+        stream: &mut Stream,
+        client_cfg: &Arc<rustls::ClientConfig>,
+        server_name: &ServerName<'static>,
+        verifier: &Arc<TernVerifier>,
+        t: &Target,
+        policy: &EffectivePolicy<'_>,
+        results: &mut DeliveryResults,
+        hostaddr: &str,
+        limit: Duration,
+    ) -> Result<(), HostFailure> {
+        let r = timeout(
+            limit,
+            stream.start_tls_client(client_cfg.clone(), server_name.clone()),
+        )
+        .await;
+        let err: Option<String> = match &r {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("handshake timed out".into()),
+        };
+        let outcome = verifier.outcome(err.as_ref().map(|e| e as &dyn std::fmt::Display));
+        results.tls_attempts.push(TlsAttempt {
+            policy_domain: policy.nexthop_domain().to_string(),
+            level: t.level,
+            host: t.host.clone(),
+            addr: t.addr,
+            outcome: outcome.clone(),
+        });
+        match (err, outcome) {
+            (None, TlsOutcome::Success(trust)) => {
+                if self.ctx.cfg.int("smtp_tls_loglevel") > 0 {
+                    if let Some(s) = stream.tls_summary() {
+                        log::info!(target: "smtp", "{}", s.client_log(trust, &t.host, t.addr, t.port));
+                    }
+                }
+                if let Some(m) = verifier.dane_match() {
+                    log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
+                }
+                let _ = Trust::Untrusted;
+                Ok(())
+            }
+            (_, TlsOutcome::Failure { kind, reason }) => {
+                let text = match kind {
+                    crate::tls::FailureKind::ValidationFailure => {
+                        format!("Cannot start TLS: handshake failure with {hostaddr}: {reason}")
+                    }
+                    _ => format!(
+                        "Server certificate not verified: {hostaddr}: {reason} ({})",
+                        kind.as_str()
+                    ),
+                };
+                Err(HostFailure {
+                    text,
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: true,
+                })
+            }
+            (Some(e), TlsOutcome::Success(_)) => Err(HostFailure {
+                text: format!("Cannot start TLS: handshake failure with {hostaddr}: {e}"),
+                dsn: "4.7.5".into(),
+                permanent: false,
+                reached: true,
+            }),
+        }
+    }
+
+    /// Reads the queue file body and sends it dot-stuffed, CRLF only.
+    async fn send_body(
+        &self,
+        spool: &Spool,
+        id: &str,
+        stream: &mut Stream,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let mut reader = spool
+            .open_message(id)
+            .map_err(|e| format!("cannot read queue file {id}: {e}"))?;
+        let mut stuffer = DotStuffer::new();
+        let mut inbuf = [0u8; BODY_BUF];
+        let mut outbuf = [0u8; BODY_BUF * 2 + 8];
+        loop {
+            let n = reader
+                .read(&mut inbuf)
+                .map_err(|e| format!("cannot read queue file {id}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            let mut off = 0;
+            while off < n {
+                let (used, written) = stuffer.feed(&inbuf[off..n], &mut outbuf);
+                off += used;
+                if timeout(limit, stream.write_all(&outbuf[..written]))
+                    .await
+                    .and_then(Result::ok)
+                    .is_none()
+                {
+                    return Err("lost connection while sending message body".into());
+                }
+                if used == 0 && written == 0 {
+                    return Err("internal error: body encoder made no progress".into());
+                }
+            }
+        }
+        let end = stuffer.finish();
+        if timeout(limit, stream.write_all(&end))
+            .await
+            .and_then(Result::ok)
+            .is_none()
+        {
+            return Err("lost connection while sending end of data".into());
+        }
+        Ok(())
+    }
+
+    /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.
+    fn credentials(&self, host: &str, nexthop: &str) -> Option<(String, String)> {
+        if !self.ctx.cfg.bool("smtp_sasl_auth_enable") {
+            return None;
+        }
+        let q = crate::policy::sasl::SaslQuery {
+            sender: None,
+            hostname: host,
+            nexthop: &self.dest,
+        };
+        let _ = nexthop;
+        crate::policy::sasl::lookup_maps(&self.ctx.tables.sasl, &q)
+            .map(|c| (c.username.to_string(), c.password.to_string()))
+    }
+}
+
+/// Runs `fut` with a time limit; None on timeout.
+async fn timeout<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(fut.await) }, async {
+        smol::Timer::after(limit).await;
+        None
+    })
+    .await
+}
+
+/// Whether any recipient of `e` is still to be delivered.
+pub fn has_pending(e: &QueueEntry) -> bool {
+    e.rcpts
+        .iter()
+        .any(|r| matches!(r.status, QStatus::Pending | QStatus::Deferred { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_number_format() {
+        assert_eq!(fmt_secs(0.0), "0");
+        assert_eq!(fmt_secs(0.013), "0.01");
+        assert_eq!(fmt_secs(0.5), "0.5");
+        assert_eq!(fmt_secs(1.0), "1");
+        assert_eq!(fmt_secs(12.4), "12");
+    }
+}
