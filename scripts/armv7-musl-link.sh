@@ -29,5 +29,5 @@ exec "$gcc" -nostdlib -static -no-pie \
     "$musl_lib/crt1.o" "$musl_lib/crti.o" "$gcc_dir/crtbeginT.o" \
     "$@" \
     -L"$musl_lib" -L"$gcc_dir" \
-    -Wl,--start-group -lc -lgcc -lgcc_eh -Wl,--end-group \
+    -Wl,-Bstatic -Wl,--start-group -lc -lgcc -lgcc_eh -Wl,--end-group \
     "$gcc_dir/crtend.o" "$musl_lib/crtn.o"
