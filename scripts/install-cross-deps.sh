@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install what scripts/cross-build.sh needs, on Debian 12 (run as root).
+#   scripts/install-cross-deps.sh [all|aarch64|armv7]     (default: all)
 # Idempotent: installs only what is missing, so a second run is quick and
 # touches neither apt's lists nor rustup's network.
 #   aarch64-unknown-linux-musl:     stable + rustup's prebuilt std, Debian's aarch64 gcc
@@ -11,11 +12,20 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "install-cross-deps: $*"; }
 
-apt_pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
-    libc6-dev-armhf-cross binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf
-    qemu-user musl-tools musl-dev:armhf)
+which=${1:-all}
+a64=0 arm=0
+case "$which" in
+    all) a64=1 arm=1 ;;
+    aarch64) a64=1 ;;
+    armv7) arm=1 ;;
+    *) echo "usage: $0 [all|aarch64|armv7]" >&2; exit 2 ;;
+esac
+apt_pkgs=(qemu-user musl-tools)
+[ $a64 = 0 ] || apt_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
+[ $arm = 0 ] || apt_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    binutils-arm-linux-gnueabihf musl-dev:armhf)
 
-if ! dpkg --print-foreign-architectures | grep -qx armhf; then
+if [ $arm = 1 ] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
     say "adding dpkg architecture armhf"
     dpkg --add-architecture armhf
     need_update=1
@@ -34,18 +44,17 @@ elif [ -n "${need_update:-}" ]; then
 fi
 
 # Rust: the default (stable) toolchain gets aarch64-musl's prebuilt std.
-if ! rustup target list --installed --toolchain stable | grep -qx aarch64-unknown-linux-musl; then
+if [ $a64 = 1 ] && ! rustup target list --installed --toolchain stable | grep -qx aarch64-unknown-linux-musl; then
     say "rustup target add aarch64-unknown-linux-musl"
     rustup target add --toolchain stable aarch64-unknown-linux-musl
 fi
 # armv7-musleabihf has no std shipped for this set-up: nightly builds it from rust-src.
-if ! rustup toolchain list | grep -q '^nightly-'; then
+if [ $arm = 1 ] && ! rustup toolchain list | grep -q '^nightly-'; then
     say "rustup toolchain install nightly"
     rustup toolchain install nightly --profile minimal --component rust-src
 fi
-if ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
+if [ $arm = 1 ] && ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
     say "rustup component add rust-src (nightly)"
     rustup component add --toolchain nightly rust-src
 fi
-say "ok: $(aarch64-linux-gnu-gcc -dumpversion) aarch64 gcc, $(arm-linux-gnueabihf-gcc -dumpversion) armhf gcc," \
-    "$(qemu-aarch64 --version | head -n1), $(rustc +nightly --version)"
+say "ok ($which): $(qemu-aarch64 --version | head -n1)"
