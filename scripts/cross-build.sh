@@ -19,7 +19,7 @@ set -euo pipefail
 die() { echo "cross-build: $*" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-board= test=0 smoke=1 strict= example=
+board='' test=0 smoke=1 strict='' example=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --test) test=1 ;;
@@ -37,7 +37,7 @@ case "$board" in
     */* | *.conf) conf=$board ;;
     *) conf=$root/boards/$board.conf ;;
 esac
-[ -f "$conf" ] || die "no board profile $conf (have: $(cd "$root/boards" && ls *.conf | tr '\n' ' '))"
+[ -f "$conf" ] || die "no board profile $conf (have: $(cd "$root/boards" && echo ./*.conf))"
 conf=$(cd "$(dirname "$conf")" && pwd)/$(basename "$conf")
 name=$(basename "$conf" .conf)
 

@@ -18,7 +18,7 @@ STEPS=(version check_config sendmail mailq)
 
 die() { echo "qemu-smoke: $*" >&2; exit 2; }
 
-bin= conf= cpu= arch= strict=0
+bin='' conf='' cpu='' arch='' strict=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --board) shift; conf=${1:?} ;;
