@@ -4,7 +4,8 @@
 # Header order matters: gcc's own headers, then musl's, and only after them
 # (-idirafter) the glibc cross dir, which is there for the kernel headers
 # (linux/, asm/) musl does not ship. musl's headers must win so that C code
-# sees musl's 32-bit time_t and struct layouts, not glibc's.
+# sees musl's struct layouts and its 64-bit time_t with the __*_time64
+# symbol redirects, not glibc 2.36's 32-bit time_t.
 # Used by scripts/cross-build.sh as CC_armv7_unknown_linux_musleabihf.
 set -e
 gcc=arm-linux-gnueabihf-gcc

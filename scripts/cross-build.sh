@@ -2,14 +2,14 @@
 # Build tern's release binary for one board profile, here, without a
 # container engine, then smoke-test it under qemu-user.
 #
-#   scripts/cross-build.sh BOARD [--test] [--strict] [--no-smoke] [--example NAME]
+#   scripts/cross-build.sh BOARD [--test] [--strict] [--no-smoke] [--example NAME] [-- TESTARGS]
 #
 # BOARD is a name in boards/ (openwrt-aarch64) or a path to a .conf file.
 # The profile's "# target:", "# rustflags:", "# toolchain:", "# build-std:"
 # and "# qemu-cpu:" header lines drive the build. Output goes to
 # target/cross (CARGO_TARGET_DIR overrides); the stripped binary is copied to
 # target/cross/BOARD/tern (or target/cross/BOARD/NAME for --example).
-#   --test      also run `cargo test --lib` for the target under qemu-user
+#   --test      also run `cargo test --lib [TESTARGS]` for the target under qemu-user
 #   --strict    smoke test fails when a documented sub-command is missing
 #   --no-smoke  skip scripts/qemu-smoke.sh
 #   --example   build examples/NAME.rs instead of the tern binary (size probes)
@@ -19,6 +19,7 @@ set -euo pipefail
 die() { echo "cross-build: $*" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+test_args=()
 board='' test=0 smoke=1 strict='' example=''
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
         --no-smoke) smoke=0 ;;
         --example) shift; example=${1:?--example needs a name} ;;
         -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        --) shift; test_args=("$@"); break ;;
         -*) die "unknown option $1" ;;
         *) [ -z "$board" ] || die "one board at a time"; board=$1 ;;
     esac
@@ -119,5 +121,5 @@ if [ "$test" = 1 ]; then
     # `test` crate to the std it builds.
     test_std=()
     [ ${#std_args[@]} -eq 0 ] || test_std=(-Zbuild-std="${build_std/panic_abort/panic_unwind}")
-    cargo "${cargo_args[@]}" test --target "$target" "${test_std[@]}" --lib
+    cargo "${cargo_args[@]}" test --target "$target" "${test_std[@]}" --lib "${test_args[@]}"
 fi
