@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
         --cpu) shift; cpu=${1:?} ;;
         --arch) shift; arch=${1:?} ;;
         --strict) strict=1 ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) bin=$1 ;;
     esac
