@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         --strict) strict=--strict ;;
         --no-smoke) smoke=0 ;;
         --example) shift; example=${1:?--example needs a name} ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
         --) shift; test_args=("$@"); break ;;
         -*) die "unknown option $1" ;;
         *) [ -z "$board" ] || die "one board at a time"; board=$1 ;;
