@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install what scripts/cross-build.sh needs, on Debian 12 (run as root).
+#   scripts/install-cross-deps.sh [all|aarch64|armv7]     (default: all)
+# Idempotent: installs only what is missing, so a second run is quick and
+# touches neither apt's lists nor rustup's network.
+#   aarch64-unknown-linux-musl:     stable + rustup's prebuilt std, Debian's aarch64 gcc
+#   armv7-unknown-linux-musleabihf: nightly + rust-src (std built with -Zbuild-std),
+#                                   Debian's armhf gcc and musl-dev:armhf
+#   both:                           qemu-user for the smoke test and `cargo test`
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+say() { echo "install-cross-deps: $*"; }
+
+which=${1:-all}
+a64=0 arm=0
+case "$which" in
+    all) a64=1 arm=1 ;;
+    aarch64) a64=1 ;;
+    armv7) arm=1 ;;
+    *) echo "usage: $0 [all|aarch64|armv7]" >&2; exit 2 ;;
+esac
+apt_pkgs=(qemu-user musl-tools)
+[ $a64 = 0 ] || apt_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
+[ $arm = 0 ] || apt_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    binutils-arm-linux-gnueabihf musl-dev:armhf)
+
+if [ $arm = 1 ] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
+    say "adding dpkg architecture armhf"
+    dpkg --add-architecture armhf
+    need_update=1
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    # Lists must be fresh: armhf's were never fetched before it was added.
+    apt-get update -qq || say "apt-get update reported errors; trying the install anyway"
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+elif [ -n "${need_update:-}" ]; then
+    apt-get update -qq || true
+fi
+
+# Rust: the default (stable) toolchain gets aarch64-musl's prebuilt std.
+if [ $a64 = 1 ] && ! rustup target list --installed --toolchain stable | grep -qx aarch64-unknown-linux-musl; then
+    say "rustup target add aarch64-unknown-linux-musl"
+    rustup target add --toolchain stable aarch64-unknown-linux-musl
+fi
+# armv7-musleabihf has no std shipped for this set-up: nightly builds it from rust-src.
+if [ $arm = 1 ] && ! rustup toolchain list | grep -q '^nightly-'; then
+    say "rustup toolchain install nightly"
+    rustup toolchain install nightly --profile minimal --component rust-src
+fi
+if [ $arm = 1 ] && ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
+    say "rustup component add rust-src (nightly)"
+    rustup component add --toolchain nightly rust-src
+fi
+say "ok ($which): $(qemu-aarch64 --version | head -n1)"
