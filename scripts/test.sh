@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the peer programs the tests run against (apt-get), then runs
+# every check: formatting, clippy, unit and integration tests, and the
+# aarch64 cross build with its smoke test under qemu. `.ci/run` calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+bash scripts/install-cross-deps.sh aarch64
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --lib --bins --tests
+bash scripts/cross-build.sh openwrt-aarch64 --strict
