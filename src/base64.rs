@@ -89,6 +89,35 @@ pub fn decode(text: &str) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// Decodes padded base64 strictly, as SASL (RFC 4954) wants it; `None` on
+/// any malformed input (wrong length,
+/// bad characters, misplaced padding, non-zero trailing bits).
+pub fn decode_strict(input: &[u8]) -> Option<Vec<u8>> {
+    if input.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let quads = input.len() / 4;
+    for (qi, q) in input.chunks(4).enumerate() {
+        let pad = q.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && qi + 1 != quads) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &q[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let keep = 3 - pad;
+        if bytes[keep..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        out.extend_from_slice(&bytes[..keep]);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +147,17 @@ mod tests {
         assert_eq!(decode("Zg=a"), Err(DecodeError::InvalidLength));
         assert_eq!(decode("Zg==="), Err(DecodeError::InvalidLength));
         assert_eq!(decode("Zm 9vAA"), Err(DecodeError::InvalidByte(2)));
+    }
+    #[test]
+    fn malformed() {
+        for bad in ["Zg=", "Zg", "Z===", "Zg==Zg==", "Zh==", "Zm9*", "Zm=v"] {
+            assert_eq!(decode_strict(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn strict_accepts_padded_vectors() {
+        assert_eq!(decode_strict(b"Zm9vYg==").unwrap(), b"foob");
+        assert_eq!(decode_strict(b"AHVzZXIAcGFzcw==").unwrap(), b"\0user\0pass");
     }
 }

@@ -20,8 +20,8 @@
 //! came over TLS. With [`TlsRequirement::Required`] the session never
 //! continues without TLS.
 
-use super::base64;
 use super::reply::{ParsedReply, ReplyError, ReplyParser};
+use crate::base64;
 use core::fmt;
 
 /// What the TLS policy demands for this connection (decided by `policy`).

@@ -14,9 +14,7 @@
 //! * [`received`]: the `Received:` header.
 //! * [`client`]: the client session for outbound delivery.
 //! * [`dotstuff`]: the outbound body encoder (dot-stuffing, CRLF only).
-//! * [`base64`]: for SASL.
 
-pub mod base64;
 pub mod client;
 pub mod command;
 pub mod data;

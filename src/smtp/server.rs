@@ -25,11 +25,11 @@
 //!   next action (Postfix's `smtpd_error_sleep_time` once
 //!   `smtpd_soft_error_limit` errors were made).
 
-use super::base64;
 use super::command::{self, Body, Command, CommandError, Path, Verb};
 use super::data::{BareNewline, DataReader};
 use super::line::LineError;
 use super::reply::Reply;
+use crate::base64;
 use core::fmt::Write as _;
 
 /// Session settings (Postfix names in brackets).
@@ -897,7 +897,7 @@ fn decode_response(resp: &[u8]) -> Option<Vec<u8>> {
     if resp == b"=" {
         Some(Vec::new())
     } else {
-        base64::decode(resp)
+        base64::decode_strict(resp)
     }
 }
 
