@@ -555,10 +555,8 @@ impl QueueManager {
             myhostname: host,
             queue_id: &job.id,
             sender: &job.sender,
-            arrival_date: &crate::smtp::received::format_date(
-                i64::try_from(job.arrival).unwrap_or(0),
-            ),
-            date: &crate::smtp::received::format_date(i64::try_from(now).unwrap_or(0)),
+            arrival_date: &crate::queue::clock::local(job.arrival).rfc5322(),
+            date: &crate::queue::clock::local(now).rfc5322(),
             unique: &unique,
             recipients: &statuses,
             headers_only,

@@ -77,30 +77,20 @@ impl Civil {
     }
 }
 
-/// UTC calendar time for `t` seconds since the epoch.
+/// UTC calendar time for `t` seconds since the epoch (the calendar
+/// arithmetic is `syslog::time`'s).
 pub fn utc(t: u64) -> Civil {
-    let days = (t / 86_400) as i64;
-    let secs = t % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    let d = crate::syslog::time::DateTime::from_unix(i64::try_from(t).unwrap_or(i64::MAX), 0, 0);
     let mut zone = heapless::String::new();
     let _ = zone.push_str("UTC");
     Civil {
-        year,
-        month,
-        day,
-        hour: (secs / 3600) as u32,
-        min: (secs / 60 % 60) as u32,
-        sec: (secs % 60) as u32,
-        wday: ((days + 4).rem_euclid(7)) as u32,
+        year: i32::from(d.year),
+        month: u32::from(d.month),
+        day: u32::from(d.day),
+        hour: u32::from(d.hour),
+        min: u32::from(d.minute),
+        sec: u32::from(d.second),
+        wday: u32::from(d.weekday),
         offset: 0,
         zone,
     }

@@ -11,7 +11,7 @@ use crate::queue::{Flags, NewMessage, Recipient};
 use crate::smtp::command::{self, Command, Path};
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
-use crate::smtp::received::{format_date, received_header, ReceivedInfo};
+use crate::smtp::received::{received_header, ReceivedInfo};
 use crate::smtp::server::{Action, Actions, Event, RcptClass, ServerParams, Session};
 use crate::tls::{Slot, Stream};
 
@@ -345,7 +345,7 @@ async fn receive_data(
                 [one] => Some(one.as_str()),
                 _ => None,
             },
-            date: &format_date(i64::try_from(now).unwrap_or(0)),
+            date: &crate::queue::clock::local(now).rfc5322(),
         });
         if let Some(inc) = incoming.as_mut() {
             if let Err(e) = inc.write(header.as_bytes()) {
