@@ -33,6 +33,10 @@ fn assert_delivered(tern: &Tern, pf: &Postfix, port: u16) -> String {
         tern.diagnostics()
     );
     pf.wait_for_message(1, WAIT);
+    eprintln!("{status}");
+    for l in tern.tls_lines() {
+        eprintln!("{l}");
+    }
     status
 }
 
@@ -51,6 +55,7 @@ fn assert_deferred(tern: &Tern, pf: &Postfix) -> String {
         tern.diagnostics()
     );
     assert!(pf.messages().is_empty(), "Postfix got a message");
+    eprintln!("{status}");
     status
 }
 
@@ -291,11 +296,19 @@ fn bogus_tlsa_answer_defers_and_never_downgrades() {
     let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
     let pf = receiver().tls(&leaf.chain, &leaf.key).start();
     let port = pf.smtp_port();
-    // MX and A are secure; the TLSA RRset lives in a zone of its own whose
-    // trust anchor is wrong, so only the TLSA lookup is bogus (SERVFAIL).
+    // MX and A are secure; the TLSA RRset lives in a child zone whose
+    // DS in the (signed) parent and whose trust anchor match none of its
+    // keys, so only the TLSA lookup is bogus (SERVFAIL). The delegation
+    // must be real: without NS in the parent, unbound proves the TLSA name
+    // away from the parent's cached NSEC chain (aggressive NSEC).
     let child = format!("_tcp.{MX_HOST}");
+    let parent = format!(
+        "{}_tcp.mx IN NS ns.{DOMAIN}.\n_tcp.mx IN DS 4711 13 2 {}\n",
+        mx_records(port, &[]),
+        "5a".repeat(32)
+    );
     let dns = DnsWorld::start(&[
-        Zone::new(DOMAIN, Signing::Signed, &mx_records(port, &[])),
+        Zone::new(DOMAIN, Signing::Signed, &parent),
         Zone::new(
             &child,
             Signing::WrongAnchor,

@@ -82,6 +82,7 @@ impl Tern {
                  smtp_tls_loglevel = 1\n\
                  minimal_backoff_time = 300s\n\
                  maximal_backoff_time = 600s\n\
+                 syslog_level = debug\n\
                  {extra}\n"
             ),
         );
