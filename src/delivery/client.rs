@@ -434,7 +434,7 @@ impl Delivery {
                             Err(e) => TlsaLookup::Failed(e.to_string()),
                         });
                     }
-                    Some(dane_policy::decide(lvl, &host, &facts))
+                    Some(dane_policy::decide_at(lvl, &host, port, &facts))
                 }
                 _ => None,
             };
