@@ -374,3 +374,40 @@ fn policy_table_pins_dane_only_per_domain() {
     let status = assert_deferred(&tern, &pf);
     assert!(status.contains("no TLSA records found"), "{status}");
 }
+
+#[test]
+fn cname_mx_host_uses_the_expanded_tlsa_base_domain() {
+    // RFC 7672 §2.2.3: the MX host `mx` is a secure CNAME for `real`; the
+    // TLSA lookup goes to `_PORT._tcp.real` first, and `real` is then the
+    // TLSA base domain and a DANE-TA reference identifier (§3.2.2).
+    let ca = TestCa::new();
+    let real = "real.example.test";
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[real]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::Signed,
+        &format!(
+            "@ IN MX 10 mx\nmx IN CNAME real\nreal IN A 127.0.0.1\n\
+             _{port}._tcp.real IN TLSA 2 0 1 {}\n",
+            colon_free(&ca.cert_sha256)
+        ),
+    )]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "CNAME");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains(&format!("name: \"{real}\"")),
+        "{}",
+        tern.diagnostics()
+    );
+}

@@ -136,7 +136,10 @@ fn session(tcp: TcpStream, cfg: Arc<ServerConfig>, events: &Mutex<Vec<Event>>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while conn.is_handshaking() {
         if Instant::now() > deadline {
-            events.lock().unwrap().push(Event::TlsFailed("timeout".into()));
+            events
+                .lock()
+                .unwrap()
+                .push(Event::TlsFailed("timeout".into()));
             return;
         }
         if let Err(e) = conn.complete_io(&mut tcp) {
