@@ -411,3 +411,69 @@ fn cname_mx_host_uses_the_expanded_tlsa_base_domain() {
         tern.diagnostics()
     );
 }
+
+#[test]
+fn dane_ta_spki_sha256_match_is_verified() {
+    // `2 1 1`: the anchor named by its public key's digest.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("2 1 1 {}", colon_free(&ca.pkey_sha256))],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 1 1");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines()
+            .iter()
+            .any(|l| l.contains("Verified TLS connection established to")),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn failing_mx_host_falls_through_to_the_next_secure_one() {
+    // Two MX hosts on the same receiver: mx1 (preferred) publishes a digest
+    // that does not match, mx2 the right one. mx1 fails DANE, mx2 gets the
+    // mail, authenticated.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::Signed,
+        &format!(
+            "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.1\nmx2 IN A 127.0.0.1\n\
+             _{port}._tcp.mx1 IN TLSA 3 1 1 {}\n_{port}._tcp.mx2 IN TLSA 3 1 1 {}\n",
+            "00".repeat(32),
+            leaf.pkey_sha256_hex()
+        ),
+    )]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "two MX");
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains(&format!("relay=mx2.example.test[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    let log = tern.log();
+    assert!(
+        log.contains("mx1.example.test[127.0.0.1]: no TLSA record matched"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
+        )),
+        "{log}"
+    );
+}
