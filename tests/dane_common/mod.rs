@@ -202,22 +202,3 @@ impl Drop for Tern {
         self.daemon.stop();
     }
 }
-
-/// Hex of `bytes`, lowercase (TLSA association data).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of a file's contents as lowercase hex, computed by `openssl dgst`
-/// (independent of tern's own digest code).
-pub fn sha256_file_hex(path: &std::path::Path) -> String {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["dgst", "-sha256", "-r"]).arg(path);
-    let out = run(cmd, None, Duration::from_secs(20));
-    assert!(out.success(), "openssl dgst: {}", out.combined());
-    out.stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
