@@ -408,6 +408,8 @@ impl Delivery {
                 });
                 continue;
             }
+            // The TLSA base domain: the MX host, or its secure CNAME target.
+            let mut tlsa_base = host.clone();
             let dane = match policy.level {
                 Level::Dane | Level::DaneOnly => {
                     let lvl = if policy.level == Level::Dane {
@@ -422,19 +424,34 @@ impl Delivery {
                         tlsa: None,
                     };
                     if dane_policy::needs_tlsa_lookup(mx_secure, address_secure) {
-                        let name = format!("_{port}._tcp.{host}");
-                        facts.tlsa = Some(match resolver.lookup_tlsa(&name).await {
-                            Ok(a) if a.records.is_empty() => TlsaLookup::NoRecords {
-                                secure: a.authenticated && trust_ad,
-                            },
-                            Ok(a) => TlsaLookup::Records {
-                                secure: a.authenticated && trust_ad,
-                                records: a.records,
-                            },
-                            Err(e) => TlsaLookup::Failed(e.to_string()),
-                        });
+                        // RFC 7672 §2.2.3: a secure CNAME-expanded name first,
+                        // then the original name when that has no TLSA.
+                        let bases: Vec<String> =
+                            dane_policy::base_domains(&host, Some(&addrs.name), address_secure)
+                                .into_iter()
+                                .map(str::to_string)
+                                .collect();
+                        for b in bases {
+                            let name = format!("_{port}._tcp.{b}");
+                            let l = match resolver.lookup_tlsa(&name).await {
+                                Ok(a) if a.records.is_empty() => TlsaLookup::NoRecords {
+                                    secure: a.authenticated && trust_ad,
+                                },
+                                Ok(a) => TlsaLookup::Records {
+                                    secure: a.authenticated && trust_ad,
+                                    records: a.records,
+                                },
+                                Err(e) => TlsaLookup::Failed(e.to_string()),
+                            };
+                            let none_here = matches!(l, TlsaLookup::NoRecords { .. });
+                            facts.tlsa = Some(l);
+                            tlsa_base = b;
+                            if !none_here {
+                                break;
+                            }
+                        }
                     }
-                    Some(dane_policy::decide(lvl, &host, &facts))
+                    Some(dane_policy::decide_at(lvl, &tlsa_base, port, &facts))
                 }
                 _ => None,
             };
@@ -448,7 +465,15 @@ impl Delivery {
                 continue;
             }
             for ip in addrs.records {
-                out.push(self.target(host.clone(), ip, port, policy, dane.clone()));
+                let mut t = self.target(host.clone(), ip, port, policy, dane.clone());
+                if let VerifyMode::Dane { names, .. } = &mut t.verify {
+                    // DANE-TA reference identifiers (RFC 7672 §3.2.2): the
+                    // TLSA base domain first, then the MX host, next hop.
+                    if !tlsa_base.eq_ignore_ascii_case(&host) {
+                        names.insert(0, tlsa_base.clone());
+                    }
+                }
+                out.push(t);
             }
         }
         if out.is_empty() {

@@ -66,8 +66,17 @@ pub fn needs_tlsa_lookup(mx_secure: bool, address_secure: bool) -> bool {
     mx_secure && address_secure
 }
 
-/// Decides the connection's requirements for one host (RFC 7672 §2.2).
+/// Decides the connection's requirements for one host on port 25 (RFC
+/// 7672 §2.2); see [`decide_at`].
 pub fn decide(level: DaneLevel, host: &str, facts: &HostFacts) -> DaneDecision {
+    decide_at(level, host, 25, facts)
+}
+
+/// Decides the connection's requirements for one host reached on `port`,
+/// whose TLSA records were looked up at `_<port>._tcp.<host>` (RFC 6698
+/// §3: the owner name carries the port actually connected to, e.g. with
+/// `smtp_tcp_port`); the reasons name that owner.
+pub fn decide_at(level: DaneLevel, host: &str, port: u16, facts: &HostFacts) -> DaneDecision {
     let defer_or_may = |why: String| match level {
         DaneLevel::Dane => DaneDecision::May,
         DaneLevel::DaneOnly => DaneDecision::Defer(why),
@@ -85,15 +94,15 @@ pub fn decide(level: DaneLevel, host: &str, facts: &HostFacts) -> DaneDecision {
     match &facts.tlsa {
         None => defer_or_may(format!("no TLSA lookup for {host}")),
         Some(TlsaLookup::Failed(e)) => {
-            DaneDecision::Defer(format!("TLSA lookup error for _25._tcp.{host}: {e}"))
+            DaneDecision::Defer(format!("TLSA lookup error for _{port}._tcp.{host}: {e}"))
         }
         Some(TlsaLookup::NoRecords { secure: true }) => {
-            defer_or_may(format!("no TLSA records found for _25._tcp.{host}"))
+            defer_or_may(format!("no TLSA records found for _{port}._tcp.{host}"))
         }
         // An unvalidated denial or answer is treated as no TLSA at all.
         Some(TlsaLookup::NoRecords { secure: false })
         | Some(TlsaLookup::Records { secure: false, .. }) => defer_or_may(format!(
-            "TLSA records for _25._tcp.{host} are not DNSSEC-validated"
+            "TLSA records for _{port}._tcp.{host} are not DNSSEC-validated"
         )),
         Some(TlsaLookup::Records {
             records,
@@ -106,7 +115,7 @@ pub fn decide(level: DaneLevel, host: &str, facts: &HostFacts) -> DaneDecision {
                 match level {
                     DaneLevel::Dane => DaneDecision::Encrypt,
                     DaneLevel::DaneOnly => DaneDecision::Defer(format!(
-                        "all TLSA records for _25._tcp.{host} are unusable"
+                        "all TLSA records for _{port}._tcp.{host} are unusable"
                     )),
                 }
             }
@@ -224,6 +233,20 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn reasons_name_the_port_looked_up() {
+        let f = facts(Some(TlsaLookup::NoRecords { secure: true }));
+        assert_eq!(
+            decide_at(DaneLevel::DaneOnly, "mx.example", 2525, &f),
+            DaneDecision::Defer("no TLSA records found for _2525._tcp.mx.example".into())
+        );
+        let f = facts(Some(TlsaLookup::Failed("SERVFAIL".into())));
+        assert_eq!(
+            decide_at(DaneLevel::Dane, "mx.example", 587, &f),
+            DaneDecision::Defer("TLSA lookup error for _587._tcp.mx.example: SERVFAIL".into())
+        );
     }
 
     #[test]

@@ -1,0 +1,479 @@
+//! DANE (RFC 7672) end to end: tern delivers MX-style through a real DNSSEC
+//! chain (nsd serving a zone signed with ldns-signzone, unbound validating
+//! it on loopback) to a real Postfix receiver whose key is published in
+//! TLSA records. One test per case of the DANE level table.
+mod common;
+mod dane_common;
+
+use common::certs::{KeyKind, TestCa};
+use common::dnssec::{DnsWorld, Signing, Zone};
+use common::postfix::{Postfix, PostfixBuilder};
+use dane_common::*;
+
+const RCPT: &str = "alice@example.test";
+
+/// A Postfix receiving mail for example.test as `mx.example.test`.
+fn receiver() -> PostfixBuilder {
+    Postfix::builder()
+        .hostname(MX_HOST)
+        .local_domains(&[DOMAIN])
+}
+
+fn colon_free(s: &str) -> String {
+    s.replace(':', "").to_ascii_lowercase()
+}
+
+/// Asserts the delivery went out and arrived at Postfix.
+fn assert_delivered(tern: &Tern, pf: &Postfix, port: u16) -> String {
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains("status=sent")
+            && status.contains(&format!("relay={MX_HOST}[127.0.0.1]:{port}")),
+        "expected sent via {MX_HOST}: {status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    eprintln!("{status}");
+    for l in tern.tls_lines() {
+        eprintln!("{l}");
+    }
+    status
+}
+
+/// Asserts the delivery was deferred (never sent), that Postfix got no
+/// message, and returns the status line.
+fn assert_deferred(tern: &Tern, pf: &Postfix) -> String {
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains("status=deferred ("),
+        "expected deferred: {status}\n{}",
+        tern.diagnostics()
+    );
+    assert!(
+        !tern.log().contains("status=sent"),
+        "{}",
+        tern.diagnostics()
+    );
+    assert!(pf.messages().is_empty(), "Postfix got a message");
+    eprintln!("{status}");
+    status
+}
+
+#[test]
+fn dane_ee_spki_sha256_match_is_verified() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "3 1 1");
+    assert_delivered(&tern, &pf, port);
+    let tls = tern.tls_lines();
+    assert!(
+        tls.iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}: TLSv1.3"
+        ))),
+        "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains("DANE match: EndEntity"),
+        "{}",
+        tern.diagnostics()
+    );
+    // Postfix saw the TLS session from tern.
+    assert!(pf
+        .wait_for_log("Anonymous TLS connection established from", WAIT)
+        .is_some());
+}
+
+#[test]
+fn dane_ta_cert_sha256_match_with_name_check_is_verified() {
+    let ca = TestCa::new();
+    // The chain Postfix presents includes the CA (RFC 7671 §5.2.2).
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("2 0 1 {}", colon_free(&ca.cert_sha256))],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 0 1");
+    assert_delivered(&tern, &pf, port);
+    let tls = tern.tls_lines();
+    assert!(
+        tls.iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains("DANE match: TrustAnchor")
+            && tern.log().contains(&format!("name: \"{MX_HOST}\"")),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn dane_ta_match_with_wrong_certificate_name_defers() {
+    let ca = TestCa::new();
+    // Issued by the published anchor, but for another host: RFC 7672 §3.2.2
+    // requires the name check for DANE-TA.
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["other.example.net"]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("2 0 1 {}", colon_free(&ca.cert_sha256))],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 0 1 wrong name");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains("Server certificate not verified")
+            && status.contains("does not match the TLSA base domain"),
+        "{status}"
+    );
+    assert!(tern.tls_lines().is_empty(), "{:?}", tern.tls_lines());
+}
+
+#[test]
+fn wrong_digest_defers() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let other = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // Digests of another key and another certificate: usable, no match.
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[
+            &format!("3 1 1 {}", other.pkey_sha256_hex()),
+            &format!("3 0 1 {}", other.cert_sha256_hex()),
+        ],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "wrong digest");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains(&format!(
+            "Server certificate not verified: {MX_HOST}[127.0.0.1]"
+        )) && status.contains("no TLSA record matched")
+            && status.contains("dsn=4.7.5"),
+        "{status}"
+    );
+    // The handshake was aborted by tern, not completed and then judged.
+    assert!(tern.tls_lines().is_empty(), "{:?}", tern.tls_lines());
+    assert!(pf.log().contains("SSL_accept error") || pf.log().contains("lost connection"));
+}
+
+#[test]
+fn unsigned_zone_falls_back_to_may() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // Even a matching TLSA record is ignored without DNSSEC (RFC 7672 §2.2).
+    let dns = world(
+        Signing::Unsigned,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "unsigned");
+    assert_delivered(&tern, &pf, port);
+    let tls = tern.tls_lines();
+    assert!(
+        tls.iter().any(|l| l.contains(&format!(
+            "Untrusted TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    assert!(!tern.log().contains("DANE match"));
+}
+
+#[test]
+fn unsigned_zone_without_starttls_still_delivers_in_plaintext() {
+    // `may` really is opportunistic: no STARTTLS, delivered anyway.
+    let pf = receiver().start();
+    let port = pf.smtp_port();
+    let dns = world(Signing::Unsigned, port, &[]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "unsigned, no TLS");
+    assert_delivered(&tern, &pf, port);
+    assert!(tern.tls_lines().is_empty());
+}
+
+#[test]
+fn only_unusable_tlsa_means_encrypt() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // PKIX-TA(0) and PKIX-EE(1), even matching, are unusable for SMTP
+    // (RFC 7672 §3.1.3): TLS is still mandatory, authentication is not.
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[
+            &format!("0 0 1 {}", colon_free(&ca.cert_sha256)),
+            &format!("1 1 1 {}", leaf.pkey_sha256_hex()),
+        ],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "unusable");
+    assert_delivered(&tern, &pf, port);
+    let tls = tern.tls_lines();
+    // The test CA is not in smtp_tls_CAfile: Untrusted, never Verified.
+    assert!(
+        tls.iter().any(|l| l.contains(&format!(
+            "Untrusted TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    assert!(!tern.log().contains("Verified TLS"));
+}
+
+#[test]
+fn only_unusable_tlsa_and_no_starttls_defers() {
+    // The other half of `encrypt`: without STARTTLS the mail waits.
+    let pf = receiver().start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("1 1 1 {}", "ab".repeat(32))],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "unusable, no TLS");
+    let status = assert_deferred(&tern, &pf);
+    assert!(status.contains("TLS"), "{status}");
+}
+
+#[test]
+fn bogus_signatures_defer_and_never_downgrade() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // Every answer of the zone is bogus: unbound says SERVFAIL for the MX.
+    let dns = world(
+        Signing::ExpiredSignatures,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "bogus zone");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains(&format!("name={DOMAIN} type=MX")),
+        "{status}"
+    );
+    // Not even a connection was made.
+    assert!(
+        !pf.log().contains("connect from"),
+        "Postfix was contacted:\n{}",
+        pf.log()
+    );
+}
+
+#[test]
+fn bogus_tlsa_answer_defers_and_never_downgrades() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // MX and A are secure; the TLSA RRset lives in a child zone whose
+    // DS in the (signed) parent and whose trust anchor match none of its
+    // keys, so only the TLSA lookup is bogus (SERVFAIL). The delegation
+    // must be real: without NS in the parent, unbound proves the TLSA name
+    // away from the parent's cached NSEC chain (aggressive NSEC).
+    let child = format!("_tcp.{MX_HOST}");
+    let parent = format!(
+        "{}_tcp.mx IN NS ns.{DOMAIN}.\n_tcp.mx IN DS 4711 13 2 {}\n",
+        mx_records(port, &[]),
+        "5a".repeat(32)
+    );
+    let dns = DnsWorld::start(&[
+        Zone::new(DOMAIN, Signing::Signed, &parent),
+        Zone::new(
+            &child,
+            Signing::WrongAnchor,
+            &format!("_{port} IN TLSA 3 1 1 {}\n", leaf.pkey_sha256_hex()),
+        ),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "bogus TLSA");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains(&format!(
+            "dsn=4.7.5, status=deferred (TLSA lookup error for _{port}._tcp.{MX_HOST}: "
+        )),
+        "{status}"
+    );
+    assert!(
+        !pf.log().contains("connect from"),
+        "Postfix was contacted:\n{}",
+        pf.log()
+    );
+}
+
+#[test]
+fn dane_only_without_tlsa_defers() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // Signed zone, secure denial of the TLSA name.
+    let dns = world(Signing::Signed, port, &[]);
+    let tern = Tern::start(dns.resolver, port, "smtp_tls_security_level = dane-only");
+    tern.send(RCPT, "dane-only, no TLSA");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains(&format!(
+            "status=deferred (no TLSA records found for _{port}._tcp.{MX_HOST})"
+        )),
+        "{status}"
+    );
+}
+
+#[test]
+fn policy_table_pins_dane_only_per_domain() {
+    // The default level is `may`; the table entry for example.test makes
+    // it `dane-only`, which defers without TLSA.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(Signing::Signed, port, &[]);
+    let table = common::tempdir::TempDir::new("dane-policy");
+    let path = table.join("tls_policy");
+    common::tempdir::write(&path, format!("{DOMAIN} dane-only\n"));
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        &format!(
+            "smtp_tls_security_level = may\nsmtp_tls_policy_maps = texthash:{}",
+            path.display()
+        ),
+    );
+    tern.send(RCPT, "policy dane-only");
+    let status = assert_deferred(&tern, &pf);
+    assert!(status.contains("no TLSA records found"), "{status}");
+}
+
+#[test]
+fn cname_mx_host_uses_the_expanded_tlsa_base_domain() {
+    // RFC 7672 §2.2.3: the MX host `mx` is a secure CNAME for `real`; the
+    // TLSA lookup goes to `_PORT._tcp.real` first, and `real` is then the
+    // TLSA base domain and a DANE-TA reference identifier (§3.2.2).
+    let ca = TestCa::new();
+    let real = "real.example.test";
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[real]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::Signed,
+        &format!(
+            "@ IN MX 10 mx\nmx IN CNAME real\nreal IN A 127.0.0.1\n\
+             _{port}._tcp.real IN TLSA 2 0 1 {}\n",
+            colon_free(&ca.cert_sha256)
+        ),
+    )]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "CNAME");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains(&format!("name: \"{real}\"")),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn dane_ta_spki_sha256_match_is_verified() {
+    // `2 1 1`: the anchor named by its public key's digest.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("2 1 1 {}", colon_free(&ca.pkey_sha256))],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 1 1");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines()
+            .iter()
+            .any(|l| l.contains("Verified TLS connection established to")),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn failing_mx_host_falls_through_to_the_next_secure_one() {
+    // Two MX hosts on the same receiver: mx1 (preferred) publishes a digest
+    // that does not match, mx2 the right one. mx1 fails DANE, mx2 gets the
+    // mail, authenticated.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::Signed,
+        &format!(
+            "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.1\nmx2 IN A 127.0.0.1\n\
+             _{port}._tcp.mx1 IN TLSA 3 1 1 {}\n_{port}._tcp.mx2 IN TLSA 3 1 1 {}\n",
+            "00".repeat(32),
+            leaf.pkey_sha256_hex()
+        ),
+    )]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "two MX");
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains(&format!("relay=mx2.example.test[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    let log = tern.log();
+    assert!(
+        log.contains("mx1.example.test[127.0.0.1]: no TLSA record matched"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
+        )),
+        "{log}"
+    );
+}
