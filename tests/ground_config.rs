@@ -52,7 +52,11 @@ fn three_mistakes_three_errors_with_line_numbers() {
     // The daemon refuses the same file with the same errors.
     let run = tern(&["run", "-c", &path]);
     assert_eq!(run.status, Some(1), "{run:?}");
-    assert_eq!(run.stderr.matches(&format!("{path}:")).count(), 3, "{run:?}");
+    assert_eq!(
+        run.stderr.matches(&format!("{path}:")).count(),
+        3,
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -90,8 +94,16 @@ fn good_file_passes_and_config_n_prints_what_it_sets() {
     // Without -n every parameter is printed, defaults included.
     let all = tern(&["config", "-c", &path]);
     assert_eq!(all.status, Some(0), "{all:?}");
-    assert!(all.stdout.lines().count() > 4 * lines.len(), "{}", all.stdout);
-    assert!(all.stdout.contains("\nqueue_directory = "), "{}", all.stdout);
+    assert!(
+        all.stdout.lines().count() > 4 * lines.len(),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.contains("\nqueue_directory = "),
+        "{}",
+        all.stdout
+    );
 
     // TERN_CONFIG works like -c.
     let mut c = Command::new(TERN);

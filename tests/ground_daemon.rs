@@ -20,7 +20,10 @@ fn startup_logs_version_config_and_memory_ceiling() {
         .unwrap_or_else(|| panic!("no start-up line:\n{log}"));
     let pid = t.pid();
     assert!(
-        line.contains(&format!(" tern/master[{pid}]: daemon started -- version {},", env!("CARGO_PKG_VERSION"))),
+        line.contains(&format!(
+            " tern/master[{pid}]: daemon started -- version {},",
+            env!("CARGO_PKG_VERSION")
+        )),
         "{line}"
     );
     assert!(
@@ -55,7 +58,10 @@ fn startup_logs_version_config_and_memory_ceiling() {
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!((2 * kib).abs_diff(kib2) <= 1, "{kib} KiB for 7, {kib2} KiB for 14");
+    assert!(
+        (2 * kib).abs_diff(kib2) <= 1,
+        "{kib} KiB for 7, {kib2} KiB for 14"
+    );
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
 }
 
@@ -81,7 +87,10 @@ fn sighup_keeps_old_config_on_error_and_applies_a_good_one() {
     t.write_config("message_size_limit = 2000\nmessage_size_limt = 3\n");
     t.signal(libc::SIGHUP);
     let log = t.wait_log("reload failed, keeping the old configuration", 1, WAIT);
-    assert!(log.contains("message_size_limt"), "the error names the mistake:\n{log}");
+    assert!(
+        log.contains("message_size_limt"),
+        "the error names the mistake:\n{log}"
+    );
     assert!(t.running(), "still running after a bad reload");
     let big = format!("Subject: big\n\n{}\n", "x".repeat(5000));
     let r = Swaks::new(t.port).data(&big).run();
@@ -94,7 +103,11 @@ fn sighup_keeps_old_config_on_error_and_applies_a_good_one() {
     t.wait_log("reload -- configuration", 1, WAIT);
     assert_eq!(ehlo_size(t.port), "2000");
     let r = Swaks::new(t.port).data(&big).run();
-    assert!(!r.ok(), "the new limit rejects 5000 bytes:\n{}", r.transcript);
+    assert!(
+        !r.ok(),
+        "the new limit rejects 5000 bytes:\n{}",
+        r.transcript
+    );
     assert!(
         r.replies().iter().any(|l| l.starts_with("552")),
         "552 for a message over the limit:\n{}",
@@ -133,7 +146,11 @@ fn sigterm_drains_an_open_session_then_exits_zero() {
     assert!(t.running(), "waits for the open session");
     // No new mail is taken while draining.
     let late = Swaks::new(t.port).timeout(WAIT).run();
-    assert!(!late.ok(), "a new session during the drain:\n{}", late.transcript);
+    assert!(
+        !late.ok(),
+        "a new session during the drain:\n{}",
+        late.transcript
+    );
     s.send(b"second half\r\n.\r\n");
     let r = s.read_reply(WAIT);
     assert!(r.starts_with("250 ") && r.contains("queued as"), "{r}");
@@ -143,7 +160,10 @@ fn sigterm_drains_an_open_session_then_exits_zero() {
     let log = t.log();
     assert!(log.contains("stopped"), "{log}");
     assert_eq!(t.queued_ids().len(), 1, "the message is in the spool");
-    eprintln!("SIGTERM to exit with one open session: {:?}", signalled.elapsed());
+    eprintln!(
+        "SIGTERM to exit with one open session: {:?}",
+        signalled.elapsed()
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ fn relay(port: u16) -> String {
 }
 
 /// No retry on its own for an hour: only a flush (or a wake-up) delivers.
-const SLOW_RETRY: &str = "minimal_backoff_time = 1h\nmaximal_backoff_time = 2h\nqueue_run_delay = 1h\n";
+const SLOW_RETRY: &str =
+    "minimal_backoff_time = 1h\nmaximal_backoff_time = 2h\nqueue_run_delay = 1h\n";
 
 #[test]
 fn sendmail_message_survives_kill9_and_restart_then_is_delivered_once() {
@@ -27,7 +28,10 @@ fn sendmail_message_survives_kill9_and_restart_then_is_delivered_once() {
 
     // 1. Queued with no daemon running.
     let out = t.sendmail(&["-t", "-i"], &message("ops@example.test", "kill9-test"));
-    assert!(out.stdout.is_empty(), "sendmail prints nothing on success: {out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "sendmail prints nothing on success: {out:?}"
+    );
     let ids = t.queued_ids();
     assert_eq!(ids.len(), 1, "one message file in the spool: {ids:?}");
     let id = ids[0].clone();
@@ -66,20 +70,30 @@ fn sendmail_message_survives_kill9_and_restart_then_is_delivered_once() {
     t.start();
     let bp = t.run_as("sendmail", &["-bp"], None);
     assert!(bp.success(), "{bp:?}");
-    assert!(bp.stdout.contains(&id), "sendmail -bp lists it: {}", bp.stdout);
+    assert!(
+        bp.stdout.contains(&id),
+        "sendmail -bp lists it: {}",
+        bp.stdout
+    );
     assert_eq!(sink.count(), 0, "not retried before its time");
     let q_out = t.run_as("sendmail", &["-q"], None);
     assert!(q_out.success(), "sendmail -q: {q_out:?}");
     sink.wait_for_count(1, WAIT);
     let log = t.wait_log(&format!("{id}: removed"), 1, WAIT);
     assert!(
-        log.contains(&format!("{id}: to=<ops@example.test>, relay=127.0.0.1[127.0.0.1]:{}", sink.port())),
+        log.contains(&format!(
+            "{id}: to=<ops@example.test>, relay=127.0.0.1[127.0.0.1]:{}",
+            sink.port()
+        )),
         "{log}"
     );
     let bp = t.run_as("sendmail", &["-bp"], None);
     assert!(bp.stdout.contains("Mail queue is empty"), "{}", bp.stdout);
     let mq = t.run_as("mailq", &[], None);
-    assert!(mq.stdout.contains("Mail queue is empty"), "mailq symlink: {mq:?}");
+    assert!(
+        mq.stdout.contains("Mail queue is empty"),
+        "mailq symlink: {mq:?}"
+    );
     assert!(t.queued_ids().is_empty(), "{:?}", t.queued_ids());
 
     // 5. Exactly once: another kill -9, restart and flush deliver nothing.
@@ -94,8 +108,15 @@ fn sendmail_message_survives_kill9_and_restart_then_is_delivered_once() {
     assert_eq!(msgs.len(), 1);
     let m = String::from_utf8_lossy(&msgs[0]);
     assert!(m.contains("Subject: kill9-test"), "{m}");
-    assert!(m.contains("\nDate: ") && m.contains("\nMessage-Id: <"), "added headers: {m}");
-    assert_eq!(m.matches(&format!("id {id};")).count(), 1, "one Received by tern: {m}");
+    assert!(
+        m.contains("\nDate: ") && m.contains("\nMessage-Id: <"),
+        "added headers: {m}"
+    );
+    assert_eq!(
+        m.matches(&format!("id {id};")).count(),
+        1,
+        "one Received by tern: {m}"
+    );
     let st = t.stop_with(libc::SIGTERM);
     assert_eq!(st.code(), Some(0), "{st}");
     eprintln!("kill9/restart/deliver-once: {:?}", t0.elapsed());
@@ -111,7 +132,14 @@ fn without_daemon_mail_waits_and_goes_out_when_it_starts() {
     let body = b"Subject: waiting-2\n\nno From header here\n";
     let out = t.run_as(
         "sendmail",
-        &["-oi", "-f", "backup@tern.test", "-F", "Backup Job", "b@example.test"],
+        &[
+            "-oi",
+            "-f",
+            "backup@tern.test",
+            "-F",
+            "Backup Job",
+            "b@example.test",
+        ],
         Some(body),
     );
     assert!(out.success(), "{out:?}");
@@ -134,10 +162,19 @@ fn without_daemon_mail_waits_and_goes_out_when_it_starts() {
         .iter()
         .find(|m| m.contains("Subject: waiting-2"))
         .expect("second message delivered");
-    assert!(second.contains("X-Mail-Args: <backup@tern.test>"), "{second}");
-    assert!(second.contains("From: Backup Job <backup@tern.test>"), "{second}");
+    assert!(
+        second.contains("X-Mail-Args: <backup@tern.test>"),
+        "{second}"
+    );
+    assert!(
+        second.contains("From: Backup Job <backup@tern.test>"),
+        "{second}"
+    );
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
-    eprintln!("queued without daemon: delivered {took:?} after start; test {:?}", t0.elapsed());
+    eprintln!(
+        "queued without daemon: delivered {took:?} after start; test {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -158,5 +195,8 @@ fn with_daemon_running_sendmail_wakes_it() {
         "delivery took {took:?}: the wake-up did not work"
     );
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
-    eprintln!("sendmail -> smtp-sink with the daemon running: {took:?}; test {:?}", t0.elapsed());
+    eprintln!(
+        "sendmail -> smtp-sink with the daemon running: {took:?}; test {:?}",
+        t0.elapsed()
+    );
 }

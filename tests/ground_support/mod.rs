@@ -189,7 +189,11 @@ impl Tern {
                 panic!("tern run exited ({st}) before listening:\n{}", d.output());
             }
             if Instant::now() >= deadline {
-                panic!("tern run did not listen on {} within {WAIT:?}:\n{}", self.port, d.output());
+                panic!(
+                    "tern run did not listen on {} within {WAIT:?}:\n{}",
+                    self.port,
+                    d.output()
+                );
             }
         }
         self.daemon = Some(d);
@@ -231,7 +235,10 @@ impl Tern {
                 return st;
             }
             if Instant::now() >= deadline {
-                panic!("tern did not exit within {WAIT:?} of signal {sig}:\n{}", d.output());
+                panic!(
+                    "tern did not exit within {WAIT:?} of signal {sig}:\n{}",
+                    d.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -248,7 +255,8 @@ impl Tern {
 /// A test message as a script would pipe it to `sendmail -t`: LF line
 /// ends, no Date or Message-ID.
 pub fn message(to: &str, subject: &str) -> Vec<u8> {
-    format!("From: cron@tern.test\nTo: {to}\nSubject: {subject}\n\nsent by {subject}\n").into_bytes()
+    format!("From: cron@tern.test\nTo: {to}\nSubject: {subject}\n\nsent by {subject}\n")
+        .into_bytes()
 }
 
 /// Parses `mailq` output into (queue ID, size, rest of the first line,
