@@ -200,3 +200,50 @@ fn with_daemon_running_sendmail_wakes_it() {
         t0.elapsed()
     );
 }
+
+/// True while a TCP connection from 127.0.0.1 to 127.0.0.1:`port` is
+/// established (read from /proc, so checking makes no connection).
+fn connected_to(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let want = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[2] == want && f[3] == "01"
+    })
+}
+
+#[test]
+fn kill9_in_the_middle_of_a_delivery_loses_nothing() {
+    let t0 = Instant::now();
+    // smtp-sink waits 5 s before answering DATA: the kill lands mid-session,
+    // before the message was transferred.
+    let sink = SmtpSink::start_with(&["-w", "5"]);
+    let mut t = Tern::new(&relay(sink.port()));
+    t.start();
+    t.sendmail(&["-t"], &message("d@example.test", "mid-delivery"));
+    let deadline = Instant::now() + WAIT;
+    while !connected_to(sink.port()) {
+        assert!(
+            Instant::now() < deadline,
+            "tern never connected to the sink:\n{}",
+            t.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.kill9();
+    assert_eq!(sink.count(), 0, "killed before the end of DATA");
+    assert_eq!(mailq_entries(&t.mailq()).len(), 1, "still queued");
+
+    // The restarted daemon retries at once (the attempt left no record) and
+    // the message arrives once.
+    t.start();
+    sink.wait_for_count(1, WAIT);
+    t.wait_log("removed", 1, WAIT);
+    assert!(t.queued_ids().is_empty(), "{:?}", t.queued_ids());
+    assert_eq!(sink.count(), 1);
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+    eprintln!(
+        "kill -9 mid-delivery, restart, delivered once: {:?}",
+        t0.elapsed()
+    );
+}
