@@ -247,3 +247,24 @@ fn kill9_in_the_middle_of_a_delivery_loses_nothing() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn a_queue_file_the_daemon_cannot_open_does_not_stop_the_others() {
+    let sink = SmtpSink::start();
+    let mut t = Tern::new(&relay(sink.port()));
+    t.start();
+    // A root-owned 0600 file with a queue-ID name, as an older sendmail
+    // run by root left them: the daemon (nobody) cannot open it.
+    let stray = t.spool().join("active").join("ABCDE1234567");
+    std::fs::write(&stray, b"not for nobody").unwrap();
+    std::fs::set_permissions(&stray, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    t.sendmail(&["-t"], &message("e@example.test", "next-to-a-stray"));
+    sink.wait_for_count(1, WAIT);
+    let log = t.wait_log("removed", 1, WAIT);
+    assert!(
+        log.contains("ABCDE1234567") && log.contains("skipping it"),
+        "{log}"
+    );
+    assert!(stray.exists(), "never deleted");
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
