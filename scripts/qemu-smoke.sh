@@ -14,7 +14,7 @@
 # always fails. Extend by adding a function and its name to STEPS.
 set -uo pipefail
 
-STEPS=(version check_config sendmail mailq)
+STEPS=(version check_config sendmail mailq daemon_start daemon_sendmail daemon_stop)
 
 die() { echo "qemu-smoke: $*" >&2; exit 2; }
 
@@ -52,7 +52,14 @@ esac
     die "${runner[0]} not found: run scripts/install-cross-deps.sh"
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+daemon_pid=''
+cleanup() {
+    [ -z "$daemon_pid" ] || kill -KILL "$daemon_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+# The daemon drops to nobody when run as root: it must reach the spool.
+chmod 755 "$tmp"
 out=$tmp/out
 # Every run is bounded in time; stdin is empty unless a step redirects it.
 tern() { timeout 30 "${runner[@]}" "$bin" "$@"; }
@@ -105,6 +112,77 @@ step_mailq() {
     [ "$sent" = 1 ] || return 3
     tern mailq >"$out" 2>&1 </dev/null || { show; return 1; }
     grep -q 'smoke@example.test' "$out" || { echo "mailq does not list smoke@example.test"; show; return 1; }
+}
+
+# The daemon steps: a loopback listener on a free port, a relay host where
+# nothing listens (every attempt defers, no DNS needed), log to a file.
+# wait_for FILE TEXT SECONDS: poll until FILE contains TEXT (fixed string).
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "no '$2' in $1 after $3 s"
+    return 1
+}
+# A loopback TCP port nothing listens on (bash's /dev/tcp connects).
+free_port() {
+    local p i
+    for ((i = 0; i < 50; i++)); do
+        p=$((20000 + RANDOM % 30000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+step_daemon_start() {
+    needs run || return
+    local port dead
+    port=$(free_port) && dead=$(free_port) || { echo "no free port"; return 1; }
+    [ "$port" != "$dead" ] || dead=$((port + 1))
+    sed -E '/^[[:space:]]*(smtp_listen|submissions?_listen|relayhost|maillog_file|syslog_socket|syslog_server|mail_owner|queue_run_delay)[[:space:]]*=/d' \
+        "$TERN_CONFIG" >"$tmp/daemon.conf"
+    cat >>"$tmp/daemon.conf" <<EOF
+smtp_listen = 127.0.0.1:$port
+relayhost = [127.0.0.1]:$dead
+maillog_file = $tmp/maillog
+syslog_socket =
+mail_owner = $([ "$(id -u)" = 0 ] && echo nobody)
+queue_run_delay = 1h
+EOF
+    # Bounded even if SIGTERM never arrives; timeout passes signals on.
+    timeout 120 "${runner[@]}" "$bin" run -f -c "$tmp/daemon.conf" >"$tmp/daemon.out" 2>&1 </dev/null &
+    daemon_pid=$!
+    wait_for "$tmp/maillog" "listening on 127.0.0.1:$port" 60 || { cp "$tmp/daemon.out" "$out"; show; return 1; }
+    grep -q "daemon started -- version" "$tmp/maillog" || { echo "no start-up line"; return 1; }
+    # The message step_sendmail queued (no daemon then) is tried at once.
+    if [ "$sent" = 1 ]; then
+        wait_for "$tmp/maillog" "to=<smoke@example.test>" 30 || return 1
+    fi
+}
+
+step_daemon_sendmail() {
+    [ -n "$daemon_pid" ] || return 3
+    printf '%s\n' "Subject: tern smoke test 2" "" "queued while the daemon runs" >"$tmp/msg2"
+    # queue_run_delay is 1h: only the wake-up from sendmail explains an attempt.
+    tern sendmail -c "$tmp/daemon.conf" -i daemon@example.test <"$tmp/msg2" >"$out" 2>&1 || { show; return 1; }
+    wait_for "$tmp/maillog" "to=<daemon@example.test>" 30 || return 1
+    grep -F "to=<daemon@example.test>" "$tmp/maillog" | grep -q "status=deferred" ||
+        { echo "no deferral logged"; tail -n 5 "$tmp/maillog"; return 1; }
+    tern mailq -c "$tmp/daemon.conf" >"$out" 2>&1 </dev/null || { show; return 1; }
+    grep -q 'daemon@example.test' "$out" && grep -q '^(connect to 127.0.0.1' "$out" ||
+        { echo "mailq lacks the message or its last error"; show; return 1; }
+}
+
+step_daemon_stop() {
+    [ -n "$daemon_pid" ] || return 3
+    kill -TERM "$daemon_pid"
+    wait "$daemon_pid"
+    local rc=$?
+    daemon_pid=''
+    [ "$rc" = 0 ] || { echo "exit status $rc after SIGTERM"; cp "$tmp/daemon.out" "$out"; show; return 1; }
+    grep -q "stopped" "$tmp/maillog" || { echo "no 'stopped' line"; return 1; }
 }
 
 pass=0 fail=0 skip=0

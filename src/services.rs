@@ -20,6 +20,8 @@ pub struct Services {
     committer: Rc<GroupCommit>,
     pool: Rc<BufferPool>,
     delivery: Rc<crate::delivery::QueueManager>,
+    /// The accept loops; dropped (listeners closed) when draining.
+    accept: RefCell<Vec<smol::Task<()>>>,
 }
 
 /// Binds the listeners (before dropping root), then spawns every service.
@@ -43,8 +45,20 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         per_conn
     );
     let listeners = Listeners::bind(&c)?;
-    if smtpd::listen::drop_privileges(c.get("mail_owner"), &[queue_dir.as_path()])? {
-        log::info!(target: "master", "running as {}", c.get("mail_owner"));
+    match c.get("mail_owner").trim() {
+        // The dev config: stay whoever started it (`cargo run` as root in a
+        // fresh container has no `tern` user, and ./run may be private).
+        "" => {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                log::warn!(target: "master", "mail_owner is empty: not dropping root privileges");
+            }
+        }
+        owner => {
+            if smtpd::listen::drop_privileges(owner, &[queue_dir.as_path()])? {
+                log::info!(target: "master", "running as {owner}");
+            }
+        }
     }
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
@@ -58,7 +72,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         Box::new(move || kick.kick()),
     )?;
     let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
-    listeners.spawn(ex, smtpd.clone(), pool.clone())?;
+    let accept = RefCell::new(listeners.spawn(ex, smtpd.clone(), pool.clone())?);
     delivery.clone().spawn(ex, &queue_dir)?;
     Ok(Services {
         cfg,
@@ -67,6 +81,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         committer,
         pool,
         delivery,
+        accept,
     })
 }
 
@@ -93,6 +108,9 @@ impl Services {
 
     /// Stops taking new work and lets sessions finish, for at most 10 s.
     pub async fn shutdown(&self) {
+        // Close the listening sockets first: new clients get "connection
+        // refused" and try another MX or later, as with a stopped Postfix.
+        self.accept.borrow_mut().clear();
         self.delivery.stop();
         let until = Instant::now() + Duration::from_secs(10);
         while self.pool.available() < self.pool.capacity() && Instant::now() < until {

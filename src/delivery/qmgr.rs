@@ -458,6 +458,26 @@ impl QueueManager {
             }
             outcomes.push((i, outcome));
         }
+        // Delivered to the last open recipients: remove the message
+        // without recording first (docs/spool.md: saves one fdatasync and,
+        // for a first attempt, the state log's directory fsync; a crash
+        // before the unlink is on flash re-delivers only these recipients).
+        if bounced.is_empty()
+            && outcomes
+                .iter()
+                .all(|(_, o)| matches!(o, Outcome::Delivered { .. }))
+        {
+            if let Ok(Some(entry)) = self.spool.scan_one(&job.id) {
+                let done = entry.rcpts.iter().enumerate().all(|(i, r)| {
+                    outcomes.iter().any(|(j, _)| *j == i)
+                        || !matches!(r.status, Status::Pending | Status::Deferred { .. })
+                });
+                if done {
+                    self.finish(&entry);
+                    return;
+                }
+            }
+        }
         // Refresh the state from disk to learn whether every recipient is
         // now final.
         if let Err(e) = self.spool.record(&job.id, &outcomes, now) {

@@ -372,6 +372,21 @@ fn now_micros() -> u128 {
         .unwrap_or(0)
 }
 
+/// A `sendmail` run by root writes into a spool that the daemon, after
+/// dropping privileges, owns as `mail_owner`: the file must belong to the
+/// spool's owner too, or the daemon cannot read it (mode 0600).
+fn give_to_spool_owner(file: &File, dir: &Path) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let m = fs::metadata(dir)?;
+    if m.uid() == 0 {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(m.uid()), Some(m.gid()))
+}
+
 fn pid_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid, 0) };
@@ -530,6 +545,7 @@ impl Spool {
             state: IncState::Open,
         };
         // On error `inc` is dropped here and removes the temporary file.
+        give_to_spool_owner(&inc.file, &inner.incoming).map_err(io_err("fchown", &inc.tmp))?;
         let (head, size_at) = envelope::encode(&env).map_err(SpoolError::Invalid)?;
         inc.size_at = size_at as u64;
         inc.put(&head)?;
@@ -832,6 +848,12 @@ impl Spool {
                         });
                     }
                     Err(e @ SpoolError::Corrupt { .. }) => report.unreadable.push(e),
+                    Err(e @ SpoolError::Io { .. }) if repair => {
+                        // One file the daemon cannot open (wrong owner, a bad
+                        // flash block) must not stop delivery of the others.
+                        log::error!("{e}; skipping it");
+                        report.unreadable.push(e);
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -217,13 +217,16 @@ impl Listeners {
     }
 
     /// Spawns an accept loop per listener. `shared` is read anew for each
-    /// connection, so a reload takes effect for new sessions.
+    /// connection, so a reload takes effect for new sessions. Dropping the
+    /// returned tasks closes the listening sockets (SIGTERM drain) while
+    /// sessions already running go on.
     pub fn spawn(
         self,
         ex: &Rc<LocalExecutor<'static>>,
         shared: Rc<std::cell::RefCell<Rc<Shared>>>,
         pool: Rc<BufferPool>,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<smol::Task<()>>, String> {
+        let mut tasks = Vec::with_capacity(self.list.len());
         for (service, l) in self.list {
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             let l = Async::new(l).map_err(|e| format!("{addr}: {e}"))?;
@@ -231,7 +234,7 @@ impl Listeners {
             let ex2 = ex.clone();
             let shared = shared.clone();
             let pool = pool.clone();
-            ex.spawn(async move {
+            let task = ex.spawn(async move {
                 loop {
                     let (tcp, peer) = match l.accept().await {
                         Ok(x) => x,
@@ -253,10 +256,10 @@ impl Listeners {
                         }
                     }
                 }
-            })
-            .detach();
+            });
+            tasks.push(task);
         }
-        Ok(())
+        Ok(tasks)
     }
 }
 

@@ -1,0 +1,180 @@
+//! Issue 2, the runtime: the start-up log line (version, config file,
+//! memory ceiling), SIGHUP with a bad and a good new file, SIGTERM draining
+//! an open session and exiting 0.
+
+mod common;
+mod ground_support;
+
+use common::tools::{Socat, Swaks};
+use ground_support::{Tern, WAIT};
+use std::time::{Duration, Instant};
+
+#[test]
+fn startup_logs_version_config_and_memory_ceiling() {
+    let mut t = Tern::new("max_connections = 7\n");
+    t.start();
+    let log = t.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("daemon started"))
+        .unwrap_or_else(|| panic!("no start-up line:\n{log}"));
+    let pid = t.pid();
+    assert!(
+        line.contains(&format!(
+            " tern/master[{pid}]: daemon started -- version {},",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("configuration {},", t.conf.display())),
+        "{line}"
+    );
+    assert!(line.contains("max_connections 7,"), "{line}");
+    // "fixed buffers N KiB reserved (M B per connection ...)": N follows
+    // from max_connections.
+    let kib: u64 = line
+        .split("fixed buffers ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ceiling in {line}"));
+    assert!(kib > 0 && line.contains(" KiB reserved ("), "{line}");
+
+    // Twice the connections, twice the ceiling (within rounding).
+    let st = t.stop_with(libc::SIGTERM);
+    assert_eq!(st.code(), Some(0), "{st}");
+    t.write_config("max_connections = 14\n");
+    t.start();
+    let log = t.log();
+    let second = log
+        .lines()
+        .filter(|l| l.contains("daemon started"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{log}"));
+    let kib2: u64 = second
+        .split("fixed buffers ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (2 * kib).abs_diff(kib2) <= 1,
+        "{kib} KiB for 7, {kib2} KiB for 14"
+    );
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
+/// The SIZE the EHLO reply advertises.
+fn ehlo_size(port: u16) -> String {
+    let r = Swaks::new(port).arg("--quit-after").arg("EHLO").run();
+    assert!(r.ok(), "{}", r.transcript);
+    r.replies()
+        .iter()
+        .find_map(|l| l.get(4..).and_then(|s| s.strip_prefix("SIZE")))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no SIZE in EHLO reply:\n{}", r.transcript))
+}
+
+#[test]
+fn sighup_keeps_old_config_on_error_and_applies_a_good_one() {
+    let mut t = Tern::new("message_size_limit = 200000\n");
+    t.start();
+    assert_eq!(ehlo_size(t.port), "200000");
+    let pid = t.pid();
+
+    // A bad file: logged, the old one kept, mail still accepted.
+    t.write_config("message_size_limit = 2000\nmessage_size_limt = 3\n");
+    t.signal(libc::SIGHUP);
+    let log = t.wait_log("reload failed, keeping the old configuration", 1, WAIT);
+    assert!(
+        log.contains("message_size_limt"),
+        "the error names the mistake:\n{log}"
+    );
+    assert!(t.running(), "still running after a bad reload");
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(5000));
+    let r = Swaks::new(t.port).data(&big).run();
+    assert!(r.ok(), "old limit still applies:\n{}", r.transcript);
+    assert_eq!(ehlo_size(t.port), "200000");
+
+    // A good file takes effect without a restart.
+    t.write_config("message_size_limit = 2000\n");
+    t.signal(libc::SIGHUP);
+    t.wait_log("reload -- configuration", 1, WAIT);
+    assert_eq!(ehlo_size(t.port), "2000");
+    let r = Swaks::new(t.port).data(&big).run();
+    assert!(
+        !r.ok(),
+        "the new limit rejects 5000 bytes:\n{}",
+        r.transcript
+    );
+    assert!(
+        r.replies().iter().any(|l| l.starts_with("552")),
+        "552 for a message over the limit:\n{}",
+        r.transcript
+    );
+    assert!(Swaks::new(t.port).run().ok(), "small mail still accepted");
+    assert_eq!(t.pid(), pid);
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
+#[test]
+fn sigterm_drains_an_open_session_then_exits_zero() {
+    // Nothing listens on the relay port: delivery, if tried, only defers.
+    let dead = common::ports::free_port();
+    let mut t = Tern::new(&format!("relayhost = [127.0.0.1]:{dead}\n"));
+    t.start();
+    let mut s = Socat::tcp(t.port);
+    let greet = s.read_reply(WAIT);
+    assert!(greet.starts_with("220 "), "{greet}");
+    for (cmd, want) in [
+        ("EHLO client.test", "250"),
+        ("MAIL FROM:<a@tern.test>", "250"),
+        ("RCPT TO:<b@example.test>", "250"),
+        ("DATA", "354"),
+    ] {
+        s.send_line(cmd);
+        let r = s.read_reply(WAIT);
+        assert!(r.starts_with(want), "{cmd}: {r}");
+    }
+    s.send(b"Subject: drain\r\n\r\nhalf of the body\r\n");
+
+    // SIGTERM mid-DATA: the session may finish.
+    let signalled = Instant::now();
+    t.signal(libc::SIGTERM);
+    t.wait_log("terminating on signal", 1, WAIT);
+    assert!(t.running(), "waits for the open session");
+    // No new mail is taken while draining.
+    let late = Swaks::new(t.port).timeout(WAIT).run();
+    assert!(
+        !late.ok(),
+        "a new session during the drain:\n{}",
+        late.transcript
+    );
+    s.send(b"second half\r\n.\r\n");
+    let r = s.read_reply(WAIT);
+    assert!(r.starts_with("250 ") && r.contains("queued as"), "{r}");
+    s.send_line("QUIT");
+    let st = t.stop_with(0); // already signalled; just wait
+    assert_eq!(st.code(), Some(0), "{st}");
+    let log = t.log();
+    assert!(log.contains("stopped"), "{log}");
+    assert_eq!(t.queued_ids().len(), 1, "the message is in the spool");
+    eprintln!(
+        "SIGTERM to exit with one open session: {:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_when_idle_exits_promptly() {
+    let mut t = Tern::new("");
+    t.start();
+    let at = Instant::now();
+    let st = t.stop_with(libc::SIGTERM);
+    let took = at.elapsed();
+    assert_eq!(st.code(), Some(0), "{st}");
+    assert!(took < Duration::from_secs(5), "idle SIGTERM took {took:?}");
+    assert!(t.log().contains("stopped"));
+    eprintln!("idle SIGTERM to exit: {took:?}");
+}
