@@ -393,23 +393,6 @@ fn pid_alive(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// `sendmail` run by root writes into a spool that the daemon (dropped to
-/// `mail_owner`) owns: give the new file to the spool's owner, or the daemon
-/// could not read it. A no-op unless running as root in a spool owned by
-/// someone else.
-fn hand_to_spool_owner(file: &File, dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(());
-    }
-    let meta = fs::metadata(dir)?;
-    if meta.uid() == 0 {
-        return Ok(());
-    }
-    std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
-}
-
 impl Spool {
     /// Opens (creating if needed) the spool under `queue_directory`, and
     /// removes temporary files in `incoming/` whose writer is gone: such
@@ -515,7 +498,6 @@ impl Spool {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
-        hand_to_spool_owner(&file, &inner.incoming).map_err(io_err("fchown", &tmp))?;
         let ino = file.metadata().map_err(io_err("fstat", &tmp))?.ino();
         let id = format!("{:05X}{:07X}", now_micros() % 1_000_000, ino);
         let env = Envelope {
