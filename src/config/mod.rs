@@ -276,8 +276,8 @@ impl Config {
         let mut out = String::new();
         for (i, p) in PARAMS.iter().enumerate() {
             match (&self.explicit[i], non_default_only) {
-                (Some((v, _)), _) => out.push_str(&format!("{} = {}\n", p.name, v)),
-                (None, false) => out.push_str(&format!("{} = {}\n", p.name, self.values[i])),
+                (Some((v, _)), _) => out.push_str(&assignment(p.name, v)),
+                (None, false) => out.push_str(&assignment(p.name, &self.values[i])),
                 (None, true) => {}
             }
         }
@@ -287,6 +287,15 @@ impl Config {
     /// The queue directory as a path.
     pub fn queue_directory(&self) -> PathBuf {
         PathBuf::from(self.get("queue_directory"))
+    }
+}
+
+/// `name = value` as postconf prints it (`name =` when empty).
+fn assignment(name: &str, value: &str) -> String {
+    if value.is_empty() {
+        format!("{name} =\n")
+    } else {
+        format!("{name} = {value}\n")
     }
 }
 

@@ -69,6 +69,9 @@ pub struct ServerParams {
     pub bare_newline_reject_code: u16,
     /// `smtpd_helo_required` (tern's default: yes).
     pub helo_required: bool,
+    /// `smtpd_banner`: the text after `220 `; empty means
+    /// `hostname ESMTP tern`.
+    pub banner: String,
 }
 
 impl Default for ServerParams {
@@ -90,6 +93,7 @@ impl Default for ServerParams {
             bare_newline: BareNewline::Normalize,
             bare_newline_reject_code: 550,
             helo_required: true,
+            banner: String::new(),
         }
     }
 }
@@ -278,7 +282,11 @@ impl Session {
         let mut out = Actions::new();
         self.send(
             &mut out,
-            Reply::fmt(format_args!("220 {} ESMTP tern", self.p.hostname)),
+            if self.p.banner.is_empty() {
+                Reply::fmt(format_args!("220 {} ESMTP tern", self.p.hostname))
+            } else {
+                Reply::fmt(format_args!("220 {}", self.p.banner))
+            },
         );
         out
     }

@@ -115,6 +115,7 @@ impl Shared {
             bare_newline,
             bare_newline_reject_code: 550,
             helo_required: true,
+            banner: cfg.get("smtpd_banner").to_string(),
         };
         Ok(Shared {
             params,
