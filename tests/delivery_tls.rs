@@ -14,7 +14,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-
 /// Asserts the message landed in Postfix's Maildir with the subject.
 fn assert_delivered(pf: &Postfix, n: usize, subject: &str) {
     let msgs = pf.wait_for_message(n, T);

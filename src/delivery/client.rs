@@ -728,14 +728,18 @@ impl Delivery {
                         }
                     }
                     ClientAction::Failed(e) => {
-                        let permanent = e.is_permanent();
+                        // A rejected login is the sender's configuration
+                        // (or the server's passwd file) going wrong, not the
+                        // recipient: defer, like Postfix's default
+                        // `smtp_sasl_auth_soft_bounce = yes` (5.x.x -> 4.x.x).
+                        let soft_auth = matches!(&*e, ClientError::Auth(_));
+                        let permanent = e.is_permanent() && !soft_auth;
                         let dsn = match &*e {
                             ClientError::TlsNotOffered
                             | ClientError::StartTlsRefused(_)
                             | ClientError::TlsHandshake => "4.7.5".to_string(),
-                            ClientError::Auth(r)
-                            | ClientError::Helo(r)
-                            | ClientError::Greeting(r) => r.dsn().to_string(),
+                            ClientError::Auth(r) => soft_dsn(&r.dsn().to_string()),
+                            ClientError::Helo(r) | ClientError::Greeting(r) => r.dsn().to_string(),
                             _ => {
                                 if permanent {
                                     "5.5.0".into()
@@ -945,6 +949,14 @@ impl Delivery {
     }
 }
 
+/// A `5.x.y` enhanced status turned into `4.x.y` (soft bounce).
+fn soft_dsn(dsn: &str) -> String {
+    match dsn.strip_prefix('5') {
+        Some(rest) => format!("4{rest}"),
+        None => dsn.to_string(),
+    }
+}
+
 /// Runs `fut` with a time limit; None on timeout.
 async fn timeout<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
     smol::future::or(async { Some(fut.await) }, async {
@@ -972,5 +984,11 @@ mod tests {
         assert_eq!(fmt_secs(0.5), "0.5");
         assert_eq!(fmt_secs(1.0), "1");
         assert_eq!(fmt_secs(12.4), "12");
+    }
+
+    #[test]
+    fn soft_bounce_dsn() {
+        assert_eq!(soft_dsn("5.7.8"), "4.7.8");
+        assert_eq!(soft_dsn("4.7.0"), "4.7.0");
     }
 }
