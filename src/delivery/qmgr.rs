@@ -375,7 +375,11 @@ impl QueueManager {
                     let delivery = Delivery::new(ctx2.clone(), dest2.clone());
                     let results = delivery.run(&me.spool, &share).await;
                     if let Some(why) = results.dead_destination {
-                        let until = queue::clock::now() + 60;
+                        // Postfix's qmgr unthrottles a dead destination after
+                        // minimal_backoff_time (qmgr_queue_throttle); a fixed
+                        // minute kept mail waiting long after the WAN was back.
+                        let wait = ctx2.cfg.time("minimal_backoff_time").as_secs().max(1);
+                        let until = queue::clock::now() + wait;
                         me.slots.borrow_mut().mark_dead(&dest2, until, &why);
                     }
                     for (job, res) in share.iter().zip(results.per_message) {
@@ -583,6 +587,9 @@ impl QueueManager {
         match made {
             Ok(id) => {
                 log::info!(target: "bounce", "{}: sender non-delivery notification: {id}", job.id);
+                // As Postfix's qmgr does for every new message: pflogsumm
+                // takes the size of delivered mail from this line.
+                log::info!(target: "qmgr", "{id}: from=<>, size={}, nrcpt=1 (queue active)", text.len());
                 self.kick();
             }
             Err(e) => log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id),
