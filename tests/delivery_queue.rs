@@ -75,8 +75,8 @@ fn wan_down_then_back_delivers_every_message_once() {
         let d = tern.wait_log(&[id, "status=deferred"], 1, T);
         let text = d[0].split("status=deferred (").nth(1).unwrap_or("");
         assert!(
-            text.contains(&format!(
-                "connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused"
+            text.ends_with(&format!(
+                "connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"
             )),
             "{}",
             d[0]

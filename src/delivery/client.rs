@@ -575,7 +575,7 @@ impl Delivery {
         let addr = SocketAddr::new(t.addr, t.port);
         let tcp = match timeout(connect_timeout, Async::<TcpStream>::connect(addr)).await {
             Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(io_fail("connect to", &e, false)),
+            Some(Err(e)) => return Err(io_fail("connect to", &os_text(&e), false)),
             None => return Err(io_fail("connect to", &"Connection timed out", false)),
         };
         let mut stream = Stream::new(tcp, slot);
@@ -949,6 +949,16 @@ impl Delivery {
     }
 }
 
+/// An I/O error as Postfix words it: the strerror text alone, without
+/// Rust's ` (os error N)` suffix, so log readers see Postfix's reasons.
+fn os_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(i)) => s[..i].to_string(),
+        _ => s,
+    }
+}
+
 /// A `5.x.y` enhanced status turned into `4.x.y` (soft bounce).
 fn soft_dsn(dsn: &str) -> String {
     match dsn.strip_prefix('5') {
@@ -984,6 +994,14 @@ mod tests {
         assert_eq!(fmt_secs(0.5), "0.5");
         assert_eq!(fmt_secs(1.0), "1");
         assert_eq!(fmt_secs(12.4), "12");
+    }
+
+    #[test]
+    fn strerror_only() {
+        let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(os_text(&e), "Connection refused");
+        let e = std::io::Error::new(std::io::ErrorKind::Other, "odd (os error 1)");
+        assert_eq!(os_text(&e), "odd (os error 1)");
     }
 
     #[test]
