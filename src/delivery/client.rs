@@ -156,12 +156,22 @@ pub struct TlsAttempt {
     pub host: String,
     /// Address connected to.
     pub addr: IpAddr,
+    /// Port connected to.
+    pub port: u16,
     /// Success (with trust) or the RFC 8460 failure type.
     pub outcome: TlsOutcome,
 }
 
 /// What a session reports back to the queue manager.
 pub struct DeliveryResults {
+    /// Postfix's `... TLS connection established to ...` line of every
+    /// completed handshake (logged too at `smtp_tls_loglevel` 1 and up).
+    pub tls_established: Vec<String>,
+    /// The certificates the server presented (leaf first, DER), recorded
+    /// only by [`Delivery::probe`], also when verification failed.
+    pub peer_chain: Vec<Vec<u8>>,
+    /// Why the last host tried failed, when no session completed.
+    pub last_failure: Option<String>,
     /// Per job, in order: results for its recipients.
     pub per_message: Vec<Vec<(usize, RcptResult)>>,
     /// Set when no host of the destination could be reached: the rest of
@@ -175,6 +185,64 @@ pub struct DeliveryResults {
 pub struct Delivery {
     ctx: Rc<Context>,
     dest: String,
+    /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
+    probing: bool,
+}
+
+/// Most certificates of a chain [`ChainRecorder`] keeps.
+const MAX_CHAIN: usize = 8;
+
+/// Wraps the level's verifier to keep a copy of the chain the server
+/// presented, so that `tern probe` can show it whatever the verdict.
+#[derive(Debug)]
+struct ChainRecorder {
+    inner: Arc<TernVerifier>,
+    chain: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainRecorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Ok(mut c) = self.chain.lock() {
+            c.clear();
+            c.extend(
+                std::iter::once(end_entity)
+                    .chain(intermediates)
+                    .take(MAX_CHAIN)
+                    .map(|d| d.as_ref().to_vec()),
+            );
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// One host to try, with the TLS requirements that apply to it.
@@ -202,7 +270,30 @@ const BODY_BUF: usize = 8192;
 impl Delivery {
     /// A session for next hop `dest` (a domain or `[host]:port`).
     pub fn new(ctx: Rc<Context>, dest: String) -> Delivery {
-        Delivery { ctx, dest }
+        Delivery {
+            ctx,
+            dest,
+            probing: false,
+        }
+    }
+
+    /// A probe of next hop `dest` (`tern probe`): the same resolution,
+    /// policy, TLS configuration and verifier as a delivery, but no mail.
+    pub fn probe(ctx: Rc<Context>, dest: String) -> Delivery {
+        Delivery {
+            ctx,
+            dest,
+            probing: true,
+        }
+    }
+
+    /// Runs a probe made with [`Delivery::probe`]: tries the hosts in
+    /// delivery order until one completes EHLO (and TLS, when offered or
+    /// required), then says QUIT. `tls_established`, `peer_chain` and
+    /// `tls_attempts` tell what happened; `dead_destination` why no host
+    /// would talk.
+    pub async fn run_probe(&self) -> DeliveryResults {
+        self.run_jobs(None, &[]).await
     }
 
     fn defaults<'a>(&self, cfg: &'a crate::config::Config) -> PolicyDefaults<'a> {
@@ -221,8 +312,15 @@ impl Delivery {
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
+        self.run_jobs(Some(spool), jobs).await
+    }
+
+    async fn run_jobs(&self, spool: Option<&Spool>, jobs: &[MessageJob]) -> DeliveryResults {
         let started = Instant::now();
         let mut results = DeliveryResults {
+            tls_established: Vec::new(),
+            peer_chain: Vec::new(),
+            last_failure: None,
             per_message: jobs.iter().map(|_| Vec::new()).collect(),
             dead_destination: None,
             tls_attempts: Vec::new(),
@@ -246,6 +344,7 @@ impl Delivery {
         let nexthop = match super::route::parse_nexthop(&self.dest) {
             Ok(n) => n,
             Err(e) => {
+                results.last_failure = Some(e.clone());
                 fail_all(
                     &mut results,
                     &HostFailure {
@@ -268,6 +367,7 @@ impl Delivery {
         }) {
             Ok(p) => p,
             Err(e) => {
+                results.last_failure = Some(e.to_string());
                 fail_all(
                     &mut results,
                     &HostFailure {
@@ -285,6 +385,7 @@ impl Delivery {
             Ok(t) => t,
             Err(f) => {
                 fail_all(&mut results, &f, "none");
+                results.last_failure = Some(f.text.clone());
                 if !f.permanent {
                     results.dead_destination = Some(f.text.clone());
                 }
@@ -298,7 +399,7 @@ impl Delivery {
             let pending: Vec<usize> = (0..jobs.len())
                 .filter(|j| results.per_message[*j].len() < jobs[*j].rcpts.len())
                 .collect();
-            if pending.is_empty() {
+            if pending.is_empty() && !self.probing {
                 break;
             }
             match self
@@ -323,6 +424,7 @@ impl Delivery {
         }
         if let Some((f, relay)) = last {
             fail_all(&mut results, &f, &relay);
+            results.last_failure = Some(f.text.clone());
             if !any_reached {
                 results.dead_destination = Some(f.text);
             }
@@ -541,7 +643,7 @@ impl Delivery {
     #[allow(clippy::too_many_arguments)]
     async fn session(
         &self,
-        spool: &Spool,
+        spool: Option<&Spool>,
         jobs: &[MessageJob],
         results: &mut DeliveryResults,
         t: &Target,
@@ -586,8 +688,17 @@ impl Delivery {
             self.ctx.tables.roots.clone(),
             self.ctx.tls.provider.clone(),
         );
+        let recorder = Arc::new(ChainRecorder {
+            inner: verifier.clone(),
+            chain: std::sync::Mutex::new(Vec::new()),
+        });
+        let cert_verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if self.probing {
+            recorder.clone()
+        } else {
+            verifier.clone()
+        };
         let client_cfg =
-            crate::tls::build_client_config(&self.ctx.tls, verifier.clone()).map_err(|e| {
+            crate::tls::build_client_config(&self.ctx.tls, cert_verifier).map_err(|e| {
                 HostFailure {
                     text: format!("TLS client configuration: {e}"),
                     dsn: "4.7.5".into(),
@@ -608,6 +719,7 @@ impl Delivery {
                 &client_cfg,
                 &server_name,
                 &verifier,
+                &recorder,
                 t,
                 policy,
                 results,
@@ -654,6 +766,7 @@ impl Delivery {
                                 &client_cfg,
                                 &server_name,
                                 &verifier,
+                                &recorder,
                                 t,
                                 policy,
                                 results,
@@ -694,7 +807,7 @@ impl Delivery {
                         }));
                     }
                     ClientAction::SendBody => {
-                        let Some(j) = current else {
+                        let (Some(j), Some(spool)) = (current, spool) else {
                             return Err(lost("sending message body"));
                         };
                         if let Err(e) = self
@@ -754,6 +867,7 @@ impl Delivery {
                                 level: t.level,
                                 host: t.host.clone(),
                                 addr: t.addr,
+                                port: t.port,
                                 outcome: TlsOutcome::Failure {
                                     kind: crate::tls::FailureKind::StarttlsNotSupported,
                                     reason: "STARTTLS not offered".into(),
@@ -822,6 +936,7 @@ impl Delivery {
         client_cfg: &Arc<rustls::ClientConfig>,
         server_name: &ServerName<'static>,
         verifier: &Arc<TernVerifier>,
+        recorder: &ChainRecorder,
         t: &Target,
         policy: &EffectivePolicy<'_>,
         results: &mut DeliveryResults,
@@ -839,19 +954,27 @@ impl Delivery {
             None => Some("handshake timed out".into()),
         };
         let outcome = verifier.outcome(err.as_ref().map(|e| e as &dyn std::fmt::Display));
+        if self.probing {
+            if let Ok(c) = recorder.chain.lock() {
+                results.peer_chain = c.clone();
+            }
+        }
         results.tls_attempts.push(TlsAttempt {
             policy_domain: policy.nexthop_domain().to_string(),
             level: t.level,
             host: t.host.clone(),
             addr: t.addr,
+            port: t.port,
             outcome: outcome.clone(),
         });
         match (err, outcome) {
             (None, TlsOutcome::Success(trust)) => {
-                if self.ctx.cfg.int("smtp_tls_loglevel") > 0 {
-                    if let Some(s) = stream.tls_summary() {
-                        log::info!(target: "smtp", "{}", s.client_log(trust, &t.host, t.addr, t.port));
+                if let Some(s) = stream.tls_summary() {
+                    let line = s.client_log(trust, &t.host, t.addr, t.port).to_string();
+                    if self.ctx.cfg.int("smtp_tls_loglevel") > 0 {
+                        log::info!(target: "smtp", "{line}");
                     }
+                    results.tls_established.push(line);
                 }
                 if let Some(m) = verifier.dane_match() {
                     log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");

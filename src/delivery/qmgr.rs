@@ -50,7 +50,9 @@ pub struct QueueManager {
     stopping: Cell<bool>,
 }
 
-fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
+/// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
+/// resolver, TLS parameters.
+pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
     let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
     let rc = match cfg.get("dns_resolvers") {
         "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf"))
