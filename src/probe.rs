@@ -220,6 +220,7 @@ pub fn report(results: &DeliveryResults, sha512: bool) -> Vec<String> {
         .tls_attempts
         .last()
         .map(|a| format!("{}[{}]:{}", a.host, a.addr, a.port))
+        .or_else(|| results.connected.clone())
         .unwrap_or_default();
     let alg = if sha512 {
         &aws_lc_rs::digest::SHA512

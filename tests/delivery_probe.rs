@@ -150,7 +150,13 @@ fn probe_without_starttls_and_dead_port() {
     );
     let (st, out) = probe(&conf, &["-l", "may", &dest]);
     assert_eq!(st, Some(0), "{out}");
-    assert!(out.contains("session completed without TLS"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "tern probe: 127.0.0.1[127.0.0.1]:{}: session completed without TLS",
+            pf.smtp_port()
+        )),
+        "{out}"
+    );
     let dead = common::ports::free_port();
     let (st, out) = probe(&conf, &[&format!("[127.0.0.1]:{dead}")]);
     assert_eq!(st, Some(1), "{out}");

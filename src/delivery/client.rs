@@ -172,6 +172,8 @@ pub struct DeliveryResults {
     pub peer_chain: Vec<Vec<u8>>,
     /// Why the last host tried failed, when no session completed.
     pub last_failure: Option<String>,
+    /// `host[addr]:port` of the last TCP connection made.
+    pub connected: Option<String>,
     /// Per job, in order: results for its recipients.
     pub per_message: Vec<Vec<(usize, RcptResult)>>,
     /// Set when no host of the destination could be reached: the rest of
@@ -321,6 +323,7 @@ impl Delivery {
             tls_established: Vec::new(),
             peer_chain: Vec::new(),
             last_failure: None,
+            connected: None,
             per_message: jobs.iter().map(|_| Vec::new()).collect(),
             dead_destination: None,
             tls_attempts: Vec::new(),
@@ -680,6 +683,7 @@ impl Delivery {
             Some(Err(e)) => return Err(io_fail("connect to", &os_text(&e), false)),
             None => return Err(io_fail("connect to", &"Connection timed out", false)),
         };
+        results.connected = Some(format!("{hostaddr}:{}", t.port));
         let mut stream = Stream::new(tcp, slot);
         let wrapper =
             cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
