@@ -180,7 +180,7 @@ pub fn format_name(name: &[u8]) -> Result<String, DerError> {
         s.push('/');
         match attr_name(oid) {
             Some(n) => s.push_str(n),
-            None => s.push_str("?"),
+            None => s.push('?'),
         }
         s.push('=');
         s.push_str(&value);

@@ -145,10 +145,10 @@ fn rejected_recipient_bounces_with_a_dsn_and_bounces_never_bounce() {
     let b = tern.wait_log(&[&id, "status=bounced"], 1, T);
     assert_eq!(field(&b[0], "dsn"), Some("5.1.1"), "{}", b[0]);
     assert!(
-        b[0].contains(&format!(
+        b[0].contains(
             "status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <ghost@example.test>: \
              Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))"
-        )),
+        ),
         "{}",
         b[0]
     );

@@ -1127,7 +1127,7 @@ mod tests {
     fn strerror_only() {
         let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert_eq!(os_text(&e), "Connection refused");
-        let e = std::io::Error::new(std::io::ErrorKind::Other, "odd (os error 1)");
+        let e = std::io::Error::other("odd (os error 1)");
         assert_eq!(os_text(&e), "odd (os error 1)");
     }
 
