@@ -182,8 +182,8 @@ pub fn flush(args: &[String]) -> ExitCode {
 }
 
 /// `tern probe`.
-pub fn probe(_args: &[String]) -> ExitCode {
-    not_yet("probe")
+pub fn probe(args: &[String]) -> ExitCode {
+    crate::probe::main(args)
 }
 
 /// `tern passwd`.

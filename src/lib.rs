@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod dns;
 pub mod policy;
+pub mod probe;
 pub mod queue;
 pub mod sendmail;
 pub mod services;

@@ -156,7 +156,11 @@ pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
             } else {
                 "X-Postfix"
             },
-            fold(x.diagnostic)
+            fold(if x.diagnostic_is_smtp {
+                smtp_reply_part(x.diagnostic)
+            } else {
+                x.diagnostic
+            })
         );
     }
     let _ = write!(
@@ -183,6 +187,20 @@ pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
+}
+
+/// The server's reply inside a delivery text `host H[A] said: REPLY (in
+/// reply to X command)`: Postfix's Diagnostic-Code carries the reply alone,
+/// the human-readable part of the bounce the whole text.
+fn smtp_reply_part(text: &str) -> &str {
+    let reply = match text.find(" said: ") {
+        Some(i) if text.starts_with("host ") => &text[i + " said: ".len()..],
+        _ => text,
+    };
+    match reply.rfind(" (in reply to ") {
+        Some(i) if reply.ends_with(" command)") => &reply[..i],
+        _ => reply,
+    }
 }
 
 /// Keeps a diagnostic on one logical line: control characters from a
@@ -244,7 +262,9 @@ mod tests {
         assert!(text.starts_with("From: MAILER-DAEMON@box.example (Mail Delivery System)\r\nSubject: Undelivered Mail Returned to Sender\r\nTo: alice@example.org\r\n"));
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"4F2A51C0F5.1796000000/box.example\"\r\n"));
         assert!(text.contains("\r\nReporting-MTA: dns; box.example\r\n"));
-        assert!(text.contains("\r\nFinal-Recipient: rfc822; bob@example.net\r\nOriginal-Recipient: rfc822;bob@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.net\r\nDiagnostic-Code: smtp; host mx.example.net"));
+        assert!(text.contains("\r\nFinal-Recipient: rfc822; bob@example.net\r\nOriginal-Recipient: rfc822;bob@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.net\r\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>: User unknown\r\n"));
+        // The human-readable part keeps the whole delivery text.
+        assert!(text.contains("<bob@example.net>: host mx.example.net[192.0.2.1] said: 550 5.1.1 <bob@example.net>: User unknown (in reply to RCPT TO command)\r\n"));
         assert!(text.contains("Content-Type: message/rfc822\r\n\r\nSubject: hi\r\n\r\nbody\r\n\r\n--4F2A51C0F5.1796000000/box.example--\r\n"));
         // No bare LF anywhere.
         assert!(!text.replace("\r\n", "").contains('\n'));

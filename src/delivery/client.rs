@@ -156,12 +156,24 @@ pub struct TlsAttempt {
     pub host: String,
     /// Address connected to.
     pub addr: IpAddr,
+    /// Port connected to.
+    pub port: u16,
     /// Success (with trust) or the RFC 8460 failure type.
     pub outcome: TlsOutcome,
 }
 
 /// What a session reports back to the queue manager.
 pub struct DeliveryResults {
+    /// Postfix's `... TLS connection established to ...` line of every
+    /// completed handshake (logged too at `smtp_tls_loglevel` 1 and up).
+    pub tls_established: Vec<String>,
+    /// The certificates the server presented (leaf first, DER), recorded
+    /// only by [`Delivery::probe`], also when verification failed.
+    pub peer_chain: Vec<Vec<u8>>,
+    /// Why the last host tried failed, when no session completed.
+    pub last_failure: Option<String>,
+    /// `host[addr]:port` of the last TCP connection made.
+    pub connected: Option<String>,
     /// Per job, in order: results for its recipients.
     pub per_message: Vec<Vec<(usize, RcptResult)>>,
     /// Set when no host of the destination could be reached: the rest of
@@ -175,6 +187,64 @@ pub struct DeliveryResults {
 pub struct Delivery {
     ctx: Rc<Context>,
     dest: String,
+    /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
+    probing: bool,
+}
+
+/// Most certificates of a chain [`ChainRecorder`] keeps.
+const MAX_CHAIN: usize = 8;
+
+/// Wraps the level's verifier to keep a copy of the chain the server
+/// presented, so that `tern probe` can show it whatever the verdict.
+#[derive(Debug)]
+struct ChainRecorder {
+    inner: Arc<TernVerifier>,
+    chain: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainRecorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Ok(mut c) = self.chain.lock() {
+            c.clear();
+            c.extend(
+                std::iter::once(end_entity)
+                    .chain(intermediates)
+                    .take(MAX_CHAIN)
+                    .map(|d| d.as_ref().to_vec()),
+            );
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// One host to try, with the TLS requirements that apply to it.
@@ -202,7 +272,30 @@ const BODY_BUF: usize = 8192;
 impl Delivery {
     /// A session for next hop `dest` (a domain or `[host]:port`).
     pub fn new(ctx: Rc<Context>, dest: String) -> Delivery {
-        Delivery { ctx, dest }
+        Delivery {
+            ctx,
+            dest,
+            probing: false,
+        }
+    }
+
+    /// A probe of next hop `dest` (`tern probe`): the same resolution,
+    /// policy, TLS configuration and verifier as a delivery, but no mail.
+    pub fn probe(ctx: Rc<Context>, dest: String) -> Delivery {
+        Delivery {
+            ctx,
+            dest,
+            probing: true,
+        }
+    }
+
+    /// Runs a probe made with [`Delivery::probe`]: tries the hosts in
+    /// delivery order until one completes EHLO (and TLS, when offered or
+    /// required), then says QUIT. `tls_established`, `peer_chain` and
+    /// `tls_attempts` tell what happened; `dead_destination` why no host
+    /// would talk.
+    pub async fn run_probe(&self) -> DeliveryResults {
+        self.run_jobs(None, &[]).await
     }
 
     fn defaults<'a>(&self, cfg: &'a crate::config::Config) -> PolicyDefaults<'a> {
@@ -221,8 +314,16 @@ impl Delivery {
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
+        self.run_jobs(Some(spool), jobs).await
+    }
+
+    async fn run_jobs(&self, spool: Option<&Spool>, jobs: &[MessageJob]) -> DeliveryResults {
         let started = Instant::now();
         let mut results = DeliveryResults {
+            tls_established: Vec::new(),
+            peer_chain: Vec::new(),
+            last_failure: None,
+            connected: None,
             per_message: jobs.iter().map(|_| Vec::new()).collect(),
             dead_destination: None,
             tls_attempts: Vec::new(),
@@ -246,6 +347,7 @@ impl Delivery {
         let nexthop = match super::route::parse_nexthop(&self.dest) {
             Ok(n) => n,
             Err(e) => {
+                results.last_failure = Some(e.clone());
                 fail_all(
                     &mut results,
                     &HostFailure {
@@ -268,6 +370,7 @@ impl Delivery {
         }) {
             Ok(p) => p,
             Err(e) => {
+                results.last_failure = Some(e.to_string());
                 fail_all(
                     &mut results,
                     &HostFailure {
@@ -285,6 +388,7 @@ impl Delivery {
             Ok(t) => t,
             Err(f) => {
                 fail_all(&mut results, &f, "none");
+                results.last_failure = Some(f.text.clone());
                 if !f.permanent {
                     results.dead_destination = Some(f.text.clone());
                 }
@@ -298,7 +402,7 @@ impl Delivery {
             let pending: Vec<usize> = (0..jobs.len())
                 .filter(|j| results.per_message[*j].len() < jobs[*j].rcpts.len())
                 .collect();
-            if pending.is_empty() {
+            if pending.is_empty() && !self.probing {
                 break;
             }
             match self
@@ -323,6 +427,7 @@ impl Delivery {
         }
         if let Some((f, relay)) = last {
             fail_all(&mut results, &f, &relay);
+            results.last_failure = Some(f.text.clone());
             if !any_reached {
                 results.dead_destination = Some(f.text);
             }
@@ -566,7 +671,7 @@ impl Delivery {
     #[allow(clippy::too_many_arguments)]
     async fn session(
         &self,
-        spool: &Spool,
+        spool: Option<&Spool>,
         jobs: &[MessageJob],
         results: &mut DeliveryResults,
         t: &Target,
@@ -600,9 +705,10 @@ impl Delivery {
         let addr = SocketAddr::new(t.addr, t.port);
         let tcp = match timeout(connect_timeout, Async::<TcpStream>::connect(addr)).await {
             Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(io_fail("connect to", &e, false)),
+            Some(Err(e)) => return Err(io_fail("connect to", &os_text(&e), false)),
             None => return Err(io_fail("connect to", &"Connection timed out", false)),
         };
+        results.connected = Some(format!("{hostaddr}:{}", t.port));
         let mut stream = Stream::new(tcp, slot);
         let wrapper =
             cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
@@ -611,8 +717,17 @@ impl Delivery {
             self.ctx.tables.roots.clone(),
             self.ctx.tls.provider.clone(),
         );
+        let recorder = Arc::new(ChainRecorder {
+            inner: verifier.clone(),
+            chain: std::sync::Mutex::new(Vec::new()),
+        });
+        let cert_verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if self.probing {
+            recorder.clone()
+        } else {
+            verifier.clone()
+        };
         let client_cfg =
-            crate::tls::build_client_config(&self.ctx.tls, verifier.clone()).map_err(|e| {
+            crate::tls::build_client_config(&self.ctx.tls, cert_verifier).map_err(|e| {
                 HostFailure {
                     text: format!("TLS client configuration: {e}"),
                     dsn: "4.7.5".into(),
@@ -633,6 +748,7 @@ impl Delivery {
                 &client_cfg,
                 &server_name,
                 &verifier,
+                &recorder,
                 t,
                 policy,
                 results,
@@ -679,6 +795,7 @@ impl Delivery {
                                 &client_cfg,
                                 &server_name,
                                 &verifier,
+                                &recorder,
                                 t,
                                 policy,
                                 results,
@@ -719,7 +836,7 @@ impl Delivery {
                         }));
                     }
                     ClientAction::SendBody => {
-                        let Some(j) = current else {
+                        let (Some(j), Some(spool)) = (current, spool) else {
                             return Err(lost("sending message body"));
                         };
                         if let Err(e) = self
@@ -753,14 +870,18 @@ impl Delivery {
                         }
                     }
                     ClientAction::Failed(e) => {
-                        let permanent = e.is_permanent();
+                        // A rejected login is the sender's configuration
+                        // (or the server's passwd file) going wrong, not the
+                        // recipient: defer, like Postfix's default
+                        // `smtp_sasl_auth_soft_bounce = yes` (5.x.x -> 4.x.x).
+                        let soft_auth = matches!(&*e, ClientError::Auth(_));
+                        let permanent = e.is_permanent() && !soft_auth;
                         let dsn = match &*e {
                             ClientError::TlsNotOffered
                             | ClientError::StartTlsRefused(_)
                             | ClientError::TlsHandshake => "4.7.5".to_string(),
-                            ClientError::Auth(r)
-                            | ClientError::Helo(r)
-                            | ClientError::Greeting(r) => r.dsn().to_string(),
+                            ClientError::Auth(r) => soft_dsn(&r.dsn().to_string()),
+                            ClientError::Helo(r) | ClientError::Greeting(r) => r.dsn().to_string(),
                             _ => {
                                 if permanent {
                                     "5.5.0".into()
@@ -775,6 +896,7 @@ impl Delivery {
                                 level: t.level,
                                 host: t.host.clone(),
                                 addr: t.addr,
+                                port: t.port,
                                 outcome: TlsOutcome::Failure {
                                     kind: crate::tls::FailureKind::StarttlsNotSupported,
                                     reason: "STARTTLS not offered".into(),
@@ -843,6 +965,7 @@ impl Delivery {
         client_cfg: &Arc<rustls::ClientConfig>,
         server_name: &ServerName<'static>,
         verifier: &Arc<TernVerifier>,
+        recorder: &ChainRecorder,
         t: &Target,
         policy: &EffectivePolicy<'_>,
         results: &mut DeliveryResults,
@@ -860,19 +983,27 @@ impl Delivery {
             None => Some("handshake timed out".into()),
         };
         let outcome = verifier.outcome(err.as_ref().map(|e| e as &dyn std::fmt::Display));
+        if self.probing {
+            if let Ok(c) = recorder.chain.lock() {
+                results.peer_chain = c.clone();
+            }
+        }
         results.tls_attempts.push(TlsAttempt {
             policy_domain: policy.nexthop_domain().to_string(),
             level: t.level,
             host: t.host.clone(),
             addr: t.addr,
+            port: t.port,
             outcome: outcome.clone(),
         });
         match (err, outcome) {
             (None, TlsOutcome::Success(trust)) => {
-                if self.ctx.cfg.int("smtp_tls_loglevel") > 0 {
-                    if let Some(s) = stream.tls_summary() {
-                        log::info!(target: "smtp", "{}", s.client_log(trust, &t.host, t.addr, t.port));
+                if let Some(s) = stream.tls_summary() {
+                    let line = s.client_log(trust, &t.host, t.addr, t.port).to_string();
+                    if self.ctx.cfg.int("smtp_tls_loglevel") > 0 {
+                        log::info!(target: "smtp", "{line}");
                     }
+                    results.tls_established.push(line);
                 }
                 if let Some(m) = verifier.dane_match() {
                     log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
@@ -970,6 +1101,24 @@ impl Delivery {
     }
 }
 
+/// An I/O error as Postfix words it: the strerror text alone, without
+/// Rust's ` (os error N)` suffix, so log readers see Postfix's reasons.
+fn os_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(i)) => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+/// A `5.x.y` enhanced status turned into `4.x.y` (soft bounce).
+fn soft_dsn(dsn: &str) -> String {
+    match dsn.strip_prefix('5') {
+        Some(rest) => format!("4{rest}"),
+        None => dsn.to_string(),
+    }
+}
+
 /// Runs `fut` with a time limit; None on timeout.
 async fn timeout<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
     smol::future::or(async { Some(fut.await) }, async {
@@ -997,5 +1146,19 @@ mod tests {
         assert_eq!(fmt_secs(0.5), "0.5");
         assert_eq!(fmt_secs(1.0), "1");
         assert_eq!(fmt_secs(12.4), "12");
+    }
+
+    #[test]
+    fn strerror_only() {
+        let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(os_text(&e), "Connection refused");
+        let e = std::io::Error::other("odd (os error 1)");
+        assert_eq!(os_text(&e), "odd (os error 1)");
+    }
+
+    #[test]
+    fn soft_bounce_dsn() {
+        assert_eq!(soft_dsn("5.7.8"), "4.7.8");
+        assert_eq!(soft_dsn("4.7.0"), "4.7.0");
     }
 }

@@ -50,7 +50,9 @@ pub struct QueueManager {
     stopping: Cell<bool>,
 }
 
-fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
+/// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
+/// resolver, TLS parameters.
+pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
     let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
     let rc = match cfg.get("dns_resolvers") {
         "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf"))
@@ -375,7 +377,11 @@ impl QueueManager {
                     let delivery = Delivery::new(ctx2.clone(), dest2.clone());
                     let results = delivery.run(&me.spool, &share).await;
                     if let Some(why) = results.dead_destination {
-                        let until = queue::clock::now() + 60;
+                        // Postfix's qmgr unthrottles a dead destination after
+                        // minimal_backoff_time (qmgr_queue_throttle); a fixed
+                        // minute kept mail waiting long after the WAN was back.
+                        let wait = ctx2.cfg.time("minimal_backoff_time").as_secs().max(1);
+                        let until = queue::clock::now() + wait;
                         me.slots.borrow_mut().mark_dead(&dest2, until, &why);
                     }
                     for (job, res) in share.iter().zip(results.per_message) {
@@ -601,6 +607,9 @@ impl QueueManager {
         match made {
             Ok(id) => {
                 log::info!(target: "bounce", "{}: sender non-delivery notification: {id}", job.id);
+                // As Postfix's qmgr does for every new message: pflogsumm
+                // takes the size of delivered mail from this line.
+                log::info!(target: "qmgr", "{id}: from=<>, size={}, nrcpt=1 (queue active)", text.len());
                 self.kick();
             }
             Err(e) => log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id),

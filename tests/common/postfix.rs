@@ -47,6 +47,7 @@ pub struct PostfixBuilder {
     relay_auth: Option<(String, String)>,
     relay_wrappermode: bool,
     main_cf: Vec<(String, String)>,
+    smtp_port: Option<u16>,
 }
 
 impl Default for PostfixBuilder {
@@ -67,6 +68,7 @@ impl Default for PostfixBuilder {
             relay_auth: None,
             relay_wrappermode: false,
             main_cf: Vec::new(),
+            smtp_port: None,
         }
     }
 }
@@ -166,6 +168,14 @@ impl PostfixBuilder {
         self
     }
 
+    /// Listens on this port instead of a fresh one: a second instance can
+    /// take over a stopped one's address (a receiving server that comes
+    /// back). Get it from [`free_port`] or an earlier instance.
+    pub fn smtp_port(mut self, port: u16) -> Self {
+        self.smtp_port = Some(port);
+        self
+    }
+
     /// Any other main.cf setting; later calls override earlier settings and
     /// the builder's own.
     pub fn main_cf(mut self, key: &str, value: &str) -> Self {
@@ -261,7 +271,7 @@ impl Postfix {
         own(&dir.subdir("spool/public"), pf_uid, postdrop, 0o710);
         own(&dir.subdir("spool/pid"), 0, 0, 0o755);
 
-        let smtp_port = free_port();
+        let smtp_port = b.smtp_port.unwrap_or_else(free_port);
         let smtps_port = b.smtps.then(free_port);
         let submission_port = (!b.submission_users.is_empty()).then(free_port);
         let realm = b

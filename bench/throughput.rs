@@ -1,0 +1,186 @@
+//! Relay throughput, tern beside Postfix on the same machine in one run:
+//! `smtp-source -> MTA -> smtp-sink`, both programs from Postfix's package.
+//!
+//! Each MTA accepts N messages from S parallel smtp-source sessions on
+//! loopback, queues them (fsync) and relays them to `relayhost =
+//! [127.0.0.1]:SINK` without TLS; the clock runs from smtp-source's start
+//! until smtp-sink has counted the last message. Both use a destination
+//! concurrency of 20 (Postfix's default; tern's board default is 4).
+//!
+//! Run: `cargo bench --bench throughput` (release build of tern);
+//! `TERN_BENCH_MESSAGES` / `TERN_BENCH_SESSIONS` change N (2000) and S (20);
+//! `TERN_BIN` points at another tern binary.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::ports::{free_port, wait_listening};
+use common::postfix::Postfix;
+use common::process::Daemon;
+use common::source::SmtpSource;
+use common::tempdir::{read_lossy, write, TempDir};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// smtp-sink without dumping messages (`-c` counters only).
+struct Sink {
+    _daemon: Daemon,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let dir = TempDir::new("bench-sink");
+        let port = free_port();
+        let mut cmd = Command::new("smtp-sink");
+        cmd.args(["-c", "-u", "nobody"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256")
+            .current_dir(dir.path());
+        let daemon = Daemon::spawn("smtp-sink", cmd, &dir.join("stdout"));
+        assert!(
+            wait_listening(port, Duration::from_secs(10)),
+            "smtp-sink did not start"
+        );
+        Sink {
+            _daemon: daemon,
+            dir,
+            port,
+        }
+    }
+
+    fn count(&self) -> usize {
+        read_lossy(&self.dir.join("stdout"))
+            .rsplit("mesg=")
+            .next()
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn wait(&self, n: usize, deadline: Instant) -> bool {
+        while self.count() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+struct Figures {
+    accept: f64,
+    end_to_end: f64,
+}
+
+fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figures {
+    let before = sink.count();
+    let t0 = Instant::now();
+    let r = SmtpSource::new(port)
+        .messages(n)
+        .sessions(sessions)
+        .from("bench@example.org")
+        .to("sink@example.net")
+        .run(LIMIT);
+    let accepted = t0.elapsed();
+    assert!(
+        r.success(),
+        "{name}: smtp-source failed: {}",
+        r.output.combined()
+    );
+    assert!(
+        sink.wait(before + n, t0 + LIMIT),
+        "{name}: smtp-sink has {} of {n} after {LIMIT:?}",
+        sink.count() - before
+    );
+    let total = t0.elapsed();
+    Figures {
+        accept: n as f64 / accepted.as_secs_f64(),
+        end_to_end: n as f64 / total.as_secs_f64(),
+    }
+}
+
+fn tern_bin() -> PathBuf {
+    std::env::var_os("TERN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tern")))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs us too:
+    // only measure when asked to.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("throughput: skipped (run with cargo bench)");
+        return;
+    }
+    let n = env_usize("TERN_BENCH_MESSAGES", 2000);
+    let sessions = env_usize("TERN_BENCH_SESSIONS", 20);
+
+    let tern_sink = Sink::start();
+    let pf_sink = Sink::start();
+
+    let dir = TempDir::new("bench-tern");
+    let port = free_port();
+    let conf = dir.join("tern.conf");
+    write(
+        &conf,
+        format!(
+            "myhostname = tern.example.org\nmydestination =\nmynetworks = 127.0.0.0/8\n\
+             smtp_listen = 127.0.0.1:{port}\nqueue_directory = {}\nmaillog_file = {}\n\
+             syslog_socket =\nmail_owner = nobody\ndns_resolvers = 127.0.0.1:9\n\
+             relayhost = [127.0.0.1]:{}\nsmtp_tls_security_level = none\n\
+             default_destination_concurrency_limit = 20\nmax_connections = 64\n",
+            dir.subdir("spool").display(),
+            dir.join("maillog").display(),
+            tern_sink.port
+        ),
+    );
+    let bin = tern_bin();
+    let mut cmd = Command::new(&bin);
+    cmd.args(["run", "-f", "-c"]).arg(&conf);
+    let mut tern = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
+    assert!(
+        wait_listening(port, Duration::from_secs(20)),
+        "tern did not start: {}",
+        tern.output()
+    );
+
+    let mut pf = Postfix::builder()
+        .hostname("postfix.example.org")
+        .relayhost(pf_sink.port)
+        .start();
+
+    println!(
+        "throughput: {n} messages, {sessions} smtp-source sessions, relay to smtp-sink, no TLS"
+    );
+    println!("tern binary: {}", bin.display());
+    let t = drive("tern", port, &tern_sink, n, sessions);
+    let p = drive("postfix", pf.smtp_port(), &pf_sink, n, sessions);
+    println!(
+        "tern:    {:8.1} msg/s accepted, {:8.1} msg/s end to end",
+        t.accept, t.end_to_end
+    );
+    println!(
+        "postfix: {:8.1} msg/s accepted, {:8.1} msg/s end to end",
+        p.accept, p.end_to_end
+    );
+    println!(
+        "ratio tern/postfix: {:.2} accepted, {:.2} end to end",
+        t.accept / p.accept,
+        t.end_to_end / p.end_to_end
+    );
+    tern.stop();
+    pf.stop();
+}

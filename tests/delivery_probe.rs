@@ -1,0 +1,171 @@
+//! `tern probe` against a real Postfix (issue 4): the TLS details it
+//! prints agree with Postfix's own posttls-finger on the same server, and
+//! the verification status follows the level like delivery does.
+
+mod common;
+mod delivery_harness;
+
+use common::certs::{KeyKind, TestCa};
+use common::postfix::Postfix;
+use common::tempdir::{write, TempDir};
+use common::tools::Finger;
+use delivery_harness::TERN;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn probe(conf: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(TERN);
+    cmd.arg("probe").arg("-c").arg(conf).args(args);
+    let out = common::process::run(cmd, None, Duration::from_secs(30));
+    assert!(!out.timed_out, "tern probe timed out: {}", out.combined());
+    (out.status, out.combined())
+}
+
+/// The posttls-finger line that starts with `needle`, without the prefix.
+fn finger_line(text: &str, needle: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("posttls-finger: "))
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in posttls-finger output:\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn probe_prints_chain_fingerprints_and_status_like_posttls_finger() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dir = TempDir::new("probe");
+    let conf = dir.join("tern.conf");
+    write(
+        &conf,
+        format!(
+            "smtp_tls_CAfile = {}\ndns_resolvers = 127.0.0.1:9\nsyslog_socket =\n",
+            ca.cert.display()
+        ),
+    );
+    let dest = format!("[127.0.0.1]:{port}");
+    let hp = format!("127.0.0.1[127.0.0.1]:{port}");
+
+    // may: Trusted (the CA file vouches for it, no name check), chain shown.
+    let (st, out) = probe(&conf, &["-l", "may", &dest]);
+    assert_eq!(st, Some(0), "{out}");
+    let finger = Finger::new(port).level("may").run();
+    let summary = finger_line(&finger, "subject_CN=");
+    assert!(
+        out.contains(&format!("tern probe: {summary}\n")),
+        "tern:\n{out}\nposttls-finger:\n{finger}"
+    );
+    assert!(summary.contains(&leaf.cert_sha256) && summary.contains(&leaf.pkey_sha256));
+    assert!(out.contains(&format!(
+        "tern probe: {hp}: depth=0 subject=/CN=mx.example.test issuer=/O=tern testbed/CN=tern test CA\n"
+    )), "{out}");
+    assert!(out.contains(&format!(
+        "tern probe: {hp}: depth=1 subject=/O=tern testbed/CN=tern test CA issuer=/O=tern testbed/CN=tern test CA\n"
+    )), "{out}");
+    assert!(
+        out.contains(&format!("tern probe: Trusted TLS connection established to {hp}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519")),
+        "{out}"
+    );
+    // Postfix's smtpd saw a TLS session and no mail transaction.
+    assert!(pf
+        .wait_for_log("TLS connection established from", Duration::from_secs(10))
+        .is_some());
+
+    // secure with the right name: Verified, like posttls-finger.
+    let (st, out) = probe(&conf, &["-l", "secure", "-m", "mx.example.test", &dest]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "tern probe: Verified TLS connection established to {hp}: TLSv1.3"
+        )),
+        "{out}"
+    );
+    let finger = Finger::new(port)
+        .level("secure")
+        .ca_file(&ca.cert)
+        .matching("mx.example.test")
+        .run();
+    finger_line(&finger, "Verified TLS connection established");
+
+    // secure with a wrong name: fails, still shows what the server presented.
+    let (st, out) = probe(&conf, &["-l", "secure", "-m", "other.example.test", &dest]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "tern probe: server certificate verification failed for {hp}: "
+        )),
+        "{out}"
+    );
+    assert!(out.contains("subject_CN=mx.example.test"), "{out}");
+    assert!(!out.contains("TLS connection established"), "{out}");
+
+    // fingerprint: the public-key fingerprint matches.
+    let (st, out) = probe(
+        &conf,
+        &["-l", "fingerprint", "-m", &leaf.pkey_sha256, &dest],
+    );
+    assert_eq!(st, Some(0), "{out}");
+    assert!(
+        out.contains("tern probe: Verified TLS connection established"),
+        "{out}"
+    );
+
+    // Without -l the policy table decides, as for delivery.
+    let policy = dir.join("tls_policy");
+    write(
+        &policy,
+        format!("{dest} fingerprint match={}\n", "AB:".repeat(31) + "AB"),
+    );
+    let conf2 = dir.join("tern2.conf");
+    write(
+        &conf2,
+        format!(
+            "smtp_tls_policy_maps = texthash:{}\ndns_resolvers = 127.0.0.1:9\nsyslog_socket =\n",
+            policy.display()
+        ),
+    );
+    let (st, out) = probe(&conf2, &[&dest]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(out.contains("fingerprint mismatch"), "{out}");
+    assert!(pf.messages().is_empty(), "a probe sends no mail");
+}
+
+#[test]
+fn probe_without_starttls_and_dead_port() {
+    let pf = Postfix::builder().start();
+    let dir = TempDir::new("probe");
+    let conf = dir.join("tern.conf");
+    write(&conf, "dns_resolvers = 127.0.0.1:9\nsyslog_socket =\n");
+    let dest = format!("[127.0.0.1]:{}", pf.smtp_port());
+    let (st, out) = probe(&conf, &["-l", "encrypt", &dest]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "tern probe: TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]"
+        ),
+        "{out}"
+    );
+    let (st, out) = probe(&conf, &["-l", "may", &dest]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "tern probe: 127.0.0.1[127.0.0.1]:{}: session completed without TLS",
+            pf.smtp_port()
+        )),
+        "{out}"
+    );
+    let dead = common::ports::free_port();
+    let (st, out) = probe(&conf, &[&format!("[127.0.0.1]:{dead}")]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "connect to 127.0.0.1[127.0.0.1]:{dead}: Connection refused"
+        )),
+        "{out}"
+    );
+    let (st, out) = probe(&conf, &["-x"]);
+    assert_eq!(st, Some(64), "{out}");
+}

@@ -1,0 +1,267 @@
+//! Queue behaviour of outbound delivery against a real Postfix (issue 4):
+//! the receiving server goes away and comes back (every message delivered
+//! exactly once), permanent failures bounce with a DSN (never a bounce of
+//! a bounce), and pflogsumm counts tern's log lines.
+
+mod common;
+mod delivery_harness;
+
+use common::ports::free_port;
+use common::postfix::{Postfix, PostfixBuilder};
+use common::tempdir::{write_config, TempDir};
+use common::tools::pflogsumm;
+use delivery_harness::{field, Tern};
+
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+fn subjects(pf: &Postfix) -> Vec<String> {
+    pf.messages()
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect()
+}
+
+/// Postfix that knows only `alice` and `bob` in example.test: anything
+/// else gets `550 5.1.1 ... User unknown in virtual mailbox table`.
+fn with_users(b: PostfixBuilder, dir: &TempDir) -> PostfixBuilder {
+    let users = dir.join("users");
+    write_config(
+        &users,
+        "alice@example.test inbox/\nbob@example.test inbox/\n",
+    );
+    b.main_cf(
+        "virtual_mailbox_maps",
+        &format!("texthash:{}", users.display()),
+    )
+}
+
+#[test]
+fn wan_down_then_back_delivers_every_message_once() {
+    let port = free_port();
+    let mut first = Postfix::builder().smtp_port(port).start();
+    let tern = Tern::builder().relay_to(port).start();
+    let before: Vec<String> = (0..2)
+        .map(|i| {
+            tern.submit(
+                "alice@example.net",
+                "bob@example.test",
+                &format!("before-{i}"),
+            )
+        })
+        .collect();
+    for id in &before {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    first.wait_for_message(2, T);
+
+    // The WAN goes down: nothing listens on the relay's port any more.
+    first.stop();
+    let during: Vec<String> = (0..5)
+        .map(|i| {
+            tern.submit(
+                "alice@example.net",
+                "bob@example.test",
+                &format!("during-{i}"),
+            )
+        })
+        .collect();
+    for id in &during {
+        let d = tern.wait_log(&[id, "status=deferred"], 1, T);
+        let text = d[0].split("status=deferred (").nth(1).unwrap_or("");
+        assert!(
+            text.ends_with(&format!(
+                "connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"
+            )),
+            "{}",
+            d[0]
+        );
+    }
+    let q = tern.mailq();
+    for id in &during {
+        assert!(q.contains(id.as_str()), "{id} not in mailq:\n{q}");
+    }
+    assert!(q.contains("Connection refused"), "{q}");
+    assert!(q.contains("-- ") && q.contains(" in 5 Requests."), "{q}");
+
+    // It comes back (a new server on the same address); flush.
+    let second = Postfix::builder().smtp_port(port).start();
+    tern.flush();
+    second.wait_for_message(5, T);
+    tern.wait_queue_empty(T);
+    // Two more queue runs (queue_run_delay = 1s) must not send anything again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut got = subjects(&second);
+    got.sort();
+    let want: Vec<String> = (0..5).map(|i| format!("during-{i}")).collect();
+    assert_eq!(got, want, "each message exactly once");
+    for id in before.iter().chain(&during) {
+        assert_eq!(tern.log_lines(&[id, "status=sent"]).len(), 1, "{id}");
+    }
+}
+
+#[test]
+fn backoff_alone_recovers_without_flush() {
+    let port = free_port();
+    let tern = Tern::builder().relay_to(port).start();
+    // The receiving server is not up yet.
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            tern.submit(
+                "alice@example.net",
+                "bob@example.test",
+                &format!("late-{i}"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let t0 = Instant::now();
+    let pf = Postfix::builder().smtp_port(port).start();
+    pf.wait_for_message(3, T);
+    tern.wait_queue_empty(T);
+    // minimal_backoff_time = 1s, maximal_backoff_time = 2s, queue_run_delay = 1s.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let mut got = subjects(&pf);
+    got.sort();
+    assert_eq!(got, vec!["late-0", "late-1", "late-2"]);
+}
+
+#[test]
+fn rejected_recipient_bounces_with_a_dsn_and_bounces_never_bounce() {
+    let dir = TempDir::new("users");
+    let pf = with_users(Postfix::builder(), &dir).start();
+    let port = pf.smtp_port();
+    let tern = Tern::builder().relay_to(port).start();
+
+    // 1. alice -> ghost: 550, bounced; the DSN goes back to alice.
+    let id = tern.submit("alice@example.test", "ghost@example.test", "to-ghost");
+    let b = tern.wait_log(&[&id, "status=bounced"], 1, T);
+    assert_eq!(field(&b[0], "dsn"), Some("5.1.1"), "{}", b[0]);
+    assert!(
+        b[0].contains(
+            "status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <ghost@example.test>: \
+             Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))"
+        ),
+        "{}",
+        b[0]
+    );
+    let n = tern.wait_log(&[&id, "sender non-delivery notification: "], 1, T);
+    let dsn_id = n[0].rsplit(' ').next().unwrap().to_string();
+    tern.wait_log(&[&dsn_id, "to=<alice@example.test>", "status=sent"], 1, T);
+    tern.wait_log(&[&dsn_id, "from=<>, size="], 1, T);
+    let msgs = pf.wait_for_message(1, T);
+    let dsn = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert!(dsn.contains("Return-Path: <>"), "{dsn}");
+    assert!(
+        dsn.contains("Content-Type: multipart/report; report-type=delivery-status;"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Content-Type: message/delivery-status"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; ghost@example.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(dsn.contains("Remote-MTA: dns; 127.0.0.1"), "{dsn}");
+    assert!(
+        dsn.contains("Diagnostic-Code: smtp; 550 5.1.1 <ghost@example.test>"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Subject: to-ghost"),
+        "the original is returned:\n{dsn}"
+    );
+
+    // 2. ghost -> ghost: bounced; its DSN to ghost bounces too, and that
+    //    bounce (null sender) is not bounced again.
+    let id2 = tern.submit("ghost@example.test", "ghost@example.test", "from-ghost");
+    tern.wait_log(&[&id2, "status=bounced"], 1, T);
+    let n2 = tern.wait_log(&[&id2, "sender non-delivery notification: "], 1, T);
+    let dsn2 = n2[0].rsplit(' ').next().unwrap().to_string();
+    tern.wait_log(&[&dsn2, "to=<ghost@example.test>", "status=bounced"], 1, T);
+    tern.wait_log(&[&dsn2, "not bouncing"], 1, T);
+    // 3. A null-sender message that fails is not bounced either.
+    let r = common::tools::Swaks::new(tern.port())
+        .from("<>")
+        .to("ghost@example.test")
+        .run_ok();
+    let id3 = r.queue_id().unwrap();
+    tern.wait_log(&[&id3, "from=<>", "(queue active)"], 1, T);
+    tern.wait_log(&[&id3, "status=bounced"], 1, T);
+    tern.wait_log(&[&id3, "not bouncing"], 1, T);
+    tern.wait_queue_empty(T);
+    assert_eq!(
+        tern.log_lines(&["sender non-delivery notification"]).len(),
+        2
+    );
+    assert_eq!(pf.messages().len(), 1, "only alice's DSN was delivered");
+}
+
+#[test]
+fn pflogsumm_counts_sent_deferred_bounced() {
+    let dir = TempDir::new("users");
+    let pf = with_users(Postfix::builder(), &dir).start();
+    let dead = free_port();
+    let b = Tern::builder();
+    let transport = b.table(
+        "transport",
+        &format!("dead.example.test smtp:[127.0.0.1]:{dead}\n"),
+    );
+    let mut tern = b
+        .relay_to(pf.smtp_port())
+        .set("transport_maps", &transport)
+        .start();
+    for i in 0..3 {
+        tern.submit("alice@example.test", "bob@example.test", &format!("ok-{i}"));
+    }
+    let bounced = tern.submit("alice@example.test", "ghost@example.test", "bounce");
+    let deferred: Vec<String> = (0..2)
+        .map(|i| {
+            tern.submit(
+                "alice@example.test",
+                "x@dead.example.test",
+                &format!("d-{i}"),
+            )
+        })
+        .collect();
+    // 3 + alice's DSN.
+    tern.wait_log(&["status=sent"], 4, T);
+    tern.wait_log(&[&bounced, "status=bounced"], 1, T);
+    for id in &deferred {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    tern.stop();
+    let log = tern.log();
+    let deferrals = log
+        .lines()
+        .filter(|l| l.contains("status=deferred"))
+        .count();
+    let (totals, report) = pflogsumm(&tern.log_path(), "tern");
+    assert_eq!(totals.received, 6, "{report}");
+    assert_eq!(totals.delivered, 4, "{report}");
+    assert_eq!(totals.deferred, 2, "{report}");
+    assert_eq!(totals.bounced, 1, "{report}");
+    // printf "(%d%s deferrals)" with a blank unit suffix.
+    assert!(
+        report.contains(&format!("({deferrals}  deferrals)")),
+        "{deferrals} deferrals:\n{report}"
+    );
+    assert!(report.contains("bob@example.test"), "{report}");
+    // Per-reason detail parses the Postfix-shaped texts.
+    assert!(report.contains("Connection refused"), "{report}");
+    assert!(
+        report.contains("User unknown in virtual mailbox table"),
+        "{report}"
+    );
+}

@@ -1,0 +1,247 @@
+//! Outbound TLS security levels against a real Postfix on loopback
+//! (issue 4): tern relays to `[127.0.0.1]:PORT` and the level comes from
+//! `smtp_tls_security_level` or a `texthash:` policy table keyed by that
+//! next hop. Postfix is the receiving server; its Maildir and tern's
+//! maillog tell what happened.
+
+mod common;
+mod delivery_harness;
+
+use common::certs::{self_signed, KeyKind, TestCa};
+use common::postfix::Postfix;
+use delivery_harness::{field, Tern};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Asserts the message landed in Postfix's Maildir with the subject.
+fn assert_delivered(pf: &Postfix, n: usize, subject: &str) {
+    let msgs = pf.wait_for_message(n, T);
+    let found = msgs
+        .iter()
+        .any(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}")));
+    assert!(
+        found,
+        "no message with Subject: {subject} in Postfix's Maildir"
+    );
+}
+
+#[test]
+fn may_with_self_signed_cert_is_untrusted_and_delivered() {
+    let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let tern = Tern::builder()
+        .relay_to(pf.smtp_port())
+        .set("smtp_tls_security_level", "may")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "may-untrusted");
+    let sent = tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert_delivered(&pf, 1, "may-untrusted");
+    let tls = tern.log_lines(&[&format!(
+        "Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:{}: TLSv1.3 with cipher",
+        pf.smtp_port()
+    )]);
+    assert_eq!(tls.len(), 1, "{}", tern.log());
+    let relay = format!("127.0.0.1[127.0.0.1]:{}", pf.smtp_port());
+    assert_eq!(field(&sent[0], "relay"), Some(relay.as_str()));
+    assert_eq!(field(&sent[0], "to"), Some("<bob@example.test>"));
+    assert_eq!(field(&sent[0], "dsn"), Some("2.0.0"));
+    assert!(
+        sent[0].contains("status=sent (250 2.0.0 Ok: queued as "),
+        "{}",
+        sent[0]
+    );
+    // Postfix saw TLS on its side too.
+    assert!(
+        pf.wait_for_log("Anonymous TLS connection established from", T)
+            .or_else(|| pf.wait_for_log("TLS connection established from", T))
+            .is_some(),
+        "{}",
+        pf.log()
+    );
+    tern.wait_queue_empty(T);
+}
+
+#[test]
+fn verify_and_secure_with_test_ca_are_verified() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    for (n, level) in ["verify", "secure"].into_iter().enumerate() {
+        let b = Tern::builder();
+        let policy = b.table(
+            "tls_policy",
+            &format!("# level per next hop\n[127.0.0.1]:{port} {level} match=mx.example.test\n"),
+        );
+        let tern = b
+            .relay_to(port)
+            .set("smtp_tls_security_level", "none")
+            .set("smtp_tls_policy_maps", &policy)
+            .set("smtp_tls_CAfile", &ca.cert.display().to_string())
+            .start();
+        let id = tern.submit("alice@example.net", "bob@example.test", level);
+        tern.wait_log(&[&id, "status=sent"], 1, T);
+        let v = tern.log_lines(&[&format!(
+            "Verified TLS connection established to 127.0.0.1[127.0.0.1]:{port}: TLSv1.3"
+        )]);
+        assert_eq!(v.len(), 1, "{}", tern.log());
+        assert_delivered(&pf, n + 1, level);
+    }
+}
+
+#[test]
+fn verify_with_wrong_name_or_unknown_ca_is_deferred() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let other_ca = TestCa::new();
+    let b = Tern::builder();
+    let port = pf.smtp_port();
+    let policy = b.table(
+        "tls_policy",
+        &format!("[127.0.0.1]:{port} secure match=other.example.test\n"),
+    );
+    let tern = b
+        .relay_to(port)
+        .set("smtp_tls_policy_maps", &policy)
+        .set("smtp_tls_CAfile", &ca.cert.display().to_string())
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "wrong-name");
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
+    assert_eq!(field(&d[0], "dsn"), Some("4.7.5"), "{}", d[0]);
+    assert!(tern.log_lines(&["TLS connection established"]).is_empty());
+    let q = tern.mailq();
+    assert!(q.contains(&id) && q.contains("bob@example.test"), "{q}");
+    assert!(pf.messages().is_empty());
+    drop(tern);
+
+    // Unknown CA: same destination, the CA file is another CA's.
+    let b = Tern::builder();
+    let policy = b.table(
+        "tls_policy",
+        &format!("[127.0.0.1]:{port} verify match=mx.example.test\n"),
+    );
+    let tern = b
+        .relay_to(port)
+        .set("smtp_tls_policy_maps", &policy)
+        .set("smtp_tls_CAfile", &other_ca.cert.display().to_string())
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "unknown-ca");
+    tern.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(pf.messages().is_empty());
+}
+
+#[test]
+fn fingerprint_level_right_and_wrong() {
+    let leaf = self_signed(KeyKind::Rsa2048, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    // Wrong fingerprint: the CA-less self-signed cert does not match.
+    let wrong = "00:".repeat(31) + "00";
+    let b = Tern::builder();
+    let policy = b.table(
+        "tls_policy",
+        &format!("[127.0.0.1]:{port} fingerprint match={wrong}\n"),
+    );
+    let tern = b
+        .relay_to(port)
+        .set("smtp_tls_policy_maps", &policy)
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "fp-wrong");
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
+    assert_eq!(field(&d[0], "dsn"), Some("4.7.5"), "{}", d[0]);
+    let q = tern.mailq();
+    assert!(q.contains(&id), "{q}");
+    assert!(pf.messages().is_empty());
+    drop(tern);
+
+    // Right fingerprints: the certificate's, then the public key's (with a
+    // wrong one first in the match list).
+    for (n, (label, fp)) in [("cert", &leaf.cert_sha256), ("pkey", &leaf.pkey_sha256)]
+        .into_iter()
+        .enumerate()
+    {
+        let b = Tern::builder();
+        let policy = b.table(
+            "tls_policy",
+            &format!("[127.0.0.1]:{port} fingerprint match={wrong}|{fp}\n"),
+        );
+        let tern = b
+            .relay_to(port)
+            .set("smtp_tls_policy_maps", &policy)
+            .start();
+        let subject = format!("fp-{label}");
+        let id = tern.submit("alice@example.net", "bob@example.test", &subject);
+        tern.wait_log(&[&id, "status=sent"], 1, T);
+        let v = tern.log_lines(&[&format!(
+            "Verified TLS connection established to 127.0.0.1[127.0.0.1]:{port}"
+        )]);
+        assert_eq!(v.len(), 1, "{}", tern.log());
+        assert_delivered(&pf, n + 1, &subject);
+    }
+}
+
+#[test]
+fn policy_table_selects_level_per_next_hop() {
+    // A: STARTTLS with a self-signed cert; B: no STARTTLS at all.
+    let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let domains = ["example.test", "plain.example.test", "notls.example.test"];
+    let a = Postfix::builder()
+        .local_domains(&domains)
+        .tls(&leaf.chain, &leaf.key)
+        .start();
+    let b_pf = Postfix::builder().local_domains(&domains).start();
+    let (pa, pb) = (a.smtp_port(), b_pf.smtp_port());
+    let b = Tern::builder();
+    // relayhost [A] -> default level `may`; plain.example.test -> [A] on
+    // its other route, forced `none` by the table although A offers
+    // STARTTLS; notls.example.test -> [B], `encrypt` by the table.
+    let policy = b.table(
+        "tls_policy",
+        &format!("[127.0.0.1]:{pb} encrypt\n[127.0.0.1]:{pa}   none\n"),
+    );
+    let transport = b.table(
+        "transport",
+        &format!(
+            "plain.example.test smtp:[127.0.0.1]:{pa}\nnotls.example.test smtp:[127.0.0.1]:{pb}\n"
+        ),
+    );
+    let tern = b
+        .set("smtp_tls_security_level", "may")
+        .set("smtp_tls_policy_maps", &policy)
+        .set("transport_maps", &transport)
+        .start();
+    let id = tern.submit("alice@example.net", "bob@notls.example.test", "encrypt");
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
+    let expect =
+        "status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])";
+    assert!(d[0].ends_with(expect), "{}\nwant suffix: {expect}", d[0]);
+    assert_eq!(
+        field(&d[0], "relay"),
+        Some(format!("127.0.0.1[127.0.0.1]:{pb}").as_str())
+    );
+    let q = tern.mailq();
+    assert!(
+        q.contains("(TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])"),
+        "{q}"
+    );
+
+    let id2 = tern.submit("alice@example.net", "carol@plain.example.test", "none");
+    tern.wait_log(&[&id2, "status=sent"], 1, T);
+    assert_delivered(&a, 1, "none");
+    assert!(
+        tern.log_lines(&["TLS connection established"]).is_empty(),
+        "{}",
+        tern.log()
+    );
+    assert!(
+        !a.log().contains("TLS connection established"),
+        "{}",
+        a.log()
+    );
+
+    // The `encrypt` message is still queued and never went out in clear.
+    assert!(tern.mailq().contains(&id));
+    assert!(b_pf.messages().is_empty());
+}
