@@ -1006,7 +1006,7 @@ impl Delivery {
                     results.tls_established.push(line);
                 }
                 if let Some(m) = verifier.dane_match() {
-                    log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
+                    log::debug!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
                 }
                 let _ = Trust::Untrusted;
                 Ok(())
