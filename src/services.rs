@@ -43,9 +43,6 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         per_conn
     );
     let listeners = Listeners::bind(&c)?;
-    if smtpd::listen::drop_privileges(c.get("mail_owner"), &[queue_dir.as_path()])? {
-        log::info!(target: "master", "running as {}", c.get("mail_owner"));
-    }
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
 
@@ -57,6 +54,11 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         committer.clone(),
         Box::new(move || kick.kick()),
     )?;
+    // After the keys and password file are read: like Postfix, they may be
+    // readable by root only.
+    if smtpd::listen::drop_privileges(c.get("mail_owner"), &[queue_dir.as_path()])? {
+        log::info!(target: "master", "running as {}", c.get("mail_owner"));
+    }
     let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
     listeners.spawn(ex, smtpd.clone(), pool.clone())?;
     delivery.clone().spawn(ex, &queue_dir)?;
