@@ -226,7 +226,9 @@ pub fn passwd(args: &[String]) -> ExitCode {
         Some(f) => f,
         None => match cfg.get("smtpd_sasl_password_file") {
             "" => {
-                eprintln!("tern: fatal: smtpd_sasl_password_file is not set; set it or use -f FILE");
+                eprintln!(
+                    "tern: fatal: smtpd_sasl_password_file is not set; set it or use -f FILE"
+                );
                 return ExitCode::from(78);
             }
             f => PathBuf::from(f),

@@ -13,7 +13,9 @@ use crate::smtp::command::{self, Command, Path};
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
 use crate::smtp::received::{format_date, received_header, ReceivedInfo};
-use crate::smtp::server::{Action, Actions, AuthMechanism, Event, RcptClass, ServerParams, Session};
+use crate::smtp::server::{
+    Action, Actions, AuthMechanism, Event, RcptClass, ServerParams, Session,
+};
 use crate::tls::{Slot, Stream};
 
 use super::listen::Service;
