@@ -117,7 +117,10 @@ fn swaks_starttls_implicit_tls_and_auth_land_in_spool() {
     tern.wait_for_log(&[&format!(
         "{id3}: client=localhost[127.0.0.1], sasl_method=LOGIN, sasl_username=bob"
     )]);
-    tern.wait_for_log(&["SASL PLAIN authentication failed", "sasl_username=alice"]);
+    tern.wait_for_log(&[
+        "warning: localhost[127.0.0.1]: SASL PLAIN authentication failed: authentication failure",
+        "sasl_username=alice",
+    ]);
     tern.wait_for_log(&[
         "disconnect from localhost[127.0.0.1] ehlo=2 starttls=1 auth=1 mail=1 rcpt=1 data=1 quit=1 commands=8",
     ]);

@@ -58,7 +58,7 @@ pub async fn run(
 
     if service == Service::Submissions {
         let Some(tls) = shared.tls.clone() else {
-            log::warn!(target: "smtpd", "submissions listener without a certificate; closing {host}[{addr_s}]");
+            log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
             return;
         };
         match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
@@ -277,7 +277,7 @@ async fn perform(
                     sasl.set(Some(req.mechanism));
                 } else {
                     // Postfix: "warning: host[addr]: SASL LOGIN authentication failed: ..."
-                    log::warn!(target: "smtpd", "{host}[{addr}]: SASL {} authentication failed: authentication failure, sasl_username={}", mech_name(req.mechanism), req.user);
+                    log::warn!(target: "smtpd", "warning: {host}[{addr}]: SASL {} authentication failed: authentication failure, sasl_username={}", mech_name(req.mechanism), req.user);
                 }
                 Some(sess.event(Event::AuthVerdict(ok)))
             }
