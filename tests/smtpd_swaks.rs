@@ -212,3 +212,48 @@ fn received_header_without_tls_comment_when_disabled() {
     // The ECDSA certificate shows in the log line.
     tern.wait_for_log(&["key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256"]);
 }
+
+#[test]
+fn tern_passwd_sets_and_replaces_hashes() {
+    use common::process::run;
+    use common::tempdir::{write, TempDir};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    use tern::smtpd::passwd::PasswordFile;
+
+    let dir = TempDir::new("tern-passwd");
+    let conf = dir.join("tern.conf");
+    write(&conf, "myhostname = tern.example.test\n");
+    let file = dir.join("users");
+    let passwd = |args: &[&str], stdin: &[u8]| {
+        let mut cmd = Command::new(smtpd_support::TERN);
+        cmd.arg("passwd").arg("-c").arg(&conf).args(args);
+        run(cmd, Some(stdin), smtpd_support::WAIT)
+    };
+    // No file configured and none given.
+    let out = passwd(&["alice"], b"pw\n");
+    assert_eq!(out.status, Some(78), "{}", out.combined());
+    assert!(out.stderr.contains("smtpd_sasl_password_file is not set"));
+    // An empty password is refused.
+    let f = file.display().to_string();
+    let out = passwd(&["-f", &f, "alice"], b"\n");
+    assert_eq!(out.status, Some(1), "{}", out.combined());
+    assert!(!file.exists());
+    // Set two users, then change one.
+    for (user, pw) in [("alice", "first one"), ("bob", "b0b"), ("alice", "second")] {
+        let out = passwd(&["-f", &f, user], format!("{pw}\r\n").as_bytes());
+        assert!(out.success(), "{}", out.combined());
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let users = PasswordFile::parse(&text).unwrap();
+    assert!(users.verify("alice", b"second"));
+    assert!(!users.verify("alice", b"first one"));
+    assert!(users.verify("bob", b"b0b"));
+    // A bad user name is refused, the file untouched.
+    let out = passwd(&["-f", &f, "a:b"], b"x\n");
+    assert_eq!(out.status, Some(65), "{}", out.combined());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}

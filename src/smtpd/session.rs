@@ -24,8 +24,11 @@ use super::Shared;
 /// Bytes for one command line plus its CRLF; `line_length_limit` may not
 /// exceed this (checked when the settings are built).
 pub const LINE_BUF: usize = 4096;
-/// DATA is decoded through this buffer into the spool writer.
-pub const DATA_BUF: usize = 8192;
+/// DATA is decoded through this buffer into the spool writer (which has
+/// its own 8 KiB buffer). Small on purpose: it lives inside every
+/// session's future, and spawning copies the whole future, so each byte
+/// here is resident once per connection; the decoder simply loops.
+pub const DATA_BUF: usize = 1024;
 
 /// Why a session ended early, for Postfix's `lost connection after X` /
 /// `timeout after X` lines.
