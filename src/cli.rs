@@ -89,11 +89,6 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn not_yet(what: &str) -> ExitCode {
-    eprintln!("tern: {what} is not available in this build yet");
-    ExitCode::from(69)
-}
-
 /// Loads the configuration for a front end (`sendmail`, `mailq`,
 /// `flush`): `-C FILE` (sendmail's option) or `-c FILE`, else
 /// `$TERN_CONFIG`, else the default; the config options are removed from
@@ -186,7 +181,200 @@ pub fn probe(args: &[String]) -> ExitCode {
     crate::probe::main(args)
 }
 
-/// `tern passwd`.
-pub fn passwd(_args: &[String]) -> ExitCode {
-    not_yet("passwd")
+/// `tern passwd [-c FILE] [-f PWFILE] USER`: sets USER's SMTP AUTH
+/// password in `smtpd_sasl_password_file` (or `-f PWFILE`). The password is
+/// read from standard input: once (the first line) from a pipe, twice
+/// without echo from a terminal. The file is replaced atomically; a new
+/// file is mode 0600 and, when run as root, owned by `mail_owner` (the
+/// daemon reads it after dropping privileges); an existing file keeps its
+/// owner and mode.
+pub fn passwd(args: &[String]) -> ExitCode {
+    let mut file: Option<PathBuf> = None;
+    let mut config_args = Vec::new();
+    let mut user: Option<&str> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-f" => file = it.next().map(PathBuf::from),
+            "-c" | "-C" => {
+                config_args.push(a.clone());
+                if let Some(p) = it.next() {
+                    config_args.push(p.clone());
+                }
+            }
+            s if s.starts_with('-') => {
+                eprintln!("usage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
+                return ExitCode::from(64);
+            }
+            s => user = Some(s),
+        }
+    }
+    let Some(user) = user else {
+        eprintln!("usage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
+        return ExitCode::from(64);
+    };
+    let (cfg, _) = match front_end_config(&config_args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let path = match file {
+        Some(f) => f,
+        None => match cfg.get("smtpd_sasl_password_file") {
+            "" => {
+                eprintln!(
+                    "tern: fatal: smtpd_sasl_password_file is not set; set it or use -f FILE"
+                );
+                return ExitCode::from(78);
+            }
+            f => PathBuf::from(f),
+        },
+    };
+    let password = match read_new_password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tern: fatal: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let old = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            eprintln!("tern: fatal: {}: {e}", path.display());
+            return ExitCode::from(74);
+        }
+    };
+    let text = match crate::smtpd::passwd::PasswordFile::set_password(&old, user, &password) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tern: fatal: {e}");
+            return ExitCode::from(65);
+        }
+    };
+    match replace_file(&path, text.as_bytes(), cfg.get("mail_owner")) {
+        Ok(()) => {
+            eprintln!("tern: password for {user} set in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tern: fatal: {}: {e}", path.display());
+            ExitCode::from(74)
+        }
+    }
+}
+
+/// Reads the new password: from a terminal twice, without echo, and the two
+/// must match; otherwise the first line of standard input.
+fn read_new_password() -> Result<Vec<u8>, String> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    // SAFETY: isatty has no preconditions.
+    let tty = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
+    let read_line = |prompt: &str| -> Result<Vec<u8>, String> {
+        if tty {
+            eprint!("{prompt}");
+        }
+        let echo = tty.then(EchoOff::new).flatten();
+        let mut line = Vec::new();
+        stdin
+            .lock()
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("reading the password: {e}"))?;
+        drop(echo);
+        if tty {
+            eprintln!();
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        Ok(line)
+    };
+    let first = read_line("New password: ")?;
+    if first.is_empty() {
+        return Err("empty password".into());
+    }
+    if tty && read_line("Retype new password: ")? != first {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
+}
+
+/// Terminal echo switched off for as long as it lives.
+struct EchoOff(libc::termios);
+
+impl EchoOff {
+    fn new() -> Option<EchoOff> {
+        // SAFETY: all-zero is a valid termios to be filled by tcgetattr;
+        // tcsetattr gets a termios that tcgetattr filled.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) != 0 {
+                return None;
+            }
+            Some(EchoOff(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings tcgetattr returned.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.0);
+        }
+    }
+}
+
+/// Writes `data` to a temporary file next to `path` and renames it over
+/// `path`, so a crash leaves the old or the new file, never half of one.
+fn replace_file(path: &Path, data: &[u8], mail_owner: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "passwd".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                // Only root may give the file away; others keep their own.
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } == 0 {
+                    std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
+                }
+            }
+            Err(_) => {
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } == 0 && !mail_owner.is_empty() {
+                    if let Ok((uid, gid)) = crate::smtpd::listen::user_ids(mail_owner) {
+                        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+                    }
+                }
+            }
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

@@ -45,6 +45,19 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         per_conn
     );
     let listeners = Listeners::bind(&c)?;
+    let committer = GroupCommit::new(max);
+    ex.spawn(committer.clone().run(spool.clone())).detach();
+
+    let delivery = crate::delivery::QueueManager::new(c.clone(), spool.clone(), pool.clone())?;
+    let kick = delivery.clone();
+    let shared = Shared::from_config(
+        &c,
+        spool.clone(),
+        committer.clone(),
+        Box::new(move || kick.kick()),
+    )?;
+    // After the keys and password file are read: like Postfix, they may be
+    // readable by root only.
     match c.get("mail_owner").trim() {
         // The dev config: stay whoever started it (`cargo run` as root in a
         // fresh container has no `tern` user, and ./run may be private).
@@ -60,17 +73,6 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
             }
         }
     }
-    let committer = GroupCommit::new(max);
-    ex.spawn(committer.clone().run(spool.clone())).detach();
-
-    let delivery = crate::delivery::QueueManager::new(c.clone(), spool.clone(), pool.clone())?;
-    let kick = delivery.clone();
-    let shared = Shared::from_config(
-        &c,
-        spool.clone(),
-        committer.clone(),
-        Box::new(move || kick.kick()),
-    )?;
     let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
     let accept = RefCell::new(listeners.spawn(ex, smtpd.clone(), pool.clone())?);
     delivery.clone().spawn(ex, &queue_dir)?;

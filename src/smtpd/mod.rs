@@ -75,7 +75,7 @@ impl Shared {
     ) -> Result<Shared, String> {
         let tls = server_tls(cfg)?;
         if tls.is_none() {
-            log::warn!(target: "smtpd", "no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
+            log::warn!(target: "smtpd", "warning: no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
         }
         let passwords = match cfg.get("smtpd_sasl_password_file") {
             "" => None,
@@ -152,7 +152,7 @@ pub fn tls_params(cfg: &Config) -> Result<TlsParams, String> {
     )
     .map_err(|e| e.to_string())?;
     for c in &p.ignored_curves {
-        log::warn!(target: "master", "tls_eecdh_auto_curves: {c} is not available; ignored");
+        log::warn!(target: "master", "warning: tls_eecdh_auto_curves: {c} is not available; ignored");
     }
     Ok(p)
 }
@@ -241,7 +241,7 @@ impl Listeners {
                         Ok(x) => x,
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
-                            log::warn!(target: "smtpd", "accept on {addr}: {e}");
+                            log::warn!(target: "smtpd", "warning: accept on {addr}: {e}");
                             smol::Timer::after(Duration::from_millis(200)).await;
                             continue;
                         }
@@ -252,7 +252,7 @@ impl Listeners {
                             ex2.spawn(session::run(s, service, tcp, peer, slot)).detach();
                         }
                         None => {
-                            log::warn!(target: "smtpd", "too many connections: refusing {}[{}]", session::client_name(peer.ip()), peer.ip());
+                            log::warn!(target: "smtpd", "warning: too many connections: refusing {}[{}]", session::client_name(peer.ip()), peer.ip());
                             ex2.spawn(refuse(tcp)).detach();
                         }
                     }

@@ -1,6 +1,7 @@
 //! One inbound SMTP connection: runs an `smtp::server::Session` over a
 //! `tls::Stream`, with fixed buffers, timeouts and the spool.
 
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,9 @@ use crate::smtp::command::{self, Command, Path};
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
 use crate::smtp::received::{received_header, ReceivedInfo};
-use crate::smtp::server::{Action, Actions, Event, RcptClass, ServerParams, Session};
+use crate::smtp::server::{
+    Action, Actions, AuthMechanism, Event, RcptClass, ServerParams, Session,
+};
 use crate::tls::{Slot, Stream};
 
 use super::listen::Service;
@@ -21,8 +24,11 @@ use super::Shared;
 /// Bytes for one command line plus its CRLF; `line_length_limit` may not
 /// exceed this (checked when the settings are built).
 pub const LINE_BUF: usize = 4096;
-/// DATA is decoded through this buffer into the spool writer.
-pub const DATA_BUF: usize = 8192;
+/// DATA is decoded through this buffer into the spool writer (which has
+/// its own 8 KiB buffer). Small on purpose: it lives inside every
+/// session's future, and spawning copies the whole future, so each byte
+/// here is resident once per connection; the decoder simply loops.
+pub const DATA_BUF: usize = 1024;
 
 /// Why a session ended early, for Postfix's `lost connection after X` /
 /// `timeout after X` lines.
@@ -50,10 +56,12 @@ pub async fn run(
     let mut sess = Session::new(shared.server_params(service, addr));
     let deadline = Instant::now() + shared.total_time_limit;
     let mut last_verb = "CONNECT";
+    // The mechanism of the successful AUTH, for `sasl_method=`.
+    let sasl = Cell::new(None);
 
     if service == Service::Submissions {
         let Some(tls) = shared.tls.clone() else {
-            log::warn!(target: "smtpd", "submissions listener without a certificate; closing {host}[{addr_s}]");
+            log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
             return;
         };
         match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
@@ -83,6 +91,7 @@ pub async fn run(
         &host,
         addr,
         deadline,
+        &sasl,
     )
     .await
     {
@@ -109,6 +118,7 @@ pub async fn run(
                         &host,
                         addr,
                         deadline,
+                        &sasl,
                     )
                     .await
                     {
@@ -144,6 +154,7 @@ pub async fn run(
                 &host,
                 addr,
                 deadline,
+                &sasl,
             )
             .await
             {
@@ -178,6 +189,7 @@ pub async fn run(
                     &host,
                     addr,
                     deadline,
+                    &sasl,
                 )
                 .await;
                 ended = Ended::Timeout;
@@ -217,6 +229,7 @@ async fn perform(
     host: &str,
     addr: IpAddr,
     deadline: Instant,
+    sasl: &Cell<Option<AuthMechanism>>,
 ) -> Result<(), Ended> {
     let mut queue: Vec<Action> = actions.into_iter().collect();
     let mut i = 0;
@@ -263,14 +276,17 @@ async fn perform(
                     .passwords
                     .as_ref()
                     .is_some_and(|p| p.verify(&req.user, req.password.as_bytes()));
-                if !ok {
-                    log::warn!(target: "smtpd", "{host}[{addr}]: SASL {:?} authentication failed: user {}", req.mechanism, req.user);
+                if ok {
+                    sasl.set(Some(req.mechanism));
+                } else {
+                    // Postfix: "warning: host[addr]: SASL LOGIN authentication failed: ..."
+                    log::warn!(target: "smtpd", "warning: {host}[{addr}]: SASL {} authentication failed: authentication failure, sasl_username={}", mech_name(req.mechanism), req.user);
                 }
                 Some(sess.event(Event::AuthVerdict(ok)))
             }
             Action::BeginData => Some(
                 receive_data(
-                    shared, stream, sess, splitter, line_buf, host, addr, deadline,
+                    shared, stream, sess, splitter, line_buf, host, addr, deadline, sasl,
                 )
                 .await?,
             ),
@@ -294,6 +310,7 @@ async fn receive_data(
     host: &str,
     addr: IpAddr,
     deadline: Instant,
+    sasl: &Cell<Option<AuthMechanism>>,
 ) -> Result<Actions, Ended> {
     let Some(env) = sess.envelope().cloned() else {
         return Ok(sess.event(Event::CommitFailed));
@@ -319,7 +336,8 @@ async fn receive_data(
     if let Some(inc) = &incoming {
         match sess.auth_user() {
             Some(u) => {
-                log::info!(target: "smtpd", "{}: client={client}, sasl_method=PLAIN, sasl_username={u}", inc.id())
+                let m = sasl.get().map_or("PLAIN", mech_name);
+                log::info!(target: "smtpd", "{}: client={client}, sasl_method={m}, sasl_username={u}", inc.id())
             }
             None => log::info!(target: "smtpd", "{}: client={client}", inc.id()),
         }
@@ -440,6 +458,13 @@ fn log_rcpt_reject(sess: &Session, acts: &Actions, host: &str, addr: &str, rcpt:
                 );
             }
         }
+    }
+}
+
+fn mech_name(m: AuthMechanism) -> &'static str {
+    match m {
+        AuthMechanism::Plain => "PLAIN",
+        AuthMechanism::Login => "LOGIN",
     }
 }
 

@@ -1,0 +1,293 @@
+//! Every limit of tern's SMTP server, against the running daemon: line
+//! length, recipients, message size, idle and total time, error count,
+//! bare LF (reject and normalize), the connection pool; and the TLS
+//! configuration checks (no certificate: no STARTTLS; FFDHE: a config
+//! error).
+mod common;
+mod smtpd_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::process::run;
+use common::tempdir::{write, TempDir};
+use smtpd_support::{body_of, Client, Tern, TERN, WAIT};
+
+fn hello(port: u16) -> Client {
+    let mut c = Client::connect(port);
+    let g = c.reply();
+    assert!(g.starts_with("220 tern.example.test ESMTP"), "{g}");
+    let r = c.cmd("EHLO client.test");
+    assert!(r.starts_with("250-tern.example.test"), "{r}");
+    c
+}
+
+#[test]
+fn line_length_limit() {
+    let tern = Tern::builder().set("line_length_limit", "1000").start();
+    let mut c = hello(tern.smtp_port);
+    // Over the configured limit but within the fixed buffer, and far over
+    // the buffer: both get 500 5.5.2 and the session stays usable.
+    for len in [1500, 100_000] {
+        let r = c.cmd(&format!("NOOP {}", "x".repeat(len)));
+        assert_eq!(r, "500 5.5.2 Error: line too long\r\n", "len {len}");
+        let r = c.cmd("NOOP");
+        assert!(r.starts_with("250 2.0.0 Ok"), "after {len}: {r}");
+    }
+    // A long address is refused too (no transaction is left behind).
+    let r = c.cmd(&format!("MAIL FROM:<{}@example.test>", "a".repeat(2000)));
+    assert!(r.starts_with("500 5.5.2"), "{r}");
+    let r = c.cmd("RCPT TO:<x@remote.test>");
+    assert!(r.starts_with("503 5.5.1"), "{r}");
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    assert!(tern.queued().is_empty());
+}
+
+#[test]
+fn recipient_limit() {
+    let tern = Tern::builder().set("smtpd_recipient_limit", "3").start();
+    let mut c = hello(tern.smtp_port);
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    for i in 1..=3 {
+        let r = c.cmd(&format!("RCPT TO:<r{i}@remote.test>"));
+        assert!(r.starts_with("250 2.1.5 Ok"), "{i}: {r}");
+    }
+    let r = c.cmd("RCPT TO:<r4@remote.test>");
+    assert_eq!(r, "452 4.5.3 Error: too many recipients\r\n");
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: three\r\n\r\nbody\r\n.\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.trim_end().rsplit(' ').next().unwrap().to_string();
+    let q = tern.queue_file(&id);
+    assert_eq!(q.matches("\nrcpt ").count(), 3, "{q}");
+    assert!(!q.contains("r4@remote.test"), "{q}");
+}
+
+#[test]
+fn message_size_limit() {
+    let tern = Tern::builder().set("message_size_limit", "10000").start();
+    let mut c = Client::connect(tern.smtp_port);
+    c.reply();
+    let ehlo = c.cmd("EHLO client.test");
+    assert!(ehlo.contains("250-SIZE 10000\r\n"), "{ehlo}");
+    // Declared too big at MAIL.
+    let r = c.cmd("MAIL FROM:<a@example.test> SIZE=20000");
+    assert_eq!(r, "552 5.3.4 Message size exceeds fixed limit\r\n");
+    // Undeclared, then too big in DATA: read to the end, then refused.
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<big@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    let line = format!("{}\r\n", "y".repeat(76));
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for _ in 0..300 {
+        body.extend_from_slice(line.as_bytes());
+    }
+    body.extend_from_slice(b".\r\n");
+    c.send(&body);
+    let r = c.reply();
+    assert_eq!(r, "552 5.3.4 Error: message file too big\r\n");
+    // The session is in step and a small message still goes through.
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<small@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: small\r\n\r\nok\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.0.0 Ok: queued as "));
+    let q = tern.queued();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].1.contains("\nrcpt small@remote.test\n"));
+    // No half-written file of the big one is left behind.
+    let incoming: Vec<_> = std::fs::read_dir(tern.spool().join("incoming"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(incoming.is_empty(), "{incoming:?}");
+}
+
+#[test]
+fn idle_timeout() {
+    let tern = Tern::builder().set("smtpd_timeout", "2s").start();
+    let mut c = hello(tern.smtp_port);
+    c.read_timeout(Duration::from_secs(15));
+    let t0 = Instant::now();
+    let r = c.reply();
+    let waited = t0.elapsed();
+    assert_eq!(r, "421 4.4.2 tern.example.test Error: timeout exceeded\r\n");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+    assert!(c.closed(), "connection stays open after the timeout");
+    tern.wait_for_log(&["timeout after EHLO from localhost[127.0.0.1]"]);
+}
+
+#[test]
+fn total_time_limit() {
+    let tern = Tern::builder()
+        .set("smtpd_timeout", "10s")
+        .set("smtpd_total_time_limit", "3s")
+        .start();
+    let mut c = hello(tern.smtp_port);
+    let t0 = Instant::now();
+    // A client that is never idle long enough for smtpd_timeout.
+    let mut last = String::new();
+    while t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(300));
+        c.send(b"NOOP\r\n");
+        match c.try_reply() {
+            Some(r) if r.starts_with("250 ") => continue,
+            Some(r) => {
+                last = r;
+                break;
+            }
+            None => break,
+        }
+    }
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(12), "never cut off: {took:?}");
+    assert!(took >= Duration::from_secs(2), "cut off early: {took:?}");
+    assert!(
+        last.is_empty() || last.starts_with("421 4.4.2"),
+        "unexpected: {last}"
+    );
+}
+
+#[test]
+fn too_many_errors() {
+    let tern = Tern::builder()
+        .set("smtpd_soft_error_limit", "10")
+        .set("smtpd_hard_error_limit", "3")
+        .start();
+    let mut c = hello(tern.smtp_port);
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        c.send(b"BOGUS\r\n");
+        match c.try_reply() {
+            Some(r) => {
+                let done = r.starts_with("421 ");
+                replies.push(r);
+                if done {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    let last = replies.last().cloned().unwrap_or_default();
+    assert_eq!(
+        last, "421 4.7.0 tern.example.test Error: too many errors\r\n",
+        "{replies:?}"
+    );
+    assert!(replies.len() <= 4, "{replies:?}");
+    assert!(
+        replies[0].starts_with("500 5.5.2 Error: command not recognized"),
+        "{replies:?}"
+    );
+    assert!(c.closed());
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 unknown=0/"]);
+}
+
+#[test]
+fn bare_newline_reject_and_normalize() {
+    let strict = Tern::builder()
+        .set("smtpd_forbid_bare_newline", "reject")
+        .start();
+    let mut c = hello(strict.smtp_port);
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<r@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: bare\r\n\r\nline one\nline two\r\n.\r\n");
+    let r = c.reply();
+    assert_eq!(
+        r, "550 5.5.2 tern.example.test Error: bare <LF> received\r\n",
+        "{r}"
+    );
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    assert!(strict.queued().is_empty(), "{:?}", strict.queued());
+
+    // The default (normalize) accepts it, stored with CRLF line ends.
+    let lax = Tern::builder().start();
+    let mut c = hello(lax.smtp_port);
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<r@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: bare\r\n\r\nline one\nline two\r\n.\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let q = lax.queue_file(r.trim_end().rsplit(' ').next().unwrap());
+    assert!(
+        body_of(&q).contains("\r\nline one\r\nline two\r\n"),
+        "{q:?}"
+    );
+}
+
+#[test]
+fn pool_exhaustion_refuses_politely() {
+    let tern = Tern::builder().set("max_connections", "2").start();
+    let a = hello(tern.smtp_port);
+    let mut b = hello(tern.smtp_port);
+    let mut c = Client::connect(tern.smtp_port);
+    let r = c.reply();
+    assert_eq!(r, "421 4.3.2 Too many connections\r\n");
+    assert!(c.closed());
+    tern.wait_for_log(&["warning: too many connections: refusing localhost[127.0.0.1]"]);
+    // A freed slot is usable again.
+    assert!(b.cmd("QUIT").starts_with("221 "));
+    assert!(b.closed());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut d = Client::connect(tern.smtp_port);
+        let r = d.reply();
+        if r.starts_with("220 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(a);
+}
+
+#[test]
+fn no_certificate_no_starttls() {
+    let tern = Tern::builder().start();
+    tern.wait_for_log(&[
+        "tern/smtpd[",
+        "warning: no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered",
+    ]);
+    let mut c = Client::connect(tern.smtp_port);
+    c.reply();
+    let ehlo = c.cmd("EHLO client.test");
+    assert!(ehlo.starts_with("250-tern.example.test"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    let r = c.cmd("STARTTLS");
+    assert!(r.starts_with("502 5.5.1"), "{r}");
+}
+
+#[test]
+fn ffdhe_groups_are_a_config_error() {
+    let dir = TempDir::new("tern-ffdhe");
+    let conf = dir.join("tern.conf");
+    write(
+        &conf,
+        "myhostname = tern.example.test\nsmtp_listen = 127.0.0.1:2\n\
+         tls_ffdhe_auto_groups = ffdhe2048 ffdhe3072\n",
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["check-config", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{}", out.combined());
+    let want = format!(
+        "{}:3: tls_ffdhe_auto_groups: FFDHE key exchange is not available",
+        conf.display()
+    );
+    assert!(out.stderr.contains(&want), "{}", out.combined());
+    // The daemon refuses to start with it, too.
+    let mut cmd = Command::new(TERN);
+    cmd.args(["run", "-f", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{}", out.combined());
+    assert!(
+        out.stderr.contains("tls_ffdhe_auto_groups"),
+        "{}",
+        out.combined()
+    );
+}
