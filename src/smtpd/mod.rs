@@ -37,6 +37,8 @@ pub struct Shared {
     pub mynetworks: Vec<Network>,
     /// `mydestination`, expanded.
     pub mydestination: Vec<String>,
+    /// Aliases and local users, to refuse unknown local recipients.
+    pub local: crate::local::LocalDelivery,
     /// The server TLS configuration, if a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
@@ -120,6 +122,7 @@ impl Shared {
             params,
             mynetworks: cfg.networks("mynetworks"),
             mydestination: cfg.list("mydestination").map(str::to_string).collect(),
+            local: crate::local::LocalDelivery::from_config(cfg)?,
             tls,
             passwords,
             spool,

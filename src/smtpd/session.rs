@@ -502,11 +502,19 @@ impl Shared {
         p
     }
 
-    /// Local domains (mydestination) versus relaying.
+    /// Local domains (mydestination): known users and aliases are
+    /// `Local`, others `LocalUnknown` (550 5.1.1); else relaying.
     pub fn classify(&self, rcpt: &Path<'_>) -> RcptClass {
+        let known = |d: &str| {
+            if self.local.knows(rcpt.local_part(), d) {
+                RcptClass::Local
+            } else {
+                RcptClass::LocalUnknown
+            }
+        };
         match rcpt.domain() {
-            Some(d) if self.is_local_domain(d) => RcptClass::LocalUnknown,
-            None => RcptClass::LocalUnknown,
+            Some(d) if self.is_local_domain(d) => known(d),
+            None => known(self.hostname.as_str()),
             Some(_) => RcptClass::Remote,
         }
     }
