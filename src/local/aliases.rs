@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn include_files() {
-        let d = parse_include(b"# list\na@x, b\n  c\n", "l").unwrap();
+        let d = parse_include(b"# list\na@x, b,\n  c\n", "l").unwrap();
         assert_eq!(d, vec![addr("a@x"), addr("b"), addr("c")]);
         assert!(parse_include(b"a@x,,\n", "l")
             .unwrap_err()

@@ -281,7 +281,7 @@ mod tests {
             local_domains: vec!["box.example.org".into(), "localhost".into()],
             append_at_myorigin: true,
             sender_canonical: vec![table(
-                "root admin@example.org\n@old.example new.example\nfull@x.test @y.test\n",
+                "root admin@example.org\n@old.example @new.example\nfull@x.test @y.test\n",
             )],
             recipient_canonical: vec![table("bob@box.example.org robert\n")],
             masquerade_domains: vec!["!keep.example.org".into(), "example.org".into()],
