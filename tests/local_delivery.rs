@@ -146,25 +146,39 @@ fn cron_mail_to_root_reaches_the_owner_through_the_relayhost() {
     assert_eq!(msgs.len(), 1);
     let m = String::from_utf8_lossy(&msgs[0]).into_owned();
     // The envelope recipient is the alias target; the sender was qualified.
-    assert_eq!(header(&m, "X-Rcpt-Args"), Some("<owner@remote.test>"), "{m}");
+    assert_eq!(
+        header(&m, "X-Rcpt-Args"),
+        Some("<owner@remote.test>"),
+        "{m}"
+    );
     assert!(
         header(&m, "X-Mail-Args").is_some_and(|v| v.starts_with("<root@box.test>")),
         "{m}"
     );
     // A message without any header got From:, Date: and Message-Id:.
     let from = header(&m, "From").expect("From:");
-    assert!(from.ends_with("<root@box.test>") || from == "root@box.test", "{from}");
+    assert!(
+        from.ends_with("<root@box.test>") || from == "root@box.test",
+        "{from}"
+    );
     assert!(looks_like_date(header(&m, "Date").expect("Date:")), "{m}");
     let mid = header(&m, "Message-Id").expect("Message-Id:");
     assert!(mid.starts_with('<') && mid.ends_with("@box.test>"), "{mid}");
     assert_eq!(header(&m, "Delivered-To"), Some("root@box.test"));
-    assert!(m.replace("\r\n", "\n").trim_end().ends_with("\n\ntest"), "{m:?}");
+    assert!(
+        m.replace("\r\n", "\n").trim_end().ends_with("\n\ntest"),
+        "{m:?}"
+    );
     // Logged like Postfix's local(8), and the rewrite at queue entry.
     let line = b.wait_log(&["to=<root@box.test>", "orig_to=<root>", "relay=local"]);
     assert!(line.contains("status=sent (forwarded as "), "{line}");
     assert!(line.contains(" tern/local["), "{line}");
     b.wait_log(&["rewrote recipient <root> as <root@box.test>"]);
-    b.wait_log(&["to=<owner@remote.test>", "relay=127.0.0.1[127.0.0.1]", "status=sent"]);
+    b.wait_log(&[
+        "to=<owner@remote.test>",
+        "relay=127.0.0.1[127.0.0.1]",
+        "status=sent",
+    ]);
     eprintln!("sendmail -> alias -> relayhost: {elapsed:?}");
 }
 
@@ -176,7 +190,10 @@ fn alias_loop_is_bounced_not_looped() {
     assert!(out.success(), "sendmail: {out:?}");
     let line = b.wait_log(&["to=<a@box.test>", "relay=local", "status=bounced"]);
     assert!(line.contains("dsn=5.4.6"), "{line}");
-    assert!(line.contains("mail forwarding loop for a@box.test"), "{line}");
+    assert!(
+        line.contains("mail forwarding loop for a@box.test"),
+        "{line}"
+    );
     // The bounce goes back to the sender; nothing else is sent.
     sink.wait_for_count(1, WAIT);
     b.wait_log(&["removed"]);
@@ -201,7 +218,10 @@ fn delivered_to_loop_across_the_queue_is_bounced() {
     );
     assert!(out.success(), "sendmail: {out:?}");
     let line = b.wait_log(&["to=<root@box.test>", "status=bounced"]);
-    assert!(line.contains("mail forwarding loop for root@box.test"), "{line}");
+    assert!(
+        line.contains("mail forwarding loop for root@box.test"),
+        "{line}"
+    );
     sink.wait_for_count(1, WAIT);
     let m = String::from_utf8_lossy(&sink.messages()[0]).into_owned();
     assert_eq!(header(&m, "X-Rcpt-Args"), Some("<sender@remote.test>"));
@@ -243,17 +263,30 @@ fn local_user_gets_a_maildir_file() {
     assert!(out.success(), "sendmail: {out:?}");
     let l1 = b.wait_log(&["to=<alice@box.test>", "orig_to=<postmaster@box.test>"]);
     assert!(l1.contains("relay=local"), "{l1}");
-    assert!(l1.contains("dsn=2.0.0, status=sent (delivered to maildir)"), "{l1}");
-    let l2 = b.wait_log(&["to=<alice@box.test>", "orig_to=<alice>", "status=sent (delivered to maildir)"]);
+    assert!(
+        l1.contains("dsn=2.0.0, status=sent (delivered to maildir)"),
+        "{l1}"
+    );
+    let l2 = b.wait_log(&[
+        "to=<alice@box.test>",
+        "orig_to=<alice>",
+        "status=sent (delivered to maildir)",
+    ]);
     assert!(l2.contains("tern/local["), "{l2}");
     let md = b.vmail("alice/Maildir");
     assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 2);
     let parsed = read_maildir(&md);
     assert_eq!(parsed.matches("subdir=new").count(), 2, "{parsed}");
-    assert!(parsed.contains("Return-Path=<someone@remote.test>"), "{parsed}");
+    assert!(
+        parsed.contains("Return-Path=<someone@remote.test>"),
+        "{parsed}"
+    );
     assert!(parsed.contains("Delivered-To=alice@box.test"), "{parsed}");
-    assert!(parsed.contains("X-Original-To=postmaster@box.test"), "{parsed}");
+    assert!(
+        parsed.contains("X-Original-To=postmaster@box.test"),
+        "{parsed}"
+    );
     assert!(parsed.contains("Subject=via smtp"), "{parsed}");
     assert!(parsed.contains("Subject=via sendmail"), "{parsed}");
     assert!(parsed.contains("body='hello\\n'"), "{parsed}");
@@ -342,7 +375,10 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
         header(m, "X-Mail-Args").is_some_and(|v| v.starts_with("<backups@example.org>")),
         "{m}"
     );
-    assert!(header(m, "From").unwrap().contains("backups@example.org"), "{m}");
+    assert!(
+        header(m, "From").unwrap().contains("backups@example.org"),
+        "{m}"
+    );
     assert_eq!(
         header(m, "To"),
         Some("team@remote.test, Someone <someone@remote.test>"),
@@ -352,8 +388,14 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
     assert_eq!(header(m, "Reply-To"), Some("Admin <admin@box.test>"), "{m}");
     assert_eq!(header(m, "Cc"), Some("x@sub.box.test"), "{m}");
     let log = b.maillog();
-    assert!(log.contains("rewrote sender <cron> as <backups@example.org>"), "{log}");
-    assert!(log.contains("rewrote recipient <ops> as <team@remote.test>"), "{log}");
+    assert!(
+        log.contains("rewrote sender <cron> as <backups@example.org>"),
+        "{log}"
+    );
+    assert!(
+        log.contains("rewrote recipient <ops> as <team@remote.test>"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -381,7 +423,10 @@ fn newaliases_reports_every_error_with_its_line() {
         assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
     }
     assert_eq!(out.stderr.lines().count(), 3, "{}", out.stderr);
-    write(&dir.join("aliases"), "root: admin@example.org\nok: x,\n  y\n");
+    write(
+        &dir.join("aliases"),
+        "root: admin@example.org\nok: x,\n  y\n",
+    );
     let mut cmd = Command::new(TERN);
     cmd.args(["newaliases", "-c"]).arg(dir.join("tern.conf"));
     let out = run(cmd, None, WAIT);

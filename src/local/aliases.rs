@@ -262,7 +262,10 @@ impl AliasTable {
         let mut report: Report<AliasError> = Report::new(file);
         let mut b: TableBuilder<()> = TableBuilder::new(true);
         if text.len() > MAX_TABLE_BYTES {
-            report.error(0, AliasError::Syntax(SyntaxError::TooLarge { bytes: text.len() }));
+            report.error(
+                0,
+                AliasError::Syntax(SyntaxError::TooLarge { bytes: text.len() }),
+            );
             return (AliasTable::empty(), report);
         }
         let mut dests = Vec::new();
@@ -292,7 +295,10 @@ impl AliasTable {
                 continue;
             }
             if b.push(&name, value, line, ()).is_err() {
-                report.error(line, AliasError::Syntax(SyntaxError::TooLarge { bytes: text.len() }));
+                report.error(
+                    line,
+                    AliasError::Syntax(SyntaxError::TooLarge { bytes: text.len() }),
+                );
                 break;
             }
         }

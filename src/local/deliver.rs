@@ -403,7 +403,7 @@ impl LocalDelivery {
                 ResultKind::Bounced => 1,
                 ResultKind::Deferred => 2,
             };
-            if worst.as_ref().is_none_or(|w| rank(r.kind) > rank(w.kind)) {
+            if worst.as_ref().map_or(true, |w| rank(r.kind) > rank(w.kind)) {
                 *worst = Some(r);
             }
         };
@@ -536,9 +536,7 @@ fn log_line(entry: &QueueEntry, to: &str, orig: Option<&str>, r: &RcptResult) ->
         ResultKind::Deferred => "deferred",
         ResultKind::Bounced => "bounced",
     };
-    let orig = orig
-        .map(|o| format!(", orig_to=<{o}>"))
-        .unwrap_or_default();
+    let orig = orig.map(|o| format!(", orig_to=<{o}>")).unwrap_or_default();
     format!(
         "{}: to=<{}>{orig}, relay=local, delay={delay}, delays={}, dsn={}, status={status} ({})",
         entry.id(),
@@ -571,7 +569,9 @@ pub fn delivered_to(head: &[u8]) -> Vec<String> {
         }
         const NAME: &[u8] = b"delivered-to:";
         if line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
-            let v = String::from_utf8_lossy(&line[NAME.len()..]).trim().to_string();
+            let v = String::from_utf8_lossy(&line[NAME.len()..])
+                .trim()
+                .to_string();
             let v = v
                 .strip_prefix('<')
                 .and_then(|x| x.strip_suffix('>'))
@@ -620,7 +620,7 @@ fn forward(
         inc.write(&buf[..n]).map_err(|e| e.to_string())?;
     }
     let qid = inc.commit().map_err(|e| e.to_string())?;
-    log::info!(target: "local", "{qid}: from=<{}>, size={}, nrcpt={} (queued as forwarded mail for {} from {})", env.sender, env.size, to.len(), rcpt, entry.id());
+    log::info!(target: "local", "{qid}: forwarded mail for <{}> from {}, {} recipient(s)", rcpt, entry.id(), to.len());
     Ok(qid)
 }
 

@@ -69,14 +69,19 @@ impl fmt::Display for ExpandError {
             ExpandError::TooDeep(a) => {
                 write!(f, "alias expansion of {a} nests deeper than {MAX_DEPTH}")
             }
-            ExpandError::TooMany => write!(f, "alias expands to more than {MAX_LEAVES} destinations"),
+            ExpandError::TooMany => {
+                write!(f, "alias expands to more than {MAX_LEAVES} destinations")
+            }
             ExpandError::Include(e) => write!(f, "cannot expand :include: file: {e}"),
             ExpandError::CommandRefused(c) => write!(
                 f,
                 "mail to command is restricted (allow_mail_to_commands = no): \"|{c}\""
             ),
             ExpandError::FileRefused(p) => {
-                write!(f, "mail to file is restricted (allow_mail_to_files = no): {p}")
+                write!(
+                    f,
+                    "mail to file is restricted (allow_mail_to_files = no): {p}"
+                )
             }
         }
     }
@@ -287,15 +292,14 @@ mod tests {
         );
         assert_eq!(E.expand("a", &tb).unwrap_err().dsn(), "5.4.6");
         let tb = t("inc: :include:/self\n");
-        assert!(matches!(
-            E.expand("inc", &tb),
-            Err(ExpandError::TooDeep(_))
-        ));
+        assert!(matches!(E.expand("inc", &tb), Err(ExpandError::TooDeep(_))));
     }
 
     #[test]
     fn includes_commands_and_files() {
-        let tb = t("l: :include:/l\nroot: r@far.test\nc: |/bin/true\nf: /tmp/x\nm: :include:/missing\n");
+        let tb = t(
+            "l: :include:/l\nroot: r@far.test\nc: |/bin/true\nf: /tmp/x\nm: :include:/missing\n",
+        );
         assert_eq!(
             E.expand("l", &tb).unwrap(),
             vec![

@@ -257,7 +257,11 @@ pub fn rewrite_address_list(value: &str, mut f: impl FnMut(&str) -> String) -> S
         if trimmed.is_empty() {
             out.push_str(addr);
         } else {
+            // Whitespace around the address (`< a@b >`) stays as it was.
+            let lead = addr.len() - addr.trim_start().len();
+            out.push_str(&addr[..lead]);
             out.push_str(&f(trimmed));
+            out.push_str(&addr[lead + trimmed.len()..]);
         }
         pos = e;
     }
@@ -298,9 +302,18 @@ mod tests {
         assert_eq!(r.rewrite("a@old.example", Side::Sender), "a@new.example");
         assert_eq!(r.rewrite("full@x.test", Side::Sender), "full@y.test");
         assert_eq!(r.rewrite("bob", Side::Recipient), "robert@box.example.org");
-        assert_eq!(r.rewrite("x@keep.example.org", Side::Sender), "x@keep.example.org");
-        assert_eq!(r.rewrite("x@a.b.example.org", Side::Sender), "x@example.org");
-        assert_eq!(r.rewrite("x@notexample.org", Side::Sender), "x@notexample.org");
+        assert_eq!(
+            r.rewrite("x@keep.example.org", Side::Sender),
+            "x@keep.example.org"
+        );
+        assert_eq!(
+            r.rewrite("x@a.b.example.org", Side::Sender),
+            "x@example.org"
+        );
+        assert_eq!(
+            r.rewrite("x@notexample.org", Side::Sender),
+            "x@notexample.org"
+        );
         let plain = Rewriter {
             append_at_myorigin: false,
             ..Rewriter::default()
@@ -318,6 +331,7 @@ mod tests {
             "\"Doe, J\" <J@X>, PLAIN (Plain, Name), grp: M@N, <O@P>;"
         );
         assert_eq!(up(" root"), " ROOT");
+        assert_eq!(up("< a@b >, <\r:>"), "< A@B >, <\r:>");
         assert_eq!(up("<a@b"), "<a@b");
         assert_eq!(
             r.header_value(" root, Bob <bob>", Side::Recipient).unwrap(),
