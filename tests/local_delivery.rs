@@ -387,6 +387,27 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
     // Masquerading: sender-side headers only (Postfix's default classes).
     assert_eq!(header(m, "Reply-To"), Some("Admin <admin@box.test>"), "{m}");
     assert_eq!(header(m, "Cc"), Some("x@sub.box.test"), "{m}");
+    // Mail from the LAN over SMTP: the envelope is rewritten the same way.
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("someone@remote.test")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    sink.wait_for_count(2, WAIT);
+    let got: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(
+        got.iter()
+            .any(|m| header(m, "X-Mail-Args") == Some("<camera@box.test>")),
+        "{got:?}"
+    );
+    b.wait_log(&[
+        &qid,
+        "rewrote sender <camera@cam1.box.test> as <camera@box.test>",
+    ]);
     let log = b.maillog();
     assert!(
         log.contains("rewrote sender <cron> as <backups@example.org>"),

@@ -39,6 +39,8 @@ pub struct Shared {
     pub mydestination: Vec<String>,
     /// Aliases and local users, to refuse unknown local recipients.
     pub local: crate::local::LocalDelivery,
+    /// Envelope rewriting at queue entry.
+    pub rewrite: crate::local::Rewriter,
     /// The server TLS configuration, if a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
@@ -123,6 +125,7 @@ impl Shared {
             mynetworks: cfg.networks("mynetworks"),
             mydestination: cfg.list("mydestination").map(str::to_string).collect(),
             local: crate::local::LocalDelivery::from_config(cfg)?,
+            rewrite: crate::local::Rewriter::from_config(cfg)?,
             tls,
             passwords,
             spool,
