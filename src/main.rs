@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     match argv0.as_str() {
         "sendmail" => return tern::cli::sendmail(&args[1..]),
         "mailq" => return tern::cli::mailq(&args[1..]),
+        "newaliases" => return newaliases(&args[1..]),
         _ => {}
     }
     let Some(cmd) = args.get(1) else {
