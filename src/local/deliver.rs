@@ -635,6 +635,67 @@ mod tests {
         assert!(delivered_to(b"\r\nDelivered-To: x\r\n").is_empty());
     }
 
+    fn local() -> LocalDelivery {
+        let (a, _) = AliasTable::parse(b"admin: root\n", "a");
+        let (v, _) = CompactTable::parse(
+            b"alice@box.test alice/Maildir/\nbob bob/\nevil@box.test ../../etc/\n",
+            "v",
+        );
+        LocalDelivery {
+            aliases: vec![a],
+            virtual_maps: vec![v],
+            virtual_base: PathBuf::from("/srv/mail"),
+            home_mailbox: "Maildir/".into(),
+            local_domains: vec!["box.test".into()],
+            myorigin: "box.test".into(),
+            myhostname: "box.test".into(),
+            ..LocalDelivery::default()
+        }
+    }
+
+    #[test]
+    fn mailboxes_and_known_users() {
+        let l = local();
+        assert_eq!(
+            l.mailbox("Alice@box.test").unwrap().unwrap().dir,
+            PathBuf::from("/srv/mail/alice/Maildir/")
+        );
+        assert_eq!(
+            l.mailbox("bob").unwrap().unwrap().dir,
+            PathBuf::from("/srv/mail/bob/")
+        );
+        assert!(l.mailbox("evil@box.test").unwrap_err().contains("below"));
+        assert_eq!(
+            l.mailbox("root@box.test").unwrap().unwrap().dir,
+            PathBuf::from("/root/Maildir/")
+        );
+        assert_eq!(l.mailbox("no-such-user-x@box.test").unwrap(), None);
+        for known in ["admin", "ADMIN", "alice", "bob", "root", "postmaster"] {
+            assert!(l.knows(known, "box.test"), "{known}");
+        }
+        assert!(!l.knows("no-such-user-x", "box.test"));
+        assert!(l.is_local_domain("BOX.test."));
+        assert!(!l.is_local_domain("other.test"));
+    }
+
+    #[test]
+    fn config_errors() {
+        let cfg = Config::parse_str(
+            "home_mailbox = Mailbox\nalias_maps = texthash:/nonexistent/tern-aliases\n",
+            "t",
+        )
+        .unwrap();
+        let e = LocalDelivery::from_config(&cfg).unwrap_err();
+        assert!(e.contains("/nonexistent/tern-aliases"), "{e}");
+        assert!(e.contains("home_mailbox = Mailbox"), "{e}");
+        // The default aliases file may be missing: no aliases yet.
+        assert!(load_aliases(DEFAULT_ALIASES).is_ok() || Path::new("/etc/tern/aliases").exists());
+        let mut out = Vec::new();
+        let cfg = Config::parse_str("alias_maps = texthash:/nonexistent/x\n", "t").unwrap();
+        assert_eq!(newaliases(&cfg, &mut out), 1);
+        assert!(String::from_utf8_lossy(&out).starts_with("newaliases: /nonexistent/x: "));
+    }
+
     #[test]
     fn relative_paths() {
         assert!(safe_relative("Maildir/"));
