@@ -11,12 +11,14 @@ pub mod deliver;
 pub mod expand;
 pub mod maildir;
 pub mod rewrite;
+pub mod tables;
 pub mod users;
 
 pub use aliases::{AliasError, AliasTable, Dest};
-pub use deliver::{newaliases, LocalDelivery, LocalResult};
+pub use deliver::{LocalDelivery, LocalResult};
 pub use expand::{ExpandError, Expander, Leaf};
 pub use rewrite::{Rewriter, Side};
+pub use tables::newaliases;
 
 use crate::config::Config;
 
@@ -26,7 +28,7 @@ impl Rewriter {
     pub fn from_config(cfg: &Config) -> Result<Rewriter, String> {
         let mut errs = Vec::new();
         let mut load = |name: &str| {
-            deliver::load_plain_maps(name, cfg.get(name)).unwrap_or_else(|e| {
+            tables::load_plain_maps(name, cfg.get(name)).unwrap_or_else(|e| {
                 errs.extend(e);
                 Vec::new()
             })
