@@ -324,7 +324,7 @@ impl LocalDelivery {
         for leaf in leaves {
             match leaf {
                 Leaf::Mailbox(a) => {
-                    let mut r = self.to_mailbox(spool, entry, a, to, given);
+                    let mut r = self.to_mailbox(spool, entry, a, given);
                     r.xfer = started.elapsed().as_secs_f64();
                     let o = (!a.eq_ignore_ascii_case(given)).then_some(given);
                     log.push(log_line(entry, a, o, &r));
@@ -377,14 +377,7 @@ impl LocalDelivery {
         }
     }
 
-    fn to_mailbox(
-        &self,
-        spool: &Spool,
-        entry: &QueueEntry,
-        addr: &str,
-        rcpt: &str,
-        given: &str,
-    ) -> RcptResult {
+    fn to_mailbox(&self, spool: &Spool, entry: &QueueEntry, addr: &str, given: &str) -> RcptResult {
         let (local, _) = expand::split(addr);
         let mb = match self.mailbox(addr) {
             Ok(Some(m)) => m,
@@ -409,7 +402,6 @@ impl LocalDelivery {
                 )
             }
         };
-        let _ = rcpt;
         let prepend = format!(
             "Return-Path: <{}>\nDelivered-To: {}\nX-Original-To: {}\n",
             entry.envelope.sender,
