@@ -133,6 +133,13 @@ pub fn sendmail(args: &[String]) -> ExitCode {
     );
     params.message_size_limit = cfg.int("message_size_limit");
     params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
+    match crate::local::Rewriter::from_config(&cfg) {
+        Ok(rw) => params.rewrite = Some(rw),
+        Err(e) => {
+            eprintln!("sendmail: fatal: {e}");
+            return ExitCode::from(78);
+        }
+    }
     exit_code(crate::sendmail::main(
         &rest,
         &params,

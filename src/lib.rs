@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod dns;
+pub mod local;
 pub mod policy;
 pub mod probe;
 pub mod queue;

@@ -17,6 +17,7 @@ commands:
   flush                         ask the daemon to retry every queued message now
   probe [-l LEVEL] [-m MATCH] DEST   TLS probe of a destination
   passwd [-c FILE] USER         set USER's SMTP AUTH password
+  newaliases [-c FILE]          check the alias_maps files, print every error
   version                       print the version";
 
 fn main() -> ExitCode {
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     match argv0.as_str() {
         "sendmail" => return tern::cli::sendmail(&args[1..]),
         "mailq" => return tern::cli::mailq(&args[1..]),
+        "newaliases" => return newaliases(&args[1..]),
         _ => {}
     }
     let Some(cmd) = args.get(1) else {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         "flush" => tern::cli::flush(rest),
         "probe" => tern::cli::probe(rest),
         "passwd" => tern::cli::passwd(rest),
+        "newaliases" => newaliases(rest),
         "version" | "--version" | "-V" => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -57,6 +60,18 @@ fn main() -> ExitCode {
         other => {
             eprintln!("tern: unknown command \"{other}\"\n{USAGE}");
             ExitCode::from(64)
+        }
+    }
+}
+
+fn newaliases(args: &[String]) -> ExitCode {
+    match Config::load(&config_path(args)) {
+        Ok(cfg) => ExitCode::from(tern::local::newaliases(&cfg, &mut std::io::stderr()) as u8),
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
+            ExitCode::from(1)
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct SendmailParams {
     pub header_size_limit: usize,
     /// Most recipients per message (`-t` plus arguments).
     pub recipient_limit: usize,
+    /// Address rewriting at queue entry (`append_at_myorigin`, canonical
+    /// maps, masquerading); `None`: only qualify with `myorigin`.
+    pub rewrite: Option<crate::local::Rewriter>,
 }
 
 impl SendmailParams {
@@ -60,6 +63,7 @@ impl SendmailParams {
             message_size_limit: 10_240_000,
             header_size_limit: 102_400,
             recipient_limit: 1000,
+            rewrite: None,
         }
     }
 }
@@ -770,6 +774,19 @@ fn enqueue(
     now: u64,
     stdin: &mut dyn Read,
 ) -> Result<(), Fatal> {
+    use crate::local::Side;
+    // Rewrites done at queue entry, logged once the message is queued.
+    let mut rewrites: Vec<(&str, String, String)> = Vec::new();
+    let mut rewrite = |what: &'static str, a: &str, side: Side| -> String {
+        let out = match &params.rewrite {
+            Some(rw) => rw.rewrite(a, side),
+            None => qualify(a, &params.myorigin),
+        };
+        if out != a {
+            rewrites.push((what, a.to_string(), out.clone()));
+        }
+        out
+    };
     let sender = match &opts.sender {
         Some(s) => {
             let s = s.trim();
@@ -777,9 +794,12 @@ fn enqueue(
                 .strip_prefix('<')
                 .and_then(|x| x.strip_suffix('>'))
                 .unwrap_or(s);
-            qualify(s, &params.myorigin)
+            rewrite("sender", s, Side::Sender)
         }
-        None => format!("{}@{}", who.login, params.myorigin),
+        None => match &params.rewrite {
+            Some(_) => rewrite("sender", &who.login, Side::Sender),
+            None => format!("{}@{}", who.login, params.myorigin),
+        },
     };
     envelope::check_address("sender", &sender, true).or_else(|e| {
         fatal(
@@ -871,7 +891,7 @@ fn enqueue(
     }
     let mut recipients = Vec::with_capacity(rcpts.len());
     for r in &rcpts {
-        let q = qualify(r, &params.myorigin);
+        let q = rewrite("recipient", r, Side::Recipient);
         envelope::check_address("recipient", &q, false).or_else(|e| {
             fatal(
                 EX_NOUSER,
@@ -879,7 +899,12 @@ fn enqueue(
             )
         })?;
         if !recipients.iter().any(|x: &Recipient| x.address == q) {
-            recipients.push(Recipient::new(&q));
+            let mut rc = Recipient::new(&q);
+            // The address as given, for DSNs and local(8)'s orig_to=.
+            if q != *r && envelope::check_address("orcpt", r, false).is_ok() {
+                rc.orcpt = Some(format!("rfc822;{r}"));
+            }
+            recipients.push(rc);
         }
     }
 
@@ -919,7 +944,23 @@ fn enqueue(
             if h.is(&block, "bcc") || h.is(&block, "resent-bcc") {
                 continue;
             }
-            w.write(block.get(h.raw.clone()).unwrap_or(&[]))?;
+            let name = block.get(h.name.clone()).unwrap_or(&[]);
+            let new_value = match (&params.rewrite, std::str::from_utf8(name)) {
+                (Some(rw), Ok(n)) => crate::local::Rewriter::header_side(n).and_then(|side| {
+                    let v = String::from_utf8_lossy(value(h)).into_owned();
+                    rw.header_value(&v, side).map(|nv| (n, v, nv))
+                }),
+                _ => None,
+            };
+            match new_value {
+                Some((n, old, nv)) => {
+                    w.write(format!("{n}:{nv}\r\n").as_bytes())?;
+                    rewrites.push(("header", format!("{n}:{old}"), format!("{n}:{nv}")));
+                }
+                None => {
+                    w.write(block.get(h.raw.clone()).unwrap_or(&[]))?;
+                }
+            }
             w.finish()?;
         }
         if !has("from") {
@@ -979,6 +1020,11 @@ fn enqueue(
         w.finish()?;
     }
     inc.commit().map_err(spool_fatal)?;
+    log::info!(target: "pickup", "{id}: uid={} from=<{sender}>", who.uid);
+    for (what, from, to) in &rewrites {
+        let clean = |s: &str| s.replace(['\r', '\n'], " ");
+        log::info!(target: "cleanup", "{id}: rewrote {what} <{}> as <{}>", clean(from), clean(to));
+    }
     // Best effort: if no daemon listens, the message waits for its next scan.
     let _ = wake::notify(&params.queue_directory, wake::Wake::NewMail);
     Ok(())

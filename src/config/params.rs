@@ -69,9 +69,27 @@ macro_rules! p {
 pub static PARAMS: &[Param] = &[
     p!(
         "alias_maps",
-        "",
+        "texthash:/etc/tern/aliases",
         Kind::Maps,
         "aliases(5) tables for local recipients"
+    ),
+    p!(
+        "allow_mail_to_commands",
+        "no",
+        Kind::Bool,
+        "let aliases deliver to |commands (not supported yet: such mail bounces)"
+    ),
+    p!(
+        "allow_mail_to_files",
+        "no",
+        Kind::Bool,
+        "let aliases deliver to /file/names (not supported yet: such mail bounces)"
+    ),
+    p!(
+        "append_at_myorigin",
+        "yes",
+        Kind::Bool,
+        "append @$myorigin to unqualified addresses at queue entry"
     ),
     p!(
         "bounce_size_limit",
@@ -138,6 +156,12 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::Text,
         "also write log lines to this file (empty: syslog only)"
+    ),
+    p!(
+        "masquerade_domains",
+        "",
+        Kind::List,
+        "sender addresses in subdomains of these become the domain (!domain: exception)"
     ),
     p!(
         "max_connections",
@@ -224,10 +248,22 @@ pub static PARAMS: &[Param] = &[
         "how often the queue is scanned for due messages"
     ),
     p!(
+        "recipient_canonical_maps",
+        "",
+        Kind::Maps,
+        "canonical(5) tables for envelope and header recipient addresses"
+    ),
+    p!(
         "relayhost",
         "",
         Kind::NextHop,
         "smarthost for all remote mail: [host]:port, host:port (MX lookup) or empty"
+    ),
+    p!(
+        "sender_canonical_maps",
+        "",
+        Kind::Maps,
+        "canonical(5) tables for envelope and header sender addresses"
     ),
     p!(
         "smtp_connect_timeout",
@@ -531,6 +567,18 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::Maps,
         "per-domain routes: domain smtp:[host]:port"
+    ),
+    p!(
+        "virtual_mailbox_base",
+        "",
+        Kind::Text,
+        "directory holding Maildirs of mail-only users (virtual_mailbox_maps)"
+    ),
+    p!(
+        "virtual_mailbox_maps",
+        "",
+        Kind::Maps,
+        "local user (user@domain or user) -> Maildir path below virtual_mailbox_base, ending in /"
     ),
 ];
 

@@ -37,6 +37,8 @@ pub struct Context {
     pub pool: Rc<BufferPool>,
     /// TLS parameters (curves, cipher order).
     pub tls: crate::tls::TlsParams,
+    /// Aliases and mailboxes for `mydestination` recipients.
+    pub local: crate::local::LocalDelivery,
 }
 
 /// The queue manager.
@@ -67,12 +69,14 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         log::warn!(target: "master", "DNS resolver is not on loopback: its AD bit is not trusted, so DANE is off (set dns_trust_remote_resolver = yes to trust it)");
     }
     let tls = crate::smtpd::tls_params(&cfg)?;
+    let local = crate::local::LocalDelivery::from_config(&cfg)?;
     Ok(Context {
         cfg,
         tables,
         resolver,
         pool,
         tls,
+        local,
     })
 }
 
@@ -248,6 +252,7 @@ impl QueueManager {
                 continue;
             }
             let mut immediate: Vec<(usize, Outcome, RcptResult)> = Vec::new();
+            let mut local_rcpts: Vec<usize> = Vec::new();
             for (i, (rcpt, st)) in entry
                 .envelope
                 .recipients
@@ -274,9 +279,7 @@ impl QueueManager {
                             )),
                         }
                     }
-                    Route::Local => {
-                        immediate.push(local_unavailable(i, st.attempts, &entry, cfg, now))
-                    }
+                    Route::Local => local_rcpts.push(i),
                     Route::Error(text) => immediate.push((
                         i,
                         Outcome::Bounced { text: text.clone() },
@@ -315,6 +318,39 @@ impl QueueManager {
                         Outcome::Delivered { text: text.clone() },
                         RcptResult::new(ResultKind::Sent, "none", "2.0.0", &text),
                     )),
+                }
+            }
+            if !local_rcpts.is_empty() {
+                // Local delivery (aliases, Maildir) runs here, in line:
+                // it is file I/O like the spool's own, never network.
+                for lr in ctx.local.deliver(&self.spool, &entry, &local_rcpts) {
+                    for line in &lr.log {
+                        log::info!(target: "local", "{line}");
+                    }
+                    if lr.requeued {
+                        self.kick();
+                    }
+                    let r = lr.result;
+                    let outcome = match r.kind {
+                        ResultKind::Sent => Outcome::Delivered {
+                            text: r.text.clone(),
+                        },
+                        ResultKind::Bounced => Outcome::Bounced {
+                            text: r.text.clone(),
+                        },
+                        ResultKind::Deferred => Outcome::Deferred {
+                            until: now
+                                + schedule::backoff(
+                                    entry.rcpts.get(lr.index).map_or(0, |s| s.attempts) + 1,
+                                    cfg.time("minimal_backoff_time"),
+                                    cfg.time("maximal_backoff_time"),
+                                    schedule::seed(entry.id()),
+                                )
+                                .as_secs(),
+                            text: r.text.clone(),
+                        },
+                    };
+                    immediate.push((lr.index, outcome, r));
                 }
             }
             if !immediate.is_empty() {
@@ -447,18 +483,21 @@ impl QueueManager {
                 ResultKind::Deferred => "deferred",
                 ResultKind::Bounced => "bounced",
             };
-            log::info!(
-                target: if r.relay == "local" { "local" } else { "smtp" },
-                "{}: to=<{}>, relay={}, delay={}, delays={}, dsn={}, status={} ({})",
-                job.id,
-                rcpt,
-                r.relay,
-                delay,
-                r.delays(delay),
-                r.dsn,
-                status,
-                r.text
-            );
+            // Local delivery logged its own lines (with orig_to=).
+            if r.relay != "local" {
+                log::info!(
+                    target: "smtp",
+                    "{}: to=<{}>, relay={}, delay={}, delays={}, dsn={}, status={} ({})",
+                    job.id,
+                    rcpt,
+                    r.relay,
+                    delay,
+                    r.delays(delay),
+                    r.dsn,
+                    status,
+                    r.text
+                );
+            }
             if r.kind == ResultKind::Bounced {
                 bounced.push((rcpt, r));
             }
@@ -656,34 +695,6 @@ fn dsn_in(text: &str, fallback: &str) -> String {
     } else {
         fallback.to_string()
     }
-}
-
-/// Local delivery is not built yet (aliases and Maildir come next): keep
-/// the mail queued, with a clear reason, until it is or the lifetime ends.
-fn local_unavailable(
-    i: usize,
-    attempts: u32,
-    entry: &QueueEntry,
-    cfg: &Config,
-    now: u64,
-) -> (usize, Outcome, RcptResult) {
-    let text = "local delivery is not available in this tern version; set relayhost or a transport_maps entry for this domain".to_string();
-    let until = now
-        + schedule::backoff(
-            attempts + 1,
-            cfg.time("minimal_backoff_time"),
-            cfg.time("maximal_backoff_time"),
-            schedule::seed(entry.id()),
-        )
-        .as_secs();
-    (
-        i,
-        Outcome::Deferred {
-            until,
-            text: text.clone(),
-        },
-        RcptResult::new(ResultKind::Deferred, "local", "4.3.0", &text),
-    )
 }
 
 #[cfg(test)]

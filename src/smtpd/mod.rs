@@ -37,6 +37,10 @@ pub struct Shared {
     pub mynetworks: Vec<Network>,
     /// `mydestination`, expanded.
     pub mydestination: Vec<String>,
+    /// Aliases and local users, to refuse unknown local recipients.
+    pub local: crate::local::LocalDelivery,
+    /// Envelope rewriting at queue entry.
+    pub rewrite: crate::local::Rewriter,
     /// The server TLS configuration, if a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
@@ -121,6 +125,8 @@ impl Shared {
             params,
             mynetworks: cfg.networks("mynetworks"),
             mydestination: cfg.list("mydestination").map(str::to_string).collect(),
+            local: crate::local::LocalDelivery::from_config(cfg)?,
+            rewrite: crate::local::Rewriter::from_config(cfg)?,
             tls,
             passwords,
             spool,

@@ -316,12 +316,29 @@ async fn receive_data(
         return Ok(sess.event(Event::CommitFailed));
     };
     let client = format!("{host}[{addr}]");
-    let rcpts: Vec<Recipient> = env.recipients.iter().map(|r| Recipient::new(r)).collect();
+    // Envelope rewriting at queue entry (append_at_myorigin, canonical
+    // maps, masquerading); headers from SMTP clients are left alone.
+    use crate::local::Side;
+    let mut rewrites: Vec<(&str, &str, String)> = Vec::new();
+    let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
+    if sender != env.sender {
+        rewrites.push(("sender", &env.sender, sender.clone()));
+    }
+    let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        let q = shared.rewrite.rewrite(r, Side::Recipient);
+        let mut rc = Recipient::new(&q);
+        if q != *r {
+            rc.orcpt = Some(format!("rfc822;{r}"));
+            rewrites.push(("recipient", r, q));
+        }
+        rcpts.push(rc);
+    }
     let now = crate::queue::clock::now();
     let mut incoming = shared
         .spool
         .create(&NewMessage {
-            sender: &env.sender,
+            sender: &sender,
             recipients: &rcpts,
             arrival: now,
             client: &client,
@@ -340,6 +357,9 @@ async fn receive_data(
                 log::info!(target: "smtpd", "{}: client={client}, sasl_method={m}, sasl_username={u}", inc.id())
             }
             None => log::info!(target: "smtpd", "{}: client={client}", inc.id()),
+        }
+        for (what, from, to) in &rewrites {
+            log::info!(target: "cleanup", "{}: rewrote {what} <{from}> as <{to}>", inc.id());
         }
         let tls_comment = stream.tls_summary().map(|s| {
             let c = s.received_comment().to_string();
@@ -419,7 +439,7 @@ async fn receive_data(
                     log::info!(
                         target: "qmgr",
                         "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
-                        env.sender,
+                        sender,
                         env.recipients.len()
                     );
                     shared.new_mail();
@@ -527,11 +547,19 @@ impl Shared {
         p
     }
 
-    /// Local domains (mydestination) versus relaying.
+    /// Local domains (mydestination): known users and aliases are
+    /// `Local`, others `LocalUnknown` (550 5.1.1); else relaying.
     pub fn classify(&self, rcpt: &Path<'_>) -> RcptClass {
+        let known = |d: &str| {
+            if self.local.knows(rcpt.local_part(), d) {
+                RcptClass::Local
+            } else {
+                RcptClass::LocalUnknown
+            }
+        };
         match rcpt.domain() {
-            Some(d) if self.is_local_domain(d) => RcptClass::LocalUnknown,
-            None => RcptClass::LocalUnknown,
+            Some(d) if self.is_local_domain(d) => known(d),
+            None => known(self.hostname.as_str()),
             Some(_) => RcptClass::Remote,
         }
     }

@@ -1,0 +1,478 @@
+//! Mail for the box itself, end to end with the real binary: `tern
+//! sendmail` and SMTP in, aliases, Maildir delivery, forwarding through
+//! the relayhost to smtp-sink, loop bounces, 550 5.1.1 at RCPT, and
+//! `tern newaliases`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::ports::{free_port, wait_listening};
+use common::process::{run, Daemon, RunOutput};
+use common::sink::SmtpSink;
+use common::tempdir::{own, read_lossy, user_ids, write, TempDir};
+use common::tools::Swaks;
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running tern with a relayhost (smtp-sink), aliases and mail-only users.
+struct Box {
+    dir: TempDir,
+    port: u16,
+    conf: PathBuf,
+    daemon: Daemon,
+}
+
+impl Box {
+    fn start(sink_port: u16, aliases: &str, vmailbox: &str, extra: &str) -> Box {
+        let dir = TempDir::new("local");
+        let port = free_port();
+        let (uid, gid) = user_ids("nobody");
+        let vmail = dir.subdir("vmail");
+        own(&vmail, uid, gid, 0o700);
+        write(&dir.join("aliases"), aliases);
+        write(&dir.join("vmailbox"), vmailbox);
+        let conf = dir.join("tern.conf");
+        let d = dir.path().display();
+        write(
+            &conf,
+            format!(
+                "myhostname = box.test\n\
+                 mydestination = $myhostname, localhost\n\
+                 smtp_listen = 127.0.0.1:{port}\n\
+                 queue_directory = {d}/spool\n\
+                 relayhost = [127.0.0.1]:{sink_port}\n\
+                 smtp_tls_security_level = none\n\
+                 mta_sts_enable = no\n\
+                 maillog_file = {d}/maillog\n\
+                 syslog_socket =\n\
+                 mail_owner = nobody\n\
+                 queue_run_delay = 1s\n\
+                 alias_maps = texthash:{d}/aliases\n\
+                 virtual_mailbox_base = {d}/vmail\n\
+                 virtual_mailbox_maps = texthash:{d}/vmailbox\n\
+                 {extra}"
+            ),
+        );
+        let mut cmd = Command::new(TERN);
+        cmd.args(["run", "-f", "-c"]).arg(&conf);
+        let mut daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
+        let deadline = Instant::now() + WAIT;
+        while !wait_listening(port, Duration::from_millis(50)) {
+            if daemon.exited().is_some() || Instant::now() > deadline {
+                panic!("tern did not start:\n{}", daemon.output());
+            }
+        }
+        Box {
+            dir,
+            port,
+            conf,
+            daemon,
+        }
+    }
+
+    fn sendmail(&self, args: &[&str], stdin: &[u8]) -> RunOutput {
+        let mut cmd = Command::new(TERN);
+        cmd.arg("sendmail").arg("-C").arg(&self.conf).args(args);
+        run(cmd, Some(stdin), WAIT)
+    }
+
+    fn maillog(&self) -> String {
+        read_lossy(&self.dir.join("maillog"))
+    }
+
+    /// Waits until the maillog has a line containing every one of `parts`.
+    fn wait_log(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let log = self.maillog();
+            if let Some(l) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return l.to_string();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no log line with {parts:?}:\n{log}\n--- tern output\n{}",
+                    self.daemon.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `n` maillog lines contain `part`.
+    fn wait_lines(&self, part: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.maillog().lines().filter(|l| l.contains(part)).count() < n {
+            if Instant::now() > deadline {
+                panic!("fewer than {n} lines with {part:?}:\n{}", self.maillog());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// No message in active/ or deferred/.
+    fn queue_is_empty(&self) -> bool {
+        ["active", "deferred"].iter().all(|d| {
+            std::fs::read_dir(self.dir.join("spool").join(d))
+                .map(|rd| rd.count() == 0)
+                .unwrap_or(true)
+        })
+    }
+
+    fn vmail(&self, rel: &str) -> PathBuf {
+        self.dir.join("vmail").join(rel)
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// `Mon, 23 Nov 2026 19:40:00 +0000 (UTC)`-shaped (RFC 5322 date-time,
+/// optional zone comment).
+fn looks_like_date(v: &str) -> bool {
+    let f: Vec<&str> = v.split_whitespace().collect();
+    (f.len() == 6 || f.len() == 7 && f[6].starts_with('(') && f[6].ends_with(')'))
+        && f[0].ends_with(',')
+        && f[1].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+        && f[2].len() == 3
+        && f[3].parse::<u16>().is_ok_and(|y| y >= 2024)
+        && f[4].split(':').count() == 3
+        && (f[5].starts_with('+') || f[5].starts_with('-'))
+        && f[5].len() == 5
+}
+
+#[test]
+fn cron_mail_to_root_reaches_the_owner_through_the_relayhost() {
+    let sink = SmtpSink::start();
+    let b = Box::start(
+        sink.port(),
+        "# the five-minute setup\nroot: owner@remote.test\n",
+        "",
+        "",
+    );
+    let started = Instant::now();
+    let out = b.sendmail(&["root"], b"test\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    sink.wait_for_count(1, WAIT);
+    let elapsed = started.elapsed();
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    let m = String::from_utf8_lossy(&msgs[0]).into_owned();
+    // The envelope recipient is the alias target; the sender was qualified.
+    assert_eq!(
+        header(&m, "X-Rcpt-Args"),
+        Some("<owner@remote.test>"),
+        "{m}"
+    );
+    assert!(
+        header(&m, "X-Mail-Args").is_some_and(|v| v.starts_with("<root@box.test>")),
+        "{m}"
+    );
+    // A message without any header got From:, Date: and Message-Id:.
+    let from = header(&m, "From").expect("From:");
+    assert!(
+        from.ends_with("<root@box.test>") || from == "root@box.test",
+        "{from}"
+    );
+    assert!(looks_like_date(header(&m, "Date").expect("Date:")), "{m}");
+    let mid = header(&m, "Message-Id").expect("Message-Id:");
+    assert!(mid.starts_with('<') && mid.ends_with("@box.test>"), "{mid}");
+    assert_eq!(header(&m, "Delivered-To"), Some("root@box.test"));
+    assert!(
+        m.replace("\r\n", "\n").trim_end().ends_with("\n\ntest"),
+        "{m:?}"
+    );
+    // Logged like Postfix's local(8), and the rewrite at queue entry.
+    let line = b.wait_log(&["to=<root@box.test>", "orig_to=<root>", "relay=local"]);
+    assert!(line.contains("status=sent (forwarded as "), "{line}");
+    assert!(line.contains(" tern/local["), "{line}");
+    b.wait_log(&["rewrote recipient <root> as <root@box.test>"]);
+    b.wait_log(&[
+        "to=<owner@remote.test>",
+        "relay=127.0.0.1[127.0.0.1]",
+        "status=sent",
+    ]);
+    eprintln!("sendmail -> alias -> relayhost: {elapsed:?}");
+}
+
+#[test]
+fn alias_loop_is_bounced_not_looped() {
+    let sink = SmtpSink::start();
+    let b = Box::start(sink.port(), "a: b\nb: c@localhost\nc: a\n", "", "");
+    let out = b.sendmail(&["-f", "sender@remote.test", "a"], b"Subject: loop\n\nx\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&["to=<a@box.test>", "relay=local", "status=bounced"]);
+    assert!(line.contains("dsn=5.4.6"), "{line}");
+    assert!(
+        line.contains("mail forwarding loop for a@box.test"),
+        "{line}"
+    );
+    // The bounce goes back to the sender; nothing else is sent.
+    sink.wait_for_count(1, WAIT);
+    // The original and the bounce both leave the queue; then nothing is
+    // left that could loop.
+    b.wait_lines(": removed", 2);
+    assert!(b.queue_is_empty(), "queue not empty");
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1, "only the bounce");
+    let m = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert_eq!(header(&m, "X-Rcpt-Args"), Some("<sender@remote.test>"));
+    assert!(m.contains("mail forwarding loop for a@box.test"), "{m}");
+    assert!(m.contains("Status: 5.4.6"), "{m}");
+}
+
+#[test]
+fn delivered_to_loop_across_the_queue_is_bounced() {
+    // The message already passed through root@box.test once (e.g. it came
+    // back from a remote forward): bounce instead of forwarding again.
+    let sink = SmtpSink::start();
+    let b = Box::start(sink.port(), "root: owner@remote.test\n", "", "");
+    let out = b.sendmail(
+        &["-f", "sender@remote.test", "root"],
+        b"Delivered-To: root@box.test\nSubject: again\n\nx\n",
+    );
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&["to=<root@box.test>", "status=bounced"]);
+    assert!(
+        line.contains("mail forwarding loop for root@box.test"),
+        "{line}"
+    );
+    sink.wait_for_count(1, WAIT);
+    let m = String::from_utf8_lossy(&sink.messages()[0]).into_owned();
+    assert_eq!(header(&m, "X-Rcpt-Args"), Some("<sender@remote.test>"));
+}
+
+fn read_maildir(dir: &Path) -> String {
+    // Python's mailbox module is an independent Maildir reader.
+    let script = "import mailbox,sys\n\
+                  md = mailbox.Maildir(sys.argv[1], factory=None, create=False)\n\
+                  for k, m in sorted(md.items()):\n\
+                  \x20   print('subdir=' + m.get_subdir())\n\
+                  \x20   for h in ('Return-Path','Delivered-To','X-Original-To','From','Subject','Message-Id'):\n\
+                  \x20       print(h + '=' + str(m[h]))\n\
+                  \x20   print('body=' + repr(m.get_payload()))\n";
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", script]).arg(dir);
+    let out = run(cmd, None, WAIT);
+    assert!(out.success(), "python3 mailbox: {out:?}");
+    out.stdout
+}
+
+#[test]
+fn local_user_gets_a_maildir_file() {
+    let sink = SmtpSink::start();
+    let b = Box::start(
+        sink.port(),
+        "admin: alice\npostmaster: admin\n",
+        "alice@box.test  alice/Maildir/\n",
+        "",
+    );
+    // Over SMTP to the alias, and by sendmail to the user directly.
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to("postmaster@box.test")
+        .header("Subject", "via smtp")
+        .run_ok();
+    assert!(r.queue_id().is_some(), "{}", r.transcript);
+    let out = b.sendmail(&["alice"], b"Subject: via sendmail\n\nhello\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    let l1 = b.wait_log(&["to=<alice@box.test>", "orig_to=<postmaster@box.test>"]);
+    assert!(l1.contains("relay=local"), "{l1}");
+    assert!(
+        l1.contains("dsn=2.0.0, status=sent (delivered to maildir)"),
+        "{l1}"
+    );
+    let l2 = b.wait_log(&[
+        "to=<alice@box.test>",
+        "orig_to=<alice>",
+        "status=sent (delivered to maildir)",
+    ]);
+    assert!(l2.contains("tern/local["), "{l2}");
+    let md = b.vmail("alice/Maildir");
+    assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 2);
+    let parsed = read_maildir(&md);
+    assert_eq!(parsed.matches("subdir=new").count(), 2, "{parsed}");
+    assert!(
+        parsed.contains("Return-Path=<someone@remote.test>"),
+        "{parsed}"
+    );
+    assert!(parsed.contains("Delivered-To=alice@box.test"), "{parsed}");
+    assert!(
+        parsed.contains("X-Original-To=postmaster@box.test"),
+        "{parsed}"
+    );
+    assert!(parsed.contains("Subject=via smtp"), "{parsed}");
+    assert!(parsed.contains("Subject=via sendmail"), "{parsed}");
+    assert!(parsed.contains("body='hello\\n'"), "{parsed}");
+    assert!(parsed.contains("Return-Path=<root@box.test>"), "{parsed}");
+    // Maildir files use LF line ends.
+    for e in std::fs::read_dir(md.join("new")).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(!data.contains(&b'\r'), "CR in Maildir file");
+    }
+    assert_eq!(sink.count(), 0, "nothing left the box");
+}
+
+#[test]
+fn unknown_local_user_is_refused_at_rcpt_and_bounced_from_sendmail() {
+    let sink = SmtpSink::start();
+    let b = Box::start(
+        sink.port(),
+        "root: owner@remote.test\n",
+        "alice@box.test alice/\n",
+        "",
+    );
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to("nosuchuser@box.test")
+        .run();
+    assert!(!r.ok());
+    assert!(
+        r.replies().iter().any(|l| l.starts_with(
+            "550 5.1.1 <nosuchuser@box.test>: Recipient address rejected: User unknown in local recipient table"
+        )),
+        "{}",
+        r.transcript
+    );
+    for known in ["root@box.test", "alice@box.test", "Root@localhost"] {
+        let r = Swaks::new(b.port)
+            .from("someone@remote.test")
+            .to(known)
+            .arg("--quit-after")
+            .arg("RCPT")
+            .run();
+        assert!(
+            r.replies().iter().any(|l| l.starts_with("250 2.1.5")),
+            "{known}: {}",
+            r.transcript
+        );
+    }
+    // sendmail cannot ask: the unknown user is bounced to the sender.
+    let out = b.sendmail(&["-f", "sender@remote.test", "nosuchuser"], b"x\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&["to=<nosuchuser@box.test>", "status=bounced"]);
+    assert!(line.contains("dsn=5.1.1"), "{line}");
+    assert!(line.contains("(unknown user: \"nosuchuser\")"), "{line}");
+    sink.wait_for_count(1, WAIT);
+    let m = String::from_utf8_lossy(&sink.messages()[0]).into_owned();
+    assert_eq!(header(&m, "X-Rcpt-Args"), Some("<sender@remote.test>"));
+    assert!(m.contains("Status: 5.1.1"), "{m}");
+}
+
+#[test]
+fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
+    let sink = SmtpSink::start();
+    let dir = TempDir::new("canon");
+    write(&dir.join("sender_canonical"), "cron  backups@example.org\n");
+    write(&dir.join("recipient_canonical"), "ops  team@remote.test\n");
+    let extra = format!(
+        "sender_canonical_maps = texthash:{0}/sender_canonical\n\
+         recipient_canonical_maps = texthash:{0}/recipient_canonical\n\
+         masquerade_domains = box.test\n",
+        dir.path().display()
+    );
+    let b = Box::start(sink.port(), "", "", &extra);
+    let out = b.sendmail(
+        &["-f", "cron", "-t"],
+        b"To: ops, Someone <someone@remote.test>\nCc: x@sub.box.test\nReply-To: Admin <admin@nas.box.test>\nSubject: nightly\n\nok\n",
+    );
+    assert!(out.success(), "sendmail: {out:?}");
+    sink.wait_for_count(1, WAIT);
+    b.wait_log(&["removed"]);
+    let all: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let m = &all[0];
+    assert!(
+        header(m, "X-Mail-Args").is_some_and(|v| v.starts_with("<backups@example.org>")),
+        "{m}"
+    );
+    assert!(
+        header(m, "From").unwrap().contains("backups@example.org"),
+        "{m}"
+    );
+    assert_eq!(
+        header(m, "To"),
+        Some("team@remote.test, Someone <someone@remote.test>"),
+        "{m}"
+    );
+    // Masquerading: sender-side headers only (Postfix's default classes).
+    assert_eq!(header(m, "Reply-To"), Some("Admin <admin@box.test>"), "{m}");
+    assert_eq!(header(m, "Cc"), Some("x@sub.box.test"), "{m}");
+    // Mail from the LAN over SMTP: the envelope is rewritten the same way.
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("someone@remote.test")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    sink.wait_for_count(2, WAIT);
+    let got: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(
+        got.iter()
+            .any(|m| header(m, "X-Mail-Args") == Some("<camera@box.test>")),
+        "{got:?}"
+    );
+    b.wait_log(&[
+        &qid,
+        "rewrote sender <camera@cam1.box.test> as <camera@box.test>",
+    ]);
+    let log = b.maillog();
+    assert!(
+        log.contains("rewrote sender <cron> as <backups@example.org>"),
+        "{log}"
+    );
+    assert!(
+        log.contains("rewrote recipient <ops> as <team@remote.test>"),
+        "{log}"
+    );
+}
+
+#[test]
+fn newaliases_reports_every_error_with_its_line() {
+    let dir = TempDir::new("newaliases");
+    let d = dir.path().display();
+    write(
+        &dir.join("aliases"),
+        "root: admin@example.org\nbroken line\nempty:\nlist: a, , b\nok: x,\n  y\n",
+    );
+    write(
+        &dir.join("tern.conf"),
+        format!("alias_maps = texthash:{d}/aliases\nqueue_directory = {d}/spool\nmaillog_file =\nsyslog_socket =\n"),
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["newaliases", "-c"]).arg(dir.join("tern.conf"));
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    let f = format!("{d}/aliases");
+    for want in [
+        format!("{f}:2: expected format: name: value, value, ..."),
+        format!("{f}:3: alias has no destination"),
+        format!("{f}:4: empty destination between commas"),
+    ] {
+        assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    }
+    assert_eq!(out.stderr.lines().count(), 3, "{}", out.stderr);
+    write(
+        &dir.join("aliases"),
+        "root: admin@example.org\nok: x,\n  y\n",
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["newaliases", "-c"]).arg(dir.join("tern.conf"));
+    let out = run(cmd, None, WAIT);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stderr.contains("2 aliases, ok"), "{}", out.stderr);
+}
