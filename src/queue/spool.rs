@@ -498,15 +498,6 @@ impl Spool {
             .mode(0o600)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
-        // A root `sendmail` (cron) must leave files that the daemon, running
-        // as mail_owner, can read: give them to the queue directory's owner.
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            if let Ok(m) = std::fs::metadata(&inner.incoming) {
-                std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()))
-                    .map_err(io_err("chown", &tmp))?;
-            }
-        }
         let ino = file.metadata().map_err(io_err("fstat", &tmp))?.ino();
         let id = format!("{:05X}{:07X}", now_micros() % 1_000_000, ino);
         let env = Envelope {
