@@ -23,9 +23,54 @@ pub fn config_path(args: &[String]) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
 }
 
-/// Checks beyond syntax: the files and tables the configuration names.
-pub fn deep_check(_cfg: &Config) -> Vec<ConfigError> {
-    Vec::new()
+/// Checks beyond syntax: the files and tables the configuration names
+/// (TLS certificates and keys, the AUTH password file, lookup tables,
+/// aliases), loaded exactly as the daemon loads them.
+pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let mut push = |key: &str, message: String| {
+        out.push(ConfigError {
+            file: cfg.origin().to_string(),
+            line: cfg.line_of(key),
+            message,
+        })
+    };
+    if let Err(e) = crate::smtpd::server_tls(cfg) {
+        push("smtpd_tls_cert_file", e);
+    }
+    let pw = cfg.get("smtpd_sasl_password_file");
+    if !pw.is_empty() {
+        match std::fs::read_to_string(pw) {
+            Ok(text) => {
+                if let Err(errs) = crate::smtpd::passwd::PasswordFile::parse(&text) {
+                    for e in errs {
+                        push(
+                            "smtpd_sasl_password_file",
+                            format!("{pw}:{}: {}", e.line, e.message),
+                        );
+                    }
+                }
+            }
+            Err(e) => push("smtpd_sasl_password_file", format!("{pw}: {e}")),
+        }
+    }
+    // Table errors name their own file and line.
+    let mut tables = Vec::new();
+    if let Err(errs) = crate::delivery::tables::Tables::load(cfg) {
+        tables.extend(errs);
+    }
+    if let Err(e) = crate::local::deliver::LocalDelivery::from_config(cfg) {
+        tables.push(e);
+    }
+    if let Err(e) = crate::local::Rewriter::from_config(cfg) {
+        tables.push(e);
+    }
+    out.extend(tables.into_iter().map(|message| ConfigError {
+        file: cfg.origin().to_string(),
+        line: None,
+        message,
+    }));
+    out
 }
 
 fn print_errors(errs: &[ConfigError]) -> ExitCode {

@@ -120,3 +120,44 @@ fn missing_file_is_an_error() {
     assert_eq!(out.status, Some(1), "{out:?}");
     assert!(out.stderr.contains(&f), "names the file: {out:?}");
 }
+
+#[test]
+fn check_config_loads_the_files_it_names() {
+    let dir = TempDir::new("ground-cfg-files");
+    let policy = dir.join("tls_policy");
+    write(
+        &policy,
+        "example.com  strict\n.example.net verify match=mx.example.net\n[mx.example.org]:25 encrypt bogus=1\n",
+    );
+    let f = dir.join("files.conf");
+    write(
+        &f,
+        &format!(
+            "queue_directory = {}\nsmtp_tls_policy_maps = texthash:{}\nsmtpd_tls_cert_file = {}\n",
+            dir.join("spool").display(),
+            policy.display(),
+            dir.join("missing.pem").display()
+        ),
+    );
+    let path = f.display().to_string();
+    let out = tern(&["check-config", "-c", &path]);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    let errs: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(errs.len(), 3, "{}", out.stderr);
+    assert!(
+        errs[0].starts_with(&format!("{path}:3: ")) && errs[0].contains("missing.pem"),
+        "{}",
+        errs[0]
+    );
+    let pol = policy.display().to_string();
+    assert!(
+        errs[1].contains(&format!("{pol}:1: invalid security level \"strict\"")),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        errs[2].contains(&format!("{pol}:3: ")) && errs[2].contains("bogus"),
+        "{}",
+        errs[2]
+    );
+}
