@@ -50,30 +50,29 @@ pub const SLOT_BYTES: usize = INCOMING_TLS_LEN + OUTGOING_TLS_LEN + PLAINTEXT_LE
 /// The buffers of one connection.
 pub struct SlotBuffers {
     /// TLS records read from the socket, not yet processed by rustls.
-    pub incoming: Box<[u8; INCOMING_TLS_LEN]>,
+    pub incoming: &'static mut [u8; INCOMING_TLS_LEN],
     /// TLS records encoded by rustls, not yet written to the socket.
-    pub outgoing: Box<[u8; OUTGOING_TLS_LEN]>,
+    pub outgoing: &'static mut [u8; OUTGOING_TLS_LEN],
     /// Decrypted application data not yet handed to the reader.
-    pub plaintext: Box<[u8; PLAINTEXT_LEN]>,
+    pub plaintext: &'static mut [u8; PLAINTEXT_LEN],
 }
 
-/// Allocates a zeroed boxed array without building it on the stack first.
-fn boxed<const N: usize>() -> Box<[u8; N]> {
-    match vec![0u8; N].into_boxed_slice().try_into() {
-        Ok(b) => b,
-        // The length is N by construction.
-        Err(_) => unreachable!("vec![0; N] has length N"),
+/// Cuts one slot's three buffers off the front of `rest`.
+fn carve(rest: &'static mut [u8]) -> Option<(SlotBuffers, &'static mut [u8])> {
+    if rest.len() < SLOT_BYTES {
+        return None;
     }
-}
-
-impl SlotBuffers {
-    fn new() -> Self {
+    let (inc, rest) = rest.split_at_mut(INCOMING_TLS_LEN);
+    let (out, rest) = rest.split_at_mut(OUTGOING_TLS_LEN);
+    let (plain, rest) = rest.split_at_mut(PLAINTEXT_LEN);
+    Some((
         SlotBuffers {
-            incoming: boxed(),
-            outgoing: boxed(),
-            plaintext: boxed(),
-        }
-    }
+            incoming: inc.try_into().ok()?,
+            outgoing: out.try_into().ok()?,
+            plaintext: plain.try_into().ok()?,
+        },
+        rest,
+    ))
 }
 
 struct PoolInner {
@@ -88,11 +87,19 @@ pub struct BufferPool {
 }
 
 impl BufferPool {
-    /// Allocates `max_connections` slots now (`max_connections * SLOT_BYTES` bytes).
+    /// Reserves `max_connections` slots now (`max_connections * SLOT_BYTES`
+    /// bytes) as one zeroed allocation. The allocator maps it from the
+    /// kernel, so pages become resident only when a session first touches
+    /// them: the ceiling is fixed at start, the RSS follows use. The
+    /// allocation lives as long as the process (a daemon has one pool).
     pub fn new(max_connections: usize) -> Self {
         let mut free = Vec::with_capacity(max_connections);
-        for _ in 0..max_connections {
-            free.push(SlotBuffers::new());
+        let arena: &'static mut [u8] =
+            Box::leak(vec![0u8; max_connections * SLOT_BYTES].into_boxed_slice());
+        let mut rest = arena;
+        while let Some((slot, r)) = carve(rest) {
+            free.push(slot);
+            rest = r;
         }
         BufferPool {
             inner: Rc::new(PoolInner {
