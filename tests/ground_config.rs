@@ -132,7 +132,7 @@ fn check_config_loads_the_files_it_names() {
     let f = dir.join("files.conf");
     write(
         &f,
-        &format!(
+        format!(
             "queue_directory = {}\nsmtp_tls_policy_maps = texthash:{}\nsmtpd_tls_cert_file = {}\n",
             dir.join("spool").display(),
             policy.display(),
