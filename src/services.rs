@@ -54,7 +54,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         &c,
         spool.clone(),
         committer.clone(),
-        Box::new(move || kick.kick()),
+        Box::new(move |id: &str| kick.notify_new(id)),
     )?;
     // After the keys and password file are read: like Postfix, they may be
     // readable by root only.
@@ -98,7 +98,7 @@ impl Services {
             &c,
             self.spool.clone(),
             self.committer.clone(),
-            Box::new(move || kick.kick()),
+            Box::new(move |id: &str| kick.notify_new(id)),
         ) {
             Ok(s) => *self.smtpd.borrow_mut() = Rc::new(s),
             Err(e) => log::error!(target: "master", "reload: smtpd settings kept: {e}"),

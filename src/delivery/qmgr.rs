@@ -47,6 +47,14 @@ pub struct QueueManager {
     spool: Rc<Spool>,
     kick_tx: Sender<()>,
     kick_rx: Receiver<()>,
+    /// The next run must read the whole spool (start, timer, flush, reload).
+    full: Cell<bool>,
+    /// Messages to look at in the next partial run: new arrivals, and due
+    /// messages that found no free slot last time. Partial runs keep a
+    /// busy queue from being re-read from flash for every arrival.
+    fresh: RefCell<Vec<String>>,
+    /// Earliest next attempt seen, for the scheduler's timer.
+    earliest_due: Cell<Option<u64>>,
     slots: RefCell<Slots>,
     in_flight: RefCell<HashSet<String>>,
     stopping: Cell<bool>,
@@ -94,14 +102,30 @@ impl QueueManager {
             spool,
             kick_tx,
             kick_rx,
+            full: Cell::new(true),
+            fresh: RefCell::new(Vec::new()),
+            earliest_due: Cell::new(None),
             slots: RefCell::new(Slots::default()),
             in_flight: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
         }))
     }
 
-    /// Asks for a queue run soon (new mail, a slot freed, `tern flush`).
+    /// Asks for a full queue run soon (`tern flush`, reload, sendmail).
     pub fn kick(&self) {
+        self.full.set(true);
+        let _ = self.kick_tx.try_send(());
+    }
+
+    /// A message was just committed: look at it soon, without re-reading
+    /// the rest of the queue.
+    pub fn notify_new(&self, id: &str) {
+        self.fresh.borrow_mut().push(id.to_string());
+        let _ = self.kick_tx.try_send(());
+    }
+
+    /// A delivery session ended: start waiting work on the freed slot.
+    fn poke(&self) {
         let _ = self.kick_tx.try_send(());
     }
 
@@ -186,37 +210,67 @@ impl QueueManager {
             if self.stopping.get() {
                 return;
             }
-            let next = self.queue_run(&ex);
+            let full = self.full.replace(false);
+            self.queue_run(&ex, full);
             let delay = self
                 .ctx
                 .borrow()
                 .cfg
                 .time("queue_run_delay")
                 .max(Duration::from_secs(1));
-            let wait = next.map(|t| t.min(delay)).unwrap_or(delay);
-            smol::future::or(
+            let now = queue::clock::now();
+            let wait = self
+                .earliest_due
+                .get()
+                .map(|t| Duration::from_secs(t.saturating_sub(now)).min(delay))
+                .unwrap_or(delay);
+            let kicked = smol::future::or(
                 async {
                     let _ = self.kick_rx.recv().await;
+                    true
                 },
                 async {
                     smol::Timer::after(wait).await;
+                    false
                 },
             )
             .await;
+            if !kicked {
+                // Deferred mail fell due, or the periodic queue scan.
+                self.full.set(true);
+            }
             // Fold a burst of kicks (many messages arriving) into one run.
             smol::Timer::after(Duration::from_millis(20)).await;
             while self.kick_rx.try_recv().is_ok() {}
         }
     }
 
-    /// One pass over the queue; returns how long until the next due item.
-    fn queue_run(self: &Rc<Self>, ex: &Rc<LocalExecutor<'static>>) -> Option<Duration> {
-        let report = match self.spool.scan() {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!(target: "qmgr", "queue scan failed: {e}");
-                return None;
+    /// One pass over the queue (`full`) or over the messages named in
+    /// `fresh`; updates `earliest_due`.
+    fn queue_run(self: &Rc<Self>, ex: &Rc<LocalExecutor<'static>>, full: bool) {
+        let entries: Vec<QueueEntry> = if full {
+            self.fresh.borrow_mut().clear();
+            self.earliest_due.set(None);
+            match self.spool.scan() {
+                Ok(r) => r.entries,
+                Err(e) => {
+                    log::error!(target: "qmgr", "queue scan failed: {e}");
+                    return;
+                }
             }
+        } else {
+            let mut ids = std::mem::take(&mut *self.fresh.borrow_mut());
+            ids.sort();
+            ids.dedup();
+            ids.iter()
+                .filter_map(|id| match self.spool.scan_one(id) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log::warn!(target: "qmgr", "{id}: {e}");
+                        None
+                    }
+                })
+                .collect()
         };
         let ctx = self.ctx.borrow().clone();
         let cfg = &ctx.cfg;
@@ -230,7 +284,7 @@ impl QueueManager {
         let mut next_due: Option<u64> = None;
         // Destination -> messages, in queue order.
         let mut plan: BTreeMap<String, Vec<MessageJob>> = BTreeMap::new();
-        for entry in report.entries {
+        for entry in entries {
             if self.in_flight.borrow().contains(entry.id()) {
                 continue;
             }
@@ -397,10 +451,15 @@ impl QueueManager {
             for (k, j) in jobs.into_iter().enumerate() {
                 shares[k % n].push(j);
             }
+            let mut no_slot = false;
             for share in shares {
-                if !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
-                    // Picked up again when a slot frees (kick) or next run.
-                    break;
+                if no_slot || !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
+                    // Looked at again when a slot frees.
+                    no_slot = true;
+                    self.fresh
+                        .borrow_mut()
+                        .extend(share.iter().map(|j| j.id.clone()));
+                    continue;
                 }
                 for j in &share {
                     self.in_flight.borrow_mut().insert(j.id.clone());
@@ -426,12 +485,19 @@ impl QueueManager {
                     }
                     me.slots.borrow_mut().release(&dest2);
                     log::debug!(target: "qmgr", "{dest2}: session done in {:?}", started.elapsed());
-                    me.kick();
+                    me.poke();
                 })
                 .detach();
             }
         }
-        next_due.map(|t| Duration::from_secs(t.saturating_sub(now)))
+        if let Some(t) = next_due {
+            self.note_due(t);
+        }
+    }
+
+    fn note_due(&self, t: u64) {
+        self.earliest_due
+            .set(Some(self.earliest_due.get().map_or(t, |e| e.min(t))));
     }
 
     /// Turns delivery results into durable outcomes, log lines and bounces.
@@ -533,7 +599,7 @@ impl QueueManager {
             self.send_bounce(ctx, job, &bounced, Action::Failed);
         }
         match self.spool.scan_one(&job.id) {
-            Ok(Some(entry)) => match entry.next_attempt {
+            Ok(Some(entry)) => match entry.next_attempt.inspect(|t| self.note_due(*t)) {
                 None => self.finish(&entry),
                 Some(t) if t > now && entry.dir == QueueDir::Active => {
                     if let Err(e) = self.spool.move_to(&job.id, QueueDir::Deferred) {
@@ -649,7 +715,7 @@ impl QueueManager {
                 // As Postfix's qmgr does for every new message: pflogsumm
                 // takes the size of delivered mail from this line.
                 log::info!(target: "qmgr", "{id}: from=<>, size={}, nrcpt=1 (queue active)", text.len());
-                self.kick();
+                self.notify_new(&id);
             }
             Err(e) => log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id),
         }

@@ -64,7 +64,7 @@ pub struct Shared {
     /// `myhostname`.
     pub hostname: String,
     /// Called after each committed message (wakes the queue manager).
-    pub on_new_mail: Box<dyn Fn()>,
+    pub on_new_mail: Box<dyn Fn(&str)>,
 }
 
 impl Shared {
@@ -75,7 +75,7 @@ impl Shared {
         cfg: &Config,
         spool: Rc<Spool>,
         committer: Rc<commit::GroupCommit>,
-        on_new_mail: Box<dyn Fn()>,
+        on_new_mail: Box<dyn Fn(&str)>,
     ) -> Result<Shared, String> {
         let tls = server_tls(cfg)?;
         if tls.is_none() {
@@ -143,8 +143,8 @@ impl Shared {
     }
 
     /// Tells the queue manager a message arrived.
-    pub fn new_mail(&self) {
-        (self.on_new_mail)();
+    pub fn new_mail(&self, queue_id: &str) {
+        (self.on_new_mail)(queue_id);
     }
 }
 

@@ -442,7 +442,7 @@ async fn receive_data(
                         sender,
                         env.recipients.len()
                     );
-                    shared.new_mail();
+                    shared.new_mail(&id);
                     Ok(sess.event(Event::Committed(&id)))
                 }
                 Err(e) => {
