@@ -215,7 +215,7 @@ fn colon_hex(bytes: &[u8]) -> String {
 /// posttls-finger summary of the leaf, and the established line or why it
 /// failed. `sha512` selects the digest like `smtp_tls_fingerprint_digest`.
 pub fn report(results: &DeliveryResults, sha512: bool) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = results.notes.clone();
     let hostport = results
         .tls_attempts
         .last()

@@ -477,3 +477,62 @@ fn failing_mx_host_falls_through_to_the_next_secure_one() {
         "{log}"
     );
 }
+
+/// `tern probe -l dane`: prints the TLSA records, whether they were
+/// DNSSEC-secure, the DANE decision and which record matched.
+#[test]
+fn probe_shows_tlsa_records_and_the_match() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let good = format!("3 1 1 {}", leaf.pkey_sha256_hex());
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[
+            &good,
+            "0 0 1 0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["probe", "-l", "dane", "-c"])
+        .arg(&tern.conf)
+        .arg("example.test")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "DANE {MX_HOST}: MX records secure, address records secure"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "TLSA _{port}._tcp.{MX_HOST}: {} (secure)",
+            good.to_uppercase()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(secure, unusable for SMTP)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "DANE {MX_HOST}: authenticate against 1 usable record(s)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("DANE matched 3 1 1 ") && text.contains("(DANE-EE, leaf certificate)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        )),
+        "{text}"
+    );
+}

@@ -245,3 +245,56 @@ fn policy_table_selects_level_per_next_hop() {
     assert!(tern.mailq().contains(&id));
     assert!(b_pf.messages().is_empty());
 }
+
+/// `may` falls back to plaintext when the handshake fails (here: the
+/// server offers STARTTLS but only TLS 1.1 and older, which tern never
+/// speaks), and says so in the log; `encrypt` to the same server defers.
+#[test]
+fn may_retries_in_plaintext_after_a_failed_handshake() {
+    let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder()
+        .tls(&leaf.chain, &leaf.key)
+        .main_cf("smtpd_tls_protocols", "!SSLv2, !SSLv3, !TLSv1.2, !TLSv1.3")
+        .main_cf(
+            "smtpd_tls_mandatory_protocols",
+            "!SSLv2, !SSLv3, !TLSv1.2, !TLSv1.3",
+        )
+        .start();
+    let tern = Tern::builder()
+        .relay_to(pf.smtp_port())
+        .set("smtp_tls_security_level", "may")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "may-fallback");
+    tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert_delivered(&pf, 1, "may-fallback");
+    assert_eq!(
+        tern.log_lines(&["level may: trying", "again without TLS"])
+            .len(),
+        1,
+        "{}",
+        tern.log()
+    );
+    assert!(
+        tern.log_lines(&["TLS connection established to"])
+            .is_empty(),
+        "{}",
+        tern.log()
+    );
+
+    let strict = Tern::builder()
+        .relay_to(pf.smtp_port())
+        .set("smtp_tls_security_level", "encrypt")
+        .start();
+    let id = strict.submit(
+        "alice@example.net",
+        "bob@example.test",
+        "encrypt-no-fallback",
+    );
+    let deferred = strict.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(deferred[0].contains("dsn=4.7.5"), "{}", deferred[0]);
+    assert!(
+        strict.log_lines(&["without TLS"]).is_empty(),
+        "{}",
+        strict.log()
+    );
+}

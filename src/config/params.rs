@@ -437,7 +437,7 @@ pub static PARAMS: &[Param] = &[
         "smtpd_tls_ask_ccert",
         "no",
         Kind::Bool,
-        "ask clients for a certificate"
+        "ask clients for a certificate (not supported yet: a warning is logged)"
     ),
     p!(
         "smtpd_tls_auth_only",

@@ -181,6 +181,9 @@ pub struct DeliveryResults {
     pub dead_destination: Option<String>,
     /// Every TLS attempt made.
     pub tls_attempts: Vec<TlsAttempt>,
+    /// For `tern probe`: DANE facts (TLSA records, DNSSEC status, match)
+    /// and fallbacks, in the order they happened.
+    pub notes: Vec<String>,
 }
 
 /// A delivery session to one next hop.
@@ -189,6 +192,8 @@ pub struct Delivery {
     dest: String,
     /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
     probing: bool,
+    /// What a probe reports besides the handshake (DANE facts, fallbacks).
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 /// Most certificates of a chain [`ChainRecorder`] keeps.
@@ -264,6 +269,8 @@ struct HostFailure {
     permanent: bool,
     /// The server was reached (a reply came): no "dead destination".
     reached: bool,
+    /// The TLS handshake itself failed (at `may`, a plaintext retry follows).
+    tls: bool,
 }
 
 const REPLY_BUF: usize = 4096;
@@ -276,6 +283,7 @@ impl Delivery {
             ctx,
             dest,
             probing: false,
+            notes: Default::default(),
         }
     }
 
@@ -286,6 +294,7 @@ impl Delivery {
             ctx,
             dest,
             probing: true,
+            notes: Default::default(),
         }
     }
 
@@ -311,6 +320,13 @@ impl Delivery {
         }
     }
 
+    /// Records a line for `tern probe` (nothing is kept for deliveries).
+    fn note(&self, line: String) {
+        if self.probing {
+            self.notes.borrow_mut().push(line);
+        }
+    }
+
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
@@ -327,6 +343,7 @@ impl Delivery {
             per_message: jobs.iter().map(|_| Vec::new()).collect(),
             dead_destination: None,
             tls_attempts: Vec::new(),
+            notes: Vec::new(),
         };
         let fail_all = |results: &mut DeliveryResults, f: &HostFailure, relay: &str| {
             let kind = if f.permanent {
@@ -355,6 +372,7 @@ impl Delivery {
                         dsn: "4.3.5".into(),
                         permanent: false,
                         reached: false,
+                        tls: false,
                     },
                     "none",
                 );
@@ -378,6 +396,7 @@ impl Delivery {
                         dsn: "4.7.5".into(),
                         permanent: false,
                         reached: false,
+                        tls: false,
                     },
                     "none",
                 );
@@ -397,7 +416,7 @@ impl Delivery {
         };
         let mut last: Option<(HostFailure, String)> = None;
         let mut any_reached = false;
-        for t in targets {
+        for mut t in targets {
             let relay = format!("{}[{}]:{}", t.host, t.addr, t.port);
             let pending: Vec<usize> = (0..jobs.len())
                 .filter(|j| results.per_message[*j].len() < jobs[*j].rcpts.len())
@@ -413,6 +432,27 @@ impl Delivery {
                     last = None;
                     any_reached = true;
                     break;
+                }
+                Err(f) if f.tls && t.tls == TlsRequirement::Opportunistic => {
+                    // `may`: a failed handshake is not a reason to keep the
+                    // mail; Postfix retries the same server in plaintext.
+                    log::info!(target: "smtp", "{}; level may: trying {relay} again without TLS", f.text);
+                    self.note(format!("{}; level may: retrying without TLS", f.text));
+                    t.tls = TlsRequirement::None;
+                    match self
+                        .session(spool, jobs, &mut results, &t, &relay, &policy, started)
+                        .await
+                    {
+                        Ok(()) => {
+                            last = None;
+                            any_reached = true;
+                            break;
+                        }
+                        Err(f) => {
+                            any_reached |= f.reached;
+                            last = Some((f, relay));
+                        }
+                    }
                 }
                 Err(f) => {
                     any_reached |= f.reached;
@@ -432,6 +472,7 @@ impl Delivery {
                 results.dead_destination = Some(f.text);
             }
         }
+        results.notes = self.notes.take();
         results
     }
 
@@ -455,6 +496,7 @@ impl Delivery {
             dsn: "4.4.3".into(),
             permanent: false,
             reached: false,
+            tls: false,
         };
         // (host, MX answer secure)
         let hosts: Vec<(String, bool)> = if let Some(ip) = nh.ip() {
@@ -479,6 +521,7 @@ impl Delivery {
                         dsn: "5.1.10".into(),
                         permanent: true,
                         reached: false,
+                        tls: false,
                     })
                 }
                 NextHops::NxDomain => {
@@ -487,6 +530,7 @@ impl Delivery {
                         dsn: "5.4.4".into(),
                         permanent: true,
                         reached: false,
+                        tls: false,
                     })
                 }
             }
@@ -510,6 +554,7 @@ impl Delivery {
                     dsn: if nh.uses_mx() { "4.4.3".into() } else { "5.4.4".into() },
                     permanent: false,
                     reached: false,
+                    tls: false,
                 });
                 continue;
             }
@@ -556,7 +601,47 @@ impl Delivery {
                             }
                         }
                     }
-                    Some(dane_policy::decide_at(lvl, &tlsa_base, port, &facts))
+                    let yes_no = |b: bool| if b { "secure" } else { "insecure" };
+                    self.note(format!(
+                        "DANE {host}: MX records {}, address records {}",
+                        yes_no(mx_secure),
+                        yes_no(address_secure)
+                    ));
+                    match &facts.tlsa {
+                        Some(TlsaLookup::Records { records, secure }) => {
+                            for r in records {
+                                self.note(format!(
+                                    "TLSA _{port}._tcp.{tlsa_base}: {r} ({}{})",
+                                    yes_no(*secure),
+                                    if r.usable() {
+                                        ""
+                                    } else {
+                                        ", unusable for SMTP"
+                                    }
+                                ));
+                            }
+                        }
+                        Some(TlsaLookup::NoRecords { secure }) => self.note(format!(
+                            "TLSA _{port}._tcp.{tlsa_base}: no records ({})",
+                            yes_no(*secure)
+                        )),
+                        Some(TlsaLookup::Failed(e)) => {
+                            self.note(format!("TLSA _{port}._tcp.{tlsa_base}: lookup failed: {e}"))
+                        }
+                        None => self.note(format!("TLSA _{port}._tcp.{tlsa_base}: not looked up")),
+                    }
+                    let d = dane_policy::decide_at(lvl, &tlsa_base, port, &facts);
+                    self.note(format!(
+                        "DANE {host}: {}",
+                        match &d {
+                            DaneDecision::Authenticate(r) =>
+                                format!("authenticate against {} usable record(s)", r.len()),
+                            DaneDecision::Encrypt => "no usable TLSA: encrypt".into(),
+                            DaneDecision::May => "no secure TLSA: may".into(),
+                            DaneDecision::Defer(why) => format!("defer: {why}"),
+                        }
+                    ));
+                    Some(d)
                 }
                 _ => None,
             };
@@ -566,6 +651,7 @@ impl Delivery {
                     dsn: "4.7.5".into(),
                     permanent: false,
                     reached: false,
+                    tls: false,
                 });
                 continue;
             }
@@ -587,6 +673,7 @@ impl Delivery {
                 dsn: "4.4.4".into(),
                 permanent: false,
                 reached: false,
+                tls: false,
             }));
         }
         Ok(out)
@@ -686,12 +773,14 @@ impl Delivery {
             dsn: "4.4.1".into(),
             permanent: false,
             reached,
+            tls: false,
         };
         let lost = |stage: &str| HostFailure {
             text: format!("lost connection with {hostaddr} while {stage}"),
             dsn: "4.4.2".into(),
             permanent: false,
             reached: true,
+            tls: false,
         };
         let Some(slot) = self.ctx.pool.acquire() else {
             return Err(HostFailure {
@@ -699,6 +788,7 @@ impl Delivery {
                 dsn: "4.3.2".into(),
                 permanent: false,
                 reached: true,
+                tls: false,
             });
         };
         let connect_timeout = cfg.time("smtp_connect_timeout");
@@ -733,6 +823,7 @@ impl Delivery {
                     dsn: "4.7.5".into(),
                     permanent: false,
                     reached: false,
+                    tls: false,
                 }
             })?;
         let sni_name = policy.sni(&t.host).unwrap_or(&t.host).to_string();
@@ -848,6 +939,7 @@ impl Delivery {
                                 dsn: "4.4.2".into(),
                                 permanent: false,
                                 reached: true,
+                                tls: false,
                             });
                         }
                     }
@@ -908,6 +1000,7 @@ impl Delivery {
                             dsn,
                             permanent,
                             reached: true,
+                            tls: false,
                         });
                     }
                     ClientAction::Close => {
@@ -931,6 +1024,7 @@ impl Delivery {
                         dsn: "4.4.2".into(),
                         permanent: false,
                         reached: true,
+                        tls: false,
                     })
                 }
                 None => {}
@@ -952,6 +1046,7 @@ impl Delivery {
                         dsn: "4.4.2".into(),
                         permanent: false,
                         reached: true,
+                        tls: false,
                     })
                 }
             }
@@ -1006,7 +1101,23 @@ impl Delivery {
                     results.tls_established.push(line);
                 }
                 if let Some(m) = verifier.dane_match() {
-                    log::debug!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
+                    // Postfix logs match details only at smtp_tls_loglevel 2.
+                    if self.ctx.cfg.int("smtp_tls_loglevel") >= 2 {
+                        log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
+                    }
+                    self.note(match &m {
+                        crate::tls::dane::DaneMatch::EndEntity { record } => {
+                            format!("{hostaddr}: DANE matched {record} (DANE-EE, leaf certificate)")
+                        }
+                        crate::tls::dane::DaneMatch::TrustAnchor {
+                            record,
+                            depth,
+                            name,
+                        } => format!(
+                            "{hostaddr}: DANE matched {record} (DANE-TA at depth {}, name {name})",
+                            depth.map_or("outside the chain".to_string(), |d| d.to_string())
+                        ),
+                    });
                 }
                 let _ = Trust::Untrusted;
                 Ok(())
@@ -1026,6 +1137,7 @@ impl Delivery {
                     dsn: "4.7.5".into(),
                     permanent: false,
                     reached: true,
+                    tls: true,
                 })
             }
             (Some(e), TlsOutcome::Success(_)) => Err(HostFailure {
@@ -1033,6 +1145,7 @@ impl Delivery {
                 dsn: "4.7.5".into(),
                 permanent: false,
                 reached: true,
+                tls: true,
             }),
         }
     }

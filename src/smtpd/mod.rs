@@ -78,6 +78,9 @@ impl Shared {
         on_new_mail: Box<dyn Fn(&str)>,
     ) -> Result<Shared, String> {
         let tls = server_tls(cfg)?;
+        if cfg.bool("smtpd_tls_ask_ccert") {
+            log::warn!(target: "smtpd", "warning: smtpd_tls_ask_ccert = yes is not supported yet: no client certificate is requested");
+        }
         if tls.is_none() {
             log::warn!(target: "smtpd", "warning: no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
         }

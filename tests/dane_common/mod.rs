@@ -79,7 +79,7 @@ impl Tern {
                  dns_resolvers = {resolver}\n\
                  smtp_tcp_port = {mx_port}\n\
                  smtp_tls_security_level = dane\n\
-                 smtp_tls_loglevel = 1\n\
+                 smtp_tls_loglevel = 2\n\
                  minimal_backoff_time = 300s\n\
                  maximal_backoff_time = 600s\n\
                  syslog_level = debug\n\
