@@ -103,47 +103,36 @@ pub async fn run(
         // Take every complete line already buffered (PIPELINING).
         let mut progressed = false;
         while sess.wants_line() && !sess.is_closed() {
-            let line = match splitter.next_line(&line_buf) {
+            // After a line error the session decides (reply or close); the
+            // rest of the buffer waits for the next read.
+            let mut stop = false;
+            let acts = match splitter.next_line(&line_buf) {
                 None => break,
-                Some(Ok(l)) => l,
                 Some(Err(e)) => {
-                    let acts = sess.line_error(e);
-                    if let Err(e) = perform(
-                        &shared,
-                        &mut stream,
-                        &mut sess,
-                        &mut splitter,
-                        &mut line_buf,
-                        acts,
-                        &host,
-                        addr,
-                        deadline,
-                        &sasl,
-                    )
-                    .await
-                    {
-                        ended = e;
+                    stop = true;
+                    sess.line_error(e)
+                }
+                Some(Ok(line)) => {
+                    // Copy what the reject log line needs before the buffer
+                    // is reused.
+                    let verb = verb_of(line);
+                    last_verb = verb;
+                    let rcpt_for_log = if verb == "RCPT" {
+                        match command::parse(line) {
+                            Ok(Command::Rcpt { to, .. }) => Some(to.mailbox().to_string()),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
+                    let acts = sess.line(line, &mut |p: &Path<'_>| shared.classify(p));
+                    if let Some(rcpt) = rcpt_for_log {
+                        log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
                     }
-                    progressed = true;
-                    break;
+                    acts
                 }
             };
             progressed = true;
-            // Copy what the reject log line needs before the buffer is reused.
-            let verb = verb_of(line);
-            last_verb = verb;
-            let rcpt_for_log = if verb == "RCPT" {
-                match command::parse(line) {
-                    Ok(Command::Rcpt { to, .. }) => Some(to.mailbox().to_string()),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            let acts = sess.line(line, &mut |p: &Path<'_>| shared.classify(p));
-            if let Some(rcpt) = rcpt_for_log {
-                log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
-            }
             if let Err(e) = perform(
                 &shared,
                 &mut stream,
@@ -159,6 +148,9 @@ pub async fn run(
             .await
             {
                 ended = e;
+                break;
+            }
+            if stop {
                 break;
             }
         }
