@@ -255,6 +255,8 @@ impl rustls::client::danger::ServerCertVerifier for ChainRecorder {
 /// One host to try, with the TLS requirements that apply to it.
 struct Target {
     host: String,
+    /// SNI to send instead of the host name (DANE: the TLSA base domain).
+    sni: Option<String>,
     addr: IpAddr,
     port: u16,
     tls: TlsRequirement,
@@ -663,6 +665,8 @@ impl Delivery {
                     if !tlsa_base.eq_ignore_ascii_case(&host) {
                         names.insert(0, tlsa_base.clone());
                     }
+                    // RFC 7672 §8.1: the SNI name is the TLSA base domain.
+                    t.sni = Some(tlsa_base.clone());
                 }
                 out.push(t);
             }
@@ -746,6 +750,7 @@ impl Delivery {
         };
         Target {
             host,
+            sni: None,
             addr,
             port,
             tls,
@@ -826,7 +831,10 @@ impl Delivery {
                     tls: false,
                 }
             })?;
-        let sni_name = policy.sni(&t.host).unwrap_or(&t.host).to_string();
+        let sni_name = match &t.sni {
+            Some(s) => s.clone(),
+            None => policy.sni(&t.host).unwrap_or(&t.host).to_string(),
+        };
         let server_name = match t.addr.to_string() == t.host {
             true => ServerName::IpAddress(t.addr.into()),
             false => ServerName::try_from(sni_name).unwrap_or(ServerName::IpAddress(t.addr.into())),
