@@ -110,10 +110,10 @@ pub static PARAMS: &[Param] = &[
         "resolver addresses (ip or ip:port); empty: /etc/resolv.conf"
     ),
     p!(
-        "dns_trust_remote_resolver",
-        "no",
-        Kind::Bool,
-        "trust the AD bit from a resolver that is not on loopback"
+        "dns_trusted_resolvers",
+        "",
+        Kind::List,
+        "resolvers not on loopback whose AD bit DANE trusts (ip or ip:port, as in dns_resolvers); loopback is always trusted"
     ),
     p!(
         "home_mailbox",

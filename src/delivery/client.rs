@@ -14,7 +14,10 @@ use smol::Async;
 
 use crate::dns::mx::{self, NextHops};
 use crate::dns::DnsError;
-use crate::policy::dane::{self as dane_policy, DaneDecision, DaneLevel, HostFacts, TlsaLookup};
+use crate::dns::RecordType;
+use crate::policy::dane::{
+    self as dane_policy, AddressSecurity, DaneDecision, DaneLevel, HostFacts, TlsaLookup,
+};
 use crate::policy::decide::{CertName, PolicyDefaults, TlsVersions};
 use crate::policy::{self, EffectivePolicy, Level, OwnedNextHop, PolicyInputs};
 use crate::queue::{QueueEntry, Spool, Status as QStatus};
@@ -489,8 +492,16 @@ impl Delivery {
         let nh = nexthop.borrow();
         let port = nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25));
         let resolver = &self.ctx.resolver;
-        let trust_ad = cfg.get("smtp_dns_support_level") == "dnssec"
-            && (resolver.servers_are_loopback() || cfg.bool("dns_trust_remote_resolver"));
+        // AD bits count only from loopback or `dns_trusted_resolvers`
+        // (validated at start, so a parse error here cannot happen; it
+        // would trust nothing).
+        let trust_ad = dane_policy::ad_trust(
+            cfg.get("smtp_dns_support_level") == "dnssec",
+            &resolver.config().servers,
+            &dane_policy::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers"))
+                .unwrap_or_default(),
+        )
+        .trusted();
         let dns_fail = |name: &str, ty: &str, e: &DnsError| HostFailure {
             text: format!(
                 "Host or domain name not found. Name service error for name={name} type={ty}: {e}"
@@ -502,13 +513,26 @@ impl Delivery {
         };
         // (host, MX answer secure)
         let hosts: Vec<(String, bool)> = if let Some(ip) = nh.ip() {
+            // An IP literal has no TLSA base domain: `dane` is `may` there
+            // (Postfix), `dane-only` defers (RFC 7672 §2.2: no DANE).
+            if policy.level == Level::DaneOnly {
+                return Err(HostFailure {
+                    text: format!(
+                        "no TLSA records found for [{ip}]:{port}: an IP-literal destination has no TLSA base domain"
+                    ),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: false,
+                    tls: false,
+                });
+            }
             return Ok(vec![self.target(
                 nh.host().to_string(),
                 ip,
                 port,
                 policy,
                 None,
-            )]);
+            )?]);
         } else if nh.uses_mx() {
             let r = mx::resolve_next_hop_hosts(resolver, nh.host())
                 .await
@@ -569,7 +593,42 @@ impl Delivery {
                     } else {
                         DaneLevel::DaneOnly
                     };
-                    let address_secure = addrs.authenticated && trust_ad;
+                    let mut security = if addrs.authenticated && trust_ad {
+                        AddressSecurity::Secure
+                    } else {
+                        AddressSecurity::Insecure
+                    };
+                    if security == AddressSecurity::Insecure
+                        && mx_secure
+                        && trust_ad
+                        && addrs.is_alias(&host)
+                    {
+                        // RFC 7672 §2.2.2: a host whose CNAME (the first link)
+                        // is signed is in a signed zone even when the target
+                        // is not; its TLSA records are at the original name.
+                        // The CNAME query is answered by the alias alone.
+                        match resolver.query(&host, RecordType::Cname).await {
+                            Ok(c) if c.authenticated && !c.records.is_empty() => {
+                                security = AddressSecurity::SecureAlias;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                // Never a downgrade: the lookup that would
+                                // tell whether DANE applies failed.
+                                last_err = Some(HostFailure {
+                                    text: format!(
+                                        "DNSSEC status lookup error for name={host} type=CNAME: {e}"
+                                    ),
+                                    dsn: "4.7.5".into(),
+                                    permanent: false,
+                                    reached: false,
+                                    tls: false,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    let address_secure = security.is_secure();
                     let mut facts = HostFacts {
                         mx_secure,
                         address_secure,
@@ -577,9 +636,10 @@ impl Delivery {
                     };
                     if dane_policy::needs_tlsa_lookup(mx_secure, address_secure) {
                         // RFC 7672 §2.2.3: a secure CNAME-expanded name first,
-                        // then the original name when that has no TLSA.
+                        // then the original name when that has no TLSA or
+                        // only insecure TLSA.
                         let bases: Vec<String> =
-                            dane_policy::base_domains(&host, Some(&addrs.name), address_secure)
+                            dane_policy::base_domains(&host, Some(&addrs.name), security)
                                 .into_iter()
                                 .map(str::to_string)
                                 .collect();
@@ -595,10 +655,10 @@ impl Delivery {
                                 },
                                 Err(e) => TlsaLookup::Failed(e.to_string()),
                             };
-                            let none_here = matches!(l, TlsaLookup::NoRecords { .. });
+                            let next = dane_policy::try_next_base_domain(&l);
                             facts.tlsa = Some(l);
                             tlsa_base = b;
-                            if !none_here {
+                            if !next {
                                 break;
                             }
                         }
@@ -607,7 +667,11 @@ impl Delivery {
                     self.note(format!(
                         "DANE {host}: MX records {}, address records {}",
                         yes_no(mx_secure),
-                        yes_no(address_secure)
+                        match security {
+                            AddressSecurity::SecureAlias =>
+                                "insecure (secure CNAME to an unsigned zone)",
+                            s => yes_no(s.is_secure()),
+                        }
                     ));
                     match &facts.tlsa {
                         Some(TlsaLookup::Records { records, secure }) => {
@@ -658,7 +722,13 @@ impl Delivery {
                 continue;
             }
             for ip in addrs.records {
-                let mut t = self.target(host.clone(), ip, port, policy, dane.clone());
+                let mut t = match self.target(host.clone(), ip, port, policy, dane.clone()) {
+                    Ok(t) => t,
+                    Err(f) => {
+                        last_err = Some(f);
+                        break;
+                    }
+                };
                 if let VerifyMode::Dane { names, .. } = &mut t.verify {
                     // DANE-TA reference identifiers (RFC 7672 §3.2.2): the
                     // TLSA base domain first, then the MX host, next hop.
@@ -690,7 +760,7 @@ impl Delivery {
         port: u16,
         policy: &EffectivePolicy<'_>,
         dane: Option<DaneDecision>,
-    ) -> Target {
+    ) -> Result<Target, HostFailure> {
         let (tls, verify, level) = match (policy.level, dane) {
             (Level::None, _) => (TlsRequirement::None, VerifyMode::Opportunistic, Level::None),
             (Level::May, _) => (
@@ -732,23 +802,32 @@ impl Delivery {
                     l,
                 )
             }
-            (Level::Dane | Level::DaneOnly, Some(DaneDecision::Encrypt)) => (
+            (Level::Dane, Some(DaneDecision::Encrypt)) => (
                 TlsRequirement::Required,
                 VerifyMode::Opportunistic,
                 Level::Encrypt,
             ),
-            (Level::DaneOnly, _) => (
-                TlsRequirement::Required,
-                VerifyMode::Opportunistic,
-                Level::Encrypt,
-            ),
+            // `dane-only` without a decision to authenticate cannot become
+            // a deliverable target, whatever path led here.
+            (Level::DaneOnly, d) => {
+                return Err(HostFailure {
+                    text: match d {
+                        Some(DaneDecision::Defer(why)) => why,
+                        _ => format!("no usable TLSA records for {host}[{addr}]:{port}"),
+                    },
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: false,
+                    tls: false,
+                })
+            }
             (Level::Dane, _) => (
                 TlsRequirement::Opportunistic,
                 VerifyMode::Opportunistic,
                 Level::May,
             ),
         };
-        Target {
+        Ok(Target {
             host,
             sni: None,
             addr,
@@ -756,7 +835,7 @@ impl Delivery {
             tls,
             verify,
             level,
-        }
+        })
     }
 
     /// One connection: greeting, TLS, AUTH, then every pending message.

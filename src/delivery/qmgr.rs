@@ -70,11 +70,25 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         list => ResolverConfig::from_list(list).map_err(|e| format!("dns_resolvers: {e}"))?,
     };
     let resolver = Rc::new(Resolver::new(rc));
-    if cfg.get("smtp_dns_support_level") == "dnssec"
-        && !resolver.servers_are_loopback()
-        && !cfg.bool("dns_trust_remote_resolver")
-    {
-        log::warn!(target: "master", "DNS resolver is not on loopback: its AD bit is not trusted, so DANE is off (set dns_trust_remote_resolver = yes to trust it)");
+    let named = crate::policy::dane::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers"))?;
+    let list = |v: &[std::net::SocketAddr]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match crate::policy::dane::ad_trust(
+        cfg.get("smtp_dns_support_level") == "dnssec",
+        &resolver.config().servers,
+        &named,
+    ) {
+        crate::policy::dane::AdTrust::Trusted { remote } if !remote.is_empty() => {
+            log::warn!(target: "master", "DNS resolver {} is not on loopback; its AD bit is trusted for DANE (dns_trusted_resolvers): the network path to it must be secure", list(&remote));
+        }
+        crate::policy::dane::AdTrust::Untrusted { untrusted } => {
+            log::warn!(target: "master", "DNS resolver {} is not on loopback and not in dns_trusted_resolvers: its AD bit is not trusted, so DANE cannot authenticate (dane acts as may, dane-only defers)", list(&untrusted));
+        }
+        _ => {}
     }
     let tls = crate::smtpd::tls_params(&cfg)?;
     let local = crate::local::LocalDelivery::from_config(&cfg)?;

@@ -2,6 +2,8 @@
 //! what one MX host's DNSSEC facts mean for the connection. Sans-I/O: the
 //! delivery driver does the lookups and passes the results in.
 
+use std::net::SocketAddr;
+
 use crate::tls::dane::Tlsa;
 
 /// Which of the two DANE levels is in force.
@@ -123,18 +125,123 @@ pub fn decide_at(level: DaneLevel, host: &str, port: u16, facts: &HostFacts) -> 
     }
 }
 
+/// How far DNSSEC vouches for one host's address records (RFC 7672
+/// §2.2.2): a host is in a signed zone when its A/AAAA records are
+/// validated, or when they come from a CNAME chain whose first link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressSecurity {
+    /// The A/AAAA answers, and any CNAME chain leading to them, were
+    /// validated.
+    Secure,
+    /// The host name is a validated CNAME whose target lies in an unsigned
+    /// zone: the host is in a signed zone, but only its original name can
+    /// be a TLSA base domain (the expanded one is insecure).
+    SecureAlias,
+    /// Not validated: DANE does not apply to this host.
+    Insecure,
+}
+
+impl AddressSecurity {
+    /// Whether the host counts as being in a signed zone (the
+    /// `address_secure` of [`HostFacts`]).
+    pub fn is_secure(self) -> bool {
+        self != AddressSecurity::Insecure
+    }
+}
+
 /// The TLSA base domains to try for a host, in order (RFC 7672 §2.2.3):
-/// when the host name is a DNSSEC-validated CNAME alias, the fully expanded
-/// name first, then the original name.
+/// for a host whose address records were validated through a CNAME chain,
+/// the fully expanded name first, then the original name; for a secure
+/// alias of an insecure target, only the original name; none when the
+/// addresses are insecure.
 pub fn base_domains<'a>(
     original: &'a str,
     expanded: Option<&'a str>,
-    cname_secure: bool,
+    security: AddressSecurity,
 ) -> Vec<&'a str> {
-    match expanded {
-        Some(e) if cname_secure && !e.eq_ignore_ascii_case(original) => vec![e, original],
+    match (security, expanded) {
+        (AddressSecurity::Insecure, _) => Vec::new(),
+        (AddressSecurity::Secure, Some(e)) if !e.eq_ignore_ascii_case(original) => {
+            vec![e, original]
+        }
         _ => vec![original],
     }
+}
+
+/// Whether the next candidate TLSA base domain is tried after this lookup
+/// (RFC 7672 §2.2.3): when the name had no TLSA records or only insecure
+/// ones. A secure answer decides; a failed lookup defers and is never
+/// skipped over.
+pub fn try_next_base_domain(lookup: &TlsaLookup) -> bool {
+    matches!(
+        lookup,
+        TlsaLookup::NoRecords { .. } | TlsaLookup::Records { secure: false, .. }
+    )
+}
+
+/// Whether DANE may believe the AD bit of the configured resolvers
+/// (Postfix's `smtp_dns_support_level = dnssec`, restricted as maddy does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdTrust {
+    /// `smtp_dns_support_level` is not `dnssec`: no AD bit is believed.
+    Disabled,
+    /// Every configured resolver is on loopback or named in
+    /// `dns_trusted_resolvers`. `remote` lists those not on loopback (the
+    /// daemon warns about them at start: the path to them must be safe).
+    Trusted {
+        /// Trusted resolvers that are not on loopback.
+        remote: Vec<SocketAddr>,
+    },
+    /// These resolvers are neither on loopback nor named. Any answer may
+    /// come from one of them, so no AD bit is believed at all.
+    Untrusted {
+        /// The resolvers that are not trusted.
+        untrusted: Vec<SocketAddr>,
+    },
+}
+
+impl AdTrust {
+    /// True when AD bits count as DNSSEC validation.
+    pub fn trusted(&self) -> bool {
+        matches!(self, AdTrust::Trusted { .. })
+    }
+}
+
+/// Decides whose AD bit counts. `dnssec`: `smtp_dns_support_level =
+/// dnssec`; `servers`: the resolvers queries go to; `named`: the
+/// `dns_trusted_resolvers` entries (exact address and port, port 53 when
+/// the entry has none). A resolver on loopback is always trusted.
+pub fn ad_trust(dnssec: bool, servers: &[SocketAddr], named: &[SocketAddr]) -> AdTrust {
+    if !dnssec {
+        return AdTrust::Disabled;
+    }
+    let untrusted: Vec<SocketAddr> = servers
+        .iter()
+        .filter(|s| !s.ip().is_loopback() && !named.contains(s))
+        .copied()
+        .collect();
+    if servers.is_empty() || !untrusted.is_empty() {
+        return AdTrust::Untrusted { untrusted };
+    }
+    AdTrust::Trusted {
+        remote: servers
+            .iter()
+            .filter(|s| !s.ip().is_loopback())
+            .copied()
+            .collect(),
+    }
+}
+
+/// Parses `dns_trusted_resolvers` (same syntax as `dns_resolvers`: `ip`,
+/// `ip:port`, `[ipv6]:port`, separated by spaces or commas); empty means
+/// none.
+pub fn parse_trusted_resolvers(list: &str) -> Result<Vec<SocketAddr>, String> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::dns::ResolverConfig::from_list(list)
+        .map(|c| c.servers)
+        .map_err(|e| format!("dns_trusted_resolvers: {e}"))
 }
 
 #[cfg(test)]
@@ -254,11 +361,108 @@ mod tests {
         assert!(needs_tlsa_lookup(true, true));
         assert!(!needs_tlsa_lookup(false, true));
         assert!(!needs_tlsa_lookup(true, false));
+        use AddressSecurity::*;
         assert_eq!(
-            base_domains("mx.a", Some("mx.b"), true),
+            base_domains("mx.a", Some("mx.b"), Secure),
             vec!["mx.b", "mx.a"]
         );
-        assert_eq!(base_domains("mx.a", Some("mx.b"), false), vec!["mx.a"]);
-        assert_eq!(base_domains("mx.a", None, true), vec!["mx.a"]);
+        assert_eq!(base_domains("mx.a", Some("MX.A"), Secure), vec!["mx.a"]);
+        assert_eq!(base_domains("mx.a", None, Secure), vec!["mx.a"]);
+        // RFC 7672 §2.2.2: a secure CNAME to an insecure target leaves the
+        // original (signed) name as the only TLSA base domain.
+        assert_eq!(
+            base_domains("mx.a", Some("mx.b"), SecureAlias),
+            vec!["mx.a"]
+        );
+        assert!(base_domains("mx.a", Some("mx.b"), Insecure).is_empty());
+        assert!(SecureAlias.is_secure() && Secure.is_secure() && !Insecure.is_secure());
+    }
+
+    #[test]
+    fn insecure_or_missing_tlsa_moves_on_to_the_next_base_domain() {
+        // RFC 7672 §2.2.3: "insecure" TLSA records at the expanded name are
+        // as good as none: the original name is tried next.
+        assert!(try_next_base_domain(&TlsaLookup::NoRecords {
+            secure: true
+        }));
+        assert!(try_next_base_domain(&TlsaLookup::NoRecords {
+            secure: false
+        }));
+        assert!(try_next_base_domain(&TlsaLookup::Records {
+            records: vec![tlsa(3)],
+            secure: false
+        }));
+        // A secure answer decides (even an unusable one); a failure defers.
+        assert!(!try_next_base_domain(&TlsaLookup::Records {
+            records: vec![tlsa(3)],
+            secure: true
+        }));
+        assert!(!try_next_base_domain(&TlsaLookup::Records {
+            records: vec![tlsa(0)],
+            secure: true
+        }));
+        assert!(!try_next_base_domain(&TlsaLookup::Failed(
+            "SERVFAIL".into()
+        )));
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ad_bit_trusted_only_from_loopback_or_named_resolvers() {
+        let lo = sa("127.0.0.1:53");
+        let lo6 = sa("[::1]:5353");
+        let lan = sa("192.168.1.1:53");
+        let isp = sa("203.0.113.9:53");
+        // Loopback: trusted without naming it.
+        assert_eq!(
+            ad_trust(true, &[lo, lo6], &[]),
+            AdTrust::Trusted { remote: vec![] }
+        );
+        // A LAN resolver (e.g. from DHCP via resolv.conf) is not trusted
+        // unless the operator names it.
+        assert_eq!(
+            ad_trust(true, &[lan], &[]),
+            AdTrust::Untrusted {
+                untrusted: vec![lan]
+            }
+        );
+        assert_eq!(
+            ad_trust(true, &[lan], &[lan]),
+            AdTrust::Trusted { remote: vec![lan] }
+        );
+        // One untrusted server among trusted ones spoils them all: any
+        // answer may come from it.
+        assert_eq!(
+            ad_trust(true, &[lo, lan, isp], &[lan]),
+            AdTrust::Untrusted {
+                untrusted: vec![isp]
+            }
+        );
+        // The port is part of the name: 192.168.1.1:5353 is another server.
+        assert!(!ad_trust(true, &[sa("192.168.1.1:5353")], &[lan]).trusted());
+        // Off without dnssec; nothing to trust without servers.
+        assert_eq!(ad_trust(false, &[lo], &[]), AdTrust::Disabled);
+        assert!(!ad_trust(true, &[], &[lan]).trusted());
+    }
+
+    #[test]
+    fn trusted_resolver_list_syntax() {
+        assert_eq!(parse_trusted_resolvers("").unwrap(), vec![]);
+        assert_eq!(parse_trusted_resolvers("  ").unwrap(), vec![]);
+        assert_eq!(
+            parse_trusted_resolvers("192.168.1.1, [fd00::1]:5353").unwrap(),
+            vec![sa("192.168.1.1:53"), sa("[fd00::1]:5353")]
+        );
+        for bad in [
+            "router.lan",
+            "192.168.1.1:0",
+            "1.2.3.4 1.2.3.5 1.2.3.6 1.2.3.7",
+        ] {
+            let e = parse_trusted_resolvers(bad).unwrap_err();
+            assert!(e.starts_with("dns_trusted_resolvers: "), "{bad}: {e}");
+        }
     }
 }
