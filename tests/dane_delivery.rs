@@ -536,3 +536,358 @@ fn probe_shows_tlsa_records_and_the_match() {
         "{text}"
     );
 }
+
+/// Lowercase hex of a file's bytes (TLSA `x x 0` association data).
+fn file_hex(path: &std::path::Path) -> String {
+    std::fs::read(path)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs `tern probe` with `args` against tern's config; (success, output).
+fn probe(tern: &Tern, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("probe")
+        .args(args)
+        .arg("-c")
+        .arg(&tern.conf)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn dane_only_to_an_ip_literal_defers() {
+    // `[127.0.0.1]:port` has no TLSA base domain: `dane-only` must defer,
+    // never fall back to unauthenticated `encrypt` (the server offers TLS,
+    // so that fallback would deliver).
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        &format!("relayhost = [127.0.0.1]:{port}\nsmtp_tls_security_level = dane-only"),
+    );
+    tern.send(RCPT, "dane-only IP literal");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains(&format!(
+            "dsn=4.7.5, status=deferred (no TLSA records found for [127.0.0.1]:{port}: an IP-literal destination has no TLSA base domain)"
+        )),
+        "{status}"
+    );
+    assert!(
+        !pf.log().contains("connect from"),
+        "Postfix was contacted:\n{}",
+        pf.log()
+    );
+    // The probe says the same and fails.
+    let dest = format!("[127.0.0.1]:{port}");
+    let (ok, text) = probe(&tern, &["-l", "dane-only", &dest]);
+    assert!(!ok, "probe succeeded:\n{text}");
+    assert!(
+        text.contains("no TLSA records found for [127.0.0.1]"),
+        "{text}"
+    );
+    assert!(!text.contains("TLS connection established"), "{text}");
+}
+
+#[test]
+fn insecure_tlsa_at_the_cname_target_falls_back_to_the_original_name() {
+    // RFC 7672 §2.2.3: `mx` is a secure CNAME for `real` (A secure), but
+    // `_tcp.real` is an unsigned child zone, so the TLSA RRset at the
+    // expanded name is "insecure": the original name `_PORT._tcp.mx` is
+    // tried next, and its secure, matching record authenticates. The
+    // insecure record (another key) must be ignored.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let other = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx\nmx IN CNAME real\nreal IN A 127.0.0.1\n\
+                 _tcp.real IN NS ns.{DOMAIN}.\n\
+                 _{port}._tcp.mx IN TLSA 3 1 1 {}\n",
+                leaf.pkey_sha256_hex()
+            ),
+        ),
+        Zone::new(
+            "_tcp.real.example.test",
+            Signing::Unsigned,
+            &format!("_{port} IN TLSA 3 1 1 {}\n", other.pkey_sha256_hex()),
+        ),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "insecure TLSA at the CNAME target");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    // The probe shows both lookups' outcome: the original name decided.
+    let (ok, text) = probe(&tern, &["-l", "dane", DOMAIN]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "TLSA _{port}._tcp.{MX_HOST}: 3 1 1 {} (secure)",
+            leaf.pkey_sha256_hex().to_uppercase()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn secure_cname_into_an_unsigned_zone_keeps_the_original_tlsa_base_domain() {
+    // RFC 7672 §2.2.2: `mx.example.test` (signed) is a CNAME for
+    // `mx.other.test` (unsigned zone). The address records are insecure,
+    // but the CNAME, the first link, is signed: the host is in a signed
+    // zone and its TLSA records at the original name apply.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx\nmx IN CNAME mx.other.test.\n\
+                 _{port}._tcp.mx IN TLSA 3 1 1 {}\n",
+                leaf.pkey_sha256_hex()
+            ),
+        ),
+        Zone::new("other.test", Signing::Unsigned, "mx IN A 127.0.0.1\n"),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "secure CNAME, unsigned target");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    let (ok, text) = probe(&tern, &["-l", "dane", DOMAIN]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("address records insecure (secure CNAME to an unsigned zone)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dane_ta_key_only_anchor_outside_the_chain_is_verified() {
+    // `2 1 0` publishes the issuing CA's whole public key; the server sends
+    // only its leaf. The anchor is that key (RFC 7671 §5.2.2), the chain
+    // is verified up to it, the name checked.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.cert, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!(
+            "2 1 0 {}",
+            file_hex(&ca.dir().join("ca.spki.der"))
+        )],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 1 0 off-chain");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{}",
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains("DANE match: TrustAnchor") && tern.log().contains("depth: None"),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn dane_ta_key_only_anchor_of_another_ca_defers() {
+    // The control: the same leaf-only server, `2 1 0` of a key that did not
+    // issue the leaf.
+    let ca = TestCa::new();
+    let stranger = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.cert, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!(
+            "2 1 0 {}",
+            file_hex(&stranger.dir().join("ca.spki.der"))
+        )],
+    );
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "2 1 0 wrong key");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains("Server certificate not verified") && status.contains("dsn=4.7.5"),
+        "{status}"
+    );
+    assert!(tern.tls_lines().is_empty(), "{:?}", tern.tls_lines());
+}
+
+/// A signed `example.test` whose preferred MX `mx1.other.test` lives in an
+/// unsigned zone and whose second MX `mx2` publishes the receiver's key.
+fn mixed_world(port: u16, leaf: &common::certs::Leaf) -> DnsWorld {
+    DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx1.other.test.\n@ IN MX 20 mx2\nmx2 IN A 127.0.0.1\n\
+                 _{port}._tcp.mx2 IN TLSA 3 1 1 {}\n",
+                leaf.pkey_sha256_hex()
+            ),
+        ),
+        Zone::new("other.test", Signing::Unsigned, "mx1 IN A 127.0.0.1\n"),
+    ])
+}
+
+#[test]
+fn mixed_mx_dane_uses_may_for_the_insecure_host() {
+    // RFC 7672 §2.2, Postfix: DANE is decided per MX host. At `dane`, the
+    // preferred host in an unsigned zone gets opportunistic TLS (`may`)
+    // and the mail; its neighbour's TLSA records do not apply to it.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = mixed_world(port, &leaf);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "mixed MX, dane");
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains(&format!("relay=mx1.other.test[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Untrusted TLS connection established to mx1.other.test[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn mixed_mx_dane_only_skips_the_insecure_host() {
+    // At `dane-only` the insecure host is skipped (deferred for it), and
+    // the secure one gets the mail, authenticated.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = mixed_world(port, &leaf);
+    let tern = Tern::start(dns.resolver, port, "smtp_tls_security_level = dane-only");
+    tern.send(RCPT, "mixed MX, dane-only");
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains(&format!("relay=mx2.example.test[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    let tls = tern.tls_lines();
+    assert_eq!(tls.len(), 1, "only mx2 was connected to: {tls:?}");
+    assert!(
+        tls[0].contains(&format!(
+            "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
+        )),
+        "{tls:?}"
+    );
+    let (_, text) = probe(&tern, &["-l", "dane-only", DOMAIN]);
+    assert!(
+        text.contains("DANE mx1.other.test: defer: address records of mx1.other.test are not DNSSEC-validated"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tlsa_lookup_failure_on_one_mx_host_falls_through_to_the_next() {
+    // mx1's TLSA lookup is bogus (SERVFAIL): mx1 is deferred, never
+    // downgraded; mx2's matching TLSA record gets the mail delivered,
+    // authenticated.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.1\nmx2 IN A 127.0.0.1\n\
+                 _tcp.mx1 IN NS ns.{DOMAIN}.\n_tcp.mx1 IN DS 4711 13 2 {}\n\
+                 _{port}._tcp.mx2 IN TLSA 3 1 1 {}\n",
+                "5a".repeat(32),
+                leaf.pkey_sha256_hex()
+            ),
+        ),
+        Zone::new(
+            "_tcp.mx1.example.test",
+            Signing::WrongAnchor,
+            &format!("_{port} IN TLSA 3 1 1 {}\n", leaf.pkey_sha256_hex()),
+        ),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "mx1 TLSA bogus");
+    let status = tern.wait_status(RCPT);
+    assert!(
+        status.contains(&format!("relay=mx2.example.test[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    let tls = tern.tls_lines();
+    assert_eq!(tls.len(), 1, "mx1 must not be connected to: {tls:?}");
+    assert!(
+        tls[0].contains(&format!(
+            "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
+        )),
+        "{tls:?}"
+    );
+    let (_, text) = probe(&tern, &["-l", "dane", DOMAIN]);
+    assert!(
+        text.contains(&format!(
+            "DANE mx1.example.test: defer: TLSA lookup error for _{port}._tcp.mx1.example.test: "
+        )),
+        "{text}"
+    );
+}
