@@ -41,12 +41,19 @@ enum Event {
     Message(String),
 }
 
-/// Always the same certificate chain and signing key.
+/// The SNI names clients sent, one entry per ClientHello (None: no SNI).
+type SniLog = Arc<Mutex<Vec<Option<String>>>>;
+
+/// Always the same certificate chain and signing key; records the SNI.
 #[derive(Debug)]
-struct Fixed(Arc<CertifiedKey>);
+struct Fixed(Arc<CertifiedKey>, SniLog);
 
 impl ResolvesServerCert for Fixed {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.1
+            .lock()
+            .unwrap()
+            .push(hello.server_name().map(str::to_string));
         Some(self.0.clone())
     }
 }
@@ -56,6 +63,7 @@ impl ResolvesServerCert for Fixed {
 struct ReplayServer {
     port: u16,
     events: Arc<Mutex<Vec<Event>>>,
+    sni: SniLog,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -64,7 +72,7 @@ fn server_config(
     chain: &Leaf,
     key: &std::path::Path,
     versions: &[&'static SupportedProtocolVersion],
-) -> Arc<ServerConfig> {
+) -> (Arc<ServerConfig>, SniLog) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&chain.chain)
         .unwrap()
@@ -76,12 +84,13 @@ fn server_config(
         .unwrap();
     // No `keys_match()` check: that is the attack.
     let ck = Arc::new(CertifiedKey::new(certs, key));
+    let sni = SniLog::default();
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Fixed(ck)));
-    Arc::new(cfg)
+        .with_cert_resolver(Arc::new(Fixed(ck, sni.clone())));
+    (Arc::new(cfg), sni)
 }
 
 /// Reads one CRLF-terminated line (at most 1000 bytes), byte by byte so
@@ -188,7 +197,7 @@ fn session(tcp: TcpStream, cfg: Arc<ServerConfig>, events: &Mutex<Vec<Event>>) {
 }
 
 impl ReplayServer {
-    fn start(cfg: Arc<ServerConfig>) -> ReplayServer {
+    fn start((cfg, sni): (Arc<ServerConfig>, SniLog)) -> ReplayServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -211,6 +220,7 @@ impl ReplayServer {
         ReplayServer {
             port,
             events,
+            sni,
             stop,
             thread: Some(thread),
         }
@@ -249,6 +259,18 @@ fn attempt(
     versions: &[&'static SupportedProtocolVersion],
     genuine_key: bool,
 ) -> (ReplayServer, Tern, String, common::dnssec::DnsWorld) {
+    attempt_in(versions, genuine_key, |port, tlsa| {
+        world(Signing::Signed, port, &[tlsa])
+    })
+}
+
+/// [`attempt`] in the DNS world `dns(port, tlsa)` builds around the
+/// genuine key's `3 1 1 ...` record.
+fn attempt_in(
+    versions: &[&'static SupportedProtocolVersion],
+    genuine_key: bool,
+    dns: impl FnOnce(u16, &str) -> common::dnssec::DnsWorld,
+) -> (ReplayServer, Tern, String, common::dnssec::DnsWorld) {
     let ca = TestCa::new();
     let genuine = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
     // Same algorithm and curve, so the server picks the same signature
@@ -260,11 +282,7 @@ fn attempt(
         &attacker.key
     };
     let server = ReplayServer::start(server_config(&genuine, key, versions));
-    let dns = world(
-        Signing::Signed,
-        server.port,
-        &[&format!("3 1 1 {}", genuine.pkey_sha256_hex())],
-    );
+    let dns = dns(server.port, &format!("3 1 1 {}", genuine.pkey_sha256_hex()));
     let tern = Tern::start(dns.resolver, server.port, "");
     tern.send(RCPT, "replay");
     let status = tern.wait_status(RCPT);
@@ -320,6 +338,12 @@ fn assert_genuine_delivers(versions: &[&'static SupportedProtocolVersion], proto
         "{tls:?}\n{}",
         tern.diagnostics()
     );
+    // RFC 7672 §8.1: the SNI is the TLSA base domain, here the MX host.
+    assert_eq!(
+        *server.sni.lock().unwrap(),
+        vec![Some(MX_HOST.to_string())],
+        "SNI sent"
+    );
 }
 
 #[test]
@@ -340,4 +364,65 @@ fn tls12_replayed_certificate_without_its_key_defers() {
 #[test]
 fn tls12_control_same_server_with_genuine_key_delivers() {
     assert_genuine_delivers(&[&rustls::version::TLS12], "TLSv1.2");
+}
+
+#[test]
+fn sni_is_the_cname_expanded_tlsa_base_domain() {
+    // `mx` is a secure CNAME for `real`, whose TLSA record authenticates:
+    // `real` is the TLSA base domain, so it is the SNI name (RFC 7672
+    // §8.1), not the MX host name.
+    let (server, tern, status, _dns) = attempt_in(
+        &[&rustls::version::TLS13],
+        true,
+        |port, tlsa| {
+            common::dnssec::DnsWorld::start(&[common::dnssec::Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx\nmx IN CNAME real\nreal IN A 127.0.0.1\n_{port}._tcp.real IN TLSA {tlsa}\n"
+            ),
+        )])
+        },
+    );
+    assert!(
+        status.contains("status=sent (250 2.0.0 Ok: queued as REPLAY1)"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    assert_eq!(
+        *server.sni.lock().unwrap(),
+        vec![Some("real.example.test".to_string())]
+    );
+}
+
+#[test]
+fn sni_is_the_original_name_for_a_secure_cname_into_an_unsigned_zone() {
+    // `mx.example.test` (signed) is a CNAME for `mx.other.test` (unsigned):
+    // the TLSA base domain, and so the SNI, is the original name.
+    let (server, tern, status, _dns) =
+        attempt_in(&[&rustls::version::TLS13], true, |port, tlsa| {
+            common::dnssec::DnsWorld::start(&[
+                common::dnssec::Zone::new(
+                    DOMAIN,
+                    Signing::Signed,
+                    &format!(
+                    "@ IN MX 10 mx\nmx IN CNAME mx.other.test.\n_{port}._tcp.mx IN TLSA {tlsa}\n"
+                ),
+                ),
+                common::dnssec::Zone::new("other.test", Signing::Unsigned, "mx IN A 127.0.0.1\n"),
+            ])
+        });
+    assert!(
+        status.contains("status=sent (250 2.0.0 Ok: queued as REPLAY1)"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    assert!(
+        tern.tls_lines()
+            .iter()
+            .any(|l| l.contains("Verified TLS connection established to")),
+        "{}",
+        tern.diagnostics()
+    );
+    assert_eq!(*server.sni.lock().unwrap(), vec![Some(MX_HOST.to_string())]);
 }
