@@ -293,6 +293,194 @@ mod tests {
         assert_eq!(rec(3, 1, 1, vec![0xab, 0x01]).to_string(), "3 1 1 AB01");
     }
 
+    // Fixtures made once with the openssl CLI (ECDSA P-256, valid
+    // 2026-12-01 to 2126-11-07): a CA, leaves it issued for
+    // `mx.example.test`, for `example.test` only (the next-hop domain) and
+    // for `wrong.example.net`, and the SPKI DER of some of them (written by
+    // `openssl pkey`, so independent of `der::cert_fields`).
+    const CA: &[u8] = include_bytes!("testdata/ca.der");
+    const CA_SPKI: &[u8] = include_bytes!("testdata/ca.spki.der");
+    const MX: &[u8] = include_bytes!("testdata/mx.der");
+    const MX_SPKI: &[u8] = include_bytes!("testdata/mx.spki.der");
+    const NEXTHOP: &[u8] = include_bytes!("testdata/nexthop.der");
+    const WRONG: &[u8] = include_bytes!("testdata/wrong.der");
+    const WRONG_SPKI: &[u8] = include_bytes!("testdata/wrong.spki.der");
+    const NAMES: &[&str] = &["mx.example.test", "example.test"];
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// 2027-06-01: every fixture is valid.
+    fn valid_time() -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_811_808_000))
+    }
+
+    /// 2200-01-01: every fixture has expired.
+    fn expired_time() -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(7_258_118_400))
+    }
+
+    fn sha256(d: &[u8]) -> Vec<u8> {
+        digest::digest(&digest::SHA256, d).as_ref().to_vec()
+    }
+
+    fn sha512(d: &[u8]) -> Vec<u8> {
+        digest::digest(&digest::SHA512, d).as_ref().to_vec()
+    }
+
+    fn chain(certs: &[&'static [u8]]) -> Vec<CertificateDer<'static>> {
+        certs.iter().map(|c| CertificateDer::from(*c)).collect()
+    }
+
+    fn auth(
+        r: Tlsa,
+        certs: &[&'static [u8]],
+        names: &[&str],
+        now: UnixTime,
+    ) -> Result<DaneMatch, DaneError> {
+        authenticate(&[r], &chain(certs), names, now, &provider())
+    }
+
+    #[test]
+    fn dane_ee_every_selector_and_matching_type() {
+        for r in [
+            rec(3, 0, 0, MX.to_vec()),
+            rec(3, 0, 1, sha256(MX)),
+            rec(3, 0, 2, sha512(MX)),
+            rec(3, 1, 0, MX_SPKI.to_vec()),
+            rec(3, 1, 1, sha256(MX_SPKI)),
+            rec(3, 1, 2, sha512(MX_SPKI)),
+        ] {
+            assert_eq!(
+                auth(r.clone(), &[MX, CA], NAMES, valid_time()),
+                Ok(DaneMatch::EndEntity { record: r.clone() }),
+                "{r}"
+            );
+            // One bit off: no match.
+            let mut data = r.data.clone();
+            data[0] ^= 1;
+            assert_eq!(
+                auth(
+                    rec(3, r.selector, r.matching_type, data),
+                    &[MX, CA],
+                    NAMES,
+                    valid_time()
+                ),
+                Err(DaneError::NoMatch),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn dane_ee_ignores_names_and_expiry() {
+        // RFC 7672 §3.1.1: the leaf is for another name and, at this time,
+        // long expired; the key is what the TLSA record pins.
+        for r in [
+            rec(3, 1, 1, sha256(WRONG_SPKI)),
+            rec(3, 0, 2, sha512(WRONG)),
+        ] {
+            assert_eq!(
+                auth(r.clone(), &[WRONG], NAMES, expired_time()),
+                Ok(DaneMatch::EndEntity { record: r })
+            );
+        }
+    }
+
+    #[test]
+    fn dane_ta_every_selector_and_matching_type() {
+        for r in [
+            rec(2, 0, 0, CA.to_vec()),
+            rec(2, 0, 1, sha256(CA)),
+            rec(2, 0, 2, sha512(CA)),
+            rec(2, 1, 0, CA_SPKI.to_vec()),
+            rec(2, 1, 1, sha256(CA_SPKI)),
+            rec(2, 1, 2, sha512(CA_SPKI)),
+        ] {
+            assert_eq!(
+                auth(r.clone(), &[MX, CA], NAMES, valid_time()),
+                Ok(DaneMatch::TrustAnchor {
+                    record: r.clone(),
+                    depth: Some(1),
+                    name: "mx.example.test".into()
+                }),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn dane_ta_anchor_known_only_from_the_record() {
+        // The server sends only its leaf. `2 1 0` and `2 0 0` carry the
+        // whole anchor, so the chain can still be verified up to it.
+        for r in [rec(2, 1, 0, CA_SPKI.to_vec()), rec(2, 0, 0, CA.to_vec())] {
+            assert_eq!(
+                auth(r.clone(), &[MX], NAMES, valid_time()),
+                Ok(DaneMatch::TrustAnchor {
+                    record: r.clone(),
+                    depth: None,
+                    name: "mx.example.test".into()
+                }),
+                "{r}"
+            );
+        }
+        // A digest names a key it cannot supply: no anchor, no match.
+        assert_eq!(
+            auth(rec(2, 1, 1, sha256(CA_SPKI)), &[MX], NAMES, valid_time()),
+            Err(DaneError::NoMatch)
+        );
+        // The key of another certificate (the leaf's own) did not sign it.
+        assert!(matches!(
+            auth(
+                rec(2, 1, 0, WRONG_SPKI.to_vec()),
+                &[MX],
+                NAMES,
+                valid_time()
+            ),
+            Err(DaneError::Chain(_))
+        ));
+    }
+
+    #[test]
+    fn dane_ta_accepts_the_next_hop_domain_as_name() {
+        // RFC 7672 §3.2.2: the leaf names only the next-hop domain.
+        let r = rec(2, 0, 1, sha256(CA));
+        assert_eq!(
+            auth(r.clone(), &[NEXTHOP, CA], NAMES, valid_time()),
+            Ok(DaneMatch::TrustAnchor {
+                record: r.clone(),
+                depth: Some(1),
+                name: "example.test".into()
+            })
+        );
+        // Without the next-hop domain among the reference names it fails,
+        // as does a leaf for a name that is neither.
+        assert_eq!(
+            auth(
+                r.clone(),
+                &[NEXTHOP, CA],
+                &["mx.example.test"],
+                valid_time()
+            ),
+            Err(DaneError::Name)
+        );
+        assert_eq!(
+            auth(r, &[WRONG, CA], NAMES, valid_time()),
+            Err(DaneError::Name)
+        );
+    }
+
+    #[test]
+    fn dane_ta_checks_expiry() {
+        // Unlike DANE-EE, the chain to a DANE-TA anchor is verified as a
+        // PKIX chain, validity included.
+        match auth(rec(2, 0, 1, sha256(CA)), &[MX, CA], NAMES, expired_time()) {
+            Err(DaneError::Chain(e)) => assert!(e.contains("xpired"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn nothing_usable_and_no_certificate() {
         let p = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -12,7 +12,7 @@
 //! | `may`, `encrypt` | `Opportunistic` | any certificate | `Trusted` if it chains to the CA roots, else `Untrusted` |
 //! | `fingerprint` | `Fingerprint` | SHA-256 of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
 //! | `verify`, `secure` | `Verify` | chain to the CA roots and a SAN DNS name matching the list | `Verified` |
-//! | `dane`, `dane-only` | (not yet) | TLSA matching belongs here: a `Dane` variant taking the TLSA records | |
+//! | `dane`, `dane-only` | `Dane` | a chain matching one of the usable TLSA records (DANE-EE: the leaf, names and expiry ignored; DANE-TA: chain to the anchor, name = TLSA base domain or next-hop domain), see [`super::dane`] | `Verified` |
 //!
 //! `verify` and `secure` differ only in which names the caller puts in the
 //! list (`hostname`, `nexthop`, `dot-nexthop` resolved to names or
