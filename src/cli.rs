@@ -54,6 +54,9 @@ pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
             Err(e) => push("smtpd_sasl_password_file", format!("{pw}: {e}")),
         }
     }
+    if let Err(e) = crate::policy::dane::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers")) {
+        push("dns_trusted_resolvers", e);
+    }
     // Table errors name their own file and line.
     let mut tables = Vec::new();
     if let Err(errs) = crate::delivery::tables::Tables::load(cfg) {

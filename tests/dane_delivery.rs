@@ -891,3 +891,41 @@ fn tlsa_lookup_failure_on_one_mx_host_falls_through_to_the_next() {
         "{text}"
     );
 }
+
+#[test]
+fn trusting_a_named_remote_resolver_is_warned_about_at_start() {
+    // Nothing listens at 192.0.2.53 (TEST-NET-1); start-up does not query.
+    let remote: std::net::SocketAddr = "192.0.2.53:53".parse().unwrap();
+    let tern = Tern::start(remote, 25, "dns_trusted_resolvers = 192.0.2.53");
+    let l = tern.wait_line(&["warning: DNS resolver 192.0.2.53:53 is not on loopback;"]);
+    assert!(
+        l.contains("its AD bit is trusted for DANE (dns_trusted_resolvers)"),
+        "{l}"
+    );
+}
+
+#[test]
+fn an_unnamed_remote_resolver_is_not_trusted_and_says_so() {
+    let remote: std::net::SocketAddr = "192.0.2.53:53".parse().unwrap();
+    let tern = Tern::start(remote, 25, "dns_trusted_resolvers = 192.0.2.54");
+    let l = tern.wait_line(&["warning: DNS resolver 192.0.2.53:53 is not on loopback"]);
+    assert!(
+        l.contains("not in dns_trusted_resolvers: its AD bit is not trusted"),
+        "{l}"
+    );
+    // A bad entry is a configuration error, reported by check-config.
+    let conf = tern.conf.with_file_name("bad.conf");
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&tern.conf).unwrap() + "dns_trusted_resolvers = router.lan\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["check-config", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("dns_trusted_resolvers: "), "{err}");
+}
