@@ -929,3 +929,46 @@ fn an_unnamed_remote_resolver_is_not_trusted_and_says_so() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("dns_trusted_resolvers: "), "{err}");
 }
+
+#[test]
+fn implicit_mx_through_a_cname_tries_the_original_domain_too() {
+    // `alias.example.test` has no MX and is a secure CNAME for `real`: the
+    // implicit MX host is the domain as asked, so both the expanded name
+    // (no TLSA) and the original name (TLSA) are TLSA base domains (RFC
+    // 7672 §2.2.3).
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let alias = "alias.example.test";
+    let rcpt = "carol@alias.example.test";
+    let pf = receiver()
+        .local_domains(&[DOMAIN, alias])
+        .tls(&leaf.chain, &leaf.key)
+        .start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::Signed,
+        &format!(
+            "alias IN CNAME real\nreal IN A 127.0.0.1\n_{port}._tcp.alias IN TLSA 3 1 1 {}\n",
+            leaf.pkey_sha256_hex()
+        ),
+    )]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(rcpt, "implicit MX via CNAME");
+    let status = tern.wait_status(rcpt);
+    assert!(
+        status.contains(&format!("relay={alias}[127.0.0.1]:{port}"))
+            && status.contains("status=sent"),
+        "{status}\n{}",
+        tern.diagnostics()
+    );
+    pf.wait_for_message(1, WAIT);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {alias}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+}

@@ -93,6 +93,20 @@ pub fn next_hops(answer: &Answer<Mx>, mut random: impl FnMut(usize) -> usize) ->
     NextHops::Mx(hosts)
 }
 
+/// An implicit MX is the domain as asked, not its CNAME-expanded name: the
+/// address lookup follows the CNAME again, and DANE then has both names as
+/// TLSA base domain candidates (RFC 7672 §2.2.3: expanded first, then the
+/// original), as Postfix does.
+pub fn implicit_keeps_the_asked_name(hops: NextHops, asked: &str) -> NextHops {
+    match hops {
+        NextHops::Implicit(h) => NextHops::Implicit(MxHost {
+            name: asked.trim_end_matches('.').to_ascii_lowercase(),
+            preference: h.preference,
+        }),
+        other => other,
+    }
+}
+
 /// Looks up the MX records of `domain` and returns the hosts to try.
 /// Errors (SERVFAIL, timeout, ...) mean: defer delivery.
 pub async fn resolve_next_hop_hosts(
@@ -100,7 +114,10 @@ pub async fn resolve_next_hop_hosts(
     domain: &str,
 ) -> Result<NextHopHosts, DnsError> {
     let answer = resolver.lookup_mx(domain).await?;
-    let hops = next_hops(&answer, |n| (resolver.random_u32() as usize) % n.max(1));
+    let hops = implicit_keeps_the_asked_name(
+        next_hops(&answer, |n| (resolver.random_u32() as usize) % n.max(1)),
+        domain,
+    );
     Ok(NextHopHosts {
         hops,
         authenticated: answer.authenticated,
@@ -203,5 +220,27 @@ mod tests {
         let mut nx = answer(&[]);
         nx.status = Status::NxDomain;
         assert_eq!(next_hops(&nx, |_| 0), NextHops::NxDomain);
+    }
+
+    #[test]
+    fn implicit_mx_is_the_domain_as_asked() {
+        // `Alias.Example.` had a CNAME to example.test and no MX there.
+        let hops = next_hops(&answer(&[]), |_| 0);
+        assert_eq!(
+            implicit_keeps_the_asked_name(hops, "Alias.Example."),
+            NextHops::Implicit(MxHost {
+                name: "alias.example".into(),
+                preference: 0
+            })
+        );
+        let mx = next_hops(&answer(&[(10, "mx.test")]), |_| 0);
+        assert_eq!(
+            implicit_keeps_the_asked_name(mx.clone(), "alias.example"),
+            mx
+        );
+        assert_eq!(
+            implicit_keeps_the_asked_name(NextHops::NullMx, "a.example"),
+            NextHops::NullMx
+        );
     }
 }
