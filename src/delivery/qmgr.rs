@@ -85,7 +85,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         crate::policy::dane::AdTrust::Trusted { remote } if !remote.is_empty() => {
             log::warn!(target: "master", "warning: DNS resolver {} is not on loopback; its AD bit is trusted for DANE (dns_trusted_resolvers): the network path to it must be secure", list(&remote));
         }
-        crate::policy::dane::AdTrust::Untrusted { untrusted } => {
+        crate::policy::dane::AdTrust::Untrusted { untrusted } if !untrusted.is_empty() => {
             log::warn!(target: "master", "warning: DNS resolver {} is not on loopback and not in dns_trusted_resolvers: its AD bit is not trusted, so DANE cannot authenticate (dane acts as may, dane-only defers)", list(&untrusted));
         }
         _ => {}
