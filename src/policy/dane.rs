@@ -128,6 +128,9 @@ pub fn decide_at(level: DaneLevel, host: &str, port: u16, facts: &HostFacts) -> 
 /// How far DNSSEC vouches for one host's address records (RFC 7672
 /// §2.2.2): a host is in a signed zone when its A/AAAA records are
 /// validated, or when they come from a CNAME chain whose first link is.
+/// The address answer alone cannot tell the second case from an unsigned
+/// host, so the driver asks for the CNAME itself (as the RFC's author
+/// explains in maddy issue #292).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressSecurity {
     /// The A/AAAA answers, and any CNAME chain leading to them, were
