@@ -321,6 +321,115 @@ fn local_user_gets_a_maildir_file() {
     assert_eq!(sink.count(), 0, "nothing left the box");
 }
 
+/// A system account for one test, with its home below a test directory;
+/// `userdel` on drop.
+struct SystemUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl SystemUser {
+    fn create(parent: &Path) -> SystemUser {
+        let name = format!("ternu{}", std::process::id());
+        let home = parent.join(&name);
+        // A user of the same name left by a crashed run with this pid.
+        let _ = Command::new("userdel").arg(&name).output();
+        let out = Command::new("useradd")
+            .args(["-M", "-U", "-s", "/usr/sbin/nologin", "-d"])
+            .arg(&home)
+            .arg(&name)
+            .output()
+            .expect("run useradd");
+        assert!(out.status.success(), "useradd: {out:?}");
+        let (uid, gid) = user_ids(&name);
+        std::fs::create_dir(&home).unwrap();
+        // Only the user may enter: the daemon (nobody) cannot write here.
+        own(&home, uid, gid, 0o700);
+        SystemUser {
+            name,
+            uid,
+            gid,
+            home,
+        }
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+#[test]
+fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
+    use std::os::unix::fs::MetadataExt;
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes");
+    let u = SystemUser::create(homes.path());
+    // mail_owner = nobody: the daemon drops root, the helper keeps it.
+    let b = Box::start(sink.port(), "", "", "");
+    b.wait_log(&["local delivery helper started"]);
+    // First delivery: a Maildir the user cannot write (root's, 0755) is a
+    // temporary failure, and the message stays queued.
+    let md = u.home.join("Maildir");
+    std::fs::create_dir(&md).unwrap();
+    own(&md, 0, 0, 0o755);
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to(&format!("{}@box.test", u.name))
+        .header("Subject", "to a system user")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    let line = b.wait_log(&[
+        &qid,
+        &format!("to=<{}@box.test>", u.name),
+        "status=deferred",
+    ]);
+    assert!(line.contains("dsn=4.2.0"), "{line}");
+    assert!(line.contains("Permission denied"), "{line}");
+    assert!(!b.queue_is_empty(), "the deferred message must stay queued");
+    // The owner fixes the permissions; the retry delivers as the user.
+    own(&md, u.uid, u.gid, 0o700);
+    let mut cmd = Command::new(TERN);
+    cmd.arg("flush").arg("-c").arg(&b.conf);
+    assert!(run(cmd, None, WAIT).success());
+    let line = b.wait_log(&[&qid, "status=sent (delivered to maildir)"]);
+    assert!(line.contains("relay=local"), "{line}");
+    // And by sendmail, to the bare name, into a Maildir the helper creates.
+    std::fs::remove_dir_all(&md).unwrap();
+    let out = b.sendmail(&[&u.name], b"Subject: by sendmail\n\nhello\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    b.wait_log(&[
+        &format!("to=<{}@box.test>", u.name),
+        &format!("orig_to=<{}>", u.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    for sub in ["", "tmp", "new", "cur"] {
+        let m = std::fs::metadata(md.join(sub)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (u.uid, u.gid), "Maildir/{sub}");
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(md.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let m = std::fs::metadata(&files[0]).unwrap();
+    assert_eq!((m.uid(), m.gid()), (u.uid, u.gid), "file owner");
+    assert_eq!(m.mode() & 0o777, 0o600);
+    let parsed = read_maildir(&md);
+    assert!(parsed.contains("subdir=new"), "{parsed}");
+    assert!(
+        parsed.contains(&format!("Delivered-To={}@box.test", u.name)),
+        "{parsed}"
+    );
+    assert!(parsed.contains("Subject=by sendmail"), "{parsed}");
+    assert!(parsed.contains("body='hello\\n'"), "{parsed}");
+    b.wait_lines(": removed", 2);
+    assert!(b.queue_is_empty(), "queue not empty");
+}
+
 #[test]
 fn unknown_local_user_is_refused_at_rcpt_and_bounced_from_sendmail() {
     let sink = SmtpSink::start();
