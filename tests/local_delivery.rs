@@ -431,6 +431,49 @@ fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
 }
 
 #[test]
+fn alias_with_an_empty_include_file_is_deferred_not_dropped() {
+    let sink = SmtpSink::start();
+    let lists = TempDir::new("lists");
+    let team = lists.join("team");
+    write(&team, "# nobody yet\n");
+    let b = Box::start(
+        sink.port(),
+        &format!("team: :include:{}\n", team.display()),
+        "alice@box.test alice/Maildir/\n",
+        "",
+    );
+    let out = b.sendmail(
+        &["-f", "sender@remote.test", "team"],
+        b"Subject: to the team\n\nhi\n",
+    );
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&["to=<team@box.test>", "relay=local", "status=deferred"]);
+    assert!(line.contains("dsn=4.3.0"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "(no recipients in :include: file {})",
+            team.display()
+        )),
+        "{line}"
+    );
+    assert!(!b.maillog().contains("delivered to nowhere"));
+    assert!(!b.queue_is_empty(), "the message must stay queued");
+    // The list gets a member: the retry delivers the kept message.
+    write(&team, "alice\n");
+    let mut cmd = Command::new(TERN);
+    cmd.arg("flush").arg("-c").arg(&b.conf);
+    assert!(run(cmd, None, WAIT).success());
+    b.wait_log(&[
+        "to=<alice@box.test>",
+        "orig_to=<team>",
+        "status=sent (delivered to maildir)",
+    ]);
+    let parsed = read_maildir(&b.vmail("alice/Maildir"));
+    assert!(parsed.contains("Subject=to the team"), "{parsed}");
+    assert_eq!(sink.count(), 0, "no bounce");
+}
+
+#[test]
 fn unknown_local_user_is_refused_at_rcpt_and_bounced_from_sendmail() {
     let sink = SmtpSink::start();
     let b = Box::start(

@@ -9,14 +9,14 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::table::{self, CompactTable, MapSpec};
+use crate::config::table::CompactTable;
 use crate::config::Config;
 use crate::delivery::client::{RcptResult, ResultKind};
 use crate::queue::{Flags, NewMessage, QueueEntry, Recipient, Spool};
 
 use super::aliases::{self, AliasTable, Dest};
 use super::expand::{self, Expander, Leaf, Lookup};
-use super::tables::{load_aliases, load_plain_maps};
+use super::tables::{load_aliases, load_plain_maps, read_include};
 use super::wire::Outcome;
 use super::{helper, maildir, users};
 
@@ -70,12 +70,7 @@ impl Lookup for Tables<'_> {
         self.0.is_local_domain(domain)
     }
     fn include(&self, path: &str) -> Result<Vec<Dest>, String> {
-        let spec = MapSpec {
-            map_type: table::MapType::Texthash,
-            path: path.to_string(),
-        };
-        let text = table::read_source(&spec).map_err(|e| e.to_string())?;
-        aliases::parse_include(&text, path)
+        aliases::parse_include(&read_include(path)?, path)
     }
 }
 
@@ -375,8 +370,17 @@ impl LocalDelivery {
             log.push(log_line(entry, to, orig, &r));
             keep(r, &mut worst);
         }
+        // Never "delivered to nowhere": an expansion without destinations
+        // keeps the message (expansion reports empty :include: files).
         let result = worst.unwrap_or_else(|| {
-            RcptResult::new(ResultKind::Sent, "local", "2.0.0", "delivered to nowhere")
+            let r = RcptResult::new(
+                ResultKind::Deferred,
+                "local",
+                "4.3.0",
+                "alias expansion yields no recipients",
+            );
+            log.push(log_line(entry, to, orig, &r));
+            r
         });
         LocalResult {
             index,
