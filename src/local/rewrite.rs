@@ -2,7 +2,10 @@
 //! `sender_canonical_maps` / `recipient_canonical_maps` and
 //! `masquerade_domains`, applied to the envelope and to the address
 //! headers (From, Sender, Reply-To, To, Cc), once, when a message enters
-//! the queue (Postfix's cleanup(8) does the same).
+//! the queue (Postfix's cleanup(8) does the same). Masquerading follows
+//! Postfix's default `masquerade_classes` (`envelope_sender,
+//! header_sender, header_recipient`): every address header, and the
+//! envelope sender, but not envelope recipients.
 //!
 //! Canonical table lookups follow canonical(5): `user@domain` first, then
 //! `user` when the domain is local (`mydestination` or `myorigin`), then
@@ -90,8 +93,22 @@ impl Rewriter {
         None
     }
 
-    /// Rewrites one address; the empty (null) sender stays empty.
+    /// Rewrites one envelope address; the empty (null) sender stays
+    /// empty. Masquerading applies to the sender only (Postfix's default
+    /// `masquerade_classes` has `envelope_sender` but not
+    /// `envelope_recipient`).
     pub fn rewrite(&self, addr: &str, side: Side) -> String {
+        self.rewrite_as(addr, side, side == Side::Sender)
+    }
+
+    /// Rewrites one header address: like [`Rewriter::rewrite`], but
+    /// masquerading applies to both sides (`header_sender` and
+    /// `header_recipient` in Postfix's default `masquerade_classes`).
+    pub fn rewrite_header(&self, addr: &str, side: Side) -> String {
+        self.rewrite_as(addr, side, true)
+    }
+
+    fn rewrite_as(&self, addr: &str, side: Side, masquerade: bool) -> String {
         if addr.is_empty() {
             return String::new();
         }
@@ -107,7 +124,7 @@ impl Rewriter {
         if let Some(c) = self.canonical(tables, &a) {
             a = c;
         }
-        if side == Side::Sender {
+        if masquerade {
             if let Some(m) = self.masquerade(&a) {
                 a = m;
             }
@@ -132,7 +149,7 @@ impl Rewriter {
 
     /// Rewrites every address in a header value; `None` if nothing changed.
     pub fn header_value(&self, value: &str, side: Side) -> Option<String> {
-        let out = rewrite_address_list(value, |a| self.rewrite(a, side));
+        let out = rewrite_address_list(value, |a| self.rewrite_header(a, side));
         (out != value).then_some(out)
     }
 }
@@ -335,9 +352,34 @@ mod tests {
         assert_eq!(up("<a@b"), "<a@b");
         assert_eq!(
             r.header_value(" root, Bob <bob>", Side::Recipient).unwrap(),
+            " root@example.org, Bob <robert@example.org>"
+        );
+        let plain = Rewriter {
+            masquerade_domains: Vec::new(),
+            ..rw()
+        };
+        assert_eq!(
+            plain
+                .header_value(" root, Bob <bob>", Side::Recipient)
+                .unwrap(),
             " root@box.example.org, Bob <robert@box.example.org>"
         );
         assert_eq!(r.header_value(" x@y.test", Side::Recipient), None);
+        // Masquerading: header recipients too, envelope recipients not.
+        assert_eq!(
+            r.header_value(" x@sub.example.org, <y@keep.example.org>", Side::Recipient)
+                .unwrap(),
+            " x@example.org, <y@keep.example.org>"
+        );
+        assert_eq!(
+            r.header_value("A <a@nas.example.org>", Side::Sender)
+                .unwrap(),
+            "A <a@example.org>"
+        );
+        assert_eq!(
+            r.rewrite("x@sub.example.org", Side::Recipient),
+            "x@sub.example.org"
+        );
         assert_eq!(Rewriter::header_side("FROM"), Some(Side::Sender));
         assert_eq!(Rewriter::header_side("Cc"), Some(Side::Recipient));
         assert_eq!(Rewriter::header_side("Subject"), None);
