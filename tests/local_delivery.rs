@@ -592,6 +592,43 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
         log.contains("rewrote recipient <ops> as <team@remote.test>"),
         "{log}"
     );
+    // Over SMTP, a local address that recipient_canonical_maps rewrites is
+    // accepted at RCPT (judged after rewriting, as Postfix does), while
+    // an unknown one is still refused.
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("ops@box.test")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    sink.wait_for_count(3, WAIT);
+    let got: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let m = got
+        .iter()
+        .find(|m| m.contains(&format!("id {qid}")))
+        .unwrap_or_else(|| panic!("{qid} not at the sink: {got:?}"));
+    assert_eq!(header(m, "X-Rcpt-Args"), Some("<team@remote.test>"), "{m}");
+    assert_eq!(
+        header(m, "To"),
+        Some("ops@box.test"),
+        "SMTP headers kept: {m}"
+    );
+    b.wait_log(&[
+        &qid,
+        "rewrote recipient <ops@box.test> as <team@remote.test>",
+    ]);
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("nobody-here@box.test")
+        .run();
+    assert!(
+        r.replies().iter().any(|l| l.starts_with("550 5.1.1")),
+        "{}",
+        r.transcript
+    );
 }
 
 #[test]

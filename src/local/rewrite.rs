@@ -93,6 +93,13 @@ impl Rewriter {
         None
     }
 
+    /// True if `recipient_canonical_maps` rewrites `addr` (qualified):
+    /// the SMTP server accepts such a local recipient, which is judged
+    /// after rewriting.
+    pub fn is_recipient_canonical(&self, addr: &str) -> bool {
+        self.canonical(&self.recipient_canonical, addr).is_some()
+    }
+
     /// Rewrites one envelope address; the empty (null) sender stays
     /// empty. Masquerading applies to the sender only (Postfix's default
     /// `masquerade_classes` has `envelope_sender` but not
@@ -319,6 +326,9 @@ mod tests {
         assert_eq!(r.rewrite("a@old.example", Side::Sender), "a@new.example");
         assert_eq!(r.rewrite("full@x.test", Side::Sender), "full@y.test");
         assert_eq!(r.rewrite("bob", Side::Recipient), "robert@box.example.org");
+        assert!(r.is_recipient_canonical("Bob@box.example.org"));
+        assert!(!r.is_recipient_canonical("root@box.example.org"));
+        assert!(!r.is_recipient_canonical("bob"));
         assert_eq!(
             r.rewrite("x@keep.example.org", Side::Sender),
             "x@keep.example.org"
