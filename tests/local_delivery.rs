@@ -331,13 +331,26 @@ struct SystemUser {
 }
 
 impl SystemUser {
+    /// An ordinary user with its own group.
     fn create(parent: &Path) -> SystemUser {
-        let name = format!("ternu{}", std::process::id());
+        SystemUser::add(parent, "ternu", &["-U"])
+    }
+
+    /// A second uid-0 account (like BSD's `toor`): stands in for root
+    /// without touching the real /root.
+    fn create_uid0(parent: &Path) -> SystemUser {
+        SystemUser::add(parent, "ternr", &["-o", "-u", "0", "-g", "0"])
+    }
+
+    fn add(parent: &Path, prefix: &str, opts: &[&str]) -> SystemUser {
+        let name = format!("{prefix}{}", std::process::id());
         let home = parent.join(&name);
         // A user of the same name left by a crashed run with this pid.
-        let _ = Command::new("userdel").arg(&name).output();
+        let _ = Command::new("userdel").arg("-f").arg(&name).output();
         let out = Command::new("useradd")
-            .args(["-M", "-U", "-s", "/usr/sbin/nologin", "-d"])
+            .args(["-M", "-s", "/usr/sbin/nologin"])
+            .args(opts)
+            .arg("-d")
             .arg(&home)
             .arg(&name)
             .output()
@@ -358,7 +371,13 @@ impl SystemUser {
 
 impl Drop for SystemUser {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
+        let mut cmd = Command::new("userdel");
+        if self.uid == 0 {
+            // uid 0 always has processes; -f removes the account anyway
+            // (it has no group of its own that -f could take along).
+            cmd.arg("-f");
+        }
+        let _ = cmd.arg(&self.name).output();
     }
 }
 
@@ -428,6 +447,19 @@ fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
     assert!(parsed.contains("body='hello\\n'"), "{parsed}");
     b.wait_lines(": removed", 2);
     assert!(b.queue_is_empty(), "queue not empty");
+    // A uid-0 account's Maildir is written as root, as Postfix's local(8)
+    // writes root's mailbox (default_privs is for files and commands).
+    let r0 = SystemUser::create_uid0(homes.path());
+    let out = b.sendmail(&[&r0.name], b"Subject: for root\n\nx\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    b.wait_log(&[
+        &format!("to=<{}@box.test>", r0.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    let md0 = r0.home.join("Maildir");
+    let m = std::fs::metadata(md0.join("new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    assert!(read_maildir(&md0).contains("Subject=for root"));
 }
 
 #[test]

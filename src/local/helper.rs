@@ -170,16 +170,17 @@ fn mailbox_ok(m: &str) -> bool {
 
 fn serve(sock: OwnedFd) -> ! {
     // SAFETY: plain signal and fd calls in the freshly forked child. The
-    // helper ignores the daemon's reload and interrupt signals (it ends
-    // with the daemon's socket) and keeps only its socket and stdio.
+    // helper ignores the signals meant for the daemon (a service manager
+    // sends SIGTERM to the whole group; deliveries during the daemon's
+    // drain must still work): it ends when the daemon's socket closes.
+    // It keeps only its socket and stdio.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
         let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
             n if n > 0 => n.min(65536) as RawFd,
