@@ -293,6 +293,34 @@ mod tests {
         }
     }
 
+    /// The fuzz target's property over every one-byte change of good
+    /// messages: no panic, and what decodes encodes back to the same bytes.
+    #[test]
+    fn mutations_decode_or_fail_cleanly() {
+        let good = [
+            req().encode().unwrap(),
+            Reply {
+                seq: 3,
+                outcome: Outcome::Temporary("x".into()),
+            }
+            .encode(),
+        ];
+        for g in &good {
+            for i in 0..g.len() {
+                for v in [0u8, 1, 0x7f, 0x80, 0xff, b'O', b'Q'] {
+                    let mut m = g.clone();
+                    m[i] = v;
+                    if let Ok(r) = Request::decode(&m) {
+                        assert_eq!(r.encode().unwrap(), m);
+                    }
+                    if let Ok(r) = Reply::decode(&m) {
+                        assert_eq!(r.encode(), m);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn long_reply_text_is_cut_at_a_character() {
         let rep = Reply {
