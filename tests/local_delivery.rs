@@ -697,4 +697,22 @@ fn newaliases_reports_every_error_with_its_line() {
     let out = run(cmd, None, WAIT);
     assert!(out.success(), "{out:?}");
     assert!(out.stderr.contains("2 aliases, ok"), "{}", out.stderr);
+    // :include: files are checked too, with their own name and line; an
+    // inline comment after an include name is an error of the alias line.
+    write(&dir.join("team"), "# the team\na@example.org,\n  b c\n");
+    write(
+        &dir.join("aliases"),
+        format!("team: :include:{d}/team\nteam2: :include:{d}/team   # who\n"),
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["newaliases", "-c"]).arg(dir.join("tern.conf"));
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    for want in [
+        format!("{f}:2: whitespace in :include: file name \"{d}/team   # who\""),
+        format!("{d}/team:2: whitespace in destination \"b c\""),
+    ] {
+        assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    }
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
 }
