@@ -68,6 +68,18 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
             }
         }
         owner => {
+            // Local delivery into users' homes needs root: a helper keeps it.
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                match crate::local::helper::spawn() {
+                    Ok(pid) => {
+                        log::info!(target: "master", "local delivery helper started, pid {pid}")
+                    }
+                    Err(e) => {
+                        log::error!(target: "master", "cannot start the local delivery helper (home_mailbox delivery will fail): {e}")
+                    }
+                }
+            }
             if smtpd::listen::drop_privileges(owner, &[queue_dir.as_path()])? {
                 log::info!(target: "master", "running as {owner}");
             }

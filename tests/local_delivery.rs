@@ -321,6 +321,190 @@ fn local_user_gets_a_maildir_file() {
     assert_eq!(sink.count(), 0, "nothing left the box");
 }
 
+/// A system account for one test, with its home below a test directory;
+/// `userdel` on drop.
+struct SystemUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl SystemUser {
+    /// An ordinary user with its own group.
+    fn create(parent: &Path) -> SystemUser {
+        SystemUser::add(parent, "ternu", &["-U"])
+    }
+
+    /// A second uid-0 account (like BSD's `toor`): stands in for root
+    /// without touching the real /root.
+    fn create_uid0(parent: &Path) -> SystemUser {
+        SystemUser::add(parent, "ternr", &["-o", "-u", "0", "-g", "0"])
+    }
+
+    fn add(parent: &Path, prefix: &str, opts: &[&str]) -> SystemUser {
+        let name = format!("{prefix}{}", std::process::id());
+        let home = parent.join(&name);
+        // A user of the same name left by a crashed run with this pid.
+        let _ = Command::new("userdel").arg("-f").arg(&name).output();
+        let out = Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin"])
+            .args(opts)
+            .arg("-d")
+            .arg(&home)
+            .arg(&name)
+            .output()
+            .expect("run useradd");
+        assert!(out.status.success(), "useradd: {out:?}");
+        let (uid, gid) = user_ids(&name);
+        std::fs::create_dir(&home).unwrap();
+        // Only the user may enter: the daemon (nobody) cannot write here.
+        own(&home, uid, gid, 0o700);
+        SystemUser {
+            name,
+            uid,
+            gid,
+            home,
+        }
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        let mut cmd = Command::new("userdel");
+        if self.uid == 0 {
+            // uid 0 always has processes; -f removes the account anyway
+            // (it has no group of its own that -f could take along).
+            cmd.arg("-f");
+        }
+        let _ = cmd.arg(&self.name).output();
+    }
+}
+
+#[test]
+fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
+    use std::os::unix::fs::MetadataExt;
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes");
+    let u = SystemUser::create(homes.path());
+    // mail_owner = nobody: the daemon drops root, the helper keeps it.
+    let b = Box::start(sink.port(), "", "", "");
+    b.wait_log(&["local delivery helper started"]);
+    // First delivery: a Maildir the user cannot write (root's, 0755) is a
+    // temporary failure, and the message stays queued.
+    let md = u.home.join("Maildir");
+    std::fs::create_dir(&md).unwrap();
+    own(&md, 0, 0, 0o755);
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to(&format!("{}@box.test", u.name))
+        .header("Subject", "to a system user")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    let line = b.wait_log(&[
+        &qid,
+        &format!("to=<{}@box.test>", u.name),
+        "status=deferred",
+    ]);
+    assert!(line.contains("dsn=4.2.0"), "{line}");
+    assert!(line.contains("Permission denied"), "{line}");
+    assert!(!b.queue_is_empty(), "the deferred message must stay queued");
+    // The owner fixes the permissions; the retry delivers as the user.
+    own(&md, u.uid, u.gid, 0o700);
+    let mut cmd = Command::new(TERN);
+    cmd.arg("flush").arg("-c").arg(&b.conf);
+    assert!(run(cmd, None, WAIT).success());
+    let line = b.wait_log(&[&qid, "status=sent (delivered to maildir)"]);
+    assert!(line.contains("relay=local"), "{line}");
+    // And by sendmail, to the bare name, into a Maildir the helper creates.
+    std::fs::remove_dir_all(&md).unwrap();
+    let out = b.sendmail(&[&u.name], b"Subject: by sendmail\n\nhello\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    b.wait_log(&[
+        &format!("to=<{}@box.test>", u.name),
+        &format!("orig_to=<{}>", u.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    for sub in ["", "tmp", "new", "cur"] {
+        let m = std::fs::metadata(md.join(sub)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (u.uid, u.gid), "Maildir/{sub}");
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(md.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let m = std::fs::metadata(&files[0]).unwrap();
+    assert_eq!((m.uid(), m.gid()), (u.uid, u.gid), "file owner");
+    assert_eq!(m.mode() & 0o777, 0o600);
+    let parsed = read_maildir(&md);
+    assert!(parsed.contains("subdir=new"), "{parsed}");
+    assert!(
+        parsed.contains(&format!("Delivered-To={}@box.test", u.name)),
+        "{parsed}"
+    );
+    assert!(parsed.contains("Subject=by sendmail"), "{parsed}");
+    assert!(parsed.contains("body='hello\\n'"), "{parsed}");
+    b.wait_lines(": removed", 2);
+    assert!(b.queue_is_empty(), "queue not empty");
+    // A uid-0 account's Maildir is written as root, as Postfix's local(8)
+    // writes root's mailbox (default_privs is for files and commands).
+    let r0 = SystemUser::create_uid0(homes.path());
+    let out = b.sendmail(&[&r0.name], b"Subject: for root\n\nx\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    b.wait_log(&[
+        &format!("to=<{}@box.test>", r0.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    let md0 = r0.home.join("Maildir");
+    let m = std::fs::metadata(md0.join("new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    assert!(read_maildir(&md0).contains("Subject=for root"));
+}
+
+#[test]
+fn alias_with_an_empty_include_file_is_deferred_not_dropped() {
+    let sink = SmtpSink::start();
+    let lists = TempDir::new("lists");
+    let team = lists.join("team");
+    write(&team, "# nobody yet\n");
+    let b = Box::start(
+        sink.port(),
+        &format!("team: :include:{}\n", team.display()),
+        "alice@box.test alice/Maildir/\n",
+        "",
+    );
+    let out = b.sendmail(
+        &["-f", "sender@remote.test", "team"],
+        b"Subject: to the team\n\nhi\n",
+    );
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&["to=<team@box.test>", "relay=local", "status=deferred"]);
+    assert!(line.contains("dsn=4.3.0"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "(no recipients in :include: file {})",
+            team.display()
+        )),
+        "{line}"
+    );
+    assert!(!b.maillog().contains("delivered to nowhere"));
+    assert!(!b.queue_is_empty(), "the message must stay queued");
+    // The list gets a member: the retry delivers the kept message.
+    write(&team, "alice\n");
+    let mut cmd = Command::new(TERN);
+    cmd.arg("flush").arg("-c").arg(&b.conf);
+    assert!(run(cmd, None, WAIT).success());
+    b.wait_log(&[
+        "to=<alice@box.test>",
+        "orig_to=<team>",
+        "status=sent (delivered to maildir)",
+    ]);
+    let parsed = read_maildir(&b.vmail("alice/Maildir"));
+    assert!(parsed.contains("Subject=to the team"), "{parsed}");
+    assert_eq!(sink.count(), 0, "no bounce");
+}
+
 #[test]
 fn unknown_local_user_is_refused_at_rcpt_and_bounced_from_sendmail() {
     let sink = SmtpSink::start();
@@ -406,9 +590,10 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
         Some("team@remote.test, Someone <someone@remote.test>"),
         "{m}"
     );
-    // Masquerading: sender-side headers only (Postfix's default classes).
+    // Masquerading: sender and recipient headers (Postfix's default
+    // masquerade_classes: envelope_sender, header_sender, header_recipient).
     assert_eq!(header(m, "Reply-To"), Some("Admin <admin@box.test>"), "{m}");
-    assert_eq!(header(m, "Cc"), Some("x@sub.box.test"), "{m}");
+    assert_eq!(header(m, "Cc"), Some("x@box.test"), "{m}");
     // Mail from the LAN over SMTP: the envelope is rewritten the same way.
     let r = Swaks::new(b.port)
         .from("camera@cam1.box.test")
@@ -438,6 +623,43 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
     assert!(
         log.contains("rewrote recipient <ops> as <team@remote.test>"),
         "{log}"
+    );
+    // Over SMTP, a local address that recipient_canonical_maps rewrites is
+    // accepted at RCPT (judged after rewriting, as Postfix does), while
+    // an unknown one is still refused.
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("ops@box.test")
+        .run_ok();
+    let qid = r.queue_id().expect("queued");
+    sink.wait_for_count(3, WAIT);
+    let got: Vec<String> = sink
+        .messages()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let m = got
+        .iter()
+        .find(|m| m.contains(&format!("id {qid}")))
+        .unwrap_or_else(|| panic!("{qid} not at the sink: {got:?}"));
+    assert_eq!(header(m, "X-Rcpt-Args"), Some("<team@remote.test>"), "{m}");
+    assert_eq!(
+        header(m, "To"),
+        Some("ops@box.test"),
+        "SMTP headers kept: {m}"
+    );
+    b.wait_log(&[
+        &qid,
+        "rewrote recipient <ops@box.test> as <team@remote.test>",
+    ]);
+    let r = Swaks::new(b.port)
+        .from("camera@cam1.box.test")
+        .to("nobody-here@box.test")
+        .run();
+    assert!(
+        r.replies().iter().any(|l| l.starts_with("550 5.1.1")),
+        "{}",
+        r.transcript
     );
 }
 
@@ -475,4 +697,22 @@ fn newaliases_reports_every_error_with_its_line() {
     let out = run(cmd, None, WAIT);
     assert!(out.success(), "{out:?}");
     assert!(out.stderr.contains("2 aliases, ok"), "{}", out.stderr);
+    // :include: files are checked too, with their own name and line; an
+    // inline comment after an include name is an error of the alias line.
+    write(&dir.join("team"), "# the team\na@example.org,\n  b c\n");
+    write(
+        &dir.join("aliases"),
+        format!("team: :include:{d}/team\nteam2: :include:{d}/team   # who\n"),
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["newaliases", "-c"]).arg(dir.join("tern.conf"));
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    for want in [
+        format!("{f}:2: whitespace in :include: file name \"{d}/team   # who\""),
+        format!("{d}/team:2: whitespace in destination \"b c\""),
+    ] {
+        assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
+    }
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
 }

@@ -161,7 +161,7 @@ pub static PARAMS: &[Param] = &[
         "masquerade_domains",
         "",
         Kind::List,
-        "sender addresses in subdomains of these become the domain (!domain: exception)"
+        "addresses in subdomains of these become the domain, in the envelope sender and all address headers (!domain: exception)"
     ),
     p!(
         "max_connections",

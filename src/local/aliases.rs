@@ -59,6 +59,9 @@ pub enum AliasError {
     BadAddress(String),
     /// `:include:` without a file name.
     EmptyInclude,
+    /// An unquoted `:include:` file name with whitespace inside (often an
+    /// inline comment, which aliases(5) does not have).
+    IncludeWhitespace(String),
     /// More than [`MAX_DESTINATIONS`] destinations.
     TooManyDestinations,
 }
@@ -78,12 +81,20 @@ impl fmt::Display for AliasError {
             AliasError::EmptyValue => f.write_str("alias has no destination"),
             AliasError::UnterminatedQuote => f.write_str("missing closing '\"'"),
             AliasError::EmptyDestination => f.write_str("empty destination between commas"),
+            AliasError::Whitespace(d) if d.contains('#') => write!(
+                f,
+                "whitespace in destination \"{d}\": aliases(5) has no inline comments; put comments on lines of their own"
+            ),
             AliasError::Whitespace(d) => write!(
                 f,
                 "whitespace in destination \"{d}\": separate destinations with commas, quote commands"
             ),
             AliasError::BadAddress(a) => write!(f, "malformed address \"{a}\""),
             AliasError::EmptyInclude => f.write_str(":include: without a file name"),
+            AliasError::IncludeWhitespace(p) => write!(
+                f,
+                "whitespace in :include: file name \"{p}\": comments go on lines of their own (quote a name that has spaces)"
+            ),
             AliasError::TooManyDestinations => {
                 write!(f, "more than {MAX_DESTINATIONS} destinations")
             }
@@ -215,6 +226,9 @@ fn classify(item: &str, quoted: bool) -> Result<Dest, AliasError> {
         if path.is_empty() {
             return Err(AliasError::EmptyInclude);
         }
+        if !quoted && path.contains(|c: char| c.is_ascii_whitespace()) {
+            return Err(AliasError::IncludeWhitespace(path.to_string()));
+        }
         return Ok(Dest::Include(path.to_string()));
     }
     if !quoted && item.contains(|c: char| c.is_ascii_whitespace()) {
@@ -330,20 +344,68 @@ impl AliasTable {
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }
+
+    /// Every `:include:` file named in the table, with the line of the
+    /// alias that names it (for `tern newaliases`).
+    pub fn includes(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        let mut dests = Vec::new();
+        for hit in self.table.iter() {
+            dests.clear();
+            if parse_destinations(hit.value, &mut dests).is_ok() {
+                for d in &dests {
+                    if let Dest::Include(p) = d {
+                        out.push((hit.line, p.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Parses a `:include:` file: every logical line lists destinations.
+/// Fails with the first error as `file:line: message`.
 pub fn parse_include(text: &[u8], file: &str) -> Result<Vec<Dest>, String> {
+    let (dests, mut errs) = check_include(text, file);
+    if errs.is_empty() {
+        Ok(dests)
+    } else {
+        Err(errs.swap_remove(0))
+    }
+}
+
+/// Parses a `:include:` file and reports every bad line (for `tern
+/// newaliases`): the destinations of the good lines, and one
+/// `file:line: message` per error.
+pub fn check_include(text: &[u8], file: &str) -> (Vec<Dest>, Vec<String>) {
     if text.len() > MAX_TABLE_BYTES {
-        return Err(format!("{file}: larger than {MAX_TABLE_BYTES} bytes"));
+        return (
+            Vec::new(),
+            vec![format!("{file}: larger than {MAX_TABLE_BYTES} bytes")],
+        );
     }
     let mut out = Vec::new();
+    let mut errs = Vec::new();
     for (line, raw) in logical_lines(text) {
-        let s = std::str::from_utf8(&raw)
-            .map_err(|_| format!("{file}:{line}: {}", SyntaxError::NonUtf8))?;
-        parse_destinations(s.trim(), &mut out).map_err(|e| format!("{file}:{line}: {e}"))?;
+        if raw.contains(&0) {
+            errs.push(format!("{file}:{line}: {}", SyntaxError::NulByte));
+            continue;
+        }
+        let Ok(s) = std::str::from_utf8(&raw) else {
+            errs.push(format!("{file}:{line}: {}", SyntaxError::NonUtf8));
+            continue;
+        };
+        let before = out.len();
+        if let Err(e) = parse_destinations(s.trim(), &mut out) {
+            out.truncate(before);
+            errs.push(format!("{file}:{line}: {e}"));
+            if matches!(e, AliasError::TooManyDestinations) {
+                break;
+            }
+        }
     }
-    Ok(out)
+    (out, errs)
 }
 
 #[cfg(test)]
@@ -421,6 +483,58 @@ mod tests {
         assert_eq!(r.errors.len(), 2);
         assert_eq!(r.errors[0].error, AliasError::Syntax(SyntaxError::NonUtf8));
         assert_eq!(r.errors[1].error, AliasError::Syntax(SyntaxError::NulByte));
+    }
+
+    #[test]
+    fn include_names_with_whitespace_are_refused_with_their_line() {
+        // docs/local.md once showed this: aliases(5) has no inline comments.
+        let text = b"ok: a\nt: :include:/etc/tern/team.list      # one per line\nq: \":include:/srv/my lists/x\"\nc: a, b  # note\n";
+        let (t, r) = AliasTable::parse(text, "aliases");
+        let got: Vec<(u32, AliasError)> =
+            r.errors.iter().map(|e| (e.line, e.error.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    2,
+                    AliasError::IncludeWhitespace("/etc/tern/team.list      # one per line".into())
+                ),
+                (4, AliasError::Whitespace("b  # note".into())),
+            ]
+        );
+        assert!(
+            r.errors[0]
+                .to_string()
+                .starts_with("aliases:2: whitespace in :include: file name \"/etc/tern/team.list"),
+            "{}",
+            r.errors[0]
+        );
+        assert!(r.errors[1].to_string().contains("no inline comments"));
+        // Quoted, a name with a space is fine.
+        assert_eq!(
+            t.lookup("q").unwrap(),
+            vec![Dest::Include("/srv/my lists/x".into())]
+        );
+        assert_eq!(t.includes(), vec![(3, "/srv/my lists/x".to_string())]);
+        assert!(t.lookup("t").is_none());
+    }
+
+    #[test]
+    fn include_check_reports_every_bad_line() {
+        let (d, errs) = check_include(b"a@x\nb c\n\xff\n  ,\nok@y, :include:/z  #\nlast\n", "/l");
+        assert_eq!(d, vec![addr("a@x"), addr("last")]);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].starts_with("/l:2: whitespace in destination"),
+            "{errs:?}"
+        );
+        assert!(errs[1].starts_with("/l:3: "), "{errs:?}");
+        assert!(
+            errs[2].starts_with("/l:5: whitespace in :include: file name \"/z  #\""),
+            "{errs:?}"
+        );
+        let (d, errs) = check_include(b"# nobody\n\n", "/e");
+        assert!(d.is_empty() && errs.is_empty());
     }
 
     #[test]

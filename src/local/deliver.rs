@@ -9,15 +9,16 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::table::{self, CompactTable, MapSpec};
+use crate::config::table::CompactTable;
 use crate::config::Config;
 use crate::delivery::client::{RcptResult, ResultKind};
 use crate::queue::{Flags, NewMessage, QueueEntry, Recipient, Spool};
 
 use super::aliases::{self, AliasTable, Dest};
 use super::expand::{self, Expander, Leaf, Lookup};
-use super::tables::{load_aliases, load_plain_maps};
-use super::{maildir, users};
+use super::tables::{load_aliases, load_plain_maps, read_include};
+use super::wire::Outcome;
+use super::{helper, maildir, users};
 
 /// Bytes of a message's header read for the `Delivered-To:` loop check.
 const HEADER_SCAN: usize = 64 * 1024;
@@ -69,12 +70,7 @@ impl Lookup for Tables<'_> {
         self.0.is_local_domain(domain)
     }
     fn include(&self, path: &str) -> Result<Vec<Dest>, String> {
-        let spec = MapSpec {
-            map_type: table::MapType::Texthash,
-            path: path.to_string(),
-        };
-        let text = table::read_source(&spec).map_err(|e| e.to_string())?;
-        aliases::parse_include(&text, path)
+        aliases::parse_include(&read_include(path)?, path)
     }
 }
 
@@ -85,6 +81,9 @@ pub struct Mailbox {
     pub dir: PathBuf,
     /// Owner for new files and directories (only when running as root).
     pub owner: Option<(u32, u32)>,
+    /// The system user whose home holds the Maildir (`home_mailbox`);
+    /// `None` for mail-only users below `virtual_mailbox_base`.
+    pub user: Option<String>,
 }
 
 fn running_as_root() -> bool {
@@ -189,12 +188,17 @@ impl LocalDelivery {
             } else {
                 None
             };
-            return Ok(Some(Mailbox { dir, owner }));
+            return Ok(Some(Mailbox {
+                dir,
+                owner,
+                user: None,
+            }));
         }
         match users::lookup(&local) {
             Ok(Some(u)) => Ok(Some(Mailbox {
                 dir: u.home.join(&self.home_mailbox),
                 owner: running_as_root().then_some((u.uid, u.gid)),
+                user: Some(u.name),
             })),
             Ok(None) => Ok(None),
             Err(e) => Err(format!("cannot read the password database: {e}")),
@@ -366,8 +370,17 @@ impl LocalDelivery {
             log.push(log_line(entry, to, orig, &r));
             keep(r, &mut worst);
         }
+        // Never "delivered to nowhere": an expansion without destinations
+        // keeps the message (expansion reports empty :include: files).
         let result = worst.unwrap_or_else(|| {
-            RcptResult::new(ResultKind::Sent, "local", "2.0.0", "delivered to nowhere")
+            let r = RcptResult::new(
+                ResultKind::Deferred,
+                "local",
+                "4.3.0",
+                "alias expansion yields no recipients",
+            );
+            log.push(log_line(entry, to, orig, &r));
+            r
         });
         LocalResult {
             index,
@@ -408,20 +421,45 @@ impl LocalDelivery {
             clean(addr),
             clean(given)
         );
-        match maildir::deliver(
-            &mb.dir,
-            prepend.as_bytes(),
-            &mut reader,
-            mb.owner,
-            &self.myhostname,
-        ) {
-            Ok(_) => RcptResult::new(ResultKind::Sent, "local", "2.0.0", "delivered to maildir"),
-            Err(e) => RcptResult::new(
+        let outcome = match &mb.user {
+            // The daemon has dropped root: the helper writes as the user.
+            Some(user) if helper::running() => match reader.file_span() {
+                Ok((file, offset, len)) => helper::deliver(
+                    user,
+                    &self.home_mailbox,
+                    &self.myhostname,
+                    prepend.as_bytes(),
+                    file,
+                    offset,
+                    len,
+                ),
+                Err(e) => Some(Outcome::Temporary(format!("cannot read queue file: {e}"))),
+            },
+            _ => None,
+        };
+        let outcome = outcome.unwrap_or_else(|| {
+            match maildir::deliver(
+                &mb.dir,
+                prepend.as_bytes(),
+                &mut reader,
+                mb.owner,
+                &self.myhostname,
+            ) {
+                Ok(p) => Outcome::Delivered(p.display().to_string()),
+                Err(e) => Outcome::Temporary(e.to_string()),
+            }
+        });
+        match outcome {
+            Outcome::Delivered(_) => {
+                RcptResult::new(ResultKind::Sent, "local", "2.0.0", "delivered to maildir")
+            }
+            Outcome::Temporary(e) => RcptResult::new(
                 ResultKind::Deferred,
                 "local",
                 "4.2.0",
                 &format!("maildir delivery failed: {e}"),
             ),
+            Outcome::Permanent(e) => RcptResult::new(ResultKind::Bounced, "local", "5.1.1", &e),
         }
     }
 }

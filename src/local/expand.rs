@@ -43,6 +43,11 @@ pub enum ExpandError {
     CommandRefused(String),
     /// `/file` while `allow_mail_to_files = no`.
     FileRefused(String),
+    /// The expansion ends in no destination at all because a `:include:`
+    /// file (named here) lists none. Temporary, so that the message is
+    /// kept while a list is being rewritten, like Postfix's deferral of
+    /// an alias whose lookup result has no recipient.
+    NoRecipients(String),
 }
 
 impl ExpandError {
@@ -51,14 +56,14 @@ impl ExpandError {
         match self {
             ExpandError::Loop(_) | ExpandError::TooDeep(_) => "5.4.6",
             ExpandError::TooMany => "5.3.4",
-            ExpandError::Include(_) => "4.3.0",
+            ExpandError::Include(_) | ExpandError::NoRecipients(_) => "4.3.0",
             ExpandError::CommandRefused(_) | ExpandError::FileRefused(_) => "5.7.1",
         }
     }
 
     /// True for errors worth retrying.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, ExpandError::Include(_))
+        matches!(self, ExpandError::Include(_) | ExpandError::NoRecipients(_))
     }
 }
 
@@ -73,6 +78,9 @@ impl fmt::Display for ExpandError {
                 write!(f, "alias expands to more than {MAX_LEAVES} destinations")
             }
             ExpandError::Include(e) => write!(f, "cannot expand :include: file: {e}"),
+            ExpandError::NoRecipients(p) => {
+                write!(f, "no recipients in :include: file {p}")
+            }
             ExpandError::CommandRefused(c) => write!(
                 f,
                 "mail to command is restricted (allow_mail_to_commands = no): \"|{c}\""
@@ -119,6 +127,13 @@ pub fn split(addr: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The destinations found so far, and the last empty `:include:` file.
+#[derive(Default)]
+struct Acc {
+    leaves: Vec<Leaf>,
+    empty_include: Option<String>,
+}
+
 impl Expander<'_> {
     fn qualify(&self, a: &str) -> String {
         if a.contains('@') {
@@ -131,20 +146,23 @@ impl Expander<'_> {
     /// Expands one recipient into its final destinations (deduplicated,
     /// in order of first appearance).
     pub fn expand(&self, rcpt: &str, tables: &dyn Lookup) -> Result<Vec<Leaf>, ExpandError> {
-        let mut out = Vec::new();
+        let mut out = Acc::default();
         let mut chain = Vec::new();
         self.visit(&self.qualify(rcpt), false, tables, &mut chain, &mut out)?;
-        Ok(out)
+        match (out.leaves.is_empty(), out.empty_include) {
+            (true, Some(path)) => Err(ExpandError::NoRecipients(path)),
+            _ => Ok(out.leaves),
+        }
     }
 
-    fn push(out: &mut Vec<Leaf>, leaf: Leaf) -> Result<(), ExpandError> {
-        if out.contains(&leaf) {
+    fn push(out: &mut Acc, leaf: Leaf) -> Result<(), ExpandError> {
+        if out.leaves.contains(&leaf) {
             return Ok(());
         }
-        if out.len() >= MAX_LEAVES {
+        if out.leaves.len() >= MAX_LEAVES {
             return Err(ExpandError::TooMany);
         }
-        out.push(leaf);
+        out.leaves.push(leaf);
         Ok(())
     }
 
@@ -154,7 +172,7 @@ impl Expander<'_> {
         literal: bool,
         tables: &dyn Lookup,
         chain: &mut Vec<String>,
-        out: &mut Vec<Leaf>,
+        out: &mut Acc,
     ) -> Result<(), ExpandError> {
         let (local, domain) = split(addr);
         let domain = domain.unwrap_or(self.myorigin);
@@ -187,7 +205,7 @@ impl Expander<'_> {
         dests: &[Dest],
         tables: &dyn Lookup,
         chain: &mut Vec<String>,
-        out: &mut Vec<Leaf>,
+        out: &mut Acc,
         include_depth: usize,
     ) -> Result<(), ExpandError> {
         for d in dests {
@@ -212,6 +230,9 @@ impl Expander<'_> {
                         return Err(ExpandError::TooDeep(addr.to_string()));
                     }
                     let inner = tables.include(path).map_err(ExpandError::Include)?;
+                    if inner.is_empty() {
+                        out.empty_include = Some(path.clone());
+                    }
                     self.visit_list(me, addr, &inner, tables, chain, out, include_depth + 1)?;
                 }
             }
@@ -237,6 +258,7 @@ mod tests {
             match path {
                 "/l" => parse_include(b"x@far.test, root\n", path),
                 "/self" => parse_include(b":include:/self\n", path),
+                "/empty" => parse_include(b"# nobody yet\n", path),
                 _ => Err(format!("{path}: No such file or directory")),
             }
         }
@@ -317,6 +339,17 @@ mod tests {
         );
         let e = E.expand("m", &tb).unwrap_err();
         assert!(e.is_temporary());
+        // An empty list is not "delivered to nowhere": kept and retried.
+        let tb2 = t("e: :include:/empty\nboth: :include:/empty, r@far.test\n");
+        let e = E.expand("e", &tb2).unwrap_err();
+        assert_eq!(e, ExpandError::NoRecipients("/empty".into()));
+        assert!(e.is_temporary() && e.dsn() == "4.3.0");
+        assert_eq!(e.to_string(), "no recipients in :include: file /empty");
+        // Other members still get it.
+        assert_eq!(
+            E.expand("both", &tb2).unwrap(),
+            vec![Leaf::Forward("r@far.test".into())]
+        );
         let open = Expander {
             allow_commands: true,
             allow_files: true,

@@ -111,30 +111,62 @@ fn chown(path: &Path, owner: Option<(u32, u32)>) -> Result<(), MaildirError> {
     Ok(())
 }
 
-/// Creates `dir` and its `tmp`, `new`, `cur` (mode 0700) where missing;
-/// new directories are given to `owner` (when running as root).
+/// Sans-I/O: what [`create`] does for the Maildir `dir`, given which
+/// paths `exists`. Returns the directories to create, in order (missing
+/// ancestors, as for a mail-only user's `base/domain/user/`, then `dir`,
+/// then `tmp`, `new`, `cur`), and the directories whose entries change
+/// and must be fsynced afterwards (each created directory's parent), so
+/// that a power loss after the first delivery cannot lose the Maildir.
+pub fn creation_plan(dir: &Path, exists: &dyn Fn(&Path) -> bool) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut make = Vec::new();
+    let mut up = Some(dir);
+    while let Some(p) = up {
+        if p.as_os_str().is_empty() || exists(p) {
+            break;
+        }
+        make.push(p.to_path_buf());
+        up = p.parent();
+    }
+    make.reverse();
+    for sub in ["tmp", "new", "cur"] {
+        let p = dir.join(sub);
+        if !exists(&p) {
+            make.push(p);
+        }
+    }
+    let mut sync: Vec<PathBuf> = Vec::new();
+    for p in &make {
+        if let Some(parent) = p.parent().filter(|q| !q.as_os_str().is_empty()) {
+            if !sync.iter().any(|s| s == parent) {
+                sync.push(parent.to_path_buf());
+            }
+        }
+    }
+    (make, sync)
+}
+
+/// Creates `dir` and its `tmp`, `new`, `cur` (mode 0700) where missing,
+/// with any missing parents, and fsyncs the parent of every directory it
+/// created; new directories are given to `owner` (when running as root).
 pub fn create(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), MaildirError> {
+    let (make, sync) = creation_plan(dir, &|p| p.is_dir());
+    if make.is_empty() {
+        return Ok(());
+    }
     let mut b = fs::DirBuilder::new();
     b.mode(0o700);
-    for p in [
-        dir.to_path_buf(),
-        dir.join("tmp"),
-        dir.join("new"),
-        dir.join("cur"),
-    ] {
-        match b.create(&p) {
-            Ok(()) => chown(&p, owner)?,
+    for p in &make {
+        match b.create(p) {
+            Ok(()) => chown(p, owner)?,
+            // Created at the same moment by another delivery.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound && p == dir => {
-                // A mail-only user's directory under virtual_mailbox_base
-                // may need its parents (base/domain/user/).
-                b.recursive(true);
-                b.create(&p).map_err(at("create directory", &p))?;
-                b.recursive(false);
-                chown(&p, owner)?;
-            }
-            Err(e) => return Err(at("create directory", &p)(e)),
+            Err(e) => return Err(at("create directory", p)(e)),
         }
+    }
+    for d in &sync {
+        File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(at("fsync directory", d))?;
     }
     Ok(())
 }
@@ -236,6 +268,60 @@ mod tests {
             out.extend_from_slice(&t[..n]);
             assert_eq!(out, b"a\nb\rc\n\nend\r", "split at {split}");
         }
+    }
+
+    #[test]
+    fn creation_plan_creates_parents_first_and_syncs_their_parents() {
+        let have =
+            |set: &'static [&'static str]| move |p: &Path| set.iter().any(|s| Path::new(s) == p);
+        // First delivery to a mail-only user: base exists, the rest not.
+        let (make, sync) = creation_plan(Path::new("/base/dom/u/"), &have(&["/", "/base"]));
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            make,
+            p(&[
+                "/base/dom",
+                "/base/dom/u",
+                "/base/dom/u/tmp",
+                "/base/dom/u/new",
+                "/base/dom/u/cur"
+            ])
+        );
+        assert_eq!(sync, p(&["/base", "/base/dom", "/base/dom/u"]));
+        // A Maildir that lost its cur/: only that, and the Maildir synced.
+        let (make, sync) = creation_plan(
+            Path::new("/h/Maildir"),
+            &have(&["/h", "/h/Maildir", "/h/Maildir/tmp", "/h/Maildir/new"]),
+        );
+        assert_eq!((make, sync), (p(&["/h/Maildir/cur"]), p(&["/h/Maildir"])));
+        // Complete: nothing to do.
+        let (make, sync) = creation_plan(
+            Path::new("/h/M"),
+            &have(&["/h/M", "/h/M/tmp", "/h/M/new", "/h/M/cur"]),
+        );
+        assert!(make.is_empty() && sync.is_empty());
+    }
+
+    #[test]
+    fn create_makes_the_tree_and_reports_failures() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("tern-mdcreate-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir(&base).unwrap();
+        let md = base.join("d/u/Maildir");
+        create(&md, None).unwrap();
+        for sub in ["", "tmp", "new", "cur"] {
+            let m = fs::metadata(md.join(sub)).unwrap();
+            assert!(m.is_dir());
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{sub}");
+        }
+        create(&md, None).unwrap();
+        // A file where the Maildir should be: an error naming the path.
+        fs::write(base.join("file"), b"x").unwrap();
+        let e = create(&base.join("file/Maildir"), None).unwrap_err();
+        assert_eq!(e.op, "create directory");
+        assert!(e.to_string().contains("file/Maildir"), "{e}");
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -4,15 +4,19 @@
 //! as Postfix's cleanup(8) and local(8) do it. See docs/local.md.
 //!
 //! The parsers and the expansion are sans-I/O; [`deliver`] and
-//! [`maildir`] are the drivers (files, the spool, the password database).
+//! [`maildir`] are the drivers (files, the spool, the password database);
+//! [`helper`] writes system users' Maildirs as the user once the daemon
+//! has dropped root, speaking the [`wire`] codec.
 
 pub mod aliases;
 pub mod deliver;
 pub mod expand;
+pub mod helper;
 pub mod maildir;
 pub mod rewrite;
 pub mod tables;
 pub mod users;
+pub mod wire;
 
 pub use aliases::{AliasError, AliasTable, Dest};
 pub use deliver::{LocalDelivery, LocalResult};

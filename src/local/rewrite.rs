@@ -2,7 +2,10 @@
 //! `sender_canonical_maps` / `recipient_canonical_maps` and
 //! `masquerade_domains`, applied to the envelope and to the address
 //! headers (From, Sender, Reply-To, To, Cc), once, when a message enters
-//! the queue (Postfix's cleanup(8) does the same).
+//! the queue (Postfix's cleanup(8) does the same). Masquerading follows
+//! Postfix's default `masquerade_classes` (`envelope_sender,
+//! header_sender, header_recipient`): every address header, and the
+//! envelope sender, but not envelope recipients.
 //!
 //! Canonical table lookups follow canonical(5): `user@domain` first, then
 //! `user` when the domain is local (`mydestination` or `myorigin`), then
@@ -90,8 +93,29 @@ impl Rewriter {
         None
     }
 
-    /// Rewrites one address; the empty (null) sender stays empty.
+    /// True if `recipient_canonical_maps` rewrites `addr` (qualified):
+    /// the SMTP server accepts such a local recipient, which is judged
+    /// after rewriting.
+    pub fn is_recipient_canonical(&self, addr: &str) -> bool {
+        self.canonical(&self.recipient_canonical, addr).is_some()
+    }
+
+    /// Rewrites one envelope address; the empty (null) sender stays
+    /// empty. Masquerading applies to the sender only (Postfix's default
+    /// `masquerade_classes` has `envelope_sender` but not
+    /// `envelope_recipient`).
     pub fn rewrite(&self, addr: &str, side: Side) -> String {
+        self.rewrite_as(addr, side, side == Side::Sender)
+    }
+
+    /// Rewrites one header address: like [`Rewriter::rewrite`], but
+    /// masquerading applies to both sides (`header_sender` and
+    /// `header_recipient` in Postfix's default `masquerade_classes`).
+    pub fn rewrite_header(&self, addr: &str, side: Side) -> String {
+        self.rewrite_as(addr, side, true)
+    }
+
+    fn rewrite_as(&self, addr: &str, side: Side, masquerade: bool) -> String {
         if addr.is_empty() {
             return String::new();
         }
@@ -107,7 +131,7 @@ impl Rewriter {
         if let Some(c) = self.canonical(tables, &a) {
             a = c;
         }
-        if side == Side::Sender {
+        if masquerade {
             if let Some(m) = self.masquerade(&a) {
                 a = m;
             }
@@ -132,7 +156,7 @@ impl Rewriter {
 
     /// Rewrites every address in a header value; `None` if nothing changed.
     pub fn header_value(&self, value: &str, side: Side) -> Option<String> {
-        let out = rewrite_address_list(value, |a| self.rewrite(a, side));
+        let out = rewrite_address_list(value, |a| self.rewrite_header(a, side));
         (out != value).then_some(out)
     }
 }
@@ -302,6 +326,9 @@ mod tests {
         assert_eq!(r.rewrite("a@old.example", Side::Sender), "a@new.example");
         assert_eq!(r.rewrite("full@x.test", Side::Sender), "full@y.test");
         assert_eq!(r.rewrite("bob", Side::Recipient), "robert@box.example.org");
+        assert!(r.is_recipient_canonical("Bob@box.example.org"));
+        assert!(!r.is_recipient_canonical("root@box.example.org"));
+        assert!(!r.is_recipient_canonical("bob"));
         assert_eq!(
             r.rewrite("x@keep.example.org", Side::Sender),
             "x@keep.example.org"
@@ -335,9 +362,34 @@ mod tests {
         assert_eq!(up("<a@b"), "<a@b");
         assert_eq!(
             r.header_value(" root, Bob <bob>", Side::Recipient).unwrap(),
+            " root@example.org, Bob <robert@example.org>"
+        );
+        let plain = Rewriter {
+            masquerade_domains: Vec::new(),
+            ..rw()
+        };
+        assert_eq!(
+            plain
+                .header_value(" root, Bob <bob>", Side::Recipient)
+                .unwrap(),
             " root@box.example.org, Bob <robert@box.example.org>"
         );
         assert_eq!(r.header_value(" x@y.test", Side::Recipient), None);
+        // Masquerading: header recipients too, envelope recipients not.
+        assert_eq!(
+            r.header_value(" x@sub.example.org, <y@keep.example.org>", Side::Recipient)
+                .unwrap(),
+            " x@example.org, <y@keep.example.org>"
+        );
+        assert_eq!(
+            r.header_value("A <a@nas.example.org>", Side::Sender)
+                .unwrap(),
+            "A <a@example.org>"
+        );
+        assert_eq!(
+            r.rewrite("x@sub.example.org", Side::Recipient),
+            "x@sub.example.org"
+        );
         assert_eq!(Rewriter::header_side("FROM"), Some(Side::Sender));
         assert_eq!(Rewriter::header_side("Cc"), Some(Side::Recipient));
         assert_eq!(Rewriter::header_side("Subject"), None);

@@ -365,6 +365,17 @@ impl Read for MessageReader {
     }
 }
 
+impl MessageReader {
+    /// The open queue file with the offset and length of the message bytes
+    /// not read yet, for handing the file to another process (local
+    /// delivery as the recipient) that reads it with `pread`.
+    pub fn file_span(&mut self) -> io::Result<(&File, u64, u64)> {
+        let len = self.body.limit();
+        let pos = self.body.get_mut().stream_position()?;
+        Ok((self.body.get_ref().get_ref(), pos, len))
+    }
+}
+
 fn now_micros() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -540,10 +540,15 @@ impl Shared {
     }
 
     /// Local domains (mydestination): known users and aliases are
-    /// `Local`, others `LocalUnknown` (550 5.1.1); else relaying.
+    /// `Local`, and so are addresses that `recipient_canonical_maps`
+    /// rewrites (they are judged after rewriting, at delivery, as
+    /// Postfix's check_rcpt_maps skips them); others `LocalUnknown`
+    /// (550 5.1.1); else relaying.
     pub fn classify(&self, rcpt: &Path<'_>) -> RcptClass {
         let known = |d: &str| {
-            if self.local.knows(rcpt.local_part(), d) {
+            let addr = format!("{}@{d}", rcpt.local_part());
+            if self.local.knows(rcpt.local_part(), d) || self.rewrite.is_recipient_canonical(&addr)
+            {
                 RcptClass::Local
             } else {
                 RcptClass::LocalUnknown

@@ -1,0 +1,480 @@
+//! Delivery into system users' home Maildirs after the daemon has dropped
+//! root, the way Postfix's local(8) does it: as the recipient.
+//!
+//! Before dropping privileges the daemon forks this small helper, which
+//! stays root and is connected to it by a `SOCK_SEQPACKET` socketpair. For
+//! each delivery the daemon sends a [`wire::Request`] (user, mailbox below
+//! the user's home, header lines to prepend) with the open queue file
+//! attached (SCM_RIGHTS), so the helper never opens the private spool by
+//! name. The helper looks the user up again, forks, and the child drops to
+//! the user's uid and gid (supplementary groups: the primary group only,
+//! as Postfix does) before it runs [`maildir::deliver`]; the result travels
+//! back as a [`wire::Reply`]. The helper exits when the daemon's end of the
+//! socket closes.
+//!
+//! As in Postfix, the mailbox of `root` (any uid 0 account) is written as
+//! root: Postfix uses `default_privs` only for files and commands.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path};
+use std::sync::Mutex;
+
+use super::wire::{self, Outcome, Reply, Request};
+use super::{maildir, users};
+
+/// How long the daemon waits for one delivery's reply.
+const REPLY_TIMEOUT_SECS: libc::time_t = 600;
+
+struct Client {
+    sock: OwnedFd,
+    seq: u32,
+}
+
+/// The daemon's end of the socket, once the helper runs.
+static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+
+fn last_err(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Is the helper running (the daemon started as root)?
+pub fn running() -> bool {
+    CLIENT.lock().map(|c| c.is_some()).unwrap_or(false)
+}
+
+/// Forks the helper; call as root, before dropping privileges. Returns its
+/// process ID.
+pub fn spawn() -> io::Result<u32> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two fds into the array we own.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(last_err("socketpair"));
+    }
+    // SAFETY: both fds were just created and are owned by nothing else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_reply_timeout(&ours)?;
+    // SAFETY: the child runs only `serve`, which never returns to the
+    // caller's code and ends with _exit.
+    match unsafe { libc::fork() } {
+        -1 => Err(last_err("fork")),
+        0 => {
+            drop(ours);
+            serve(theirs)
+        }
+        pid => {
+            drop(theirs);
+            let mut g = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+            *g = Some(Client { sock: ours, seq: 0 });
+            Ok(pid as u32)
+        }
+    }
+}
+
+fn set_reply_timeout(sock: &OwnedFd) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: REPLY_TIMEOUT_SECS,
+        tv_usec: 0,
+    };
+    // SAFETY: valid fd, pointer to a timeval of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_err("setsockopt SO_RCVTIMEO"));
+    }
+    Ok(())
+}
+
+/// Daemon side: delivers through the helper. `None` when no helper runs
+/// (the caller writes the Maildir itself).
+pub fn deliver(
+    user: &str,
+    mailbox: &str,
+    host: &str,
+    prepend: &[u8],
+    file: &File,
+    offset: u64,
+    len: u64,
+) -> Option<Outcome> {
+    let mut g = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    let c = g.as_mut()?;
+    c.seq = c.seq.wrapping_add(1);
+    let req = Request {
+        seq: c.seq,
+        user: user.to_string(),
+        mailbox: mailbox.to_string(),
+        host: host.to_string(),
+        prepend: prepend.to_vec(),
+        offset,
+        len,
+    };
+    let temp = |t: String| Some(Outcome::Temporary(t));
+    let bytes = match req.encode() {
+        Ok(b) => b,
+        Err(e) => return temp(format!("local delivery request for {user}: {e}")),
+    };
+    if let Err(e) = send_with_fd(c.sock.as_raw_fd(), &bytes, file.as_raw_fd()) {
+        return temp(format!("cannot reach the local delivery helper: {e}"));
+    }
+    let mut buf = vec![0u8; wire::MAX_MESSAGE];
+    loop {
+        match recv_with_fd(c.sock.as_raw_fd(), &mut buf) {
+            Ok((0, _, _)) => return temp("the local delivery helper has exited".into()),
+            Ok((n, _, _)) => match Reply::decode(&buf[..n]) {
+                // A late reply to an earlier request that timed out.
+                Ok(r) if r.seq != c.seq => continue,
+                Ok(r) => return Some(r.outcome),
+                Err(e) => return temp(format!("bad reply from the local delivery helper: {e}")),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return temp(format!(
+                    "no reply from the local delivery helper within {REPLY_TIMEOUT_SECS}s"
+                ))
+            }
+            Err(e) => return temp(format!("local delivery helper: {e}")),
+        }
+    }
+}
+
+/// `home_mailbox` as the helper accepts it: relative, no `..`, a Maildir.
+fn mailbox_ok(m: &str) -> bool {
+    m.ends_with('/')
+        && Path::new(m)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+fn serve(sock: OwnedFd) -> ! {
+    // SAFETY: plain signal and fd calls in the freshly forked child. The
+    // helper ignores the signals meant for the daemon (a service manager
+    // sends SIGTERM to the whole group; deliveries during the daemon's
+    // drain must still work): it ends when the daemon's socket closes.
+    // It keeps only its socket and stdio.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+            n if n > 0 => n.min(65536) as RawFd,
+            _ => 1024,
+        };
+        for fd in 3..max {
+            if fd != sock.as_raw_fd() {
+                libc::close(fd);
+            }
+        }
+    }
+    let mut buf = vec![0u8; wire::MAX_MESSAGE];
+    let code = loop {
+        let (n, file, truncated) = match recv_with_fd(sock.as_raw_fd(), &mut buf) {
+            Ok((0, _, _)) => break 0,
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break 1,
+        };
+        let data = &buf[..n];
+        let seq = data
+            .get(1..5)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, u32::from_be_bytes);
+        let outcome = match (Request::decode(data), file) {
+            _ if truncated => Outcome::Temporary("local delivery request too large".into()),
+            (Err(e), _) => Outcome::Temporary(format!("bad local delivery request: {e}")),
+            (Ok(_), None) => Outcome::Temporary("local delivery request without a file".into()),
+            (Ok(req), Some(fd)) => deliver_as_user(&req, &File::from(fd)),
+        };
+        let reply = Reply { seq, outcome }.encode();
+        if send_with_fd(sock.as_raw_fd(), &reply, -1).is_err() {
+            break 1;
+        }
+    };
+    // SAFETY: ends the helper without running the daemon's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// In the helper (root): fork, become the user, write the Maildir file.
+fn deliver_as_user(req: &Request, file: &File) -> Outcome {
+    let user = match users::lookup(&req.user) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Outcome::Permanent(format!("unknown user: \"{}\"", req.user)),
+        Err(e) => return Outcome::Temporary(format!("cannot read the password database: {e}")),
+    };
+    if !mailbox_ok(&req.mailbox) {
+        return Outcome::Temporary(format!(
+            "home_mailbox {} is not a relative Maildir path",
+            req.mailbox
+        ));
+    }
+    let dir = user.home.join(&req.mailbox);
+    let mut p = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Outcome::Temporary(last_err("pipe").to_string());
+    }
+    // SAFETY: both fds were just created.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    // SAFETY: the child only switches credentials, writes the file and
+    // reports, then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Outcome::Temporary(last_err("fork").to_string());
+    }
+    if pid == 0 {
+        drop(rd);
+        let outcome = match become_user(user.uid, user.gid) {
+            Err(e) => Outcome::Temporary(format!(
+                "cannot switch to user {} (uid {}): {e}",
+                user.name, user.uid
+            )),
+            Ok(()) => {
+                let mut body = At {
+                    file,
+                    pos: req.offset,
+                    end: req.offset.saturating_add(req.len),
+                };
+                match maildir::deliver(&dir, &req.prepend, &mut body, None, &req.host) {
+                    Ok(path) => Outcome::Delivered(path.display().to_string()),
+                    Err(e) => Outcome::Temporary(e.to_string()),
+                }
+            }
+        };
+        let bytes = Reply { seq: 0, outcome }.encode();
+        let mut w = File::from(wr);
+        let code = match io::Write::write_all(&mut w, &bytes) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        };
+        // SAFETY: ends the delivery child.
+        unsafe { libc::_exit(code) }
+    }
+    drop(wr);
+    let mut got = Vec::new();
+    let read = File::from(rd)
+        .take(wire::MAX_MESSAGE as u64)
+        .read_to_end(&mut got);
+    let mut status: libc::c_int = 0;
+    // SAFETY: waits for the child we forked.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    match (read, Reply::decode(&got)) {
+        (Ok(_), Ok(r)) => r.outcome,
+        _ => Outcome::Temporary(format!(
+            "delivery process for {} ended without a result (wait status {status})",
+            user.name
+        )),
+    }
+}
+
+fn become_user(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: credential syscalls; order matters (groups, gid, uid).
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 {
+            return Err(last_err("setgroups"));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(last_err("setgid"));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(last_err("setuid"));
+        }
+        if uid != 0 && libc::setuid(0) == 0 {
+            return Err(io::Error::other("privileges were not dropped"));
+        }
+    }
+    Ok(())
+}
+
+/// The message bytes of the passed queue file, read with `pread` (the file
+/// offset is shared with the daemon's descriptor, so it is left alone).
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Room for one fd in a control message, 8-byte aligned.
+#[repr(C, align(8))]
+struct Cmsg([u8; 64]);
+
+/// Sends one datagram, with `fd` attached unless it is negative.
+fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut cbuf = Cmsg([0; 64]);
+    // SAFETY: msghdr is plain data; every pointer in it refers to live
+    // buffers of the lengths given, and the cmsg macros stay inside cbuf
+    // (CMSG_SPACE of one int is far below 64 bytes).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if fd >= 0 {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+            msg.msg_control = cbuf.0.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd);
+        }
+        loop {
+            let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n as usize != data.len() {
+                return Err(io::Error::other("short send"));
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Receives one datagram into `buf`: its length, the first fd passed with
+/// it (others are closed), and whether data or fds were cut off.
+fn recv_with_fd(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>, bool)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = Cmsg([0; 64]);
+    // SAFETY: as in send_with_fd; the kernel writes at most
+    // msg_controllen bytes of control data, and we read only headers
+    // the CMSG macros hand out within that length.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = cbuf.0.len() as _;
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut first = None;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<libc::c_int>();
+                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                    let fd = std::ptr::read_unaligned(data.add(i));
+                    let owned = OwnedFd::from_raw_fd(fd);
+                    if first.is_none() {
+                        first = Some(owned);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        let cut = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+        Ok((n as usize, first, cut))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_paths() {
+        assert!(mailbox_ok("Maildir/"));
+        assert!(mailbox_ok("mail/inbox/"));
+        assert!(!mailbox_ok("Maildir"));
+        assert!(!mailbox_ok("../x/"));
+        assert!(!mailbox_ok("/etc/"));
+    }
+
+    #[test]
+    fn fd_passing_over_a_socketpair() {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: as in spawn.
+        assert_eq!(
+            unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                    0,
+                    fds.as_mut_ptr(),
+                )
+            },
+            0
+        );
+        // SAFETY: fresh fds.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let path = std::env::temp_dir().join(format!("tern-helper-fd-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let f = File::open(&path).unwrap();
+        send_with_fd(a.as_raw_fd(), b"hello", f.as_raw_fd()).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fd, cut) = recv_with_fd(b.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..n], cut), (&b"hello"[..], false));
+        let got = File::from(fd.expect("an fd"));
+        let mut s = String::new();
+        At {
+            file: &got,
+            pos: 3,
+            end: 7,
+        }
+        .read_to_string(&mut s)
+        .unwrap();
+        assert_eq!(s, "3456");
+        // Too long for the buffer: reported as cut, not silently accepted.
+        send_with_fd(a.as_raw_fd(), &[b'x'; 32], -1).unwrap();
+        let (_, fd, cut) = recv_with_fd(b.as_raw_fd(), &mut buf).unwrap();
+        assert!(cut && fd.is_none());
+        drop(a);
+        assert_eq!(recv_with_fd(b.as_raw_fd(), &mut buf).unwrap().0, 0);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
