@@ -410,6 +410,12 @@ pub static PARAMS: &[Param] = &[
         "errors before a client is disconnected"
     ),
     p!(
+        "smtpd_junk_command_limit",
+        "100",
+        Kind::Int,
+        "HELO, EHLO, RSET, NOOP, VRFY, HELP beyond this many count as errors"
+    ),
+    p!(
         "smtpd_recipient_limit",
         "1000",
         Kind::Int,

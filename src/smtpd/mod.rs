@@ -118,6 +118,7 @@ impl Shared {
             client_in_mynetworks: false,
             soft_error_limit: u32::try_from(cfg.int("smtpd_soft_error_limit")).unwrap_or(10),
             hard_error_limit: u32::try_from(cfg.int("smtpd_hard_error_limit")).unwrap_or(20),
+            junk_command_limit: u32::try_from(cfg.int("smtpd_junk_command_limit")).unwrap_or(100),
             error_sleep_time: 1,
             bare_newline,
             bare_newline_reject_code: 550,
