@@ -162,6 +162,13 @@ impl Config {
                 "tls_ffdhe_auto_groups: FFDHE key exchange is not available (the aws-lc-rs TLS provider has only elliptic-curve and ML-KEM groups); leave it empty and use tls_eecdh_auto_curves".into(),
             );
         }
+        // The listener honours these; a value it could not use must not be
+        // silently replaced by the default.
+        for key in ["smtpd_tls_protocols", "smtpd_tls_mandatory_protocols"] {
+            if let Err(e) = crate::policy::decide::TlsVersions::parse(self.get(key)) {
+                at(key, format!("{key} = {}: {e}", self.get(key)));
+            }
+        }
         for (a, b) in [("minimal_backoff_time", "maximal_backoff_time")] {
             if self.time(a) > self.time(b) {
                 at(a, format!("{a} is longer than {b}"));

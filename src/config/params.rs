@@ -482,10 +482,16 @@ pub static PARAMS: &[Param] = &[
         "0: no TLS logging, 1: one line per handshake"
     ),
     p!(
+        "smtpd_tls_mandatory_protocols",
+        ">=TLSv1.2",
+        Kind::List,
+        "TLS versions on port 465 and with smtpd_tls_security_level = encrypt"
+    ),
+    p!(
         "smtpd_tls_protocols",
         ">=TLSv1.2",
         Kind::List,
-        "TLS versions offered by the server"
+        "TLS versions offered with STARTTLS (Postfix syntax: >=TLSv1.2, !TLSv1.2)"
     ),
     p!(
         "smtpd_tls_received_header",

@@ -41,8 +41,13 @@ pub struct Shared {
     pub local: crate::local::LocalDelivery,
     /// Envelope rewriting at queue entry.
     pub rewrite: crate::local::Rewriter,
-    /// The server TLS configuration, if a certificate is configured.
+    /// The server TLS configuration for opportunistic STARTTLS
+    /// (`smtpd_tls_protocols`), if a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The configuration where TLS is mandatory: implicit TLS (port 465)
+    /// and `smtpd_tls_security_level = encrypt`
+    /// (`smtpd_tls_mandatory_protocols`, as Postfix chooses).
+    pub tls_mandatory: Option<Arc<rustls::ServerConfig>>,
     /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
     pub passwords: Option<passwd::PasswordFile>,
     /// The spool.
@@ -77,7 +82,10 @@ impl Shared {
         committer: Rc<commit::GroupCommit>,
         on_new_mail: Box<dyn Fn(&str)>,
     ) -> Result<Shared, String> {
-        let tls = server_tls(cfg)?;
+        let (tls, tls_mandatory) = match server_tls(cfg)? {
+            Some(t) => (Some(t.opportunistic), Some(t.mandatory)),
+            None => (None, None),
+        };
         if cfg.bool("smtpd_tls_ask_ccert") {
             log::warn!(target: "smtpd", "warning: smtpd_tls_ask_ccert = yes is not supported yet: no client certificate is requested");
         }
@@ -132,6 +140,7 @@ impl Shared {
             local: crate::local::LocalDelivery::from_config(cfg)?,
             rewrite: crate::local::Rewriter::from_config(cfg)?,
             tls,
+            tls_mandatory,
             passwords,
             spool,
             committer,
@@ -167,9 +176,29 @@ pub fn tls_params(cfg: &Config) -> Result<TlsParams, String> {
     Ok(p)
 }
 
-/// The server TLS configuration from `smtpd_tls_{,ec}{cert,key}_file`, or
-/// None when no certificate is configured.
-pub fn server_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+/// The listener's two TLS configurations (they differ only in the
+/// protocol versions offered).
+pub struct ServerTls {
+    /// Opportunistic STARTTLS: `smtpd_tls_protocols`.
+    pub opportunistic: Arc<rustls::ServerConfig>,
+    /// Implicit TLS and `smtpd_tls_security_level = encrypt`:
+    /// `smtpd_tls_mandatory_protocols`.
+    pub mandatory: Arc<rustls::ServerConfig>,
+}
+
+/// `smtpd_tls_protocols` or `smtpd_tls_mandatory_protocols` as options.
+fn server_options(cfg: &Config, key: &str) -> Result<crate::tls::ServerOptions, String> {
+    let v = crate::policy::decide::TlsVersions::parse(cfg.get(key))
+        .map_err(|e| format!("{key} = {}: {e}", cfg.get(key)))?;
+    Ok(crate::tls::ServerOptions {
+        tls12: v.tls12(),
+        tls13: v.tls13(),
+    })
+}
+
+/// The server TLS configurations from `smtpd_tls_{,ec}{cert,key}_file`
+/// and the protocols settings, or None when no certificate is configured.
+pub fn server_tls(cfg: &Config) -> Result<Option<ServerTls>, String> {
     let mut pairs = Vec::new();
     for (cert, key) in [
         ("smtpd_tls_cert_file", "smtpd_tls_key_file"),
@@ -191,9 +220,14 @@ pub fn server_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Str
         return Ok(None);
     }
     let params = tls_params(cfg)?;
-    crate::tls::build_server_config(&params, &pairs)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    let build = |key: &str| {
+        let opts = server_options(cfg, key)?;
+        crate::tls::build_server_config_with(&params, &pairs, &opts).map_err(|e| e.to_string())
+    };
+    Ok(Some(ServerTls {
+        opportunistic: build("smtpd_tls_protocols")?,
+        mandatory: build("smtpd_tls_mandatory_protocols")?,
+    }))
 }
 
 /// The bound listeners, before privileges are dropped.

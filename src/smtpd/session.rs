@@ -60,7 +60,7 @@ pub async fn run(
     let sasl = Cell::new(None);
 
     if service == Service::Submissions {
-        let Some(tls) = shared.tls.clone() else {
+        let Some(tls) = shared.tls_mandatory.clone() else {
             log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
             return;
         };
@@ -247,7 +247,13 @@ async fn perform(
                 // CVE-2011-0411: nothing the client pipelined after STARTTLS
                 // may be read as if it had come over TLS.
                 splitter.discard();
-                let Some(tls) = shared.tls.clone() else {
+                // Postfix: the mandatory protocols where TLS is enforced.
+                let tls = if shared.params.tls_required {
+                    shared.tls_mandatory.clone()
+                } else {
+                    shared.tls.clone()
+                };
+                let Some(tls) = tls else {
                     return Err(Ended::Lost);
                 };
                 match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {

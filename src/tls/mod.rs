@@ -20,7 +20,8 @@ pub mod verify;
 
 pub use pool::{BufferPool, Slot};
 pub use server_config::{
-    build_client_config, build_server_config, CertKeyPaths, ConfigError, TlsParams,
+    build_client_config, build_server_config, build_server_config_with, CertKeyPaths, ConfigError,
+    ServerOptions, TlsParams,
 };
 pub use stream::Stream;
 pub use summary::{TlsSummary, Trust};

@@ -75,6 +75,8 @@ pub enum ConfigError {
     },
     /// No usable key exchange group remains.
     NoCurves,
+    /// The server was given neither TLS 1.2 nor TLS 1.3.
+    NoProtocols,
     /// `tls_ffdhe_auto_groups` is not empty: the provider cannot do FFDHE.
     FfdheUnsupported {
         /// The configured value.
@@ -117,6 +119,9 @@ impl fmt::Display for ConfigError {
             ConfigError::NoCurves => {
                 f.write_str("tls_eecdh_auto_curves: no supported key exchange group left")
             }
+            ConfigError::NoProtocols => f.write_str(
+                "smtpd_tls_protocols: neither TLSv1.2 nor TLSv1.3 is enabled",
+            ),
             ConfigError::FfdheUnsupported { groups } => write!(
                 f,
                 "tls_ffdhe_auto_groups = {groups}: the aws-lc-rs TLS provider has no FFDHE; set tls_ffdhe_auto_groups empty (ECDHE and X25519 are used)"
@@ -142,6 +147,12 @@ pub struct TlsParams {
     /// Curve names from the list that are known but not available here (X448,
     /// secp521r1): the caller logs a warning, as Postfix does.
     pub ignored_curves: Vec<String>,
+    /// The server picks the cipher suite by its own order, not the
+    /// client's (rustls `ignore_client_order`, Postfix's
+    /// `tls_preempt_cipherlist`). Set with ChaCha20 first: an OpenSSL
+    /// client lists AES-GCM first, and a board without AES instructions
+    /// must still get ChaCha20.
+    pub prefer_server_order: bool,
 }
 
 /// Looks up one `tls_eecdh_auto_curves` name: `Ok(Some)` supported,
@@ -220,6 +231,7 @@ impl TlsParams {
         Ok(TlsParams {
             provider: Arc::new(provider),
             ignored_curves: ignored,
+            prefer_server_order: chacha_first,
         })
     }
 }
@@ -357,11 +369,50 @@ fn load_pair(provider: &CryptoProvider, p: &CertKeyPaths) -> Result<CertifiedKey
     }
 }
 
-/// Builds the listener's config from certificate/key pairs (one per algorithm).
+/// Listener choices beyond the crypto parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Offer TLS 1.2 (`smtpd_tls_protocols` allows it).
+    pub tls12: bool,
+    /// Offer TLS 1.3.
+    pub tls13: bool,
+}
+
+impl Default for ServerOptions {
+    /// TLS 1.2 and 1.3.
+    fn default() -> Self {
+        ServerOptions {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
+/// Builds the listener's config from certificate/key pairs (one per
+/// algorithm), with TLS 1.2 and 1.3.
 pub fn build_server_config(
     params: &TlsParams,
     pairs: &[CertKeyPaths],
 ) -> Result<Arc<ServerConfig>, ConfigError> {
+    build_server_config_with(params, pairs, &ServerOptions::default())
+}
+
+/// Builds the listener's config from certificate/key pairs with `opts`.
+pub fn build_server_config_with(
+    params: &TlsParams,
+    pairs: &[CertKeyPaths],
+    opts: &ServerOptions,
+) -> Result<Arc<ServerConfig>, ConfigError> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::with_capacity(2);
+    if opts.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if opts.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err(ConfigError::NoProtocols);
+    }
     if pairs.is_empty() {
         return Err(ConfigError::NoCertificates);
     }
@@ -380,9 +431,10 @@ pub fn build_server_config(
     // Smaller, faster signatures first; RSA for clients that offer nothing else.
     keys.sort_by_key(|k| k.key.algorithm() == SignatureAlgorithm::RSA);
     let mut config = ServerConfig::builder_with_provider(Arc::clone(&params.provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(&versions)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(KeyByScheme { keys }));
+    config.ignore_client_order = params.prefer_server_order;
     config.max_fragment_size = Some(MAX_FRAGMENT_SIZE);
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -458,8 +510,26 @@ mod tests {
             p.provider.cipher_suites[0].suite(),
             rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
         );
+        assert!(p.prefer_server_order);
         let p = TlsParams::from_postfix("", "", false).unwrap();
         assert!(!is_chacha(&p.provider.cipher_suites[0]));
+        assert!(!p.prefer_server_order);
+    }
+
+    #[test]
+    fn no_protocols_is_an_error() {
+        let p = TlsParams::from_postfix("", "", false).unwrap();
+        let opts = ServerOptions {
+            tls12: false,
+            tls13: false,
+        };
+        // Checked before any file is read.
+        let e = build_server_config_with(&p, &[], &opts).unwrap_err();
+        assert!(matches!(e, ConfigError::NoProtocols), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "smtpd_tls_protocols: neither TLSv1.2 nor TLSv1.3 is enabled"
+        );
     }
 
     #[test]

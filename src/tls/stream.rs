@@ -322,6 +322,13 @@ impl Io {
                 Step::Writable if !conn.common().is_handshaking() => return Ok(()),
                 Step::NeedRead | Step::Writable => self.fill_incoming().await?,
                 Step::PlaintextFull => return Err(other("application data during handshake")),
+                // The peer finished the handshake, sent its data and closed
+                // at once (all in one segment): the handshake did complete;
+                // reads return what was sent, then end of stream.
+                Step::PeerClosed | Step::Closed if !conn.common().is_handshaking() => {
+                    self.peer_closed = true;
+                    return Ok(());
+                }
                 Step::PeerClosed | Step::Closed => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
