@@ -3,7 +3,8 @@
 //! (`tls_cipher_preference = chacha20`), `smtpd_tls_protocols` and
 //! `smtpd_tls_mandatory_protocols` restrict the versions (and a TLS 1.2
 //! handshake is logged in Postfix's words, compared with posttls-finger's
-//! own view of it).
+//! own view of it); `smtpd_tls_ask_ccert` asks for a client certificate,
+//! logs and stamps it as Postfix does, and still checks its signature.
 mod common;
 mod smtpd_support;
 
@@ -12,8 +13,8 @@ use std::process::Command;
 use common::certs::{KeyKind, TestCa};
 use common::process::{run, RunOutput};
 use common::tempdir::{write, TempDir};
-use common::tools::Finger;
-use smtpd_support::{Tern, TERN, WAIT};
+use common::tools::{Finger, Swaks};
+use smtpd_support::{body_of, Client, Tern, TERN, WAIT};
 
 /// `openssl s_client -brief -starttls smtp` (or implicit TLS without
 /// `starttls`) with `extra` options; sends QUIT once connected.
@@ -182,4 +183,153 @@ fn unusable_protocols_are_config_errors_with_lines() {
         "{}",
         out.combined()
     );
+}
+
+/// The Received header (with its folded lines) at the top of a message.
+fn received_of(tern: &Tern, id: &str) -> String {
+    let q = tern.queue_file(id);
+    body_of(&q)
+        .split_inclusive('\n')
+        .take_while(|l| l.starts_with("Received:") || l.starts_with([' ', '\t']))
+        .collect()
+}
+
+#[test]
+fn ask_ccert_logs_and_stamps_the_client_certificate() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let client = ca.client_cert(KeyKind::EcdsaP256, "client.example.test");
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .set("smtpd_tls_ask_ccert", "yes")
+        .start();
+
+    // A client with a certificate: "Untrusted" (presented, never checked
+    // against a CA), its signature in the summary, its names in the header.
+    let r = Swaks::new(tern.smtp_port)
+        .to("rcpt@remote.test")
+        .tls()
+        .tls_client_cert(&client.chain, &client.key)
+        .run_ok();
+    let line = tern.wait_for_log(&[
+        "]: Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_",
+    ]);
+    assert!(
+        line.ends_with(" client-signature ECDSA (P-256) client-digest SHA256"),
+        "{line}"
+    );
+    let received = received_of(&tern, &r.queue_id().unwrap());
+    assert!(
+        received.contains(
+            "\r\n\t client-signature ECDSA (P-256) client-digest SHA256)\r\n\t(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))\r\n"
+        ),
+        "{received}"
+    );
+
+    // A client without one: asked, none presented.
+    let r = Swaks::new(tern.smtp_port)
+        .to("rcpt@remote.test")
+        .tls()
+        .run_ok();
+    let received = received_of(&tern, &r.queue_id().unwrap());
+    assert!(
+        received.contains(")\r\n\t(Client did not present a certificate)\r\n"),
+        "{received}"
+    );
+    assert!(!received.contains("client-signature"), "{received}");
+    tern.wait_for_log(&[
+        "]: Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_",
+    ]);
+
+    // Over TLS 1.2 too (the TLS 1.2 CertificateVerify path).
+    let r = Swaks::new(tern.smtp_port)
+        .to("rcpt@remote.test")
+        .tls()
+        .arg("--tls-protocol")
+        .arg("tlsv1_2")
+        .tls_client_cert(&client.chain, &client.key)
+        .run_ok();
+    tern.wait_for_log(&[
+        "]: Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.2 with cipher ECDHE-RSA-",
+        // In TLS 1.2 an ECDSA scheme is not tied to the curve: OpenSSL
+        // signs with SHA-384 here.
+        " client-signature ECDSA (P-256) client-digest SHA",
+    ]);
+    let received = received_of(&tern, &r.queue_id().unwrap());
+    assert!(
+        received.contains(
+            "(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))"
+        ),
+        "{received}"
+    );
+}
+
+#[test]
+fn ask_ccert_checks_the_client_signature() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let client = ca.client_cert(KeyKind::EcdsaP256, "client.example.test");
+    let other = ca.client_cert(KeyKind::EcdsaP256, "other.example.test");
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .set("smtpd_tls_ask_ccert", "yes")
+        .start();
+    // The client shows client.example.test's certificate but signs with
+    // another key: an unverified certificate is fine, a forged signature
+    // is not.
+    let mut c = Client::connect(tern.smtp_port);
+    c.reply();
+    c.cmd("EHLO client.test");
+    assert!(c.cmd("STARTTLS").starts_with("220 "));
+    let handshake = c.start_tls_with_cert(&ca.cert, "tern.example.test", &client.chain, &other.key);
+    if handshake.is_ok() {
+        // TLS 1.3: the client's flight is sent; the server's verdict comes
+        // as an alert instead of a reply.
+        c.send(b"EHLO client.test\r\n");
+        assert_eq!(c.try_reply(), None);
+    }
+    tern.wait_for_log(&[
+        "SSL_accept error from localhost[127.0.0.1]: invalid peer certificate: BadSignature",
+    ]);
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 starttls=0/1"]);
+    assert_eq!(
+        tern.log_count("TLS connection established"),
+        0,
+        "{}",
+        tern.log()
+    );
+
+    // The same client with the right key is accepted.
+    let mut c = Client::connect(tern.smtp_port);
+    c.reply();
+    c.cmd("EHLO client.test");
+    assert!(c.cmd("STARTTLS").starts_with("220 "));
+    c.start_tls_with_cert(&ca.cert, "tern.example.test", &client.chain, &client.key)
+        .expect("handshake");
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    tern.wait_for_log(&[
+        "Untrusted TLS connection established from localhost[127.0.0.1] to tern.example.test: ",
+    ]);
+}
+
+#[test]
+fn without_ask_ccert_no_certificate_is_requested() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let client = ca.client_cert(KeyKind::EcdsaP256, "client.example.test");
+    let tern = Tern::builder().cert(&leaf.chain, &leaf.key).start();
+    // swaks has a certificate ready, but is never asked for it.
+    let r = Swaks::new(tern.smtp_port)
+        .to("rcpt@remote.test")
+        .tls()
+        .tls_client_cert(&client.chain, &client.key)
+        .run_ok();
+    let received = received_of(&tern, &r.queue_id().unwrap());
+    assert!(
+        received.contains(")\r\n\t(No client certificate requested)\r\n"),
+        "{received}"
+    );
+    tern.wait_for_log(&["]: Anonymous TLS connection established from localhost[127.0.0.1]: "]);
+    assert_eq!(tern.log_count("client-signature"), 0, "{}", tern.log());
 }

@@ -443,7 +443,7 @@ pub static PARAMS: &[Param] = &[
         "smtpd_tls_ask_ccert",
         "no",
         Kind::Bool,
-        "ask clients for a certificate (not supported yet: a warning is logged)"
+        "ask clients for a certificate (optional for them; logged, not verified)"
     ),
     p!(
         "smtpd_tls_auth_only",

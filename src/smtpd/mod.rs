@@ -66,6 +66,8 @@ pub struct Shared {
     pub tls_loglevel: u64,
     /// `smtpd_tls_received_header`.
     pub received_tls: bool,
+    /// `smtpd_tls_ask_ccert` (for the Received header's wording).
+    pub ask_ccert: bool,
     /// `myhostname`.
     pub hostname: String,
     /// Called after each committed message (wakes the queue manager).
@@ -86,9 +88,6 @@ impl Shared {
             Some(t) => (Some(t.opportunistic), Some(t.mandatory)),
             None => (None, None),
         };
-        if cfg.bool("smtpd_tls_ask_ccert") {
-            log::warn!(target: "smtpd", "warning: smtpd_tls_ask_ccert = yes is not supported yet: no client certificate is requested");
-        }
         if tls.is_none() {
             log::warn!(target: "smtpd", "warning: no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
         }
@@ -150,6 +149,7 @@ impl Shared {
             bare_newline,
             tls_loglevel: cfg.int("smtpd_tls_loglevel"),
             received_tls: cfg.bool("smtpd_tls_received_header"),
+            ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
             on_new_mail,
         })
@@ -193,6 +193,7 @@ fn server_options(cfg: &Config, key: &str) -> Result<crate::tls::ServerOptions, 
     Ok(crate::tls::ServerOptions {
         tls12: v.tls12(),
         tls13: v.tls13(),
+        ask_client_cert: cfg.bool("smtpd_tls_ask_ccert"),
     })
 }
 

@@ -361,9 +361,14 @@ async fn receive_data(
         }
         let tls_comment = stream.tls_summary().map(|s| {
             let c = s.received_comment().to_string();
-            // Postfix folds the comment before "key-exchange".
-            let c = c.replacen(" key-exchange", "\n key-exchange", 1);
-            format!("{c}\n(No client certificate requested)")
+            // Postfix folds the comment before "key-exchange" and
+            // "client-signature".
+            let c = c.replacen(" key-exchange", "\n key-exchange", 1).replacen(
+                " client-signature",
+                "\n client-signature",
+                1,
+            );
+            format!("{c}\n{}", s.client_cert_comment(shared.ask_ccert))
         });
         let header = received_header(&ReceivedInfo {
             helo: sess.helo_name(),

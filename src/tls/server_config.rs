@@ -5,7 +5,8 @@
 //! [`build_server_config`] loads certificate chains and keys from PEM files
 //! (RSA and ECDSA at once, like Postfix's `smtpd_tls_cert_file` and
 //! `smtpd_tls_eccert_file`) and picks one per ClientHello from the client's
-//! signature schemes. [`build_client_config`] makes the outbound side with a
+//! signature schemes; with `smtpd_tls_ask_ccert` it asks clients for a
+//! certificate ([`AskClientCert`]). [`build_client_config`] makes the outbound side with a
 //! caller-supplied certificate verifier (see [`crate::tls::verify`]).
 //!
 //! Both sides: TLS 1.2 and 1.3, records capped at
@@ -15,13 +16,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::Resumption;
 use rustls::crypto::{aws_lc_rs, CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName};
 use rustls::{ClientConfig, ServerConfig, SignatureAlgorithm, SignatureScheme};
 
 use super::keyinfo::{self, HandshakeSignature, KeyDesc};
@@ -376,15 +381,114 @@ pub struct ServerOptions {
     pub tls12: bool,
     /// Offer TLS 1.3.
     pub tls13: bool,
+    /// `smtpd_tls_ask_ccert`: request (never require) a client
+    /// certificate; see [`AskClientCert`].
+    pub ask_client_cert: bool,
 }
 
 impl Default for ServerOptions {
-    /// TLS 1.2 and 1.3.
+    /// TLS 1.2 and 1.3, no client certificate requested.
     fn default() -> Self {
         ServerOptions {
             tls12: true,
             tls13: true,
+            ask_client_cert: false,
         }
+    }
+}
+
+/// The client-certificate verifier for `smtpd_tls_ask_ccert = yes`.
+///
+/// It asks for a certificate but does not require one, and accepts any
+/// well-formed certificate as *unverified*: like Postfix without
+/// `smtpd_tls_CAfile`, tern only reports what was presented (`Untrusted
+/// TLS connection ...`, `(Client CN "...", Issuer "..." (not verified))`)
+/// and grants nothing for it. The handshake signature is still checked
+/// with rustls's own `verify_tls12_signature` / `verify_tls13_signature`
+/// and the provider's algorithms, so a client must hold the private key
+/// of the certificate it shows.
+#[derive(Debug)]
+pub struct AskClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl AskClientCert {
+    /// A verifier checking signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> AskClientCert {
+        AskClientCert { provider }
+    }
+
+    fn record(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
+        let key = webpki::EndEntityCert::try_from(cert)
+            .ok()
+            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
+            .unwrap_or(KeyDesc::Other);
+        keyinfo::record_client(HandshakeSignature { scheme, key });
+    }
+}
+
+impl ClientCertVerifier for AskClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No CA list: a client may send whatever certificate it has.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Unverified by design, but it must at least be a certificate.
+        webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -430,10 +534,15 @@ pub fn build_server_config_with(
     }
     // Smaller, faster signatures first; RSA for clients that offer nothing else.
     keys.sort_by_key(|k| k.key.algorithm() == SignatureAlgorithm::RSA);
-    let mut config = ServerConfig::builder_with_provider(Arc::clone(&params.provider))
-        .with_protocol_versions(&versions)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(KeyByScheme { keys }));
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&params.provider))
+        .with_protocol_versions(&versions)?;
+    let builder = if opts.ask_client_cert {
+        builder
+            .with_client_cert_verifier(Arc::new(AskClientCert::new(Arc::clone(&params.provider))))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(KeyByScheme { keys }));
     config.ignore_client_order = params.prefer_server_order;
     config.max_fragment_size = Some(MAX_FRAGMENT_SIZE);
     config.send_tls13_tickets = 0;
@@ -522,6 +631,7 @@ mod tests {
         let opts = ServerOptions {
             tls12: false,
             tls13: false,
+            ..ServerOptions::default()
         };
         // Checked before any file is read.
         let e = build_server_config_with(&p, &[], &opts).unwrap_err();

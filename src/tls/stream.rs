@@ -36,7 +36,7 @@ use smol::Async;
 
 use super::keyinfo::{self, HandshakeSignature};
 use super::pool::{Slot, SlotBuffers, INCOMING_TLS_LEN, OUTGOING_TLS_LEN, PLAINTEXT_LEN};
-use super::summary::{TlsSummary, MAX_SNI_LEN};
+use super::summary::{PeerCertNames, TlsSummary, MAX_SNI_LEN};
 
 /// Upper bound on state-machine steps per call; each step does I/O or
 /// advances rustls, so this only stops a logic error from spinning.
@@ -132,6 +132,7 @@ struct Io {
     p_start: usize,
     p_end: usize,
     signature: Option<HandshakeSignature>,
+    client_signature: Option<HandshakeSignature>,
     sni: Option<heapless::String<MAX_SNI_LEN>>,
     /// The peer's close_notify was seen: reads return 0 from now on.
     peer_closed: bool,
@@ -265,6 +266,9 @@ impl Io {
         }
         if let Some(sig) = keyinfo::take() {
             self.signature = Some(sig);
+        }
+        if let Some(sig) = keyinfo::take_client() {
+            self.client_signature = Some(sig);
         }
         if let Some(sni) = keyinfo::take_sni() {
             self.sni = Some(sni);
@@ -459,6 +463,7 @@ impl Stream {
                 p_start: 0,
                 p_end: 0,
                 signature: None,
+                client_signature: None,
                 sni: None,
                 peer_closed: false,
             },
@@ -488,10 +493,12 @@ impl Stream {
         self.io.p_start = 0;
         self.io.p_end = 0;
         self.io.signature = None;
+        self.io.client_signature = None;
         self.io.sni = None;
         self.io.peer_closed = false;
         // Clear whatever an earlier connection on this thread left behind.
         let _ = keyinfo::take();
+        let _ = keyinfo::take_client();
         let _ = keyinfo::take_sni();
     }
 
@@ -519,12 +526,27 @@ impl Stream {
             .ok_or_else(|| other("handshake finished without a cipher suite"))?
             .suite();
         let kx_group = common.negotiated_key_exchange_group().map(|g| g.name());
+        // Server side: the client's certificate, if it presented one
+        // (only requested with smtpd_tls_ask_ccert).
+        let client_cert = match &self.tls {
+            Some(Tls::Server(_)) => common
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| PeerCertNames::from_cert(leaf.as_ref())),
+            _ => None,
+        };
         self.summary = Some(TlsSummary {
             version,
             cipher,
             kx_group,
             server_signature: self.io.signature,
             sni: self.io.sni.take(),
+            client_signature: if client_cert.is_some() {
+                self.io.client_signature
+            } else {
+                None
+            },
+            client_cert,
         });
         Ok(())
     }

@@ -419,12 +419,65 @@ impl Client {
         self.tls = Some(conn);
     }
 
+    /// Like [`Client::start_tls`], but presenting the certificate chain in
+    /// `chain` signed with the key in `key` when the server asks for one.
+    /// Nothing checks that the key belongs to the certificate: a test can
+    /// sign with someone else's key. Returns the handshake error, if any.
+    pub fn start_tls_with_cert(
+        &mut self,
+        ca: &Path,
+        name: &str,
+        chain: &Path,
+        key: &Path,
+    ) -> Result<(), std::io::Error> {
+        use rustls::pki_types::pem::PemObject;
+        assert!(self.buf.is_empty(), "plaintext bytes pending before TLS");
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(ca).unwrap();
+        for c in rustls_pemfile_certs(&mut &pem[..]) {
+            roots.add(c).unwrap();
+        }
+        let pem = std::fs::read(chain).unwrap();
+        let certs = rustls_pemfile_certs(&mut &pem[..]);
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("PEM key");
+        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).expect("key type");
+        let resolver = FixedClientCert(Arc::new(rustls::sign::CertifiedKey::new(certs, signer)));
+        let cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(Arc::new(resolver));
+        let sn = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(cfg), sn).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut self.tcp)?;
+        }
+        self.tls = Some(conn);
+        Ok(())
+    }
+
     /// The negotiated key exchange group, once TLS is up.
     pub fn tls_group(&self) -> Option<String> {
         self.tls
             .as_ref()
             .and_then(|c| c.negotiated_key_exchange_group())
             .map(|g| format!("{:?}", g.name()))
+    }
+}
+
+/// Always offers the same certificate and key (no consistency check).
+#[derive(Debug)]
+struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
