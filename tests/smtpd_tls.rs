@@ -333,3 +333,54 @@ fn without_ask_ccert_no_certificate_is_requested() {
     tern.wait_for_log(&["]: Anonymous TLS connection established from localhost[127.0.0.1]: "]);
     assert_eq!(tern.log_count("client-signature"), 0, "{}", tern.log());
 }
+
+#[test]
+fn failed_implicit_tls_handshake_still_logs_disconnect() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .submissions()
+        .set("smtpd_timeout", "2s")
+        .start();
+    let port = tern.submissions_port.unwrap();
+
+    // Plaintext SMTP to the implicit-TLS port: the handshake fails.
+    let mut c = Client::connect(port);
+    c.send(b"EHLO client.test\r\n");
+    assert!(c.closed());
+    tern.wait_for_log(&["SSL_accept error from localhost[127.0.0.1]: "]);
+    tern.wait_for_log(&["lost connection after CONNECT from localhost[127.0.0.1]"]);
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1] commands=0/0"]);
+
+    // A client that never starts the handshake: timeout, then disconnect.
+    let mut c = Client::connect(port);
+    c.read_timeout(WAIT);
+    assert!(c.closed());
+    tern.wait_for_log(&["timeout after CONNECT from localhost[127.0.0.1]"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while tern.log_count("disconnect from localhost[127.0.0.1] commands=0/0") < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", tern.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        tern.log_count("connect from localhost[127.0.0.1]"),
+        4,
+        "{}",
+        tern.log()
+    );
+
+    // Garbage after STARTTLS on port 25: the failed handshake is logged,
+    // the session ends with its disconnect line, and the daemon (one
+    // thread for everything) is still there for the next client.
+    let mut c = Client::connect(tern.smtp_port);
+    c.reply();
+    c.cmd("EHLO client.test");
+    assert!(c.cmd("STARTTLS").starts_with("220 "));
+    c.send(b"this is not a ClientHello\r\n");
+    assert!(c.closed());
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 starttls=0/1 commands=1/2"]);
+    let mut c = Client::connect(tern.smtp_port);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("QUIT").starts_with("221 "));
+}

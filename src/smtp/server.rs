@@ -362,7 +362,7 @@ impl Session {
     /// The counters of Postfix's disconnect line, e.g.
     /// ` ehlo=1 starttls=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=4/6`
     /// (leading space; verbs in Postfix's table order; `ok/total` where
-    /// some failed).
+    /// some failed, and ` commands=0/0` when there was no command).
     pub fn command_counts(&self) -> String {
         let mut s = String::new();
         let (mut ok, mut total) = (0, 0);
@@ -379,7 +379,8 @@ impl Session {
             }
         }
         let _ = write!(s, " commands={ok}");
-        if ok != total {
+        // Postfix: `commands=0/0` for a client that sent nothing.
+        if ok != total || total == 0 {
             let _ = write!(s, "/{total}");
         }
         s

@@ -37,6 +37,8 @@ enum Ended {
     Lost,
     Timeout,
     TooLong,
+    /// Closed by tern before the greeting (already logged).
+    Refused,
 }
 
 /// Runs one connection to its end. Never panics on client input; every
@@ -59,45 +61,53 @@ pub async fn run(
     // The mechanism of the successful AUTH, for `sasl_method=`.
     let sasl = Cell::new(None);
 
+    // Every path below ends in the disconnect line, as in Postfix, also
+    // when the implicit-TLS handshake fails or times out.
+    let mut ended = Ended::Normal;
     if service == Service::Submissions {
-        let Some(tls) = shared.tls_mandatory.clone() else {
-            log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
-            return;
-        };
-        match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
-            Some(Ok(())) => log_tls(&shared, &stream, &host, addr),
-            Some(Err(e)) => {
-                log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
-                log::info!(target: "smtpd", "lost connection after CONNECT from {host}[{addr_s}]");
-                return;
-            }
+        ended = match shared.tls_mandatory.clone() {
+            // Refused at start-up (Shared::from_config); kept for safety.
             None => {
-                log::info!(target: "smtpd", "timeout after CONNECT from {host}[{addr_s}]");
-                return;
+                log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
+                Ended::Refused
             }
-        }
+            Some(tls) => {
+                match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
+                    Some(Ok(())) => {
+                        log_tls(&shared, &stream, &host, addr);
+                        Ended::Normal
+                    }
+                    Some(Err(e)) => {
+                        log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
+                        Ended::Lost
+                    }
+                    None => Ended::Timeout,
+                }
+            }
+        };
     }
 
     let mut line_buf = [0u8; LINE_BUF];
     let mut splitter = LineSplitter::new(shared.line_limit, shared.bare_newline);
-    let greeting = sess.greeting();
-    let mut ended = match perform(
-        &shared,
-        &mut stream,
-        &mut sess,
-        &mut splitter,
-        &mut line_buf,
-        greeting,
-        &host,
-        addr,
-        deadline,
-        &sasl,
-    )
-    .await
-    {
-        Ok(()) => Ended::Normal,
-        Err(e) => e,
-    };
+    if matches!(ended, Ended::Normal) {
+        let greeting = sess.greeting();
+        if let Err(e) = perform(
+            &shared,
+            &mut stream,
+            &mut sess,
+            &mut splitter,
+            &mut line_buf,
+            greeting,
+            &host,
+            addr,
+            deadline,
+            &sasl,
+        )
+        .await
+        {
+            ended = e;
+        }
+    }
 
     while matches!(ended, Ended::Normal) && !sess.is_closed() {
         // Take every complete line already buffered (PIPELINING).
@@ -189,7 +199,7 @@ pub async fn run(
         }
     }
     match ended {
-        Ended::Normal => {}
+        Ended::Normal | Ended::Refused => {}
         Ended::Lost => {
             log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]")
         }

@@ -449,6 +449,10 @@ pub struct Stream {
     io: Io,
     tls: Option<Tls>,
     summary: Option<TlsSummary>,
+    /// The handshake failed: rustls has sent its alert and must not be
+    /// driven again (a second fatal alert trips its own assertion); only
+    /// the TCP side is shut down.
+    failed: bool,
 }
 
 impl Stream {
@@ -469,6 +473,7 @@ impl Stream {
             },
             tls: None,
             summary: None,
+            failed: false,
         }
     }
 
@@ -560,6 +565,7 @@ impl Stream {
         let mut conn = Box::new(conn);
         let r = self.io.handshake(conn.as_mut()).await;
         self.tls = Some(Tls::Server(conn));
+        self.failed = r.is_err();
         r?;
         self.finish_handshake()
     }
@@ -578,6 +584,7 @@ impl Stream {
         let mut conn = Box::new(conn);
         let r = self.io.handshake(conn.as_mut()).await;
         self.tls = Some(Tls::Client(conn));
+        self.failed = r.is_err();
         r?;
         self.finish_handshake()
     }
@@ -586,6 +593,9 @@ impl Stream {
     /// the peer's close_notify; a TCP close without it is an `UnexpectedEof`
     /// error, a possible truncation attack).
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(other("the TLS handshake failed"));
+        }
         match &mut self.tls {
             None => self.io.tcp.read(buf).await,
             Some(Tls::Server(c)) => self.io.read(c.as_mut(), buf).await,
@@ -596,6 +606,9 @@ impl Stream {
     /// Writes all of `data` to the socket (encrypted under TLS, in records of
     /// at most `MAX_FRAGMENT_SIZE`).
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(other("the TLS handshake failed"));
+        }
         match &mut self.tls {
             None => self.io.tcp.write_all(data).await,
             Some(Tls::Server(c)) => self.io.write_all(c.as_mut(), data).await,
@@ -609,11 +622,12 @@ impl Stream {
         self.io.tcp.flush().await
     }
 
-    /// Ends the session: TLS close_notify (if TLS), then TCP shutdown of the
-    /// sending side. Reading the peer's answer is up to the caller.
+    /// Ends the session: TLS close_notify (if TLS and the handshake did not
+    /// fail), then TCP shutdown of the sending side. Reading the peer's answer is up to the caller.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         let r = match &mut self.tls {
             None => Ok(()),
+            Some(_) if self.failed => Ok(()),
             Some(Tls::Server(c)) => self.io.close_notify(c.as_mut()).await,
             Some(Tls::Client(c)) => self.io.close_notify(c.as_mut()).await,
         };

@@ -366,6 +366,17 @@ fn error_limits_soft_pause_hard_close() {
 }
 
 #[test]
+fn no_commands_is_zero_of_zero() {
+    // Postfix: "disconnect from host[addr] commands=0/0" (a port scanner,
+    // or a failed implicit-TLS handshake).
+    let s = Session::new(params());
+    assert_eq!(
+        s.disconnect_line("localhost", "127.0.0.1"),
+        "disconnect from localhost[127.0.0.1] commands=0/0"
+    );
+}
+
+#[test]
 fn junk_commands_count_as_errors_past_the_limit() {
     let p = ServerParams {
         junk_command_limit: 5,
