@@ -4,7 +4,10 @@
 //! `smtpd_tls_mandatory_protocols` restrict the versions (and a TLS 1.2
 //! handshake is logged in Postfix's words, compared with posttls-finger's
 //! own view of it); `smtpd_tls_ask_ccert` asks for a client certificate,
-//! logs and stamps it as Postfix does, and still checks its signature.
+//! logs and stamps it as Postfix does, and still checks its signature; a
+//! failed implicit-TLS handshake still ends in the disconnect line; a whole
+//! session (plain and STARTTLS) over `[::1]`; submission listeners without
+//! a certificate are configuration errors.
 mod common;
 mod smtpd_support;
 
@@ -383,4 +386,105 @@ fn failed_implicit_tls_handshake_still_logs_disconnect() {
     let mut c = Client::connect(tern.smtp_port);
     assert!(c.reply().starts_with("220 "));
     assert!(c.cmd("QUIT").starts_with("221 "));
+}
+
+/// True if the kernel has the IPv6 loopback address (`::1` on `lo`).
+fn have_ipv6_loopback() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("00000000000000000000000000000001 "))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_session_over_ipv6_loopback() {
+    if !have_ipv6_loopback() {
+        eprintln!("note: no IPv6 loopback (/proc/net/if_inet6 has no ::1): test skipped");
+        return;
+    }
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .also_ipv6()
+        .start();
+    // Raw SMTP over [::1]: ::1 is in the default mynetworks, so it relays.
+    let mut c = Client::connect_to("::1", tern.smtp_port);
+    assert!(c.reply().starts_with("220 tern.example.test ESMTP"));
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    assert!(c.cmd("MAIL FROM:<a@client.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<b@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: over v6\r\n\r\nbody\r\n.\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    tern.wait_for_log(&["]: connect from localhost[::1]"]);
+    tern.wait_for_log(&[&format!("]: {id}: client=localhost[::1]")]);
+    tern.wait_for_log(&[
+        "]: disconnect from localhost[::1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+    ]);
+    let received = received_of(&tern, &id);
+    assert!(
+        received.starts_with("Received: from client.test (localhost [IPv6:::1])\r\n"),
+        "{received}"
+    );
+
+    // STARTTLS over IPv6 (Debian's swaks lacks IO::Socket::INET6, so the
+    // test client does it with rustls).
+    let mut c = Client::connect_to("::1", tern.smtp_port);
+    c.reply();
+    assert!(c.cmd("EHLO client.test").contains("250-STARTTLS\r\n"));
+    assert!(c.cmd("STARTTLS").starts_with("220 "));
+    c.start_tls(&ca.cert, "tern.example.test");
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    assert!(c.cmd("MAIL FROM:<a@client.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<b@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: over v6 and TLS\r\n\r\nbody\r\n.\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let id = r.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    tern.wait_for_log(&[
+        "]: Anonymous TLS connection established from localhost[::1] to tern.example.test: TLSv1.3 with cipher",
+    ]);
+    let received = received_of(&tern, &id);
+    assert!(
+        received
+            .starts_with("Received: from client.test (localhost [IPv6:::1])\r\n\t(using TLSv1.3 "),
+        "{received}"
+    );
+}
+
+#[test]
+fn submission_without_a_certificate_is_a_config_error() {
+    let dir = TempDir::new("tern-sub-nocert");
+    for (key, line) in [("submissions_listen", 3), ("submission_listen", 3)] {
+        let conf = dir.join(&format!("{key}.conf"));
+        write(
+            &conf,
+            format!(
+                "myhostname = tern.example.test\nsmtp_listen = 127.0.0.1:2\n\
+                 {key} = 127.0.0.1:3\nsmtpd_sasl_password_file = /dev/null\n"
+            ),
+        );
+        let mut cmd = Command::new(TERN);
+        cmd.args(["check-config", "-c"]).arg(&conf);
+        let out = run(cmd, None, WAIT);
+        assert_eq!(out.status, Some(1), "{}", out.combined());
+        let want = format!(
+            "{}:{line}: {key} needs a certificate: set smtpd_tls_cert_file",
+            conf.display()
+        );
+        assert!(out.stderr.contains(&want), "{want}\n{}", out.combined());
+        let mut cmd = Command::new(TERN);
+        cmd.args(["run", "-f", "-c"]).arg(&conf);
+        let out = run(cmd, None, WAIT);
+        assert_eq!(out.status, Some(1), "{}", out.combined());
+        assert!(out.stderr.contains(&want), "{want}\n{}", out.combined());
+    }
 }

@@ -180,6 +180,18 @@ impl Config {
                 "max_connections must be at least 1".into(),
             );
         }
+        // Submission needs TLS: 465 is TLS from the first byte, and on 587
+        // AUTH (required there) is offered only after STARTTLS.
+        let no_cert = self.get("smtpd_tls_cert_file").is_empty()
+            && self.get("smtpd_tls_eccert_file").is_empty();
+        for key in ["submission_listen", "submissions_listen"] {
+            if no_cert && !self.get(key).is_empty() {
+                at(
+                    key,
+                    format!("{key} needs a certificate: set smtpd_tls_cert_file (or smtpd_tls_eccert_file)"),
+                );
+            }
+        }
         if !self.get("submission_listen").is_empty()
             && self.get("smtpd_sasl_password_file").is_empty()
         {
@@ -512,7 +524,7 @@ mod tests {
     #[test]
     fn typed_values() {
         let c = Config::parse_str(
-            "mynetworks = 127.0.0.0/8, [::1]/128 192.168.1.0/24\nsmtp_listen = 127.0.0.1:2525 [::1]:2525\nsubmission_listen = 587\nsmtpd_sasl_password_file = /x\ninet_interfaces = loopback-only\nmaximal_backoff_time = 1h\n",
+            "mynetworks = 127.0.0.0/8, [::1]/128 192.168.1.0/24\nsmtp_listen = 127.0.0.1:2525 [::1]:2525\nsubmission_listen = 587\nsmtpd_sasl_password_file = /x\nsmtpd_tls_cert_file = /c\ninet_interfaces = loopback-only\nmaximal_backoff_time = 1h\n",
             "t",
         )
         .unwrap();

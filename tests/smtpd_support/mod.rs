@@ -29,6 +29,7 @@ pub struct TernBuilder {
     submissions: bool,
     cert: Option<(PathBuf, PathBuf)>,
     users: Vec<(String, String)>,
+    also_v6: bool,
 }
 
 impl TernBuilder {
@@ -56,6 +57,12 @@ impl TernBuilder {
         self
     }
 
+    /// The port-25 listener also on `[::1]`, same port as on 127.0.0.1.
+    pub fn also_ipv6(mut self) -> Self {
+        self.also_v6 = true;
+        self
+    }
+
     /// An AUTH user, set with `tern passwd` before the start.
     pub fn user(mut self, user: &str, password: &str) -> Self {
         self.users.push((user.into(), password.into()));
@@ -79,7 +86,14 @@ impl TernBuilder {
         set("myhostname", "tern.example.test");
         set("mydomain", "example.test");
         set("mydestination", "");
-        set("smtp_listen", &format!("127.0.0.1:{smtp_port}"));
+        if self.also_v6 {
+            set(
+                "smtp_listen",
+                &format!("127.0.0.1:{smtp_port} [::1]:{smtp_port}"),
+            );
+        } else {
+            set("smtp_listen", &format!("127.0.0.1:{smtp_port}"));
+        }
         if let Some(p) = submission_port {
             set("submission_listen", &format!("127.0.0.1:{p}"));
         }
@@ -300,7 +314,13 @@ pub struct Client {
 impl Client {
     /// Plain TCP to 127.0.0.1:port (5 s read timeout per read).
     pub fn connect(port: u16) -> Client {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to tern");
+        Client::connect_to("127.0.0.1", port)
+    }
+
+    /// Plain TCP to `ip`:port (5 s read timeout per read).
+    pub fn connect_to(ip: &str, port: u16) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("IP address");
+        let tcp = TcpStream::connect((ip, port)).expect("connect to tern");
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         tcp.set_write_timeout(Some(WAIT)).unwrap();
         Client {
