@@ -5,6 +5,8 @@
 //! ([`crate::tls::pool::SLOT_BYTES`]), the command line buffer
 //! ([`session::LINE_BUF`]), the DATA decode buffer ([`session::DATA_BUF`])
 //! and the spool writer's 8 KiB buffer, plus rustls's own handshake state.
+//! The envelope is not fixed: it grows up to `smtpd_recipient_limit`
+//! addresses (worst case in `docs/design.md`, "Per-session memory").
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
 //! connections` and is closed.
 

@@ -320,28 +320,38 @@ async fn receive_data(
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
 ) -> Result<Actions, Ended> {
-    let Some(env) = sess.envelope().cloned() else {
-        return Ok(sess.event(Event::CommitFailed));
-    };
     let client = format!("{host}[{addr}]");
     // Envelope rewriting at queue entry (append_at_myorigin, canonical
-    // maps, masquerading); headers from SMTP clients are left alone.
+    // maps, masquerading); headers from SMTP clients are left alone. The
+    // session's envelope is only borrowed here: the spool's recipient list
+    // is the one copy made (no clone of the whole envelope).
     use crate::local::Side;
-    let mut rewrites: Vec<(&str, &str, String)> = Vec::new();
-    let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
-    if sender != env.sender {
-        rewrites.push(("sender", &env.sender, sender.clone()));
-    }
-    let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
-    for r in &env.recipients {
-        let q = shared.rewrite.rewrite(r, Side::Recipient);
-        let mut rc = Recipient::new(&q);
-        if q != *r {
-            rc.orcpt = Some(format!("rfc822;{r}"));
-            rewrites.push(("recipient", r, q));
+    let mut rewrites: Vec<(&str, String, String)> = Vec::new();
+    let (sender, rcpts, single_recipient) = {
+        let Some(env) = sess.envelope() else {
+            return Ok(sess.event(Event::CommitFailed));
+        };
+        let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
+        if sender != env.sender {
+            rewrites.push(("sender", env.sender.clone(), sender.clone()));
         }
-        rcpts.push(rc);
-    }
+        let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
+        for r in &env.recipients {
+            let q = shared.rewrite.rewrite(r, Side::Recipient);
+            let mut rc = Recipient::new(&q);
+            if q != *r {
+                rc.orcpt = Some(format!("rfc822;{r}"));
+                rewrites.push(("recipient", r.clone(), q));
+            }
+            rcpts.push(rc);
+        }
+        // Postfix adds "for <rcpt>" (as the client gave it) only for one.
+        let single = match env.recipients.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        (sender, rcpts, single)
+    };
     let now = crate::queue::clock::now();
     let mut incoming = shared
         .spool
@@ -358,6 +368,10 @@ async fn receive_data(
             log::error!(target: "smtpd", "cannot create queue file: {e}");
         })
         .ok();
+    // The envelope is in the queue file now; keep only the count while the
+    // body streams.
+    let nrcpt = rcpts.len();
+    drop(rcpts);
     if let Some(inc) = &incoming {
         match sess.auth_user() {
             Some(u) => {
@@ -392,10 +406,7 @@ async fn receive_data(
             hostname: &shared.hostname,
             protocol: sess.protocol(),
             queue_id: inc.id(),
-            single_recipient: match env.recipients.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => None,
-            },
+            single_recipient: single_recipient.as_deref(),
             date: &crate::queue::clock::local(now).rfc5322(),
         });
         if let Some(inc) = incoming.as_mut() {
@@ -453,7 +464,7 @@ async fn receive_data(
                         target: "qmgr",
                         "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
                         sender,
-                        env.recipients.len()
+                        nrcpt
                     );
                     shared.new_mail(&id);
                     Ok(sess.event(Event::Committed(&id)))
