@@ -153,6 +153,27 @@ fn protocols_settings_restrict_the_server() {
     tern.wait_for_log(&[
         "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher",
     ]);
+    drop(tern);
+
+    // With smtpd_tls_security_level = encrypt, STARTTLS on port 25 uses
+    // the mandatory protocols too (as Postfix does).
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .set("smtpd_tls_security_level", "encrypt")
+        .set("smtpd_tls_mandatory_protocols", ">=TLSv1.3")
+        .start();
+    let out = s_client(tern.smtp_port, true, &["-tls1_2"]);
+    assert!(
+        !out.combined().contains("Protocol version:"),
+        "TLS 1.2 must be refused at the encrypt level:\n{}",
+        out.combined()
+    );
+    let out = s_client(tern.smtp_port, true, &[]);
+    assert!(
+        out.combined().contains("Protocol version: TLSv1.3"),
+        "{}",
+        out.combined()
+    );
 }
 
 #[test]
