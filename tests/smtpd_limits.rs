@@ -1,6 +1,6 @@
 //! Every limit of tern's SMTP server, against the running daemon: line
-//! length, recipients, message size, idle and total time, error count,
-//! bare LF (reject and normalize), the connection pool; and the TLS
+//! length, recipients, message size, idle and total time, error count, junk
+//! commands, bare LF (reject and normalize), the connection pool; and the TLS
 //! configuration checks (no certificate: no STARTTLS; FFDHE: a config
 //! error).
 mod common;
@@ -184,6 +184,43 @@ fn too_many_errors() {
     );
     assert!(c.closed());
     tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 unknown=0/"]);
+}
+
+#[test]
+fn junk_command_limit() {
+    let tern = Tern::builder()
+        .set("smtpd_junk_command_limit", "5")
+        .set("smtpd_hard_error_limit", "3")
+        .start();
+    let mut c = hello(tern.smtp_port);
+    // Twenty NOOPs in one segment. EHLO was junk 1; junk 7, 8 and 9 are
+    // errors 1..3, so the eighth NOOP is answered and then the client is
+    // cut off: the other twelve are never executed.
+    c.send("NOOP\r\n".repeat(20).as_bytes());
+    let mut replies = Vec::new();
+    while let Some(r) = c.try_reply() {
+        replies.push(r);
+    }
+    assert_eq!(replies.len(), 9, "{replies:?}");
+    assert!(
+        replies[..8].iter().all(|r| r == "250 2.0.0 Ok\r\n"),
+        "{replies:?}"
+    );
+    assert_eq!(
+        replies[8], "421 4.7.0 tern.example.test Error: too many errors\r\n",
+        "{replies:?}"
+    );
+    assert!(c.closed());
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 noop=8 commands=9"]);
+
+    // The default limit (100) lets a normal amount of NOOPs through.
+    let tern = Tern::builder().start();
+    let mut c = hello(tern.smtp_port);
+    c.send("NOOP\r\n".repeat(90).as_bytes());
+    for i in 0..90 {
+        assert_eq!(c.reply(), "250 2.0.0 Ok\r\n", "NOOP {i}");
+    }
+    assert!(c.cmd("QUIT").starts_with("221 "));
 }
 
 #[test]

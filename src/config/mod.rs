@@ -162,6 +162,13 @@ impl Config {
                 "tls_ffdhe_auto_groups: FFDHE key exchange is not available (the aws-lc-rs TLS provider has only elliptic-curve and ML-KEM groups); leave it empty and use tls_eecdh_auto_curves".into(),
             );
         }
+        // The listener honours these; a value it could not use must not be
+        // silently replaced by the default.
+        for key in ["smtpd_tls_protocols", "smtpd_tls_mandatory_protocols"] {
+            if let Err(e) = crate::policy::decide::TlsVersions::parse(self.get(key)) {
+                at(key, format!("{key} = {}: {e}", self.get(key)));
+            }
+        }
         for (a, b) in [("minimal_backoff_time", "maximal_backoff_time")] {
             if self.time(a) > self.time(b) {
                 at(a, format!("{a} is longer than {b}"));
@@ -172,6 +179,18 @@ impl Config {
                 "max_connections",
                 "max_connections must be at least 1".into(),
             );
+        }
+        // Submission needs TLS: 465 is TLS from the first byte, and on 587
+        // AUTH (required there) is offered only after STARTTLS.
+        let no_cert = self.get("smtpd_tls_cert_file").is_empty()
+            && self.get("smtpd_tls_eccert_file").is_empty();
+        for key in ["submission_listen", "submissions_listen"] {
+            if no_cert && !self.get(key).is_empty() {
+                at(
+                    key,
+                    format!("{key} needs a certificate: set smtpd_tls_cert_file (or smtpd_tls_eccert_file)"),
+                );
+            }
         }
         if !self.get("submission_listen").is_empty()
             && self.get("smtpd_sasl_password_file").is_empty()
@@ -505,7 +524,7 @@ mod tests {
     #[test]
     fn typed_values() {
         let c = Config::parse_str(
-            "mynetworks = 127.0.0.0/8, [::1]/128 192.168.1.0/24\nsmtp_listen = 127.0.0.1:2525 [::1]:2525\nsubmission_listen = 587\nsmtpd_sasl_password_file = /x\ninet_interfaces = loopback-only\nmaximal_backoff_time = 1h\n",
+            "mynetworks = 127.0.0.0/8, [::1]/128 192.168.1.0/24\nsmtp_listen = 127.0.0.1:2525 [::1]:2525\nsubmission_listen = 587\nsmtpd_sasl_password_file = /x\nsmtpd_tls_cert_file = /c\ninet_interfaces = loopback-only\nmaximal_backoff_time = 1h\n",
             "t",
         )
         .unwrap();

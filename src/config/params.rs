@@ -410,6 +410,12 @@ pub static PARAMS: &[Param] = &[
         "errors before a client is disconnected"
     ),
     p!(
+        "smtpd_junk_command_limit",
+        "100",
+        Kind::Int,
+        "HELO, EHLO, RSET, NOOP, VRFY, HELP beyond this many count as errors"
+    ),
+    p!(
         "smtpd_recipient_limit",
         "1000",
         Kind::Int,
@@ -437,7 +443,7 @@ pub static PARAMS: &[Param] = &[
         "smtpd_tls_ask_ccert",
         "no",
         Kind::Bool,
-        "ask clients for a certificate (not supported yet: a warning is logged)"
+        "ask clients for a certificate (optional for them; logged, not verified)"
     ),
     p!(
         "smtpd_tls_auth_only",
@@ -476,10 +482,16 @@ pub static PARAMS: &[Param] = &[
         "0: no TLS logging, 1: one line per handshake"
     ),
     p!(
+        "smtpd_tls_mandatory_protocols",
+        ">=TLSv1.2",
+        Kind::List,
+        "TLS versions on port 465 and with smtpd_tls_security_level = encrypt"
+    ),
+    p!(
         "smtpd_tls_protocols",
         ">=TLSv1.2",
         Kind::List,
-        "TLS versions offered by the server"
+        "TLS versions offered with STARTTLS (Postfix syntax: >=TLSv1.2, !TLSv1.2)"
     ),
     p!(
         "smtpd_tls_received_header",

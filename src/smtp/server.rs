@@ -60,6 +60,10 @@ pub struct ServerParams {
     pub soft_error_limit: u32,
     /// `smtpd_hard_error_limit`
     pub hard_error_limit: u32,
+    /// `smtpd_junk_command_limit`: HELO, EHLO, RSET, NOOP, VRFY and HELP
+    /// beyond this many each count as an error as well (Postfix's rule:
+    /// the counter and the errors are forgiven when a message is queued).
+    pub junk_command_limit: u32,
     /// `smtpd_error_sleep_time`, seconds.
     pub error_sleep_time: u32,
     /// `smtpd_forbid_bare_newline`
@@ -89,6 +93,7 @@ impl Default for ServerParams {
             client_in_mynetworks: false,
             soft_error_limit: 10,
             hard_error_limit: 20,
+            junk_command_limit: 100,
             error_sleep_time: 1,
             bare_newline: BareNewline::Normalize,
             bare_newline_reject_code: 550,
@@ -253,6 +258,8 @@ pub struct Session {
     auth_user: Option<String>,
     envelope: Option<Envelope>,
     error_count: u32,
+    /// Junk commands so far (`smtpd_junk_command_limit`).
+    junk_count: u32,
     /// (ok, total) per [`Verb`].
     counts: [(u32, u32); 12],
 }
@@ -273,6 +280,7 @@ impl Session {
             auth_user: None,
             envelope: None,
             error_count: 0,
+            junk_count: 0,
             counts: [(0, 0); 12],
         }
     }
@@ -354,7 +362,7 @@ impl Session {
     /// The counters of Postfix's disconnect line, e.g.
     /// ` ehlo=1 starttls=1 mail=1 rcpt=0/1 data=0/1 quit=1 commands=4/6`
     /// (leading space; verbs in Postfix's table order; `ok/total` where
-    /// some failed).
+    /// some failed, and ` commands=0/0` when there was no command).
     pub fn command_counts(&self) -> String {
         let mut s = String::new();
         let (mut ok, mut total) = (0, 0);
@@ -371,7 +379,8 @@ impl Session {
             }
         }
         let _ = write!(s, " commands={ok}");
-        if ok != total {
+        // Postfix: `commands=0/0` for a client that sent nothing.
+        if ok != total || total == 0 {
             let _ = write!(s, "/{total}");
         }
         s
@@ -421,6 +430,18 @@ impl Session {
             ));
             self.send(out, r);
             self.close(out);
+        }
+    }
+
+    /// Counts a junk command (one that can be repeated without end and
+    /// costs the client nothing): past `smtpd_junk_command_limit` each one
+    /// is also an error, so the hard error limit ends the session, as in
+    /// Postfix (`junk_cmds++ > limit`).
+    fn junk(&mut self, out: &mut Actions) {
+        let over = self.junk_count > self.p.junk_command_limit;
+        self.junk_count = self.junk_count.saturating_add(1);
+        if over && self.state != State::Closed {
+            self.failed(out);
         }
     }
 
@@ -505,6 +526,10 @@ impl Session {
             (State::Data, Event::Committed(id)) => {
                 self.count_ok_later(Verb::Data);
                 self.envelope = None;
+                // Postfix forgives earlier errors and junk once a message
+                // was received.
+                self.error_count = 0;
+                self.junk_count = 0;
                 self.send(
                     &mut out,
                     Reply::fmt(format_args!("250 2.0.0 Ok: queued as {id}")),
@@ -620,6 +645,7 @@ impl Session {
                 };
                 self.count(verb, true);
                 self.send(out, r);
+                self.junk(out);
             }
             Command::StartTls => {
                 if self.tls_active {
@@ -702,10 +728,12 @@ impl Session {
                 self.envelope = None;
                 self.count(verb, true);
                 self.send(out, Reply::new("250 2.0.0 Ok"));
+                self.junk(out);
             }
             Command::Noop => {
                 self.count(verb, true);
                 self.send(out, Reply::new("250 2.0.0 Ok"));
+                self.junk(out);
             }
             Command::Quit => {
                 self.count(verb, true);
@@ -713,9 +741,13 @@ impl Session {
                 self.close(out);
             }
             Command::Vrfy(_) => {
-                self.reject(out, verb, Reply::new("502 5.5.1 VRFY command is disabled"))
+                self.reject(out, verb, Reply::new("502 5.5.1 VRFY command is disabled"));
+                self.junk(out);
             }
-            Command::Help => self.reject(out, verb, CommandError::Unrecognized.reply()),
+            Command::Help => {
+                self.reject(out, verb, CommandError::Unrecognized.reply());
+                self.junk(out);
+            }
         }
     }
 

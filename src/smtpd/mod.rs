@@ -5,6 +5,8 @@
 //! ([`crate::tls::pool::SLOT_BYTES`]), the command line buffer
 //! ([`session::LINE_BUF`]), the DATA decode buffer ([`session::DATA_BUF`])
 //! and the spool writer's 8 KiB buffer, plus rustls's own handshake state.
+//! The envelope is not fixed: it grows up to `smtpd_recipient_limit`
+//! addresses (worst case in `docs/design.md`, "Per-session memory").
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
 //! connections` and is closed.
 
@@ -41,8 +43,13 @@ pub struct Shared {
     pub local: crate::local::LocalDelivery,
     /// Envelope rewriting at queue entry.
     pub rewrite: crate::local::Rewriter,
-    /// The server TLS configuration, if a certificate is configured.
+    /// The server TLS configuration for opportunistic STARTTLS
+    /// (`smtpd_tls_protocols`), if a certificate is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The configuration where TLS is mandatory: implicit TLS (port 465)
+    /// and `smtpd_tls_security_level = encrypt`
+    /// (`smtpd_tls_mandatory_protocols`, as Postfix chooses).
+    pub tls_mandatory: Option<Arc<rustls::ServerConfig>>,
     /// SMTP AUTH users, if `smtpd_sasl_password_file` is set.
     pub passwords: Option<passwd::PasswordFile>,
     /// The spool.
@@ -61,6 +68,8 @@ pub struct Shared {
     pub tls_loglevel: u64,
     /// `smtpd_tls_received_header`.
     pub received_tls: bool,
+    /// `smtpd_tls_ask_ccert` (for the Received header's wording).
+    pub ask_ccert: bool,
     /// `myhostname`.
     pub hostname: String,
     /// Called after each committed message (wakes the queue manager).
@@ -77,10 +86,10 @@ impl Shared {
         committer: Rc<commit::GroupCommit>,
         on_new_mail: Box<dyn Fn(&str)>,
     ) -> Result<Shared, String> {
-        let tls = server_tls(cfg)?;
-        if cfg.bool("smtpd_tls_ask_ccert") {
-            log::warn!(target: "smtpd", "warning: smtpd_tls_ask_ccert = yes is not supported yet: no client certificate is requested");
-        }
+        let (tls, tls_mandatory) = match server_tls(cfg)? {
+            Some(t) => (Some(t.opportunistic), Some(t.mandatory)),
+            None => (None, None),
+        };
         if tls.is_none() {
             log::warn!(target: "smtpd", "warning: no smtpd_tls_cert_file or smtpd_tls_eccert_file: STARTTLS is not offered");
         }
@@ -118,6 +127,7 @@ impl Shared {
             client_in_mynetworks: false,
             soft_error_limit: u32::try_from(cfg.int("smtpd_soft_error_limit")).unwrap_or(10),
             hard_error_limit: u32::try_from(cfg.int("smtpd_hard_error_limit")).unwrap_or(20),
+            junk_command_limit: u32::try_from(cfg.int("smtpd_junk_command_limit")).unwrap_or(100),
             error_sleep_time: 1,
             bare_newline,
             bare_newline_reject_code: 550,
@@ -131,6 +141,7 @@ impl Shared {
             local: crate::local::LocalDelivery::from_config(cfg)?,
             rewrite: crate::local::Rewriter::from_config(cfg)?,
             tls,
+            tls_mandatory,
             passwords,
             spool,
             committer,
@@ -140,6 +151,7 @@ impl Shared {
             bare_newline,
             tls_loglevel: cfg.int("smtpd_tls_loglevel"),
             received_tls: cfg.bool("smtpd_tls_received_header"),
+            ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
             on_new_mail,
         })
@@ -166,9 +178,30 @@ pub fn tls_params(cfg: &Config) -> Result<TlsParams, String> {
     Ok(p)
 }
 
-/// The server TLS configuration from `smtpd_tls_{,ec}{cert,key}_file`, or
-/// None when no certificate is configured.
-pub fn server_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+/// The listener's two TLS configurations (they differ only in the
+/// protocol versions offered).
+pub struct ServerTls {
+    /// Opportunistic STARTTLS: `smtpd_tls_protocols`.
+    pub opportunistic: Arc<rustls::ServerConfig>,
+    /// Implicit TLS and `smtpd_tls_security_level = encrypt`:
+    /// `smtpd_tls_mandatory_protocols`.
+    pub mandatory: Arc<rustls::ServerConfig>,
+}
+
+/// `smtpd_tls_protocols` or `smtpd_tls_mandatory_protocols` as options.
+fn server_options(cfg: &Config, key: &str) -> Result<crate::tls::ServerOptions, String> {
+    let v = crate::policy::decide::TlsVersions::parse(cfg.get(key))
+        .map_err(|e| format!("{key} = {}: {e}", cfg.get(key)))?;
+    Ok(crate::tls::ServerOptions {
+        tls12: v.tls12(),
+        tls13: v.tls13(),
+        ask_client_cert: cfg.bool("smtpd_tls_ask_ccert"),
+    })
+}
+
+/// The server TLS configurations from `smtpd_tls_{,ec}{cert,key}_file`
+/// and the protocols settings, or None when no certificate is configured.
+pub fn server_tls(cfg: &Config) -> Result<Option<ServerTls>, String> {
     let mut pairs = Vec::new();
     for (cert, key) in [
         ("smtpd_tls_cert_file", "smtpd_tls_key_file"),
@@ -190,9 +223,14 @@ pub fn server_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Str
         return Ok(None);
     }
     let params = tls_params(cfg)?;
-    crate::tls::build_server_config(&params, &pairs)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    let build = |key: &str| {
+        let opts = server_options(cfg, key)?;
+        crate::tls::build_server_config_with(&params, &pairs, &opts).map_err(|e| e.to_string())
+    };
+    Ok(Some(ServerTls {
+        opportunistic: build("smtpd_tls_protocols")?,
+        mandatory: build("smtpd_tls_mandatory_protocols")?,
+    }))
 }
 
 /// The bound listeners, before privileges are dropped.

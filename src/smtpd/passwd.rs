@@ -13,6 +13,10 @@ use aws_lc_rs::{pbkdf2, rand};
 
 /// Iterations used for new hashes.
 pub const DEFAULT_ITERATIONS: u32 = 20_000;
+/// Most iterations a hash in the file may ask for: each AUTH runs them on
+/// the only thread, so a typo such as `i=2000000000` must be an error at
+/// load time, not hours of stalled sessions.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 /// Longest user name accepted (also bounds lookups).
@@ -66,6 +70,16 @@ impl PasswordFile {
         } else {
             Err(errors)
         }
+    }
+
+    /// The largest iteration count in the file (0 when empty): what one
+    /// [`PasswordFile::verify`] may cost at most.
+    pub fn max_iterations(&self) -> u32 {
+        self.entries
+            .iter()
+            .map(|e| e.iterations.get())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Checks a user's password in constant time with respect to the hash.
@@ -179,7 +193,10 @@ fn parse_line(line: &str) -> Result<Entry, String> {
         .strip_prefix("i=")
         .and_then(|n| n.parse::<u32>().ok())
         .and_then(NonZeroU32::new)
-        .ok_or_else(|| format!("user {user}: bad iteration count \"{iter}\""))?;
+        .filter(|n| n.get() <= MAX_ITERATIONS)
+        .ok_or_else(|| {
+            format!("user {user}: bad iteration count \"{iter}\" (1 to {MAX_ITERATIONS})")
+        })?;
     let salt = crate::base64::decode(salt).map_err(|e| format!("user {user}: salt: {e}"))?;
     let hash = crate::base64::decode(hash).map_err(|e| format!("user {user}: hash: {e}"))?;
     if salt.len() < 8 || hash.len() != HASH_LEN {
@@ -220,6 +237,25 @@ mod tests {
             .message
             .contains("plaintext password is not accepted"));
         assert!(errs[1].message.contains("unsupported hash"));
+    }
+
+    #[test]
+    fn iteration_counts_are_bounded() {
+        let salt = crate::base64::encode_unpadded(&[1u8; 16]);
+        let hash = crate::base64::encode_unpadded(&[2u8; 32]);
+        let line = |i: &str| format!("u:$pbkdf2-sha256$i={i}${salt}${hash}\n");
+        let f = PasswordFile::parse(&line("1000000")).unwrap();
+        assert_eq!(f.max_iterations(), 1_000_000);
+        for bad in ["0", "1000001", "4294967295", "99999999999", "-1", "x", ""] {
+            let errs = PasswordFile::parse(&line(bad)).unwrap_err();
+            assert_eq!(errs.len(), 1, "{bad}");
+            assert!(
+                errs[0].message.contains("bad iteration count"),
+                "{bad}: {}",
+                errs[0].message
+            );
+        }
+        assert_eq!(PasswordFile::parse("# none\n").unwrap().max_iterations(), 0);
     }
 
     #[test]

@@ -37,6 +37,8 @@ enum Ended {
     Lost,
     Timeout,
     TooLong,
+    /// Closed by tern before the greeting (already logged).
+    Refused,
 }
 
 /// Runs one connection to its end. Never panics on client input; every
@@ -59,45 +61,53 @@ pub async fn run(
     // The mechanism of the successful AUTH, for `sasl_method=`.
     let sasl = Cell::new(None);
 
+    // Every path below ends in the disconnect line, as in Postfix, also
+    // when the implicit-TLS handshake fails or times out.
+    let mut ended = Ended::Normal;
     if service == Service::Submissions {
-        let Some(tls) = shared.tls.clone() else {
-            log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
-            return;
-        };
-        match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
-            Some(Ok(())) => log_tls(&shared, &stream, &host, addr),
-            Some(Err(e)) => {
-                log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
-                log::info!(target: "smtpd", "lost connection after CONNECT from {host}[{addr_s}]");
-                return;
-            }
+        ended = match shared.tls_mandatory.clone() {
+            // Refused at start-up (Shared::from_config); kept for safety.
             None => {
-                log::info!(target: "smtpd", "timeout after CONNECT from {host}[{addr_s}]");
-                return;
+                log::warn!(target: "smtpd", "warning: submissions listener without a certificate; closing {host}[{addr_s}]");
+                Ended::Refused
             }
-        }
+            Some(tls) => {
+                match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
+                    Some(Ok(())) => {
+                        log_tls(&shared, &stream, &host, addr);
+                        Ended::Normal
+                    }
+                    Some(Err(e)) => {
+                        log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
+                        Ended::Lost
+                    }
+                    None => Ended::Timeout,
+                }
+            }
+        };
     }
 
     let mut line_buf = [0u8; LINE_BUF];
     let mut splitter = LineSplitter::new(shared.line_limit, shared.bare_newline);
-    let greeting = sess.greeting();
-    let mut ended = match perform(
-        &shared,
-        &mut stream,
-        &mut sess,
-        &mut splitter,
-        &mut line_buf,
-        greeting,
-        &host,
-        addr,
-        deadline,
-        &sasl,
-    )
-    .await
-    {
-        Ok(()) => Ended::Normal,
-        Err(e) => e,
-    };
+    if matches!(ended, Ended::Normal) {
+        let greeting = sess.greeting();
+        if let Err(e) = perform(
+            &shared,
+            &mut stream,
+            &mut sess,
+            &mut splitter,
+            &mut line_buf,
+            greeting,
+            &host,
+            addr,
+            deadline,
+            &sasl,
+        )
+        .await
+        {
+            ended = e;
+        }
+    }
 
     while matches!(ended, Ended::Normal) && !sess.is_closed() {
         // Take every complete line already buffered (PIPELINING).
@@ -189,7 +199,7 @@ pub async fn run(
         }
     }
     match ended {
-        Ended::Normal => {}
+        Ended::Normal | Ended::Refused => {}
         Ended::Lost => {
             log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]")
         }
@@ -247,7 +257,13 @@ async fn perform(
                 // CVE-2011-0411: nothing the client pipelined after STARTTLS
                 // may be read as if it had come over TLS.
                 splitter.discard();
-                let Some(tls) = shared.tls.clone() else {
+                // Postfix: the mandatory protocols where TLS is enforced.
+                let tls = if shared.params.tls_required {
+                    shared.tls_mandatory.clone()
+                } else {
+                    shared.tls.clone()
+                };
+                let Some(tls) = tls else {
                     return Err(Ended::Lost);
                 };
                 match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
@@ -304,28 +320,38 @@ async fn receive_data(
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
 ) -> Result<Actions, Ended> {
-    let Some(env) = sess.envelope().cloned() else {
-        return Ok(sess.event(Event::CommitFailed));
-    };
     let client = format!("{host}[{addr}]");
     // Envelope rewriting at queue entry (append_at_myorigin, canonical
-    // maps, masquerading); headers from SMTP clients are left alone.
+    // maps, masquerading); headers from SMTP clients are left alone. The
+    // session's envelope is only borrowed here: the spool's recipient list
+    // is the one copy made (no clone of the whole envelope).
     use crate::local::Side;
-    let mut rewrites: Vec<(&str, &str, String)> = Vec::new();
-    let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
-    if sender != env.sender {
-        rewrites.push(("sender", &env.sender, sender.clone()));
-    }
-    let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
-    for r in &env.recipients {
-        let q = shared.rewrite.rewrite(r, Side::Recipient);
-        let mut rc = Recipient::new(&q);
-        if q != *r {
-            rc.orcpt = Some(format!("rfc822;{r}"));
-            rewrites.push(("recipient", r, q));
+    let mut rewrites: Vec<(&str, String, String)> = Vec::new();
+    let (sender, rcpts, single_recipient) = {
+        let Some(env) = sess.envelope() else {
+            return Ok(sess.event(Event::CommitFailed));
+        };
+        let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
+        if sender != env.sender {
+            rewrites.push(("sender", env.sender.clone(), sender.clone()));
         }
-        rcpts.push(rc);
-    }
+        let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
+        for r in &env.recipients {
+            let q = shared.rewrite.rewrite(r, Side::Recipient);
+            let mut rc = Recipient::new(&q);
+            if q != *r {
+                rc.orcpt = Some(format!("rfc822;{r}"));
+                rewrites.push(("recipient", r.clone(), q));
+            }
+            rcpts.push(rc);
+        }
+        // Postfix adds "for <rcpt>" (as the client gave it) only for one.
+        let single = match env.recipients.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        (sender, rcpts, single)
+    };
     let now = crate::queue::clock::now();
     let mut incoming = shared
         .spool
@@ -342,6 +368,10 @@ async fn receive_data(
             log::error!(target: "smtpd", "cannot create queue file: {e}");
         })
         .ok();
+    // The envelope is in the queue file now; keep only the count while the
+    // body streams.
+    let nrcpt = rcpts.len();
+    drop(rcpts);
     if let Some(inc) = &incoming {
         match sess.auth_user() {
             Some(u) => {
@@ -355,9 +385,14 @@ async fn receive_data(
         }
         let tls_comment = stream.tls_summary().map(|s| {
             let c = s.received_comment().to_string();
-            // Postfix folds the comment before "key-exchange".
-            let c = c.replacen(" key-exchange", "\n key-exchange", 1);
-            format!("{c}\n(No client certificate requested)")
+            // Postfix folds the comment before "key-exchange" and
+            // "client-signature".
+            let c = c.replacen(" key-exchange", "\n key-exchange", 1).replacen(
+                " client-signature",
+                "\n client-signature",
+                1,
+            );
+            format!("{c}\n{}", s.client_cert_comment(shared.ask_ccert))
         });
         let header = received_header(&ReceivedInfo {
             helo: sess.helo_name(),
@@ -371,10 +406,7 @@ async fn receive_data(
             hostname: &shared.hostname,
             protocol: sess.protocol(),
             queue_id: inc.id(),
-            single_recipient: match env.recipients.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => None,
-            },
+            single_recipient: single_recipient.as_deref(),
             date: &crate::queue::clock::local(now).rfc5322(),
         });
         if let Some(inc) = incoming.as_mut() {
@@ -432,7 +464,7 @@ async fn receive_data(
                         target: "qmgr",
                         "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
                         sender,
-                        env.recipients.len()
+                        nrcpt
                     );
                     shared.new_mail(&id);
                     Ok(sess.event(Event::Committed(&id)))

@@ -97,6 +97,73 @@ pub fn cert_fields(cert: &[u8]) -> Result<CertFields<'_>, DerError> {
     })
 }
 
+/// OID 2.5.4.3, commonName.
+pub const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+/// OID 2.5.4.10, organizationName.
+pub const OID_ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
+
+const SET: u8 = 0x31;
+const OID: u8 = 0x06;
+/// Longest attribute value returned (bytes); X.520 bounds a CN at 64
+/// characters, so this only stops a hostile certificate.
+const MAX_ATTRIBUTE: usize = 256;
+
+/// The first attribute of type `oid` in a DER Name (whole TLV, as in
+/// [`CertFields::issuer`]), as text; `Ok(None)` when the Name has none.
+///
+/// Like Postfix's `tls_text_name()`, a value that is not valid text for
+/// its string type, or that holds control characters (a NUL or a newline
+/// could forge log lines or header fields), is refused with
+/// [`DerError::Malformed`] rather than printed.
+pub fn name_attribute(name: &[u8], oid: &[u8]) -> Result<Option<String>, DerError> {
+    let mut rdns = expect(name, SEQUENCE)?.contents;
+    while !rdns.is_empty() {
+        let set = expect(rdns, SET)?;
+        rdns = set.rest;
+        let mut atvs = set.contents;
+        while !atvs.is_empty() {
+            let atv = expect(atvs, SEQUENCE)?;
+            atvs = atv.rest;
+            let found = expect(atv.contents, OID)?;
+            if found.contents == oid {
+                let value = read_tlv(found.rest)?;
+                return directory_string(value.tag, value.contents).map(Some);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A DirectoryString (RFC 5280 §4.1.2.4) or IA5String as text.
+fn directory_string(tag: u8, v: &[u8]) -> Result<String, DerError> {
+    if v.len() > MAX_ATTRIBUTE {
+        return Err(DerError::Malformed);
+    }
+    let text = match tag {
+        // UTF8String, PrintableString, IA5String
+        0x0c | 0x13 | 0x16 => core::str::from_utf8(v)
+            .map_err(|_| DerError::Malformed)?
+            .to_string(),
+        // TeletexString: in practice Latin-1.
+        0x14 => v.iter().map(|&b| char::from(b)).collect(),
+        // BMPString: UTF-16BE.
+        0x1e => {
+            if v.len() % 2 != 0 {
+                return Err(DerError::Malformed);
+            }
+            let units = v.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| DerError::Malformed)?
+        }
+        other => return Err(DerError::UnexpectedTag(other)),
+    };
+    if text.chars().any(char::is_control) {
+        return Err(DerError::Malformed);
+    }
+    Ok(text)
+}
+
 /// The contents of a TLV (strips the tag and length), as webpki's
 /// `TrustAnchor` wants subject and SPKI.
 pub fn contents(tlv: &[u8]) -> Result<&[u8], DerError> {
@@ -119,6 +186,97 @@ mod tests {
             read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]),
             Err(DerError::Malformed)
         );
+    }
+
+    /// A Name of `attrs` (type OID contents, string tag, value), one RDN each.
+    fn name(attrs: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+        let tlv = |tag: u8, body: &[u8]| {
+            let mut v = vec![tag, u8::try_from(body.len()).unwrap()];
+            v.extend_from_slice(body);
+            v
+        };
+        let mut rdns = Vec::new();
+        for (oid, tag, value) in attrs {
+            let atv = [tlv(OID, oid), tlv(*tag, value)].concat();
+            rdns.extend(tlv(SET, &tlv(SEQUENCE, &atv)));
+        }
+        tlv(SEQUENCE, &rdns)
+    }
+
+    #[test]
+    fn name_attributes() {
+        let n = name(&[
+            (&[0x55, 0x04, 0x06], 0x13, b"DE"),
+            (OID_ORGANIZATION, 0x0c, "Müller".as_bytes()),
+            (OID_COMMON_NAME, 0x13, b"client.example"),
+        ]);
+        assert_eq!(
+            name_attribute(&n, OID_COMMON_NAME),
+            Ok(Some("client.example".into()))
+        );
+        assert_eq!(
+            name_attribute(&n, OID_ORGANIZATION),
+            Ok(Some("Müller".into()))
+        );
+        assert_eq!(name_attribute(&n, &[0x55, 0x04, 0x0b]), Ok(None));
+        // BMPString and TeletexString.
+        let n = name(&[(OID_COMMON_NAME, 0x1e, &[0, b'h', 0, b'i'])]);
+        assert_eq!(name_attribute(&n, OID_COMMON_NAME), Ok(Some("hi".into())));
+        let n = name(&[(OID_COMMON_NAME, 0x14, &[b'a', 0xe9])]);
+        assert_eq!(name_attribute(&n, OID_COMMON_NAME), Ok(Some("aé".into())));
+    }
+
+    #[test]
+    fn name_attribute_errors() {
+        // Control characters could forge a log line or a header field.
+        for bad in [&b"a\nb"[..], b"a\0b", b"\x1b[1m"] {
+            let n = name(&[(OID_COMMON_NAME, 0x0c, bad)]);
+            assert_eq!(
+                name_attribute(&n, OID_COMMON_NAME),
+                Err(DerError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let n = name(&[(OID_COMMON_NAME, 0x0c, &[0xff, 0xfe])]);
+        assert_eq!(
+            name_attribute(&n, OID_COMMON_NAME),
+            Err(DerError::Malformed)
+        );
+        let n = name(&[(OID_COMMON_NAME, 0x1e, &[0, b'h', 0])]);
+        assert_eq!(
+            name_attribute(&n, OID_COMMON_NAME),
+            Err(DerError::Malformed)
+        );
+        let n = name(&[(OID_COMMON_NAME, 0x04, b"x")]);
+        assert_eq!(
+            name_attribute(&n, OID_COMMON_NAME),
+            Err(DerError::UnexpectedTag(0x04))
+        );
+        let long = vec![b'a'; 300];
+        let mut n = vec![
+            0x30, 0x82, 0x01, 0x3d, 0x31, 0x82, 0x01, 0x39, 0x30, 0x82, 0x01, 0x35,
+        ];
+        n.extend_from_slice(&[0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x82, 0x01, 0x2c]);
+        n.extend_from_slice(&long);
+        assert_eq!(read_tlv(&n).map(|t| t.rest.len()), Ok(0), "well-formed DER");
+        assert_eq!(
+            name_attribute(&n, OID_COMMON_NAME),
+            Err(DerError::Malformed)
+        );
+        // Not a Name at all, truncated, a SEQUENCE where a SET belongs.
+        assert_eq!(
+            name_attribute(b"\x04\x00", OID_COMMON_NAME),
+            Err(DerError::UnexpectedTag(4))
+        );
+        assert_eq!(
+            name_attribute(b"\x30\x05\x31", OID_COMMON_NAME),
+            Err(DerError::Malformed)
+        );
+        assert_eq!(
+            name_attribute(b"\x30\x02\x30\x00", OID_COMMON_NAME),
+            Err(DerError::UnexpectedTag(0x30))
+        );
+        assert_eq!(name_attribute(b"\x30\x00", OID_COMMON_NAME), Ok(None));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! The signature scheme actually used on a connection is recorded by the
 //! signing-key wrapper (server) or the certificate verifier (client) through
-//! [`record`]; the stream takes it with [`take`] right after each
+//! [`record`], a client certificate's by the server's client-certificate
+//! verifier through [`record_client`]; the stream takes it with [`take`] right after each
 //! synchronous `process_tls_records` call. tern runs on one thread and that
 //! call never yields, so what is taken belongs to that connection.
 use std::cell::{Cell, RefCell};
@@ -190,6 +191,7 @@ pub struct HandshakeSignature {
 
 thread_local! {
     static LAST: Cell<Option<HandshakeSignature>> = const { Cell::new(None) };
+    static CLIENT: Cell<Option<HandshakeSignature>> = const { Cell::new(None) };
     static SNI: RefCell<Option<heapless::String<MAX_SNI_LEN>>> = const { RefCell::new(None) };
 }
 
@@ -213,6 +215,17 @@ pub(crate) fn record(sig: HandshakeSignature) {
 /// Takes (and clears) the signature recorded since the last call.
 pub(crate) fn take() -> Option<HandshakeSignature> {
     LAST.with(|c| c.take())
+}
+
+/// Records the client's signature (server side, when the client presented
+/// a certificate; kept apart from the server's own signature).
+pub(crate) fn record_client(sig: HandshakeSignature) {
+    CLIENT.with(|c| c.set(Some(sig)));
+}
+
+/// Takes (and clears) the client signature recorded since the last call.
+pub(crate) fn take_client() -> Option<HandshakeSignature> {
+    CLIENT.with(|c| c.take())
 }
 
 #[cfg(test)]

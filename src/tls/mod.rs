@@ -20,8 +20,9 @@ pub mod verify;
 
 pub use pool::{BufferPool, Slot};
 pub use server_config::{
-    build_client_config, build_server_config, CertKeyPaths, ConfigError, TlsParams,
+    build_client_config, build_server_config, build_server_config_with, AskClientCert,
+    CertKeyPaths, ConfigError, ServerOptions, TlsParams,
 };
 pub use stream::Stream;
-pub use summary::{TlsSummary, Trust};
+pub use summary::{PeerCertNames, TlsSummary, Trust};
 pub use verify::{FailureKind, MatchName, TernVerifier, TlsOutcome, VerifyMode};

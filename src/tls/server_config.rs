@@ -5,7 +5,8 @@
 //! [`build_server_config`] loads certificate chains and keys from PEM files
 //! (RSA and ECDSA at once, like Postfix's `smtpd_tls_cert_file` and
 //! `smtpd_tls_eccert_file`) and picks one per ClientHello from the client's
-//! signature schemes. [`build_client_config`] makes the outbound side with a
+//! signature schemes; with `smtpd_tls_ask_ccert` it asks clients for a
+//! certificate ([`AskClientCert`]). [`build_client_config`] makes the outbound side with a
 //! caller-supplied certificate verifier (see [`crate::tls::verify`]).
 //!
 //! Both sides: TLS 1.2 and 1.3, records capped at
@@ -15,13 +16,17 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::Resumption;
 use rustls::crypto::{aws_lc_rs, CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName};
 use rustls::{ClientConfig, ServerConfig, SignatureAlgorithm, SignatureScheme};
 
 use super::keyinfo::{self, HandshakeSignature, KeyDesc};
@@ -75,6 +80,8 @@ pub enum ConfigError {
     },
     /// No usable key exchange group remains.
     NoCurves,
+    /// The server was given neither TLS 1.2 nor TLS 1.3.
+    NoProtocols,
     /// `tls_ffdhe_auto_groups` is not empty: the provider cannot do FFDHE.
     FfdheUnsupported {
         /// The configured value.
@@ -117,6 +124,9 @@ impl fmt::Display for ConfigError {
             ConfigError::NoCurves => {
                 f.write_str("tls_eecdh_auto_curves: no supported key exchange group left")
             }
+            ConfigError::NoProtocols => f.write_str(
+                "smtpd_tls_protocols: neither TLSv1.2 nor TLSv1.3 is enabled",
+            ),
             ConfigError::FfdheUnsupported { groups } => write!(
                 f,
                 "tls_ffdhe_auto_groups = {groups}: the aws-lc-rs TLS provider has no FFDHE; set tls_ffdhe_auto_groups empty (ECDHE and X25519 are used)"
@@ -142,6 +152,12 @@ pub struct TlsParams {
     /// Curve names from the list that are known but not available here (X448,
     /// secp521r1): the caller logs a warning, as Postfix does.
     pub ignored_curves: Vec<String>,
+    /// The server picks the cipher suite by its own order, not the
+    /// client's (rustls `ignore_client_order`, Postfix's
+    /// `tls_preempt_cipherlist`). Set with ChaCha20 first: an OpenSSL
+    /// client lists AES-GCM first, and a board without AES instructions
+    /// must still get ChaCha20.
+    pub prefer_server_order: bool,
 }
 
 /// Looks up one `tls_eecdh_auto_curves` name: `Ok(Some)` supported,
@@ -220,6 +236,7 @@ impl TlsParams {
         Ok(TlsParams {
             provider: Arc::new(provider),
             ignored_curves: ignored,
+            prefer_server_order: chacha_first,
         })
     }
 }
@@ -357,11 +374,149 @@ fn load_pair(provider: &CryptoProvider, p: &CertKeyPaths) -> Result<CertifiedKey
     }
 }
 
-/// Builds the listener's config from certificate/key pairs (one per algorithm).
+/// Listener choices beyond the crypto parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Offer TLS 1.2 (`smtpd_tls_protocols` allows it).
+    pub tls12: bool,
+    /// Offer TLS 1.3.
+    pub tls13: bool,
+    /// `smtpd_tls_ask_ccert`: request (never require) a client
+    /// certificate; see [`AskClientCert`].
+    pub ask_client_cert: bool,
+}
+
+impl Default for ServerOptions {
+    /// TLS 1.2 and 1.3, no client certificate requested.
+    fn default() -> Self {
+        ServerOptions {
+            tls12: true,
+            tls13: true,
+            ask_client_cert: false,
+        }
+    }
+}
+
+/// The client-certificate verifier for `smtpd_tls_ask_ccert = yes`.
+///
+/// It asks for a certificate but does not require one, and accepts any
+/// well-formed certificate as *unverified*: like Postfix without
+/// `smtpd_tls_CAfile`, tern only reports what was presented (`Untrusted
+/// TLS connection ...`, `(Client CN "...", Issuer "..." (not verified))`)
+/// and grants nothing for it. The handshake signature is still checked
+/// with rustls's own `verify_tls12_signature` / `verify_tls13_signature`
+/// and the provider's algorithms, so a client must hold the private key
+/// of the certificate it shows.
+#[derive(Debug)]
+pub struct AskClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl AskClientCert {
+    /// A verifier checking signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> AskClientCert {
+        AskClientCert { provider }
+    }
+
+    fn record(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
+        let key = webpki::EndEntityCert::try_from(cert)
+            .ok()
+            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
+            .unwrap_or(KeyDesc::Other);
+        keyinfo::record_client(HandshakeSignature { scheme, key });
+    }
+}
+
+impl ClientCertVerifier for AskClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No CA list: a client may send whatever certificate it has.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Unverified by design, but it must at least be a certificate.
+        webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let ok = rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        Self::record(cert, dss.scheme);
+        Ok(ok)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Builds the listener's config from certificate/key pairs (one per
+/// algorithm), with TLS 1.2 and 1.3.
 pub fn build_server_config(
     params: &TlsParams,
     pairs: &[CertKeyPaths],
 ) -> Result<Arc<ServerConfig>, ConfigError> {
+    build_server_config_with(params, pairs, &ServerOptions::default())
+}
+
+/// Builds the listener's config from certificate/key pairs with `opts`.
+pub fn build_server_config_with(
+    params: &TlsParams,
+    pairs: &[CertKeyPaths],
+    opts: &ServerOptions,
+) -> Result<Arc<ServerConfig>, ConfigError> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::with_capacity(2);
+    if opts.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if opts.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    if versions.is_empty() {
+        return Err(ConfigError::NoProtocols);
+    }
     if pairs.is_empty() {
         return Err(ConfigError::NoCertificates);
     }
@@ -379,10 +534,16 @@ pub fn build_server_config(
     }
     // Smaller, faster signatures first; RSA for clients that offer nothing else.
     keys.sort_by_key(|k| k.key.algorithm() == SignatureAlgorithm::RSA);
-    let mut config = ServerConfig::builder_with_provider(Arc::clone(&params.provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(KeyByScheme { keys }));
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&params.provider))
+        .with_protocol_versions(&versions)?;
+    let builder = if opts.ask_client_cert {
+        builder
+            .with_client_cert_verifier(Arc::new(AskClientCert::new(Arc::clone(&params.provider))))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(KeyByScheme { keys }));
+    config.ignore_client_order = params.prefer_server_order;
     config.max_fragment_size = Some(MAX_FRAGMENT_SIZE);
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -458,8 +619,27 @@ mod tests {
             p.provider.cipher_suites[0].suite(),
             rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
         );
+        assert!(p.prefer_server_order);
         let p = TlsParams::from_postfix("", "", false).unwrap();
         assert!(!is_chacha(&p.provider.cipher_suites[0]));
+        assert!(!p.prefer_server_order);
+    }
+
+    #[test]
+    fn no_protocols_is_an_error() {
+        let p = TlsParams::from_postfix("", "", false).unwrap();
+        let opts = ServerOptions {
+            tls12: false,
+            tls13: false,
+            ..ServerOptions::default()
+        };
+        // Checked before any file is read.
+        let e = build_server_config_with(&p, &[], &opts).unwrap_err();
+        assert!(matches!(e, ConfigError::NoProtocols), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "smtpd_tls_protocols: neither TLSv1.2 nor TLSv1.3 is enabled"
+        );
     }
 
     #[test]

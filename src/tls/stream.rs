@@ -36,7 +36,7 @@ use smol::Async;
 
 use super::keyinfo::{self, HandshakeSignature};
 use super::pool::{Slot, SlotBuffers, INCOMING_TLS_LEN, OUTGOING_TLS_LEN, PLAINTEXT_LEN};
-use super::summary::{TlsSummary, MAX_SNI_LEN};
+use super::summary::{PeerCertNames, TlsSummary, MAX_SNI_LEN};
 
 /// Upper bound on state-machine steps per call; each step does I/O or
 /// advances rustls, so this only stops a logic error from spinning.
@@ -132,6 +132,7 @@ struct Io {
     p_start: usize,
     p_end: usize,
     signature: Option<HandshakeSignature>,
+    client_signature: Option<HandshakeSignature>,
     sni: Option<heapless::String<MAX_SNI_LEN>>,
     /// The peer's close_notify was seen: reads return 0 from now on.
     peer_closed: bool,
@@ -266,6 +267,9 @@ impl Io {
         if let Some(sig) = keyinfo::take() {
             self.signature = Some(sig);
         }
+        if let Some(sig) = keyinfo::take_client() {
+            self.client_signature = Some(sig);
+        }
         if let Some(sni) = keyinfo::take_sni() {
             self.sni = Some(sni);
         }
@@ -322,6 +326,13 @@ impl Io {
                 Step::Writable if !conn.common().is_handshaking() => return Ok(()),
                 Step::NeedRead | Step::Writable => self.fill_incoming().await?,
                 Step::PlaintextFull => return Err(other("application data during handshake")),
+                // The peer finished the handshake, sent its data and closed
+                // at once (all in one segment): the handshake did complete;
+                // reads return what was sent, then end of stream.
+                Step::PeerClosed | Step::Closed if !conn.common().is_handshaking() => {
+                    self.peer_closed = true;
+                    return Ok(());
+                }
                 Step::PeerClosed | Step::Closed => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -438,6 +449,10 @@ pub struct Stream {
     io: Io,
     tls: Option<Tls>,
     summary: Option<TlsSummary>,
+    /// The handshake failed: rustls has sent its alert and must not be
+    /// driven again (a second fatal alert trips its own assertion); only
+    /// the TCP side is shut down.
+    failed: bool,
 }
 
 impl Stream {
@@ -452,11 +467,13 @@ impl Stream {
                 p_start: 0,
                 p_end: 0,
                 signature: None,
+                client_signature: None,
                 sni: None,
                 peer_closed: false,
             },
             tls: None,
             summary: None,
+            failed: false,
         }
     }
 
@@ -481,10 +498,12 @@ impl Stream {
         self.io.p_start = 0;
         self.io.p_end = 0;
         self.io.signature = None;
+        self.io.client_signature = None;
         self.io.sni = None;
         self.io.peer_closed = false;
         // Clear whatever an earlier connection on this thread left behind.
         let _ = keyinfo::take();
+        let _ = keyinfo::take_client();
         let _ = keyinfo::take_sni();
     }
 
@@ -512,12 +531,27 @@ impl Stream {
             .ok_or_else(|| other("handshake finished without a cipher suite"))?
             .suite();
         let kx_group = common.negotiated_key_exchange_group().map(|g| g.name());
+        // Server side: the client's certificate, if it presented one
+        // (only requested with smtpd_tls_ask_ccert).
+        let client_cert = match &self.tls {
+            Some(Tls::Server(_)) => common
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| PeerCertNames::from_cert(leaf.as_ref())),
+            _ => None,
+        };
         self.summary = Some(TlsSummary {
             version,
             cipher,
             kx_group,
             server_signature: self.io.signature,
             sni: self.io.sni.take(),
+            client_signature: if client_cert.is_some() {
+                self.io.client_signature
+            } else {
+                None
+            },
+            client_cert,
         });
         Ok(())
     }
@@ -531,6 +565,7 @@ impl Stream {
         let mut conn = Box::new(conn);
         let r = self.io.handshake(conn.as_mut()).await;
         self.tls = Some(Tls::Server(conn));
+        self.failed = r.is_err();
         r?;
         self.finish_handshake()
     }
@@ -549,6 +584,7 @@ impl Stream {
         let mut conn = Box::new(conn);
         let r = self.io.handshake(conn.as_mut()).await;
         self.tls = Some(Tls::Client(conn));
+        self.failed = r.is_err();
         r?;
         self.finish_handshake()
     }
@@ -557,6 +593,9 @@ impl Stream {
     /// the peer's close_notify; a TCP close without it is an `UnexpectedEof`
     /// error, a possible truncation attack).
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(other("the TLS handshake failed"));
+        }
         match &mut self.tls {
             None => self.io.tcp.read(buf).await,
             Some(Tls::Server(c)) => self.io.read(c.as_mut(), buf).await,
@@ -567,6 +606,9 @@ impl Stream {
     /// Writes all of `data` to the socket (encrypted under TLS, in records of
     /// at most `MAX_FRAGMENT_SIZE`).
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(other("the TLS handshake failed"));
+        }
         match &mut self.tls {
             None => self.io.tcp.write_all(data).await,
             Some(Tls::Server(c)) => self.io.write_all(c.as_mut(), data).await,
@@ -580,11 +622,12 @@ impl Stream {
         self.io.tcp.flush().await
     }
 
-    /// Ends the session: TLS close_notify (if TLS), then TCP shutdown of the
-    /// sending side. Reading the peer's answer is up to the caller.
+    /// Ends the session: TLS close_notify (if TLS and the handshake did not
+    /// fail), then TCP shutdown of the sending side. Reading the peer's answer is up to the caller.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         let r = match &mut self.tls {
             None => Ok(()),
+            Some(_) if self.failed => Ok(()),
             Some(Tls::Server(c)) => self.io.close_notify(c.as_mut()).await,
             Some(Tls::Client(c)) => self.io.close_notify(c.as_mut()).await,
         };

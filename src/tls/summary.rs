@@ -37,6 +37,41 @@ pub struct TlsSummary {
     pub server_signature: Option<HandshakeSignature>,
     /// SNI name the client sent (server side only).
     pub sni: Option<heapless::String<MAX_SNI_LEN>>,
+    /// The client's handshake signature, when it presented a certificate
+    /// (server side, `smtpd_tls_ask_ccert = yes`).
+    pub client_signature: Option<HandshakeSignature>,
+    /// Names from the certificate the client presented (server side).
+    pub client_cert: Option<PeerCertNames>,
+}
+
+/// What Postfix shows of a client certificate it did not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertNames {
+    /// Subject CN (empty if none, or not printable).
+    pub subject_cn: String,
+    /// Issuer CN, else issuer O (empty if neither), as Postfix's
+    /// `tls_issuer_CN()`.
+    pub issuer_cn: String,
+}
+
+impl PeerCertNames {
+    /// Reads the names from a DER certificate; unreadable parts are empty.
+    pub fn from_cert(der: &[u8]) -> PeerCertNames {
+        use super::der::{cert_fields, name_attribute, OID_COMMON_NAME, OID_ORGANIZATION};
+        let Ok(f) = cert_fields(der) else {
+            return PeerCertNames {
+                subject_cn: String::new(),
+                issuer_cn: String::new(),
+            };
+        };
+        let attr = |name: &[u8], oid: &[u8]| name_attribute(name, oid).ok().flatten();
+        PeerCertNames {
+            subject_cn: attr(f.subject, OID_COMMON_NAME).unwrap_or_default(),
+            issuer_cn: attr(f.issuer, OID_COMMON_NAME)
+                .or_else(|| attr(f.issuer, OID_ORGANIZATION))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// How far the client verified the server (Postfix's words).
@@ -133,9 +168,9 @@ fn is_pss(s: SignatureScheme) -> bool {
     )
 }
 
-/// Writes ` server-signature X [server-digest Y]`.
-fn write_signature(f: &mut fmt::Formatter<'_>, sig: &HandshakeSignature) -> fmt::Result {
-    f.write_str(" server-signature ")?;
+/// Writes ` {who}-signature X [{who}-digest Y]` (`who`: server or client).
+fn write_signature(f: &mut fmt::Formatter<'_>, who: &str, sig: &HandshakeSignature) -> fmt::Result {
+    write!(f, " {who}-signature ")?;
     match sig.key {
         KeyDesc::Rsa { bits } if is_pss(sig.scheme) => write!(f, "RSA-PSS ({bits} bits)")?,
         KeyDesc::Rsa { bits } => write!(f, "RSA ({bits} bits)")?,
@@ -145,7 +180,7 @@ fn write_signature(f: &mut fmt::Formatter<'_>, sig: &HandshakeSignature) -> fmt:
         KeyDesc::Other => write!(f, "{:?}", sig.scheme)?,
     }
     if let Some(d) = scheme_digest(sig.scheme) {
-        write!(f, " server-digest {d}")?;
+        write!(f, " {who}-digest {d}")?;
     }
     Ok(())
 }
@@ -164,7 +199,10 @@ impl fmt::Display for TlsSummary {
             write_kx(f, g)?;
         }
         if let Some(sig) = &self.server_signature {
-            write_signature(f, sig)?;
+            write_signature(f, "server", sig)?;
+        }
+        if let Some(sig) = &self.client_signature {
+            write_signature(f, "client", sig)?;
         }
         Ok(())
     }
@@ -179,9 +217,16 @@ pub struct ServerLog<'a> {
 
 impl fmt::Display for ServerLog<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Postfix's server never verifies a client certificate against
+        // a CA here: "Untrusted" when one was presented, else "Anonymous".
+        let status = if self.summary.client_cert.is_some() {
+            "Untrusted"
+        } else {
+            "Anonymous"
+        };
         write!(
             f,
-            "Anonymous TLS connection established from {}[{}]",
+            "{status} TLS connection established from {}[{}]",
             self.host, self.addr
         )?;
         if let Some(sni) = &self.summary.sni {
@@ -225,8 +270,9 @@ impl fmt::Display for ReceivedComment<'_> {
 
 impl TlsSummary {
     /// `Anonymous TLS connection established from host[addr]: ...`, with
-    /// ` to SNI` before the colon when the client sent SNI. tern never asks
-    /// for client certificates, so the status is always `Anonymous`.
+    /// ` to SNI` before the colon when the client sent SNI; `Untrusted`
+    /// instead of `Anonymous` when the client presented a certificate
+    /// (`smtpd_tls_ask_ccert`), which tern never checks against a CA.
     pub fn server_log<'a>(&'a self, host: &'a str, addr: IpAddr) -> ServerLog<'a> {
         ServerLog {
             summary: self,
@@ -257,6 +303,21 @@ impl TlsSummary {
     pub fn received_comment(&self) -> ReceivedComment<'_> {
         ReceivedComment(self)
     }
+
+    /// Postfix's second Received comment: `(Client CN "...", Issuer "..."
+    /// (not verified))` for a presented certificate, `(Client did not
+    /// present a certificate)` when one was asked for (`asked`), else
+    /// `(No client certificate requested)`.
+    pub fn client_cert_comment(&self, asked: bool) -> String {
+        match &self.client_cert {
+            Some(c) => format!(
+                "(Client CN \"{}\", Issuer \"{}\" (not verified))",
+                c.subject_cn, c.issuer_cn
+            ),
+            None if asked => "(Client did not present a certificate)".into(),
+            None => "(No client certificate requested)".into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +335,8 @@ mod tests {
                 key: KeyDesc::Rsa { bits: 2048 },
             }),
             sni: None,
+            client_signature: None,
+            client_cert: None,
         }
     }
 
@@ -315,6 +378,51 @@ mod tests {
         assert_eq!(
             ed.server_log("localhost", "127.0.0.1".parse().unwrap()).to_string(),
             "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) server-signature ED25519"
+        );
+    }
+
+    #[test]
+    fn client_certificate_seed_examples() {
+        // FORWARD_SECRECY_README, smtpd with smtpd_tls_ask_ccert.
+        let s = TlsSummary {
+            client_signature: Some(HandshakeSignature {
+                scheme: SignatureScheme::ECDSA_NISTP256_SHA256,
+                key: KeyDesc::Ec(Curve::P256),
+            }),
+            client_cert: Some(PeerCertNames {
+                subject_cn: "example.org".into(),
+                issuer_cn: "example.org".into(),
+            }),
+            ..rsa_x25519()
+        };
+        assert_eq!(
+            s.server_log("localhost", "127.0.0.1".parse().unwrap()).to_string(),
+            "Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (P-256) client-digest SHA256"
+        );
+        assert_eq!(
+            s.received_comment().to_string(),
+            "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (P-256) client-digest SHA256)"
+        );
+        assert_eq!(
+            s.client_cert_comment(true),
+            "(Client CN \"example.org\", Issuer \"example.org\" (not verified))"
+        );
+        let anon = rsa_x25519();
+        assert_eq!(
+            anon.client_cert_comment(true),
+            "(Client did not present a certificate)"
+        );
+        assert_eq!(
+            anon.client_cert_comment(false),
+            "(No client certificate requested)"
+        );
+        // Garbage gives empty names, never a panic.
+        assert_eq!(
+            PeerCertNames::from_cert(b"\x30\x00"),
+            PeerCertNames {
+                subject_cn: String::new(),
+                issuer_cn: String::new()
+            }
         );
     }
 

@@ -29,6 +29,7 @@ pub struct TernBuilder {
     submissions: bool,
     cert: Option<(PathBuf, PathBuf)>,
     users: Vec<(String, String)>,
+    also_v6: bool,
 }
 
 impl TernBuilder {
@@ -56,6 +57,12 @@ impl TernBuilder {
         self
     }
 
+    /// The port-25 listener also on `[::1]`, same port as on 127.0.0.1.
+    pub fn also_ipv6(mut self) -> Self {
+        self.also_v6 = true;
+        self
+    }
+
     /// An AUTH user, set with `tern passwd` before the start.
     pub fn user(mut self, user: &str, password: &str) -> Self {
         self.users.push((user.into(), password.into()));
@@ -79,7 +86,14 @@ impl TernBuilder {
         set("myhostname", "tern.example.test");
         set("mydomain", "example.test");
         set("mydestination", "");
-        set("smtp_listen", &format!("127.0.0.1:{smtp_port}"));
+        if self.also_v6 {
+            set(
+                "smtp_listen",
+                &format!("127.0.0.1:{smtp_port} [::1]:{smtp_port}"),
+            );
+        } else {
+            set("smtp_listen", &format!("127.0.0.1:{smtp_port}"));
+        }
         if let Some(p) = submission_port {
             set("submission_listen", &format!("127.0.0.1:{p}"));
         }
@@ -300,7 +314,13 @@ pub struct Client {
 impl Client {
     /// Plain TCP to 127.0.0.1:port (5 s read timeout per read).
     pub fn connect(port: u16) -> Client {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect to tern");
+        Client::connect_to("127.0.0.1", port)
+    }
+
+    /// Plain TCP to `ip`:port (5 s read timeout per read).
+    pub fn connect_to(ip: &str, port: u16) -> Client {
+        let ip: std::net::IpAddr = ip.parse().expect("IP address");
+        let tcp = TcpStream::connect((ip, port)).expect("connect to tern");
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         tcp.set_write_timeout(Some(WAIT)).unwrap();
         Client {
@@ -419,12 +439,65 @@ impl Client {
         self.tls = Some(conn);
     }
 
+    /// Like [`Client::start_tls`], but presenting the certificate chain in
+    /// `chain` signed with the key in `key` when the server asks for one.
+    /// Nothing checks that the key belongs to the certificate: a test can
+    /// sign with someone else's key. Returns the handshake error, if any.
+    pub fn start_tls_with_cert(
+        &mut self,
+        ca: &Path,
+        name: &str,
+        chain: &Path,
+        key: &Path,
+    ) -> Result<(), std::io::Error> {
+        use rustls::pki_types::pem::PemObject;
+        assert!(self.buf.is_empty(), "plaintext bytes pending before TLS");
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(ca).unwrap();
+        for c in rustls_pemfile_certs(&mut &pem[..]) {
+            roots.add(c).unwrap();
+        }
+        let pem = std::fs::read(chain).unwrap();
+        let certs = rustls_pemfile_certs(&mut &pem[..]);
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("PEM key");
+        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).expect("key type");
+        let resolver = FixedClientCert(Arc::new(rustls::sign::CertifiedKey::new(certs, signer)));
+        let cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(Arc::new(resolver));
+        let sn = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(cfg), sn).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut self.tcp)?;
+        }
+        self.tls = Some(conn);
+        Ok(())
+    }
+
     /// The negotiated key exchange group, once TLS is up.
     pub fn tls_group(&self) -> Option<String> {
         self.tls
             .as_ref()
             .and_then(|c| c.negotiated_key_exchange_group())
             .map(|g| format!("{:?}", g.name()))
+    }
+}
+
+/// Always offers the same certificate and key (no consistency check).
+#[derive(Debug)]
+struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

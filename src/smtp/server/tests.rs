@@ -365,6 +365,81 @@ fn error_limits_soft_pause_hard_close() {
     assert_eq!(say(&mut s, "NOOP"), "[pause 1]250 2.0.0 Ok\r\n");
 }
 
+#[test]
+fn no_commands_is_zero_of_zero() {
+    // Postfix: "disconnect from host[addr] commands=0/0" (a port scanner,
+    // or a failed implicit-TLS handshake).
+    let s = Session::new(params());
+    assert_eq!(
+        s.disconnect_line("localhost", "127.0.0.1"),
+        "disconnect from localhost[127.0.0.1] commands=0/0"
+    );
+}
+
+#[test]
+fn junk_commands_count_as_errors_past_the_limit() {
+    let p = ServerParams {
+        junk_command_limit: 5,
+        soft_error_limit: 100,
+        hard_error_limit: 3,
+        ..params()
+    };
+    let mut s = Session::new(p.clone());
+    // EHLO is junk number 1 (as in Postfix); junk 1..=6 are free
+    // (`junk_cmds++ > limit`), 7, 8 and 9 are errors 1, 2 and 3.
+    assert!(say(&mut s, "EHLO c").starts_with("250-"));
+    for i in 2u32..=8 {
+        assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n", "junk {i}");
+        assert_eq!(s.error_count(), i.saturating_sub(6), "junk {i}");
+    }
+    assert_eq!(
+        say(&mut s, "RSET"),
+        "250 2.0.0 Ok\r\n421 4.7.0 mx.example.net Error: too many errors\r\n[close]"
+    );
+    assert!(s.is_closed());
+    assert_eq!(s.command_counts(), " ehlo=1 rset=1 noop=7 commands=9");
+
+    // VRFY and HELP are junk on top of being errors; HELO too.
+    let mut s = Session::new(ServerParams {
+        hard_error_limit: 20,
+        ..p.clone()
+    });
+    for _ in 0..3 {
+        say(&mut s, "HELO c");
+    }
+    for _ in 0..3 {
+        say(&mut s, "HELP");
+    }
+    assert_eq!(s.error_count(), 3);
+    assert_eq!(
+        say(&mut s, "VRFY u"),
+        "502 5.5.1 VRFY command is disabled\r\n"
+    );
+    // junk 7: one error for VRFY, one for being junk past the limit.
+    assert_eq!(s.error_count(), 5);
+
+    // Mail commands are not junk, and a queued message forgives both
+    // counters (Postfix resets error_count and junk_cmds after a message).
+    let mut s = Session::new(p);
+    say(&mut s, "EHLO c");
+    for _ in 0..7 {
+        say(&mut s, "NOOP");
+    }
+    assert_eq!(s.error_count(), 2);
+    for _ in 0..5 {
+        assert_eq!(say(&mut s, "MAIL FROM:<a@b>"), "250 2.1.0 Ok\r\n");
+        assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+        assert!(say(&mut s, "DATA").starts_with("354 "));
+        assert!(ev(&mut s, Event::Committed("Q1")).starts_with("250 2.0.0 Ok"));
+        assert_eq!(s.error_count(), 0);
+    }
+    for _ in 0..6 {
+        assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+    }
+    assert_eq!(s.error_count(), 0);
+    assert!(!s.is_closed());
+}
+
 fn tls_params() -> ServerParams {
     ServerParams {
         tls_available: true,
