@@ -322,6 +322,24 @@ impl Delivery {
         }
     }
 
+    /// The trust anchors for a connection at `level`: at `verify` and
+    /// `secure`, an entry's `tafile=` files replace `smtp_tls_CAfile`
+    /// (Postfix's trust-anchor semantics); an entry whose store is missing
+    /// (cannot happen after a successful load) gets an empty one, so it
+    /// fails closed.
+    fn roots_for(&self, policy: &EffectivePolicy<'_>, level: Level) -> Arc<rustls::RootCertStore> {
+        let key = super::tables::tafile_key(policy.tafiles());
+        if key.is_empty() || !level.uses_name_match() {
+            return self.ctx.tables.roots.clone();
+        }
+        self.ctx
+            .tables
+            .tafile_roots
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::RootCertStore::empty()))
+    }
+
     /// Records a line for `tern probe` (nothing is kept for deliveries).
     fn note(&self, line: String) {
         if self.probing {
@@ -332,7 +350,60 @@ impl Delivery {
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
-        self.run_jobs(Some(spool), jobs).await
+        if jobs.len() < 2 || !self.reuse_disabled() {
+            return self.run_jobs(Some(spool), jobs).await;
+        }
+        // `connection_reuse=no`: one connection per message.
+        let mut all = DeliveryResults {
+            tls_established: Vec::new(),
+            peer_chain: Vec::new(),
+            last_failure: None,
+            connected: None,
+            per_message: Vec::with_capacity(jobs.len()),
+            dead_destination: None,
+            tls_attempts: Vec::new(),
+            notes: Vec::new(),
+        };
+        for job in jobs {
+            if let Some(why) = &all.dead_destination {
+                let text = format!("delivery temporarily suspended: {why}");
+                all.per_message.push(
+                    job.rcpts
+                        .iter()
+                        .map(|(i, _)| {
+                            (
+                                *i,
+                                RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text),
+                            )
+                        })
+                        .collect(),
+                );
+                continue;
+            }
+            let r = self.run_jobs(Some(spool), std::slice::from_ref(job)).await;
+            all.tls_established.extend(r.tls_established);
+            all.tls_attempts.extend(r.tls_attempts);
+            all.notes.extend(r.notes);
+            all.per_message.extend(r.per_message);
+            all.last_failure = r.last_failure.or(all.last_failure);
+            all.connected = r.connected.or(all.connected);
+            all.dead_destination = r.dead_destination;
+        }
+        all
+    }
+
+    /// Whether the policy entry of this next hop says `connection_reuse=no`.
+    fn reuse_disabled(&self) -> bool {
+        let Ok(nexthop) = super::route::parse_nexthop(&self.dest) else {
+            return false;
+        };
+        let defaults = self.defaults(&self.ctx.cfg);
+        policy::decide(&PolicyInputs {
+            nexthop: nexthop.borrow(),
+            tables: &self.ctx.tables.policy,
+            defaults: &defaults,
+        })
+        .is_ok_and(|p| p.connection_reuse == Some(false))
     }
 
     async fn run_jobs(&self, spool: Option<&Spool>, jobs: &[MessageJob]) -> DeliveryResults {
@@ -704,13 +775,15 @@ impl Delivery {
                 Level::Encrypt,
             ),
             (Level::Fingerprint, _) => {
-                let fps = policy
+                // Lengths were checked against the digest at load time.
+                let digest = self.ctx.tables.fingerprint_digest;
+                let list = policy
                     .fingerprints()
-                    .filter_map(|f| <[u8; 32]>::try_from(f.as_bytes()).ok())
+                    .map(|f| f.as_bytes().to_vec())
                     .collect();
                 (
                     TlsRequirement::Required,
-                    VerifyMode::Fingerprint(fps),
+                    VerifyMode::Fingerprints { digest, list },
                     Level::Fingerprint,
                 )
             }
@@ -809,7 +882,7 @@ impl Delivery {
             cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
         let verifier = TernVerifier::new(
             t.verify.clone(),
-            self.ctx.tables.roots.clone(),
+            self.roots_for(policy, t.level),
             self.ctx.tls.provider.clone(),
         );
         let recorder = Arc::new(ChainRecorder {
@@ -821,16 +894,35 @@ impl Delivery {
         } else {
             verifier.clone()
         };
-        let client_cfg =
-            crate::tls::build_client_config(&self.ctx.tls, cert_verifier).map_err(|e| {
-                HostFailure {
-                    text: format!("TLS client configuration: {e}"),
-                    dsn: "4.7.5".into(),
-                    permanent: false,
-                    reached: false,
-                    tls: false,
-                }
-            })?;
+        // protocols= / smtp_tls_(mandatory_)protocols and exclude=, for the
+        // level this connection runs at (DANE may have lowered it).
+        let versions = policy.protocols_at(t.level);
+        let excluded = policy.excluded_suites();
+        let limits = crate::tls::server_config::ClientLimits {
+            tls12: versions.tls12(),
+            tls13: versions.tls13(),
+            exclude: self
+                .ctx
+                .tls
+                .provider
+                .cipher_suites
+                .iter()
+                .map(|s| s.suite())
+                .filter(|s| excluded.excludes(*s))
+                .collect(),
+        };
+        let client_cfg = crate::tls::server_config::build_client_config_with(
+            &self.ctx.tls,
+            cert_verifier,
+            &limits,
+        )
+        .map_err(|e| HostFailure {
+            text: format!("TLS client configuration (protocols {versions}): {e}"),
+            dsn: "4.7.5".into(),
+            permanent: false,
+            reached: false,
+            tls: false,
+        })?;
         let sni_name = match &t.sni {
             Some(s) => s.clone(),
             None => policy.sni(&t.host).unwrap_or(&t.host).to_string(),
