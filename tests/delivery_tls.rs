@@ -26,6 +26,38 @@ fn assert_delivered(pf: &Postfix, n: usize, subject: &str) {
     );
 }
 
+/// A number as Postfix's format_tv() prints delays: under 1 s at most two
+/// decimals, under 10 s at most one, from 10 s none; no trailing zero.
+fn postfix_number(s: &str) -> f64 {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let v: f64 = s.parse().unwrap_or_else(|_| panic!("not a number: {s}"));
+    assert!(
+        !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()),
+        "{s}"
+    );
+    let max_frac = match v {
+        v if v < 1.0 => 2,
+        v if v < 10.0 => 1,
+        _ => 0,
+    };
+    assert!(frac.len() <= max_frac && !frac.ends_with('0'), "{s}");
+    v
+}
+
+/// `delay=` and the four `delays=` parts are in Postfix's format, the parts
+/// add up to the delay (within rounding).
+fn assert_postfix_delays(line: &str) {
+    let delay = postfix_number(field(line, "delay").unwrap_or_else(|| panic!("{line}")));
+    let parts: Vec<f64> = field(line, "delays")
+        .unwrap_or_else(|| panic!("{line}"))
+        .split('/')
+        .map(postfix_number)
+        .collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    let sum: f64 = parts.iter().sum();
+    assert!((sum - delay).abs() <= 0.1 + delay * 0.1, "{line}");
+}
+
 #[test]
 fn may_with_self_signed_cert_is_untrusted_and_delivered() {
     let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
@@ -51,6 +83,7 @@ fn may_with_self_signed_cert_is_untrusted_and_delivered() {
         "{}",
         sent[0]
     );
+    assert_postfix_delays(&sent[0]);
     // Postfix saw TLS on its side too.
     assert!(
         pf.wait_for_log("Anonymous TLS connection established from", T)
