@@ -8,6 +8,7 @@ mod delivery_harness;
 
 use common::ports::free_port;
 use common::postfix::{Postfix, PostfixBuilder};
+use common::sink::SmtpSink;
 use common::tempdir::{write_config, TempDir};
 use common::tools::pflogsumm;
 use delivery_harness::{field, Tern};
@@ -103,6 +104,159 @@ fn wan_down_then_back_delivers_every_message_once() {
     for id in before.iter().chain(&during) {
         assert_eq!(tern.log_lines(&[id, "status=sent"]).len(), 1, "{id}");
     }
+}
+
+/// The subjects of the complete messages a sink holds (a dump ends with
+/// the `END <subject>` line every test message carries; a dump cut off by
+/// the kill does not count as an arrival).
+fn complete_subjects(sink: &SmtpSink) -> Vec<String> {
+    sink.messages()
+        .iter()
+        .filter_map(|m| {
+            let text = String::from_utf8_lossy(m);
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))?
+                .trim()
+                .to_string();
+            text.contains(&format!("END {subject}")).then_some(subject)
+        })
+        .collect()
+}
+
+/// The WAN dies while deliveries are in flight: a slow receiver (smtp-sink
+/// waits 1 s before answering DATA) is killed mid-queue with sessions open,
+/// comes back on the same address, and every message arrives, each queue
+/// ID with exactly one `status=sent`. A message may arrive twice only when
+/// the kill fell between the final dot and its reply, the window SMTP
+/// cannot close (RFC 1047); tern then says so in the deferral, as Postfix
+/// does ("-- message may be sent more than once"), and only such messages
+/// are allowed a second copy.
+#[test]
+fn wan_killed_mid_session_loses_nothing() {
+    const N: usize = 40;
+    let port = free_port();
+    let mut first = SmtpSink::start_on(port, &["-w", "1"]);
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "none")
+        .start();
+    let ids: Vec<String> = (0..N)
+        .map(|i| {
+            let subject = format!("wan-{i}");
+            let r = common::tools::Swaks::new(tern.port())
+                .from("alice@example.net")
+                .to("bob@example.test")
+                .data(&format!(
+                    "Subject: {subject}\r\n\r\nbody of {subject}\r\nEND {subject}\r\n"
+                ))
+                .run_ok();
+            r.queue_id()
+                .unwrap_or_else(|| panic!("no queue id:\n{}", r.transcript))
+        })
+        .collect();
+    // A few got through; the rest are queued or in open sessions.
+    first.wait_for_count(6, T);
+    first.stop();
+    let cut = tern.wait_log(&["status=deferred", "lost connection with"], 1, T);
+    assert!(
+        ids.iter().any(|id| cut[0].contains(id.as_str())),
+        "{}",
+        cut[0]
+    );
+    let got_first = complete_subjects(&first);
+    assert!(
+        got_first.len() < N,
+        "the kill came too late to test anything"
+    );
+
+    let second = SmtpSink::start_on(port, &[]);
+    tern.wait_queue_empty(Duration::from_secs(90));
+    // Two more queue runs must not send anything again.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let mut all = got_first.clone();
+    all.extend(complete_subjects(&second));
+    let log = tern.log();
+    eprintln!(
+        "before the kill: {} messages; deferrals for a cut session: {}; after: {}",
+        got_first.len(),
+        log.lines()
+            .filter(|l| l.contains("status=deferred") && l.contains("lost connection"))
+            .count(),
+        all.len() - got_first.len()
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let subject = format!("wan-{i}");
+        let copies = all.iter().filter(|s| **s == subject).count();
+        assert!(copies >= 1, "{subject} ({id}) never arrived\n{log}");
+        if copies > 1 {
+            assert!(
+                log.lines().any(|l| l.contains(id.as_str())
+                    && l.contains("status=deferred")
+                    && l.contains("message may be sent more than once")),
+                "{subject} ({id}) arrived {copies} times without the end-of-data race\n{log}"
+            );
+            assert_eq!(copies, 2, "{subject}");
+        }
+        let sent = tern.log_lines(&[id, "status=sent"]);
+        assert_eq!(sent.len(), 1, "{id}: {sent:?}");
+    }
+}
+
+/// A message that outlives `maximal_queue_lifetime` is returned with a
+/// DSN: qmgr logs `status=expired, returned to sender` as Postfix does, the
+/// DSN (multipart/report, Action: failed, the last reason) reaches the
+/// sender's server, and the message leaves the queue.
+#[test]
+fn expired_message_is_returned_with_a_dsn() {
+    let pf = Postfix::builder().local_domains(&["example.net"]).start();
+    let dead = free_port();
+    let b = Tern::builder();
+    let transport = b.table(
+        "transport",
+        &format!("example.test smtp:[127.0.0.1]:{dead}\n"),
+    );
+    let tern = b
+        .relay_to(pf.smtp_port())
+        .set("transport_maps", &transport)
+        .set("maximal_queue_lifetime", "3s")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "too-late");
+    tern.wait_log(&[&id, "status=deferred", "Connection refused"], 1, T);
+    let exp = tern.wait_log(&[&id, "status=expired, returned to sender"], 1, T);
+    assert!(
+        exp[0].contains(&format!("{id}: from=<alice@example.net>, status=expired")),
+        "{}",
+        exp[0]
+    );
+    // No per-recipient bounce line: the deferrals were logged as they came.
+    assert!(
+        tern.log_lines(&[&id, "status=bounced"]).is_empty(),
+        "{}",
+        tern.log()
+    );
+    let n = tern.wait_log(&[&id, "sender non-delivery notification: "], 1, T);
+    let dsn_id = n[0].rsplit(' ').next().unwrap_or("").to_string();
+    tern.wait_log(&[&dsn_id, "to=<alice@example.net>", "status=sent"], 1, T);
+    let msgs = pf.wait_for_message(1, T);
+    let dsn = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert!(
+        dsn.contains("Content-Type: multipart/report; report-type=delivery-status;"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@example.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 4.4.7"), "{dsn}");
+    assert!(
+        dsn.contains("Connection refused"),
+        "the last reason:\n{dsn}"
+    );
+    assert!(dsn.contains("Subject: too-late"), "{dsn}");
+    tern.wait_queue_empty(T);
 }
 
 #[test]

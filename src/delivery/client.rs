@@ -1087,6 +1087,10 @@ impl Delivery {
         let mut xfer_start = SystemTime::now();
         // Messages sent over this connection so far (Postfix's conn_use).
         let mut uses = 0u32;
+        // The final dot is out and its reply not in: if the connection
+        // dies now, the server may have the message (SMTP cannot tell).
+        let mut eod_sent = false;
+        let maybe_twice = " -- message may be sent more than once";
         let mut actions: Vec<ClientAction> = Vec::new();
         loop {
             // Perform queued actions.
@@ -1168,8 +1172,10 @@ impl Delivery {
                                 tls: false,
                             });
                         }
+                        eod_sent = true;
                     }
                     ClientAction::Delivered(list) => {
+                        eod_sent = false;
                         let Some(j) = current.take() else { continue };
                         let done = SystemTime::now();
                         let xfer = done
@@ -1270,6 +1276,11 @@ impl Delivery {
             let limit = if current.is_some() { data_t } else { helo_t };
             let spare = splitter.spare(&mut buf);
             match timeout(limit, stream.read(spare)).await {
+                Some(Ok(0)) | Some(Err(_)) if eod_sent => {
+                    let mut f = lost("sending end of data");
+                    f.text.push_str(maybe_twice);
+                    return Err(f);
+                }
                 Some(Ok(0)) | Some(Err(_)) => {
                     return Err(lost(if current.is_some() {
                         "sending message"
@@ -1280,7 +1291,11 @@ impl Delivery {
                 Some(Ok(n)) => splitter.filled(REPLY_BUF, n),
                 None => {
                     return Err(HostFailure {
-                        text: format!("conversation with {hostaddr} timed out"),
+                        text: if eod_sent {
+                            format!("conversation with {hostaddr} timed out while sending end of data{maybe_twice}")
+                        } else {
+                            format!("conversation with {hostaddr} timed out")
+                        },
                         dsn: "4.4.2".into(),
                         permanent: false,
                         reached: true,
