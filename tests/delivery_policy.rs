@@ -328,3 +328,73 @@ fn check_config_reports_unusable_attributes_with_lines() {
         "{text}"
     );
 }
+
+/// `secure` is immune to a forged MX record (the seed guide's "DNS forgery
+/// resistant server certificate verification"): example.test's MX points
+/// at mx.other.test, whose certificate (from a CA tern trusts) names only
+/// mx.other.test. `secure` checks the default `nexthop, dot-nexthop` names
+/// (example.test, *.example.test), taken from the next hop and never from
+/// DNS, and defers; `verify` checks the MX host name (`hostname`) and
+/// delivers, as Postfix does.
+#[test]
+fn secure_is_immune_to_a_forged_mx() {
+    use common::dnssec::{DnsWorld, Signing, Zone};
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.other.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            "example.test",
+            Signing::Unsigned,
+            "@ IN MX 10 mx.other.test.\n",
+        ),
+        Zone::new("other.test", Signing::Unsigned, "mx IN A 127.0.0.1\n"),
+    ]);
+    let resolver = dns.resolver.to_string();
+    let ca_file = ca.cert.display().to_string();
+    let port_s = port.to_string();
+    let start = |level: &str| {
+        Tern::builder()
+            .set("relayhost", "")
+            .set("inet_protocols", "ipv4")
+            .set("dns_resolvers", &resolver)
+            .set("smtp_tcp_port", &port_s)
+            .set("smtp_tls_CAfile", &ca_file)
+            .set("smtp_tls_security_level", level)
+            .start()
+    };
+    let relay = format!("relay=mx.other.test[127.0.0.1]:{port}");
+
+    let tern = start("secure");
+    let id = tern.submit("alice@example.net", "bob@example.test", "forged-mx");
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(d[0].contains(&relay), "{}", d[0]);
+    assert_eq!(field(&d[0], "dsn"), Some("4.7.5"), "{}", d[0]);
+    assert!(
+        d[0].contains(&format!(
+            "status=deferred (Server certificate not verified: mx.other.test[127.0.0.1]: "
+        )) && d[0].contains("(certificate-host-mismatch))"),
+        "{}",
+        d[0]
+    );
+    assert!(tern.log_lines(&["TLS connection established"]).is_empty());
+    assert!(tern.mailq().contains(&id));
+    drop(tern);
+
+    let tern = start("verify");
+    let id = tern.submit("alice@example.net", "bob@example.test", "mx-verified");
+    let s = tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert!(s[0].contains(&relay), "{}", s[0]);
+    assert_eq!(
+        tern.log_lines(&[&format!(
+            "Verified TLS connection established to mx.other.test[127.0.0.1]:{port}: TLSv1.3"
+        )])
+        .len(),
+        1,
+        "{}",
+        tern.log()
+    );
+    delivered(&pf, 1, "mx-verified");
+    assert!(!has_subject(&pf, "forged-mx"));
+}
