@@ -259,6 +259,96 @@ fn expired_message_is_returned_with_a_dsn() {
     tern.wait_queue_empty(T);
 }
 
+/// Queues three messages for a next hop that is down, brings it up and
+/// flushes: with one session per destination they go out over one
+/// connection (Postfix's smtpd logs `mail=3` for it, tern `conn_use=2`
+/// and `conn_use=3` as Postfix's smtp does), unless the policy entry says
+/// `connection_reuse=no`, which takes one connection per message.
+fn three_after_flush(reuse: Option<&str>) -> (Postfix, Tern, Vec<String>) {
+    let port = free_port();
+    let mut b = Tern::builder()
+        .relay_to(port)
+        .set("default_destination_concurrency_limit", "1")
+        .set("minimal_backoff_time", "300s")
+        .set("maximal_backoff_time", "600s");
+    if let Some(r) = reuse {
+        let t = b.table(
+            "tls_policy",
+            &format!("[127.0.0.1]:{port} may connection_reuse={r}\n"),
+        );
+        b = b.set("smtp_tls_policy_maps", &t);
+    }
+    let tern = b.start();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            tern.submit(
+                "alice@example.net",
+                "bob@example.test",
+                &format!("reuse-{i}"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let pf = Postfix::builder().smtp_port(port).start();
+    tern.flush();
+    for id in &ids {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    pf.wait_for_message(3, T);
+    (pf, tern, ids)
+}
+
+#[test]
+fn one_connection_for_several_messages() {
+    let (pf, tern, ids) = three_after_flush(None);
+    assert!(
+        pf.wait_for_log_count(
+            "disconnect from localhost[127.0.0.1] ehlo=1 mail=3 rcpt=3 data=3 quit=1",
+            1,
+            T
+        ),
+        "{}",
+        pf.log()
+    );
+    assert_eq!(
+        pf.log()
+            .matches("connect from localhost[127.0.0.1]")
+            .count()
+            - pf.log().matches("disconnect from").count(),
+        1,
+        "one connection:\n{}",
+        pf.log()
+    );
+    let sent = tern.log_lines(&["status=sent"]);
+    let mut uses: Vec<String> = sent
+        .iter()
+        .map(|l| field(l, "conn_use").unwrap_or("1").to_string())
+        .collect();
+    uses.sort();
+    assert_eq!(uses, vec!["1", "2", "3"], "{sent:#?}");
+    assert!(ids
+        .iter()
+        .all(|id| sent.iter().any(|l| l.contains(id.as_str()))));
+}
+
+#[test]
+fn connection_reuse_no_takes_a_connection_per_message() {
+    let (pf, tern, _) = three_after_flush(Some("no"));
+    assert!(
+        pf.wait_for_log_count(
+            "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1",
+            3,
+            T
+        ),
+        "{}",
+        pf.log()
+    );
+    assert!(!pf.log().contains("mail=2"), "{}", pf.log());
+    assert!(tern.log_lines(&["conn_use="]).is_empty(), "{}", tern.log());
+}
+
 #[test]
 fn backoff_alone_recovers_without_flush() {
     let port = free_port();

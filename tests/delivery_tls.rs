@@ -331,3 +331,43 @@ fn may_retries_in_plaintext_after_a_failed_handshake() {
         strict.log()
     );
 }
+
+/// A server that offers STARTTLS and then refuses it (Postfix without a
+/// readable certificate answers `454 4.7.0 TLS not available due to local
+/// problem`): `may` carries on in plaintext, as Postfix does, and logs why;
+/// `encrypt` defers.
+#[test]
+fn may_continues_in_plaintext_after_a_refused_starttls() {
+    let pf = Postfix::builder()
+        .tls(
+            std::path::Path::new("/nonexistent/cert.pem"),
+            std::path::Path::new("/nonexistent/key.pem"),
+        )
+        .start();
+    let port = pf.smtp_port();
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "may")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "may-454");
+    tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert_delivered(&pf, 1, "may-454");
+    let why = tern.log_lines(&[
+        "host 127.0.0.1[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to local problem; level may: continuing without TLS",
+    ]);
+    assert_eq!(why.len(), 1, "{}", tern.log());
+    drop(tern);
+
+    let strict = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "encrypt")
+        .start();
+    let id = strict.submit("alice@example.net", "bob@example.test", "enc-454");
+    let d = strict.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(
+        d[0].ends_with("(TLS is required, but host 127.0.0.1[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to local problem)"),
+        "{}",
+        d[0]
+    );
+    assert!(strict.log_lines(&["continuing without TLS"]).is_empty());
+}

@@ -24,7 +24,7 @@ use crate::smtp::client::{
 use crate::smtp::dotstuff::DotStuffer;
 use crate::smtp::line::{BareNewline, LineSplitter};
 use crate::tls::verify::TernVerifier;
-use crate::tls::{MatchName, Stream, TlsOutcome, Trust, VerifyMode};
+use crate::tls::{MatchName, Stream, TlsOutcome, VerifyMode};
 
 use super::qmgr::Context;
 
@@ -1071,7 +1071,7 @@ impl Delivery {
             )
             .await?;
         }
-        let creds = self.credentials(&t.host, policy.nexthop_domain());
+        let creds = self.credentials(&t.host);
         let mut sess = Session::new(ClientParams {
             helo_name: cfg.get("smtp_helo_name").to_string(),
             tls: t.tls,
@@ -1090,6 +1090,7 @@ impl Delivery {
         // The final dot is out and its reply not in: if the connection
         // dies now, the server may have the message (SMTP cannot tell).
         let mut eod_sent = false;
+        let mut last_reply = String::new();
         let maybe_twice = " -- message may be sent more than once";
         let mut actions: Vec<ClientAction> = Vec::new();
         loop {
@@ -1134,6 +1135,16 @@ impl Delivery {
                     ClientAction::Ready => {
                         if current.is_none() && conn_secs == 0.0 {
                             conn_secs = started.elapsed().as_secs_f64();
+                            if t.tls == TlsRequirement::Opportunistic
+                                && sess.extensions().starttls
+                                && !sess.tls_active()
+                                && !wrapper
+                            {
+                                // Offered, then refused (454): `may` goes on
+                                // in plaintext, as Postfix does; say so.
+                                log::info!(target: "smtp", "host {hostaddr} refused to start TLS: {last_reply}; level may: continuing without TLS");
+                                self.note(format!("host {hostaddr} refused to start TLS: {last_reply}; level may: continuing without TLS"));
+                            }
                         }
                         // Next message with pending recipients.
                         let Some(j) = (next_job..jobs.len()).find(|j| !jobs[*j].rcpts.is_empty())
@@ -1259,6 +1270,12 @@ impl Delivery {
             // Feed buffered reply lines, or read more.
             match splitter.next_line(&buf) {
                 Some(Ok(line)) => {
+                    if conn_secs == 0.0 {
+                        // The latest reply before the session is ready (for
+                        // the log line of a refused STARTTLS).
+                        last_reply.clear();
+                        last_reply.push_str(&String::from_utf8_lossy(line));
+                    }
                     actions.extend(sess.reply_line(line));
                     continue;
                 }
@@ -1372,7 +1389,6 @@ impl Delivery {
                         ),
                     });
                 }
-                let _ = Trust::Untrusted;
                 Ok(())
             }
             (_, TlsOutcome::Failure { kind, reason }) => {
@@ -1452,7 +1468,7 @@ impl Delivery {
     }
 
     /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.
-    fn credentials(&self, host: &str, nexthop: &str) -> Option<(String, String)> {
+    fn credentials(&self, host: &str) -> Option<(String, String)> {
         if !self.ctx.cfg.bool("smtp_sasl_auth_enable") {
             return None;
         }
@@ -1461,7 +1477,6 @@ impl Delivery {
             hostname: host,
             nexthop: &self.dest,
         };
-        let _ = nexthop;
         crate::policy::sasl::lookup_maps(&self.ctx.tables.sasl, &q)
             .map(|c| (c.username.to_string(), c.password.to_string()))
     }
