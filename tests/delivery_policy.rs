@@ -281,6 +281,23 @@ fn sha512_fingerprints_with_the_digest_setting() {
         out.combined()
     );
     assert!(!has_subject(&pf, "fp-512-wrong"));
+
+    // The same check for main.cf's list, where the fingerprint level uses it.
+    let out = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "fingerprint")
+        .set("smtp_tls_fingerprint_cert_match", &leaf.cert_sha256)
+        .set("smtp_tls_fingerprint_digest", "sha512")
+        .check_config();
+    assert_eq!(out.status, Some(1), "{}", out.combined());
+    assert!(
+        out.combined().contains(&format!(
+            "smtp_tls_fingerprint_cert_match: fingerprint \"{}\" has 32 bytes, but smtp_tls_fingerprint_digest = sha512 gives 64",
+            leaf.cert_sha256
+        )),
+        "{}",
+        out.combined()
+    );
 }
 
 #[test]

@@ -128,22 +128,32 @@ impl Tables {
                 FingerprintDigest::Sha256
             }
         };
-        for fp in crate::policy::table::MatchList::main_cf(
-            cfg.get("smtp_tls_fingerprint_cert_match"),
-            true,
-        ) {
-            match crate::policy::decide::parse_fingerprint(fp) {
-                Err(e) => errors.push(format!("smtp_tls_fingerprint_cert_match: {e}")),
-                Ok(f) if f.as_bytes().len() != fingerprint_digest.len() => errors.push(format!(
-                    "smtp_tls_fingerprint_cert_match: fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {} gives {}",
-                    f.as_bytes().len(),
-                    fingerprint_digest.name(),
-                    fingerprint_digest.len()
-                )),
-                Ok(_) => {}
+        let named = load_named(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
+        // smtp_tls_fingerprint_cert_match matters only where the
+        // fingerprint level takes its list from main.cf: as the default
+        // level, or for table entries at that level without match=.
+        let main_cf_fps = cfg.get("smtp_tls_security_level") == "fingerprint"
+            || named.iter().any(|(t, _)| {
+                t.iter()
+                    .any(|e| e.level() == crate::policy::Level::Fingerprint && !e.has_match())
+            });
+        if main_cf_fps {
+            for fp in crate::policy::table::MatchList::main_cf(
+                cfg.get("smtp_tls_fingerprint_cert_match"),
+                true,
+            ) {
+                match crate::policy::decide::parse_fingerprint(fp) {
+                    Err(e) => errors.push(format!("smtp_tls_fingerprint_cert_match: {e}")),
+                    Ok(f) if f.as_bytes().len() != fingerprint_digest.len() => errors.push(format!(
+                        "smtp_tls_fingerprint_cert_match: fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {} gives {}",
+                        f.as_bytes().len(),
+                        fingerprint_digest.name(),
+                        fingerprint_digest.len()
+                    )),
+                    Ok(_) => {}
+                }
             }
         }
-        let named = load_named(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
         let mut tafile_roots: HashMap<String, Arc<RootCertStore>> = HashMap::new();
         for (t, file) in &named {
             for (line, e) in
