@@ -415,3 +415,29 @@ fn secure_is_immune_to_a_forged_mx() {
     delivered(&pf, 1, "mx-verified");
     assert!(!has_subject(&pf, "forged-mx"));
 }
+
+/// A self-signed server certificate as its own trust anchor (`tafile=`),
+/// as Postfix allows: Verified at `verify`.
+#[test]
+fn tafile_with_a_self_signed_server_certificate() {
+    let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let (_, _, log) = attempt(
+        port,
+        &[],
+        &format!(
+            "[127.0.0.1]:{port} verify match=mx.example.test tafile={}\n",
+            leaf.cert.display()
+        ),
+        "self-anchor",
+        "status=sent",
+    );
+    assert!(
+        log.contains(&format!(
+            "Verified TLS connection established to 127.0.0.1[127.0.0.1]:{port}"
+        )),
+        "{log}"
+    );
+    delivered(&pf, 1, "self-anchor");
+}
