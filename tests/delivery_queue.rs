@@ -509,3 +509,112 @@ fn pflogsumm_counts_sent_deferred_bounced() {
         "{report}"
     );
 }
+
+/// Counts the SMTP sessions open at once. Each session holds its first
+/// end-of-data reply until two sessions have been open together (or 10 s
+/// passed), so a client allowed two connections reliably shows two.
+struct CountingServer {
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingServer {
+    fn start_on(port: u16) -> CountingServer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::Arc;
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let (cur, max, delivered) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (m, d) = (max.clone(), delivered.clone());
+        std::thread::spawn(move || {
+            for tcp in l.incoming().flatten() {
+                let (cur, max, delivered) = (cur.clone(), m.clone(), d.clone());
+                std::thread::spawn(move || {
+                    let now = cur.fetch_add(1, SeqCst) + 1;
+                    max.fetch_max(now, SeqCst);
+                    let mut w = tcp;
+                    let Ok(r) = w.try_clone() else { return };
+                    let mut r = BufReader::new(r);
+                    let _ = w.write_all(b"220 count.example.test ESMTP\r\n");
+                    let mut line = String::new();
+                    let mut in_data = false;
+                    while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        let l = line.trim_end().to_string();
+                        line.clear();
+                        let reply: &[u8] = if in_data {
+                            if l != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            let until = Instant::now() + Duration::from_secs(10);
+                            while max.load(SeqCst) < 2 && Instant::now() < until {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            delivered.fetch_add(1, SeqCst);
+                            b"250 2.0.0 Ok: queued\r\n"
+                        } else {
+                            match l
+                                .split(' ')
+                                .next()
+                                .unwrap_or("")
+                                .to_ascii_uppercase()
+                                .as_str()
+                            {
+                                "EHLO" => b"250-count.example.test\r\n250 PIPELINING\r\n",
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = w.write_all(b"221 Bye\r\n");
+                                    break;
+                                }
+                                _ => b"250 Ok\r\n",
+                            }
+                        };
+                        if w.write_all(reply).is_err() {
+                            break;
+                        }
+                    }
+                    cur.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        CountingServer { max, delivered }
+    }
+}
+
+/// `default_destination_concurrency_limit` bounds the sessions to one next
+/// hop: six messages queued together go out over at most (and, here,
+/// exactly) two connections at a time.
+#[test]
+fn destination_concurrency_limit_is_kept() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // Queue six messages while the next hop is down, so that one queue
+    // run (the flush) finds them all.
+    let port = free_port();
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("default_destination_concurrency_limit", "2")
+        .set("minimal_backoff_time", "300s")
+        .set("maximal_backoff_time", "600s")
+        .set("smtp_tls_security_level", "none")
+        .start();
+    let ids: Vec<String> = (0..6)
+        .map(|i| tern.submit("alice@example.net", "bob@example.test", &format!("c-{i}")))
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let server = CountingServer::start_on(port);
+    tern.flush();
+    for id in &ids {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    assert_eq!(server.delivered.load(SeqCst), 6);
+    assert_eq!(server.max.load(SeqCst), 2, "sessions open at once");
+}
