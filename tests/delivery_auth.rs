@@ -107,3 +107,24 @@ fn wrong_password_is_deferred_with_the_servers_reply() {
     assert!(pf.messages().is_empty());
     assert!(pf.wait_for_log("authentication failed", T).is_some());
 }
+
+/// A smarthost that offers only AUTH LOGIN (Postfix's
+/// `smtpd_sasl_mechanism_filter = login`): tern logs in with LOGIN.
+#[test]
+fn auth_login_when_plain_is_not_offered() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["smtp.example.test"]);
+    let pf = Postfix::builder()
+        .tls(&leaf.chain, &leaf.key)
+        .submission_user("alice", "s3cret-pw")
+        .submission_requires_tls()
+        .main_cf("smtpd_sasl_mechanism_filter", "login")
+        .start();
+    let port = pf.submission_port().unwrap();
+    let tern = tern_for(port, &ca, "s3cret-pw", false);
+    check_sent(&pf, &tern, port, "via-login", 1);
+    let line = pf
+        .wait_for_log("sasl_method=", T)
+        .unwrap_or_else(|| panic!("{}", pf.log()));
+    assert!(line.contains("sasl_method=LOGIN"), "{line}");
+}

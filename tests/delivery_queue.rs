@@ -8,6 +8,7 @@ mod delivery_harness;
 
 use common::ports::free_port;
 use common::postfix::{Postfix, PostfixBuilder};
+use common::sink::SmtpSink;
 use common::tempdir::{write_config, TempDir};
 use common::tools::pflogsumm;
 use delivery_harness::{field, Tern};
@@ -103,6 +104,249 @@ fn wan_down_then_back_delivers_every_message_once() {
     for id in before.iter().chain(&during) {
         assert_eq!(tern.log_lines(&[id, "status=sent"]).len(), 1, "{id}");
     }
+}
+
+/// The subjects of the complete messages a sink holds (a dump ends with
+/// the `END <subject>` line every test message carries; a dump cut off by
+/// the kill does not count as an arrival).
+fn complete_subjects(sink: &SmtpSink) -> Vec<String> {
+    sink.messages()
+        .iter()
+        .filter_map(|m| {
+            let text = String::from_utf8_lossy(m);
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))?
+                .trim()
+                .to_string();
+            text.contains(&format!("END {subject}")).then_some(subject)
+        })
+        .collect()
+}
+
+/// The WAN dies while deliveries are in flight: a slow receiver (smtp-sink
+/// waits 1 s before answering DATA) is killed mid-queue with sessions open,
+/// comes back on the same address, and every message arrives, each queue
+/// ID with exactly one `status=sent`. A message may arrive twice only when
+/// the kill fell between the final dot and its reply, the window SMTP
+/// cannot close (RFC 1047); tern then says so in the deferral, as Postfix
+/// does ("-- message may be sent more than once"), and only such messages
+/// are allowed a second copy.
+#[test]
+fn wan_killed_mid_session_loses_nothing() {
+    const N: usize = 40;
+    let port = free_port();
+    let mut first = SmtpSink::start_on(port, &["-w", "1"]);
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "none")
+        .start();
+    let ids: Vec<String> = (0..N)
+        .map(|i| {
+            let subject = format!("wan-{i}");
+            let r = common::tools::Swaks::new(tern.port())
+                .from("alice@example.net")
+                .to("bob@example.test")
+                .data(&format!(
+                    "Subject: {subject}\r\n\r\nbody of {subject}\r\nEND {subject}\r\n"
+                ))
+                .run_ok();
+            r.queue_id()
+                .unwrap_or_else(|| panic!("no queue id:\n{}", r.transcript))
+        })
+        .collect();
+    // A few got through; the rest are queued or in open sessions.
+    first.wait_for_count(6, T);
+    first.stop();
+    let cut = tern.wait_log(&["status=deferred", "lost connection with"], 1, T);
+    assert!(
+        ids.iter().any(|id| cut[0].contains(id.as_str())),
+        "{}",
+        cut[0]
+    );
+    let got_first = complete_subjects(&first);
+    assert!(
+        got_first.len() < N,
+        "the kill came too late to test anything"
+    );
+
+    let second = SmtpSink::start_on(port, &[]);
+    tern.wait_queue_empty(Duration::from_secs(90));
+    // Two more queue runs must not send anything again.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let mut all = got_first.clone();
+    all.extend(complete_subjects(&second));
+    let log = tern.log();
+    eprintln!(
+        "before the kill: {} messages; deferrals for a cut session: {}; after: {}",
+        got_first.len(),
+        log.lines()
+            .filter(|l| l.contains("status=deferred") && l.contains("lost connection"))
+            .count(),
+        all.len() - got_first.len()
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let subject = format!("wan-{i}");
+        let copies = all.iter().filter(|s| **s == subject).count();
+        assert!(copies >= 1, "{subject} ({id}) never arrived\n{log}");
+        if copies > 1 {
+            assert!(
+                log.lines().any(|l| l.contains(id.as_str())
+                    && l.contains("status=deferred")
+                    && l.contains("message may be sent more than once")),
+                "{subject} ({id}) arrived {copies} times without the end-of-data race\n{log}"
+            );
+            assert_eq!(copies, 2, "{subject}");
+        }
+        let sent = tern.log_lines(&[id, "status=sent"]);
+        assert_eq!(sent.len(), 1, "{id}: {sent:?}");
+    }
+}
+
+/// A message that outlives `maximal_queue_lifetime` is returned with a
+/// DSN: qmgr logs `status=expired, returned to sender` as Postfix does, the
+/// DSN (multipart/report, Action: failed, the last reason) reaches the
+/// sender's server, and the message leaves the queue.
+#[test]
+fn expired_message_is_returned_with_a_dsn() {
+    let pf = Postfix::builder().local_domains(&["example.net"]).start();
+    let dead = free_port();
+    let b = Tern::builder();
+    let transport = b.table(
+        "transport",
+        &format!("example.test smtp:[127.0.0.1]:{dead}\n"),
+    );
+    let tern = b
+        .relay_to(pf.smtp_port())
+        .set("transport_maps", &transport)
+        .set("maximal_queue_lifetime", "3s")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "too-late");
+    tern.wait_log(&[&id, "status=deferred", "Connection refused"], 1, T);
+    let exp = tern.wait_log(&[&id, "status=expired, returned to sender"], 1, T);
+    assert!(
+        exp[0].contains(&format!("{id}: from=<alice@example.net>, status=expired")),
+        "{}",
+        exp[0]
+    );
+    // No per-recipient bounce line: the deferrals were logged as they came.
+    assert!(
+        tern.log_lines(&[&id, "status=bounced"]).is_empty(),
+        "{}",
+        tern.log()
+    );
+    let n = tern.wait_log(&[&id, "sender non-delivery notification: "], 1, T);
+    let dsn_id = n[0].rsplit(' ').next().unwrap_or("").to_string();
+    tern.wait_log(&[&dsn_id, "to=<alice@example.net>", "status=sent"], 1, T);
+    let msgs = pf.wait_for_message(1, T);
+    let dsn = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert!(
+        dsn.contains("Content-Type: multipart/report; report-type=delivery-status;"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; bob@example.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 4.4.7"), "{dsn}");
+    assert!(
+        dsn.contains("Connection refused"),
+        "the last reason:\n{dsn}"
+    );
+    assert!(dsn.contains("Subject: too-late"), "{dsn}");
+    tern.wait_queue_empty(T);
+}
+
+/// Queues three messages for a next hop that is down, brings it up and
+/// flushes: with one session per destination they go out over one
+/// connection (Postfix's smtpd logs `mail=3` for it, tern `conn_use=2`
+/// and `conn_use=3` as Postfix's smtp does), unless the policy entry says
+/// `connection_reuse=no`, which takes one connection per message.
+fn three_after_flush(reuse: Option<&str>) -> (Postfix, Tern, Vec<String>) {
+    let port = free_port();
+    let mut b = Tern::builder()
+        .relay_to(port)
+        .set("default_destination_concurrency_limit", "1")
+        .set("minimal_backoff_time", "300s")
+        .set("maximal_backoff_time", "600s");
+    if let Some(r) = reuse {
+        let t = b.table(
+            "tls_policy",
+            &format!("[127.0.0.1]:{port} may connection_reuse={r}\n"),
+        );
+        b = b.set("smtp_tls_policy_maps", &t);
+    }
+    let tern = b.start();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            tern.submit(
+                "alice@example.net",
+                "bob@example.test",
+                &format!("reuse-{i}"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let pf = Postfix::builder().smtp_port(port).start();
+    tern.flush();
+    for id in &ids {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    pf.wait_for_message(3, T);
+    (pf, tern, ids)
+}
+
+#[test]
+fn one_connection_for_several_messages() {
+    let (pf, tern, ids) = three_after_flush(None);
+    assert!(
+        pf.wait_for_log_count(
+            "disconnect from localhost[127.0.0.1] ehlo=1 mail=3 rcpt=3 data=3 quit=1",
+            1,
+            T
+        ),
+        "{}",
+        pf.log()
+    );
+    assert_eq!(
+        pf.log()
+            .matches("connect from localhost[127.0.0.1]")
+            .count()
+            - pf.log().matches("disconnect from").count(),
+        1,
+        "one connection:\n{}",
+        pf.log()
+    );
+    let sent = tern.log_lines(&["status=sent"]);
+    let mut uses: Vec<String> = sent
+        .iter()
+        .map(|l| field(l, "conn_use").unwrap_or("1").to_string())
+        .collect();
+    uses.sort();
+    assert_eq!(uses, vec!["1", "2", "3"], "{sent:#?}");
+    assert!(ids
+        .iter()
+        .all(|id| sent.iter().any(|l| l.contains(id.as_str()))));
+}
+
+#[test]
+fn connection_reuse_no_takes_a_connection_per_message() {
+    let (pf, tern, _) = three_after_flush(Some("no"));
+    assert!(
+        pf.wait_for_log_count(
+            "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1",
+            3,
+            T
+        ),
+        "{}",
+        pf.log()
+    );
+    assert!(!pf.log().contains("mail=2"), "{}", pf.log());
+    assert!(tern.log_lines(&["conn_use="]).is_empty(), "{}", tern.log());
 }
 
 #[test]
@@ -264,4 +508,113 @@ fn pflogsumm_counts_sent_deferred_bounced() {
         report.contains("User unknown in virtual mailbox table"),
         "{report}"
     );
+}
+
+/// Counts the SMTP sessions open at once. Each session holds its first
+/// end-of-data reply until two sessions have been open together (or 10 s
+/// passed), so a client allowed two connections reliably shows two.
+struct CountingServer {
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingServer {
+    fn start_on(port: u16) -> CountingServer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::Arc;
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let (cur, max, delivered) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (m, d) = (max.clone(), delivered.clone());
+        std::thread::spawn(move || {
+            for tcp in l.incoming().flatten() {
+                let (cur, max, delivered) = (cur.clone(), m.clone(), d.clone());
+                std::thread::spawn(move || {
+                    let now = cur.fetch_add(1, SeqCst) + 1;
+                    max.fetch_max(now, SeqCst);
+                    let mut w = tcp;
+                    let Ok(r) = w.try_clone() else { return };
+                    let mut r = BufReader::new(r);
+                    let _ = w.write_all(b"220 count.example.test ESMTP\r\n");
+                    let mut line = String::new();
+                    let mut in_data = false;
+                    while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        let l = line.trim_end().to_string();
+                        line.clear();
+                        let reply: &[u8] = if in_data {
+                            if l != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            let until = Instant::now() + Duration::from_secs(10);
+                            while max.load(SeqCst) < 2 && Instant::now() < until {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            delivered.fetch_add(1, SeqCst);
+                            b"250 2.0.0 Ok: queued\r\n"
+                        } else {
+                            match l
+                                .split(' ')
+                                .next()
+                                .unwrap_or("")
+                                .to_ascii_uppercase()
+                                .as_str()
+                            {
+                                "EHLO" => b"250-count.example.test\r\n250 PIPELINING\r\n",
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = w.write_all(b"221 Bye\r\n");
+                                    break;
+                                }
+                                _ => b"250 Ok\r\n",
+                            }
+                        };
+                        if w.write_all(reply).is_err() {
+                            break;
+                        }
+                    }
+                    cur.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        CountingServer { max, delivered }
+    }
+}
+
+/// `default_destination_concurrency_limit` bounds the sessions to one next
+/// hop: six messages queued together go out over at most (and, here,
+/// exactly) two connections at a time.
+#[test]
+fn destination_concurrency_limit_is_kept() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // Queue six messages while the next hop is down, so that one queue
+    // run (the flush) finds them all.
+    let port = free_port();
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("default_destination_concurrency_limit", "2")
+        .set("minimal_backoff_time", "300s")
+        .set("maximal_backoff_time", "600s")
+        .set("smtp_tls_security_level", "none")
+        .start();
+    let ids: Vec<String> = (0..6)
+        .map(|i| tern.submit("alice@example.net", "bob@example.test", &format!("c-{i}")))
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let server = CountingServer::start_on(port);
+    tern.flush();
+    for id in &ids {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    assert_eq!(server.delivered.load(SeqCst), 6);
+    assert_eq!(server.max.load(SeqCst), 2, "sessions open at once");
 }

@@ -26,6 +26,38 @@ fn assert_delivered(pf: &Postfix, n: usize, subject: &str) {
     );
 }
 
+/// A number as Postfix's format_tv() prints delays: under 1 s at most two
+/// decimals, under 10 s at most one, from 10 s none; no trailing zero.
+fn postfix_number(s: &str) -> f64 {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let v: f64 = s.parse().unwrap_or_else(|_| panic!("not a number: {s}"));
+    assert!(
+        !int.is_empty() && int.bytes().all(|b| b.is_ascii_digit()),
+        "{s}"
+    );
+    let max_frac = match v {
+        v if v < 1.0 => 2,
+        v if v < 10.0 => 1,
+        _ => 0,
+    };
+    assert!(frac.len() <= max_frac && !frac.ends_with('0'), "{s}");
+    v
+}
+
+/// `delay=` and the four `delays=` parts are in Postfix's format, the parts
+/// add up to the delay (within rounding).
+fn assert_postfix_delays(line: &str) {
+    let delay = postfix_number(field(line, "delay").unwrap_or_else(|| panic!("{line}")));
+    let parts: Vec<f64> = field(line, "delays")
+        .unwrap_or_else(|| panic!("{line}"))
+        .split('/')
+        .map(postfix_number)
+        .collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    let sum: f64 = parts.iter().sum();
+    assert!((sum - delay).abs() <= 0.1 + delay * 0.1, "{line}");
+}
+
 #[test]
 fn may_with_self_signed_cert_is_untrusted_and_delivered() {
     let leaf = self_signed(KeyKind::EcdsaP256, &["mx.example.test"]);
@@ -51,6 +83,7 @@ fn may_with_self_signed_cert_is_untrusted_and_delivered() {
         "{}",
         sent[0]
     );
+    assert_postfix_delays(&sent[0]);
     // Postfix saw TLS on its side too.
     assert!(
         pf.wait_for_log("Anonymous TLS connection established from", T)
@@ -296,5 +329,171 @@ fn may_retries_in_plaintext_after_a_failed_handshake() {
         strict.log_lines(&["without TLS"]).is_empty(),
         "{}",
         strict.log()
+    );
+}
+
+/// A server that offers STARTTLS and then refuses it (Postfix without a
+/// readable certificate answers `454 4.7.0 TLS not available due to local
+/// problem`): `may` carries on in plaintext, as Postfix does, and logs why;
+/// `encrypt` defers.
+#[test]
+fn may_continues_in_plaintext_after_a_refused_starttls() {
+    let pf = Postfix::builder()
+        .tls(
+            std::path::Path::new("/nonexistent/cert.pem"),
+            std::path::Path::new("/nonexistent/key.pem"),
+        )
+        .start();
+    let port = pf.smtp_port();
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "may")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "may-454");
+    tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert_delivered(&pf, 1, "may-454");
+    let why = tern.log_lines(&[
+        "host 127.0.0.1[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to local problem; level may: continuing without TLS",
+    ]);
+    assert_eq!(why.len(), 1, "{}", tern.log());
+    drop(tern);
+
+    let strict = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "encrypt")
+        .start();
+    let id = strict.submit("alice@example.net", "bob@example.test", "enc-454");
+    let d = strict.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(
+        d[0].ends_with("(TLS is required, but host 127.0.0.1[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to local problem)"),
+        "{}",
+        d[0]
+    );
+    assert!(strict.log_lines(&["continuing without TLS"]).is_empty());
+}
+
+/// A fake server that answers STARTTLS with `220` and, in the same
+/// segment, a forged `250` (STARTTLS response injection, CVE-2011-0411
+/// class), then does the TLS handshake and a normal session. Returns the
+/// commands it saw after the handshake.
+fn injecting_server(
+    listener: std::net::TcpListener,
+    leaf: &common::certs::Leaf,
+) -> std::thread::JoinHandle<Result<Vec<String>, String>> {
+    use std::io::{BufRead, BufReader, Write};
+    let params = tern::tls::TlsParams::from_postfix("", "", false).map_err(|e| e.to_string());
+    let pair = tern::tls::CertKeyPaths {
+        cert: leaf.chain.clone(),
+        key: leaf.key.clone(),
+    };
+    std::thread::spawn(move || {
+        let params = params?;
+        let cfg = tern::tls::build_server_config(&params, &[pair]).map_err(|e| e.to_string())?;
+        let (mut tcp, _) = listener.accept().map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(T)).map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(tcp.try_clone().map_err(|e| e.to_string())?);
+        let mut line = String::new();
+        let mut expect = |r: &mut BufReader<std::net::TcpStream>, want: &str| {
+            line.clear();
+            r.read_line(&mut line).map_err(|e| e.to_string())?;
+            if line.to_ascii_uppercase().starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("wanted {want}, got {line:?}"))
+            }
+        };
+        tcp.write_all(b"220 fake.example.test ESMTP\r\n")
+            .map_err(|e| e.to_string())?;
+        expect(&mut r, "EHLO")?;
+        tcp.write_all(b"250-fake.example.test\r\n250 STARTTLS\r\n")
+            .map_err(|e| e.to_string())?;
+        expect(&mut r, "STARTTLS")?;
+        // The injection: a reply the client never asked for, in plaintext.
+        tcp.write_all(b"220 2.0.0 Ready to start TLS\r\n250-injected\r\n250 AUTH PLAIN\r\n")
+            .map_err(|e| e.to_string())?;
+        let conn = rustls::ServerConnection::new(cfg).map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut seen = Vec::new();
+        let mut buf = Vec::new();
+        let mut in_data = false;
+        loop {
+            // Read one line over TLS.
+            buf.clear();
+            let mut byte = [0u8; 1];
+            loop {
+                match std::io::Read::read(&mut tls, &mut byte) {
+                    Ok(0) => return Ok(seen),
+                    Ok(_) => buf.push(byte[0]),
+                    Err(e) => return Err(format!("{e} after {seen:?}")),
+                }
+                if buf.ends_with(b"\r\n") {
+                    break;
+                }
+            }
+            let l = String::from_utf8_lossy(&buf).trim_end().to_string();
+            if in_data {
+                if l == "." {
+                    in_data = false;
+                    tls.write_all(b"250 2.0.0 Ok: queued as FAKE1\r\n")
+                        .map_err(|e| e.to_string())?;
+                }
+                continue;
+            }
+            let verb = l.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            seen.push(verb.clone());
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" => b"250-fake.example.test\r\n250 PIPELINING\r\n",
+                "MAIL" | "RCPT" => b"250 2.1.0 Ok\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 End data with <CR><LF>.<CR><LF>\r\n"
+                }
+                "QUIT" => {
+                    let _ = tls.write_all(b"221 2.0.0 Bye\r\n");
+                    return Ok(seen);
+                }
+                _ => b"502 5.5.2 Error: command not recognized\r\n",
+            };
+            tls.write_all(reply).map_err(|e| e.to_string())?;
+        }
+    })
+}
+
+/// STARTTLS response injection against the client: whatever the server
+/// sent after its `220` in plaintext is discarded, and tern sends EHLO
+/// again over TLS before anything else (issue 4, client hygiene).
+#[test]
+fn injected_plaintext_after_starttls_is_discarded() {
+    let leaf = self_signed(KeyKind::EcdsaP256, &["fake.example.test"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = injecting_server(listener, &leaf);
+    let tern = Tern::builder()
+        .relay_to(port)
+        .set("smtp_tls_security_level", "encrypt")
+        .start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "injection");
+    let sent = tern.wait_log(&[&id, "status=sent"], 1, T);
+    assert!(
+        sent[0].contains("(250 2.0.0 Ok: queued as FAKE1)"),
+        "{}",
+        sent[0]
+    );
+    let seen = server
+        .join()
+        .expect("server thread")
+        .unwrap_or_else(|e| panic!("fake server: {e}\n{}", tern.log()));
+    assert_eq!(
+        seen,
+        ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"],
+        "{}",
+        tern.log()
+    );
+    assert_eq!(
+        tern.log_lines(&["Untrusted TLS connection established to 127.0.0.1[127.0.0.1]"])
+            .len(),
+        1,
+        "{}",
+        tern.log()
     );
 }

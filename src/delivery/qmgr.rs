@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use smol::channel::{bounded, Receiver, Sender};
 use smol::LocalExecutor;
@@ -20,7 +20,7 @@ use crate::queue::{
 use crate::tls::BufferPool;
 
 use super::bounce::{self, Action, RecipientStatus};
-use super::client::{Delivery, MessageJob, RcptResult, ResultKind};
+use super::client::{arrival_time, Delivery, MessageJob, RcptResult, ResultKind};
 use super::route::{Route, Router};
 use super::schedule::{self, Slots};
 use super::tables::Tables;
@@ -423,7 +423,7 @@ impl QueueManager {
             }
             if !immediate.is_empty() {
                 let job = MessageJob::from_entry(&entry, Vec::new());
-                self.record(&ctx, &job, immediate, now);
+                self.record(&ctx, &job, immediate, now, true);
             }
         }
         let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit"))
@@ -543,36 +543,45 @@ impl QueueManager {
             };
             out.push((i, outcome, r));
         }
-        self.record(ctx, job, out, now);
+        self.record(ctx, job, out, now, true);
     }
 
+    /// Records outcomes durably; logs one line per recipient unless
+    /// `per_rcpt_lines` is false (expiry), then bounces what bounced.
     fn record(
         &self,
         ctx: &Context,
         job: &MessageJob,
         results: Vec<(usize, Outcome, RcptResult)>,
         now: u64,
+        per_rcpt_lines: bool,
     ) {
         let mut outcomes = Vec::with_capacity(results.len());
         let mut bounced: Vec<(String, RcptResult)> = Vec::new();
+        let arrival = arrival_time(&job.id, job.arrival);
+        let wall = SystemTime::now();
         for (i, outcome, r) in results {
             let rcpt = job.all_rcpts.get(i).cloned().unwrap_or_default();
-            let delay = now.saturating_sub(job.arrival);
             let status = match r.kind {
                 ResultKind::Sent => "sent",
                 ResultKind::Deferred => "deferred",
                 ResultKind::Bounced => "bounced",
             };
-            // Local delivery logged its own lines (with orig_to=).
-            if r.relay != "local" {
+            // Local delivery logged its own lines (with orig_to=); expiry
+            // logs one qmgr line for the message instead.
+            if r.relay != "local" && per_rcpt_lines {
+                let conn_use = if r.conn_use > 1 {
+                    format!(", conn_use={}", r.conn_use)
+                } else {
+                    String::new()
+                };
                 log::info!(
                     target: "smtp",
-                    "{}: to=<{}>, relay={}, delay={}, delays={}, dsn={}, status={} ({})",
+                    "{}: to=<{}>, relay={}{conn_use}, {}, dsn={}, status={} ({})",
                     job.id,
                     rcpt,
                     r.relay,
-                    delay,
-                    r.delays(delay),
+                    r.timing(arrival, job.picked, wall).fields(),
                     r.dsn,
                     status,
                     r.text
@@ -635,9 +644,18 @@ impl QueueManager {
     }
 
     /// Bounces every non-final recipient of a message that outlived
-    /// `maximal_queue_lifetime`.
+    /// `maximal_queue_lifetime`. As Postfix's qmgr, one line for the
+    /// message (`from=<sender>, status=expired, returned to sender`), no
+    /// per-recipient lines (each deferral was logged when it happened);
+    /// the DSN carries each recipient's last reason.
     fn expire(&self, ctx: &Context, entry: &QueueEntry, now: u64) {
         let job = MessageJob::from_entry(entry, Vec::new());
+        log::info!(
+            target: "qmgr",
+            "{}: from=<{}>, status=expired, returned to sender",
+            job.id,
+            job.sender
+        );
         let results = entry
             .rcpts
             .iter()
@@ -656,7 +674,7 @@ impl QueueManager {
                 )
             })
             .collect();
-        self.record(ctx, &job, results, now);
+        self.record(ctx, &job, results, now, false);
     }
 
     /// Queues a DSN to the sender, unless the message is itself a bounce or

@@ -1,16 +1,23 @@
 //! The outbound tables named in the configuration, loaded once (at start
 //! and on reload): transport map, TLS policy maps, SASL password maps and
-//! the CA bundle. `tern check-config` loads them the same way.
+//! the CA bundle, the `tafile=` trust anchors of policy entries. `tern
+//! check-config` loads them the same way. Settings the tables depend on
+//! (`smtp_tls_protocols`, `smtp_tls_mandatory_protocols`,
+//! `smtp_tls_fingerprint_digest` against the fingerprints) are checked here
+//! too, so that delivery never meets a value it cannot use.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 
 use crate::config::table::{self, Located, Report};
 use crate::config::Config;
+use crate::policy::protocols::TlsVersions;
 use crate::policy::sasl::SaslPasswordMap;
 use crate::policy::transport::TransportMap;
 use crate::policy::PolicyTable;
+use crate::tls::verify::FingerprintDigest;
 
 /// Everything outbound delivery looks up.
 pub struct Tables {
@@ -23,6 +30,24 @@ pub struct Tables {
     /// `smtp_tls_CAfile` (empty store when the file is missing: `verify`
     /// and `secure` then fail closed, and the start-up log says why).
     pub roots: Arc<RootCertStore>,
+    /// The trust stores of policy entries with `tafile=`, keyed by
+    /// [`tafile_key`]: at `verify`/`secure` they replace `roots` for that
+    /// entry (Postfix: with trust-anchor files, the CAfile is no longer
+    /// trusted for the destination).
+    pub tafile_roots: HashMap<String, Arc<RootCertStore>>,
+    /// `smtp_tls_fingerprint_digest`.
+    pub fingerprint_digest: FingerprintDigest,
+}
+
+/// The key of an entry's trust store in [`Tables::tafile_roots`]: its
+/// `tafile=` paths in order, one per line.
+pub fn tafile_key<'a>(paths: impl Iterator<Item = &'a str>) -> String {
+    let mut k = String::new();
+    for p in paths {
+        k.push_str(p);
+        k.push('\n');
+    }
+    k
 }
 
 fn load<T, E: std::fmt::Display>(
@@ -31,6 +56,19 @@ fn load<T, E: std::fmt::Display>(
     parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
     errors: &mut Vec<String>,
 ) -> Vec<T> {
+    load_named(cfg, key, parse, errors)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// [`load`], keeping each table's file name (for later `file:line` errors).
+fn load_named<T, E: std::fmt::Display>(
+    cfg: &Config,
+    key: &str,
+    parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+    errors: &mut Vec<String>,
+) -> Vec<(T, String)> {
     let specs = match table::parse_map_list(cfg.get(key)) {
         Ok(s) => s,
         Err(e) => {
@@ -56,7 +94,7 @@ fn load<T, E: std::fmt::Display>(
                 for w in &report.warnings {
                     log::warn!(target: "master", "{w}");
                 }
-                out.push(t);
+                out.push((t, file));
             }
             Err(report) => {
                 errors.extend(report.errors.iter().map(|e: &Located<E>| e.to_string()));
@@ -75,7 +113,76 @@ impl Tables {
     pub fn load(cfg: &Config) -> Result<Tables, Vec<String>> {
         let mut errors = Vec::new();
         let transport = load(cfg, "transport_maps", TransportMap::parse, &mut errors);
-        let policy = load(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
+        for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
+            if let Err(e) = TlsVersions::parse(cfg.get(key)) {
+                errors.push(format!("{key}: {e}"));
+            }
+        }
+        let digest_name = cfg.get("smtp_tls_fingerprint_digest");
+        let fingerprint_digest = match FingerprintDigest::parse(digest_name) {
+            Some(d) => d,
+            None => {
+                errors.push(format!(
+                    "smtp_tls_fingerprint_digest: unsupported digest \"{digest_name}\" (sha256 or sha512)"
+                ));
+                FingerprintDigest::Sha256
+            }
+        };
+        let named = load_named(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
+        // smtp_tls_fingerprint_cert_match matters only where the
+        // fingerprint level takes its list from main.cf: as the default
+        // level, or for table entries at that level without match=.
+        let main_cf_fps = cfg.get("smtp_tls_security_level") == "fingerprint"
+            || named.iter().any(|(t, _)| {
+                t.iter()
+                    .any(|e| e.level() == crate::policy::Level::Fingerprint && !e.has_match())
+            });
+        if main_cf_fps {
+            for fp in crate::policy::table::MatchList::main_cf(
+                cfg.get("smtp_tls_fingerprint_cert_match"),
+                true,
+            ) {
+                match crate::policy::decide::parse_fingerprint(fp) {
+                    Err(e) => errors.push(format!("smtp_tls_fingerprint_cert_match: {e}")),
+                    Ok(f) if f.as_bytes().len() != fingerprint_digest.len() => errors.push(format!(
+                        "smtp_tls_fingerprint_cert_match: fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {} gives {}",
+                        f.as_bytes().len(),
+                        fingerprint_digest.name(),
+                        fingerprint_digest.len()
+                    )),
+                    Ok(_) => {}
+                }
+            }
+        }
+        let mut tafile_roots: HashMap<String, Arc<RootCertStore>> = HashMap::new();
+        for (t, file) in &named {
+            for (line, e) in
+                t.fingerprint_length_errors(fingerprint_digest.name(), fingerprint_digest.len())
+            {
+                errors.push(format!("{file}:{line}: {e}"));
+            }
+            for e in t.iter() {
+                let key = tafile_key(e.tafiles());
+                if key.is_empty() || tafile_roots.contains_key(&key) {
+                    continue;
+                }
+                let mut store = RootCertStore::empty();
+                let mut ok = true;
+                for path in e.tafiles() {
+                    match crate::tls::verify::load_ca_file(std::path::Path::new(path)) {
+                        Ok(r) => store.roots.extend(r.roots),
+                        Err(err) => {
+                            errors.push(format!("{file}:{}: tafile: {err}", e.line()));
+                            ok = false;
+                        }
+                    }
+                }
+                if ok {
+                    tafile_roots.insert(key, Arc::new(store));
+                }
+            }
+        }
+        let policy: Vec<PolicyTable> = named.into_iter().map(|(t, _)| t).collect();
         let sasl = if cfg.bool("smtp_sasl_auth_enable") {
             load(
                 cfg,
@@ -100,6 +207,8 @@ impl Tables {
                 policy,
                 sasl,
                 roots: Arc::new(roots),
+                tafile_roots,
+                fingerprint_digest,
             })
         } else {
             Err(errors)

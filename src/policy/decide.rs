@@ -337,6 +337,27 @@ impl<'a> EffectivePolicy<'a> {
         list.filter_map(|f| parse_fingerprint(f).ok())
     }
 
+    /// The TLS versions to offer on a connection that runs at `level`
+    /// (the policy's level, or what DANE made of it: `may` without TLSA
+    /// records, `encrypt` with unusable ones): the entry's `protocols=`,
+    /// else `smtp_tls_protocols` at `may` and `smtp_tls_mandatory_protocols`
+    /// above, as Postfix's opportunistic/mandatory split.
+    pub fn protocols_at(&self, level: Level) -> TlsVersions {
+        match self.entry.and_then(|e| e.protocols()) {
+            Some(p) => p,
+            None if level.uses_mandatory_settings() => self.defaults.mandatory_protocols,
+            None => self.defaults.protocols,
+        }
+    }
+
+    /// The TLS 1.2 suites `exclude=` removes (validated when the table
+    /// loaded; nothing when absent).
+    pub fn excluded_suites(&self) -> super::ciphers::ExcludedSuites {
+        self.exclude
+            .and_then(|x| super::ciphers::ExcludedSuites::parse(x).ok())
+            .unwrap_or_default()
+    }
+
     /// The `tafile=` values of the entry.
     pub fn tafiles(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.entry.into_iter().flat_map(|e| e.tafiles())
@@ -546,6 +567,31 @@ mod tests {
         })
         .unwrap();
         assert!(!p.protocols.tls12() && p.protocols.tls13());
+        // What DANE made of the level decides, unless protocols= is set.
+        assert!(p.protocols_at(Level::May).tls12());
+        assert!(!p.protocols_at(Level::Encrypt).tls12());
+        let t = table("x.example dane\ny.example dane protocols=TLSv1.2 exclude=CHACHA20\n");
+        let hop = NextHop::parse("x.example").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert!(p.protocols_at(Level::May).tls12() && !p.protocols_at(Level::May).tls13());
+        assert!(!p.protocols_at(Level::Dane).tls12());
+        assert!(p.excluded_suites().is_empty());
+        let hop = NextHop::parse("y.example").unwrap();
+        let p = decide(&PolicyInputs {
+            nexthop: hop,
+            tables: &t,
+            defaults: &d,
+        })
+        .unwrap();
+        assert!(!p.protocols_at(Level::Dane).tls13());
+        assert!(p
+            .excluded_suites()
+            .excludes(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and DANE ([`dane`] decides per MX host), then the default
 //! `smtp_tls_security_level`.
 
+pub mod ciphers;
 pub mod dane;
 pub mod decide;
 pub mod level;

@@ -23,6 +23,7 @@
 
 use std::fmt;
 
+use super::ciphers::{self, CipherError, ExcludedSuites};
 use super::decide::{parse_fingerprint, FingerprintError};
 use super::level::{Level, UnknownLevel};
 use super::protocols::{ProtocolsError, TlsVersions};
@@ -73,6 +74,17 @@ pub enum PolicyError {
     Protocols(ProtocolsError),
     /// A bad `ciphers=` grade.
     CipherGrade(String),
+    /// A `ciphers=` grade or `exclude=` list tern cannot honour.
+    Ciphers(CipherError),
+    /// An attribute Postfix has that tern does not implement at this level.
+    Unsupported {
+        /// Attribute name.
+        name: String,
+        /// The entry's level.
+        level: Level,
+        /// What to do instead.
+        hint: &'static str,
+    },
     /// A bad fingerprint in `match=` at the fingerprint level.
     Fingerprint(FingerprintError),
     /// `servername=` is neither `hostname`, `nexthop` nor a DNS name.
@@ -109,6 +121,11 @@ impl fmt::Display for PolicyError {
             PolicyError::CipherGrade(g) => write!(
                 f,
                 "invalid cipher grade \"{g}\": expected high, medium, low, export or null"
+            ),
+            PolicyError::Ciphers(e) => e.fmt(f),
+            PolicyError::Unsupported { name, level, hint } => write!(
+                f,
+                "attribute \"{name}\" is not supported at security level \"{level}\": {hint}"
             ),
             PolicyError::Fingerprint(e) => e.fmt(f),
             PolicyError::ServerName(s) => write!(
@@ -226,6 +243,7 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
                 {
                     return Err(PolicyError::CipherGrade(val.to_string()));
                 }
+                ciphers::check_grade(val).map_err(PolicyError::Ciphers)?;
                 TAG_CIPHERS
             }
             "protocols" => {
@@ -237,6 +255,7 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
             }
             "exclude" => {
                 once(&mut exclude)?;
+                ExcludedSuites::parse(val).map_err(PolicyError::Ciphers)?;
                 TAG_EXCLUDE
             }
             "match" => {
@@ -259,6 +278,13 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
                     Level::Dane | Level::DaneOnly | Level::Verify | Level::Secure
                 ) {
                     return Err(invalid());
+                }
+                if level.is_dane() {
+                    return Err(PolicyError::Unsupported {
+                        name: name_lc,
+                        level,
+                        hint: "tern authenticates DANE servers by their TLSA records only; use tafile= at verify or secure",
+                    });
                 }
                 if val.is_empty() {
                     return Err(PolicyError::EmptyValue(name_lc));
@@ -556,6 +582,29 @@ impl PolicyTable {
         self.table.iter().map(PolicyEntry::from_hit)
     }
 
+    /// Checks the fingerprints of every `fingerprint` entry against the
+    /// digest in force (`smtp_tls_fingerprint_digest`, `len` bytes): one
+    /// `(line, message)` per fingerprint of another length.
+    pub fn fingerprint_length_errors(&self, digest: &str, len: usize) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        for e in self.iter().filter(|e| e.level() == Level::Fingerprint) {
+            for fp in e.match_list() {
+                if let Ok(f) = parse_fingerprint(fp) {
+                    if f.as_bytes().len() != len {
+                        out.push((
+                            e.line(),
+                            format!(
+                                "fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {digest} gives {len}",
+                                f.as_bytes().len()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Memory held: arena plus index, in bytes.
     pub fn bytes(&self) -> usize {
         self.table.bytes()
@@ -697,7 +746,7 @@ example.net                 secure
         let t = load(
             "a verify match=hostname:.a,match=nexthop tafile=/x tafile=/y servername=hostname connection_reuse=yes exclude=aNULL:MD5\n\
              b may connection_reuse=NO servername=mx.b.example protocols=>=TLSv1.3\n\
-             c dane-only tafile=/t servername=nexthop\n",
+             c dane-only servername=nexthop\n",
         );
         let a = t.get("a").unwrap();
         assert_eq!(
@@ -738,7 +787,11 @@ example.net                 secure
              m.example may protocols=TLSv1.4\n\
              n.example dane match=nexthop\n\
              o.example ,\n\
-             p.example may =x\n",
+             p.example may =x\n\
+             q.example encrypt ciphers=null\n\
+             r.example encrypt exclude=aNULL:arsa\n\
+             s.example encrypt exclude=TLS_AES_128_GCM_SHA256\n\
+             t.example dane tafile=/x\n",
         );
         let f = "/etc/tern/tls_policy";
         assert_eq!(
@@ -760,6 +813,10 @@ example.net                 secure
                 format!("{f}:15: attribute \"match\" invalid at security level \"dane\""),
                 format!("{f}:16: invalid empty policy"),
                 format!("{f}:17: malformed attribute/value pair \"=x\": missing attribute name"),
+                format!("{f}:18: cipher grade \"null\" is not supported: tern (rustls) has no ciphers without encryption"),
+                format!("{f}:19: exclude: unknown or unsupported cipher name \"arsa\" (OpenSSL names and aliases, case-sensitive, e.g. aRSA, CHACHA20, ECDHE-RSA-AES128-GCM-SHA256)"),
+                format!("{f}:20: exclude: \"TLS_AES_128_GCM_SHA256\" is a TLS 1.3 cipher suite; exclusions apply only to TLS 1.2 suites (as in Postfix)"),
+                format!("{f}:21: attribute \"tafile\" is not supported at security level \"dane\": tern authenticates DANE servers by their TLSA records only; use tafile= at verify or secure"),
             ]
         );
     }
@@ -805,6 +862,24 @@ example.net                 secure
             vec!["mx.google.com"]
         );
         assert_eq!(t.lookup("gmail.com").unwrap().level(), Level::Secure);
+    }
+
+    #[test]
+    fn fingerprint_lengths_against_the_digest() {
+        let fp32 = "ab".repeat(32);
+        let fp64 = "cd:".repeat(63) + "cd";
+        let t = load(&format!(
+            "a fingerprint match={fp32}\nb fingerprint match={fp64}|{fp32}\nc verify match=nexthop\n"
+        ));
+        assert!(t.fingerprint_length_errors("sha256", 32).len() == 1);
+        assert_eq!(t.fingerprint_length_errors("sha256", 32)[0].0, 2);
+        let e = t.fingerprint_length_errors("sha512", 64);
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].0, e[1].0), (1, 2));
+        assert_eq!(
+            e[0].1,
+            format!("fingerprint \"{fp32}\" has 32 bytes, but smtp_tls_fingerprint_digest = sha512 gives 64")
+        );
     }
 
     #[test]

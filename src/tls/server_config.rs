@@ -556,8 +556,55 @@ pub fn build_client_config(
     params: &TlsParams,
     verifier: Arc<dyn ServerCertVerifier>,
 ) -> Result<Arc<ClientConfig>, ConfigError> {
-    let mut config = ClientConfig::builder_with_provider(Arc::clone(&params.provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    build_client_config_with(params, verifier, &ClientLimits::default())
+}
+
+/// What a policy restricts on the outbound side (Postfix's `protocols=`,
+/// `smtp_tls_protocols`, `smtp_tls_mandatory_protocols`, `exclude=`).
+#[derive(Clone, Debug)]
+pub struct ClientLimits {
+    /// Offer TLS 1.2.
+    pub tls12: bool,
+    /// Offer TLS 1.3.
+    pub tls13: bool,
+    /// Cipher suites not to offer.
+    pub exclude: Vec<rustls::CipherSuite>,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            tls12: true,
+            tls13: true,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// [`build_client_config`] offering only the versions and suites `limits`
+/// leave; an error when nothing usable remains.
+pub fn build_client_config_with(
+    params: &TlsParams,
+    verifier: Arc<dyn ServerCertVerifier>,
+    limits: &ClientLimits,
+) -> Result<Arc<ClientConfig>, ConfigError> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::with_capacity(2);
+    if limits.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if limits.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let provider = if limits.exclude.is_empty() {
+        Arc::clone(&params.provider)
+    } else {
+        let mut p = (*params.provider).clone();
+        p.cipher_suites
+            .retain(|s| !limits.exclude.contains(&s.suite()));
+        Arc::new(p)
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -640,6 +687,41 @@ mod tests {
             e.to_string(),
             "smtpd_tls_protocols: neither TLSv1.2 nor TLSv1.3 is enabled"
         );
+    }
+
+    #[test]
+    fn client_limits() {
+        let p = TlsParams::from_postfix("", "", false).unwrap();
+        let v = crate::tls::verify::TernVerifier::new(
+            crate::tls::VerifyMode::Opportunistic,
+            Arc::new(rustls::RootCertStore::empty()),
+            Arc::clone(&p.provider),
+        );
+        let only13 = ClientLimits {
+            tls12: false,
+            ..ClientLimits::default()
+        };
+        assert!(build_client_config_with(&p, v.clone(), &only13).is_ok());
+        let none = ClientLimits {
+            tls12: false,
+            tls13: false,
+            exclude: Vec::new(),
+        };
+        assert!(build_client_config_with(&p, v.clone(), &none).is_err());
+        // Every TLS 1.2 suite excluded with TLS 1.2 alone: nothing left.
+        let tls12_suites: Vec<rustls::CipherSuite> = p
+            .provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS12)
+            .map(|s| s.suite())
+            .collect();
+        let starved = ClientLimits {
+            tls12: true,
+            tls13: false,
+            exclude: tls12_suites,
+        };
+        assert!(build_client_config_with(&p, v, &starved).is_err());
     }
 
     #[test]

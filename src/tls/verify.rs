@@ -10,7 +10,7 @@
 //! | level | [`VerifyMode`] | accepts | logs |
 //! | --- | --- | --- | --- |
 //! | `may`, `encrypt` | `Opportunistic` | any certificate | `Trusted` if it chains to the CA roots, else `Untrusted` |
-//! | `fingerprint` | `Fingerprint` | SHA-256 of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
+//! | `fingerprint` | `Fingerprint`, `Fingerprints` | SHA-256 (or the `smtp_tls_fingerprint_digest`) of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
 //! | `verify`, `secure` | `Verify` | chain to the CA roots and a SAN DNS name matching the list | `Verified` |
 //! | `dane`, `dane-only` | `Dane` | a chain matching one of the usable TLSA records (DANE-EE: the leaf, names and expiry ignored; DANE-TA: chain to the anchor, name = TLSA base domain or next-hop domain), see [`super::dane`] | `Verified` |
 //!
@@ -119,7 +119,12 @@ pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, FingerprintError> {
 
 /// Formats a fingerprint as Postfix logs it: upper-case hex, colon-separated.
 pub fn format_fingerprint(fp: &Fingerprint) -> String {
-    let mut s = String::with_capacity(32 * 3);
+    format_digest(fp)
+}
+
+/// Formats a digest of any length like [`format_fingerprint`].
+pub fn format_digest(fp: &[u8]) -> String {
+    let mut s = String::with_capacity(fp.len() * 3);
     for (i, b) in fp.iter().enumerate() {
         if i > 0 {
             s.push(':');
@@ -129,6 +134,56 @@ pub fn format_fingerprint(fp: &Fingerprint) -> String {
     s
 }
 
+/// The digest of the `fingerprint` level (`smtp_tls_fingerprint_digest`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FingerprintDigest {
+    /// SHA-256 (32 bytes), Postfix's default since 3.6.
+    Sha256,
+    /// SHA-512 (64 bytes).
+    Sha512,
+}
+
+impl FingerprintDigest {
+    /// From the parameter value (`sha256`, `sha512`; case ignored).
+    pub fn parse(name: &str) -> Option<FingerprintDigest> {
+        if name.eq_ignore_ascii_case("sha256") {
+            Some(FingerprintDigest::Sha256)
+        } else if name.eq_ignore_ascii_case("sha512") {
+            Some(FingerprintDigest::Sha512)
+        } else {
+            None
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn len(self) -> usize {
+        match self {
+            FingerprintDigest::Sha256 => 32,
+            FingerprintDigest::Sha512 => 64,
+        }
+    }
+
+    /// Always false (a digest has bytes); for clippy's `len` convention.
+    pub fn is_empty(self) -> bool {
+        false
+    }
+
+    /// The parameter value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FingerprintDigest::Sha256 => "sha256",
+            FingerprintDigest::Sha512 => "sha512",
+        }
+    }
+
+    fn algorithm(self) -> &'static digest::Algorithm {
+        match self {
+            FingerprintDigest::Sha256 => &digest::SHA256,
+            FingerprintDigest::Sha512 => &digest::SHA512,
+        }
+    }
+}
+
 /// How the server certificate is judged.
 #[derive(Clone, Debug)]
 pub enum VerifyMode {
@@ -136,6 +191,14 @@ pub enum VerifyMode {
     Opportunistic,
     /// `fingerprint`: the certificate's or its public key's SHA-256 must be listed.
     Fingerprint(Vec<Fingerprint>),
+    /// `fingerprint` with the digest of `smtp_tls_fingerprint_digest`: the
+    /// certificate's or its public key's digest must be in `list`.
+    Fingerprints {
+        /// The digest algorithm.
+        digest: FingerprintDigest,
+        /// Acceptable digests (entries of another length never match).
+        list: Vec<Vec<u8>>,
+    },
     /// `verify` / `secure`: chain to the roots and one of these names.
     Verify(Vec<MatchName>),
     /// `dane` / `dane-only` with usable TLSA records: [`super::dane`]
@@ -344,6 +407,39 @@ impl TernVerifier {
         })
     }
 
+    /// The `fingerprint` level: the digest of the certificate or of its
+    /// SubjectPublicKeyInfo must be one of `list`.
+    fn fingerprint_check<'l>(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        digest: FingerprintDigest,
+        mut list: impl Iterator<Item = &'l [u8]>,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let alg = digest.algorithm();
+        let cert_fp = digest::digest(alg, end_entity.as_ref());
+        let spki_fp = webpki::EndEntityCert::try_from(end_entity)
+            .ok()
+            .map(|ee| digest::digest(alg, ee.subject_public_key_info().as_ref()));
+        let hit = list
+            .any(|fp| fp == cert_fp.as_ref() || spki_fp.as_ref().is_some_and(|s| fp == s.as_ref()));
+        if hit {
+            self.set(Some(Trust::Verified), None);
+            Ok(ServerCertVerified::assertion())
+        } else {
+            let reason = format!(
+                "fingerprint mismatch: certificate {}",
+                format_digest(cert_fp.as_ref())
+            );
+            self.set(
+                Some(Trust::Untrusted),
+                Some((FailureKind::CertificateNotTrusted, reason)),
+            );
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
     fn record_signature(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
         let key = webpki::EndEntityCert::try_from(cert)
             .ok()
@@ -375,35 +471,13 @@ impl ServerCertVerifier for TernVerifier {
                 self.set(Some(trust), None);
                 Ok(ServerCertVerified::assertion())
             }
-            VerifyMode::Fingerprint(list) => {
-                let cert_fp = digest::digest(&digest::SHA256, end_entity.as_ref());
-                let spki_fp = webpki::EndEntityCert::try_from(end_entity).ok().map(|ee| {
-                    digest::digest(&digest::SHA256, ee.subject_public_key_info().as_ref())
-                });
-                let hit = list.iter().any(|fp| {
-                    fp[..] == *cert_fp.as_ref()
-                        || spki_fp.as_ref().is_some_and(|s| fp[..] == *s.as_ref())
-                });
-                if hit {
-                    self.set(Some(Trust::Verified), None);
-                    Ok(ServerCertVerified::assertion())
-                } else {
-                    let reason = format!(
-                        "fingerprint mismatch: certificate {}",
-                        cert_fp
-                            .as_ref()
-                            .try_into()
-                            .map(|a: [u8; 32]| format_fingerprint(&a))
-                            .unwrap_or_default()
-                    );
-                    self.set(
-                        Some(Trust::Untrusted),
-                        Some((FailureKind::CertificateNotTrusted, reason)),
-                    );
-                    Err(rustls::Error::InvalidCertificate(
-                        CertificateError::ApplicationVerificationFailure,
-                    ))
-                }
+            VerifyMode::Fingerprint(list) => self.fingerprint_check(
+                end_entity,
+                FingerprintDigest::Sha256,
+                list.iter().map(|f| &f[..]),
+            ),
+            VerifyMode::Fingerprints { digest, list } => {
+                self.fingerprint_check(end_entity, *digest, list.iter().map(Vec::as_slice))
             }
             VerifyMode::Verify(names) => {
                 let parsed = match ParsedCertificate::try_from(end_entity) {
@@ -529,6 +603,21 @@ mod tests {
         ] {
             assert!(parse_fingerprint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn digests() {
+        assert_eq!(
+            FingerprintDigest::parse("SHA512"),
+            Some(FingerprintDigest::Sha512)
+        );
+        assert_eq!(
+            FingerprintDigest::parse("sha256").map(|d| d.len()),
+            Some(32)
+        );
+        assert_eq!(FingerprintDigest::Sha512.len(), 64);
+        assert_eq!(FingerprintDigest::parse("md5"), None);
+        assert_eq!(format_digest(&[0xab, 0x01]), "AB:01");
     }
 
     #[test]

@@ -26,11 +26,16 @@ impl SmtpSink {
     /// Same with extra smtp-sink options before the address (e.g.
     /// `["-R", ...]`, `["-e"]` — see smtp-sink(1)).
     pub fn start_with(extra: &[&str]) -> SmtpSink {
+        SmtpSink::start_on(free_port(), extra)
+    }
+
+    /// [`SmtpSink::start_with`] on a given port (a server coming back on
+    /// the address it had).
+    pub fn start_on(port: u16, extra: &[&str]) -> SmtpSink {
         let dir = TempDir::new("sink");
         let dump = dir.subdir("dump");
         let (uid, gid) = user_ids("nobody");
         own(&dump, uid, gid, 0o700);
-        let port = free_port();
         let mut cmd = Command::new("smtp-sink");
         cmd.args(["-c", "-u", "nobody", "-d"])
             .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))

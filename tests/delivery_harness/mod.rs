@@ -54,9 +54,41 @@ impl TernBuilder {
         self.set("relayhost", &format!("[127.0.0.1]:{port}"))
     }
 
+    /// Writes the config and runs `tern check-config -c FILE` on it
+    /// instead of starting the daemon.
+    pub fn check_config(self) -> RunOutput {
+        let conf = self.write_conf(free_port());
+        let mut cmd = Command::new(TERN);
+        cmd.arg("check-config").arg("-c").arg(&conf);
+        run(cmd, None, Duration::from_secs(30))
+    }
+
     /// Writes the config, starts the daemon, waits for its listener.
     pub fn start(self) -> Tern {
         let port = free_port();
+        let conf = self.write_conf(port);
+        let mut cmd = Command::new(TERN);
+        cmd.args(["run", "-f", "-c"]).arg(&conf);
+        let daemon = Daemon::spawn("tern", cmd, &self.dir.join("tern.out"));
+        let mut t = Tern {
+            daemon: Some(daemon),
+            conf,
+            port,
+            dir: self.dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !wait_listening(port, Duration::from_millis(50)) {
+            let exited = t.daemon.as_mut().and_then(|d| d.exited());
+            if exited.is_some() || Instant::now() >= deadline {
+                panic!("tern did not start ({exited:?}):\n{}", t.diagnostics());
+            }
+        }
+        t
+    }
+
+    /// Writes `tern.conf` (test defaults, then the settings) with the
+    /// listener on `port`; returns its path.
+    fn write_conf(&self, port: u16) -> PathBuf {
         let spool = self.dir.subdir("spool");
         let mut text = String::new();
         let defaults = [
@@ -91,23 +123,7 @@ impl TernBuilder {
         }
         let conf = self.dir.join("tern.conf");
         write(&conf, &text);
-        let mut cmd = Command::new(TERN);
-        cmd.args(["run", "-f", "-c"]).arg(&conf);
-        let daemon = Daemon::spawn("tern", cmd, &self.dir.join("tern.out"));
-        let mut t = Tern {
-            daemon: Some(daemon),
-            conf,
-            port,
-            dir: self.dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !wait_listening(port, Duration::from_millis(50)) {
-            let exited = t.daemon.as_mut().and_then(|d| d.exited());
-            if exited.is_some() || Instant::now() >= deadline {
-                panic!("tern did not start ({exited:?}):\n{}", t.diagnostics());
-            }
-        }
-        t
+        conf
     }
 }
 
