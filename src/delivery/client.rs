@@ -543,13 +543,16 @@ impl Delivery {
         let mut out = Vec::new();
         let mut last_err = None;
         for (host, mx_secure) in hosts {
-            let addrs = match resolver.lookup_ip(&host).await {
+            let mut addrs = match resolver.lookup_ip(&host).await {
                 Ok(a) => a,
                 Err(e) => {
                     last_err = Some(dns_fail(&host, "A", &e));
                     continue;
                 }
             };
+            // inet_protocols: no connections to a disabled IP version.
+            let protocols = cfg.protocols();
+            addrs.records.retain(|ip| protocols.allows(*ip));
             if addrs.records.is_empty() {
                 last_err = Some(HostFailure {
                     text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),

@@ -201,18 +201,36 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every configured listener; any failure is fatal at start-up.
+    /// Binds every configured listener. A failure is fatal at start-up,
+    /// except (with `inet_protocols = all`) an IPv6 address the host cannot
+    /// bind, which is skipped with a warning as long as the service still
+    /// has another address.
     pub fn bind(cfg: &Config) -> Result<Listeners, String> {
+        let all = cfg.protocols().all;
         let mut list = Vec::new();
         for (key, service) in [
             ("smtp_listen", Service::Smtp),
             ("submission_listen", Service::Submission),
             ("submissions_listen", Service::Submissions),
         ] {
-            for addr in cfg.listen(key) {
-                let l = listen::bind(addr)
-                    .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
-                list.push((service, l));
+            let addrs = cfg.listen(key);
+            let before = list.len();
+            let mut skipped = Vec::new();
+            for addr in &addrs {
+                match listen::bind(*addr) {
+                    Ok(l) => list.push((service, l)),
+                    Err(e) if all && listen::no_ipv6_here(*addr, &e) => {
+                        log::warn!(target: "master", "warning: {key}: cannot listen on {addr}: {e}; skipped (inet_protocols = all: this host has no usable IPv6 there)");
+                        skipped.push(format!("{addr}: {e}"));
+                    }
+                    Err(e) => return Err(format!("{key}: cannot listen on {addr}: {e}")),
+                }
+            }
+            if !addrs.is_empty() && list.len() == before {
+                return Err(format!(
+                    "{key}: no address could be bound ({})",
+                    skipped.join("; ")
+                ));
             }
         }
         Ok(Listeners { list })

@@ -1,0 +1,115 @@
+//! Issue 2, listeners as a Postfix administrator expects them:
+//! `inet_interfaces` decides where a bare port listens, and with
+//! `inet_protocols = all` an IPv6 address the host cannot bind is skipped
+//! with a warning (README command 1 on an IPv4-only host).
+//!
+//! The IPv6 address used is `2001:db8::1` (RFC 3849 documentation prefix),
+//! configured on no interface: binding it fails locally with
+//! `EADDRNOTAVAIL` and sends nothing anywhere. Nothing connects to it.
+
+mod common;
+mod ground_support;
+
+use common::tools::Swaks;
+use ground_support::{Tern, WAIT};
+
+#[test]
+fn bare_port_with_loopback_only_listens_on_loopback_only() {
+    let mut t = Tern::new("");
+    t.write_config(&format!(
+        "inet_interfaces = loopback-only\nsmtp_listen = {}\n",
+        t.port
+    ));
+    t.start();
+    let log = t.log();
+    let listening: Vec<&str> = log.lines().filter(|l| l.contains("listening on")).collect();
+    assert!(
+        listening
+            .iter()
+            .any(|l| l.contains(&format!("listening on 127.0.0.1:{} (smtp)", t.port))),
+        "{log}"
+    );
+    // ::1 where the host has IPv6, else skipped with a warning.
+    let v6 = format!("[::1]:{}", t.port);
+    assert!(
+        listening.iter().any(|l| l.contains(&v6))
+            || log.contains(&format!("warning: smtp_listen: cannot listen on {v6}")),
+        "{log}"
+    );
+    assert_eq!(listening.len(), 2, "loopback addresses only:\n{log}");
+    assert!(
+        !log.contains("0.0.0.0") && !log.contains("[::]"),
+        "no wildcard listener:\n{log}"
+    );
+    assert!(Swaks::new(t.port).run().ok(), "mail on 127.0.0.1");
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
+#[test]
+fn ipv6_address_the_host_cannot_bind_is_skipped_with_inet_protocols_all() {
+    let mut t = Tern::new("");
+    t.write_config(&format!(
+        "smtp_listen = 127.0.0.1:{p} [2001:db8::1]:{p}\n",
+        p = t.port
+    ));
+    t.start();
+    let log = t.wait_log(
+        &format!("warning: smtp_listen: cannot listen on [2001:db8::1]:{}", t.port),
+        1,
+        WAIT,
+    );
+    assert!(log.contains("skipped (inet_protocols = all"), "{log}");
+    assert!(
+        log.contains(&format!("listening on 127.0.0.1:{} (smtp)", t.port)),
+        "{log}"
+    );
+    let r = Swaks::new(t.port).run();
+    assert!(r.ok(), "still serves on IPv4:\n{}", r.transcript);
+    assert!(t.running());
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
+#[test]
+fn with_an_explicit_protocol_list_every_listener_must_bind() {
+    let t = Tern::new("");
+    t.write_config(&format!(
+        "inet_protocols = ipv4, ipv6\nsmtp_listen = 127.0.0.1:{p} [2001:db8::1]:{p}\n",
+        p = t.port
+    ));
+    let out = t.run(&["run", "-f"], None);
+    assert!(!out.timed_out, "tern run should fail at start-up: {out:?}");
+    assert_ne!(out.status, Some(0), "{out:?}");
+    assert!(
+        out.combined()
+            .contains(&format!("smtp_listen: cannot listen on [2001:db8::1]:{}", t.port)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_service_with_no_bindable_address_fails_start_up() {
+    let t = Tern::new("");
+    t.write_config(&format!("smtp_listen = [2001:db8::1]:{}\n", t.port));
+    let out = t.run(&["run", "-f"], None);
+    assert!(!out.timed_out, "tern run should fail at start-up: {out:?}");
+    assert_ne!(out.status, Some(0), "{out:?}");
+    assert!(
+        out.combined()
+            .contains("smtp_listen: no address could be bound"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn check_config_refuses_an_address_of_a_disabled_ip_version() {
+    let t = Tern::new("");
+    t.write_config("inet_protocols = ipv4\nsubmission_listen = [::1]:587\nsmtpd_sasl_password_file = /nonexistent\n");
+    let out = t.run(&["check-config"], None);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.combined().contains(
+            "submission_listen: ::1 is an IPv6 address, but inet_protocols = ipv4"
+        ),
+        "{out:?}"
+    );
+}
