@@ -171,12 +171,18 @@ pub fn sendmail(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     init_logging(&cfg, false, "sendmail");
+    if crate::sendmail::is_newaliases(&rest) {
+        // `sendmail -bi` is `newaliases`, as with Postfix.
+        let code = crate::local::newaliases(&cfg, &mut std::io::stderr());
+        return exit_code(code);
+    }
     let mut params = crate::sendmail::SendmailParams::new(
         cfg.queue_directory(),
         cfg.get("myhostname"),
         cfg.get("myorigin"),
     );
     params.message_size_limit = cfg.int("message_size_limit");
+    params.queue_minfree = cfg.int("queue_minfree");
     params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
     match crate::local::Rewriter::from_config(&cfg) {
         Ok(rw) => params.rewrite = Some(rw),

@@ -54,7 +54,10 @@ fn ipv6_address_the_host_cannot_bind_is_skipped_with_inet_protocols_all() {
     ));
     t.start();
     let log = t.wait_log(
-        &format!("warning: smtp_listen: cannot listen on [2001:db8::1]:{}", t.port),
+        &format!(
+            "warning: smtp_listen: cannot listen on [2001:db8::1]:{}",
+            t.port
+        ),
         1,
         WAIT,
     );
@@ -80,8 +83,10 @@ fn with_an_explicit_protocol_list_every_listener_must_bind() {
     assert!(!out.timed_out, "tern run should fail at start-up: {out:?}");
     assert_ne!(out.status, Some(0), "{out:?}");
     assert!(
-        out.combined()
-            .contains(&format!("smtp_listen: cannot listen on [2001:db8::1]:{}", t.port)),
+        out.combined().contains(&format!(
+            "smtp_listen: cannot listen on [2001:db8::1]:{}",
+            t.port
+        )),
         "{out:?}"
     );
 }
@@ -107,9 +112,8 @@ fn check_config_refuses_an_address_of_a_disabled_ip_version() {
     let out = t.run(&["check-config"], None);
     assert_eq!(out.status, Some(1), "{out:?}");
     assert!(
-        out.combined().contains(
-            "submission_listen: ::1 is an IPv6 address, but inet_protocols = ipv4"
-        ),
+        out.combined()
+            .contains("submission_listen: ::1 is an IPv6 address, but inet_protocols = ipv4"),
         "{out:?}"
     );
 }

@@ -584,7 +584,10 @@ mod tests {
     fn default_smtp_listen_follows_inet_interfaces() {
         let addrs = |text: &str| -> Vec<String> {
             let c = Config::parse_str(text, "t").unwrap();
-            c.listen("smtp_listen").iter().map(|a| a.to_string()).collect()
+            c.listen("smtp_listen")
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
         };
         // The Postfix way to make a box send-only: port 25 on loopback only.
         assert_eq!(
@@ -607,7 +610,10 @@ mod tests {
             ["127.0.0.1:25"]
         );
         assert_eq!(addrs("inet_protocols = ipv6\n"), ["[::]:25"]);
-        assert_eq!(addrs("inet_protocols = ipv4, ipv6\n"), ["0.0.0.0:25", "[::]:25"]);
+        assert_eq!(
+            addrs("inet_protocols = ipv4, ipv6\n"),
+            ["0.0.0.0:25", "[::]:25"]
+        );
         let c = Config::parse_str("", "t").unwrap();
         assert!(c.protocols().all);
         let c = Config::parse_str("inet_protocols = ipv4 ipv6\n", "t").unwrap();
@@ -619,7 +625,11 @@ mod tests {
         for (text, line, needle) in [
             ("inet_protocols = ipv5\n", 1, "\"ipv5\" is not a protocol"),
             ("inet_protocols =\n", 1, "no protocol given"),
-            ("inet_interfaces = eth0\n", 1, "host names are not supported"),
+            (
+                "inet_interfaces = eth0\n",
+                1,
+                "host names are not supported",
+            ),
             ("inet_interfaces =\n", 1, "inet_interfaces is empty"),
             (
                 "inet_protocols = ipv4\nsmtp_listen = [::1]:25\n",

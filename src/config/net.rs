@@ -197,7 +197,10 @@ mod tests {
         assert!(!v6.ipv4 && v6.ipv6 && !v6.all);
         assert!(!v6.allows("127.0.0.1".parse().unwrap()));
         let both = Protocols::parse("ipv4, ipv6").unwrap();
-        assert!(both.ipv4 && both.ipv6 && !both.all, "an explicit list is not all");
+        assert!(
+            both.ipv4 && both.ipv6 && !both.all,
+            "an explicit list is not all"
+        );
         assert!(Protocols::parse("ipv5").unwrap_err().contains("\"ipv5\""));
         assert!(Protocols::parse("").is_err());
     }
@@ -205,10 +208,7 @@ mod tests {
     #[test]
     fn interfaces_and_bare_ports() {
         assert_eq!(check_interface("loopback-only"), Ok(None));
-        assert_eq!(
-            check_interface("[::1]"),
-            Ok(Some("::1".parse().unwrap()))
-        );
+        assert_eq!(check_interface("[::1]"), Ok(Some("::1".parse().unwrap())));
         assert!(check_interface("eth0").unwrap_err().contains("host names"));
         assert!(is_bare_port("25") && is_bare_port(":587"));
         assert!(!is_bare_port("127.0.0.1:25") && !is_bare_port("[::1]:25"));

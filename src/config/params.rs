@@ -239,7 +239,7 @@ pub static PARAMS: &[Param] = &[
         "queue_minfree",
         "0",
         Kind::Int,
-        "refuse mail (452 4.3.1) while the spool's file system has fewer free bytes than this"
+        "free bytes the spool's file system must keep: smtpd answers 452 4.3.1 at MAIL FROM below it (or below 1.5 x message_size_limit), sendmail exits 75"
     ),
     p!(
         "queue_run_delay",

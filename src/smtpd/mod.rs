@@ -65,6 +65,8 @@ pub struct Shared {
     pub hostname: String,
     /// Called after each committed message (wakes the queue manager).
     pub on_new_mail: Box<dyn Fn(&str)>,
+    /// `queue_minfree`.
+    pub queue_minfree: u64,
 }
 
 impl Shared {
@@ -142,12 +144,53 @@ impl Shared {
             received_tls: cfg.bool("smtpd_tls_received_header"),
             hostname: cfg.get("myhostname").to_string(),
             on_new_mail,
+            queue_minfree: cfg.int("queue_minfree"),
         })
     }
 
     /// Tells the queue manager a message arrived.
     pub fn new_mail(&self, queue_id: &str) {
         (self.on_new_mail)(queue_id);
+    }
+
+    /// `queue_minfree` (Postfix's rule, see [`crate::queue::space`]): room
+    /// on the spool's file system for a message of `size` bytes? A file
+    /// system that cannot be asked does not stop mail (the spool write
+    /// would tell); it is logged.
+    pub fn storage_ok(&self, size: u64) -> bool {
+        match crate::queue::space::check_dir(
+            self.spool.root(),
+            self.queue_minfree,
+            self.params.message_size_limit,
+            size,
+        ) {
+            Ok(Ok(())) => true,
+            Ok(Err(short)) => {
+                log::warn!(target: "smtpd", "warning: {short} (queue_minfree {}, message_size_limit {}, size {size})", self.queue_minfree, self.params.message_size_limit);
+                false
+            }
+            Err(e) => {
+                log::warn!(target: "smtpd", "warning: statvfs {}: {e}", self.spool.root().display());
+                true
+            }
+        }
+    }
+}
+
+/// What a session asks its driver while it reads commands: the class of a
+/// recipient, and whether the spool has room (`queue_minfree`).
+pub struct Checks<'a>(pub &'a Shared);
+
+impl crate::smtp::server::Recipients for Checks<'_> {
+    fn classify(
+        &mut self,
+        rcpt: &crate::smtp::command::Path<'_>,
+    ) -> crate::smtp::server::RcptClass {
+        self.0.classify(rcpt)
+    }
+
+    fn storage_ok(&mut self, size: u64) -> bool {
+        self.0.storage_ok(size)
     }
 }
 
