@@ -51,14 +51,11 @@ pub fn run(source: ConfigSource, cfg: Config) -> Result<(), String> {
         while let Some(sig) = signals.next().await {
             match sig {
                 Ok(Signal::Hup) => match source.load() {
-                    Ok(new) => {
-                        log::info!(target: "master", "reload -- configuration {}", new.origin());
-                        *shared.borrow_mut() = Rc::new(new);
-                        services.reloaded();
-                    }
+                    // Swapped only once every part of it has loaded.
+                    Ok(new) => services.reload(new),
                     Err(errs) => {
                         for e in &errs {
-                            log::error!(target: "master", "reload failed, keeping the old configuration: {e}");
+                            log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {e}");
                         }
                     }
                 },

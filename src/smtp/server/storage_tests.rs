@@ -47,8 +47,7 @@ fn mail_from_is_refused_while_the_spool_is_short_of_space() {
         room: false,
         asked: Vec::new(),
     };
-    let say =
-        |s: &mut Session, spool: &mut Spool, l: &str| replies(&s.line(l.as_bytes(), spool));
+    let say = |s: &mut Session, spool: &mut Spool, l: &str| replies(&s.line(l.as_bytes(), spool));
     assert!(say(&mut s, &mut spool, "EHLO c.example").starts_with("250-"));
     assert_eq!(
         say(&mut s, &mut spool, "MAIL FROM:<a@c.example> SIZE=1234"),
@@ -73,8 +72,7 @@ fn data_is_refused_before_354_when_space_ran_out_meanwhile() {
         room: true,
         asked: Vec::new(),
     };
-    let say =
-        |s: &mut Session, spool: &mut Spool, l: &str| replies(&s.line(l.as_bytes(), spool));
+    let say = |s: &mut Session, spool: &mut Spool, l: &str| replies(&s.line(l.as_bytes(), spool));
     say(&mut s, &mut spool, "EHLO c.example");
     assert_eq!(
         say(&mut s, &mut spool, "MAIL FROM:<a@c.example> SIZE=99"),
