@@ -655,6 +655,54 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_the_design_contract_is_known() {
+        // shared/DESIGN.md, "The interface contract": Postfix's names, then
+        // tern's own keys. Scripts and admins rely on each being accepted.
+        for k in [
+            "myhostname",
+            "mydomain",
+            "myorigin",
+            "mynetworks",
+            "mydestination",
+            "relayhost",
+            "transport_maps",
+            "queue_directory",
+            "message_size_limit",
+            "maximal_queue_lifetime",
+            "minimal_backoff_time",
+            "maximal_backoff_time",
+            "smtpd_tls_cert_file",
+            "smtpd_tls_key_file",
+            "smtpd_tls_security_level",
+            "smtpd_tls_received_header",
+            "smtpd_tls_loglevel",
+            "smtp_tls_security_level",
+            "smtp_tls_policy_maps",
+            "smtp_tls_CAfile",
+            "smtp_tls_loglevel",
+            "smtp_sasl_password_maps",
+            "smtp_tls_wrappermode",
+            "smtp_tlsrpt_enable",
+            "tls_eecdh_auto_curves",
+            "syslog_name",
+            "syslog_facility",
+            "maillog_file",
+            "smtp_listen",
+            "submission_listen",
+            "submissions_listen",
+            "smtp_tcp_port",
+            "dns_resolvers",
+            "max_connections",
+            "smtpd_sasl_password_file",
+            "mta_sts_enable",
+        ] {
+            assert!(params::lookup(k).is_some(), "{k} is not a known parameter");
+        }
+        let c = Config::parse_str("smtp_tls_CAfile = /etc/tern/ca.pem\n", "ca").unwrap();
+        assert_eq!(c.get("smtp_tls_CAfile"), "/etc/tern/ca.pem");
+    }
+
+    #[test]
     fn bad_values_of_each_kind() {
         for (line, needle) in [
             ("mynetworks = 300.1.1.1/8", "mynetworks"),
