@@ -1,7 +1,8 @@
 //! Issue 2, listeners as a Postfix administrator expects them:
 //! `inet_interfaces` decides where a bare port listens, and with
 //! `inet_protocols = all` an IPv6 address the host cannot bind is skipped
-//! with a warning (README command 1 on an IPv4-only host).
+//! with a warning (README command 1 on an IPv4-only host); delivery keeps
+//! to the IP versions `inet_protocols` enables.
 //!
 //! The IPv6 address used is `2001:db8::1` (RFC 3849 documentation prefix),
 //! configured on no interface: binding it fails locally with
@@ -116,4 +117,24 @@ fn check_config_refuses_an_address_of_a_disabled_ip_version() {
             .contains("submission_listen: ::1 is an IPv6 address, but inet_protocols = ipv4"),
         "{out:?}"
     );
+}
+
+#[test]
+fn delivery_never_connects_to_a_disabled_ip_version() {
+    // Nothing listens there; with inet_protocols = all the attempt would
+    // end in "connect to ... Connection refused".
+    let dead = common::ports::free_port();
+    let mut t = Tern::new(&format!(
+        "inet_protocols = ipv4\nrelayhost = [ipv6:::1]:{dead}\n"
+    ));
+    t.start();
+    let r = Swaks::new(t.port).run();
+    assert!(r.ok(), "{}", r.transcript);
+    let log = t.wait_log("status=deferred", 1, WAIT);
+    assert!(
+        log.contains("no address of the IP versions enabled by inet_protocols = ipv4"),
+        "{log}"
+    );
+    assert!(!log.contains("connect to"), "no connection attempt:\n{log}");
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
 }

@@ -500,8 +500,22 @@ impl Delivery {
             reached: false,
             tls: false,
         };
+        let protocols = cfg.protocols();
+        let no_enabled_address = |host: &str| HostFailure {
+            text: format!(
+                "{host}: no address of the IP versions enabled by inet_protocols = {}",
+                cfg.get("inet_protocols")
+            ),
+            dsn: "4.4.4".into(),
+            permanent: false,
+            reached: false,
+            tls: false,
+        };
         // (host, MX answer secure)
         let hosts: Vec<(String, bool)> = if let Some(ip) = nh.ip() {
+            if !protocols.allows(ip) {
+                return Err(no_enabled_address(nh.host()));
+            }
             return Ok(vec![self.target(
                 nh.host().to_string(),
                 ip,
@@ -551,8 +565,12 @@ impl Delivery {
                 }
             };
             // inet_protocols: no connections to a disabled IP version.
-            let protocols = cfg.protocols();
+            let found = addrs.records.len();
             addrs.records.retain(|ip| protocols.allows(*ip));
+            if found > 0 && addrs.records.is_empty() {
+                last_err = Some(no_enabled_address(&host));
+                continue;
+            }
             if addrs.records.is_empty() {
                 last_err = Some(HostFailure {
                     text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),
