@@ -15,10 +15,12 @@
 #   nsd unbound ldnsutils bind9-dnsutils   signed zones, validating resolver
 #   nginx-light      MTA-STS policy host
 #   rsyslog          syslog capture
+#   iproute2         `ip`, for the IPv6-less network namespace (ground_listen)
 set -eu
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
-openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog"
+openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
+iproute2"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086

@@ -138,3 +138,61 @@ fn delivery_never_connects_to_a_disabled_ip_version() {
     assert!(!log.contains("connect to"), "no connection attempt:\n{log}");
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
 }
+
+/// README command 1 on a host without IPv6: `tern run -f --dev` in a
+/// network namespace of its own (so 2525 is free whatever else runs here)
+/// with IPv6 disabled on every interface. Needs `unshare -rn` (user and
+/// network namespaces) and `ip`; where the kernel refuses namespaces the
+/// test says so and checks nothing.
+#[test]
+fn dev_config_serves_on_a_host_without_ipv6() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .status();
+    if !matches!(probe, Ok(st) if st.success()) {
+        eprintln!("SKIP dev_config_serves_on_a_host_without_ipv6: no user/network namespaces here ({probe:?})");
+        return;
+    }
+    let dir = common::tempdir::TempDir::new("ground-v4only");
+    let script = r#"
+        set -u
+        ip link set lo up || exit 90
+        sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
+            net.ipv6.conf.lo.disable_ipv6=1 || exit 91
+        "$TERN" run -f --dev > daemon.out 2>&1 &
+        pid=$!
+        i=0
+        until swaks --server 127.0.0.1:2525 --to someone@example.net --timeout 10 > swaks.out 2>&1; do
+            kill -0 "$pid" 2>/dev/null || exit 92
+            i=$((i + 1))
+            if [ "$i" -ge 150 ]; then kill -TERM "$pid"; exit 93; fi
+            sleep 0.2
+        done
+        kill -TERM "$pid"
+        wait "$pid"
+        echo "tern exit $?"
+    "#;
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-rn", "sh", "-c", script])
+        .env("TERN", ground_support::TERN)
+        .current_dir(dir.path());
+    let out = common::process::run(c, None, std::time::Duration::from_secs(90));
+    let daemon = common::tempdir::read_lossy(&dir.join("daemon.out"));
+    let swaks = common::tempdir::read_lossy(&dir.join("swaks.out"));
+    let all = format!("{out:?}\n--- daemon\n{daemon}\n--- swaks\n{swaks}");
+    assert_eq!(out.status, Some(0), "{all}");
+    assert!(
+        out.stdout.contains("tern exit 0"),
+        "clean SIGTERM exit: {all}"
+    );
+    assert!(
+        daemon.contains("warning: smtp_listen: cannot listen on [::1]:2525")
+            && daemon.contains("skipped (inet_protocols = all"),
+        "{all}"
+    );
+    assert!(
+        daemon.contains("listening on 127.0.0.1:2525 (smtp)"),
+        "{all}"
+    );
+    assert!(swaks.contains("queued as"), "{all}");
+}
