@@ -15,5 +15,5 @@ cargo test --lib --bins --tests
 # The fuzz targets must keep compiling (running them needs nightly and
 # minutes; docs/fuzzing.md). libfuzzer-sys builds on stable; the shared
 # target dir reuses tern's dependencies.
-cargo check --manifest-path fuzz/Cargo.toml --target-dir target --bins --locked
+cargo check --manifest-path fuzz/Cargo.toml --target-dir target --bins
 bash scripts/cross-build.sh openwrt-aarch64 --strict
