@@ -123,11 +123,25 @@ pub fn run(args: &[String]) -> ExitCode {
             let _ = std::fs::create_dir_all(dir);
         }
     }
+    // Without -f: into the background once the configuration is good; the
+    // parent reports how start-up went.
+    let mut ready = if foreground {
+        daemon::Ready::foreground()
+    } else {
+        match daemon::detach() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tern: fatal: cannot detach: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     init_logging(&cfg, foreground, "master");
-    match daemon::run(source, cfg) {
+    match daemon::run(source, cfg, &mut ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tern: fatal: {e}");
+            ready.fail(&format!("tern: fatal: {e}"));
             log::error!(target: "master", "fatal: {e}");
             ExitCode::from(1)
         }

@@ -295,3 +295,60 @@ fn sigterm_when_idle_exits_promptly() {
     assert!(t.log().contains("stopped"));
     eprintln!("idle SIGTERM to exit: {took:?}");
 }
+
+/// SIGKILLs a detached daemon on drop unless it was seen to stop.
+struct Detached {
+    pid: libc::pid_t,
+    stopped: bool,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if !self.stopped {
+            // SAFETY: plain syscall; the pid is the daemon this test started.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn without_f_it_detaches_once_listening_and_reports_start_up_errors() {
+    let t = Tern::new("");
+    let out = t.run(&["run"], None);
+    assert!(!out.timed_out, "the front process returns: {out:?}");
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let log = t.log();
+    let pid: libc::pid_t = log
+        .lines()
+        .find(|l| l.contains("daemon started"))
+        .and_then(|l| l.split("tern/master[").nth(1))
+        .and_then(|s| s.split(']').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no start-up line with a pid:\n{log}"));
+    let mut d = Detached {
+        pid,
+        stopped: false,
+    };
+    // Listening before the command returned, in a session of its own.
+    assert!(common::ports::is_listening(t.port), "{log}");
+    // SAFETY: plain syscall.
+    assert_eq!(unsafe { libc::getsid(pid) }, pid, "setsid in the child");
+    assert!(Swaks::new(t.port).run().ok(), "serves mail");
+    // SAFETY: plain syscall on the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    t.wait_log("stopped", 1, WAIT);
+    d.stopped = true;
+
+    // A start-up failure reaches the terminal and the exit status.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    t.write_config(&format!("smtp_listen = 127.0.0.1:{port}\n"));
+    let out = t.run(&["run"], None);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "tern: fatal: smtp_listen: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{out:?}"
+    );
+}
