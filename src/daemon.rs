@@ -1,6 +1,7 @@
 //! `tern run`: one OS thread running a `smol::LocalExecutor`. Owns the
 //! signals (SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration)
-//! and starts the listeners and the queue manager.
+//! and starts the listeners and the queue manager; without `-f` it first
+//! detaches from the terminal ([`detach`]).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
