@@ -2,7 +2,8 @@
 # Installs the peer programs the tests run against (apt-get), then runs
 # every check: formatting, clippy, unit and integration tests, and the
 # aarch64 cross build with its smoke test under qemu. `.ci/run` calls this.
-# Run it as yourself: the install scripts use sudo for apt when not root.
+# Run it as root or as yourself with sudo (the install scripts use sudo for
+# apt when not root); not through sudo, which would lose your toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
