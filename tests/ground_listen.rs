@@ -32,12 +32,16 @@ fn bare_port_with_loopback_only_listens_on_loopback_only() {
     );
     // ::1 where the host has IPv6, else skipped with a warning.
     let v6 = format!("[::1]:{}", t.port);
+    let v6_listening = listening.iter().any(|l| l.contains(&v6));
     assert!(
-        listening.iter().any(|l| l.contains(&v6))
-            || log.contains(&format!("warning: smtp_listen: cannot listen on {v6}")),
+        v6_listening || log.contains(&format!("warning: smtp_listen: cannot listen on {v6}")),
         "{log}"
     );
-    assert_eq!(listening.len(), 2, "loopback addresses only:\n{log}");
+    assert_eq!(
+        listening.len(),
+        1 + usize::from(v6_listening),
+        "loopback addresses only:\n{log}"
+    );
     assert!(
         !log.contains("0.0.0.0") && !log.contains("[::]"),
         "no wildcard listener:\n{log}"
