@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install what scripts/cross-build.sh needs, on Debian 12 (run as root).
+# Install what scripts/cross-build.sh needs, on Debian 12. The apt and dpkg
+# steps need root: run as root, or as a user with sudo (they go through
+# sudo then); rustup always runs as the calling user.
 #   scripts/install-cross-deps.sh [all|aarch64|armv7]     (default: all)
 # Idempotent: installs only what is missing, so a second run is quick and
 # touches neither apt's lists nor rustup's network.
@@ -25,9 +27,21 @@ apt_pkgs=(qemu-user musl-tools)
 [ $arm = 0 ] || apt_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
     binutils-arm-linux-gnueabihf musl-dev:armhf)
 
+# Root for the system steps, asked for only when something is missing.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo env DEBIAN_FRONTEND=noninteractive "$@"
+    else
+        echo "install-cross-deps: '$*' needs root, and sudo is not installed: run this script as root" >&2
+        exit 1
+    fi
+}
+
 if [ $arm = 1 ] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
     say "adding dpkg architecture armhf"
-    dpkg --add-architecture armhf
+    as_root dpkg --add-architecture armhf
     need_update=1
 fi
 missing=()
@@ -37,10 +51,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     say "apt-get install ${missing[*]}"
     # Lists must be fresh: armhf's were never fetched before it was added.
-    apt-get update -qq || say "apt-get update reported errors; trying the install anyway"
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    as_root apt-get update -qq || say "apt-get update reported errors; trying the install anyway"
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
 elif [ -n "${need_update:-}" ]; then
-    apt-get update -qq || true
+    as_root apt-get update -qq || true
 fi
 
 # Rust: the default (stable) toolchain gets aarch64-musl's prebuilt std.

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the peer programs tern's integration tests start on loopback
-# (tests/common). Debian/Ubuntu, run as root. Idempotent and
-# non-interactive; returns in well under a second when all is installed.
+# (tests/common). Debian/Ubuntu. Idempotent and non-interactive; returns in
+# well under a second when all is installed (no root needed then).
+# Installing needs root: run as root, or as a user with sudo (the apt-get,
+# dpkg and debconf steps then go through sudo).
 #
 #   postfix          private instances, smtp-sink, smtp-source, posttls-finger
 #   sasl2-bin        saslpasswd2 (SASL users for Postfix's submission port)
@@ -13,15 +15,12 @@
 #   nsd unbound ldnsutils bind9-dnsutils   signed zones, validating resolver
 #   nginx-light      MTA-STS policy host
 #   rsyslog          syslog capture
+#   iproute2         `ip`, for the IPv6-less network namespace (ground_listen)
 set -eu
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
-openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog"
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-test-deps: must run as root" >&2
-    exit 1
-fi
+openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
+iproute2"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
@@ -39,18 +38,29 @@ if [ -z "$missing" ]; then
 fi
 echo "install-test-deps: installing$missing"
 
-# Keep postinst scripts from starting daemons on their default ports.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
+# Root for the system steps: ourselves, or sudo.
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+    echo "install-test-deps: not root: using sudo for apt-get, dpkg and debconf"
+else
+    echo "install-test-deps: installing needs root, and sudo is not installed: run this script as root, or install as root:$missing" >&2
+    exit 1
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-# Postfix without a system configuration: every test writes its own.
-echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Keep postinst scripts from starting daemons on their default ports.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+fi
 
-apt-get update -q
+# Postfix without a system configuration: every test writes its own.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+
+# env: sudo does not pass the environment on.
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $missing
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 
 echo "install-test-deps: done"

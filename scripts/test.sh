@@ -2,6 +2,8 @@
 # Installs the peer programs the tests run against (apt-get), then runs
 # every check: formatting, clippy, unit and integration tests, and the
 # aarch64 cross build with its smoke test under qemu. `.ci/run` calls this.
+# Run it as root or as yourself with sudo (the install scripts use sudo for
+# apt when not root); not through sudo, which would lose your toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,4 +13,8 @@ bash scripts/install-cross-deps.sh aarch64
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --lib --bins --tests
+# The fuzz targets must keep compiling (running them needs nightly and
+# minutes; docs/fuzzing.md). libfuzzer-sys builds on stable; the shared
+# target dir reuses tern's dependencies.
+cargo check --manifest-path fuzz/Cargo.toml --target-dir target --bins
 bash scripts/cross-build.sh openwrt-aarch64 --strict

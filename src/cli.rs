@@ -126,11 +126,25 @@ pub fn run(args: &[String]) -> ExitCode {
             let _ = std::fs::create_dir_all(dir);
         }
     }
+    // Without -f: into the background once the configuration is good; the
+    // parent reports how start-up went.
+    let mut ready = if foreground {
+        daemon::Ready::foreground()
+    } else {
+        match daemon::detach() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tern: fatal: cannot detach: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     init_logging(&cfg, foreground, "master");
-    match daemon::run(source, cfg) {
+    match daemon::run(source, cfg, &mut ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tern: fatal: {e}");
+            ready.fail(&format!("tern: fatal: {e}"));
             log::error!(target: "master", "fatal: {e}");
             ExitCode::from(1)
         }
@@ -174,12 +188,18 @@ pub fn sendmail(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     init_logging(&cfg, false, "sendmail");
+    if crate::sendmail::is_newaliases(&rest) {
+        // `sendmail -bi` is `newaliases`, as with Postfix.
+        let code = crate::local::newaliases(&cfg, &mut std::io::stderr());
+        return exit_code(code);
+    }
     let mut params = crate::sendmail::SendmailParams::new(
         cfg.queue_directory(),
         cfg.get("myhostname"),
         cfg.get("myorigin"),
     );
     params.message_size_limit = cfg.int("message_size_limit");
+    params.queue_minfree = cfg.int("queue_minfree");
     params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
     match crate::local::Rewriter::from_config(&cfg) {
         Ok(rw) => params.rewrite = Some(rw),

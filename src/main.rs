@@ -8,8 +8,9 @@ use tern::config::{self, Config};
 
 const USAGE: &str = "usage: tern COMMAND [OPTIONS]
 commands:
-  run [-c FILE] [-f] [--dev]    the daemon (-f: foreground, log to stderr too;
-                                --dev: built-in loopback config, spool in ./run)
+  run [-c FILE] [-f] [--dev]    the daemon (detaches once listening; -f: foreground,
+                                log to stderr too; --dev: built-in loopback config,
+                                spool in ./run)
   check-config [-c FILE]        validate the configuration, print every error
   config [-n] [-d] [-c FILE]    print settings (-n: only those set; -d: with meanings)
   sendmail [OPTIONS] [RCPT...]  queue a message from standard input

@@ -51,6 +51,9 @@ pub struct SendmailParams {
     /// Address rewriting at queue entry (`append_at_myorigin`, canonical
     /// maps, masquerading); `None`: only qualify with `myorigin`.
     pub rewrite: Option<crate::local::Rewriter>,
+    /// `queue_minfree`: bytes that must stay free on the spool's file
+    /// system; below it nothing is queued (exit 75). 0 = no check.
+    pub queue_minfree: u64,
 }
 
 impl SendmailParams {
@@ -64,6 +67,7 @@ impl SendmailParams {
             header_size_limit: 102_400,
             recipient_limit: 1000,
             rewrite: None,
+            queue_minfree: 0,
         }
     }
 }
@@ -628,6 +632,8 @@ fn run_inner(
 ) -> Result<(), Fatal> {
     let opts = parse_args(args)?;
     match opts.mode {
+        // `tern sendmail -bi` runs newaliases before coming here
+        // (`is_newaliases`); without tables there is nothing to rebuild.
         Mode::NewAliases => return Ok(()),
         Mode::Mailq => {
             if !opts.recipients.is_empty() {
@@ -652,7 +658,36 @@ fn run_inner(
         Mode::Enqueue if opts.qtime => return Ok(()),
         Mode::Enqueue => {}
     }
+    check_space(params)?;
     enqueue(&opts, params, who, now, stdin)
+}
+
+/// `queue_minfree`: refuses (EX_TEMPFAIL, nothing queued) while the spool's
+/// file system is short of space, so a script's mail never fills the flash.
+fn check_space(params: &SendmailParams) -> Result<(), Fatal> {
+    match crate::queue::space::check_dir(&params.queue_directory, params.queue_minfree, 0, 0) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(short)) => fatal(
+            EX_TEMPFAIL,
+            format!(
+                "{short} (queue_minfree = {}): message not queued; try again later",
+                params.queue_minfree
+            ),
+        ),
+        Err(e) => fatal(
+            EX_TEMPFAIL,
+            format!(
+                "queue_directory {}: cannot check free space: {e}",
+                params.queue_directory.display()
+            ),
+        ),
+    }
+}
+
+/// Whether `args` ask for `-bi` (initialize the alias database): the
+/// caller runs `newaliases` then, as Postfix's sendmail does.
+pub fn is_newaliases(args: &[String]) -> bool {
+    parse_args(args).is_ok_and(|o| o.mode == Mode::NewAliases)
 }
 
 fn qualify(addr: &str, origin: &str) -> String {

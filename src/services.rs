@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use smol::LocalExecutor;
 
+use crate::config::Config;
 use crate::daemon::SharedConfig;
 use crate::queue::Spool;
 use crate::smtpd::{self, commit::GroupCommit, Listeners, Shared};
@@ -22,6 +23,8 @@ pub struct Services {
     delivery: Rc<crate::delivery::QueueManager>,
     /// The accept loops; dropped (listeners closed) when draining.
     accept: RefCell<Vec<smol::Task<()>>>,
+    /// The user root was dropped to, if it was.
+    dropped_to: Option<String>,
 }
 
 /// Binds the listeners (before dropping root), then spawns every service.
@@ -58,6 +61,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     )?;
     // After the keys and password file are read: like Postfix, they may be
     // readable by root only.
+    let mut dropped_to = None;
     match c.get("mail_owner").trim() {
         // The dev config: stay whoever started it (`cargo run` as root in a
         // fresh container has no `tern` user, and ./run may be private).
@@ -82,6 +86,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
             }
             if smtpd::listen::drop_privileges(owner, &[queue_dir.as_path()])? {
                 log::info!(target: "master", "running as {owner}");
+                dropped_to = Some(owner.to_string());
             }
         }
     }
@@ -96,28 +101,51 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         pool,
         delivery,
         accept,
+        dropped_to,
     })
 }
 
 impl Services {
-    /// Called after SIGHUP replaced the configuration: rebuilds what can
-    /// change without rebinding (certificates, passwords, limits, tables).
-    /// Listener addresses and `max_connections` need a restart.
-    pub fn reloaded(&self) {
-        let c = self.cfg.borrow().clone();
+    /// SIGHUP with a newly loaded configuration: builds everything that can
+    /// change without a restart (smtpd settings with certificates, password
+    /// file, aliases and rewriting tables; the delivery context with its
+    /// tables, resolver and TLS parameters) and swaps all of it at once. If
+    /// any part fails, nothing changes and the errors are logged. Settings
+    /// that only a restart applies are named in a warning.
+    pub fn reload(&self, new: Config) {
+        let new = Rc::new(new);
         let kick = self.delivery.clone();
-        match Shared::from_config(
-            &c,
+        let shared = Shared::from_config(
+            &new,
             self.spool.clone(),
             self.committer.clone(),
             Box::new(move |id: &str| kick.notify_new(id)),
-        ) {
-            Ok(s) => *self.smtpd.borrow_mut() = Rc::new(s),
-            Err(e) => log::error!(target: "master", "reload: smtpd settings kept: {e}"),
+        );
+        let ctx = crate::delivery::qmgr::context(new.clone(), self.pool.clone());
+        let (shared, ctx) = match (shared, ctx) {
+            (Ok(s), Ok(c)) => (s, c),
+            (s, c) => {
+                let errs: Vec<String> = [s.err(), c.err()].into_iter().flatten().collect();
+                for line in errs.iter().flat_map(|e| e.lines()) {
+                    log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {line}");
+                }
+                if let Some(owner) = &self.dropped_to {
+                    if errs.iter().any(|e| e.contains("Permission denied")) {
+                        log::warn!(target: "master", "warning: reload: the daemon runs as {owner} since start-up; files it re-reads (certificates, keys, tables) must be readable by {owner}, or restart it");
+                    }
+                }
+                return;
+            }
+        };
+        let old = self.cfg.borrow().clone();
+        let fixed = restart_only_changes(&old, &new);
+        if !fixed.is_empty() {
+            log::warn!(target: "master", "warning: reload: {} changed; the running values stay until a restart", fixed.join(", "));
         }
-        if let Err(e) = self.delivery.reload(c) {
-            log::error!(target: "master", "reload: delivery settings kept: {e}");
-        }
+        *self.cfg.borrow_mut() = new.clone();
+        *self.smtpd.borrow_mut() = Rc::new(shared);
+        self.delivery.install(ctx);
+        log::info!(target: "master", "reload -- configuration {}", new.origin());
     }
 
     /// Stops taking new work and lets sessions finish, for at most 10 s.
@@ -132,5 +160,56 @@ impl Services {
         }
         let (batches, messages) = self.committer.stats();
         log::info!(target: "master", "{messages} messages committed in {batches} group commits");
+    }
+}
+
+/// Parameters read only at start-up: the listening sockets, the buffer
+/// pool, the spool, the user the daemon runs as, and logging.
+const RESTART_ONLY: &[&str] = &[
+    "smtp_listen",
+    "submission_listen",
+    "submissions_listen",
+    "inet_interfaces",
+    "inet_protocols",
+    "max_connections",
+    "queue_directory",
+    "mail_owner",
+    "syslog_socket",
+    "syslog_server",
+    "syslog_facility",
+    "syslog_name",
+    "syslog_level",
+    "maillog_file",
+];
+
+/// The restart-only parameters whose values differ between `old` and `new`.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    RESTART_ONLY
+        .iter()
+        .copied()
+        .filter(|k| old.get(k) != new.get(k))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_changes_are_named() {
+        let old =
+            Config::parse_str("max_connections = 8\nmessage_size_limit = 1000\n", "a").unwrap();
+        let same =
+            Config::parse_str("max_connections = 8\nmessage_size_limit = 2000\n", "b").unwrap();
+        assert!(restart_only_changes(&old, &same).is_empty());
+        let new = Config::parse_str(
+            "max_connections = 9\nsmtp_listen = 127.0.0.1:2525\nmail_owner = nobody\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["smtp_listen", "max_connections", "mail_owner"]
+        );
     }
 }

@@ -118,6 +118,123 @@ fn sighup_keeps_old_config_on_error_and_applies_a_good_one() {
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
 }
 
+/// The deferral lines for `relay_port` so far.
+fn deferrals_to(log: &str, relay_port: u16) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("status=deferred") && l.contains(&format!("[127.0.0.1]:{relay_port}"))
+        })
+        .count()
+}
+
+#[test]
+fn sighup_with_a_missing_certificate_keeps_all_of_the_old_configuration() {
+    let leaf = common::certs::self_signed(common::certs::KeyKind::EcdsaP256, &["tern.test"]);
+    let tls = format!(
+        "smtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+        leaf.chain.display(),
+        leaf.key.display()
+    );
+    // Nothing listens on either relay port: delivery attempts only defer,
+    // and the deferral line names the relayhost in force.
+    let old_relay = common::ports::free_port();
+    let new_relay = common::ports::free_port();
+    let mut t = Tern::new(&format!(
+        "{tls}message_size_limit = 200000\nrelayhost = [127.0.0.1]:{old_relay}\n"
+    ));
+    t.start();
+    // A TLS handshake only, no mail.
+    let starttls = |port: u16| Swaks::new(port).tls().arg("--quit-after").arg("TLS").run();
+    let r = starttls(t.port);
+    assert!(r.ok(), "STARTTLS at start:\n{}", r.transcript);
+
+    // New file: the certificate is missing; the smtpd size limit and the
+    // delivery relayhost change too. None of it may be applied.
+    let missing = t.dir.join("missing-cert.pem");
+    t.write_config(&format!(
+        "smtpd_tls_cert_file = {m}\nsmtpd_tls_key_file = {m}\nmessage_size_limit = 2000\nrelayhost = [127.0.0.1]:{new_relay}\n",
+        m = missing.display()
+    ));
+    t.signal(libc::SIGHUP);
+    let log = t.wait_log(
+        "warning: reload failed, keeping the old configuration",
+        1,
+        WAIT,
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("reload failed") && l.contains(&missing.display().to_string())),
+        "the error names the file:\n{log}"
+    );
+    assert!(!log.contains("reload -- configuration"), "{log}");
+    assert!(t.running());
+    let r = starttls(t.port);
+    assert!(
+        r.ok(),
+        "the old certificate still serves STARTTLS:\n{}",
+        r.transcript
+    );
+    assert_eq!(ehlo_size(t.port), "200000", "old smtpd settings");
+    // Delivery still uses the old relayhost.
+    let r = Swaks::new(t.port).run();
+    assert!(r.ok(), "{}", r.transcript);
+    let log = t.wait_log("status=deferred", 1, WAIT);
+    assert_eq!(deferrals_to(&log, old_relay), 1, "old relayhost:\n{log}");
+    assert_eq!(
+        deferrals_to(&log, new_relay),
+        0,
+        "new relayhost half-applied:\n{log}"
+    );
+
+    let good = format!(
+        "{tls}message_size_limit = 2000\nrelayhost = [127.0.0.1]:{new_relay}\nmax_connections = 9\n"
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Started as root, the daemon runs as nobody now: the 0600 root key
+        // cannot be re-read, so this reload fails too, and says why.
+        t.write_config(&good);
+        t.signal(libc::SIGHUP);
+        let log = t.wait_log("reload: the daemon runs as nobody since start-up", 1, WAIT);
+        assert!(
+            log.lines()
+                .filter(|l| l.contains("reload failed, keeping the old configuration"))
+                .any(|l| l.contains("Permission denied")),
+            "{log}"
+        );
+        assert!(!log.contains("reload -- configuration"), "{log}");
+        assert_eq!(ehlo_size(t.port), "200000", "old smtpd settings");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&leaf.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    // A good file takes effect as a whole; a restart-only change is named.
+    t.write_config(&good);
+    t.signal(libc::SIGHUP);
+    let log = t.wait_log("reload -- configuration", 1, WAIT);
+    assert!(
+        log.contains(
+            "warning: reload: max_connections changed; the running values stay until a restart"
+        ),
+        "{log}"
+    );
+    assert_eq!(ehlo_size(t.port), "2000");
+    let r = starttls(t.port);
+    assert!(r.ok(), "STARTTLS after the good reload:\n{}", r.transcript);
+    let flush = t.run(&["flush"], None);
+    assert!(flush.success(), "{flush:?}");
+    let deadline = Instant::now() + WAIT;
+    while deferrals_to(&t.log(), new_relay) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no attempt via the new relayhost:\n{}",
+            t.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
 #[test]
 fn sigterm_drains_an_open_session_then_exits_zero() {
     // Nothing listens on the relay port: delivery, if tried, only defers.
@@ -177,4 +294,61 @@ fn sigterm_when_idle_exits_promptly() {
     assert!(took < Duration::from_secs(5), "idle SIGTERM took {took:?}");
     assert!(t.log().contains("stopped"));
     eprintln!("idle SIGTERM to exit: {took:?}");
+}
+
+/// SIGKILLs a detached daemon on drop unless it was seen to stop.
+struct Detached {
+    pid: libc::pid_t,
+    stopped: bool,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if !self.stopped {
+            // SAFETY: plain syscall; the pid is the daemon this test started.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn without_f_it_detaches_once_listening_and_reports_start_up_errors() {
+    let t = Tern::new("");
+    let out = t.run(&["run"], None);
+    assert!(!out.timed_out, "the front process returns: {out:?}");
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let log = t.log();
+    let pid: libc::pid_t = log
+        .lines()
+        .find(|l| l.contains("daemon started"))
+        .and_then(|l| l.split("tern/master[").nth(1))
+        .and_then(|s| s.split(']').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no start-up line with a pid:\n{log}"));
+    let mut d = Detached {
+        pid,
+        stopped: false,
+    };
+    // Listening before the command returned, in a session of its own.
+    assert!(common::ports::is_listening(t.port), "{log}");
+    // SAFETY: plain syscall.
+    assert_eq!(unsafe { libc::getsid(pid) }, pid, "setsid in the child");
+    assert!(Swaks::new(t.port).run().ok(), "serves mail");
+    // SAFETY: plain syscall on the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    t.wait_log("stopped", 1, WAIT);
+    d.stopped = true;
+
+    // A start-up failure reaches the terminal and the exit status.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    t.write_config(&format!("smtp_listen = 127.0.0.1:{port}\n"));
+    let out = t.run(&["run"], None);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "tern: fatal: smtp_listen: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{out:?}"
+    );
 }

@@ -253,11 +253,13 @@ fn a_queue_file_the_daemon_cannot_open_does_not_stop_the_others() {
     let sink = SmtpSink::start();
     let mut t = Tern::new(&relay(sink.port()));
     t.start();
-    // A root-owned 0600 file with a queue-ID name, as an older sendmail
-    // run by root left them: the daemon (nobody) cannot open it.
+    // A file with a queue-ID name the daemon cannot open, like a root-owned
+    // 0600 file an older sendmail run by root left. Mode 000: neither the
+    // daemon as nobody (tests run as root) nor as the same non-root user
+    // (tests run by a developer) can open it.
     let stray = t.spool().join("active").join("ABCDE1234567");
     std::fs::write(&stray, b"not for nobody").unwrap();
-    std::fs::set_permissions(&stray, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&stray, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     t.sendmail(&["-t"], &message("e@example.test", "next-to-a-stray"));
     sink.wait_for_count(1, WAIT);
     let log = t.wait_log("removed", 1, WAIT);

@@ -192,6 +192,7 @@ impl Config {
                 );
             }
         }
+        self.check_listeners(&mut at);
         if !self.get("submission_listen").is_empty()
             && self.get("smtpd_sasl_password_file").is_empty()
         {
@@ -201,6 +202,54 @@ impl Config {
             );
         }
         out
+    }
+
+    /// `inet_protocols`, `inet_interfaces` and the listener parameters
+    /// together: an address of an IP version that `inet_protocols` turns
+    /// off is an error (as in Postfix), not silently dropped.
+    fn check_listeners(&self, at: &mut impl FnMut(&str, String)) {
+        let protocols = match net::Protocols::parse(self.get("inet_protocols")) {
+            Ok(p) => p,
+            Err(m) => {
+                at("inet_protocols", format!("inet_protocols: {m}"));
+                return;
+            }
+        };
+        let off = |ip: std::net::IpAddr| {
+            format!(
+                "{} is an {} address, but inet_protocols = {}",
+                ip,
+                net::Protocols::family(ip),
+                self.get("inet_protocols")
+            )
+        };
+        for i in self.list("inet_interfaces") {
+            match net::check_interface(i) {
+                Ok(Some(ip)) if !protocols.allows(ip) => {
+                    at("inet_interfaces", format!("inet_interfaces: {}", off(ip)))
+                }
+                Ok(_) => {}
+                Err(m) => at("inet_interfaces", format!("inet_interfaces: {m}")),
+            }
+        }
+        if self.list("inet_interfaces").next().is_none() {
+            at(
+                "inet_interfaces",
+                "inet_interfaces is empty: use all, loopback-only or addresses".into(),
+            );
+        }
+        for key in ["smtp_listen", "submission_listen", "submissions_listen"] {
+            for entry in self.list(key) {
+                if net::is_bare_port(entry) {
+                    continue;
+                }
+                if let Ok(addrs) = net::parse_listen(entry, &[]) {
+                    for a in addrs.iter().filter(|a| !protocols.allows(a.ip())) {
+                        at(key, format!("{key}: {}", off(a.ip())));
+                    }
+                }
+            }
+        }
     }
 
     /// The built-in defaults, with nothing set.
@@ -272,13 +321,27 @@ impl Config {
             .collect()
     }
 
-    /// A listener parameter, bare ports expanded with `inet_interfaces`.
+    /// A listener parameter, bare ports expanded with `inet_interfaces`
+    /// and kept to the IP versions of `inet_protocols` (explicit addresses
+    /// of a disabled version are refused at load time, see `cross_checks`).
     pub fn listen(&self, name: &str) -> Vec<std::net::SocketAddr> {
         let interfaces: Vec<&str> = self.list("inet_interfaces").collect();
+        let protocols = self.protocols();
         split_list(self.get(name))
             .filter_map(|s| net::parse_listen(s, &interfaces).ok())
             .flatten()
+            .filter(|a| protocols.allows(a.ip()))
             .collect()
+    }
+
+    /// `inet_protocols`: the IP versions for listeners and delivery.
+    pub fn protocols(&self) -> net::Protocols {
+        // Validated at load time; `all` is the default.
+        net::Protocols::parse(self.get("inet_protocols")).unwrap_or(net::Protocols {
+            ipv4: true,
+            ipv6: true,
+            all: true,
+        })
     }
 
     /// `(name, raw value as written)` for every parameter set in the file.
@@ -534,6 +597,128 @@ mod tests {
         assert_eq!(sub.len(), 2, "{sub:?}");
         assert!(sub.iter().all(|a| a.port() == 587 && a.ip().is_loopback()));
         assert_eq!(c.time("maximal_backoff_time"), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn default_smtp_listen_follows_inet_interfaces() {
+        let addrs = |text: &str| -> Vec<String> {
+            let c = Config::parse_str(text, "t").unwrap();
+            c.listen("smtp_listen")
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
+        };
+        // The Postfix way to make a box send-only: port 25 on loopback only.
+        assert_eq!(
+            addrs("inet_interfaces = loopback-only\n"),
+            ["127.0.0.1:25", "[::1]:25"]
+        );
+        assert_eq!(addrs(""), ["0.0.0.0:25", "[::]:25"]);
+        assert_eq!(
+            addrs("inet_interfaces = 192.168.1.1, 127.0.0.1\n"),
+            ["192.168.1.1:25", "127.0.0.1:25"]
+        );
+        // An explicit address still wins.
+        assert_eq!(
+            addrs("inet_interfaces = loopback-only\nsmtp_listen = 192.168.1.1:25\n"),
+            ["192.168.1.1:25"]
+        );
+        // inet_protocols filters what bare ports expand to.
+        assert_eq!(
+            addrs("inet_interfaces = loopback-only\ninet_protocols = ipv4\n"),
+            ["127.0.0.1:25"]
+        );
+        assert_eq!(addrs("inet_protocols = ipv6\n"), ["[::]:25"]);
+        assert_eq!(
+            addrs("inet_protocols = ipv4, ipv6\n"),
+            ["0.0.0.0:25", "[::]:25"]
+        );
+        let c = Config::parse_str("", "t").unwrap();
+        assert!(c.protocols().all);
+        let c = Config::parse_str("inet_protocols = ipv4 ipv6\n", "t").unwrap();
+        assert!(!c.protocols().all && c.protocols().ipv6);
+    }
+
+    #[test]
+    fn listener_and_protocol_mistakes_are_errors() {
+        for (text, line, needle) in [
+            ("inet_protocols = ipv5\n", 1, "\"ipv5\" is not a protocol"),
+            ("inet_protocols =\n", 1, "no protocol given"),
+            (
+                "inet_interfaces = eth0\n",
+                1,
+                "host names are not supported",
+            ),
+            ("inet_interfaces =\n", 1, "inet_interfaces is empty"),
+            (
+                "inet_protocols = ipv4\nsmtp_listen = [::1]:25\n",
+                2,
+                "smtp_listen: ::1 is an IPv6 address, but inet_protocols = ipv4",
+            ),
+            (
+                "inet_protocols = ipv6\n\ninet_interfaces = 127.0.0.1\n",
+                3,
+                "inet_interfaces: 127.0.0.1 is an IPv4 address",
+            ),
+            (
+                "inet_protocols = ipv6\nsubmissions_listen = 127.0.0.1:465\n",
+                2,
+                "submissions_listen: 127.0.0.1 is an IPv4",
+            ),
+        ] {
+            let errs = Config::parse_str(text, "k").unwrap_err();
+            assert_eq!(errs.len(), 1, "{text}: {errs:?}");
+            assert!(errs[0].message.contains(needle), "{text}: {errs:?}");
+            assert_eq!(errs[0].line, Some(line), "{text}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn every_key_of_the_design_contract_is_known() {
+        // shared/DESIGN.md, "The interface contract": Postfix's names, then
+        // tern's own keys. Scripts and admins rely on each being accepted.
+        for k in [
+            "myhostname",
+            "mydomain",
+            "myorigin",
+            "mynetworks",
+            "mydestination",
+            "relayhost",
+            "transport_maps",
+            "queue_directory",
+            "message_size_limit",
+            "maximal_queue_lifetime",
+            "minimal_backoff_time",
+            "maximal_backoff_time",
+            "smtpd_tls_cert_file",
+            "smtpd_tls_key_file",
+            "smtpd_tls_security_level",
+            "smtpd_tls_received_header",
+            "smtpd_tls_loglevel",
+            "smtp_tls_security_level",
+            "smtp_tls_policy_maps",
+            "smtp_tls_CAfile",
+            "smtp_tls_loglevel",
+            "smtp_sasl_password_maps",
+            "smtp_tls_wrappermode",
+            "smtp_tlsrpt_enable",
+            "tls_eecdh_auto_curves",
+            "syslog_name",
+            "syslog_facility",
+            "maillog_file",
+            "smtp_listen",
+            "submission_listen",
+            "submissions_listen",
+            "smtp_tcp_port",
+            "dns_resolvers",
+            "max_connections",
+            "smtpd_sasl_password_file",
+            "mta_sts_enable",
+        ] {
+            assert!(params::lookup(k).is_some(), "{k} is not a known parameter");
+        }
+        let c = Config::parse_str("smtp_tls_CAfile = /etc/tern/ca.pem\n", "ca").unwrap();
+        assert_eq!(c.get("smtp_tls_CAfile"), "/etc/tern/ca.pem");
     }
 
     #[test]

@@ -97,9 +97,147 @@ pub fn parse_listen(s: &str, interfaces: &[&str]) -> Result<Vec<SocketAddr>, Str
         .ok_or_else(bad)
 }
 
+/// The IP versions `inet_protocols` enables (Postfix's values: `all`,
+/// `ipv4`, `ipv6`, or `ipv4, ipv6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols {
+    /// IPv4 listeners and delivery.
+    pub ipv4: bool,
+    /// IPv6 listeners and delivery.
+    pub ipv6: bool,
+    /// The value was `all`: IPv6 is used where the host has it, and an IPv6
+    /// listener the host cannot bind (no IPv6 in the kernel, no such
+    /// address) is skipped with a warning instead of stopping start-up.
+    pub all: bool,
+}
+
+impl Protocols {
+    /// Parses an `inet_protocols` value (a list of `all`, `ipv4`, `ipv6`).
+    pub fn parse(v: &str) -> Result<Protocols, String> {
+        let mut p = Protocols {
+            ipv4: false,
+            ipv6: false,
+            all: false,
+        };
+        for w in crate::config::split_list(v) {
+            match w.to_ascii_lowercase().as_str() {
+                "all" => {
+                    p.ipv4 = true;
+                    p.ipv6 = true;
+                    p.all = true;
+                }
+                "ipv4" => p.ipv4 = true,
+                "ipv6" => p.ipv6 = true,
+                _ => {
+                    return Err(format!(
+                        "\"{w}\" is not a protocol: use all, ipv4, ipv6 or \"ipv4, ipv6\""
+                    ))
+                }
+            }
+        }
+        if !p.ipv4 && !p.ipv6 {
+            return Err("no protocol given: use all, ipv4, ipv6 or \"ipv4, ipv6\"".into());
+        }
+        Ok(p)
+    }
+
+    /// Whether addresses of `ip`'s family are enabled.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => self.ipv4,
+            IpAddr::V6(_) => self.ipv6,
+        }
+    }
+
+    /// `IPv4` or `IPv6`, for messages.
+    pub fn family(ip: IpAddr) -> &'static str {
+        if ip.is_ipv4() {
+            "IPv4"
+        } else {
+            "IPv6"
+        }
+    }
+}
+
+/// Checks one `inet_interfaces` entry: `all`, `loopback-only`, `localhost`
+/// or an IP address (host names are not looked up).
+pub fn check_interface(s: &str) -> Result<Option<IpAddr>, String> {
+    match s {
+        "all" | "loopback-only" | "localhost" => Ok(None),
+        a => a
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map(Some)
+            .map_err(|_| {
+                format!("\"{a}\" is not all, loopback-only or an IP address (host names are not supported)")
+            }),
+    }
+}
+
+/// Whether a listener entry is a bare port (`25`, `:25`) that takes its
+/// addresses from `inet_interfaces`, rather than an explicit `ip:port`.
+pub fn is_bare_port(s: &str) -> bool {
+    s.strip_prefix(':').unwrap_or(s).parse::<u16>().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inet_protocols_values() {
+        let all = Protocols::parse("all").unwrap();
+        assert!(all.ipv4 && all.ipv6 && all.all);
+        let v4 = Protocols::parse("ipv4").unwrap();
+        assert!(v4.ipv4 && !v4.ipv6 && !v4.all);
+        assert!(v4.allows("192.0.2.1".parse().unwrap()));
+        assert!(!v4.allows("::1".parse().unwrap()));
+        let v6 = Protocols::parse("ipv6").unwrap();
+        assert!(!v6.ipv4 && v6.ipv6 && !v6.all);
+        assert!(!v6.allows("127.0.0.1".parse().unwrap()));
+        let both = Protocols::parse("ipv4, ipv6").unwrap();
+        assert!(
+            both.ipv4 && both.ipv6 && !both.all,
+            "an explicit list is not all"
+        );
+        assert!(Protocols::parse("ipv5").unwrap_err().contains("\"ipv5\""));
+        assert!(Protocols::parse("").is_err());
+    }
+
+    #[test]
+    fn interfaces_and_bare_ports() {
+        assert_eq!(check_interface("loopback-only"), Ok(None));
+        assert_eq!(check_interface("[::1]"), Ok(Some("::1".parse().unwrap())));
+        assert!(check_interface("eth0").unwrap_err().contains("host names"));
+        assert!(is_bare_port("25") && is_bare_port(":587"));
+        assert!(!is_bare_port("127.0.0.1:25") && !is_bare_port("[::1]:25"));
+    }
+
+    #[test]
+    fn bare_port_follows_inet_interfaces() {
+        let lo = parse_listen("25", &["loopback-only"]).unwrap();
+        assert_eq!(
+            lo,
+            vec![
+                "127.0.0.1:25".parse::<SocketAddr>().unwrap(),
+                "[::1]:25".parse().unwrap()
+            ]
+        );
+        let list = parse_listen("25", &["192.0.2.7", "[2001:db8::7]"]).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                "192.0.2.7:25".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::7]:25".parse().unwrap()
+            ]
+        );
+        // An explicit address wins over inet_interfaces.
+        assert_eq!(
+            parse_listen("192.0.2.1:2525", &["loopback-only"]).unwrap(),
+            vec!["192.0.2.1:2525".parse::<SocketAddr>().unwrap()]
+        );
+    }
 
     #[test]
     fn networks() {

@@ -125,13 +125,13 @@ pub static PARAMS: &[Param] = &[
         "inet_interfaces",
         "all",
         Kind::List,
-        "addresses that bare-port listeners bind: all, loopback-only, or addresses"
+        "addresses that bare-port listeners (the default smtp_listen = 25) bind: all, loopback-only, or IP addresses"
     ),
     p!(
         "inet_protocols",
         "all",
-        Kind::Enum(&["all", "ipv4", "ipv6"]),
-        "IP versions for listeners and delivery"
+        Kind::List,
+        "IP versions for listeners and delivery: all (IPv6 only where the host has it), ipv4, ipv6, or \"ipv4, ipv6\""
     ),
     p!(
         "line_length_limit",
@@ -239,7 +239,7 @@ pub static PARAMS: &[Param] = &[
         "queue_minfree",
         "0",
         Kind::Int,
-        "refuse mail (452 4.3.1) while the spool's file system has fewer free bytes than this"
+        "free bytes the spool's file system must keep: smtpd answers 452 4.3.1 at MAIL FROM below it (or below 1.5 x message_size_limit), sendmail exits 75"
     ),
     p!(
         "queue_run_delay",
@@ -297,9 +297,9 @@ pub static PARAMS: &[Param] = &[
     ),
     p!(
         "smtp_listen",
-        "0.0.0.0:25 [::]:25",
+        "25",
         Kind::Listen,
-        "addresses of the MTA listener (port 25 service)"
+        "MTA listener (port 25 service): a bare port binds the inet_interfaces addresses; ip:port and [ipv6]:port entries bind just that address"
     ),
     p!(
         "smtp_sasl_auth_enable",

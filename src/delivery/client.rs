@@ -705,8 +705,22 @@ impl Delivery {
             reached: false,
             tls: false,
         };
+        let protocols = cfg.protocols();
+        let no_enabled_address = |host: &str| HostFailure {
+            text: format!(
+                "{host}: no address of the IP versions enabled by inet_protocols = {}",
+                cfg.get("inet_protocols")
+            ),
+            dsn: "4.4.4".into(),
+            permanent: false,
+            reached: false,
+            tls: false,
+        };
         // (host, MX answer secure)
         let hosts: Vec<(String, bool)> = if let Some(ip) = nh.ip() {
+            if !protocols.allows(ip) {
+                return Err(no_enabled_address(nh.host()));
+            }
             // An IP literal has no TLSA base domain: `dane` is `may` there
             // (Postfix), `dane-only` defers (RFC 7672 §2.2: no DANE).
             if policy.level == Level::DaneOnly {
@@ -761,13 +775,20 @@ impl Delivery {
         let mut out = Vec::new();
         let mut last_err = None;
         for (host, mx_secure) in hosts {
-            let addrs = match resolver.lookup_ip(&host).await {
+            let mut addrs = match resolver.lookup_ip(&host).await {
                 Ok(a) => a,
                 Err(e) => {
                     last_err = Some(dns_fail(&host, "A", &e));
                     continue;
                 }
             };
+            // inet_protocols: no connections to a disabled IP version.
+            let found = addrs.records.len();
+            addrs.records.retain(|ip| protocols.allows(*ip));
+            if found > 0 && addrs.records.is_empty() {
+                last_err = Some(no_enabled_address(&host));
+                continue;
+            }
             if addrs.records.is_empty() {
                 last_err = Some(HostFailure {
                     text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),

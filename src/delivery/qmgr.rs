@@ -152,6 +152,13 @@ impl QueueManager {
         Ok(())
     }
 
+    /// Puts a context built by [`context`] in place (SIGHUP, once every
+    /// part of the new configuration has loaded) and asks for a full run.
+    pub fn install(&self, ctx: Context) {
+        *self.ctx.borrow_mut() = Rc::new(ctx);
+        self.kick();
+    }
+
     /// Starts no new deliveries (shutdown).
     pub fn stop(&self) {
         self.stopping.set(true);

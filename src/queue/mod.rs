@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod envelope;
 pub mod mailq;
+pub mod space;
 pub mod spool;
 pub mod state;
 pub mod wake;

@@ -114,11 +114,21 @@ pub enum RcptClass {
     Remote,
 }
 
-/// Classifies recipients; supplied by the driver per call so the session
-/// holds no reference to tables.
+/// Postfix's answer when the queue file system is short of space.
+const INSUFFICIENT_STORAGE: &str = "452 4.3.1 Insufficient system storage";
+
+/// Classifies recipients (and answers the spool-space question); supplied
+/// by the driver per call so the session holds no reference to tables.
 pub trait Recipients {
     /// Classifies one recipient path (never the null path).
     fn classify(&mut self, rcpt: &Path<'_>) -> RcptClass;
+
+    /// Whether the spool has room for a message of `size` bytes (0 when
+    /// not declared); asked at `MAIL FROM` and before `354`. `false`
+    /// answers `452 4.3.1 Insufficient system storage` (`queue_minfree`).
+    fn storage_ok(&mut self, _size: u64) -> bool {
+        true
+    }
 }
 
 impl<F: FnMut(&Path<'_>) -> RcptClass> Recipients for F {
@@ -692,6 +702,9 @@ impl Session {
                         );
                     }
                 }
+                if !rcpts.storage_ok(params.size.unwrap_or(0)) {
+                    return self.reject(out, verb, Reply::new(INSUFFICIENT_STORAGE));
+                }
                 self.envelope = Some(Envelope {
                     sender: from.mailbox().to_string(),
                     recipients: Vec::new(),
@@ -717,6 +730,9 @@ impl Session {
                         verb,
                         Reply::new("554 5.5.1 Error: no valid recipients"),
                     );
+                }
+                if !rcpts.storage_ok(env.declared_size.unwrap_or(0)) {
+                    return self.reject(out, verb, Reply::new(INSUFFICIENT_STORAGE));
                 }
                 // Counted as success when the message is queued.
                 self.count(verb, false);
@@ -947,3 +963,6 @@ fn decode_text(resp: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod storage_tests;

@@ -74,6 +74,8 @@ pub struct Shared {
     pub hostname: String,
     /// Called after each committed message (wakes the queue manager).
     pub on_new_mail: Box<dyn Fn(&str)>,
+    /// `queue_minfree`.
+    pub queue_minfree: u64,
 }
 
 impl Shared {
@@ -154,12 +156,53 @@ impl Shared {
             ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
             on_new_mail,
+            queue_minfree: cfg.int("queue_minfree"),
         })
     }
 
     /// Tells the queue manager a message arrived.
     pub fn new_mail(&self, queue_id: &str) {
         (self.on_new_mail)(queue_id);
+    }
+
+    /// `queue_minfree` (Postfix's rule, see [`crate::queue::space`]): room
+    /// on the spool's file system for a message of `size` bytes? A file
+    /// system that cannot be asked does not stop mail (the spool write
+    /// would tell); it is logged.
+    pub fn storage_ok(&self, size: u64) -> bool {
+        match crate::queue::space::check_dir(
+            self.spool.root(),
+            self.queue_minfree,
+            self.params.message_size_limit,
+            size,
+        ) {
+            Ok(Ok(())) => true,
+            Ok(Err(short)) => {
+                log::warn!(target: "smtpd", "warning: {short} (queue_minfree {}, message_size_limit {}, size {size})", self.queue_minfree, self.params.message_size_limit);
+                false
+            }
+            Err(e) => {
+                log::warn!(target: "smtpd", "warning: statvfs {}: {e}", self.spool.root().display());
+                true
+            }
+        }
+    }
+}
+
+/// What a session asks its driver while it reads commands: the class of a
+/// recipient, and whether the spool has room (`queue_minfree`).
+pub struct Checks<'a>(pub &'a Shared);
+
+impl crate::smtp::server::Recipients for Checks<'_> {
+    fn classify(
+        &mut self,
+        rcpt: &crate::smtp::command::Path<'_>,
+    ) -> crate::smtp::server::RcptClass {
+        self.0.classify(rcpt)
+    }
+
+    fn storage_ok(&mut self, size: u64) -> bool {
+        self.0.storage_ok(size)
     }
 }
 
@@ -239,18 +282,36 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every configured listener; any failure is fatal at start-up.
+    /// Binds every configured listener. A failure is fatal at start-up,
+    /// except (with `inet_protocols = all`) an IPv6 address the host cannot
+    /// bind, which is skipped with a warning as long as the service still
+    /// has another address.
     pub fn bind(cfg: &Config) -> Result<Listeners, String> {
+        let all = cfg.protocols().all;
         let mut list = Vec::new();
         for (key, service) in [
             ("smtp_listen", Service::Smtp),
             ("submission_listen", Service::Submission),
             ("submissions_listen", Service::Submissions),
         ] {
-            for addr in cfg.listen(key) {
-                let l = listen::bind(addr)
-                    .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
-                list.push((service, l));
+            let addrs = cfg.listen(key);
+            let before = list.len();
+            let mut skipped = Vec::new();
+            for addr in &addrs {
+                match listen::bind(*addr) {
+                    Ok(l) => list.push((service, l)),
+                    Err(e) if all && listen::no_ipv6_here(*addr, &e) => {
+                        log::warn!(target: "master", "warning: {key}: cannot listen on {addr}: {e}; skipped (inet_protocols = all: this host has no usable IPv6 there)");
+                        skipped.push(format!("{addr}: {e}"));
+                    }
+                    Err(e) => return Err(format!("{key}: cannot listen on {addr}: {e}")),
+                }
+            }
+            if !addrs.is_empty() && list.len() == before {
+                return Err(format!(
+                    "{key}: no address could be bound ({})",
+                    skipped.join("; ")
+                ));
             }
         }
         Ok(Listeners { list })

@@ -135,7 +135,7 @@ pub async fn run(
                     } else {
                         None
                     };
-                    let acts = sess.line(line, &mut |p: &Path<'_>| shared.classify(p));
+                    let acts = sess.line(line, &mut super::Checks(&shared));
                     if let Some(rcpt) = rcpt_for_log {
                         log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
                     }

@@ -18,7 +18,8 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Starts `smtp-sink -c -u nobody -d DIR/%Y%m%d%H%M%S. 127.0.0.1:PORT 256`.
+    /// Starts `smtp-sink -c -u nobody -d DIR/%Y%m%d%H%M%S. 127.0.0.1:PORT 256`
+    /// (`-u nobody` only when the tests run as root).
     pub fn start() -> SmtpSink {
         SmtpSink::start_with(&[])
     }
@@ -34,10 +35,21 @@ impl SmtpSink {
     pub fn start_on(port: u16, extra: &[&str]) -> SmtpSink {
         let dir = TempDir::new("sink");
         let dump = dir.subdir("dump");
-        let (uid, gid) = user_ids("nobody");
-        own(&dump, uid, gid, 0o700);
+        // As root smtp-sink must drop to a user (-u), who owns the dumps;
+        // run by anyone else it stays that user (-u would fail initgroups).
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let (uid, gid) = user_ids("nobody");
+            own(&dump, uid, gid, 0o700);
+        }
+        let port = free_port();
         let mut cmd = Command::new("smtp-sink");
-        cmd.args(["-c", "-u", "nobody", "-d"])
+        cmd.arg("-c");
+        if root {
+            cmd.args(["-u", "nobody"]);
+        }
+        cmd.arg("-d")
             .arg(format!("{}/%Y%m%d%H%M%S.", dump.display()))
             .args(extra)
             .arg(format!("127.0.0.1:{port}"))
