@@ -43,7 +43,6 @@ impl SmtpSink {
             let (uid, gid) = user_ids("nobody");
             own(&dump, uid, gid, 0o700);
         }
-        let port = free_port();
         let mut cmd = Command::new("smtp-sink");
         cmd.arg("-c");
         if root {
