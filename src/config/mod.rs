@@ -661,8 +661,8 @@ mod tests {
                 "inet_interfaces: 127.0.0.1 is an IPv4 address",
             ),
             (
-                "inet_protocols = ipv6\nsubmissions_listen = 127.0.0.1:465\n",
-                2,
+                "inet_protocols = ipv6\nsmtpd_tls_cert_file = /c\nsubmissions_listen = 127.0.0.1:465\n",
+                3,
                 "submissions_listen: 127.0.0.1 is an IPv4",
             ),
         ] {
