@@ -148,14 +148,17 @@ impl Services {
         log::info!(target: "master", "reload -- configuration {}", new.origin());
     }
 
-    /// Stops taking new work and lets sessions finish, for at most 10 s.
+    /// Stops taking new work and lets sessions and local deliveries finish,
+    /// for at most 10 s.
     pub async fn shutdown(&self) {
         // Close the listening sockets first: new clients get "connection
         // refused" and try another MX or later, as with a stopped Postfix.
         self.accept.borrow_mut().clear();
         self.delivery.stop();
         let until = Instant::now() + Duration::from_secs(10);
-        while self.pool.available() < self.pool.capacity() && Instant::now() < until {
+        while (self.pool.available() < self.pool.capacity() || self.delivery.local_deliveries() > 0)
+            && Instant::now() < until
+        {
             smol::Timer::after(Duration::from_millis(50)).await;
         }
         let (batches, messages) = self.committer.stats();

@@ -57,8 +57,18 @@ pub struct QueueManager {
     earliest_due: Cell<Option<u64>>,
     slots: RefCell<Slots>,
     in_flight: RefCell<HashSet<String>>,
+    /// Messages in local delivery (a set of its own: a message can be in
+    /// an SMTP session and in local delivery at once, and the session's
+    /// end must not make it look free).
+    local_busy: RefCell<HashSet<String>>,
     stopping: Cell<bool>,
 }
+
+/// Messages in local delivery at a time. Home Maildirs are written one at
+/// a time by the helper anyway; this bounds the queue files held open by
+/// waiting deliveries (Postfix's default local_destination_concurrency_limit
+/// is 2 too, per recipient; tern applies it to local delivery as a whole).
+const LOCAL_CONCURRENCY: usize = 2;
 
 /// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
 /// resolver, TLS parameters.
@@ -121,6 +131,7 @@ impl QueueManager {
             earliest_due: Cell::new(None),
             slots: RefCell::new(Slots::default()),
             in_flight: RefCell::new(HashSet::new()),
+            local_busy: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
         }))
     }
@@ -162,6 +173,12 @@ impl QueueManager {
     /// Starts no new deliveries (shutdown).
     pub fn stop(&self) {
         self.stopping.set(true);
+    }
+
+    /// Messages in local delivery now (shutdown waits for them: a home
+    /// Maildir write the helper is doing should be recorded).
+    pub fn local_deliveries(&self) -> usize {
+        self.local_busy.borrow().len()
     }
 
     /// Spawns the scheduler and the wake-up socket listener.
@@ -218,12 +235,17 @@ impl QueueManager {
                     _ => None,
                 })
                 .collect();
-            if !due.is_empty() && !self.in_flight.borrow().contains(e.id()) {
+            if !due.is_empty() && !self.busy(e.id()) {
                 if let Err(err) = self.spool.record(e.id(), &due, now) {
                     log::warn!(target: "qmgr", "{}: flush: {err}", e.id());
                 }
             }
         }
+    }
+
+    /// Is the message in an SMTP session or in local delivery?
+    fn busy(&self, id: &str) -> bool {
+        self.in_flight.borrow().contains(id) || self.local_busy.borrow().contains(id)
     }
 
     async fn run(self: Rc<Self>, ex: Rc<LocalExecutor<'static>>) {
@@ -306,7 +328,7 @@ impl QueueManager {
         // Destination -> messages, in queue order.
         let mut plan: BTreeMap<String, Vec<MessageJob>> = BTreeMap::new();
         for entry in entries {
-            if self.in_flight.borrow().contains(entry.id()) {
+            if self.busy(entry.id()) {
                 continue;
             }
             let Some(due) = entry.next_attempt else {
@@ -395,42 +417,17 @@ impl QueueManager {
                     )),
                 }
             }
-            if !local_rcpts.is_empty() {
-                // Local delivery (aliases, Maildir) runs here, in line:
-                // it is file I/O like the spool's own, never network.
-                for lr in ctx.local.deliver(&self.spool, &entry, &local_rcpts) {
-                    for line in &lr.log {
-                        log::info!(target: "local", "{line}");
-                    }
-                    if lr.requeued {
-                        self.kick();
-                    }
-                    let r = lr.result;
-                    let outcome = match r.kind {
-                        ResultKind::Sent => Outcome::Delivered {
-                            text: r.text.clone(),
-                        },
-                        ResultKind::Bounced => Outcome::Bounced {
-                            text: r.text.clone(),
-                        },
-                        ResultKind::Deferred => Outcome::Deferred {
-                            until: now
-                                + schedule::backoff(
-                                    entry.rcpts.get(lr.index).map_or(0, |s| s.attempts) + 1,
-                                    cfg.time("minimal_backoff_time"),
-                                    cfg.time("maximal_backoff_time"),
-                                    schedule::seed(entry.id()),
-                                )
-                                .as_secs(),
-                            text: r.text.clone(),
-                        },
-                    };
-                    immediate.push((lr.index, outcome, r));
-                }
-            }
             if !immediate.is_empty() {
                 let job = MessageJob::from_entry(&entry, Vec::new());
                 self.record(&ctx, &job, immediate, now, true);
+            }
+            if !local_rcpts.is_empty() {
+                if self.local_busy.borrow().len() >= LOCAL_CONCURRENCY {
+                    // Looked at again when a local delivery ends.
+                    self.fresh.borrow_mut().push(entry.id().to_string());
+                } else {
+                    self.spawn_local(ex, &ctx, entry, local_rcpts);
+                }
             }
         }
         let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit"))
@@ -514,6 +511,64 @@ impl QueueManager {
         if let Some(t) = next_due {
             self.note_due(t);
         }
+    }
+
+    /// Local delivery (aliases, Maildir) of `rcpts` of `entry` in a task
+    /// of its own: a home Maildir is written by the root helper, whose
+    /// answer the task awaits while sessions and other deliveries go on.
+    fn spawn_local(
+        self: &Rc<Self>,
+        ex: &Rc<LocalExecutor<'static>>,
+        ctx: &Rc<Context>,
+        entry: QueueEntry,
+        rcpts: Vec<usize>,
+    ) {
+        let picked = SystemTime::now();
+        self.local_busy.borrow_mut().insert(entry.id().to_string());
+        let me = self.clone();
+        let ctx = ctx.clone();
+        ex.spawn(async move {
+            let results = ctx.local.deliver(&me.spool, &entry, &rcpts, picked).await;
+            let cfg = &ctx.cfg;
+            let now = queue::clock::now();
+            let mut out = Vec::with_capacity(results.len());
+            for lr in results {
+                for line in &lr.log {
+                    log::info!(target: "local", "{line}");
+                }
+                if lr.requeued {
+                    me.kick();
+                }
+                let r = lr.result;
+                let outcome = match r.kind {
+                    ResultKind::Sent => Outcome::Delivered {
+                        text: r.text.clone(),
+                    },
+                    ResultKind::Bounced => Outcome::Bounced {
+                        text: r.text.clone(),
+                    },
+                    ResultKind::Deferred => Outcome::Deferred {
+                        until: now
+                            + schedule::backoff(
+                                entry.rcpts.get(lr.index).map_or(0, |s| s.attempts) + 1,
+                                cfg.time("minimal_backoff_time"),
+                                cfg.time("maximal_backoff_time"),
+                                schedule::seed(entry.id()),
+                            )
+                            .as_secs(),
+                        text: r.text.clone(),
+                    },
+                };
+                out.push((lr.index, outcome, r));
+            }
+            if !out.is_empty() {
+                let job = MessageJob::from_entry(&entry, Vec::new());
+                me.record(&ctx, &job, out, now, true);
+            }
+            me.local_busy.borrow_mut().remove(entry.id());
+            me.poke();
+        })
+        .detach();
     }
 
     fn note_due(&self, t: u64) {

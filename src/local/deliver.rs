@@ -7,11 +7,11 @@
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::time::Instant;
+use std::time::SystemTime;
 
 use crate::config::table::CompactTable;
 use crate::config::Config;
-use crate::delivery::client::{RcptResult, ResultKind};
+use crate::delivery::client::{arrival_time, RcptResult, ResultKind};
 use crate::queue::{Flags, NewMessage, QueueEntry, Recipient, Spool};
 
 use super::aliases::{self, AliasTable, Dest};
@@ -222,17 +222,34 @@ impl LocalDelivery {
         !matches!(users::lookup(&l), Ok(None))
     }
 
-    /// Delivers the recipients `rcpts` (envelope indexes) of `entry`.
-    pub fn deliver(&self, spool: &Spool, entry: &QueueEntry, rcpts: &[usize]) -> Vec<LocalResult> {
+    /// Delivers the recipients `rcpts` (envelope indexes) of `entry`;
+    /// `picked` is when the queue manager took the message (for the log
+    /// lines' `delays=`). Async because a home Maildir is written by the
+    /// helper process, whose answer is awaited without blocking the
+    /// executor; everything else here is file I/O, as in the spool.
+    pub async fn deliver(
+        &self,
+        spool: &Spool,
+        entry: &QueueEntry,
+        rcpts: &[usize],
+        picked: SystemTime,
+    ) -> Vec<LocalResult> {
         let id = entry.id();
         let env = &entry.envelope;
+        // The hand-off to the local delivery agent, as Postfix's local(8)
+        // receives the whole request at once: `delays=` b ends here and d
+        // runs from here to each recipient's result.
+        let t = Times {
+            picked,
+            handoff: SystemTime::now(),
+        };
         let delivered_to = match read_delivered_to(spool, id) {
             Ok(v) => v,
             Err(e) => {
                 let text = format!("cannot read queue file: {e}");
                 return rcpts
                     .iter()
-                    .map(|&i| self.result(entry, i, None, ResultKind::Deferred, "4.3.0", &text))
+                    .map(|&i| self.result(entry, i, None, ResultKind::Deferred, "4.3.0", &text, t))
                     .collect();
             }
         };
@@ -241,7 +258,6 @@ impl LocalDelivery {
             let Some(rcpt) = env.recipients.get(i) else {
                 continue;
             };
-            let started = Instant::now();
             let addr = rcpt.address.as_str();
             let orig = rcpt
                 .orcpt
@@ -250,7 +266,7 @@ impl LocalDelivery {
                 .filter(|o| !o.eq_ignore_ascii_case(addr));
             if delivered_to.iter().any(|d| d.eq_ignore_ascii_case(addr)) {
                 let text = format!("mail forwarding loop for {addr}");
-                out.push(self.result(entry, i, orig, ResultKind::Bounced, "5.4.6", &text));
+                out.push(self.result(entry, i, orig, ResultKind::Bounced, "5.4.6", &text, t));
                 continue;
             }
             let leaves = match self.expander().expand(addr, &Tables(self)) {
@@ -261,15 +277,16 @@ impl LocalDelivery {
                     } else {
                         ResultKind::Bounced
                     };
-                    out.push(self.result(entry, i, orig, kind, e.dsn(), &e.to_string()));
+                    out.push(self.result(entry, i, orig, kind, e.dsn(), &e.to_string(), t));
                     continue;
                 }
             };
-            out.push(self.deliver_leaves(spool, entry, i, orig, &leaves, started));
+            out.push(self.deliver_leaves(spool, entry, i, orig, &leaves, t).await);
         }
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn result(
         &self,
         entry: &QueueEntry,
@@ -278,6 +295,7 @@ impl LocalDelivery {
         kind: ResultKind,
         dsn: &str,
         text: &str,
+        t: Times,
     ) -> LocalResult {
         let to = entry
             .envelope
@@ -285,8 +303,8 @@ impl LocalDelivery {
             .get(index)
             .map(|r| r.address.as_str())
             .unwrap_or("");
-        let r = RcptResult::new(kind, "local", dsn, text);
-        let line = log_line(entry, to, orig, &r);
+        let r = t.stamp(RcptResult::new(kind, "local", dsn, text));
+        let line = log_line(entry, to, orig, &r, t.picked);
         LocalResult {
             index,
             result: r,
@@ -295,14 +313,14 @@ impl LocalDelivery {
         }
     }
 
-    fn deliver_leaves(
+    async fn deliver_leaves(
         &self,
         spool: &Spool,
         entry: &QueueEntry,
         index: usize,
         orig: Option<&str>,
         leaves: &[Leaf],
-        started: Instant,
+        t: Times,
     ) -> LocalResult {
         let env = &entry.envelope;
         let to = env
@@ -328,28 +346,27 @@ impl LocalDelivery {
         for leaf in leaves {
             match leaf {
                 Leaf::Mailbox(a) => {
-                    let mut r = self.to_mailbox(spool, entry, a, given);
-                    r.xfer = started.elapsed().as_secs_f64();
+                    let r = t.stamp(self.to_mailbox(spool, entry, a, given).await);
                     let o = (!a.eq_ignore_ascii_case(given)).then_some(given);
-                    log.push(log_line(entry, a, o, &r));
+                    log.push(log_line(entry, a, o, &r, t.picked));
                     keep(r, &mut worst);
                 }
                 Leaf::Forward(a) => forwards.push(Recipient::new(a)),
                 Leaf::File(p) | Leaf::Command(p) => {
-                    let r = RcptResult::new(
+                    let r = t.stamp(RcptResult::new(
                         ResultKind::Bounced,
                         "local",
                         "5.3.5",
                         &format!("delivery to files and commands is not supported by tern: {p}"),
-                    );
-                    log.push(log_line(entry, to, orig, &r));
+                    ));
+                    log.push(log_line(entry, to, orig, &r, t.picked));
                     keep(r, &mut worst);
                 }
             }
         }
         let mut requeued = false;
         if !forwards.is_empty() {
-            let mut r = match forward(spool, entry, to, &forwards) {
+            let r = match forward(spool, entry, to, &forwards) {
                 Ok(qid) => {
                     requeued = true;
                     RcptResult::new(
@@ -366,20 +383,20 @@ impl LocalDelivery {
                     &format!("cannot forward: {e}"),
                 ),
             };
-            r.xfer = started.elapsed().as_secs_f64();
-            log.push(log_line(entry, to, orig, &r));
+            let r = t.stamp(r);
+            log.push(log_line(entry, to, orig, &r, t.picked));
             keep(r, &mut worst);
         }
         // Never "delivered to nowhere": an expansion without destinations
         // keeps the message (expansion reports empty :include: files).
         let result = worst.unwrap_or_else(|| {
-            let r = RcptResult::new(
+            let r = t.stamp(RcptResult::new(
                 ResultKind::Deferred,
                 "local",
                 "4.3.0",
                 "alias expansion yields no recipients",
-            );
-            log.push(log_line(entry, to, orig, &r));
+            ));
+            log.push(log_line(entry, to, orig, &r, t.picked));
             r
         });
         LocalResult {
@@ -390,7 +407,13 @@ impl LocalDelivery {
         }
     }
 
-    fn to_mailbox(&self, spool: &Spool, entry: &QueueEntry, addr: &str, given: &str) -> RcptResult {
+    async fn to_mailbox(
+        &self,
+        spool: &Spool,
+        entry: &QueueEntry,
+        addr: &str,
+        given: &str,
+    ) -> RcptResult {
         let (local, _) = expand::split(addr);
         let mb = match self.mailbox(addr) {
             Ok(Some(m)) => m,
@@ -424,15 +447,18 @@ impl LocalDelivery {
         let outcome = match &mb.user {
             // The daemon has dropped root: the helper writes as the user.
             Some(user) if helper::running() => match reader.file_span() {
-                Ok((file, offset, len)) => helper::deliver(
-                    user,
-                    &self.home_mailbox,
-                    &self.myhostname,
-                    prepend.as_bytes(),
-                    file,
-                    offset,
-                    len,
-                ),
+                Ok((file, offset, len)) => {
+                    helper::deliver(
+                        user,
+                        &self.home_mailbox,
+                        &self.myhostname,
+                        prepend.as_bytes(),
+                        file,
+                        offset,
+                        len,
+                    )
+                    .await
+                }
                 Err(e) => Some(Outcome::Temporary(format!("cannot read queue file: {e}"))),
             },
             _ => None,
@@ -469,11 +495,37 @@ fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
+/// When the queue manager took a message and when local delivery got it.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    picked: SystemTime,
+    handoff: SystemTime,
+}
+
+impl Times {
+    /// `r` with the hand-off and the time of its result, for `delays=`
+    /// (local delivery has no connection set-up: c is 0).
+    fn stamp(&self, mut r: RcptResult) -> RcptResult {
+        r.handoff = Some(self.handoff);
+        r.conn = 0.0;
+        r.done = Some(SystemTime::now());
+        r
+    }
+}
+
 /// `to=<..>, orig_to=<..>, relay=local, delay=N, delays=a/b/c/d, dsn=X,
-/// status=S (text)` with the queue ID in front, as local(8) logs.
-fn log_line(entry: &QueueEntry, to: &str, orig: Option<&str>, r: &RcptResult) -> String {
-    let now = crate::queue::clock::now();
-    let delay = now.saturating_sub(entry.envelope.arrival);
+/// status=S (text)` with the queue ID in front, as local(8) logs; the
+/// delays as Postfix's log_adhoc computes and format_tv prints them (the
+/// same fields as the smtp lines).
+fn log_line(
+    entry: &QueueEntry,
+    to: &str,
+    orig: Option<&str>,
+    r: &RcptResult,
+    picked: SystemTime,
+) -> String {
+    let arrival = arrival_time(entry.id(), entry.envelope.arrival);
+    let timing = r.timing(arrival, picked, SystemTime::now());
     let status = match r.kind {
         ResultKind::Sent => "sent",
         ResultKind::Deferred => "deferred",
@@ -481,10 +533,10 @@ fn log_line(entry: &QueueEntry, to: &str, orig: Option<&str>, r: &RcptResult) ->
     };
     let orig = orig.map(|o| format!(", orig_to=<{o}>")).unwrap_or_default();
     format!(
-        "{}: to=<{}>{orig}, relay=local, delay={delay}, delays={}, dsn={}, status={status} ({})",
+        "{}: to=<{}>{orig}, relay=local, {}, dsn={}, status={status} ({})",
         entry.id(),
         to,
-        r.delays(delay),
+        timing.fields(),
         r.dsn,
         r.text
     )

@@ -20,21 +20,43 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use smol::lock::Mutex as AsyncMutex;
+use smol::Async;
 
 use super::wire::{self, Outcome, Reply, Request};
 use super::{maildir, users};
 
-/// How long the daemon waits for one delivery's reply.
-const REPLY_TIMEOUT_SECS: libc::time_t = 600;
+/// How long the daemon waits for one delivery's reply. The wait is async
+/// (other sessions and deliveries go on meanwhile), so it only bounds how
+/// long one message stays in delivery: writing a message of
+/// `message_size_limit` to a slow USB disk takes seconds, and a helper
+/// that has not answered in two minutes is stuck (a hung mount, a stopped
+/// process). Postfix has no matching parameter: its local(8) runs under
+/// the 5-hour `daemon_timeout` watchdog.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The daemon's end of the socket, registered with the reactor.
 struct Client {
-    sock: OwnedFd,
+    sock: Async<OwnedFd>,
     seq: u32,
 }
 
-/// The daemon's end of the socket, once the helper runs.
-static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+/// The daemon's end of the socket from [`spawn`] until the first delivery
+/// registers it with the reactor (lazily: `spawn` runs before the
+/// executor, in the daemon's start-up).
+static SPAWNED: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Set once the helper runs (the daemon started as root).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// One request at a time: replies carry no routing beyond `seq`, and the
+/// helper serves requests in order anyway. An async lock, so a delivery
+/// waiting for its turn does not block the executor.
+static CLIENT: AsyncMutex<Option<Client>> = AsyncMutex::new(None);
 
 fn last_err(what: &str) -> io::Error {
     let e = io::Error::last_os_error();
@@ -43,7 +65,7 @@ fn last_err(what: &str) -> io::Error {
 
 /// Is the helper running (the daemon started as root)?
 pub fn running() -> bool {
-    CLIENT.lock().map(|c| c.is_some()).unwrap_or(false)
+    RUNNING.load(Ordering::Relaxed)
 }
 
 /// Forks the helper; call as root, before dropping privileges. Returns its
@@ -64,7 +86,6 @@ pub fn spawn() -> io::Result<u32> {
     }
     // SAFETY: both fds were just created and are owned by nothing else.
     let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_reply_timeout(&ours)?;
     // SAFETY: the child runs only `serve`, which never returns to the
     // caller's code and ends with _exit.
     match unsafe { libc::fork() } {
@@ -75,37 +96,18 @@ pub fn spawn() -> io::Result<u32> {
         }
         pid => {
             drop(theirs);
-            let mut g = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-            *g = Some(Client { sock: ours, seq: 0 });
+            let mut g = SPAWNED.lock().unwrap_or_else(|e| e.into_inner());
+            *g = Some(ours);
+            RUNNING.store(true, Ordering::Relaxed);
             Ok(pid as u32)
         }
     }
 }
 
-fn set_reply_timeout(sock: &OwnedFd) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: REPLY_TIMEOUT_SECS,
-        tv_usec: 0,
-    };
-    // SAFETY: valid fd, pointer to a timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(last_err("setsockopt SO_RCVTIMEO"));
-    }
-    Ok(())
-}
-
-/// Daemon side: delivers through the helper. `None` when no helper runs
-/// (the caller writes the Maildir itself).
-pub fn deliver(
+/// Daemon side: delivers through the helper, waiting at most
+/// [`REPLY_TIMEOUT`]. `None` when no helper runs (the caller writes the
+/// Maildir itself).
+pub async fn deliver(
     user: &str,
     mailbox: &str,
     host: &str,
@@ -114,7 +116,26 @@ pub fn deliver(
     offset: u64,
     len: u64,
 ) -> Option<Outcome> {
-    let mut g = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if !running() {
+        return None;
+    }
+    let mut g = CLIENT.lock().await;
+    if g.is_none() {
+        let fd = SPAWNED.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(fd) = fd else {
+            return Some(Outcome::Temporary(
+                "the local delivery helper's socket is gone".into(),
+            ));
+        };
+        match Async::new(fd) {
+            Ok(sock) => *g = Some(Client { sock, seq: 0 }),
+            Err(e) => {
+                return Some(Outcome::Temporary(format!(
+                    "local delivery helper socket: {e}"
+                )))
+            }
+        }
+    }
     let c = g.as_mut()?;
     c.seq = c.seq.wrapping_add(1);
     let req = Request {
@@ -126,38 +147,62 @@ pub fn deliver(
         offset,
         len,
     };
-    let temp = |t: String| Some(Outcome::Temporary(t));
     let bytes = match req.encode() {
         Ok(b) => b,
-        Err(e) => return temp(format!("local delivery request for {user}: {e}")),
-    };
-    if let Err(e) = send_with_fd(c.sock.as_raw_fd(), &bytes, file.as_raw_fd()) {
-        return temp(format!("cannot reach the local delivery helper: {e}"));
-    }
-    let mut buf = vec![0u8; wire::MAX_MESSAGE];
-    loop {
-        match recv_with_fd(c.sock.as_raw_fd(), &mut buf) {
-            Ok((0, _, _)) => return temp("the local delivery helper has exited".into()),
-            Ok((n, _, _)) => match Reply::decode(&buf[..n]) {
-                // A late reply to an earlier request that timed out.
-                Ok(r) if r.seq != c.seq => continue,
-                Ok(r) => return Some(r.outcome),
-                Err(e) => return temp(format!("bad reply from the local delivery helper: {e}")),
-            },
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return temp(format!(
-                    "no reply from the local delivery helper within {REPLY_TIMEOUT_SECS}s"
-                ))
-            }
-            Err(e) => return temp(format!("local delivery helper: {e}")),
+        Err(e) => {
+            return Some(Outcome::Temporary(format!(
+                "local delivery request for {user}: {e}"
+            )))
         }
-    }
+    };
+    Some(exchange(&c.sock, c.seq, &bytes, file.as_raw_fd(), REPLY_TIMEOUT).await)
+}
+
+/// Sends one request with `fd` attached and waits for the reply with the
+/// same `seq`, at most `limit`; every failure is a temporary outcome. A
+/// reply to an earlier request that timed out is skipped.
+async fn exchange(
+    sock: &Async<OwnedFd>,
+    seq: u32,
+    request: &[u8],
+    fd: RawFd,
+    limit: Duration,
+) -> Outcome {
+    let temp = Outcome::Temporary;
+    let work = async {
+        if let Err(e) = sock
+            .write_with(|s| send_with_fd(s.as_raw_fd(), request, fd))
+            .await
+        {
+            return temp(format!("cannot reach the local delivery helper: {e}"));
+        }
+        let mut buf = vec![0u8; wire::MAX_MESSAGE];
+        loop {
+            match sock
+                .read_with(|s| recv_with_fd(s.as_raw_fd(), &mut buf))
+                .await
+            {
+                Ok((0, _, _)) => return temp("the local delivery helper has exited".into()),
+                Ok((n, _, _)) => match Reply::decode(&buf[..n]) {
+                    Ok(r) if r.seq != seq => continue,
+                    Ok(r) => return r.outcome,
+                    Err(e) => {
+                        return temp(format!("bad reply from the local delivery helper: {e}"))
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return temp(format!("local delivery helper: {e}")),
+            }
+        }
+    };
+    smol::future::or(work, async {
+        smol::Timer::after(limit).await;
+        temp(format!(
+            "no reply from the local delivery helper within {}s",
+            limit.as_secs()
+        ))
+    })
+    .await
 }
 
 /// `home_mailbox` as the helper accepts it: relative, no `..`, a Maildir.
@@ -433,6 +478,161 @@ mod tests {
         assert!(!mailbox_ok("Maildir"));
         assert!(!mailbox_ok("../x/"));
         assert!(!mailbox_ok("/etc/"));
+    }
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: as in spawn.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0);
+        // SAFETY: fresh fds.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    fn request(seq: u32) -> Vec<u8> {
+        Request {
+            seq,
+            user: "alice".into(),
+            mailbox: "Maildir/".into(),
+            host: "box.test".into(),
+            prepend: b"Delivered-To: alice@box.test\n".to_vec(),
+            offset: 0,
+            len: 0,
+        }
+        .encode()
+        .unwrap()
+    }
+
+    /// The daemon's wait for the helper's answer lets every other task on
+    /// its one thread run: here the "helper" is itself a task on the same
+    /// executor that answers only after another task has made progress,
+    /// so a wait that blocked the thread could never finish.
+    #[test]
+    fn waiting_for_the_helper_does_not_block_the_executor() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let (a, b) = pair();
+        let file = File::open("/dev/null").unwrap();
+        let ex = smol::LocalExecutor::new();
+        let ticks = Rc::new(Cell::new(0u32));
+        let out = smol::block_on(ex.run(async {
+            let a = Async::new(a).unwrap();
+            let b = Async::new(b).unwrap();
+            let t = ticks.clone();
+            let _ticker = ex.spawn(async move {
+                loop {
+                    t.set(t.get() + 1);
+                    smol::future::yield_now().await;
+                }
+            });
+            let t = ticks.clone();
+            let helper = ex.spawn(async move {
+                let mut buf = vec![0u8; wire::MAX_MESSAGE];
+                let (n, fd, cut) = b
+                    .read_with(|s| recv_with_fd(s.as_raw_fd(), &mut buf))
+                    .await
+                    .unwrap();
+                assert!(fd.is_some() && !cut, "the queue file travels along");
+                let req = Request::decode(&buf[..n]).unwrap();
+                assert_eq!((req.seq, req.user.as_str()), (7, "alice"));
+                while t.get() < 100 {
+                    smol::future::yield_now().await;
+                }
+                // A late answer to an earlier request comes first.
+                for (seq, path) in [(6, "/stale"), (7, "/h/Maildir/new/1.M2P3Q4.box.test")] {
+                    let reply = Reply {
+                        seq,
+                        outcome: Outcome::Delivered(path.into()),
+                    }
+                    .encode();
+                    b.write_with(|s| send_with_fd(s.as_raw_fd(), &reply, -1))
+                        .await
+                        .unwrap();
+                }
+                t.get()
+            });
+            let out = exchange(
+                &a,
+                7,
+                &request(7),
+                file.as_raw_fd(),
+                Duration::from_secs(60),
+            )
+            .await;
+            let ticks_at_reply = helper.await;
+            (out, ticks_at_reply)
+        }));
+        assert_eq!(
+            out.0,
+            Outcome::Delivered("/h/Maildir/new/1.M2P3Q4.box.test".into())
+        );
+        assert!(out.1 >= 100 && ticks.get() >= out.1, "{out:?}");
+    }
+
+    #[test]
+    fn helper_silent_or_gone_is_a_temporary_failure() {
+        let file = File::open("/dev/null").unwrap();
+        // Silent: the timer ends the wait.
+        let (a, _b) = pair();
+        let out = smol::block_on(async {
+            let a = Async::new(a).unwrap();
+            exchange(
+                &a,
+                1,
+                &request(1),
+                file.as_raw_fd(),
+                Duration::from_millis(50),
+            )
+            .await
+        });
+        match out {
+            Outcome::Temporary(t) => assert!(t.contains("no reply"), "{t}"),
+            o => panic!("{o:?}"),
+        }
+        // The helper reads the request and exits.
+        let (a, b) = pair();
+        let out = smol::block_on(async {
+            let a = Async::new(a).unwrap();
+            let req = request(1);
+            let work = exchange(&a, 1, &req, file.as_raw_fd(), Duration::from_secs(60));
+            let helper = async {
+                let b = Async::new(b).unwrap();
+                let mut buf = vec![0u8; wire::MAX_MESSAGE];
+                let _ = b.read_with(|s| recv_with_fd(s.as_raw_fd(), &mut buf)).await;
+                drop(b);
+                std::future::pending::<Outcome>().await
+            };
+            smol::future::or(work, helper).await
+        });
+        match out {
+            Outcome::Temporary(t) => assert!(t.contains("has exited"), "{t}"),
+            o => panic!("{o:?}"),
+        }
+        // Gone before the request: it cannot be sent.
+        let (a, b) = pair();
+        drop(b);
+        let out = smol::block_on(async {
+            let a = Async::new(a).unwrap();
+            exchange(
+                &a,
+                1,
+                &request(1),
+                file.as_raw_fd(),
+                Duration::from_secs(60),
+            )
+            .await
+        });
+        match out {
+            Outcome::Temporary(t) => assert!(t.contains("cannot reach"), "{t}"),
+            o => panic!("{o:?}"),
+        }
     }
 
     #[test]
