@@ -525,7 +525,20 @@ fn log_line(
     picked: SystemTime,
 ) -> String {
     let arrival = arrival_time(entry.id(), entry.envelope.arrival);
-    let timing = r.timing(arrival, picked, SystemTime::now());
+    format_line(entry.id(), to, orig, r, arrival, picked, SystemTime::now())
+}
+
+/// Sans-I/O: the local(8) line for `r`, given when the message arrived
+/// (`arrival_time`), when the queue manager took it, and the time now.
+fn format_line(
+    id: &str,
+    to: &str,
+    orig: Option<&str>,
+    r: &RcptResult,
+    arrival: SystemTime,
+    picked: SystemTime,
+    now: SystemTime,
+) -> String {
     let status = match r.kind {
         ResultKind::Sent => "sent",
         ResultKind::Deferred => "deferred",
@@ -533,10 +546,8 @@ fn log_line(
     };
     let orig = orig.map(|o| format!(", orig_to=<{o}>")).unwrap_or_default();
     format!(
-        "{}: to=<{}>{orig}, relay=local, {}, dsn={}, status={status} ({})",
-        entry.id(),
-        to,
-        timing.fields(),
+        "{id}: to=<{to}>{orig}, relay=local, {}, dsn={}, status={status} ({})",
+        r.timing(arrival, picked, now).fields(),
         r.dsn,
         r.text
     )
@@ -690,6 +701,65 @@ mod tests {
         let cfg = Config::parse_str("alias_maps = texthash:/nonexistent/x\n", "t").unwrap();
         assert_eq!(newaliases(&cfg, &mut out), 1);
         assert!(String::from_utf8_lossy(&out).starts_with("newaliases: /nonexistent/x: "));
+    }
+
+    #[test]
+    fn log_line_has_postfix_delays() {
+        use std::time::Duration;
+        // Queue ID 4B1C2...: created 307138 us into its arrival second.
+        let arrival = arrival_time("4B1C2ABCDE", 1_700_000_000);
+        let at = |ms: u64| arrival + Duration::from_millis(ms);
+        // Picked 1.2 s after arrival, handed to local delivery 13 ms
+        // later, written 370 ms after that; logged a moment later.
+        let mut r = RcptResult::new(ResultKind::Sent, "local", "2.0.0", "delivered to maildir");
+        r.handoff = Some(at(1_200 + 13));
+        r.done = Some(at(1_200 + 13 + 370));
+        let line = format_line(
+            "4B1C2ABCDE",
+            "alice@box.test",
+            Some("postmaster@box.test"),
+            &r,
+            arrival,
+            at(1_200),
+            at(2_500),
+        );
+        assert_eq!(
+            line,
+            "4B1C2ABCDE: to=<alice@box.test>, orig_to=<postmaster@box.test>, relay=local, \
+             delay=1.6, delays=1.2/0.01/0/0.37, dsn=2.0.0, status=sent (delivered to maildir)"
+        );
+        // A fast delivery of old mail (a retry): whole seconds from 10 s,
+        // and no orig_to= for the address as given.
+        let mut r = RcptResult::new(
+            ResultKind::Deferred,
+            "local",
+            "4.2.0",
+            "maildir delivery failed: x",
+        );
+        r.handoff = Some(at(3_600_000));
+        r.done = Some(at(3_600_004));
+        let line = format_line(
+            "4B1C2ABCDE",
+            "bob@box.test",
+            None,
+            &r,
+            arrival,
+            at(3_600_000),
+            at(3_600_010),
+        );
+        assert_eq!(
+            line,
+            "4B1C2ABCDE: to=<bob@box.test>, relay=local, delay=3600, delays=3600/0/0/0, \
+             dsn=4.2.0, status=deferred (maildir delivery failed: x)"
+        );
+        // Stamped results: hand-off and result time are filled in.
+        let t = Times {
+            picked: at(0),
+            handoff: at(5),
+        };
+        let r = t.stamp(RcptResult::new(ResultKind::Sent, "local", "2.0.0", "x"));
+        assert_eq!(r.handoff, Some(at(5)));
+        assert!(r.done.is_some_and(|d| d >= at(5)));
     }
 
     #[test]
