@@ -462,6 +462,129 @@ fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
     assert!(read_maildir(&md0).contains("Subject=for root"));
 }
 
+/// A stopped process (SIGSTOP), continued when dropped so that a failing
+/// test does not leave the helper stopped for ever.
+struct Stopped(libc::pid_t);
+
+impl Stopped {
+    fn stop(pid: libc::pid_t) -> Stopped {
+        // SAFETY: kill has no memory effects.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// Bytes waiting unread in the sockets of process `pid` (`ss`'s Recv-Q of
+/// its unix seqpacket sockets): the helper's request queue.
+fn unread_seqpacket_bytes(pid: libc::pid_t) -> u64 {
+    let mut cmd = Command::new("ss");
+    cmd.args(["-x", "-a", "-p"]);
+    let out = run(cmd, None, WAIT);
+    assert!(out.success(), "ss: {out:?}");
+    let tag = format!("pid={pid},");
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with("u_seq") && l.contains(&tag))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The daemon waits for the root helper without blocking its one thread:
+/// while the helper is stopped (as if its disk hung) with a request from
+/// the daemon unread, an SMTP session gets its 250 and a Maildir the
+/// daemon writes itself is delivered; the stuck delivery completes when
+/// the helper runs again. (Before, the daemon sat in recvmsg for up to
+/// 600 s and the session below timed out.)
+#[test]
+fn a_slow_helper_delivery_does_not_stall_sessions_or_other_deliveries() {
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes");
+    let u = SystemUser::create(homes.path());
+    let b = Box::start(sink.port(), "", "alice@box.test  alice/Maildir/\n", "");
+    let started = b.wait_log(&["local delivery helper started, pid "]);
+    let pid: libc::pid_t = started
+        .rsplit("pid ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no helper pid in {started:?}"));
+    let stopped = Stopped::stop(pid);
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to(&format!("{}@box.test", u.name))
+        .header("Subject", "for the stopped helper")
+        .run_ok();
+    let slow = r.queue_id().expect("queued");
+    // The queue manager has handed the delivery to the helper: the
+    // request sits unread in the helper's socket.
+    let deadline = Instant::now() + WAIT;
+    while unread_seqpacket_bytes(pid) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no request reached the helper:\n{}",
+            b.maillog()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Meanwhile: a whole SMTP session, and a delivery the daemon makes.
+    let r = Swaks::new(b.port)
+        .from("someone@remote.test")
+        .to("alice@box.test")
+        .header("Subject", "while the helper is stopped")
+        .run_ok();
+    let fast = r.queue_id().expect("queued");
+    let line = b.wait_log(&[&fast, "to=<alice@box.test>", "status=sent"]);
+    assert!(line.contains("relay=local"), "{line}");
+    assert_eq!(
+        read_maildir(&b.vmail("alice/Maildir"))
+            .matches("subdir=new")
+            .count(),
+        1
+    );
+    // The first delivery is still waiting, its request still unread.
+    assert!(unread_seqpacket_bytes(pid) > 0);
+    assert!(
+        !b.maillog()
+            .lines()
+            .any(|l| l.contains(&slow) && l.contains("status=")),
+        "{}",
+        b.maillog()
+    );
+    drop(stopped);
+    let line = b.wait_log(&[
+        &slow,
+        &format!("to=<{}@box.test>", u.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    // Postfix's delay fields: d (the delivery) includes the wait for
+    // the helper, c (connection set-up) is 0 for local delivery.
+    let delays = line
+        .split("delays=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no delays= in {line}"));
+    let parts: Vec<f64> = delays.split('/').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    assert_eq!(parts[2], 0.0, "{line}");
+    assert!(parts[3] > 0.0, "{line}");
+    let parsed = read_maildir(&u.home.join("Maildir"));
+    assert!(
+        parsed.contains("Subject=for the stopped helper"),
+        "{parsed}"
+    );
+    b.wait_lines(": removed", 2);
+}
+
 #[test]
 fn alias_with_an_empty_include_file_is_deferred_not_dropped() {
     let sink = SmtpSink::start();
