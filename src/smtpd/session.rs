@@ -428,6 +428,9 @@ async fn receive_data(
         }
     }
 
+    // The rewrite list (two addresses per rewritten recipient) was only
+    // for the log lines above: do not hold it while the body streams.
+    drop(rewrites);
     let mut reader = sess.data_reader();
     let out = data_buf;
     let outcome = loop {
