@@ -36,16 +36,24 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         .unwrap_or(32)
         .max(1);
     let pool = Rc::new(BufferPool::new(max));
-    let per_conn =
-        crate::tls::pool::SLOT_BYTES + smtpd::session::LINE_BUF + smtpd::session::DATA_BUF + 8192;
+    // Every figure comes from the pool's own constants, so the line cannot
+    // drift from what was reserved: per connection = TLS slot + command
+    // buffers, and the ceiling = max_connections x that. The spool writer
+    // is not in the pool (it is boxed with each message being received, by
+    // smtpd, sendmail and bounces alike), so it is named on its own.
+    use crate::tls::pool as parts;
     log::info!(
         target: "master",
-        "daemon started -- version {}, configuration {}, max_connections {}, fixed buffers {} KiB reserved ({} B per connection, plus TLS handshake state)",
+        "daemon started -- version {}, configuration {}, max_connections {}, fixed buffers {} KiB reserved ({} B per connection: TLS records {} + command line {} + DATA {}; plus a {} B spool writer per message being received, and TLS handshake state)",
         env!("CARGO_PKG_VERSION"),
         c.origin(),
         max,
         pool.budget_bytes() / 1024,
-        per_conn
+        pool.per_connection_bytes(),
+        parts::SLOT_BYTES,
+        parts::LINE_LEN,
+        parts::DATA_LEN,
+        crate::queue::spool::WRITE_BUF,
     );
     let listeners = Listeners::bind(&c)?;
     let committer = GroupCommit::new(max);

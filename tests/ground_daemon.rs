@@ -40,6 +40,39 @@ fn startup_logs_version_config_and_memory_ceiling() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no ceiling in {line}"));
     assert!(kib > 0 && line.contains(" KiB reserved ("), "{line}");
+    // "(M B per connection: TLS records T + command line L + DATA D; ...":
+    // M is the sum of the pool's parts, each part is the pool's own
+    // constant, and the ceiling is max_connections x M.
+    let per_conn = per_connection_parts(line);
+    use tern::tls::pool;
+    assert_eq!(
+        per_conn,
+        [
+            pool::SLOT_BYTES + pool::LINE_LEN + pool::DATA_LEN,
+            pool::SLOT_BYTES,
+            pool::LINE_LEN,
+            pool::DATA_LEN
+        ],
+        "{line}"
+    );
+    assert_eq!(
+        per_conn[0],
+        per_conn[1] + per_conn[2] + per_conn[3],
+        "{line}"
+    );
+    assert_eq!(kib as usize, 7 * per_conn[0] / 1024, "{line}");
+    assert_eq!(
+        tern::tls::BufferPool::new(7).budget_bytes(),
+        7 * per_conn[0],
+        "the pool reserves what the line says"
+    );
+    assert!(
+        line.contains(&format!(
+            "plus a {} B spool writer per message",
+            tern::queue::spool::WRITE_BUF
+        )),
+        "{line}"
+    );
 
     // Twice the connections, twice the ceiling (within rounding).
     let st = t.stop_with(libc::SIGTERM);
@@ -63,6 +96,24 @@ fn startup_logs_version_config_and_memory_ceiling() {
         "{kib} KiB for 7, {kib2} KiB for 14"
     );
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+}
+
+/// The numbers of "(M B per connection: TLS records T + command line L +
+/// DATA D;" in the start-up line, as `[M, T, L, D]`.
+fn per_connection_parts(line: &str) -> [usize; 4] {
+    let num = |after: &str, upto: &str| -> usize {
+        line.split(after)
+            .nth(1)
+            .and_then(|s| s.split(upto).next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no number after {after:?} in {line}"))
+    };
+    [
+        num("KiB reserved (", " B per connection"),
+        num("per connection: TLS records ", "+"),
+        num("+ command line ", "+"),
+        num("+ DATA ", ";"),
+    ]
 }
 
 /// The SIZE the EHLO reply advertises.

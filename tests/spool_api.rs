@@ -454,3 +454,96 @@ fn sendmail_errors_and_exit_codes() {
     assert_eq!(std::fs::read_dir(dir.join("incoming")).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The queue file on disk, byte for byte: a small envelope against the
+/// documented format, and a 1000-recipient envelope (about 520 KB, far more
+/// than the 8 KiB write buffer) against `envelope::encode`. `Spool::create`
+/// streams the head from the borrowed recipients; the bytes, and the syncs
+/// (none before the commit, then one file and one directory sync), are
+/// what they were when it encoded into a `Vec` first.
+#[test]
+fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
+    use tern::queue::envelope::{self, Envelope};
+    let dir = tmpdir("bytes");
+    let spool = Spool::open(&dir).unwrap();
+    let r = [
+        Recipient::new("a@example.org"),
+        Recipient {
+            address: "b@example.org".into(),
+            orcpt: Some("rfc822;B@example.org".into()),
+        },
+    ];
+    let mut inc = spool.create(&msg(&r, 1000)).unwrap();
+    inc.write(b"Subject: t\r\n\r\nbody\r\n").unwrap();
+    let id = inc.commit().unwrap();
+    let file = std::fs::read(dir.join("active").join(&id)).unwrap();
+    let want = format!(
+        "tern-queue-file 1\nid {id}\narrival 1000\nsize 00000000000000000020\n\
+         client local\nsender root@nas.example\nrcpt a@example.org\n\
+         rcpt b@example.org\trfc822;B@example.org\nend\nSubject: t\r\n\r\nbody\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&file), want);
+
+    // 1000 recipients at the SMTP path limit (254 bytes), each with an ORCPT.
+    let rcpts: Vec<Recipient> = (0..1000)
+        .map(|i| {
+            let local = format!("{i:04}{}", "l".repeat(64 - 4));
+            let domain = format!("{}.example", "d".repeat(254 - 65 - 8));
+            let address = format!("{local}@{domain}");
+            assert_eq!(address.len(), 254);
+            Recipient {
+                orcpt: Some(format!("rfc822;{}", address.to_uppercase())),
+                address,
+            }
+        })
+        .collect();
+    let before = spool.io_stats();
+    let mut inc = spool.create(&msg(&rcpts, 2000)).unwrap();
+    let after_create = spool.io_stats();
+    assert_eq!(
+        (after_create.file_syncs, after_create.dir_syncs),
+        (before.file_syncs, before.dir_syncs),
+        "create syncs nothing"
+    );
+    assert!(
+        after_create.bytes_written - before.bytes_written > 500_000,
+        "a head this large reaches the file in write-buffer chunks"
+    );
+    let body = b"Subject: many\r\n\r\nx\r\n";
+    inc.write(body).unwrap();
+    let id = inc.commit().unwrap();
+    let done = spool.io_stats();
+    assert_eq!(
+        (
+            done.file_syncs - before.file_syncs,
+            done.dir_syncs - before.dir_syncs
+        ),
+        (1, 1)
+    );
+    let file = std::fs::read(dir.join("active").join(&id)).unwrap();
+    assert_eq!(done.bytes_written - before.bytes_written, file.len() as u64);
+    let (mut head, _) = envelope::encode(&Envelope {
+        id: id.clone(),
+        arrival: 2000,
+        size: body.len() as u64,
+        flags: Default::default(),
+        client: "local".into(),
+        sender: "root@nas.example".into(),
+        recipients: rcpts.clone(),
+    })
+    .unwrap();
+    assert!(head.len() > 500_000, "{}", head.len());
+    head.extend_from_slice(body);
+    assert!(file == head, "queue file differs from encode() + body");
+    let e = spool.scan_one(&id).unwrap().unwrap();
+    assert_eq!(e.envelope.recipients, rcpts);
+
+    // An unusable value: refused before a byte is written, no file left.
+    let bad = [Recipient::new("a@b\nrcpt evil@x")];
+    assert!(matches!(
+        spool.create(&msg(&bad, 1)),
+        Err(SpoolError::Invalid(_))
+    ));
+    assert_eq!(std::fs::read_dir(dir.join("incoming")).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

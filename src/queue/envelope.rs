@@ -208,50 +208,183 @@ pub fn sanitize_text(s: &str, max: usize) -> String {
     out
 }
 
-/// Encodes the envelope block; `size` is written as zeros-padded
-/// [`SIZE_WIDTH`] digits. Returns the block and the byte offset of the size
-/// digits (for patching in place).
-pub fn encode(env: &Envelope) -> Result<(Vec<u8>, usize), ValueError> {
-    check_id(&env.id)?;
-    check_address("sender", &env.sender, true)?;
-    if env.recipients.is_empty() {
+/// The values of an envelope, borrowed: what [`write_head`] encodes. The
+/// spool builds one from the caller's sender and recipients, so a new
+/// queue file's envelope is never copied into an owned [`Envelope`] nor
+/// into an encoded `Vec` first.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvelopeHead<'a> {
+    /// Queue ID (uppercase hex, 12 characters or more).
+    pub id: &'a str,
+    /// Arrival time, seconds since the Unix epoch.
+    pub arrival: u64,
+    /// Size of the message after the envelope (0 while it is written).
+    pub size: u64,
+    /// Per-message flags.
+    pub flags: Flags,
+    /// Client description; control characters become `?`, cut at 512 bytes.
+    pub client: &'a str,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: &'a str,
+    /// Envelope recipients, in order.
+    pub recipients: &'a [Recipient],
+}
+
+impl<'a> EnvelopeHead<'a> {
+    /// A borrowed view of `env`.
+    pub fn of(env: &'a Envelope) -> Self {
+        EnvelopeHead {
+            id: &env.id,
+            arrival: env.arrival,
+            size: env.size,
+            flags: env.flags,
+            client: &env.client,
+            sender: &env.sender,
+            recipients: &env.recipients,
+        }
+    }
+}
+
+/// Longest client description written into an envelope, in bytes.
+const MAX_CLIENT_TEXT: usize = 512;
+
+/// Checks every value [`write_head`] would write: the ID, the sender, the
+/// recipient count, each recipient and ORCPT. Run before the first byte is
+/// written, so an unusable envelope leaves nothing half-encoded.
+pub fn check_head(h: &EnvelopeHead<'_>) -> Result<(), ValueError> {
+    check_id(h.id)?;
+    check_address("sender", h.sender, true)?;
+    if h.recipients.is_empty() {
         return Err(ValueError {
             field: "recipient",
             reason: "no recipients",
         });
     }
-    if env.recipients.len() > MAX_RECIPIENTS {
+    if h.recipients.len() > MAX_RECIPIENTS {
         return Err(ValueError {
             field: "recipient",
             reason: "too many recipients",
         });
     }
-    let mut out = Vec::with_capacity(128 + env.recipients.len() * 40);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(format!("id {}\narrival {}\nsize ", env.id, env.arrival).as_bytes());
-    let size_at = out.len();
-    out.extend_from_slice(format!("{:0width$}\n", env.size, width = SIZE_WIDTH).as_bytes());
-    if env.flags.bounce {
-        out.extend_from_slice(b"flags bounce\n");
-    }
-    out.extend_from_slice(b"client ");
-    out.extend_from_slice(sanitize_text(&env.client, 512).as_bytes());
-    out.extend_from_slice(b"\nsender ");
-    out.extend_from_slice(env.sender.as_bytes());
-    out.push(b'\n');
-    for r in &env.recipients {
+    for r in h.recipients {
         check_address("recipient", &r.address, false)?;
-        out.extend_from_slice(b"rcpt ");
-        out.extend_from_slice(r.address.as_bytes());
         if let Some(o) = &r.orcpt {
             check_address("orcpt", o, false)?;
-            out.push(b'\t');
-            out.extend_from_slice(o.as_bytes());
         }
-        out.push(b'\n');
     }
-    out.extend_from_slice(b"end\n");
-    Ok((out, size_at))
+    Ok(())
+}
+
+/// Writes the envelope block of `h` through `put`, piece by piece (no
+/// allocation: numbers and the client text go through small stack
+/// buffers). `size` is written as zero-padded [`SIZE_WIDTH`] digits; the
+/// result is the byte offset of those digits from the start of the block
+/// (for patching in place). Values are written as given: call
+/// [`check_head`] first. The only errors are `put`'s.
+pub fn write_head<E>(
+    h: &EnvelopeHead<'_>,
+    put: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut w = Counted { put, at: 0 };
+    let mut digits = [0u8; 20];
+    w.put(MAGIC)?;
+    w.put(b"id ")?;
+    w.put(h.id.as_bytes())?;
+    w.put(b"\narrival ")?;
+    w.put(decimal(h.arrival, 0, &mut digits))?;
+    w.put(b"\nsize ")?;
+    let size_at = w.at;
+    w.put(decimal(h.size, SIZE_WIDTH, &mut digits))?;
+    w.put(b"\n")?;
+    if h.flags.bounce {
+        w.put(b"flags bounce\n")?;
+    }
+    w.put(b"client ")?;
+    let mut text = [0u8; MAX_CLIENT_TEXT];
+    w.put(sanitize_into(h.client, &mut text))?;
+    w.put(b"\nsender ")?;
+    w.put(h.sender.as_bytes())?;
+    w.put(b"\n")?;
+    for r in h.recipients {
+        w.put(b"rcpt ")?;
+        w.put(r.address.as_bytes())?;
+        if let Some(o) = &r.orcpt {
+            w.put(b"\t")?;
+            w.put(o.as_bytes())?;
+        }
+        w.put(b"\n")?;
+    }
+    w.put(b"end\n")?;
+    Ok(size_at)
+}
+
+/// A sink that counts what went through it (for the `size` offset).
+struct Counted<'p, E> {
+    put: &'p mut dyn FnMut(&[u8]) -> Result<(), E>,
+    at: usize,
+}
+
+impl<E> Counted<'_, E> {
+    fn put(&mut self, b: &[u8]) -> Result<(), E> {
+        self.at += b.len();
+        (self.put)(b)
+    }
+}
+
+/// `n` in decimal, zero-padded to `width` digits (at most 20, which any
+/// u64 fits), in the end of `buf`.
+fn decimal(mut n: u64, width: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while buf.len() - i < width.min(buf.len()) {
+        i -= 1;
+        buf[i] = b'0';
+    }
+    &buf[i..]
+}
+
+/// [`sanitize_text`] with `max` = [`MAX_CLIENT_TEXT`] into a stack buffer.
+fn sanitize_into<'b>(s: &str, buf: &'b mut [u8; MAX_CLIENT_TEXT]) -> &'b [u8] {
+    let mut len = 0;
+    for c in s.chars() {
+        // The same rule as sanitize_text: the original character's length
+        // decides where the text is cut, also when it is replaced by '?'.
+        if len + c.len_utf8() > MAX_CLIENT_TEXT {
+            break;
+        }
+        let c = if c.is_control() { '?' } else { c };
+        len += c.encode_utf8(&mut buf[len..]).len();
+    }
+    &buf[..len]
+}
+
+/// Encodes the envelope block into a new `Vec` ([`check_head`], then
+/// [`write_head`]); `size` is written as zero-padded [`SIZE_WIDTH`]
+/// digits. Returns the block and the byte offset of the size digits. The
+/// spool writes new queue files through [`write_head`] directly; this is
+/// for tests, tools and the fuzz target, and produces the same bytes.
+pub fn encode(env: &Envelope) -> Result<(Vec<u8>, usize), ValueError> {
+    let h = EnvelopeHead::of(env);
+    check_head(&h)?;
+    let mut out = Vec::with_capacity(128 + env.recipients.len() * 40);
+    let size_at = write_head(
+        &h,
+        &mut |b: &[u8]| -> Result<(), std::convert::Infallible> {
+            out.extend_from_slice(b);
+            Ok(())
+        },
+    );
+    match size_at {
+        Ok(at) => Ok((out, at)),
+        Err(never) => match never {},
+    }
 }
 
 /// True for a syntactically valid queue ID: 12 to 24 uppercase hex digits.
@@ -495,6 +628,163 @@ mod tests {
             parse(dup.as_bytes()).unwrap_err().kind,
             EnvelopeErrorKind::Duplicate("client")
         );
+    }
+
+    /// The encoder as it was before `write_head` (format! and a Vec), kept
+    /// here as the reference the streaming encoder must match byte for byte.
+    fn legacy_encode(env: &Envelope) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(format!("id {}\narrival {}\nsize ", env.id, env.arrival).as_bytes());
+        let size_at = out.len();
+        out.extend_from_slice(format!("{:0width$}\n", env.size, width = SIZE_WIDTH).as_bytes());
+        if env.flags.bounce {
+            out.extend_from_slice(b"flags bounce\n");
+        }
+        out.extend_from_slice(b"client ");
+        out.extend_from_slice(sanitize_text(&env.client, 512).as_bytes());
+        out.extend_from_slice(b"\nsender ");
+        out.extend_from_slice(env.sender.as_bytes());
+        out.push(b'\n');
+        for r in &env.recipients {
+            out.extend_from_slice(b"rcpt ");
+            out.extend_from_slice(r.address.as_bytes());
+            if let Some(o) = &r.orcpt {
+                out.push(b'\t');
+                out.extend_from_slice(o.as_bytes());
+            }
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"end\n");
+        (out, size_at)
+    }
+
+    #[test]
+    fn encodes_the_documented_bytes() {
+        let (bytes, size_at) = encode(&sample()).unwrap();
+        let want = "tern-queue-file 1\nid 0A1B2C3D4E5F\narrival 1700000000\n\
+                    size 00000000000000001234\nflags bounce\n\
+                    client host.example[192.0.2.1]\nsender \n\
+                    rcpt a@example.org\trfc822;A@example.org\n\
+                    rcpt \"x y\"@example.org\nend\n";
+        assert_eq!(String::from_utf8_lossy(&bytes), want);
+        assert_eq!(
+            size_at,
+            "tern-queue-file 1\nid 0A1B2C3D4E5F\narrival 1700000000\nsize ".len()
+        );
+    }
+
+    #[test]
+    fn streaming_encoder_matches_the_old_one() {
+        let long = "x".repeat(MAX_ADDRESS - 12) + "@example.org";
+        // Client texts around the 512-byte cut, with multi-byte and control
+        // characters (U+0085 is a 2-byte control character: replaced by one
+        // '?', but its own length decides the cut).
+        let clients = [
+            String::new(),
+            "h[192.0.2.1]".to_string(),
+            "a\tb\u{7f}c\u{85}d".to_string(),
+            "é".repeat(300),
+            "x".repeat(511) + "é",
+            "x".repeat(511) + "\u{85}" + "y",
+            "x".repeat(600),
+        ];
+        let numbers = [0, 7, 1_700_000_000, u64::MAX / 3, u64::MAX];
+        for (i, client) in clients.iter().enumerate() {
+            for (j, &n) in numbers.iter().enumerate() {
+                let rcpts = (0..(i * 3 + j + 1))
+                    .map(|k| Recipient {
+                        address: if k % 2 == 0 {
+                            long.clone()
+                        } else {
+                            format!("r{k}@x.example")
+                        },
+                        orcpt: (k % 3 == 1).then(|| format!("rfc822;R{k}@x.example")),
+                    })
+                    .collect();
+                let e = Envelope {
+                    id: "0A1B2C3D4E5F".into(),
+                    arrival: n,
+                    size: u64::MAX - n,
+                    flags: Flags { bounce: j % 2 == 0 },
+                    client: client.clone(),
+                    sender: if j == 0 {
+                        String::new()
+                    } else {
+                        "s@example.org".into()
+                    },
+                    recipients: rcpts,
+                };
+                assert_eq!(
+                    encode(&e).unwrap(),
+                    legacy_encode(&e),
+                    "client {i}, number {j}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn write_head_pieces_offsets_and_sink_errors() {
+        let e = sample();
+        let (whole, size_at) = encode(&e).unwrap();
+        // A sink that accepts `room` bytes, then fails: the error is the
+        // sink's, and nothing past the limit was offered to it.
+        for room in [0, 1, 17, size_at, whole.len() - 1] {
+            let mut got = Vec::new();
+            let r = write_head(&EnvelopeHead::of(&e), &mut |b: &[u8]| {
+                if got.len() + b.len() > room {
+                    return Err(room);
+                }
+                got.extend_from_slice(b);
+                Ok(())
+            });
+            assert_eq!(r, Err(room));
+            assert!(got.len() <= room && whole.starts_with(&got));
+        }
+        let mut got = Vec::new();
+        let r = write_head(&EnvelopeHead::of(&e), &mut |b: &[u8]| -> Result<(), ()> {
+            got.extend_from_slice(b);
+            Ok(())
+        });
+        assert_eq!(r, Ok(size_at));
+        assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn check_head_names_the_bad_field() {
+        let e = sample();
+        let field = |f: &dyn Fn(&mut Envelope)| {
+            let mut e = e.clone();
+            f(&mut e);
+            check_head(&EnvelopeHead::of(&e)).map_err(|v| (v.field, v.reason))
+        };
+        assert_eq!(field(&|_| {}), Ok(()));
+        assert_eq!(field(&|e| e.id = "0a1b".into()).unwrap_err().0, "id");
+        assert_eq!(
+            field(&|e| e.sender = "a\rb".into()).unwrap_err().0,
+            "sender"
+        );
+        assert_eq!(
+            field(&|e| e.recipients.clear()),
+            Err(("recipient", "no recipients"))
+        );
+        assert_eq!(
+            field(&|e| e.recipients = vec![Recipient::new("a@b"); MAX_RECIPIENTS + 1]),
+            Err(("recipient", "too many recipients"))
+        );
+        assert_eq!(
+            field(&|e| e.recipients[1].address = String::new()),
+            Err(("recipient", "empty"))
+        );
+        assert_eq!(
+            field(&|e| e.recipients[0].orcpt = Some("x".repeat(MAX_ADDRESS + 1))),
+            Err(("orcpt", "too long"))
+        );
+        // encode refuses the same values.
+        let mut bad = e.clone();
+        bad.recipients[0].orcpt = Some("a\nrcpt evil@x".into());
+        assert_eq!(encode(&bad).unwrap_err().field, "orcpt");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! SMTP listener driver: accepts connections, enforces limits, runs
 //! `smtp::server` sessions over `tls::Stream`, and feeds the spool.
 //!
-//! Per-connection memory is fixed: one `tls::pool` slot
-//! ([`crate::tls::pool::SLOT_BYTES`]), the command line buffer
-//! ([`session::LINE_BUF`]), the DATA decode buffer ([`session::DATA_BUF`])
-//! and the spool writer's 8 KiB buffer, plus rustls's own handshake state.
+//! Per-connection memory is fixed: one `tls::pool` TLS slot
+//! ([`crate::tls::pool::SLOT_BYTES`]) and one set of command buffers from
+//! the same start-up allocation ([`crate::tls::pool::COMMAND_BYTES`]: the
+//! command line buffer [`session::LINE_BUF`] and the DATA decode buffer
+//! [`session::DATA_BUF`]), the spool writer's 8 KiB buffer while a message
+//! is received, plus rustls's own handshake state.
 //! The envelope is not fixed: it grows up to `smtpd_recipient_limit`
 //! addresses (worst case in `docs/design.md`, "Per-session memory").
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
@@ -354,7 +356,7 @@ impl Listeners {
                             continue;
                         }
                     };
-                    match pool.acquire() {
+                    match pool.acquire_inbound() {
                         Some(slot) => {
                             let s = shared.borrow().clone();
                             ex2.spawn(session::run(s, service, tcp, peer, slot)).detach();

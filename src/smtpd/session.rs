@@ -16,19 +16,20 @@ use crate::smtp::received::{received_header, ReceivedInfo};
 use crate::smtp::server::{
     Action, Actions, AuthMechanism, Event, RcptClass, ServerParams, Session,
 };
-use crate::tls::{Slot, Stream};
+use crate::tls::{InboundSlot, Stream};
 
 use super::listen::Service;
 use super::Shared;
 
 /// Bytes for one command line plus its CRLF; `line_length_limit` may not
-/// exceed this (checked when the settings are built).
-pub const LINE_BUF: usize = 4096;
+/// exceed this (checked when the settings are built). The buffer is the
+/// session's share of the start-up pool ([`crate::tls::pool::LINE_LEN`]),
+/// not part of the session's future.
+pub const LINE_BUF: usize = crate::tls::pool::LINE_LEN;
 /// DATA is decoded through this buffer into the spool writer (which has
-/// its own 8 KiB buffer). Small on purpose: it lives inside every
-/// session's future, and spawning copies the whole future, so each byte
-/// here is resident once per connection; the decoder simply loops.
-pub const DATA_BUF: usize = 1024;
+/// its own 8 KiB buffer); the decoder simply loops. Also from the pool
+/// ([`crate::tls::pool::DATA_LEN`]).
+pub const DATA_BUF: usize = crate::tls::pool::DATA_LEN;
 
 /// Why a session ended early, for Postfix's `lost connection after X` /
 /// `timeout after X` lines.
@@ -48,8 +49,14 @@ pub async fn run(
     service: Service,
     tcp: Async<TcpStream>,
     peer: SocketAddr,
-    slot: Slot,
+    slot: InboundSlot,
 ) {
+    let InboundSlot { tls: slot, command } = slot;
+    // The command buffers live in the pool; the future holds two pointers.
+    let mut command = command;
+    let bufs = command.buffers();
+    let line_buf: &mut [u8; LINE_BUF] = bufs.line;
+    let data_buf: &mut [u8; DATA_BUF] = bufs.data;
     let addr = peer.ip();
     let host = client_name(addr);
     let addr_s = addr.to_string();
@@ -87,7 +94,6 @@ pub async fn run(
         };
     }
 
-    let mut line_buf = [0u8; LINE_BUF];
     let mut splitter = LineSplitter::new(shared.line_limit, shared.bare_newline);
     if matches!(ended, Ended::Normal) {
         let greeting = sess.greeting();
@@ -96,7 +102,8 @@ pub async fn run(
             &mut stream,
             &mut sess,
             &mut splitter,
-            &mut line_buf,
+            line_buf,
+            data_buf,
             greeting,
             &host,
             addr,
@@ -116,7 +123,7 @@ pub async fn run(
             // After a line error the session decides (reply or close); the
             // rest of the buffer waits for the next read.
             let mut stop = false;
-            let acts = match splitter.next_line(&line_buf) {
+            let acts = match splitter.next_line(line_buf) {
                 None => break,
                 Some(Err(e)) => {
                     stop = true;
@@ -148,7 +155,8 @@ pub async fn run(
                 &mut stream,
                 &mut sess,
                 &mut splitter,
-                &mut line_buf,
+                line_buf,
+                data_buf,
                 acts,
                 &host,
                 addr,
@@ -167,11 +175,11 @@ pub async fn run(
         if !matches!(ended, Ended::Normal) || sess.is_closed() {
             break;
         }
-        if progressed && splitter.buffered(&line_buf).contains(&b'\n') {
+        if progressed && splitter.buffered(line_buf).contains(&b'\n') {
             continue;
         }
         // Need more input.
-        let spare = splitter.spare(&mut line_buf);
+        let spare = splitter.spare(line_buf);
         if spare.is_empty() {
             ended = Ended::TooLong;
             break;
@@ -186,7 +194,8 @@ pub async fn run(
                     &mut stream,
                     &mut sess,
                     &mut splitter,
-                    &mut line_buf,
+                    line_buf,
+                    data_buf,
                     acts,
                     &host,
                     addr,
@@ -227,6 +236,7 @@ async fn perform(
     sess: &mut Session,
     splitter: &mut LineSplitter,
     line_buf: &mut [u8; LINE_BUF],
+    data_buf: &mut [u8; DATA_BUF],
     actions: Actions,
     host: &str,
     addr: IpAddr,
@@ -294,7 +304,7 @@ async fn perform(
             }
             Action::BeginData => Some(
                 receive_data(
-                    shared, stream, sess, splitter, line_buf, host, addr, deadline, sasl,
+                    shared, stream, sess, splitter, line_buf, data_buf, host, addr, deadline, sasl,
                 )
                 .await?,
             ),
@@ -315,6 +325,7 @@ async fn receive_data(
     sess: &mut Session,
     splitter: &mut LineSplitter,
     line_buf: &mut [u8; LINE_BUF],
+    data_buf: &mut [u8; DATA_BUF],
     host: &str,
     addr: IpAddr,
     deadline: Instant,
@@ -417,12 +428,15 @@ async fn receive_data(
         }
     }
 
+    // The rewrite list (two addresses per rewritten recipient) was only
+    // for the log lines above: do not hold it while the body streams.
+    drop(rewrites);
     let mut reader = sess.data_reader();
-    let mut out = [0u8; DATA_BUF];
+    let out = data_buf;
     let outcome = loop {
         let input = splitter.buffered(line_buf);
         if !input.is_empty() {
-            let feed = reader.feed(input, &mut out);
+            let feed = reader.feed(input, out);
             splitter.consume(feed.consumed);
             if let Some(inc) = incoming.as_mut() {
                 if !reader.too_big() {

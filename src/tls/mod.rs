@@ -18,7 +18,7 @@ pub mod stream;
 pub mod summary;
 pub mod verify;
 
-pub use pool::{BufferPool, Slot};
+pub use pool::{BufferPool, CommandSlot, InboundSlot, Slot};
 pub use server_config::{
     build_client_config, build_server_config, build_server_config_with, AskClientCert,
     CertKeyPaths, ConfigError, ServerOptions, TlsParams,
