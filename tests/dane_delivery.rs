@@ -831,6 +831,15 @@ fn mixed_mx_dane_only_skips_the_insecure_host() {
         )),
         "{tls:?}"
     );
+    // The skipped host is logged, as Postfix logs it, though mx2 took the
+    // mail.
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/mx1.other.test: "
+    )]);
+    assert!(
+        warning.contains("address records of mx1.other.test are not DNSSEC-validated"),
+        "{warning}"
+    );
     let (_, text) = probe(&tern, &["-l", "dane-only", DOMAIN]);
     assert!(
         text.contains("DANE mx1.other.test: defer: address records of mx1.other.test are not DNSSEC-validated"),
@@ -882,6 +891,19 @@ fn tlsa_lookup_failure_on_one_mx_host_falls_through_to_the_next() {
             "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
         )),
         "{tls:?}"
+    );
+    // Postfix: "warning: TLS policy lookup for DEST/HOST: TLSA lookup
+    // error for HOST:PORT" for the skipped host, though mx2 delivered.
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/mx1.example.test: TLSA lookup error for _{port}._tcp.mx1.example.test: "
+    )]);
+    assert!(warning.contains("SERVFAIL"), "{warning}");
+    assert!(
+        !tern
+            .log()
+            .contains(&format!("TLS policy lookup for {DOMAIN}/mx2.")),
+        "{}",
+        tern.diagnostics()
     );
     let (_, text) = probe(&tern, &["-l", "dane", DOMAIN]);
     assert!(
