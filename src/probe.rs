@@ -332,7 +332,15 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let results = smol::block_on(Delivery::probe(ctx, a.dest.clone()).run_probe());
+    // As the router decides for delivery: smtp_tls_wrappermode covers
+    // configured next hops (`[host]`, `[host]:port`), not a domain's MX.
+    let implicit_tls = ctx.cfg.bool("smtp_tls_wrappermode")
+        && (a.dest.starts_with('[') || a.dest == ctx.cfg.get("relayhost"));
+    let results = smol::block_on(
+        Delivery::probe(ctx, a.dest.clone())
+            .implicit_tls(implicit_tls)
+            .run_probe(),
+    );
     for line in report(&results, sha512) {
         println!("tern probe: {line}");
     }

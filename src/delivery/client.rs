@@ -299,6 +299,9 @@ pub struct Delivery {
     dest: String,
     /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
     probing: bool,
+    /// Implicit TLS on every connection (RFC 8314): the route said so
+    /// (`smtps:` transport, `smtp_tls_wrappermode`); port 465 implies it.
+    implicit_tls: bool,
     /// What a probe reports besides the handshake (DANE facts, fallbacks).
     notes: std::cell::RefCell<Vec<String>>,
 }
@@ -392,6 +395,7 @@ impl Delivery {
             ctx,
             dest,
             probing: false,
+            implicit_tls: false,
             notes: Default::default(),
         }
     }
@@ -403,8 +407,17 @@ impl Delivery {
             ctx,
             dest,
             probing: true,
+            implicit_tls: false,
             notes: Default::default(),
         }
+    }
+
+    /// Sets implicit TLS for every connection of this delivery (from the
+    /// route: `smtps:` transport or `smtp_tls_wrappermode`). A next hop
+    /// without a port is then reached on 465.
+    pub fn implicit_tls(mut self, on: bool) -> Delivery {
+        self.implicit_tls = on;
+        self
     }
 
     /// Runs a probe made with [`Delivery::probe`]: tries the hosts in
@@ -692,7 +705,12 @@ impl Delivery {
     ) -> Result<Vec<Target>, HostFailure> {
         let cfg = &self.ctx.cfg;
         let nh = nexthop.borrow();
-        let port = nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25));
+        let port = if self.implicit_tls {
+            // An implicit-TLS next hop without a port: submissions (RFC 8314).
+            nh.port_or(465)
+        } else {
+            nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25))
+        };
         let resolver = &self.ctx.resolver;
         // AD bits count only from loopback or `dns_trusted_resolvers`
         // (validated at start, so a parse error here cannot happen; it
@@ -1141,8 +1159,8 @@ impl Delivery {
         };
         results.connected = Some(format!("{hostaddr}:{}", t.port));
         let mut stream = Stream::new(tcp, slot);
-        let wrapper =
-            cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
+        // Per route (Postfix: per transport), and always on port 465.
+        let wrapper = self.implicit_tls || t.port == 465;
         let verifier = TernVerifier::new(
             t.verify.clone(),
             self.roots_for(policy, t.level),
