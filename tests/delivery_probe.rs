@@ -169,3 +169,72 @@ fn probe_without_starttls_and_dead_port() {
     let (st, out) = probe(&conf, &["-x"]);
     assert_eq!(st, Some(64), "{out}");
 }
+
+/// `tern probe` connects only to the IP versions `inet_protocols`
+/// enables, as delivery does: it neither asks for nor tries the other
+/// family's addresses. Postfix listens on 127.0.0.1 only.
+#[test]
+fn probe_honours_inet_protocols() {
+    use common::dnssec::{DnsWorld, Signing, Zone};
+    let pf = Postfix::builder().start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        "example.test",
+        Signing::Unsigned,
+        "mx IN A 127.0.0.1\nmx IN AAAA ::1\nv6only IN AAAA ::1\n",
+    )]);
+    let dir = TempDir::new("probe-inet");
+    let conf_for = |protocols: &str| {
+        let conf = dir.join(&format!("tern-{protocols}.conf"));
+        write(
+            &conf,
+            format!(
+                "dns_resolvers = {}\nsyslog_socket =\ninet_protocols = {protocols}\n",
+                dns.resolver
+            ),
+        );
+        conf
+    };
+    let v4 = conf_for("ipv4");
+    let v6 = conf_for("ipv6");
+    let name = format!("[mx.example.test]:{port}");
+    let v4_addr = format!("mx.example.test[127.0.0.1]:{port}");
+    let v6_addr = format!("mx.example.test[::1]:{port}");
+
+    // ipv4: the IPv4 address, and a session.
+    let (st, out) = probe(&conf_for("ipv4"), &["-l", "may", &name]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("{v4_addr}: session completed without TLS")),
+        "{out}"
+    );
+    assert!(!out.contains("[::1]"), "{out}");
+
+    // ipv6: only ::1 is tried (nothing listens there, or no IPv6 at all),
+    // never the IPv4 address that would answer.
+    let (st, out) = probe(&v6, &["-l", "may", &name]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(out.contains(&format!("connect to {v6_addr}: ")), "{out}");
+    assert!(!out.contains("127.0.0.1"), "{out}");
+
+    // A name with only an IPv6 address under ipv4: not found, no connection.
+    let (st, out) = probe(
+        &v4,
+        &["-l", "may", &format!("[v6only.example.test]:{port}")],
+    );
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains("Name service error for name=v6only.example.test type=A: Host not found"),
+        "{out}"
+    );
+    assert!(!out.contains("connect to"), "{out}");
+
+    // An IP literal of a disabled version is refused before connecting.
+    let (st, out) = probe(&v6, &["-l", "may", &format!("[127.0.0.1]:{port}")]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains("no address of the IP versions enabled by inet_protocols = ipv6"),
+        "{out}"
+    );
+    assert!(!out.contains("connect to"), "{out}");
+}
