@@ -163,9 +163,9 @@ impl Resolver {
     }
 
     /// A and AAAA, asked in parallel; IPv4 addresses first. Fails if either
-    /// lookup fails (a half answer could hide the secure or reachable
-    /// family); `authenticated` only if both replies had AD; `NxDomain`
-    /// only if both said so.
+    /// lookup fails; `authenticated` only if both replies had AD; `NxDomain`
+    /// only if both said so. Delivery uses [`Self::lookup_addresses`]
+    /// instead, which keeps the families apart.
     pub async fn lookup_ip(&self, name: &str) -> Result<Answer<IpAddr>, DnsError> {
         let (a, aaaa) = smol::future::zip(self.lookup_a(name), self.lookup_aaaa(name)).await;
         Ok(merge_ip(a?, aaaa?))
