@@ -238,3 +238,41 @@ fn probe_honours_inet_protocols() {
     );
     assert!(!out.contains("connect to"), "{out}");
 }
+
+/// `tern probe` speaks implicit TLS where delivery would: `smtps:DEST`
+/// (as an `smtps:` transport entry) and `[host]:port` with
+/// `smtp_tls_wrappermode = yes`, here against Postfix's
+/// `smtpd_tls_wrappermode = yes` listener on a port other than 465.
+#[test]
+fn probe_uses_implicit_tls_per_route() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder()
+        .tls(&leaf.chain, &leaf.key)
+        .smtps()
+        .start();
+    let port = pf.smtps_port().expect("smtps listener");
+    assert_ne!(port, 465);
+    let dir = TempDir::new("probe-smtps");
+    let base = "dns_resolvers = 127.0.0.1:9\nsyslog_socket =\nsmtp_helo_timeout = 5s\n";
+    let plain = dir.join("plain.conf");
+    write(&plain, base);
+    let wrapper = dir.join("wrapper.conf");
+    write(&wrapper, format!("{base}smtp_tls_wrappermode = yes\n"));
+    let dest = format!("[127.0.0.1]:{port}");
+    let established = format!("TLS connection established to 127.0.0.1[127.0.0.1]:{port}: TLSv1.3");
+
+    let (st, out) = probe(&plain, &["-l", "encrypt", &format!("smtps:{dest}")]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(out.contains(&established), "{out}");
+
+    let (st, out) = probe(&wrapper, &["-l", "encrypt", &dest]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(out.contains(&established), "{out}");
+
+    // The same destination without either: STARTTLS-style, so no greeting
+    // arrives from a server waiting for a ClientHello.
+    let (st, out) = probe(&plain, &["-l", "encrypt", &dest]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(!out.contains(&established), "{out}");
+}
