@@ -969,18 +969,9 @@ impl Delivery {
                         });
                         continue;
                     }
-                    // With `Secure`, `d` is the decision for the validated
-                    // family; the other family's addresses join only where
-                    // that is no downgrade. `SecureAlias` and `Insecure`
-                    // describe every address alike.
-                    let split = security == AddressSecurity::Secure && addrs.any_insecure();
-                    let insecure_ok = dane_policy::insecure_family_usable(lvl, &d);
-                    for (ip, secure) in &addrs.addrs {
-                        if !split || *secure || insecure_ok {
-                            usable.push((*ip, Some(d.clone())));
-                        }
-                    }
-                    if split && !insecure_ok {
+                    let (ips, skipped) = dane_policy::dane_addresses(lvl, security, &addrs, &d);
+                    usable.extend(ips.into_iter().map(|ip| (ip, Some(d.clone()))));
+                    if skipped {
                         let why = format!(
                             "address records of {host} of one IP version are not DNSSEC-validated: \
                              only its validated addresses are used"

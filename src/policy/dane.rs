@@ -259,6 +259,28 @@ pub fn insecure_family_usable(level: DaneLevel, secure: &DaneDecision) -> bool {
     level == DaneLevel::Dane && *secure == DaneDecision::May
 }
 
+/// The addresses of a host that a DANE decision `d` applies to, in order,
+/// and whether some were left out. With [`AddressSecurity::Secure`], `d`
+/// was made for the validated family; the other family's addresses join
+/// only where [`insecure_family_usable`] says that is no downgrade.
+/// `SecureAlias` and `Insecure` describe every address alike.
+pub fn dane_addresses(
+    level: DaneLevel,
+    security: AddressSecurity,
+    addrs: &AddressFacts,
+    d: &DaneDecision,
+) -> (Vec<IpAddr>, bool) {
+    let split = security == AddressSecurity::Secure && addrs.any_insecure();
+    let insecure_ok = insecure_family_usable(level, d);
+    let ips = addrs
+        .addrs
+        .iter()
+        .filter(|(_, secure)| !split || *secure || insecure_ok)
+        .map(|(ip, _)| *ip)
+        .collect();
+    (ips, split && !insecure_ok)
+}
+
 /// The TLSA base domains to try for a host, in order (RFC 7672 §2.2.3):
 /// for a host whose address records were validated through a CNAME chain,
 /// the fully expanded name first, then the original name; for a secure
@@ -627,6 +649,56 @@ mod tests {
         let f = AddressFacts::new("Gone.Example", looked(None, None), true);
         assert!(!f.nxdomain);
         assert_eq!(f.name, "gone.example");
+    }
+
+    #[test]
+    fn addresses_a_dane_decision_applies_to() {
+        use AddressSecurity::*;
+        use DaneDecision::*;
+        let mixed = AddressFacts {
+            addrs: vec![(v4(), true), (v6(), false)],
+            failed: None,
+            name: "mx.example".into(),
+            nxdomain: false,
+        };
+        let auth = Authenticate(vec![tlsa(3)]);
+        // Authenticated (or mandatory) TLS for the validated A records:
+        // the unvalidated AAAA address is left out, and that is reported.
+        for d in [&auth, &Encrypt] {
+            for l in [DaneLevel::Dane, DaneLevel::DaneOnly] {
+                assert_eq!(
+                    dane_addresses(l, Secure, &mixed, d),
+                    (vec![v4()], true),
+                    "{l:?} {d:?}"
+                );
+            }
+        }
+        // No secure TLSA at `dane`: both families get `may`.
+        assert_eq!(
+            dane_addresses(DaneLevel::Dane, Secure, &mixed, &May),
+            (vec![v4(), v6()], false)
+        );
+        // Uniform security: every address, nothing skipped.
+        let all_insecure = AddressFacts {
+            addrs: vec![(v4(), false), (v6(), false)],
+            ..mixed.clone()
+        };
+        assert_eq!(
+            dane_addresses(DaneLevel::DaneOnly, SecureAlias, &all_insecure, &auth),
+            (vec![v4(), v6()], false)
+        );
+        assert_eq!(
+            dane_addresses(DaneLevel::Dane, Insecure, &all_insecure, &May),
+            (vec![v4(), v6()], false)
+        );
+        let all_secure = AddressFacts {
+            addrs: vec![(v4(), true), (v6(), true)],
+            ..mixed
+        };
+        assert_eq!(
+            dane_addresses(DaneLevel::DaneOnly, Secure, &all_secure, &auth),
+            (vec![v4(), v6()], false)
+        );
     }
 
     #[test]
