@@ -24,6 +24,9 @@ use crate::tls::{BufferPool, TlsOutcome};
 pub struct ProbeArgs {
     /// The destination: `domain`, `[host]`, `[host]:port` (as in relayhost).
     pub dest: String,
+    /// The destination was written `smtps:DEST`: implicit TLS, as an
+    /// `smtps:` transport-map entry.
+    pub smtps: bool,
     /// `-l LEVEL`: overrides the policy (tables and default level).
     pub level: Option<String>,
     /// `-m MATCH` (repeatable): names or fingerprints the certificate must
@@ -55,12 +58,13 @@ impl std::fmt::Display for ArgError {
 }
 
 /// The usage line.
-pub const USAGE: &str = "usage: tern probe [-c FILE] [-l LEVEL] [-m MATCH]... DEST";
+pub const USAGE: &str = "usage: tern probe [-c FILE] [-l LEVEL] [-m MATCH]... [smtps:]DEST";
 
 /// Parses `tern probe`'s arguments (after the sub-command).
 pub fn parse_args(args: &[String]) -> Result<ProbeArgs, ArgError> {
     let mut out = ProbeArgs {
         dest: String::new(),
+        smtps: false,
         level: None,
         matches: Vec::new(),
         config: None,
@@ -81,7 +85,14 @@ pub fn parse_args(args: &[String]) -> Result<ProbeArgs, ArgError> {
         }
     }
     match dests.as_slice() {
-        [d] => out.dest = d.clone(),
+        [d] => match d.strip_prefix("smtps:") {
+            Some(rest) if !rest.is_empty() => {
+                out.dest = rest.to_string();
+                out.smtps = true;
+            }
+            Some(_) => return Err(ArgError::Destination),
+            None => out.dest = d.clone(),
+        },
         _ => return Err(ArgError::Destination),
     }
     Ok(out)
@@ -332,7 +343,16 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let results = smol::block_on(Delivery::probe(ctx, a.dest.clone()).run_probe());
+    // As the router decides for delivery: smtp_tls_wrappermode covers
+    // configured next hops (`[host]`, `[host]:port`), not a domain's MX.
+    let implicit_tls = a.smtps
+        || ctx.cfg.bool("smtp_tls_wrappermode")
+            && (a.dest.starts_with('[') || a.dest == ctx.cfg.get("relayhost"));
+    let results = smol::block_on(
+        Delivery::probe(ctx, a.dest.clone())
+            .implicit_tls(implicit_tls)
+            .run_probe(),
+    );
     for line in report(&results, sha512) {
         println!("tern probe: {line}");
     }
@@ -366,6 +386,10 @@ mod tests {
         assert_eq!(a.dest, "[x]:25");
         assert_eq!(a.level.as_deref(), Some("secure"));
         assert_eq!(a.matches, s(&["a.example", "b"]));
+        assert!(!a.smtps);
+        let a = parse_args(&s(&["smtps:[x]:4650"])).unwrap();
+        assert_eq!((a.dest.as_str(), a.smtps), ("[x]:4650", true));
+        assert_eq!(parse_args(&s(&["smtps:"])), Err(ArgError::Destination));
         assert_eq!(parse_args(&s(&["-l"])), Err(ArgError::MissingValue("-l")));
         assert_eq!(parse_args(&s(&[])), Err(ArgError::Destination));
         assert_eq!(parse_args(&s(&["a", "b"])), Err(ArgError::Destination));

@@ -831,6 +831,15 @@ fn mixed_mx_dane_only_skips_the_insecure_host() {
         )),
         "{tls:?}"
     );
+    // The skipped host is logged, as Postfix logs it, though mx2 took the
+    // mail.
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/mx1.other.test: "
+    )]);
+    assert!(
+        warning.contains("address records of mx1.other.test are not DNSSEC-validated"),
+        "{warning}"
+    );
     let (_, text) = probe(&tern, &["-l", "dane-only", DOMAIN]);
     assert!(
         text.contains("DANE mx1.other.test: defer: address records of mx1.other.test are not DNSSEC-validated"),
@@ -882,6 +891,19 @@ fn tlsa_lookup_failure_on_one_mx_host_falls_through_to_the_next() {
             "Verified TLS connection established to mx2.example.test[127.0.0.1]:{port}"
         )),
         "{tls:?}"
+    );
+    // Postfix: "warning: TLS policy lookup for DEST/HOST: TLSA lookup
+    // error for HOST:PORT" for the skipped host, though mx2 delivered.
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/mx1.example.test: TLSA lookup error for _{port}._tcp.mx1.example.test: "
+    )]);
+    assert!(warning.contains("SERVFAIL"), "{warning}");
+    assert!(
+        !tern
+            .log()
+            .contains(&format!("TLS policy lookup for {DOMAIN}/mx2.")),
+        "{}",
+        tern.diagnostics()
     );
     let (_, text) = probe(&tern, &["-l", "dane", DOMAIN]);
     assert!(
@@ -971,4 +993,46 @@ fn implicit_mx_through_a_cname_tries_the_original_domain_too() {
         tern.tls_lines(),
         tern.diagnostics()
     );
+}
+
+#[test]
+fn bogus_aaaa_leaves_the_validated_a_records_usable() {
+    // RFC 7672 §2.2: the AAAA answer of mx.example.test is bogus
+    // (SERVFAIL), its A answer is validated. The host is not deferred
+    // for the failed family: at dane-only the mail goes to its IPv4
+    // address, authenticated by TLSA; nothing of the AAAA side is used.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        DOMAIN,
+        Signing::BogusAaaa,
+        &format!(
+            "{}mx IN AAAA ::1
+",
+            mx_records(port, &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())])
+        ),
+    )]);
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        "inet_protocols = all
+smtp_tls_security_level = dane-only",
+    );
+    tern.send(RCPT, "bogus AAAA");
+    assert_delivered(&tern, &pf, port);
+    let tls = tern.tls_lines();
+    assert!(
+        tls.iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    let l = tern.wait_line(&[&format!(
+        "Name service error for name={MX_HOST} type=AAAA: "
+    )]);
+    assert!(l.contains("SERVFAIL"), "{l}");
+    assert!(!tern.log().contains("[::1]"), "{}", tern.diagnostics());
 }

@@ -169,3 +169,110 @@ fn probe_without_starttls_and_dead_port() {
     let (st, out) = probe(&conf, &["-x"]);
     assert_eq!(st, Some(64), "{out}");
 }
+
+/// `tern probe` connects only to the IP versions `inet_protocols`
+/// enables, as delivery does: it neither asks for nor tries the other
+/// family's addresses. Postfix listens on 127.0.0.1 only.
+#[test]
+fn probe_honours_inet_protocols() {
+    use common::dnssec::{DnsWorld, Signing, Zone};
+    let pf = Postfix::builder().start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[Zone::new(
+        "example.test",
+        Signing::Unsigned,
+        "mx IN A 127.0.0.1\nmx IN AAAA ::1\nv6only IN AAAA ::1\n",
+    )]);
+    let dir = TempDir::new("probe-inet");
+    let conf_for = |protocols: &str| {
+        let conf = dir.join(&format!("tern-{protocols}.conf"));
+        write(
+            &conf,
+            format!(
+                "dns_resolvers = {}\nsyslog_socket =\ninet_protocols = {protocols}\n",
+                dns.resolver
+            ),
+        );
+        conf
+    };
+    let v4 = conf_for("ipv4");
+    let v6 = conf_for("ipv6");
+    let name = format!("[mx.example.test]:{port}");
+    let v4_addr = format!("mx.example.test[127.0.0.1]:{port}");
+    let v6_addr = format!("mx.example.test[::1]:{port}");
+
+    // ipv4: the IPv4 address, and a session.
+    let (st, out) = probe(&conf_for("ipv4"), &["-l", "may", &name]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("{v4_addr}: session completed without TLS")),
+        "{out}"
+    );
+    assert!(!out.contains("[::1]"), "{out}");
+
+    // ipv6: only ::1 is tried (nothing listens there, or no IPv6 at all),
+    // never the IPv4 address that would answer.
+    let (st, out) = probe(&v6, &["-l", "may", &name]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(out.contains(&format!("connect to {v6_addr}: ")), "{out}");
+    assert!(!out.contains("127.0.0.1"), "{out}");
+
+    // A name with only an IPv6 address under ipv4: not found, no connection.
+    let (st, out) = probe(
+        &v4,
+        &["-l", "may", &format!("[v6only.example.test]:{port}")],
+    );
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains("Name service error for name=v6only.example.test type=A: Host not found"),
+        "{out}"
+    );
+    assert!(!out.contains("connect to"), "{out}");
+
+    // An IP literal of a disabled version is refused before connecting.
+    let (st, out) = probe(&v6, &["-l", "may", &format!("[127.0.0.1]:{port}")]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(
+        out.contains("no address of the IP versions enabled by inet_protocols = ipv6"),
+        "{out}"
+    );
+    assert!(!out.contains("connect to"), "{out}");
+}
+
+/// `tern probe` speaks implicit TLS where delivery would: `smtps:DEST`
+/// (as an `smtps:` transport entry) and `[host]:port` with
+/// `smtp_tls_wrappermode = yes`, here against Postfix's
+/// `smtpd_tls_wrappermode = yes` listener on a port other than 465.
+#[test]
+fn probe_uses_implicit_tls_per_route() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder()
+        .tls(&leaf.chain, &leaf.key)
+        .smtps()
+        .start();
+    let port = pf.smtps_port().expect("smtps listener");
+    assert_ne!(port, 465);
+    let dir = TempDir::new("probe-smtps");
+    let base = "dns_resolvers = 127.0.0.1:9\nsyslog_socket =\nsmtp_helo_timeout = 5s\n";
+    let plain = dir.join("plain.conf");
+    write(&plain, base);
+    let wrapper = dir.join("wrapper.conf");
+    write(&wrapper, format!("{base}smtp_tls_wrappermode = yes\n"));
+    let dest = format!("[127.0.0.1]:{port}");
+    let established = format!("TLS connection established to 127.0.0.1[127.0.0.1]:{port}: TLSv1.3");
+
+    let (st, out) = probe(&plain, &["-l", "encrypt", &format!("smtps:{dest}")]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(out.contains(&established), "{out}");
+
+    let (st, out) = probe(&wrapper, &["-l", "encrypt", &dest]);
+    assert_eq!(st, Some(0), "{out}");
+    assert!(out.contains(&established), "{out}");
+
+    // The same destination without either: STARTTLS-style, so no greeting
+    // arrives from a server waiting for a ClientHello.
+    let (st, out) = probe(&plain, &["-l", "encrypt", &dest]);
+    assert_eq!(st, Some(1), "{out}");
+    assert!(!out.contains(&established), "{out}");
+}

@@ -497,3 +497,64 @@ fn injected_plaintext_after_starttls_is_discarded() {
         tern.log()
     );
 }
+
+/// Implicit TLS (RFC 8314) per transport, as Postfix applies
+/// `smtp_tls_wrappermode`: to Postfix's `smtpd_tls_wrappermode = yes`
+/// listener on a port that is not 465, so only the route can ask for it.
+/// A client speaking plaintext there would wait for a greeting that never
+/// comes (the server waits for a ClientHello).
+#[test]
+fn implicit_tls_per_transport_on_a_port_other_than_465() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder()
+        .tls(&leaf.chain, &leaf.key)
+        .smtps()
+        .start();
+    let port = pf.smtps_port().expect("smtps listener");
+    assert_ne!(port, 465);
+    let hop = format!("[127.0.0.1]:{port}");
+    let cases: [(&str, &str, &str); 3] = [
+        // A `smtps:` transport-map entry: implicit TLS without the setting.
+        ("smtps-transport", "smtps", "no"),
+        // `smtp:` entry with smtp_tls_wrappermode = yes.
+        ("smtp-transport-wrappermode", "smtp", "yes"),
+        // The relayhost with smtp_tls_wrappermode = yes.
+        ("relayhost-wrappermode", "", "yes"),
+    ];
+    for (n, (subject, transport, wrappermode)) in cases.into_iter().enumerate() {
+        let mut b = Tern::builder();
+        if transport.is_empty() {
+            b = b.relay_to(port);
+        } else {
+            let map = b.table("transport", &format!("example.test {transport}:{hop}\n"));
+            b = b.set("transport_maps", &map);
+        }
+        let tern = b
+            .set("smtp_tls_wrappermode", wrappermode)
+            .set("smtp_tls_security_level", "encrypt")
+            .start();
+        let id = tern.submit("alice@example.net", "bob@example.test", subject);
+        let sent = tern.wait_log(&[&id, "status=sent"], 1, T);
+        assert_eq!(
+            field(&sent[0], "relay"),
+            Some(format!("127.0.0.1[127.0.0.1]:{port}").as_str()),
+            "{subject}: {}",
+            sent[0]
+        );
+        let tls = tern.log_lines(&[&format!(
+            "TLS connection established to 127.0.0.1[127.0.0.1]:{port}: TLSv1.3"
+        )]);
+        assert_eq!(tls.len(), 1, "{subject}: {}", tern.log());
+        // No STARTTLS: the TLS session started with the connection.
+        assert!(
+            tern.log_lines(&["tern/smtp[", "STARTTLS"]).is_empty(),
+            "{subject}: {}",
+            tern.log()
+        );
+        assert_delivered(&pf, n + 1, subject);
+    }
+    assert!(pf
+        .wait_for_log("TLS connection established from", T)
+        .is_some());
+}

@@ -383,7 +383,7 @@ pub static PARAMS: &[Param] = &[
         "smtp_tls_wrappermode",
         "no",
         Kind::Bool,
-        "implicit TLS to the relayhost (port 465)"
+        "implicit TLS (RFC 8314) to the relayhost and smtp:/relay: transport next hops, any port (not MX delivery); smtps: entries and port 465 always use it"
     ),
     p!(
         "smtp_tlsrpt_enable",

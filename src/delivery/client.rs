@@ -299,6 +299,9 @@ pub struct Delivery {
     dest: String,
     /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
     probing: bool,
+    /// Implicit TLS on every connection (RFC 8314): the route said so
+    /// (`smtps:` transport, `smtp_tls_wrappermode`); port 465 implies it.
+    implicit_tls: bool,
     /// What a probe reports besides the handshake (DANE facts, fallbacks).
     notes: std::cell::RefCell<Vec<String>>,
 }
@@ -392,6 +395,7 @@ impl Delivery {
             ctx,
             dest,
             probing: false,
+            implicit_tls: false,
             notes: Default::default(),
         }
     }
@@ -403,8 +407,17 @@ impl Delivery {
             ctx,
             dest,
             probing: true,
+            implicit_tls: false,
             notes: Default::default(),
         }
+    }
+
+    /// Sets implicit TLS for every connection of this delivery (from the
+    /// route: `smtps:` transport or `smtp_tls_wrappermode`). A next hop
+    /// without a port is then reached on 465.
+    pub fn implicit_tls(mut self, on: bool) -> Delivery {
+        self.implicit_tls = on;
+        self
     }
 
     /// Runs a probe made with [`Delivery::probe`]: tries the hosts in
@@ -445,6 +458,14 @@ impl Delivery {
             .get(&key)
             .cloned()
             .unwrap_or_else(|| Arc::new(rustls::RootCertStore::empty()))
+    }
+
+    /// Logs an MX host that DANE rules out, in Postfix's words
+    /// (smtp_connect.c: `warning: TLS policy lookup for DEST/HOST:
+    /// REASON`), so the skip shows even when a later host takes the mail.
+    fn skip_warning(&self, dest: &str, host: &str, why: &str) {
+        log::warn!(target: "smtp", "warning: TLS policy lookup for {dest}/{host}: {why}");
+        self.note(format!("skipped {host}: {why}"));
     }
 
     /// Records a line for `tern probe` (nothing is kept for deliveries).
@@ -684,7 +705,12 @@ impl Delivery {
     ) -> Result<Vec<Target>, HostFailure> {
         let cfg = &self.ctx.cfg;
         let nh = nexthop.borrow();
-        let port = nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25));
+        let port = if self.implicit_tls {
+            // An implicit-TLS next hop without a port: submissions (RFC 8314).
+            nh.port_or(465)
+        } else {
+            nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25))
+        };
         let resolver = &self.ctx.resolver;
         // AD bits count only from loopback or `dns_trusted_resolvers`
         // (validated at start, so a parse error here cannot happen; it
@@ -775,40 +801,44 @@ impl Delivery {
         let mut out = Vec::new();
         let mut last_err = None;
         for (host, mx_secure) in hosts {
-            let mut addrs = match resolver.lookup_ip(&host).await {
-                Ok(a) => a,
-                Err(e) => {
-                    last_err = Some(dns_fail(&host, "A", &e));
-                    continue;
-                }
-            };
-            // inet_protocols: no connections to a disabled IP version.
-            let found = addrs.records.len();
-            addrs.records.retain(|ip| protocols.allows(*ip));
-            if found > 0 && addrs.records.is_empty() {
-                last_err = Some(no_enabled_address(&host));
-                continue;
-            }
-            if addrs.records.is_empty() {
-                last_err = Some(HostFailure {
-                    text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),
-                    dsn: if nh.uses_mx() { "4.4.3".into() } else { "5.4.4".into() },
-                    permanent: false,
-                    reached: false,
-                    tls: false,
+            // Only the enabled IP versions are asked (inet_protocols), each
+            // family on its own: one failing or unvalidated family neither
+            // defers the host nor spoils the other (RFC 7672 §2.2).
+            let looked = resolver
+                .lookup_addresses(&host, protocols.ipv4, protocols.ipv6)
+                .await;
+            let addrs = dane_policy::AddressFacts::new(&host, looked, trust_ad);
+            if addrs.addrs.is_empty() {
+                last_err = Some(match &addrs.failed {
+                    Some((ty, e)) => dns_fail(&host, ty, e),
+                    None => HostFailure {
+                        text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),
+                        dsn: if nh.uses_mx() { "4.4.3".into() } else { "5.4.4".into() },
+                        permanent: false,
+                        reached: false,
+                        tls: false,
+                    },
                 });
                 continue;
             }
+            if let Some((ty, e)) = &addrs.failed {
+                log::info!(target: "smtp", "Name service error for name={host} type={ty}: {e}; using the host's other addresses");
+                self.note(format!(
+                    "{host}: type={ty} lookup failed ({e}): its other addresses are used, never as secure"
+                ));
+            }
             // The TLSA base domain: the MX host, or its secure CNAME target.
             let mut tlsa_base = host.clone();
-            let dane = match policy.level {
+            // (address, DANE decision for it)
+            let mut usable: Vec<(IpAddr, Option<DaneDecision>)> = Vec::new();
+            match policy.level {
                 Level::Dane | Level::DaneOnly => {
                     let lvl = if policy.level == Level::Dane {
                         DaneLevel::Dane
                     } else {
                         DaneLevel::DaneOnly
                     };
-                    let mut security = if addrs.authenticated && trust_ad {
+                    let mut security = if addrs.any_secure() {
                         AddressSecurity::Secure
                     } else {
                         AddressSecurity::Insecure
@@ -816,7 +846,7 @@ impl Delivery {
                     if security == AddressSecurity::Insecure
                         && mx_secure
                         && trust_ad
-                        && addrs.is_alias(&host)
+                        && !crate::dns::wire::names_equal(&addrs.name, &host)
                     {
                         // RFC 7672 §2.2.2: a host whose CNAME (the first link)
                         // is signed is in a signed zone even when the target
@@ -830,10 +860,12 @@ impl Delivery {
                             Err(e) => {
                                 // Never a downgrade: the lookup that would
                                 // tell whether DANE applies failed.
+                                let why = format!(
+                                    "DNSSEC status lookup error for name={host} type=CNAME: {e}"
+                                );
+                                self.skip_warning(nh.host(), &host, &why);
                                 last_err = Some(HostFailure {
-                                    text: format!(
-                                        "DNSSEC status lookup error for name={host} type=CNAME: {e}"
-                                    ),
+                                    text: why,
                                     dsn: "4.7.5".into(),
                                     permanent: false,
                                     reached: false,
@@ -885,6 +917,8 @@ impl Delivery {
                         match security {
                             AddressSecurity::SecureAlias =>
                                 "insecure (secure CNAME to an unsigned zone)",
+                            AddressSecurity::Secure if addrs.any_insecure() =>
+                                "secure for one IP version only",
                             s => yes_no(s.is_secure()),
                         }
                     ));
@@ -922,24 +956,39 @@ impl Delivery {
                             DaneDecision::Defer(why) => format!("defer: {why}"),
                         }
                     ));
-                    Some(d)
+                    if let DaneDecision::Defer(why) = &d {
+                        // Postfix logs the skipped host even when a later
+                        // one gets the mail (smtp_connect.c).
+                        self.skip_warning(nh.host(), &host, why);
+                        last_err = Some(HostFailure {
+                            text: why.clone(),
+                            dsn: "4.7.5".into(),
+                            permanent: false,
+                            reached: false,
+                            tls: false,
+                        });
+                        continue;
+                    }
+                    let (ips, skipped) = dane_policy::dane_addresses(lvl, security, &addrs, &d);
+                    usable.extend(ips.into_iter().map(|ip| (ip, Some(d.clone()))));
+                    if skipped {
+                        let why = format!(
+                            "address records of {host} of one IP version are not DNSSEC-validated: \
+                             only its validated addresses are used"
+                        );
+                        log::info!(target: "smtp", "{why}");
+                        self.note(format!("DANE {host}: {why}"));
+                    }
                 }
-                _ => None,
-            };
-            if let Some(DaneDecision::Defer(why)) = &dane {
-                last_err = Some(HostFailure {
-                    text: why.clone(),
-                    dsn: "4.7.5".into(),
-                    permanent: false,
-                    reached: false,
-                    tls: false,
-                });
-                continue;
+                _ => usable.extend(addrs.addrs.iter().map(|(ip, _)| (*ip, None))),
             }
-            for ip in addrs.records {
-                let mut t = match self.target(host.clone(), ip, port, policy, dane.clone()) {
+            for (ip, dane) in usable {
+                let mut t = match self.target(host.clone(), ip, port, policy, dane) {
                     Ok(t) => t,
                     Err(f) => {
+                        if matches!(policy.level, Level::Dane | Level::DaneOnly) {
+                            self.skip_warning(nh.host(), &host, &f.text);
+                        }
                         last_err = Some(f);
                         break;
                     }
@@ -1101,8 +1150,8 @@ impl Delivery {
         };
         results.connected = Some(format!("{hostaddr}:{}", t.port));
         let mut stream = Stream::new(tcp, slot);
-        let wrapper =
-            cfg.bool("smtp_tls_wrappermode") && self.dest == cfg.get("relayhost") || t.port == 465;
+        // Per route (Postfix: per transport), and always on port 465.
+        let wrapper = self.implicit_tls || t.port == 465;
         let verifier = TernVerifier::new(
             t.verify.clone(),
             self.roots_for(policy, t.level),

@@ -323,10 +323,11 @@ impl QueueManager {
             transport: &ctx.tables.transport,
             local_domains: &local,
             relayhost: cfg.get("relayhost"),
+            wrappermode: cfg.bool("smtp_tls_wrappermode"),
         };
         let mut next_due: Option<u64> = None;
-        // Destination -> messages, in queue order.
-        let mut plan: BTreeMap<String, Vec<MessageJob>> = BTreeMap::new();
+        // (destination, implicit TLS) -> messages, in queue order.
+        let mut plan: BTreeMap<(String, bool), Vec<MessageJob>> = BTreeMap::new();
         for entry in entries {
             if self.busy(entry.id()) {
                 continue;
@@ -366,8 +367,11 @@ impl QueueManager {
                     continue;
                 }
                 match router.route(&rcpt.address) {
-                    Route::Smtp { nexthop } => {
-                        let jobs = plan.entry(nexthop).or_default();
+                    Route::Smtp {
+                        nexthop,
+                        implicit_tls,
+                    } => {
+                        let jobs = plan.entry((nexthop, implicit_tls)).or_default();
                         match jobs.iter_mut().find(|j| j.id == entry.id()) {
                             Some(j) => j.rcpts.push((i, rcpt.address.clone())),
                             None => jobs.push(MessageJob::from_entry(
@@ -436,7 +440,7 @@ impl QueueManager {
         // Outbound sessions may use at most half the pool: inbound mail
         // must still find a slot while the WAN is slow.
         let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
-        for (dest, jobs) in plan {
+        for ((dest, implicit_tls), jobs) in plan {
             if self.stopping.get() {
                 break;
             }
@@ -487,7 +491,8 @@ impl QueueManager {
                 let dest2 = dest.clone();
                 ex.spawn(async move {
                     let started = Instant::now();
-                    let delivery = Delivery::new(ctx2.clone(), dest2.clone());
+                    let delivery =
+                        Delivery::new(ctx2.clone(), dest2.clone()).implicit_tls(implicit_tls);
                     let results = delivery.run(&me.spool, &share).await;
                     if let Some(why) = results.dead_destination {
                         // Postfix's qmgr unthrottles a dead destination after

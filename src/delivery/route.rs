@@ -14,6 +14,9 @@ pub enum Route {
     Smtp {
         /// The next hop as written (also the TLS policy table key).
         nexthop: String,
+        /// Implicit TLS on every connection (`smtps:` transport, or
+        /// `smtp_tls_wrappermode = yes` for a configured next hop).
+        implicit_tls: bool,
     },
     /// A domain in `mydestination` (or `local:` in the transport map).
     Local,
@@ -33,6 +36,12 @@ pub struct Router<'a> {
     pub local_domains: &'a [String],
     /// `relayhost` (empty for direct MX delivery).
     pub relayhost: &'a str,
+    /// `smtp_tls_wrappermode`: implicit TLS to the relayhost and to the
+    /// next hops of `smtp:`/`relay:` entries, as Postfix's main.cf setting
+    /// applies to its smtp and relay transports. Not to a recipient
+    /// domain's MX hosts: no MX serves implicit TLS on port 25, and tern
+    /// has no master.cf to scope it further (`smtps:` does that per entry).
+    pub wrappermode: bool,
 }
 
 impl Router<'_> {
@@ -44,10 +53,21 @@ impl Router<'_> {
             if let Some(e) = map.lookup_address(rcpt, Some('+')) {
                 let hop = e.nexthop_text().filter(|t| !t.is_empty());
                 return match e.kind() {
-                    TransportKind::Smtp | TransportKind::Relay | TransportKind::Unchanged => {
+                    TransportKind::Smtp
+                    | TransportKind::Relay
+                    | TransportKind::Smtps
+                    | TransportKind::Unchanged => {
+                        let smtps = e.kind() == TransportKind::Smtps;
                         match hop {
                             Some(h) => Route::Smtp {
                                 nexthop: h.to_string(),
+                                implicit_tls: smtps || self.wrappermode,
+                            },
+                            // `smtps:` alone: the recipient domain's MX
+                            // hosts, with implicit TLS (on port 465).
+                            None if smtps => Route::Smtp {
+                                nexthop: domain.to_ascii_lowercase(),
+                                implicit_tls: true,
                             },
                             None => self.default_route(domain),
                         }
@@ -89,10 +109,12 @@ impl Router<'_> {
         if !self.relayhost.is_empty() {
             return Route::Smtp {
                 nexthop: self.relayhost.to_string(),
+                implicit_tls: self.wrappermode,
             };
         }
         Route::Smtp {
             nexthop: domain.to_ascii_lowercase(),
+            implicit_tls: false,
         }
     }
 }
@@ -119,17 +141,20 @@ mod tests {
             transport: &t,
             local_domains: &local,
             relayhost: "",
+            wrappermode: false,
         };
         assert_eq!(
             r.route("a@example.com"),
             Route::Smtp {
-                nexthop: "[mail.example.com]:2525".into()
+                nexthop: "[mail.example.com]:2525".into(),
+                implicit_tls: false,
             }
         );
         assert_eq!(
             r.route("a@sub.example.com"),
             Route::Smtp {
-                nexthop: "sub.example.com".into()
+                nexthop: "sub.example.com".into(),
+                implicit_tls: false,
             }
         );
         assert_eq!(
@@ -145,26 +170,69 @@ mod tests {
         assert_eq!(
             r.route("x@Other.Example."),
             Route::Smtp {
-                nexthop: "other.example".into()
+                nexthop: "other.example".into(),
+                implicit_tls: false,
             }
         );
         let r = Router {
             transport: &t,
             local_domains: &local,
             relayhost: "[smtp.isp.example]:587",
+            wrappermode: false,
         };
         assert_eq!(
             r.route("x@other.example"),
             Route::Smtp {
-                nexthop: "[smtp.isp.example]:587".into()
+                nexthop: "[smtp.isp.example]:587".into(),
+                implicit_tls: false,
             }
         );
         assert_eq!(
             r.route("a@example.com"),
             Route::Smtp {
-                nexthop: "[mail.example.com]:2525".into()
+                nexthop: "[mail.example.com]:2525".into(),
+                implicit_tls: false,
             }
         );
+    }
+
+    #[test]
+    fn implicit_tls_per_transport() {
+        let t = [map("a.example smtps:[mail.a.example]:4650\nb.example smtp:[mail.b.example]:2465\nc.example smtps:\nd.example :[gw.d.example]\n")];
+        let hop = |nexthop: &str, implicit_tls: bool| Route::Smtp {
+            nexthop: nexthop.into(),
+            implicit_tls,
+        };
+        for wrappermode in [false, true] {
+            let r = Router {
+                transport: &t,
+                local_domains: &[],
+                relayhost: "[smtp.isp.example]:2465",
+                wrappermode,
+            };
+            // `smtps:` is implicit TLS whatever the port and the setting.
+            assert_eq!(r.route("x@a.example"), hop("[mail.a.example]:4650", true));
+            assert_eq!(r.route("x@c.example"), hop("c.example", true));
+            // smtp_tls_wrappermode covers configured next hops: the
+            // relayhost on any port and smtp:/relay: entries.
+            assert_eq!(
+                r.route("x@b.example"),
+                hop("[mail.b.example]:2465", wrappermode)
+            );
+            assert_eq!(r.route("x@d.example"), hop("[gw.d.example]", wrappermode));
+            assert_eq!(
+                r.route("x@other.example"),
+                hop("[smtp.isp.example]:2465", wrappermode)
+            );
+        }
+        // Never to a recipient domain's MX hosts.
+        let r = Router {
+            transport: &[],
+            local_domains: &[],
+            relayhost: "",
+            wrappermode: true,
+        };
+        assert_eq!(r.route("x@other.example"), hop("other.example", false));
     }
 
     #[test]

@@ -229,6 +229,18 @@ impl Answer<RData> {
     }
 }
 
+/// The A and AAAA lookups for one host, each family on its own
+/// ([`Resolver::lookup_addresses`]). `None`: that family was not asked
+/// (disabled by `inet_protocols`). Kept apart so that one family's failure
+/// or missing AD bit does not decide for the other (RFC 7672 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddresses {
+    /// The A lookup, if made.
+    pub v4: Option<Result<Answer<Ipv4Addr>, DnsError>>,
+    /// The AAAA lookup, if made.
+    pub v6: Option<Result<Answer<Ipv6Addr>, DnsError>>,
+}
+
 /// Merges an A and an AAAA answer for the same name (`lookup_ip`).
 pub(crate) fn merge_ip(a: Answer<Ipv4Addr>, aaaa: Answer<Ipv6Addr>) -> Answer<IpAddr> {
     let mut records: Vec<IpAddr> = a.records.iter().map(|x| IpAddr::V4(*x)).collect();

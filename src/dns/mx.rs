@@ -1,7 +1,7 @@
 //! Next-hop hosts for a mail domain (RFC 5321 §5.1, RFC 7505).
 //!
 //! Only host names are returned: the delivery driver resolves each host's
-//! addresses (`Resolver::lookup_ip`) when it is about to try it, so a
+//! addresses (`Resolver::lookup_addresses`) when it is about to try it, so a
 //! reachable first MX costs no further lookups.
 
 use super::{Answer, DnsError, Mx, Resolver, Status};

@@ -9,7 +9,9 @@
 use super::cache::Cache;
 use super::conf::ResolverConfig;
 use super::wire::{parse_reply, Query, Reply, WireError, MAX_QUERY_LEN};
-use super::{merge_ip, Answer, DnsError, Mx, RData, RecordData, RecordType, Tlsa, Txt};
+use super::{
+    merge_ip, Answer, DnsError, HostAddresses, Mx, RData, RecordData, RecordType, Tlsa, Txt,
+};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
@@ -161,12 +163,35 @@ impl Resolver {
     }
 
     /// A and AAAA, asked in parallel; IPv4 addresses first. Fails if either
-    /// lookup fails (a half answer could hide the secure or reachable
-    /// family); `authenticated` only if both replies had AD; `NxDomain`
-    /// only if both said so.
+    /// lookup fails; `authenticated` only if both replies had AD; `NxDomain`
+    /// only if both said so. Delivery uses [`Self::lookup_addresses`]
+    /// instead, which keeps the families apart.
     pub async fn lookup_ip(&self, name: &str) -> Result<Answer<IpAddr>, DnsError> {
         let (a, aaaa) = smol::future::zip(self.lookup_a(name), self.lookup_aaaa(name)).await;
         Ok(merge_ip(a?, aaaa?))
+    }
+
+    /// A and AAAA for `name`, each asked only when its family is enabled
+    /// (`inet_protocols`), in parallel, and reported on its own: unlike
+    /// [`Self::lookup_ip`], a failed or unvalidated family leaves the other
+    /// intact (see `policy::dane::AddressFacts`).
+    pub async fn lookup_addresses(&self, name: &str, ipv4: bool, ipv6: bool) -> HostAddresses {
+        let a = async {
+            if ipv4 {
+                Some(self.lookup_a(name).await)
+            } else {
+                None
+            }
+        };
+        let aaaa = async {
+            if ipv6 {
+                Some(self.lookup_aaaa(name).await)
+            } else {
+                None
+            }
+        };
+        let (v4, v6) = smol::future::zip(a, aaaa).await;
+        HostAddresses { v4, v6 }
     }
 
     async fn exchange(&self, server: SocketAddr, query: &Query) -> Result<Reply, DnsError> {

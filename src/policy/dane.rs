@@ -2,7 +2,9 @@
 //! what one MX host's DNSSEC facts mean for the connection. Sans-I/O: the
 //! delivery driver does the lookups and passes the results in.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::dns::{DnsError, HostAddresses};
 
 use crate::tls::dane::Tlsa;
 
@@ -150,6 +152,133 @@ impl AddressSecurity {
     pub fn is_secure(self) -> bool {
         self != AddressSecurity::Insecure
     }
+}
+
+/// One host's addresses with the DNSSEC status of the family each came
+/// from (RFC 7672 §2.2, Postfix: the validation status belongs to each
+/// address RRset, not to the host). A validated family stays secure
+/// whatever the other family says; a family whose lookup failed
+/// contributes no address (and nothing secure), but does not stop the
+/// other family from being used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressFacts {
+    /// The addresses, IPv4 first, each with "its family's answer was
+    /// validated (trusted AD bit)".
+    pub addrs: Vec<(IpAddr, bool)>,
+    /// The first family whose lookup failed: its record type and error.
+    pub failed: Option<(&'static str, DnsError)>,
+    /// The final name after CNAMEs (from the first family that answered;
+    /// the asked name when none did).
+    pub name: String,
+    /// Every family asked answered NXDOMAIN.
+    pub nxdomain: bool,
+}
+
+impl AddressFacts {
+    /// Splits the lookups of `host`; `trust_ad`: AD bits count (see
+    /// [`ad_trust`]).
+    pub fn new(host: &str, looked: HostAddresses, trust_ad: bool) -> AddressFacts {
+        let mut facts = AddressFacts {
+            addrs: Vec::new(),
+            failed: None,
+            name: String::new(),
+            nxdomain: true,
+        };
+        let note = |facts: &mut AddressFacts,
+                    ty: &'static str,
+                    r: Result<(Vec<IpAddr>, bool, String, bool), DnsError>| {
+            match r {
+                Ok((ips, authenticated, name, nx)) => {
+                    let secure = authenticated && trust_ad;
+                    facts.addrs.extend(ips.into_iter().map(|ip| (ip, secure)));
+                    if facts.name.is_empty() {
+                        facts.name = name;
+                    }
+                    facts.nxdomain &= nx;
+                }
+                Err(e) => {
+                    facts.nxdomain = false;
+                    if facts.failed.is_none() {
+                        facts.failed = Some((ty, e));
+                    }
+                }
+            }
+        };
+        let mut asked = false;
+        if let Some(r) = looked.v4 {
+            asked = true;
+            note(
+                &mut facts,
+                "A",
+                r.map(|a| {
+                    let nx = a.is_nxdomain();
+                    let ips = a.records.iter().map(|x| IpAddr::V4(*x)).collect();
+                    (ips, a.authenticated, a.name, nx)
+                }),
+            );
+        }
+        if let Some(r) = looked.v6 {
+            asked = true;
+            note(
+                &mut facts,
+                "AAAA",
+                r.map(|a| {
+                    let nx = a.is_nxdomain();
+                    let ips = a.records.iter().map(|x| IpAddr::V6(*x)).collect();
+                    (ips, a.authenticated, a.name, nx)
+                }),
+            );
+        }
+        facts.nxdomain &= asked;
+        if facts.name.is_empty() {
+            facts.name = host.to_ascii_lowercase();
+        }
+        facts
+    }
+
+    /// Some address came from a validated answer.
+    pub fn any_secure(&self) -> bool {
+        self.addrs.iter().any(|(_, s)| *s)
+    }
+
+    /// Some address came from an answer that was not validated.
+    pub fn any_insecure(&self) -> bool {
+        self.addrs.iter().any(|(_, s)| !*s)
+    }
+}
+
+/// Whether a host's addresses from an unvalidated family may be used when
+/// another family of the same host was validated and gave `secure` (the
+/// decision for the validated addresses). Only when DANE asks nothing
+/// more of the secure addresses than of insecure ones: at `dane` with a
+/// `may` decision (no secure TLSA). Otherwise connecting to the insecure
+/// family would be a downgrade an attacker could choose (authenticated or
+/// mandatory TLS, or a deferral after a TLSA lookup error, replaced by
+/// opportunistic TLS), so those addresses are skipped.
+pub fn insecure_family_usable(level: DaneLevel, secure: &DaneDecision) -> bool {
+    level == DaneLevel::Dane && *secure == DaneDecision::May
+}
+
+/// The addresses of a host that a DANE decision `d` applies to, in order,
+/// and whether some were left out. With [`AddressSecurity::Secure`], `d`
+/// was made for the validated family; the other family's addresses join
+/// only where [`insecure_family_usable`] says that is no downgrade.
+/// `SecureAlias` and `Insecure` describe every address alike.
+pub fn dane_addresses(
+    level: DaneLevel,
+    security: AddressSecurity,
+    addrs: &AddressFacts,
+    d: &DaneDecision,
+) -> (Vec<IpAddr>, bool) {
+    let split = security == AddressSecurity::Secure && addrs.any_insecure();
+    let insecure_ok = insecure_family_usable(level, d);
+    let ips = addrs
+        .addrs
+        .iter()
+        .filter(|(_, secure)| !split || *secure || insecure_ok)
+        .map(|(ip, _)| *ip)
+        .collect();
+    (ips, split && !insecure_ok)
 }
 
 /// The TLSA base domains to try for a host, in order (RFC 7672 §2.2.3):
@@ -407,6 +536,185 @@ mod tests {
         assert!(!try_next_base_domain(&TlsaLookup::Failed(
             "SERVFAIL".into()
         )));
+    }
+
+    use crate::dns::{Answer, Status};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn answer<T>(records: Vec<T>, authenticated: bool) -> Answer<T> {
+        Answer {
+            status: if records.is_empty() {
+                Status::NoData
+            } else {
+                Status::Found
+            },
+            records,
+            authenticated,
+            name: "mx.example".into(),
+            ttl: 60,
+        }
+    }
+
+    fn v4() -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+    }
+
+    fn v6() -> IpAddr {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+    }
+
+    fn looked(
+        a: Option<Result<Answer<Ipv4Addr>, DnsError>>,
+        aaaa: Option<Result<Answer<Ipv6Addr>, DnsError>>,
+    ) -> HostAddresses {
+        HostAddresses { v4: a, v6: aaaa }
+    }
+
+    #[test]
+    fn each_address_family_keeps_its_own_dnssec_status() {
+        let a = || Some(Ok(answer(vec![Ipv4Addr::new(192, 0, 2, 1)], true)));
+        let aaaa = |ad| {
+            Some(Ok(answer(
+                vec![Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)],
+                ad,
+            )))
+        };
+        // A validated, AAAA not: the IPv4 address stays secure.
+        let f = AddressFacts::new("mx.example", looked(a(), aaaa(false)), true);
+        assert_eq!(f.addrs, vec![(v4(), true), (v6(), false)]);
+        assert!(f.any_secure() && f.any_insecure() && f.failed.is_none());
+        // Both validated.
+        let f = AddressFacts::new("mx.example", looked(a(), aaaa(true)), true);
+        assert_eq!(f.addrs, vec![(v4(), true), (v6(), true)]);
+        assert!(!f.any_insecure());
+        // An untrusted resolver's AD bit validates nothing.
+        let f = AddressFacts::new("mx.example", looked(a(), aaaa(true)), false);
+        assert!(!f.any_secure());
+        // A validated NODATA for AAAA leaves the A records secure.
+        let f = AddressFacts::new(
+            "mx.example",
+            looked(a(), Some(Ok(answer(vec![], true)))),
+            true,
+        );
+        assert_eq!(f.addrs, vec![(v4(), true)]);
+        assert!(!f.nxdomain);
+    }
+
+    #[test]
+    fn a_failed_family_neither_defers_nor_validates_the_host() {
+        // SERVFAIL (bogus) on AAAA: the secure A records are still usable,
+        // the failure is reported, and nothing of AAAA counts as secure.
+        let f = AddressFacts::new(
+            "mx.example",
+            looked(
+                Some(Ok(answer(vec![Ipv4Addr::new(192, 0, 2, 1)], true))),
+                Some(Err(DnsError::ServFail)),
+            ),
+            true,
+        );
+        assert_eq!(f.addrs, vec![(v4(), true)]);
+        assert_eq!(f.failed, Some(("AAAA", DnsError::ServFail)));
+        // SERVFAIL on A, insecure AAAA: one insecure address, never secure.
+        let f = AddressFacts::new(
+            "mx.example",
+            looked(
+                Some(Err(DnsError::ServFail)),
+                Some(Ok(answer(
+                    vec![Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)],
+                    false,
+                ))),
+            ),
+            true,
+        );
+        assert_eq!(f.addrs, vec![(v6(), false)]);
+        assert_eq!(f.failed, Some(("A", DnsError::ServFail)));
+        // Both failed: no address; the first failure is kept.
+        let f = AddressFacts::new(
+            "mx.example",
+            looked(Some(Err(DnsError::Timeout)), Some(Err(DnsError::ServFail))),
+            true,
+        );
+        assert!(f.addrs.is_empty() && !f.nxdomain);
+        assert_eq!(f.failed, Some(("A", DnsError::Timeout)));
+        // A family not asked (inet_protocols) plays no part.
+        let nx = Answer {
+            status: Status::NxDomain,
+            records: vec![],
+            authenticated: true,
+            name: "gone.example".into(),
+            ttl: 0,
+        };
+        let f = AddressFacts::new("gone.example", looked(Some(Ok(nx)), None), true);
+        assert!(f.addrs.is_empty() && f.nxdomain && f.failed.is_none());
+        let f = AddressFacts::new("Gone.Example", looked(None, None), true);
+        assert!(!f.nxdomain);
+        assert_eq!(f.name, "gone.example");
+    }
+
+    #[test]
+    fn addresses_a_dane_decision_applies_to() {
+        use AddressSecurity::*;
+        use DaneDecision::*;
+        let mixed = AddressFacts {
+            addrs: vec![(v4(), true), (v6(), false)],
+            failed: None,
+            name: "mx.example".into(),
+            nxdomain: false,
+        };
+        let auth = Authenticate(vec![tlsa(3)]);
+        // Authenticated (or mandatory) TLS for the validated A records:
+        // the unvalidated AAAA address is left out, and that is reported.
+        for d in [&auth, &Encrypt] {
+            for l in [DaneLevel::Dane, DaneLevel::DaneOnly] {
+                assert_eq!(
+                    dane_addresses(l, Secure, &mixed, d),
+                    (vec![v4()], true),
+                    "{l:?} {d:?}"
+                );
+            }
+        }
+        // No secure TLSA at `dane`: both families get `may`.
+        assert_eq!(
+            dane_addresses(DaneLevel::Dane, Secure, &mixed, &May),
+            (vec![v4(), v6()], false)
+        );
+        // Uniform security: every address, nothing skipped.
+        let all_insecure = AddressFacts {
+            addrs: vec![(v4(), false), (v6(), false)],
+            ..mixed.clone()
+        };
+        assert_eq!(
+            dane_addresses(DaneLevel::DaneOnly, SecureAlias, &all_insecure, &auth),
+            (vec![v4(), v6()], false)
+        );
+        assert_eq!(
+            dane_addresses(DaneLevel::Dane, Insecure, &all_insecure, &May),
+            (vec![v4(), v6()], false)
+        );
+        let all_secure = AddressFacts {
+            addrs: vec![(v4(), true), (v6(), true)],
+            ..mixed
+        };
+        assert_eq!(
+            dane_addresses(DaneLevel::DaneOnly, Secure, &all_secure, &auth),
+            (vec![v4(), v6()], false)
+        );
+    }
+
+    #[test]
+    fn an_insecure_family_never_downgrades_the_secure_one() {
+        use DaneDecision::*;
+        let l = DaneLevel::Dane;
+        assert!(insecure_family_usable(l, &May));
+        assert!(!insecure_family_usable(l, &Encrypt));
+        assert!(!insecure_family_usable(l, &Authenticate(vec![tlsa(3)])));
+        assert!(!insecure_family_usable(
+            l,
+            &Defer("TLSA lookup error".into())
+        ));
+        for d in [May, Encrypt, Authenticate(vec![tlsa(3)]), Defer("x".into())] {
+            assert!(!insecure_family_usable(DaneLevel::DaneOnly, &d), "{d:?}");
+        }
     }
 
     fn sa(s: &str) -> SocketAddr {

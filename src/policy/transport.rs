@@ -27,7 +27,9 @@ use crate::config::table::{parse_records, CompactTable, Hit, Report, SyntaxError
 pub const MAX_NEXTHOPS: usize = 8;
 
 /// The transports tern can run.
-pub const TRANSPORTS: [&str; 6] = ["smtp", "relay", "error", "retry", "local", "discard"];
+pub const TRANSPORTS: [&str; 7] = [
+    "smtp", "relay", "smtps", "error", "retry", "local", "discard",
+];
 
 /// What an entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,10 @@ pub enum TransportKind {
     Smtp,
     /// `relay:` — same client, the relay transport's queue.
     Relay,
+    /// `smtps:` — the same client with implicit TLS on every connection
+    /// (RFC 8314; what Postfix admins define in master.cf as a transport
+    /// with `-o smtp_tls_wrappermode=yes`). Port 465 when none is given.
+    Smtps,
     /// `error:` — bounce with the text.
     Error,
     /// `retry:` — defer with the text.
@@ -78,7 +84,7 @@ impl fmt::Display for TransportError {
             TransportError::Syntax(e) => e.fmt(f),
             TransportError::UnknownTransport(t) => write!(
                 f,
-                "unknown transport \"{t}\": expected smtp, relay, error, retry, local or discard"
+                "unknown transport \"{t}\": expected smtp, relay, smtps, error, retry, local or discard"
             ),
             TransportError::NextHop { hop, error } => write!(f, "next hop \"{hop}\": {error}"),
             TransportError::TooManyNextHops => {
@@ -102,6 +108,7 @@ fn kind_of(transport: &str) -> Option<TransportKind> {
         "" => TransportKind::Unchanged,
         "smtp" => TransportKind::Smtp,
         "relay" => TransportKind::Relay,
+        "smtps" => TransportKind::Smtps,
         "error" => TransportKind::Error,
         "retry" => TransportKind::Retry,
         "local" => TransportKind::Local,
@@ -121,7 +128,10 @@ fn check_value(value: &str) -> Result<(), TransportError> {
     let kind = kind_of(t).ok_or_else(|| TransportError::UnknownTransport(t.to_string()))?;
     if matches!(
         kind,
-        TransportKind::Smtp | TransportKind::Relay | TransportKind::Unchanged
+        TransportKind::Smtp
+            | TransportKind::Relay
+            | TransportKind::Smtps
+            | TransportKind::Unchanged
     ) {
         let mut count = 0;
         for w in hop_words(n) {
@@ -181,7 +191,10 @@ impl<'a> TransportEntry<'a> {
     pub fn nexthops(&self) -> impl Iterator<Item = NextHop<'a>> + 'a {
         let smtp = matches!(
             self.kind(),
-            TransportKind::Smtp | TransportKind::Relay | TransportKind::Unchanged
+            TransportKind::Smtp
+                | TransportKind::Relay
+                | TransportKind::Smtps
+                | TransportKind::Unchanged
         );
         hop_words(if smtp { self.nexthop } else { "" }).filter_map(|w| NextHop::parse(w).ok())
     }
@@ -402,7 +415,7 @@ example.co.jp   smtp:[tls.example.com]
         assert_eq!(
             e,
             vec![
-                "/etc/tern/transport:2: unknown transport \"uucp\": expected smtp, relay, error, retry, local or discard",
+                "/etc/tern/transport:2: unknown transport \"uucp\": expected smtp, relay, smtps, error, retry, local or discard",
                 "/etc/tern/transport:3: next hop \"[a\": missing ']' in next-hop destination",
                 "/etc/tern/transport:4: next hop \"a:b:c\": IPv6 address without brackets: write [2001:db8::1] or [2001:db8::1]:port",
                 "/etc/tern/transport:5: more than 8 next-hop destinations",

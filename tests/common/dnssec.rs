@@ -26,6 +26,41 @@ pub enum Signing {
     WrongAnchor,
     /// Signed with signatures that expired in 2020: bogus (SERVFAIL).
     ExpiredSignatures,
+    /// Signed and anchored, but every AAAA signature is corrupted: AAAA
+    /// answers are bogus (SERVFAIL), everything else validates (AD).
+    BogusAaaa,
+}
+
+/// Spoils the signature (last field) of every RRSIG covering AAAA in
+/// ldns-signzone output, keeping the base64 well-formed.
+fn corrupt_aaaa_signatures(signed: &str) -> String {
+    let mut out = String::with_capacity(signed.len());
+    for line in signed.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let covers_aaaa = fields
+            .iter()
+            .position(|f| *f == "RRSIG")
+            .is_some_and(|i| fields.get(i + 1) == Some(&"AAAA"));
+        match (covers_aaaa, fields.last()) {
+            (true, Some(sig)) => {
+                let flipped: String = sig
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| match (i, c) {
+                        (0, 'A') => 'B',
+                        (0, _) => 'A',
+                        (_, c) => c,
+                    })
+                    .collect();
+                let keep = &line[..line.len() - sig.len()];
+                out.push_str(keep);
+                out.push_str(&flipped);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// One zone: its name and records in zone-file syntax, relative to the
@@ -231,6 +266,13 @@ impl DnsWorld {
                 }
                 args.extend([file.as_str(), ksk.as_str(), zsk.as_str()]);
                 run(&dir, "ldns-signzone", &args);
+                if zone.signing == Signing::BogusAaaa {
+                    let path = dir.join(&signed);
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let spoilt = corrupt_aaaa_signatures(&text);
+                    assert_ne!(text, spoilt, "no AAAA signature in zone {z}");
+                    std::fs::write(&path, spoilt).unwrap();
+                }
                 let anchor_key = if zone.signing == Signing::WrongAnchor {
                     keygen(&dir, z, true)
                 } else {
