@@ -89,14 +89,6 @@ impl RcptResult {
         }
     }
 
-    /// `delays=a/b/c/d` for a line whose whole delay is `total` seconds
-    /// and whose only measured part is `xfer` (local delivery).
-    pub fn delays(&self, total: u64) -> String {
-        let d = self.xfer.max(0.0);
-        let a = (total as f64 - d).max(0.0);
-        format!("{}/0/0/{}", format_delay(a), format_delay(d))
-    }
-
     /// Postfix's `delay=` and `delays=a/b/c/d` (log_adhoc): `arrival` is
     /// when the message entered the queue, `picked` when the queue manager
     /// took it for this attempt, `now` the time of the log line. a = queue
@@ -1723,7 +1715,6 @@ mod tests {
             r.timing(at(100), at(50), at(20)).fields(),
             "delay=0, delays=0/0/5/0"
         );
-        assert_eq!(r.delays(3), "3/0/0/0");
     }
 
     #[test]

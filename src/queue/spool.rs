@@ -193,7 +193,6 @@ struct Inner {
     incoming: PathBuf,
     dirs: [PathBuf; 3],
     counters: Counters,
-    seq: AtomicU32,
 }
 
 impl Inner {
@@ -224,6 +223,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// Sequence number in the names of temporary files in `incoming/`.
+static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// The spool: `incoming/` (files being written), `active/`, `deferred/`,
 /// `hold/`, and `public/` (the wake-up socket) under the queue directory.
@@ -424,7 +426,6 @@ impl Spool {
             incoming,
             dirs,
             counters: Counters::default(),
-            seq: AtomicU32::new(0),
         });
         let mut spool = Spool {
             inner,
@@ -496,7 +497,10 @@ impl Spool {
     /// two queued messages never share an ID, whichever process wrote them.
     pub fn create(&self, msg: &NewMessage<'_>) -> Result<Incoming, SpoolError> {
         let inner = &self.inner;
-        let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
+        // One counter per process, not per `Spool`: two spools opened on
+        // the same directory in one process (threads) must not pick the
+        // same temporary name in the same microsecond.
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = inner.incoming.join(format!(
             "{}.{}.{}",
             std::process::id(),
