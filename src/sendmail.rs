@@ -1118,17 +1118,20 @@ pub fn enqueue_picked(
     enqueue(&opts, params, who, now, body).map_err(|Fatal(c, m)| (c, m))
 }
 
-/// Whether this process can write the spool itself (root, or the spool's
-/// owner); otherwise it submits through `maildrop/`.
+/// Whether this process writes the spool itself: root, the spool's owner,
+/// or anyone where there is no `maildrop/` (no daemon ever prepared one:
+/// the old direct path, which creates the spool if it may). Everyone else
+/// submits through `maildrop/`.
 fn can_write_spool(params: &SendmailParams) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(
-        params
-            .queue_directory
-            .join("incoming")
-            .as_os_str()
-            .as_bytes(),
-    ) else {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0
+        || !crate::queue::maildrop::dir(&params.queue_directory).is_dir()
+    {
+        return true;
+    }
+    let incoming = params.queue_directory.join("incoming");
+    let Ok(path) = std::ffi::CString::new(incoming.as_os_str().as_bytes()) else {
         return false;
     };
     // SAFETY: path is NUL-terminated; faccessat only reads it. AT_EACCESS:

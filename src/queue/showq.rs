@@ -117,13 +117,17 @@ pub fn query(queue_directory: &Path, out: &mut dyn Write) -> io::Result<bool> {
     }
 }
 
-/// Whether this process may read the queue files itself (root, or the
-/// spool's owner); otherwise `mailq` asks the daemon ([`query`]).
+/// Whether this process reads the queue files itself: root, the spool's
+/// owner, or anyone while there is no spool yet (the direct path creates
+/// it if it may); otherwise `mailq` asks the daemon ([`query`]).
 pub fn can_read_spool(queue_directory: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    euid == 0 || std::fs::metadata(queue_directory.join("active")).is_ok_and(|m| m.uid() == euid)
+    match std::fs::metadata(queue_directory.join("active")) {
+        Ok(m) => euid == 0 || m.uid() == euid,
+        Err(_) => true,
+    }
 }
 
 /// Why [`mailq_for_caller`] printed no listing.
