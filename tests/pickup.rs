@@ -94,7 +94,10 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn a_plain_user_submits_with_sendmail_t_and_the_relay_gets_it_from_that_user() {
     let sink = SmtpSink::start();
-    let mut t = Tern::new(&relay(sink.port()));
+    let mut t = Tern::new(&format!(
+        "{}message_size_limit = 100000\n",
+        relay(sink.port())
+    ));
     t.start();
     let md = t.spool().join("maildrop");
     let m = std::fs::metadata(&md).unwrap();
@@ -169,7 +172,15 @@ fn a_plain_user_submits_with_sendmail_t_and_the_relay_gets_it_from_that_user() {
     assert_eq!(out.status, Some(64), "{out:?}");
     let out = u.run(&t, &["sendmail", "<bad"], Some(b"Subject: x\n\nx\n"));
     assert_eq!(out.status, Some(67), "{out:?}");
-    assert!(files(&md).is_empty());
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(150_000));
+    let out = u.run(&t, &["sendmail", "ops@example.test"], Some(big.as_bytes()));
+    assert_eq!(out.status, Some(65), "over message_size_limit: {out:?}");
+    assert!(out.stderr.contains("message_size_limit"), "{out:?}");
+    let all: Vec<_> = std::fs::read_dir(&md).unwrap().flatten().collect();
+    assert!(
+        all.is_empty(),
+        "no file left, not even a temporary one: {all:?}"
+    );
 }
 
 #[test]
@@ -206,6 +217,15 @@ fn maildrop_waits_for_the_daemon_bad_files_go_aside_and_mailq_works_for_the_user
     let bogus = md.join("0123456789abcdef0123456789abcdef");
     std::fs::write(&bogus, b"rcpt victim@example.test\nend\nhello\n").unwrap();
     std::os::unix::fs::chown(&bogus, Some(u.uid), Some(u.gid)).unwrap();
+    // A symlink, and a hard link to someone else's file: neither is read.
+    std::os::unix::fs::symlink(&t.conf, md.join("link")).unwrap();
+    let other = t.dir.join("other-file");
+    std::fs::write(
+        &other,
+        b"tern-maildrop 1\nrcpt x@example.test\nend\nSubject: s\n\nsecret\n",
+    )
+    .unwrap();
+    std::fs::hard_link(&other, md.join("hard")).unwrap();
 
     // The restart (which hands the spool to nobody again) keeps the
     // submitter's ownership: the pickup still knows who sent it.
@@ -236,6 +256,10 @@ fn maildrop_waits_for_the_daemon_bad_files_go_aside_and_mailq_works_for_the_user
         b"rcpt victim@example.test\nend\nhello\n",
         "kept aside, unchanged"
     );
+    let log = t.wait_log("moved to corrupt/", 3, WAIT);
+    assert!(log.contains("maildrop/link: cannot open"), "{log}");
+    assert!(log.contains("maildrop/hard: uid=0: has 2 links"), "{log}");
+    assert!(!log.contains("secret"), "{log}");
     wait_until("maildrop emptied", || files(&md).is_empty());
     let ids = t.queued_ids();
     assert_eq!(ids.len(), 1, "{ids:?}");
