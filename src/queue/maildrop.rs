@@ -231,8 +231,20 @@ pub fn corrupt_dir(queue_directory: &Path) -> PathBuf {
 }
 
 /// The daemon's side at start: creates `maildrop/` (mode 1733) and
-/// `corrupt/` (0700), owned by whoever runs this (mail_owner by then).
+/// `corrupt/` (0700), owned by whoever runs this (mail_owner by then), and
+/// makes `queue_directory` and `public/` searchable by everyone.
 pub fn prepare(queue_directory: &Path) -> io::Result<()> {
+    // Users must reach maildrop/ and the sockets in public/: add the search
+    // bit for others if a strict umask left it out (listing stays as it is).
+    for d in [
+        queue_directory.to_path_buf(),
+        queue_directory.join("public"),
+    ] {
+        let mode = std::fs::metadata(&d)?.permissions().mode() & 0o7777;
+        if mode & 0o011 != 0o011 {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode | 0o011))?;
+        }
+    }
     let md = dir(queue_directory);
     std::fs::create_dir_all(&md)?;
     // Explicitly: create_dir_all applies the umask, and a restart must
