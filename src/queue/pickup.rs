@@ -179,6 +179,17 @@ fn pick(params: &SendmailParams, path: &Path) -> Picked {
             format!("message too big ({body_len} bytes, message_size_limit = {limit})"),
         );
     }
+    // queue_minfree, as for root's sendmail: short of space, it waits here.
+    match super::space::check_dir(&params.queue_directory, params.queue_minfree, 0, 0) {
+        Ok(Ok(())) => {}
+        Ok(Err(short)) => {
+            return Picked::Retry(format!(
+                "{short} (queue_minfree = {})",
+                params.queue_minfree
+            ))
+        }
+        Err(e) => return Picked::Retry(format!("cannot check free space: {e}")),
+    }
     if let Err(e) = file.seek(SeekFrom::Start(head_len as u64)) {
         return Picked::Retry(format!("seek: {e}"));
     }
@@ -203,4 +214,101 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::maildrop::{encode, DropEnvelope};
+
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn spool() -> (Dir, SendmailParams) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("tern-pickup-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        crate::queue::Spool::open(&d).unwrap();
+        maildrop::prepare(&d).unwrap();
+        let p = SendmailParams::new(d.clone(), "box.test", "box.test");
+        (Dir(d), p)
+    }
+
+    fn drop_file(p: &SendmailParams, name: &str, env: &DropEnvelope, body: &[u8]) {
+        let mut data = Vec::new();
+        encode(env, &mut data).unwrap();
+        data.extend_from_slice(body);
+        std::fs::write(maildrop::dir(&p.queue_directory).join(name), data).unwrap();
+    }
+
+    fn env(rcpt: &str) -> DropEnvelope {
+        DropEnvelope {
+            recipients: vec![rcpt.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn queues_good_files_sets_bad_ones_aside_and_skips_unfinished_ones() {
+        let (_d, p) = spool();
+        let md = maildrop::dir(&p.queue_directory);
+        drop_file(&p, "good", &env("a@x.test"), b"Subject: s\r\n\r\nhi\r\n");
+        drop_file(&p, "badrcpt", &env("<a@x"), b"Subject: s\r\n\r\nhi\r\n");
+        std::fs::write(md.join("garbage"), b"hello\n").unwrap();
+        std::fs::write(md.join(".inprogress"), b"tern-maildrop 1\n").unwrap();
+        let run = run_once(&p);
+        assert_eq!(run.queued.len(), 1, "{run:?}");
+        assert_eq!(run.corrupt, 2, "{run:?}");
+        assert!(!run.more);
+        let left: Vec<String> = std::fs::read_dir(&md)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [".inprogress"], "only the unfinished file stays");
+        let corrupt = maildrop::corrupt_dir(&p.queue_directory);
+        assert_eq!(std::fs::read(corrupt.join("garbage")).unwrap(), b"hello\n");
+        assert!(corrupt.join("badrcpt").exists());
+        let spool = crate::queue::Spool::open(&p.queue_directory).unwrap();
+        let list = spool.list().unwrap();
+        assert_eq!(list.entries.len(), 1);
+        let e = &list.entries[0].envelope;
+        assert_eq!(e.id, run.queued[0]);
+        assert_eq!(e.recipients[0].address, "a@x.test");
+        assert!(
+            e.sender.ends_with("@box.test"),
+            "owner's login: {}",
+            e.sender
+        );
+    }
+
+    #[test]
+    fn too_big_goes_aside_and_a_full_spool_leaves_the_file() {
+        let (_d, mut p) = spool();
+        let md = maildrop::dir(&p.queue_directory);
+        p.message_size_limit = 10;
+        drop_file(
+            &p,
+            "big",
+            &env("a@x.test"),
+            b"Subject: s\r\n\r\n0123456789\r\n",
+        );
+        let run = run_once(&p);
+        assert_eq!((run.queued.len(), run.corrupt), (0, 1), "{run:?}");
+        p.message_size_limit = 0;
+        p.queue_minfree = u64::MAX / 4;
+        drop_file(&p, "wait", &env("a@x.test"), b"Subject: s\r\n\r\nhi\r\n");
+        let run = run_once(&p);
+        assert_eq!((run.queued.len(), run.corrupt, run.deferred), (0, 0, 1));
+        assert!(md.join("wait").exists(), "kept for the next run");
+        p.queue_minfree = 0;
+        let run = run_once(&p);
+        assert_eq!(run.queued.len(), 1, "{run:?}");
+        assert!(!md.join("wait").exists());
+    }
 }
