@@ -5,6 +5,11 @@
 //! line ends to CRLF, writes the queue file through [`crate::queue::Spool`]
 //! and wakes the daemon. Options and exit codes follow Postfix's sendmail(1).
 //!
+//! A user who cannot write the spool (not root, not its owner) writes a
+//! `maildrop/` file instead ([`crate::queue::maildrop`]); the daemon's
+//! pickup then runs this same queuing code for the file's owner
+//! ([`enqueue_picked`]).
+//!
 //! Header parsing ([`headers`]) and line-end conversion ([`LineEnds`]) are
 //! sans-I/O and bounded: the header block is capped at
 //! `header_size_limit`, the body is streamed through a fixed buffer.
