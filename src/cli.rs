@@ -193,21 +193,13 @@ pub fn sendmail(args: &[String]) -> ExitCode {
         let code = crate::local::newaliases(&cfg, &mut std::io::stderr());
         return exit_code(code);
     }
-    let mut params = crate::sendmail::SendmailParams::new(
-        cfg.queue_directory(),
-        cfg.get("myhostname"),
-        cfg.get("myorigin"),
-    );
-    params.message_size_limit = cfg.int("message_size_limit");
-    params.queue_minfree = cfg.int("queue_minfree");
-    params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
-    match crate::local::Rewriter::from_config(&cfg) {
-        Ok(rw) => params.rewrite = Some(rw),
+    let params = match crate::sendmail::SendmailParams::from_config(&cfg) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("sendmail: fatal: {e}");
             return ExitCode::from(78);
         }
-    }
+    };
     exit_code(crate::sendmail::main(
         &rest,
         &params,
@@ -223,11 +215,16 @@ pub fn mailq(args: &[String]) -> ExitCode {
     };
     let out = std::io::stdout();
     let err = std::io::stderr();
-    match crate::queue::mailq::mailq(&cfg.queue_directory(), &mut out.lock(), &mut err.lock()) {
+    use crate::queue::showq::{mailq_for_caller, MailqError};
+    match mailq_for_caller(&cfg.queue_directory(), &mut out.lock(), &mut err.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mailq: fatal: {e}");
-            ExitCode::from(75)
+            ExitCode::from(if matches!(e, MailqError::Down) {
+                69
+            } else {
+                75
+            })
         }
     }
 }

@@ -5,12 +5,17 @@
 //! line ends to CRLF, writes the queue file through [`crate::queue::Spool`]
 //! and wakes the daemon. Options and exit codes follow Postfix's sendmail(1).
 //!
+//! A user who cannot write the spool (not root, not its owner) writes a
+//! `maildrop/` file instead ([`crate::queue::maildrop`]); the daemon's
+//! pickup then runs this same queuing code for the file's owner
+//! ([`enqueue_picked`]).
+//!
 //! Header parsing ([`headers`]) and line-end conversion ([`LineEnds`]) are
 //! sans-I/O and bounded: the header block is capped at
 //! `header_size_limit`, the body is streamed through a fixed buffer.
 
 use crate::queue::envelope::{self, Recipient};
-use crate::queue::{clock, mailq, wake, NewMessage, Spool, SpoolError};
+use crate::queue::{clock, showq, wake, NewMessage, Spool, SpoolError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 
@@ -57,6 +62,21 @@ pub struct SendmailParams {
 }
 
 impl SendmailParams {
+    /// The parameters from tern.conf (`tern sendmail` and the daemon's
+    /// pickup use the same, so both queue a message the same way).
+    pub fn from_config(cfg: &crate::config::Config) -> Result<SendmailParams, String> {
+        let mut params = SendmailParams::new(
+            cfg.queue_directory(),
+            cfg.get("myhostname"),
+            cfg.get("myorigin"),
+        );
+        params.message_size_limit = cfg.int("message_size_limit");
+        params.queue_minfree = cfg.int("queue_minfree");
+        params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
+        params.rewrite = Some(crate::local::Rewriter::from_config(cfg).map_err(|e| e.to_string())?);
+        Ok(params)
+    }
+
     /// Parameters with Postfix's defaults for the limits.
     pub fn new(queue_directory: PathBuf, myhostname: &str, myorigin: &str) -> SendmailParams {
         SendmailParams {
@@ -87,7 +107,12 @@ impl Invoker {
     /// The calling user, from `getuid()` and the password database.
     pub fn current() -> Option<Invoker> {
         // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        Invoker::from_uid(unsafe { libc::getuid() })
+    }
+
+    /// User `uid` from the password database (the pickup: a maildrop
+    /// file's owner); `None` if it has no entry.
+    pub fn from_uid(uid: u32) -> Option<Invoker> {
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
@@ -639,8 +664,11 @@ fn run_inner(
             if !opts.recipients.is_empty() {
                 return fatal(EX_USAGE, "display queue mode requires no recipient");
             }
-            return mailq::mailq(&params.queue_directory, stdout, stderr)
-                .or_else(|e| fatal(EX_TEMPFAIL, e.to_string()));
+            return match showq::mailq_for_caller(&params.queue_directory, stdout, stderr) {
+                Ok(()) => Ok(()),
+                Err(e @ showq::MailqError::Down) => fatal(EX_UNAVAILABLE, e.to_string()),
+                Err(e) => fatal(EX_TEMPFAIL, e.to_string()),
+            };
         }
         Mode::Flush => {
             if !opts.recipients.is_empty() {
@@ -659,7 +687,13 @@ fn run_inner(
         Mode::Enqueue => {}
     }
     check_space(params)?;
-    enqueue(&opts, params, who, now, stdin)
+    if !can_write_spool(params) {
+        return submit_maildrop(&opts, params, stdin);
+    }
+    enqueue(&opts, params, who, now, stdin)?;
+    // Best effort: if no daemon listens, the message waits for its next scan.
+    let _ = wake::notify(&params.queue_directory, wake::Wake::NewMail);
+    Ok(())
 }
 
 /// `queue_minfree`: refuses (EX_TEMPFAIL, nothing queued) while the spool's
@@ -808,7 +842,7 @@ fn enqueue(
     who: &Invoker,
     now: u64,
     stdin: &mut dyn Read,
-) -> Result<(), Fatal> {
+) -> Result<String, Fatal> {
     use crate::local::Side;
     // Rewrites done at queue entry, logged once the message is queued.
     let mut rewrites: Vec<(&str, String, String)> = Vec::new();
@@ -1060,7 +1094,140 @@ fn enqueue(
         let clean = |s: &str| s.replace(['\r', '\n'], " ");
         log::info!(target: "cleanup", "{id}: rewrote {what} <{}> as <{}>", clean(from), clean(to));
     }
-    // Best effort: if no daemon listens, the message waits for its next scan.
+    Ok(id)
+}
+
+/// The daemon's pickup: queues the message of a maildrop file exactly as
+/// [`run`] would have for `who` (its owner), with the command line `env`
+/// recorded, reading the message from `body` (already CRLF and cut at a
+/// lone dot by the submitting `sendmail`). Returns the queue ID, or the
+/// sysexits code and reason: `EX_TEMPFAIL` means try again later, anything
+/// else means this file will never be queued.
+pub fn enqueue_picked(
+    env: &crate::queue::maildrop::DropEnvelope,
+    params: &SendmailParams,
+    who: &Invoker,
+    now: u64,
+    body: &mut dyn Read,
+) -> Result<String, (i32, String)> {
+    let opts = Options {
+        mode: Mode::Enqueue,
+        extract: env.extract,
+        // The submitting sendmail already stopped at a lone dot.
+        ignore_dots: true,
+        sender: env.sender.clone(),
+        full_name: env.full_name.clone(),
+        qtime: false,
+        recipients: env.recipients.clone(),
+    };
+    enqueue(&opts, params, who, now, body).map_err(|Fatal(c, m)| (c, m))
+}
+
+/// Whether this process writes the spool itself: root, the spool's owner,
+/// or anyone where there is no `maildrop/` (no daemon ever prepared one:
+/// the old direct path, which creates the spool if it may). Everyone else
+/// submits through `maildrop/`.
+fn can_write_spool(params: &SendmailParams) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0
+        || !crate::queue::maildrop::dir(&params.queue_directory).is_dir()
+    {
+        return true;
+    }
+    let incoming = params.queue_directory.join("incoming");
+    let Ok(path) = std::ffi::CString::new(incoming.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: path is NUL-terminated; faccessat only reads it. AT_EACCESS:
+    // the effective IDs decide, as they do for the writes that follow.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
+/// `sendmail` by a user who cannot write the spool: checks what it can
+/// (command-line recipients, size), writes a maildrop file and wakes the
+/// daemon. Header completion, rewriting and `-t` happen at pickup, the same
+/// code as for root's mail ([`enqueue_picked`]).
+fn submit_maildrop(
+    opts: &Options,
+    params: &SendmailParams,
+    stdin: &mut dyn Read,
+) -> Result<(), Fatal> {
+    use crate::queue::maildrop::{self, DropEnvelope, DropFile};
+    let mut check: Vec<String> = Vec::new();
+    for a in &opts.recipients {
+        headers::addresses(a.as_bytes(), &mut check, params.recipient_limit)
+            .or_else(|e| fatal(EX_NOUSER, format!("bad recipient address \"{a}\": {e}")))?;
+    }
+    if check.is_empty() && !opts.extract {
+        return fatal(
+            EX_USAGE,
+            "Recipient addresses must be specified on the command line or via the -t option",
+        );
+    }
+    let env = DropEnvelope {
+        extract: opts.extract,
+        sender: opts.sender.as_ref().map(|s| {
+            let s = s.trim();
+            s.strip_prefix('<')
+                .and_then(|x| x.strip_suffix('>'))
+                .unwrap_or(s)
+                .to_string()
+        }),
+        full_name: opts.full_name.clone(),
+        recipients: opts.recipients.clone(),
+    };
+    let mut head = Vec::new();
+    maildrop::encode(&env, &mut head).or_else(|e| fatal(EX_USAGE, e.to_string()))?;
+    let mut f = DropFile::create(&params.queue_directory)
+        .or_else(|e| fatal(EX_TEMPFAIL, format!("cannot create maildrop file: {e}")))?;
+    let wr = |e: io::Error| Fatal(EX_TEMPFAIL, format!("error writing maildrop file: {e}"));
+    f.write(&head).map_err(wr)?;
+    let mut conv = LineEnds::new(!opts.ignore_dots);
+    let mut inbuf = [0u8; 4096];
+    let mut out = [0u8; 4096];
+    let mut total: u64 = 0;
+    let limit = params.message_size_limit;
+    let put = |f: &mut DropFile, data: &[u8], total: &mut u64| -> Result<(), Fatal> {
+        *total += data.len() as u64;
+        if limit > 0 && *total > limit {
+            return fatal(
+                EX_DATAERR,
+                format!("message file too big (message_size_limit = {limit} bytes)"),
+            );
+        }
+        f.write(data).map_err(wr)
+    };
+    'read: loop {
+        let n = match stdin.read(&mut inbuf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return fatal(EX_DATAERR, format!("error reading input: {e}")),
+        };
+        let mut data = &inbuf[..n];
+        while !data.is_empty() {
+            let (used, made, end) = conv.feed(data, &mut out);
+            put(&mut f, &out[..made], &mut total)?;
+            data = &data[used..];
+            if end {
+                break 'read;
+            }
+        }
+    }
+    let mut tail = [0u8; 4];
+    let n = conv.finish(&mut tail);
+    put(&mut f, &tail[..n], &mut total)?;
+    f.commit()
+        .or_else(|e| fatal(EX_TEMPFAIL, format!("cannot commit maildrop file: {e}")))?;
+    // Best effort: without a daemon the file waits in maildrop/.
     let _ = wake::notify(&params.queue_directory, wake::Wake::NewMail);
     Ok(())
 }

@@ -10,6 +10,7 @@ use smol::LocalExecutor;
 use crate::config::Config;
 use crate::daemon::SharedConfig;
 use crate::queue::Spool;
+use crate::sendmail::SendmailParams;
 use crate::smtpd::{self, commit::GroupCommit, Listeners, Shared};
 use crate::tls::BufferPool;
 
@@ -25,6 +26,41 @@ pub struct Services {
     accept: RefCell<Vec<smol::Task<()>>>,
     /// The user root was dropped to, if it was.
     dropped_to: Option<String>,
+    /// What the pickup queues maildrop files with (replaced on reload).
+    pickup: Rc<RefCell<Rc<SendmailParams>>>,
+}
+
+/// Postfix's pickup also polls maildrop/ once a minute: a wake-up lost
+/// (daemon restarting, socket buffer full) delays a message by this much.
+const PICKUP_POLL: Duration = Duration::from_secs(60);
+
+/// The pickup: on every wake-up and every [`PICKUP_POLL`], queues the
+/// files in maildrop/ and tells the queue manager about them.
+async fn pickup_loop(
+    params: Rc<RefCell<Rc<SendmailParams>>>,
+    trigger: smol::channel::Receiver<()>,
+    qmgr: Rc<crate::delivery::QueueManager>,
+) {
+    loop {
+        let p = params.borrow().clone();
+        let run = crate::queue::pickup::run_once(&p);
+        for id in &run.queued {
+            qmgr.notify_new(id);
+        }
+        if run.more {
+            smol::future::yield_now().await;
+            continue;
+        }
+        smol::future::or(
+            async {
+                let _ = trigger.recv().await;
+            },
+            async {
+                smol::Timer::after(PICKUP_POLL).await;
+            },
+        )
+        .await;
+    }
 }
 
 /// Binds the listeners (before dropping root), then spawns every service.
@@ -67,6 +103,10 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         committer.clone(),
         Box::new(move |id: &str| kick.notify_new(id)),
     )?;
+    // Rewriting tables may be root's only, like the keys: read them first.
+    let pickup = Rc::new(RefCell::new(Rc::new(
+        SendmailParams::from_config(&c).map_err(|e| format!("pickup: {e}"))?,
+    )));
     // After the keys and password file are read: like Postfix, they may be
     // readable by root only.
     let mut dropped_to = None;
@@ -98,6 +138,19 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
             }
         }
     }
+    // As the daemon's user: maildrop/ and the showq socket belong to it.
+    crate::queue::maildrop::prepare(&queue_dir)
+        .map_err(|e| format!("queue_directory: maildrop: {e}"))?;
+    let showq = crate::queue::showq::bind(&queue_dir)
+        .map_err(|e| format!("queue_directory: showq socket: {e}"))?;
+    ex.spawn(crate::queue::showq::serve(showq, spool.clone()))
+        .detach();
+    let (pickup_tx, pickup_rx) = smol::channel::bounded(1);
+    delivery.set_on_wake(Box::new(move || {
+        let _ = pickup_tx.try_send(());
+    }));
+    ex.spawn(pickup_loop(pickup.clone(), pickup_rx, delivery.clone()))
+        .detach();
     let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
     let accept = RefCell::new(listeners.spawn(ex, smtpd.clone(), pool.clone())?);
     delivery.clone().spawn(ex, &queue_dir)?;
@@ -110,6 +163,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         delivery,
         accept,
         dropped_to,
+        pickup,
     })
 }
 
@@ -130,10 +184,11 @@ impl Services {
             Box::new(move |id: &str| kick.notify_new(id)),
         );
         let ctx = crate::delivery::qmgr::context(new.clone(), self.pool.clone());
-        let (shared, ctx) = match (shared, ctx) {
-            (Ok(s), Ok(c)) => (s, c),
-            (s, c) => {
-                let errs: Vec<String> = [s.err(), c.err()].into_iter().flatten().collect();
+        let pickup = SendmailParams::from_config(&new);
+        let (shared, ctx, pickup) = match (shared, ctx, pickup) {
+            (Ok(s), Ok(c), Ok(p)) => (s, c, p),
+            (s, c, p) => {
+                let errs: Vec<String> = [s.err(), c.err(), p.err()].into_iter().flatten().collect();
                 for line in errs.iter().flat_map(|e| e.lines()) {
                     log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {line}");
                 }
@@ -153,6 +208,7 @@ impl Services {
         *self.cfg.borrow_mut() = new.clone();
         *self.smtpd.borrow_mut() = Rc::new(shared);
         self.delivery.install(ctx);
+        *self.pickup.borrow_mut() = Rc::new(pickup);
         log::info!(target: "master", "reload -- configuration {}", new.origin());
     }
 

@@ -46,6 +46,9 @@ pub struct QueueManager {
     ctx: RefCell<Rc<Context>>,
     spool: Rc<Spool>,
     kick_tx: Sender<()>,
+    /// Also told of every wake-up datagram: the pickup (a non-root
+    /// `sendmail` wakes the daemon for its maildrop file).
+    on_wake: RefCell<Option<Box<dyn Fn()>>>,
     kick_rx: Receiver<()>,
     /// The next run must read the whole spool (start, timer, flush, reload).
     full: Cell<bool>,
@@ -133,6 +136,7 @@ impl QueueManager {
             in_flight: RefCell::new(HashSet::new()),
             local_busy: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
+            on_wake: RefCell::new(None),
         }))
     }
 
@@ -170,6 +174,11 @@ impl QueueManager {
         self.kick();
     }
 
+    /// Runs `f` on every wake-up request from now on (the pickup's trigger).
+    pub fn set_on_wake(&self, f: Box<dyn Fn()>) {
+        *self.on_wake.borrow_mut() = Some(f);
+    }
+
     /// Starts no new deliveries (shutdown).
     pub fn stop(&self) {
         self.stopping.set(true);
@@ -192,7 +201,13 @@ impl QueueManager {
         let me = self.clone();
         ex.spawn(async move {
             loop {
-                match wake.recv().await {
+                let w = wake.recv().await;
+                if w.is_ok() {
+                    if let Some(f) = me.on_wake.borrow().as_ref() {
+                        f();
+                    }
+                }
+                match w {
                     Ok(queue::wake::Wake::Flush) => {
                         log::info!(target: "qmgr", "flush requested: retrying every deferred message now");
                         me.slots.borrow_mut().revive_all();

@@ -11,13 +11,19 @@
 //! | `active/ID`, `active/ID.state` | messages due now, and their state logs |
 //! | `deferred/ID`, `deferred/ID.state` | messages waiting for a retry |
 //! | `hold/` | held messages and unreadable files (never deleted) |
+//! | `maildrop/` | files from users who cannot write the spool (mode 1733), for the pickup |
+//! | `corrupt/` | maildrop files the pickup could not use (never deleted) |
 //! | `public/qmgr` | the daemon's wake-up socket |
+//! | `public/showq` | the daemon's queue listing for `mailq` by any user |
 //!
 //! [`envelope`] and [`state`] are sans-I/O parsers; [`Spool`] is the driver.
 
 pub mod clock;
 pub mod envelope;
+pub mod maildrop;
 pub mod mailq;
+pub mod pickup;
+pub mod showq;
 pub mod space;
 pub mod spool;
 pub mod state;

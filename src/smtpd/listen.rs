@@ -183,7 +183,11 @@ fn chown_tree(dir: &std::path::Path, uid: libc::uid_t, gid: libc::gid_t) -> io::
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let ft = e.file_type()?;
-        if ft.is_dir() {
+        if ft.is_dir() && e.file_name() == "maildrop" {
+            // Its files belong to the local users who submitted them: the
+            // owner is who sent the message (queue/pickup.rs).
+            std::os::unix::fs::chown(e.path(), Some(uid), Some(gid))?;
+        } else if ft.is_dir() {
             chown_tree(&e.path(), uid, gid)?;
         } else if !ft.is_symlink() {
             std::os::unix::fs::chown(e.path(), Some(uid), Some(gid))?;
