@@ -637,6 +637,8 @@ impl Delivery {
                 if !f.permanent {
                     results.dead_destination = Some(f.text.clone());
                 }
+                // The probe shows why every host was skipped.
+                results.notes = self.notes.take();
                 return results;
             }
         };
