@@ -939,6 +939,18 @@ impl Delivery {
                         address_secure,
                         tlsa: None,
                     };
+                    let yes_no = |b: bool| if b { "secure" } else { "insecure" };
+                    self.note(format!(
+                        "DANE {host}: MX records {}, address records {}",
+                        yes_no(mx_secure),
+                        match security {
+                            AddressSecurity::SecureAlias =>
+                                "insecure (secure CNAME to an unsigned zone)",
+                            AddressSecurity::Secure if addrs.any_insecure() =>
+                                "secure for one IP version only",
+                            s => yes_no(s.is_secure()),
+                        }
+                    ));
                     if dane_policy::needs_tlsa_lookup(mx_secure, address_secure) {
                         // RFC 7672 §2.2.3: a secure CNAME-expanded name first,
                         // then the original name when that has no TLSA or
@@ -971,18 +983,6 @@ impl Delivery {
                             }
                         }
                     }
-                    let yes_no = |b: bool| if b { "secure" } else { "insecure" };
-                    self.note(format!(
-                        "DANE {host}: MX records {}, address records {}",
-                        yes_no(mx_secure),
-                        match security {
-                            AddressSecurity::SecureAlias =>
-                                "insecure (secure CNAME to an unsigned zone)",
-                            AddressSecurity::Secure if addrs.any_insecure() =>
-                                "secure for one IP version only",
-                            s => yes_no(s.is_secure()),
-                        }
-                    ));
                     if facts.tlsa.is_none() {
                         self.note(format!("TLSA _{port}._tcp.{tlsa_base}: not looked up"));
                     }
