@@ -81,8 +81,12 @@ fn dane_ee_spki_sha256_match_is_verified() {
         "{tls:?}\n{}",
         tern.diagnostics()
     );
+    // Postfix's match line at smtp_tls_loglevel 2 (tls_dane.c).
     assert!(
-        tern.log().contains("DANE match: EndEntity"),
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{port}: depth=0 matched end entity public-key sha256 digest={}",
+            leaf.pkey_sha256.to_ascii_uppercase()
+        )),
         "{}",
         tern.diagnostics()
     );
@@ -115,9 +119,12 @@ fn dane_ta_cert_sha256_match_with_name_check_is_verified() {
         "{tls:?}\n{}",
         tern.diagnostics()
     );
+    // The CA sits at depth 1 of the chain Postfix sent.
     assert!(
-        tern.log().contains("DANE match: TrustAnchor")
-            && tern.log().contains(&format!("name: \"{MX_HOST}\"")),
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{port}: depth=1 matched trust anchor certificate sha256 digest {}",
+            ca.cert_sha256.to_ascii_uppercase()
+        )),
         "{}",
         tern.diagnostics()
     );
@@ -201,7 +208,11 @@ fn unsigned_zone_falls_back_to_may() {
         "{tls:?}\n{}",
         tern.diagnostics()
     );
-    assert!(!tern.log().contains("DANE match"));
+    assert!(
+        !tern.log().contains(" matched end entity "),
+        "{}",
+        tern.log()
+    );
 }
 
 #[test]
@@ -320,10 +331,15 @@ fn bogus_tlsa_answer_defers_and_never_downgrades() {
     let status = assert_deferred(&tern, &pf);
     assert!(
         status.contains(&format!(
-            "dsn=4.7.5, status=deferred (TLSA lookup error for _{port}._tcp.{MX_HOST}: "
+            "dsn=4.7.5, status=deferred (TLSA lookup error for {MX_HOST}:{port})"
         )),
         "{status}"
     );
+    // The DNS detail Postfix does not give is on the warning line.
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/{MX_HOST}: TLSA lookup error for _{port}._tcp.{MX_HOST}: "
+    )]);
+    assert!(warning.contains("SERVFAIL"), "{warning}");
     assert!(
         !pf.log().contains("connect from"),
         "Postfix was contacted:\n{}",
@@ -343,10 +359,15 @@ fn dane_only_without_tlsa_defers() {
     tern.send(RCPT, "dane-only, no TLSA");
     let status = assert_deferred(&tern, &pf);
     assert!(
-        status.contains(&format!(
-            "status=deferred (no TLSA records found for _{port}._tcp.{MX_HOST})"
-        )),
+        status.contains("dsn=4.7.5, status=deferred (no TLSA records found)"),
         "{status}"
+    );
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for {DOMAIN}/{MX_HOST}: "
+    )]);
+    assert!(
+        warning.ends_with(&format!("no TLSA records found for _{port}._tcp.{MX_HOST}")),
+        "{warning}"
     );
 }
 
@@ -405,10 +426,13 @@ fn cname_mx_host_uses_the_expanded_tlsa_base_domain() {
         tern.tls_lines(),
         tern.diagnostics()
     );
+    // The reference name the leaf matched, as the probe reports it (the
+    // match line at loglevel 2 names the depth and digest only).
+    let (ok, text) = probe(&tern, &["-l", "dane", DOMAIN]);
+    assert!(ok, "{text}");
     assert!(
-        tern.log().contains(&format!("name: \"{real}\"")),
-        "{}",
-        tern.diagnostics()
+        text.contains(&format!("(DANE-TA at depth 1, name {real})")),
+        "{text}"
     );
 }
 
@@ -582,10 +606,17 @@ fn dane_only_to_an_ip_literal_defers() {
     tern.send(RCPT, "dane-only IP literal");
     let status = assert_deferred(&tern, &pf);
     assert!(
-        status.contains(&format!(
-            "dsn=4.7.5, status=deferred (no TLSA records found for [127.0.0.1]:{port}: an IP-literal destination has no TLSA base domain)"
-        )),
+        status.contains("dsn=4.7.5, status=deferred (no TLSA records found)"),
         "{status}"
+    );
+    let warning = tern.wait_line(&[&format!(
+        "warning: TLS policy lookup for [127.0.0.1]:{port}/127.0.0.1: "
+    )]);
+    assert!(
+        warning.ends_with(&format!(
+            "no TLSA records found for [127.0.0.1]:{port}: an IP-literal destination has no TLSA base domain"
+        )),
+        "{warning}"
     );
     assert!(
         !pf.log().contains("connect from"),
@@ -643,9 +674,17 @@ fn insecure_tlsa_at_the_cname_target_falls_back_to_the_original_name() {
         tern.tls_lines(),
         tern.diagnostics()
     );
-    // The probe shows both lookups' outcome: the original name decided.
+    // The probe shows both lookups: the expanded name's insecure record,
+    // then the original name's, which decided.
     let (ok, text) = probe(&tern, &["-l", "dane", DOMAIN]);
     assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "TLSA _{port}._tcp.real.{DOMAIN}: 3 1 1 {} (insecure)",
+            other.pkey_sha256_hex().to_uppercase()
+        )),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "TLSA _{port}._tcp.{MX_HOST}: 3 1 1 {} (secure)",
@@ -723,8 +762,13 @@ fn dane_ta_key_only_anchor_outside_the_chain_is_verified() {
         "{}",
         tern.diagnostics()
     );
+    // The anchor is outside the one-certificate chain: depth 1, just
+    // above the leaf; full key data is shown as its SHA-256 digest.
     assert!(
-        tern.log().contains("DANE match: TrustAnchor") && tern.log().contains("depth: None"),
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{port}: depth=1 matched trust anchor public-key sha256 digest={}",
+            ca.pkey_sha256.to_ascii_uppercase()
+        )),
         "{}",
         tern.diagnostics()
     );
@@ -842,7 +886,7 @@ fn mixed_mx_dane_only_skips_the_insecure_host() {
     );
     let (_, text) = probe(&tern, &["-l", "dane-only", DOMAIN]);
     assert!(
-        text.contains("DANE mx1.other.test: defer: address records of mx1.other.test are not DNSSEC-validated"),
+        text.contains("DANE mx1.other.test: defer: non DNSSEC destination (address records of mx1.other.test are not DNSSEC-validated"),
         "{text}"
     );
 }
@@ -908,7 +952,7 @@ fn tlsa_lookup_failure_on_one_mx_host_falls_through_to_the_next() {
     let (_, text) = probe(&tern, &["-l", "dane", DOMAIN]);
     assert!(
         text.contains(&format!(
-            "DANE mx1.example.test: defer: TLSA lookup error for _{port}._tcp.mx1.example.test: "
+            "DANE mx1.example.test: defer: TLSA lookup error for mx1.example.test:{port} (TLSA lookup error for _{port}._tcp.mx1.example.test: "
         )),
         "{text}"
     );
@@ -1035,4 +1079,220 @@ smtp_tls_security_level = dane-only",
     )]);
     assert!(l.contains("SERVFAIL"), "{l}");
     assert!(!tern.log().contains("[::1]"), "{}", tern.diagnostics());
+}
+
+#[test]
+fn cname_at_the_tlsa_owner_name_into_a_signed_zone_is_verified() {
+    // The TLSA owner `_PORT._tcp.mx` is a CNAME into another signed zone,
+    // where the records are: the validating resolver follows it, the
+    // whole chain is secure, and the record authenticates (RFC 7671 §7).
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx\nmx IN A 127.0.0.1\n\
+                 _{port}._tcp.mx IN CNAME keys.tlsa.test.\n"
+            ),
+        ),
+        Zone::new(
+            "tlsa.test",
+            Signing::Signed,
+            &format!("keys IN TLSA 3 1 1 {}\n", leaf.pkey_sha256_hex()),
+        ),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "smtp_tls_security_level = dane-only");
+    tern.send(RCPT, "TLSA owner CNAME");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{port}: depth=0 matched end entity public-key sha256 digest={}",
+            leaf.pkey_sha256.to_ascii_uppercase()
+        )),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn cname_at_the_tlsa_owner_name_into_an_unsigned_zone_is_not_dane() {
+    // The control: the same CNAME into an unsigned zone. The TLSA answer
+    // is insecure, so `dane` falls back to `may` (Untrusted) and never
+    // reports a DANE match.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = DnsWorld::start(&[
+        Zone::new(
+            DOMAIN,
+            Signing::Signed,
+            &format!(
+                "@ IN MX 10 mx\nmx IN A 127.0.0.1\n\
+                 _{port}._tcp.mx IN CNAME keys.tlsa.test.\n"
+            ),
+        ),
+        Zone::new(
+            "tlsa.test",
+            Signing::Unsigned,
+            &format!("keys IN TLSA 3 1 1 {}\n", leaf.pkey_sha256_hex()),
+        ),
+    ]);
+    let tern = Tern::start(dns.resolver, port, "");
+    tern.send(RCPT, "TLSA owner CNAME, unsigned");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Untrusted TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    assert!(!tern.log().contains("matched end entity"), "{}", tern.log());
+}
+
+#[test]
+fn policy_table_pins_plain_dane_per_domain() {
+    // The default level is `may`; the table entry for example.test makes
+    // it `dane`, which authenticates with the published TLSA record.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let table = common::tempdir::TempDir::new("dane-policy");
+    let path = table.join("tls_policy");
+    common::tempdir::write(&path, format!("{DOMAIN} dane\n"));
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        &format!(
+            "smtp_tls_security_level = may\nsmtp_tls_policy_maps = texthash:{}",
+            path.display()
+        ),
+    );
+    tern.send(RCPT, "policy dane");
+    assert_delivered(&tern, &pf, port);
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Verified TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+    assert!(
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{port}: depth=0 matched end entity public-key sha256 digest="
+        )),
+        "{}",
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn dane_from_the_policy_table_without_dnssec_is_warned_and_acts_as_may() {
+    // smtp_dns_support_level = enabled: no AD bit is believed. Postfix
+    // warns "DEST: dane configured with dnssec lookups disabled" and
+    // delivers at `may`, even though a matching TLSA record is published.
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let table = common::tempdir::TempDir::new("dane-policy");
+    let path = table.join("tls_policy");
+    common::tempdir::write(&path, format!("{DOMAIN} dane\n"));
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        &format!(
+            "smtp_tls_security_level = may\nsmtp_dns_support_level = enabled\n\
+             smtp_tls_policy_maps = texthash:{}",
+            path.display()
+        ),
+    );
+    tern.send(RCPT, "dane without dnssec");
+    assert_delivered(&tern, &pf, port);
+    let l = tern.wait_line(&[&format!(
+        "warning: {DOMAIN}: dane configured with dnssec lookups disabled"
+    )]);
+    assert!(l.ends_with("dnssec lookups disabled"), "{l}");
+    assert!(
+        tern.tls_lines().iter().any(|l| l.contains(&format!(
+            "Untrusted TLS connection established to {MX_HOST}[127.0.0.1]:{port}"
+        ))),
+        "{:?}\n{}",
+        tern.tls_lines(),
+        tern.diagnostics()
+    );
+}
+
+#[test]
+fn dane_only_without_dnssec_is_warned_and_defers() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &[MX_HOST]);
+    let pf = receiver().tls(&leaf.chain, &leaf.key).start();
+    let port = pf.smtp_port();
+    let dns = world(
+        Signing::Signed,
+        port,
+        &[&format!("3 1 1 {}", leaf.pkey_sha256_hex())],
+    );
+    let tern = Tern::start(
+        dns.resolver,
+        port,
+        "smtp_tls_security_level = dane-only\nsmtp_dns_support_level = enabled",
+    );
+    tern.send(RCPT, "dane-only without dnssec");
+    let status = assert_deferred(&tern, &pf);
+    assert!(
+        status.contains("dsn=4.7.5, status=deferred (client TLS configuration problem)"),
+        "{status}"
+    );
+    tern.wait_line(&[&format!(
+        "warning: {DOMAIN}: dane-only configured with dnssec lookups disabled"
+    )]);
+    assert!(
+        !pf.log().contains("connect from"),
+        "Postfix was contacted:\n{}",
+        pf.log()
+    );
+    // `disabled` (Postfix: no DNS lookups at all) is not supported: a
+    // configuration error, not a silent `enabled`.
+    let conf = tern.conf.with_file_name("disabled.conf");
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&tern.conf).unwrap() + "smtp_dns_support_level = disabled\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["check-config", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("smtp_dns_support_level"), "{err}");
 }

@@ -313,7 +313,7 @@ fn assert_replay_refused(versions: &[&'static SupportedProtocolVersion]) {
         "no TLS session may be logged: {:?}",
         tern.tls_lines()
     );
-    assert!(!tern.log().contains("DANE match"), "{}", tern.log());
+    assert!(!tern.log().contains("matched end entity"), "{}", tern.log());
 }
 
 fn assert_genuine_delivers(versions: &[&'static SupportedProtocolVersion], proto: &str) {
@@ -336,6 +336,15 @@ fn assert_genuine_delivers(versions: &[&'static SupportedProtocolVersion], proto
             server.port
         ))),
         "{tls:?}\n{}",
+        tern.diagnostics()
+    );
+    // The match line the replay case must never log (smtp_tls_loglevel 2).
+    assert!(
+        tern.log().contains(&format!(
+            "{MX_HOST}[127.0.0.1]:{}: depth=0 matched end entity public-key sha256 digest=",
+            server.port
+        )),
+        "{}",
         tern.diagnostics()
     );
     // RFC 7672 §8.1: the SNI is the TLSA base domain, here the MX host.

@@ -280,8 +280,8 @@ pub static PARAMS: &[Param] = &[
     p!(
         "smtp_dns_support_level",
         "dnssec",
-        Kind::Enum(&["disabled", "enabled", "dnssec"]),
-        "dnssec: trust the resolver's AD bit for DANE"
+        Kind::Enum(&["enabled", "dnssec"]),
+        "dnssec: trust the resolver's AD bit for DANE; enabled: no DNSSEC (Postfix's disabled is refused)"
     ),
     p!(
         "smtp_helo_name",

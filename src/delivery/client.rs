@@ -467,6 +467,36 @@ impl Delivery {
         }
     }
 
+    /// Records one TLSA lookup at `_<port>._tcp.<base>` for `tern probe`.
+    fn note_tlsa(&self, port: u16, base: &str, l: &TlsaLookup) {
+        if !self.probing {
+            return;
+        }
+        let yes_no = |b: bool| if b { "secure" } else { "insecure" };
+        match l {
+            TlsaLookup::Records { records, secure } => {
+                for r in records {
+                    self.note(format!(
+                        "TLSA _{port}._tcp.{base}: {r} ({}{})",
+                        yes_no(*secure),
+                        if r.usable() {
+                            ""
+                        } else {
+                            ", unusable for SMTP"
+                        }
+                    ));
+                }
+            }
+            TlsaLookup::NoRecords { secure } => self.note(format!(
+                "TLSA _{port}._tcp.{base}: no records ({})",
+                yes_no(*secure)
+            )),
+            TlsaLookup::Failed(e) => {
+                self.note(format!("TLSA _{port}._tcp.{base}: lookup failed: {e}"))
+            }
+        }
+    }
+
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
@@ -607,6 +637,8 @@ impl Delivery {
                 if !f.permanent {
                     results.dead_destination = Some(f.text.clone());
                 }
+                // The probe shows why every host was skipped.
+                results.notes = self.notes.take();
                 return results;
             }
         };
@@ -704,6 +736,33 @@ impl Delivery {
             nh.port_or(u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25))
         };
         let resolver = &self.ctx.resolver;
+        let dane_level = matches!(policy.level, Level::Dane | Level::DaneOnly);
+        if dane_level && cfg.get("smtp_dns_support_level") != "dnssec" {
+            // Postfix (smtp_tls_policy.c, dane_init): a configuration
+            // fault, warned about; `dane` acts as `may` (no AD bit is
+            // believed below), `dane-only` defers.
+            log::warn!(
+                target: "smtp",
+                "warning: {}: {} configured with dnssec lookups disabled",
+                nh.as_str(),
+                policy.level.as_str()
+            );
+            self.note(format!(
+                "{}: {} configured with dnssec lookups disabled (smtp_dns_support_level = {})",
+                nh.as_str(),
+                policy.level.as_str(),
+                cfg.get("smtp_dns_support_level")
+            ));
+            if policy.level == Level::DaneOnly {
+                return Err(HostFailure {
+                    text: "client TLS configuration problem".into(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: false,
+                    tls: false,
+                });
+            }
+        }
         // AD bits count only from loopback or `dns_trusted_resolvers`
         // (validated at start, so a parse error here cannot happen; it
         // would trust nothing).
@@ -742,10 +801,17 @@ impl Delivery {
             // An IP literal has no TLSA base domain: `dane` is `may` there
             // (Postfix), `dane-only` defers (RFC 7672 §2.2: no DANE).
             if policy.level == Level::DaneOnly {
-                return Err(HostFailure {
-                    text: format!(
+                // Postfix's reason (an address has no validated TLSA
+                // RRset); tern's detail goes on the warning line.
+                self.skip_warning(
+                    nh.as_str(),
+                    nh.host(),
+                    &format!(
                         "no TLSA records found for [{ip}]:{port}: an IP-literal destination has no TLSA base domain"
                     ),
+                );
+                return Err(HostFailure {
+                    text: dane_policy::NO_TLSA.into(),
                     dsn: "4.7.5".into(),
                     permanent: false,
                     reached: false,
@@ -873,6 +939,18 @@ impl Delivery {
                         address_secure,
                         tlsa: None,
                     };
+                    let yes_no = |b: bool| if b { "secure" } else { "insecure" };
+                    self.note(format!(
+                        "DANE {host}: MX records {}, address records {}",
+                        yes_no(mx_secure),
+                        match security {
+                            AddressSecurity::SecureAlias =>
+                                "insecure (secure CNAME to an unsigned zone)",
+                            AddressSecurity::Secure if addrs.any_insecure() =>
+                                "secure for one IP version only",
+                            s => yes_no(s.is_secure()),
+                        }
+                    ));
                     if dane_policy::needs_tlsa_lookup(mx_secure, address_secure) {
                         // RFC 7672 §2.2.3: a secure CNAME-expanded name first,
                         // then the original name when that has no TLSA or
@@ -895,6 +973,9 @@ impl Delivery {
                                 Err(e) => TlsaLookup::Failed(e.to_string()),
                             };
                             let next = dane_policy::try_next_base_domain(&l);
+                            // Every lookup is shown, also those the CNAME
+                            // fallback moves past.
+                            self.note_tlsa(port, &b, &l);
                             facts.tlsa = Some(l);
                             tlsa_base = b;
                             if !next {
@@ -902,40 +983,8 @@ impl Delivery {
                             }
                         }
                     }
-                    let yes_no = |b: bool| if b { "secure" } else { "insecure" };
-                    self.note(format!(
-                        "DANE {host}: MX records {}, address records {}",
-                        yes_no(mx_secure),
-                        match security {
-                            AddressSecurity::SecureAlias =>
-                                "insecure (secure CNAME to an unsigned zone)",
-                            AddressSecurity::Secure if addrs.any_insecure() =>
-                                "secure for one IP version only",
-                            s => yes_no(s.is_secure()),
-                        }
-                    ));
-                    match &facts.tlsa {
-                        Some(TlsaLookup::Records { records, secure }) => {
-                            for r in records {
-                                self.note(format!(
-                                    "TLSA _{port}._tcp.{tlsa_base}: {r} ({}{})",
-                                    yes_no(*secure),
-                                    if r.usable() {
-                                        ""
-                                    } else {
-                                        ", unusable for SMTP"
-                                    }
-                                ));
-                            }
-                        }
-                        Some(TlsaLookup::NoRecords { secure }) => self.note(format!(
-                            "TLSA _{port}._tcp.{tlsa_base}: no records ({})",
-                            yes_no(*secure)
-                        )),
-                        Some(TlsaLookup::Failed(e)) => {
-                            self.note(format!("TLSA _{port}._tcp.{tlsa_base}: lookup failed: {e}"))
-                        }
-                        None => self.note(format!("TLSA _{port}._tcp.{tlsa_base}: not looked up")),
+                    if facts.tlsa.is_none() {
+                        self.note(format!("TLSA _{port}._tcp.{tlsa_base}: not looked up"));
                     }
                     let d = dane_policy::decide_at(lvl, &tlsa_base, port, &facts);
                     self.note(format!(
@@ -945,15 +994,18 @@ impl Delivery {
                                 format!("authenticate against {} usable record(s)", r.len()),
                             DaneDecision::Encrypt => "no usable TLSA: encrypt".into(),
                             DaneDecision::May => "no secure TLSA: may".into(),
-                            DaneDecision::Defer(why) => format!("defer: {why}"),
+                            DaneDecision::Defer(why) =>
+                                format!("defer: {} ({})", why.reason, why.detail),
                         }
                     ));
                     if let DaneDecision::Defer(why) = &d {
                         // Postfix logs the skipped host even when a later
-                        // one gets the mail (smtp_connect.c).
-                        self.skip_warning(nh.host(), &host, why);
+                        // one gets the mail (smtp_connect.c); the warning
+                        // carries tern's DNS detail, the status Postfix's
+                        // reason.
+                        self.skip_warning(nh.host(), &host, &why.detail);
                         last_err = Some(HostFailure {
-                            text: why.clone(),
+                            text: why.reason.clone(),
                             dsn: "4.7.5".into(),
                             permanent: false,
                             reached: false,
@@ -1070,7 +1122,7 @@ impl Delivery {
             (Level::DaneOnly, d) => {
                 return Err(HostFailure {
                     text: match d {
-                        Some(DaneDecision::Defer(why)) => why,
+                        Some(DaneDecision::Defer(why)) => why.reason,
                         _ => format!("no usable TLSA records for {host}[{addr}]:{port}"),
                     },
                     dsn: "4.7.5".into(),
@@ -1514,7 +1566,7 @@ impl Delivery {
                 if let Some(m) = verifier.dane_match() {
                     // Postfix logs match details only at smtp_tls_loglevel 2.
                     if self.ctx.cfg.int("smtp_tls_loglevel") >= 2 {
-                        log::info!(target: "smtp", "{hostaddr}: DANE match: {m:?}");
+                        log::info!(target: "smtp", "{}", m.postfix_log_line(&format!("{hostaddr}:{}", t.port)));
                     }
                     self.note(match &m {
                         crate::tls::dane::DaneMatch::EndEntity { record } => {
@@ -1524,6 +1576,7 @@ impl Delivery {
                             record,
                             depth,
                             name,
+                            ..
                         } => format!(
                             "{hostaddr}: DANE matched {record} (DANE-TA at depth {}, name {name})",
                             depth.map_or("outside the chain".to_string(), |d| d.to_string())

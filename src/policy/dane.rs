@@ -61,8 +61,30 @@ pub enum DaneDecision {
     Encrypt,
     /// No secure TLSA: opportunistic TLS.
     May,
-    /// Defer delivery to this host with this reason (for `status=deferred`).
-    Defer(String),
+    /// Defer delivery to this host.
+    Defer(Deferral),
+}
+
+/// Why a host is deferred: Postfix's reason text for `status=deferred`
+/// (`smtp_tls_policy.c`, `dane_init`), and tern's DNS detail, which goes
+/// on its own log line (the skipped-host warning) so that the status
+/// line stays as Postfix writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    /// Postfix's text, e.g. `TLSA lookup error for mx.example.com:25`.
+    pub reason: String,
+    /// The owner name and DNS error behind it.
+    pub detail: String,
+}
+
+impl Deferral {
+    /// A deferral whose Postfix reason and tern detail differ.
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Deferral {
+        Deferral {
+            reason: reason.into(),
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Whether the TLSA lookup is needed at all for these facts.
@@ -81,33 +103,41 @@ pub fn decide(level: DaneLevel, host: &str, facts: &HostFacts) -> DaneDecision {
 /// §3: the owner name carries the port actually connected to, e.g. with
 /// `smtp_tcp_port`); the reasons name that owner.
 pub fn decide_at(level: DaneLevel, host: &str, port: u16, facts: &HostFacts) -> DaneDecision {
-    let defer_or_may = |why: String| match level {
+    let defer_or_may = |reason: &str, detail: String| match level {
         DaneLevel::Dane => DaneDecision::May,
-        DaneLevel::DaneOnly => DaneDecision::Defer(why),
+        DaneLevel::DaneOnly => DaneDecision::Defer(Deferral::new(reason, detail)),
     };
+    let owner = format!("_{port}._tcp.{host}");
     if !facts.mx_secure {
-        return defer_or_may(format!(
-            "MX records for {host} are not DNSSEC-validated: no DANE"
-        ));
+        return defer_or_may(
+            NON_DNSSEC,
+            format!("MX records for {host} are not DNSSEC-validated: no DANE"),
+        );
     }
     if !facts.address_secure {
-        return defer_or_may(format!(
-            "address records of {host} are not DNSSEC-validated: no DANE"
-        ));
+        return defer_or_may(
+            NON_DNSSEC,
+            format!("address records of {host} are not DNSSEC-validated: no DANE"),
+        );
     }
     match &facts.tlsa {
-        None => defer_or_may(format!("no TLSA lookup for {host}")),
-        Some(TlsaLookup::Failed(e)) => {
-            DaneDecision::Defer(format!("TLSA lookup error for _{port}._tcp.{host}: {e}"))
-        }
-        Some(TlsaLookup::NoRecords { secure: true }) => {
-            defer_or_may(format!("no TLSA records found for _{port}._tcp.{host}"))
-        }
-        // An unvalidated denial or answer is treated as no TLSA at all.
-        Some(TlsaLookup::NoRecords { secure: false })
-        | Some(TlsaLookup::Records { secure: false, .. }) => defer_or_may(format!(
-            "TLSA records for _{port}._tcp.{host} are not DNSSEC-validated"
+        None => defer_or_may(NO_TLSA, format!("no TLSA lookup for {host}")),
+        // Postfix names the host and port, not the owner name; the owner
+        // and the DNS error go into the detail.
+        Some(TlsaLookup::Failed(e)) => DaneDecision::Defer(Deferral::new(
+            format!("TLSA lookup error for {host}:{port}"),
+            format!("TLSA lookup error for {owner}: {e}"),
         )),
+        Some(TlsaLookup::NoRecords { secure: true }) => {
+            defer_or_may(NO_TLSA, format!("no TLSA records found for {owner}"))
+        }
+        // An unvalidated denial or answer is treated as no TLSA at all
+        // (Postfix's tls_dane_resolve: "not found").
+        Some(TlsaLookup::NoRecords { secure: false })
+        | Some(TlsaLookup::Records { secure: false, .. }) => defer_or_may(
+            NO_TLSA,
+            format!("TLSA records for {owner} are not DNSSEC-validated"),
+        ),
         Some(TlsaLookup::Records {
             records,
             secure: true,
@@ -118,14 +148,20 @@ pub fn decide_at(level: DaneLevel, host: &str, port: u16, facts: &HostFacts) -> 
             } else {
                 match level {
                     DaneLevel::Dane => DaneDecision::Encrypt,
-                    DaneLevel::DaneOnly => DaneDecision::Defer(format!(
-                        "all TLSA records for _{port}._tcp.{host} are unusable"
+                    DaneLevel::DaneOnly => DaneDecision::Defer(Deferral::new(
+                        "TLSA records unusable",
+                        format!("all TLSA records for {owner} are unusable"),
                     )),
                 }
             }
         }
     }
 }
+
+/// Postfix's reason when the MX or address records are not validated.
+pub const NON_DNSSEC: &str = "non DNSSEC destination";
+/// Postfix's reason when no (validated) TLSA records exist.
+pub const NO_TLSA: &str = "no TLSA records found";
 
 /// How far DNSSEC vouches for one host's address records (RFC 7672
 /// §2.2.2): a host is in a signed zone when its A/AAAA records are
@@ -467,7 +503,11 @@ mod tests {
         for level in [DaneLevel::Dane, DaneLevel::DaneOnly] {
             match decide(level, "mx.example", &f) {
                 DaneDecision::Defer(why) => {
-                    assert_eq!(why, "TLSA lookup error for _25._tcp.mx.example: SERVFAIL")
+                    assert_eq!(why.reason, "TLSA lookup error for mx.example:25");
+                    assert_eq!(
+                        why.detail,
+                        "TLSA lookup error for _25._tcp.mx.example: SERVFAIL"
+                    );
                 }
                 other => panic!("{other:?}"),
             }
@@ -475,16 +515,64 @@ mod tests {
     }
 
     #[test]
+    fn dane_only_reasons_are_postfix_texts() {
+        let reason = |f: &HostFacts| match decide(DaneLevel::DaneOnly, "mx.example", f) {
+            DaneDecision::Defer(d) => (d.reason, d.detail),
+            other => panic!("{other:?}"),
+        };
+        let insecure_mx = HostFacts {
+            mx_secure: false,
+            address_secure: true,
+            tlsa: None,
+        };
+        assert_eq!(
+            reason(&insecure_mx),
+            (
+                "non DNSSEC destination".into(),
+                "MX records for mx.example are not DNSSEC-validated: no DANE".into()
+            )
+        );
+        let insecure_addr = HostFacts {
+            mx_secure: true,
+            address_secure: false,
+            tlsa: None,
+        };
+        assert_eq!(reason(&insecure_addr).0, "non DNSSEC destination");
+        let unusable = facts(Some(TlsaLookup::Records {
+            records: vec![tlsa(0), tlsa(1)],
+            secure: true,
+        }));
+        assert_eq!(
+            reason(&unusable),
+            (
+                "TLSA records unusable".into(),
+                "all TLSA records for _25._tcp.mx.example are unusable".into()
+            )
+        );
+        let insecure_tlsa = facts(Some(TlsaLookup::Records {
+            records: vec![tlsa(3)],
+            secure: false,
+        }));
+        assert_eq!(reason(&insecure_tlsa).0, "no TLSA records found");
+    }
+
+    #[test]
     fn reasons_name_the_port_looked_up() {
         let f = facts(Some(TlsaLookup::NoRecords { secure: true }));
         assert_eq!(
             decide_at(DaneLevel::DaneOnly, "mx.example", 2525, &f),
-            DaneDecision::Defer("no TLSA records found for _2525._tcp.mx.example".into())
+            DaneDecision::Defer(Deferral::new(
+                NO_TLSA,
+                "no TLSA records found for _2525._tcp.mx.example"
+            ))
         );
         let f = facts(Some(TlsaLookup::Failed("SERVFAIL".into())));
         assert_eq!(
             decide_at(DaneLevel::Dane, "mx.example", 587, &f),
-            DaneDecision::Defer("TLSA lookup error for _587._tcp.mx.example: SERVFAIL".into())
+            DaneDecision::Defer(Deferral::new(
+                "TLSA lookup error for mx.example:587",
+                "TLSA lookup error for _587._tcp.mx.example: SERVFAIL"
+            ))
         );
     }
 
@@ -710,9 +798,14 @@ mod tests {
         assert!(!insecure_family_usable(l, &Authenticate(vec![tlsa(3)])));
         assert!(!insecure_family_usable(
             l,
-            &Defer("TLSA lookup error".into())
+            &Defer(Deferral::new("TLSA lookup error", "x"))
         ));
-        for d in [May, Encrypt, Authenticate(vec![tlsa(3)]), Defer("x".into())] {
+        for d in [
+            May,
+            Encrypt,
+            Authenticate(vec![tlsa(3)]),
+            Defer(Deferral::new("x", "y")),
+        ] {
             assert!(!insecure_family_usable(DaneLevel::DaneOnly, &d), "{d:?}");
         }
     }

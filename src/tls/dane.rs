@@ -92,9 +92,58 @@ pub enum DaneMatch {
         record: Tlsa,
         /// Chain position of the anchor (None: key-only anchor outside the chain).
         depth: Option<usize>,
+        /// How many certificates the server sent (an anchor outside the
+        /// chain sits just above them, at this depth).
+        sent: usize,
         /// The reference name the leaf matched.
         name: String,
     },
+}
+
+impl DaneMatch {
+    /// The line Postfix logs for a match at `smtp_tls_loglevel >= 2`
+    /// (tls_dane.c, `tls_dane_match`), `namaddr` being `host[addr]:port`:
+    /// `depth=0 matched end entity public-key sha256 digest=E4:98:...`
+    /// (selector 1) or `... matched trust anchor certificate sha256 digest
+    /// 3A:...` (selector 0, Postfix's own spelling without `=`). Full
+    /// association data (matching type 0) is shown as its SHA-256 digest,
+    /// as Postfix digests it with its default algorithm.
+    pub fn postfix_log_line(&self, namaddr: &str) -> String {
+        let (record, depth, what) = match self {
+            DaneMatch::EndEntity { record } => (record, 0, "end entity"),
+            DaneMatch::TrustAnchor {
+                record,
+                depth,
+                sent,
+                ..
+            } => (record, depth.unwrap_or(*sent), "trust anchor"),
+        };
+        let (alg, digest) = match record.matching_type {
+            2 => ("sha512", colon_hex(&record.data)),
+            1 => ("sha256", colon_hex(&record.data)),
+            _ => (
+                "sha256",
+                colon_hex(digest::digest(&digest::SHA256, &record.data).as_ref()),
+            ),
+        };
+        if record.selector == 1 {
+            format!("{namaddr}: depth={depth} matched {what} public-key {alg} digest={digest}")
+        } else {
+            format!("{namaddr}: depth={depth} matched {what} certificate {alg} digest {digest}")
+        }
+    }
+}
+
+/// Upper-case hex bytes joined by colons, as Postfix prints digests.
+fn colon_hex(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len() * 3);
+    for (i, b) in data.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
 }
 
 /// Why DANE authentication failed.
@@ -198,6 +247,7 @@ pub fn authenticate(
                     return Ok(DaneMatch::TrustAnchor {
                         record: (*r).clone(),
                         depth,
+                        sent: chain.len(),
                         name,
                     })
                 }
@@ -403,11 +453,48 @@ mod tests {
                 Ok(DaneMatch::TrustAnchor {
                     record: r.clone(),
                     depth: Some(1),
+                    sent: 2,
                     name: "mx.example.test".into()
                 }),
                 "{r}"
             );
         }
+    }
+
+    #[test]
+    fn match_lines_are_postfix_format() {
+        let ee = DaneMatch::EndEntity {
+            record: rec(3, 1, 1, vec![0xE4, 0x98, 0x0A]),
+        };
+        assert_eq!(
+            ee.postfix_log_line("mx.example[192.0.2.1]:25"),
+            "mx.example[192.0.2.1]:25: depth=0 matched end entity public-key sha256 digest=E4:98:0A"
+        );
+        let ta = DaneMatch::TrustAnchor {
+            record: rec(2, 0, 2, vec![0x01, 0xFF]),
+            depth: Some(1),
+            sent: 2,
+            name: "mx.example".into(),
+        };
+        assert_eq!(
+            ta.postfix_log_line("mx.example[192.0.2.1]:25"),
+            "mx.example[192.0.2.1]:25: depth=1 matched trust anchor certificate sha512 digest 01:FF"
+        );
+        // Full data is shown as its SHA-256 digest; an anchor outside the
+        // chain sits just above the certificates sent.
+        let outside = DaneMatch::TrustAnchor {
+            record: rec(2, 1, 0, CA_SPKI.to_vec()),
+            depth: None,
+            sent: 1,
+            name: "mx.example".into(),
+        };
+        assert_eq!(
+            outside.postfix_log_line("h[a]:25"),
+            format!(
+                "h[a]:25: depth=1 matched trust anchor public-key sha256 digest={}",
+                colon_hex(&sha256(CA_SPKI))
+            )
+        );
     }
 
     #[test]
@@ -420,6 +507,7 @@ mod tests {
                 Ok(DaneMatch::TrustAnchor {
                     record: r.clone(),
                     depth: None,
+                    sent: 1,
                     name: "mx.example.test".into()
                 }),
                 "{r}"
@@ -451,6 +539,7 @@ mod tests {
             Ok(DaneMatch::TrustAnchor {
                 record: r.clone(),
                 depth: Some(1),
+                sent: 2,
                 name: "example.test".into()
             })
         );
