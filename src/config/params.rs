@@ -195,9 +195,9 @@ pub static PARAMS: &[Param] = &[
     ),
     p!(
         "mta_sts_enable",
-        "yes",
+        "no",
         Kind::Bool,
-        "MTA-STS for outbound delivery"
+        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: MTA-STS for outbound delivery)"
     ),
     p!(
         "mydestination",
@@ -389,7 +389,7 @@ pub static PARAMS: &[Param] = &[
         "smtp_tlsrpt_enable",
         "no",
         Kind::Bool,
-        "count handshakes for TLSRPT reports"
+        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: count handshakes for TLSRPT reports)"
     ),
     p!(
         "smtpd_banner",
@@ -602,6 +602,31 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
         .map(|i| (i, &PARAMS[i]))
 }
 
+/// Parameters accepted for configurations written for later versions but
+/// not acted on yet: `(name, value that asks for the feature, feature)`.
+/// Loading them is not an error (a newer tern.conf must still start this
+/// daemon); asking for the feature gets a warning from the daemon and
+/// `check-config`, so nobody believes it is on.
+pub const RESERVED: &[(&str, &str, &str)] = &[
+    ("mta_sts_enable", "yes", "MTA-STS"),
+    ("smtp_tlsrpt_enable", "yes", "TLSRPT"),
+];
+
+/// The warnings for reserved parameters that ask for their missing
+/// feature; `get` returns a parameter's effective value (`Config::get`).
+/// Each line starts with `warning: `, Postfix's prefix.
+pub fn reserved_warnings<'a>(get: impl Fn(&str) -> &'a str) -> Vec<String> {
+    RESERVED
+        .iter()
+        .filter(|(name, on, _)| get(name).trim().eq_ignore_ascii_case(on))
+        .map(|(name, on, feature)| {
+            format!(
+                "warning: {name} = {on} has no effect: MTA-STS / TLSRPT are not implemented (this version has no {feature} support)"
+            )
+        })
+        .collect()
+}
+
 /// The known name closest to `name` (edit distance at most 3), for
 /// "unknown parameter, did you mean ...?" messages.
 pub fn nearest(name: &str) -> Option<&'static str> {
@@ -647,5 +672,25 @@ mod tests {
             Some("smtp_tls_security_level")
         );
         assert_eq!(nearest("zzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn reserved_parameters_warn_only_when_asking_for_the_feature() {
+        for (name, _, _) in RESERVED {
+            let (_, p) = lookup(name).unwrap();
+            assert!(p.doc.starts_with("reserved, no effect yet"), "{name}");
+            // The defaults ask for nothing: a default config is quiet.
+            assert_eq!(p.default, "no", "{name}");
+        }
+        let none: Vec<String> = reserved_warnings(|n| lookup(n).map_or("", |(_, p)| p.default));
+        assert!(none.is_empty(), "{none:?}");
+        let w = reserved_warnings(|n| if n == "mta_sts_enable" { "yes" } else { "no" });
+        assert_eq!(
+            w,
+            ["warning: mta_sts_enable = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no MTA-STS support)"]
+        );
+        let w = reserved_warnings(|_| "YES");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
     }
 }
