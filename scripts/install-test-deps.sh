@@ -49,8 +49,16 @@ else
     exit 1
 fi
 
-# Keep postinst scripts from starting daemons on their default ports.
+# Keep postinst scripts from starting daemons on their default ports, for
+# this run only: a policy-rc.d left behind would stop every later package
+# install on a developer's machine from starting its service. One that was
+# there before (a container's own) is left alone.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
+    # The trap is set before the file exists, so no exit path (error,
+    # Ctrl-C, kill) can leave it behind.
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod 755 /usr/sbin/policy-rc.d
 fi
