@@ -16,11 +16,12 @@
 #   nginx-light      MTA-STS policy host
 #   rsyslog          syslog capture
 #   iproute2         `ip`, for the IPv6-less network namespace (ground_listen)
+#   strace           counts the maildrop path's syncs (spool_maildrop_cost)
 set -eu
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2"
+iproute2 strace"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
