@@ -174,7 +174,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
 /// get a 452, seen otherwise only as mail that never arrives). Logged at
 /// start-up and after each reload; neither stops the daemon.
 fn config_warnings(c: &Config) {
-    for w in crate::config::params::reserved_warnings(|n| c.get(n)) {
+    for w in crate::config::params::reserved_warnings(|n| c.line_of(n).map(|_| c.get(n))) {
         log::warn!(target: "master", "{w}");
     }
     let dir = c.queue_directory();

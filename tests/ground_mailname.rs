@@ -2,8 +2,8 @@
 //! the program in the greeting (`smtpd_banner = $myhostname ESMTP
 //! $mail_name`) and in both `Received:` layouts, as Postfix's
 //! `var_mail_name`; the reserved `mta_sts_enable` / `smtp_tlsrpt_enable`
-//! load, but asking for them gets a `warning:` from `check-config` and
-//! the daemon.
+//! load, but setting them to `yes` gets a `warning:` from `check-config`
+//! and the daemon.
 
 mod common;
 mod ground_support;
@@ -98,9 +98,11 @@ fn reserved_parameters_load_with_a_warning() {
     assert!(log.contains("warning: smtp_tlsrpt_enable = yes"), "{log}");
     assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
 
-    // Not asking for the features (the defaults): no warning.
-    t.write_config("mta_sts_enable = no\n");
-    let out = t.run(&["check-config"], None);
-    assert_eq!(out.status, Some(0), "{out:?}");
-    assert!(!out.stderr.contains("warning:"), "{out:?}");
+    // Not asking for the features, or left at the defaults: no warning.
+    for extra in ["mta_sts_enable = no\nsmtp_tlsrpt_enable = no\n", ""] {
+        t.write_config(extra);
+        let out = t.run(&["check-config"], None);
+        assert_eq!(out.status, Some(0), "{out:?}");
+        assert!(!out.stderr.contains("warning:"), "{extra:?}: {out:?}");
+    }
 }

@@ -195,7 +195,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p!(
         "mta_sts_enable",
-        "no",
+        "yes",
         Kind::Bool,
         "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: MTA-STS for outbound delivery)"
     ),
@@ -603,25 +603,26 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
 }
 
 /// Parameters accepted for configurations written for later versions but
-/// not acted on yet: `(name, value that asks for the feature, feature)`.
-/// Loading them is not an error (a newer tern.conf must still start this
-/// daemon); asking for the feature gets a warning from the daemon and
-/// `check-config`, so nobody believes it is on.
-pub const RESERVED: &[(&str, &str, &str)] = &[
-    ("mta_sts_enable", "yes", "MTA-STS"),
-    ("smtp_tlsrpt_enable", "yes", "TLSRPT"),
+/// not acted on yet: `(name, feature)`. Loading them is not an error (a
+/// newer tern.conf must still start this daemon); setting one to `yes` in
+/// the file gets a warning from the daemon and `check-config`, so nobody
+/// believes the feature is on. The defaults are DESIGN.md's for when the
+/// features land (`mta_sts_enable = yes`), so they do not warn.
+pub const RESERVED: &[(&str, &str)] = &[
+    ("mta_sts_enable", "MTA-STS"),
+    ("smtp_tlsrpt_enable", "TLSRPT"),
 ];
 
-/// The warnings for reserved parameters that ask for their missing
-/// feature; `get` returns a parameter's effective value (`Config::get`).
-/// Each line starts with `warning: `, Postfix's prefix.
-pub fn reserved_warnings<'a>(get: impl Fn(&str) -> &'a str) -> Vec<String> {
+/// The warnings for reserved parameters set to `yes` in the file;
+/// `explicit` returns a parameter's value if the file sets it (`None`
+/// for a default). Each line starts with `warning: `, Postfix's prefix.
+pub fn reserved_warnings<'a>(explicit: impl Fn(&str) -> Option<&'a str>) -> Vec<String> {
     RESERVED
         .iter()
-        .filter(|(name, on, _)| get(name).trim().eq_ignore_ascii_case(on))
-        .map(|(name, on, feature)| {
+        .filter(|(name, _)| explicit(name).and_then(super::parse_bool) == Some(true))
+        .map(|(name, feature)| {
             format!(
-                "warning: {name} = {on} has no effect: MTA-STS / TLSRPT are not implemented (this version has no {feature} support)"
+                "warning: {name} = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no {feature} support)"
             )
         })
         .collect()
@@ -675,21 +676,20 @@ mod tests {
     }
 
     #[test]
-    fn reserved_parameters_warn_only_when_asking_for_the_feature() {
-        for (name, _, _) in RESERVED {
+    fn reserved_parameters_warn_only_when_set_to_yes() {
+        for (name, _) in RESERVED {
             let (_, p) = lookup(name).unwrap();
             assert!(p.doc.starts_with("reserved, no effect yet"), "{name}");
-            // The defaults ask for nothing: a default config is quiet.
-            assert_eq!(p.default, "no", "{name}");
         }
-        let none: Vec<String> = reserved_warnings(|n| lookup(n).map_or("", |(_, p)| p.default));
-        assert!(none.is_empty(), "{none:?}");
-        let w = reserved_warnings(|n| if n == "mta_sts_enable" { "yes" } else { "no" });
+        // Defaults (nothing set in the file) are quiet, even `yes`.
+        assert!(reserved_warnings(|_| None).is_empty());
+        assert!(reserved_warnings(|_| Some("no")).is_empty());
+        let w = reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes"));
         assert_eq!(
             w,
             ["warning: mta_sts_enable = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no MTA-STS support)"]
         );
-        let w = reserved_warnings(|_| "YES");
+        let w = reserved_warnings(|_| Some("yes"));
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[1].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
     }
