@@ -12,7 +12,8 @@
 //!   rewritten the same way. Only after that commit is the maildrop file
 //!   unlinked: a crash in between queues it twice, never loses it.
 //! - A file that can never be queued (bad envelope, too big, bad address,
-//!   unknown owner) is moved to `corrupt/` with a warning, never deleted;
+//!   unknown owner) is moved to `corrupt/` with a warning, never deleted
+//!   nor replacing an earlier one (a taken name gets `.1`, `.2`...);
 //!   a temporary failure (spool full, I/O error) leaves it for the next run.
 //!
 //! Memory: one [`MAX_ENVELOPE`] buffer for the envelope; the message is
