@@ -16,11 +16,12 @@
 #   nginx-light      MTA-STS policy host
 #   rsyslog          syslog capture
 #   iproute2         `ip`, for the IPv6-less network namespace (ground_listen)
+#   strace           counts the maildrop path's syncs (spool_maildrop_cost)
 set -eu
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2"
+iproute2 strace"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
@@ -49,8 +50,16 @@ else
     exit 1
 fi
 
-# Keep postinst scripts from starting daemons on their default ports.
+# Keep postinst scripts from starting daemons on their default ports, for
+# this run only: a policy-rc.d left behind would stop every later package
+# install on a developer's machine from starting its service. One that was
+# there before (a container's own) is left alone.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
+    # The trap is set before the file exists, so no exit path (error,
+    # Ctrl-C, kill) can leave it behind.
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod 755 /usr/sbin/policy-rc.d
 fi

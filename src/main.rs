@@ -86,6 +86,11 @@ fn check_config(args: &[String]) -> ExitCode {
     match Config::load(&path) {
         Ok(cfg) => match tern::cli::deep_check(&cfg) {
             errs if errs.is_empty() => {
+                // Reserved parameters load (a newer config must work) but
+                // must not look as if they did something.
+                for w in config::params::reserved_warnings(|n| cfg.line_of(n).map(|_| cfg.get(n))) {
+                    eprintln!("{}: {w}", path.display());
+                }
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
             }

@@ -47,6 +47,8 @@ pub struct SendmailParams {
     pub myhostname: String,
     /// `myorigin`: domain appended to unqualified addresses and the login name.
     pub myorigin: String,
+    /// `mail_name`: the program name in the `Received:` line.
+    pub mail_name: String,
     /// `message_size_limit` in bytes (0 = no limit). Postfix default 10240000.
     pub message_size_limit: u64,
     /// `header_size_limit`: largest header block accepted. Postfix default 102400.
@@ -70,6 +72,7 @@ impl SendmailParams {
             cfg.get("myhostname"),
             cfg.get("myorigin"),
         );
+        params.mail_name = cfg.get("mail_name").to_string();
         params.message_size_limit = cfg.int("message_size_limit");
         params.queue_minfree = cfg.int("queue_minfree");
         params.recipient_limit = usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000);
@@ -83,6 +86,7 @@ impl SendmailParams {
             queue_directory,
             myhostname: myhostname.to_string(),
             myorigin: myorigin.to_string(),
+            mail_name: "tern".to_string(),
             message_size_limit: 10_240_000,
             header_size_limit: 102_400,
             recipient_limit: 1000,
@@ -704,8 +708,8 @@ fn check_space(params: &SendmailParams) -> Result<(), Fatal> {
         Ok(Err(short)) => fatal(
             EX_TEMPFAIL,
             format!(
-                "{short} (queue_minfree = {}): message not queued; try again later",
-                params.queue_minfree
+                "{}: message not queued; try again later",
+                short.minfree_text()
             ),
         ),
         Err(e) => fatal(
@@ -1000,12 +1004,12 @@ fn enqueue(
             out: [0u8; 4096],
         };
         w.raw(
-            format!(
-                "Received: by {} (tern, from userid {})\r\n\tid {}; {}\r\n",
-                params.myhostname,
+            crate::smtp::received::local_received_header(
+                &params.myhostname,
+                &params.mail_name,
                 who.uid,
-                id,
-                date.rfc5322()
+                &id,
+                &date.rfc5322(),
             )
             .as_bytes(),
         )?;

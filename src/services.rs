@@ -91,6 +91,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         parts::DATA_LEN,
         crate::queue::spool::WRITE_BUF,
     );
+    config_warnings(&c);
     let listeners = Listeners::bind(&c)?;
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
@@ -167,6 +168,30 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     })
 }
 
+/// Warnings about settings that load but will not do what they seem to:
+/// reserved parameters asking for a missing feature, and a spool whose
+/// file system already fails the `queue_minfree` rule (every message would
+/// get a 452, seen otherwise only as mail that never arrives). Logged at
+/// start-up and after each reload; neither stops the daemon.
+fn config_warnings(c: &Config) {
+    for w in crate::config::params::reserved_warnings(|n| c.line_of(n).map(|_| c.get(n))) {
+        log::warn!(target: "master", "{w}");
+    }
+    let dir = c.queue_directory();
+    let (minfree, limit) = (c.int("queue_minfree"), c.int("message_size_limit"));
+    if crate::queue::space::needed(minfree, limit, 0) == 0 {
+        return;
+    }
+    match crate::queue::space::free_bytes(&dir) {
+        Ok(free) => {
+            if let Some(w) = crate::queue::space::startup_warning(&dir, free, minfree, limit) {
+                log::warn!(target: "master", "{w}");
+            }
+        }
+        Err(e) => log::warn!(target: "master", "warning: statvfs {}: {e}", dir.display()),
+    }
+}
+
 impl Services {
     /// SIGHUP with a newly loaded configuration: builds everything that can
     /// change without a restart (smtpd settings with certificates, password
@@ -210,6 +235,7 @@ impl Services {
         self.delivery.install(ctx);
         *self.pickup.borrow_mut() = Rc::new(pickup);
         log::info!(target: "master", "reload -- configuration {}", new.origin());
+        config_warnings(&new);
     }
 
     /// Stops taking new work and lets sessions and local deliveries finish,

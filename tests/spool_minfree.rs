@@ -16,6 +16,17 @@ const HUGE: &str = "queue_minfree = 1000000000000000\n";
 fn daemon_answers_452_at_mail_from_when_the_spool_is_short_of_space() {
     let mut t = Tern::new(HUGE);
     t.start();
+    // Said once at start-up, before the first client finds out.
+    let log = t.wait_log("every message will be refused with 452", 1, WAIT);
+    assert!(
+        log.contains(&format!(
+            "warning: queue_directory {}: only ",
+            t.spool().display()
+        )) && log.contains(
+            "below the 1000000000000000 bytes needed (the larger of queue_minfree = 1000000000000000 and 1.5 x message_size_limit = 10240000)"
+        ),
+        "{log}"
+    );
     let mut s = Socat::tcp(t.port);
     let greet = s.read_reply(WAIT);
     assert!(greet.starts_with("220 "), "{greet}");
@@ -29,11 +40,18 @@ fn daemon_answers_452_at_mail_from_when_the_spool_is_short_of_space() {
     let r = s.read_reply(WAIT);
     assert!(r.starts_with("503 "), "{r}");
     s.send_line("QUIT");
+    // Postfix's smtpd line, word for word (smtpd_check_queue()).
     let log = t.wait_log("warning: not enough free space in mail queue: ", 1, WAIT);
-    assert!(
-        log.contains("bytes needed (queue_minfree 1000000000000000"),
-        "{log}"
-    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("warning: not enough free space in mail queue: "))
+        .unwrap_or_default();
+    let tail = line
+        .split_once("warning: not enough free space in mail queue: ")
+        .map_or("", |(_, t)| t);
+    let (free, rest) = tail.split_once(' ').unwrap_or_default();
+    assert!(free.parse::<u64>().is_ok(), "{line}");
+    assert_eq!(rest, "bytes < 1.5*message size limit", "{line}");
     assert!(t.queued_ids().is_empty());
 
     // swaks sees a temporary failure, and nothing is queued.
@@ -52,6 +70,13 @@ fn daemon_answers_452_at_mail_from_when_the_spool_is_short_of_space() {
     t.write_config("queue_minfree = 0\n");
     t.signal(libc::SIGHUP);
     t.wait_log("reload -- configuration", 1, WAIT);
+    assert_eq!(
+        t.log()
+            .matches("every message will be refused with 452")
+            .count(),
+        1,
+        "room again: no new warning after the reload"
+    );
     let r = Swaks::new(t.port).run();
     assert!(r.ok(), "{}", r.transcript);
     assert_eq!(t.queued_ids().len(), 1);
@@ -69,7 +94,9 @@ fn sendmail_exits_75_and_queues_nothing_when_the_spool_is_short_of_space() {
     assert!(
         out.stderr
             .contains("sendmail: fatal: not enough free space in mail queue: ")
-            && out.stderr.contains("message not queued"),
+            && out
+                .stderr
+                .contains(" bytes < queue_minfree 1000000000000000 bytes: message not queued"),
         "{out:?}"
     );
     assert!(t.queued_ids().is_empty(), "{:?}", t.queued_ids());

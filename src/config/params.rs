@@ -197,7 +197,7 @@ pub static PARAMS: &[Param] = &[
         "mta_sts_enable",
         "yes",
         Kind::Bool,
-        "MTA-STS for outbound delivery"
+        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: MTA-STS for outbound delivery)"
     ),
     p!(
         "mydestination",
@@ -389,7 +389,7 @@ pub static PARAMS: &[Param] = &[
         "smtp_tlsrpt_enable",
         "no",
         Kind::Bool,
-        "count handshakes for TLSRPT reports"
+        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: count handshakes for TLSRPT reports)"
     ),
     p!(
         "smtpd_banner",
@@ -602,6 +602,32 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
         .map(|i| (i, &PARAMS[i]))
 }
 
+/// Parameters accepted for configurations written for later versions but
+/// not acted on yet: `(name, feature)`. Loading them is not an error (a
+/// newer tern.conf must still start this daemon); setting one to `yes` in
+/// the file gets a warning from the daemon and `check-config`, so nobody
+/// believes the feature is on. The defaults are DESIGN.md's for when the
+/// features land (`mta_sts_enable = yes`), so they do not warn.
+pub const RESERVED: &[(&str, &str)] = &[
+    ("mta_sts_enable", "MTA-STS"),
+    ("smtp_tlsrpt_enable", "TLSRPT"),
+];
+
+/// The warnings for reserved parameters set to `yes` in the file;
+/// `explicit` returns a parameter's value if the file sets it (`None`
+/// for a default). Each line starts with `warning: `, Postfix's prefix.
+pub fn reserved_warnings<'a>(explicit: impl Fn(&str) -> Option<&'a str>) -> Vec<String> {
+    RESERVED
+        .iter()
+        .filter(|(name, _)| explicit(name).and_then(super::parse_bool) == Some(true))
+        .map(|(name, feature)| {
+            format!(
+                "warning: {name} = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no {feature} support)"
+            )
+        })
+        .collect()
+}
+
 /// The known name closest to `name` (edit distance at most 3), for
 /// "unknown parameter, did you mean ...?" messages.
 pub fn nearest(name: &str) -> Option<&'static str> {
@@ -647,5 +673,24 @@ mod tests {
             Some("smtp_tls_security_level")
         );
         assert_eq!(nearest("zzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn reserved_parameters_warn_only_when_set_to_yes() {
+        for (name, _) in RESERVED {
+            let (_, p) = lookup(name).unwrap();
+            assert!(p.doc.starts_with("reserved, no effect yet"), "{name}");
+        }
+        // Defaults (nothing set in the file) are quiet, even `yes`.
+        assert!(reserved_warnings(|_| None).is_empty());
+        assert!(reserved_warnings(|_| Some("no")).is_empty());
+        let w = reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes"));
+        assert_eq!(
+            w,
+            ["warning: mta_sts_enable = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no MTA-STS support)"]
+        );
+        let w = reserved_warnings(|_| Some("yes"));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
     }
 }

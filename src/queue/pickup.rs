@@ -12,7 +12,8 @@
 //!   rewritten the same way. Only after that commit is the maildrop file
 //!   unlinked: a crash in between queues it twice, never loses it.
 //! - A file that can never be queued (bad envelope, too big, bad address,
-//!   unknown owner) is moved to `corrupt/` with a warning, never deleted;
+//!   unknown owner) is moved to `corrupt/` with a warning, never deleted
+//!   nor replacing an earlier one (a taken name gets `.1`, `.2`...);
 //!   a temporary failure (spool full, I/O error) leaves it for the next run.
 //!
 //! Memory: one [`MAX_ENVELOPE`] buffer for the envelope; the message is
@@ -110,12 +111,41 @@ pub fn run_once(params: &SendmailParams) -> PickupRun {
     run
 }
 
+/// Most `NAME.N` suffixes tried in `corrupt/` before giving up: users
+/// choose maildrop names, so the same name may come back many times.
+const MAX_CORRUPT_SUFFIX: u32 = 1000;
+
+/// The first name in `corrupt/` not taken yet: `NAME`, then `NAME.1`,
+/// `NAME.2`... `None` when all [`MAX_CORRUPT_SUFFIX`] are taken. A file
+/// kept for the administrator must never replace an earlier one (rename
+/// overwrites silently).
+fn corrupt_name(name: &str, taken: impl Fn(&str) -> bool) -> Option<String> {
+    if !taken(name) {
+        return Some(name.to_string());
+    }
+    (1..=MAX_CORRUPT_SUFFIX)
+        .map(|n| format!("{name}.{n}"))
+        .find(|c| !taken(c))
+}
+
 fn corrupt_move(qd: &Path, name: &str, path: &Path, uid: Option<u32>, why: &str) {
-    let to = maildrop::corrupt_dir(qd).join(name);
+    let dir = maildrop::corrupt_dir(qd);
     let who = uid.map(|u| format!("uid={u}: ")).unwrap_or_default();
+    // Checking first, then renaming, has no race: corrupt/ is 0700 and
+    // only this (single-threaded) pickup puts files there.
+    let Some(to_name) = corrupt_name(name, |n| std::fs::symlink_metadata(dir.join(n)).is_ok())
+    else {
+        log::error!(
+            target: "pickup",
+            "maildrop/{name}: {who}{why}; cannot move it: {} and {MAX_CORRUPT_SUFFIX} numbered names are taken in corrupt/",
+            name
+        );
+        return;
+    };
+    let to = dir.join(&to_name);
     match std::fs::rename(path, &to) {
         Ok(()) => {
-            log::warn!(target: "pickup", "warning: maildrop/{name}: {who}{why}; moved to corrupt/{name}")
+            log::warn!(target: "pickup", "warning: maildrop/{name}: {who}{why}; moved to corrupt/{to_name}")
         }
         Err(e) => log::error!(
             target: "pickup",
@@ -182,12 +212,7 @@ fn pick(params: &SendmailParams, path: &Path) -> Picked {
     // queue_minfree, as for root's sendmail: short of space, it waits here.
     match super::space::check_dir(&params.queue_directory, params.queue_minfree, 0, 0) {
         Ok(Ok(())) => {}
-        Ok(Err(short)) => {
-            return Picked::Retry(format!(
-                "{short} (queue_minfree = {})",
-                params.queue_minfree
-            ))
-        }
+        Ok(Err(short)) => return Picked::Retry(short.minfree_text()),
         Err(e) => return Picked::Retry(format!("cannot check free space: {e}")),
     }
     if let Err(e) = file.seek(SeekFrom::Start(head_len as u64)) {
@@ -310,5 +335,31 @@ mod tests {
         let run = run_once(&p);
         assert_eq!(run.queued.len(), 1, "{run:?}");
         assert!(!md.join("wait").exists());
+    }
+
+    #[test]
+    fn corrupt_files_with_the_same_name_are_all_kept() {
+        let (_d, p) = spool();
+        let md = maildrop::dir(&p.queue_directory);
+        let corrupt = maildrop::corrupt_dir(&p.queue_directory);
+        for round in 0..3u8 {
+            std::fs::write(md.join("same"), [b'0' + round]).unwrap();
+            let run = run_once(&p);
+            assert_eq!(run.corrupt, 1, "{run:?}");
+        }
+        assert_eq!(std::fs::read(corrupt.join("same")).unwrap(), b"0");
+        assert_eq!(std::fs::read(corrupt.join("same.1")).unwrap(), b"1");
+        assert_eq!(std::fs::read(corrupt.join("same.2")).unwrap(), b"2");
+        assert!(!md.join("same").exists());
+    }
+
+    #[test]
+    fn corrupt_name_is_bounded() {
+        assert_eq!(corrupt_name("n", |_| false).as_deref(), Some("n"));
+        assert_eq!(
+            corrupt_name("n", |c| c == "n" || c == "n.1").as_deref(),
+            Some("n.2")
+        );
+        assert_eq!(corrupt_name("n", |_| true), None);
     }
 }

@@ -18,14 +18,59 @@ pub struct Shortfall {
     pub needed: u64,
 }
 
+/// Postfix's `smtpd_space_multf`: free space must be this many times the
+/// largest message that may arrive.
+pub const SPACE_MULTIPLIER: &str = "1.5";
+
 impl std::fmt::Display for Shortfall {
+    /// Postfix's smtpd warning, word for word (`smtpd_check_queue()`:
+    /// `"not enough free space in mail queue: %lu bytes < %g*message size
+    /// limit"`), so log watchers written for Postfix match it. Like
+    /// Postfix, it names the 1.5 x rule even when `queue_minfree` is the
+    /// rule that failed; [`Shortfall::needed`] has the real figure.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "not enough free space in mail queue: {} bytes < {} bytes needed",
+            "not enough free space in mail queue: {} bytes < {SPACE_MULTIPLIER}*message size limit",
+            self.free
+        )
+    }
+}
+
+impl Shortfall {
+    /// The text for `tern sendmail` and the pickup, which (unlike smtpd)
+    /// check `queue_minfree` alone: Postfix's first words, then the rule
+    /// that really failed.
+    pub fn minfree_text(&self) -> String {
+        format!(
+            "not enough free space in mail queue: {} bytes < queue_minfree {} bytes",
             self.free, self.needed
         )
     }
+}
+
+/// The start-up warning when the spool's file system already fails the
+/// rule for a message of unknown size: then every `MAIL FROM` gets a 452,
+/// which otherwise shows only as mail that never arrives. `None` when
+/// there is room. Pure, so the wording is tested; the caller measures.
+pub fn startup_warning(
+    dir: &Path,
+    free: u64,
+    queue_minfree: u64,
+    message_size_limit: u64,
+) -> Option<String> {
+    let short = check(free, queue_minfree, message_size_limit, 0).err()?;
+    Some(format!(
+        "warning: queue_directory {}: only {} bytes free, below the {} bytes needed \
+         (the larger of queue_minfree = {} and {SPACE_MULTIPLIER} x message_size_limit = {}): \
+         every message will be refused with 452 4.3.1 Insufficient system storage \
+         until space is freed or these limits are lowered",
+        dir.display(),
+        short.free,
+        short.needed,
+        queue_minfree,
+        message_size_limit
+    ))
 }
 
 /// The bytes that must be free to take a message: `queue_minfree` plus its
@@ -149,14 +194,51 @@ mod tests {
         assert_eq!(check_dir(&dir, 0, 0, 0).unwrap(), Ok(()));
         let low = check_dir(&dir, u64::MAX, 0, 0).unwrap().unwrap_err();
         assert_eq!(low.needed, u64::MAX);
-        assert!(low
-            .to_string()
-            .starts_with("not enough free space in mail queue: "));
+        assert_eq!(
+            low.to_string(),
+            format!(
+                "not enough free space in mail queue: {} bytes < 1.5*message size limit",
+                low.free
+            )
+        );
         let missing = Path::new("/nonexistent/tern-test");
         let e = free_bytes(missing).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         // A spool not created yet: measured on the file system above it.
         assert!(check_dir(missing, u64::MAX, 0, 0).unwrap().is_err());
         assert_eq!(check_dir(missing, 1, 0, 0).unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn log_texts() {
+        let short = check(4_000_000, 0, 4_194_304, 0).unwrap_err();
+        // Postfix's exact smtpd wording.
+        assert_eq!(
+            short.to_string(),
+            "not enough free space in mail queue: 4000000 bytes < 1.5*message size limit"
+        );
+        assert_eq!(
+            check(999, 1000, 0, 0).unwrap_err().minfree_text(),
+            "not enough free space in mail queue: 999 bytes < queue_minfree 1000 bytes"
+        );
+    }
+
+    #[test]
+    fn startup_warning_names_the_rule_and_the_452() {
+        let dir = Path::new("/overlay/spool/tern");
+        // The armv7 profile: 4 MiB messages need 6 MiB free.
+        assert_eq!(
+            startup_warning(dir, 5_000_000, 0, 4_194_304).as_deref(),
+            Some(
+                "warning: queue_directory /overlay/spool/tern: only 5000000 bytes free, \
+                 below the 6291456 bytes needed (the larger of queue_minfree = 0 and \
+                 1.5 x message_size_limit = 4194304): every message will be refused \
+                 with 452 4.3.1 Insufficient system storage until space is freed or \
+                 these limits are lowered"
+            )
+        );
+        assert_eq!(startup_warning(dir, 6_291_456, 0, 4_194_304), None);
+        assert!(startup_warning(dir, 10, 11, 0).is_some());
+        assert_eq!(startup_warning(dir, 0, 0, 0), None);
     }
 }

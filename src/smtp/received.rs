@@ -22,6 +22,9 @@ pub struct ReceivedInfo<'a> {
     pub tls: Option<&'a str>,
     /// `myhostname`.
     pub hostname: &'a str,
+    /// `mail_name`: the program name in `by HOST (NAME)`, as Postfix
+    /// writes `var_mail_name` there.
+    pub mail_name: &'a str,
     /// `with` protocol (`ESMTPS` etc., see `server::Session::protocol`).
     pub protocol: &'a str,
     /// Queue ID.
@@ -57,8 +60,11 @@ pub fn received_header(i: &ReceivedInfo<'_>) -> String {
     }
     let _ = write!(
         s,
-        "\r\n\tby {} (tern) with {} id {}",
-        i.hostname, i.protocol, i.queue_id
+        "\r\n\tby {} ({}) with {} id {}",
+        i.hostname,
+        clean(i.mail_name),
+        i.protocol,
+        i.queue_id
     );
     match i.single_recipient {
         Some(r) => {
@@ -69,6 +75,22 @@ pub fn received_header(i: &ReceivedInfo<'_>) -> String {
         }
     }
     s
+}
+
+/// The header `tern sendmail` (and the pickup, for a maildrop file)
+/// prepends, in the layout of Postfix's cleanup for local submissions:
+/// `Received: by HOST (MAIL_NAME, from userid UID)` then `id ID; DATE`.
+pub fn local_received_header(
+    hostname: &str,
+    mail_name: &str,
+    uid: u32,
+    queue_id: &str,
+    date: &str,
+) -> String {
+    format!(
+        "Received: by {hostname} ({}, from userid {uid})\r\n\tid {queue_id}; {date}\r\n",
+        clean(mail_name)
+    )
 }
 
 /// Control characters from the network must not break the header.
@@ -92,6 +114,7 @@ mod tests {
                 "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256)\n(No client certificate requested)",
             ),
             hostname: "mx.example.net",
+            mail_name: "tern",
             protocol: "ESMTPS",
             queue_id: "4Xk2Lm0abc",
             single_recipient: Some("u@example.net"),
@@ -116,6 +139,7 @@ mod tests {
             client_addr: "2001:db8::1",
             tls: None,
             hostname: "nas.home",
+            mail_name: "tern",
             protocol: "SMTP",
             queue_id: "Q1",
             single_recipient: None,
@@ -125,6 +149,59 @@ mod tests {
             h,
             "Received: from unknown (unknown [IPv6:2001:db8::1])\r\n\
              \tby nas.home (tern) with SMTP id Q1; Thu,  1 Jan 1970 00:00:00 +0000 (UTC)\r\n"
+        );
+    }
+
+    #[test]
+    fn mail_name_names_the_program() {
+        let h = received_header(&ReceivedInfo {
+            helo: Some("c.example"),
+            client_name: "unknown",
+            client_addr: "192.0.2.9",
+            tls: None,
+            hostname: "nas.home",
+            mail_name: "HomeMail",
+            protocol: "ESMTP",
+            queue_id: "Q2",
+            single_recipient: Some("u@nas.home"),
+            date: "Thu,  1 Jan 1970 00:00:00 +0000 (UTC)",
+        });
+        assert!(
+            h.contains("\r\n\tby nas.home (HomeMail) with ESMTP id Q2\r\n"),
+            "{h}"
+        );
+        assert!(!h.contains("tern"), "{h}");
+        // A control character in the configured name cannot fold the header.
+        let h = received_header(&ReceivedInfo {
+            mail_name: "a\r\nX-Evil: 1",
+            ..ReceivedInfo {
+                helo: None,
+                client_name: "unknown",
+                client_addr: "192.0.2.9",
+                tls: None,
+                hostname: "nas.home",
+                mail_name: "",
+                protocol: "SMTP",
+                queue_id: "Q3",
+                single_recipient: None,
+                date: "D",
+            }
+        });
+        assert_eq!(h.matches("\r\n").count(), 2, "{h:?}");
+    }
+
+    #[test]
+    fn local_header_postfix_layout() {
+        assert_eq!(
+            local_received_header(
+                "nas.home",
+                "HomeMail",
+                1000,
+                "4Xk2Lm0abc",
+                "Mon, 23 Nov 2026 19:00:00 +0000 (UTC)"
+            ),
+            "Received: by nas.home (HomeMail, from userid 1000)\r\n\
+             \tid 4Xk2Lm0abc; Mon, 23 Nov 2026 19:00:00 +0000 (UTC)\r\n"
         );
     }
 }

@@ -74,6 +74,8 @@ pub struct Shared {
     pub ask_ccert: bool,
     /// `myhostname`.
     pub hostname: String,
+    /// `mail_name` (the `Received:` header's `by HOST (NAME)`).
+    pub mail_name: String,
     /// Called after each committed message (wakes the queue manager).
     pub on_new_mail: Box<dyn Fn(&str)>,
     /// `queue_minfree`.
@@ -157,6 +159,7 @@ impl Shared {
             received_tls: cfg.bool("smtpd_tls_received_header"),
             ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
+            mail_name: cfg.get("mail_name").to_string(),
             on_new_mail,
             queue_minfree: cfg.int("queue_minfree"),
         })
@@ -180,7 +183,10 @@ impl Shared {
         ) {
             Ok(Ok(())) => true,
             Ok(Err(short)) => {
-                log::warn!(target: "smtpd", "warning: {short} (queue_minfree {}, message_size_limit {}, size {size})", self.queue_minfree, self.params.message_size_limit);
+                // Postfix's line as is; the figures behind it (Postfix
+                // logs them only with -v) at debug level.
+                log::warn!(target: "smtpd", "warning: {short}");
+                log::debug!(target: "smtpd", "smtpd_check_queue: avail {} needed {} min_free {} msg_size_limit {} size {size}", short.free, short.needed, self.queue_minfree, self.params.message_size_limit);
                 false
             }
             Err(e) => {

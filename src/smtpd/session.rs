@@ -415,6 +415,7 @@ async fn receive_data(
                 None
             },
             hostname: &shared.hostname,
+            mail_name: &shared.mail_name,
             protocol: sess.protocol(),
             queue_id: inc.id(),
             single_recipient: single_recipient.as_deref(),
