@@ -175,6 +175,101 @@ fn exclude_removes_tls12_suites() {
 }
 
 #[test]
+fn main_cf_cipher_exclusions_follow_the_level() {
+    let (pf, _leaf) = tls12_only_postfix();
+    let port = pf.smtp_port();
+    let no_ecdsa = ("smtp_tls_mandatory_exclude_ciphers", "aECDSA");
+    // Mandatory exclusions apply at encrypt: the ECDSA server has no suite left.
+    let (_, line, _) = attempt(
+        port,
+        &[("smtp_tls_security_level", "encrypt"), no_ecdsa],
+        "",
+        "mand-excl-enc",
+        "status=deferred",
+    );
+    assert_eq!(field(&line, "dsn"), Some("4.7.5"), "{line}");
+    // ... and not at may, where TLS 1.2 with ECDSA goes ahead.
+    let (_, _, log) = attempt(
+        port,
+        &[("smtp_tls_security_level", "may"), no_ecdsa],
+        "",
+        "mand-excl-may",
+        "status=sent",
+    );
+    assert!(log.contains("TLSv1.2 with cipher ECDHE-ECDSA-"), "{log}");
+    // smtp_tls_exclude_ciphers applies at may too: the handshake fails and
+    // may retries in plaintext.
+    let (_, _, log) = attempt(
+        port,
+        &[
+            ("smtp_tls_security_level", "may"),
+            ("smtp_tls_exclude_ciphers", "aECDSA"),
+        ],
+        "",
+        "excl-may",
+        "status=sent",
+    );
+    assert!(log.contains("again without TLS"), "{log}");
+    assert!(!log.contains("TLS connection established"), "{log}");
+    // A table entry's exclude= replaces both main.cf lists (Postfix's
+    // set_cipher_grade), and the grades are accepted as they are.
+    let (_, _, log) = attempt(
+        port,
+        &[
+            no_ecdsa,
+            ("smtp_tls_exclude_ciphers", "aECDSA+AES256"),
+            ("smtp_tls_mandatory_ciphers", "high"),
+            ("smtp_tls_ciphers", "low"),
+        ],
+        &format!("[127.0.0.1]:{port} encrypt exclude=aRSA\n"),
+        "table-excl",
+        "status=sent",
+    );
+    assert!(
+        log.contains("TLSv1.2 with cipher ECDHE-ECDSA-AES256"),
+        "{log}"
+    );
+    delivered(&pf, 3, "table-excl");
+    assert!(!has_subject(&pf, "mand-excl-enc"));
+}
+
+#[test]
+fn check_config_checks_the_main_cf_cipher_settings() {
+    let out = Tern::builder()
+        .relay_to(2525)
+        .set("smtp_tls_ciphers", "null")
+        .set("smtp_tls_mandatory_ciphers", "strong")
+        .set("smtp_tls_exclude_ciphers", "aNULL, MD5 rc4")
+        .set(
+            "smtp_tls_mandatory_exclude_ciphers",
+            "TLS_AES_128_GCM_SHA256",
+        )
+        .check_config();
+    let text = out.combined();
+    assert_eq!(out.status, Some(1), "{text}");
+    for want in [
+        "smtp_tls_ciphers: cipher grade \"null\" is not supported",
+        "smtp_tls_mandatory_ciphers: invalid cipher grade \"strong\": expected high, medium, low, export or null",
+        "smtp_tls_exclude_ciphers: unknown or unsupported cipher name \"rc4\"",
+        "smtp_tls_mandatory_exclude_ciphers: \"TLS_AES_128_GCM_SHA256\" is a TLS 1.3 cipher suite",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The seed guide's settings, as a migrated main.cf has them, load.
+    let out = Tern::builder()
+        .relay_to(2525)
+        .set("smtp_tls_ciphers", "medium")
+        .set("smtp_tls_mandatory_ciphers", "HIGH")
+        .set(
+            "smtp_tls_exclude_ciphers",
+            "aNULL, MD5, DES, RC4, kEDH+aRSA",
+        )
+        .set("smtp_tls_mandatory_exclude_ciphers", "")
+        .check_config();
+    assert_eq!(out.status, Some(0), "{}", out.combined());
+}
+
+#[test]
 fn tafile_replaces_the_ca_file() {
     let ca = TestCa::new();
     let other = TestCa::new();

@@ -15,6 +15,7 @@ use smol::Async;
 use crate::dns::mx::{self, NextHops};
 use crate::dns::DnsError;
 use crate::dns::RecordType;
+use crate::policy::ciphers::ExcludedSuites;
 use crate::policy::dane::{
     self as dane_policy, AddressSecurity, DaneDecision, DaneLevel, HostFacts, TlsaLookup,
 };
@@ -428,6 +429,15 @@ impl Delivery {
                 .unwrap_or(TlsVersions::ALL),
             mandatory_protocols: TlsVersions::parse(cfg.get("smtp_tls_mandatory_protocols"))
                 .unwrap_or(TlsVersions::ALL),
+            // Validated by Tables::load (start, reload, check-config).
+            ciphers: cfg.get("smtp_tls_ciphers"),
+            mandatory_ciphers: cfg.get("smtp_tls_mandatory_ciphers"),
+            exclude_ciphers: ExcludedSuites::parse(cfg.get("smtp_tls_exclude_ciphers"))
+                .unwrap_or_default(),
+            mandatory_exclude_ciphers: ExcludedSuites::parse(
+                cfg.get("smtp_tls_mandatory_exclude_ciphers"),
+            )
+            .unwrap_or_default(),
             verify_cert_match: cfg.get("smtp_tls_verify_cert_match"),
             secure_cert_match: cfg.get("smtp_tls_secure_cert_match"),
             fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match"),
@@ -1158,10 +1168,24 @@ impl Delivery {
         } else {
             verifier.clone()
         };
-        // protocols= / smtp_tls_(mandatory_)protocols and exclude=, for the
-        // level this connection runs at (DANE may have lowered it).
+        // protocols= / smtp_tls_(mandatory_)protocols, ciphers= /
+        // smtp_tls_(mandatory_)ciphers and exclude= /
+        // smtp_tls_(mandatory_)exclude_ciphers, for the level this
+        // connection runs at (DANE may have lowered it).
         let versions = policy.protocols_at(t.level);
-        let excluded = policy.excluded_suites();
+        let excluded = policy.excluded_suites_at(t.level);
+        // Refused at load; checked again so that no path offers a grade
+        // tern cannot meet.
+        let grade = policy.cipher_grade_at(t.level);
+        if let Err(e) = crate::policy::ciphers::check_grade(grade) {
+            return Err(HostFailure {
+                text: format!("TLS client configuration: {e}"),
+                dsn: "4.7.5".into(),
+                permanent: false,
+                reached: false,
+                tls: false,
+            });
+        }
         let limits = crate::tls::server_config::ClientLimits {
             tls12: versions.tls12(),
             tls13: versions.tls13(),
