@@ -1556,7 +1556,10 @@ impl Delivery {
                 }
                 Ok(())
             }
-            (_, TlsOutcome::Failure { kind, reason }) => {
+            (_, TlsOutcome::Failure { kind, reason })
+                if matches!(t.level, Level::Dane | Level::DaneOnly) =>
+            {
+                // DANE's texts are decided with the DANE step.
                 let text = match kind {
                     crate::tls::FailureKind::ValidationFailure => {
                         format!("Cannot start TLS: handshake failure with {hostaddr}: {reason}")
@@ -1574,13 +1577,28 @@ impl Delivery {
                     tls: true,
                 })
             }
-            (Some(e), TlsOutcome::Success(_)) => Err(HostFailure {
-                text: format!("Cannot start TLS: handshake failure with {hostaddr}: {e}"),
-                dsn: "4.7.5".into(),
-                permanent: false,
-                reached: true,
-                tls: true,
-            }),
+            (_, TlsOutcome::Failure { kind, reason }) => {
+                let text = tls_failure_text(kind);
+                log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &reason);
+                Err(HostFailure {
+                    text: text.into(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: true,
+                    tls: true,
+                })
+            }
+            (Some(e), TlsOutcome::Success(_)) => {
+                let kind = crate::tls::FailureKind::ValidationFailure;
+                log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &e);
+                Err(HostFailure {
+                    text: tls_failure_text(kind).into(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: true,
+                    tls: true,
+                })
+            }
         }
     }
 
@@ -1681,9 +1699,72 @@ pub fn has_pending(e: &QueueEntry) -> bool {
         .any(|r| matches!(r.status, QStatus::Pending | QStatus::Deferred { .. }))
 }
 
+/// The deferral reason for a failed TLS session outside DANE, exactly as
+/// Postfix's smtp_start_tls() words it, so that log summaries (pflogsumm's
+/// per-reason counts) group tern's lines as they group Postfix's: the
+/// handshake failed; the chain did not lead to a trust anchor (or, at
+/// `fingerprint`, no fingerprint matched: Postfix sets trust and match
+/// together there); or no certificate name matched. The detail goes to the
+/// separate line of [`log_tls_failure`].
+pub fn tls_failure_text(kind: crate::tls::FailureKind) -> &'static str {
+    use crate::tls::FailureKind as K;
+    match kind {
+        K::CertificateNotTrusted | K::CertificateExpired | K::TlsaInvalid => {
+            "Server certificate not trusted"
+        }
+        K::CertificateHostMismatch => "Server certificate not verified",
+        K::ValidationFailure | K::StarttlsNotSupported => "Cannot start TLS: handshake failure",
+    }
+}
+
+/// Logs what went wrong in a failed TLS session, in the shape of the line
+/// Postfix's TLS library writes before the deferral (`SSL_connect error to
+/// host[addr]:port: ...` for a failed handshake, `server certificate
+/// verification failed for host[addr]:port: ...` for a refused
+/// certificate), with tern's reason and the RFC 8460 result type.
+fn log_tls_failure(
+    kind: crate::tls::FailureKind,
+    namaddrport: &str,
+    reason: &dyn std::fmt::Display,
+) {
+    use crate::tls::FailureKind as K;
+    match kind {
+        K::ValidationFailure | K::StarttlsNotSupported => {
+            log::info!(target: "smtp", "SSL_connect error to {namaddrport}: {reason}")
+        }
+        _ => log::info!(
+            target: "smtp",
+            "server certificate verification failed for {namaddrport}: {reason} ({})",
+            kind.as_str()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failure_texts_are_postfixs() {
+        use crate::tls::FailureKind as K;
+        // smtp_proto.c, smtp_start_tls(): the three texts, nothing appended.
+        assert_eq!(
+            tls_failure_text(K::ValidationFailure),
+            "Cannot start TLS: handshake failure"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateNotTrusted),
+            "Server certificate not trusted"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateExpired),
+            "Server certificate not trusted"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateHostMismatch),
+            "Server certificate not verified"
+        );
+    }
 
     #[test]
     fn postfix_number_format() {
