@@ -510,81 +510,111 @@ fn pflogsumm_counts_sent_deferred_bounced() {
     );
 }
 
-/// Counts the SMTP sessions open at once. Each session holds its first
-/// end-of-data reply until two sessions have been open together (or 10 s
-/// passed), so a client allowed two connections reliably shows two.
+/// Counts the SMTP sessions open at once, over all its listeners together
+/// and per listener. Each session holds its end-of-data reply until two
+/// sessions have been open together (or 10 s passed), then `settle` more,
+/// so a client allowed two connections reliably shows two, and one that
+/// would open more has the time to.
 struct CountingServer {
     max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Per listener, in the order of the ports: (most open at once, delivered).
+    per_port: Vec<(
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    )>,
 }
 
 impl CountingServer {
     fn start_on(port: u16) -> CountingServer {
+        Self::start_many(&[port], Duration::ZERO)
+    }
+
+    fn start_many(ports: &[u16], settle: Duration) -> CountingServer {
         use std::io::{BufRead, BufReader, Write};
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
         use std::sync::Arc;
-        let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let (cur, max, delivered) = (
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
         );
-        let (m, d) = (max.clone(), delivered.clone());
-        std::thread::spawn(move || {
-            for tcp in l.incoming().flatten() {
-                let (cur, max, delivered) = (cur.clone(), m.clone(), d.clone());
-                std::thread::spawn(move || {
-                    let now = cur.fetch_add(1, SeqCst) + 1;
-                    max.fetch_max(now, SeqCst);
-                    let mut w = tcp;
-                    let Ok(r) = w.try_clone() else { return };
-                    let mut r = BufReader::new(r);
-                    let _ = w.write_all(b"220 count.example.test ESMTP\r\n");
-                    let mut line = String::new();
-                    let mut in_data = false;
-                    while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-                        let l = line.trim_end().to_string();
-                        line.clear();
-                        let reply: &[u8] = if in_data {
-                            if l != "." {
-                                continue;
-                            }
-                            in_data = false;
-                            let until = Instant::now() + Duration::from_secs(10);
-                            while max.load(SeqCst) < 2 && Instant::now() < until {
-                                std::thread::sleep(Duration::from_millis(10));
-                            }
-                            delivered.fetch_add(1, SeqCst);
-                            b"250 2.0.0 Ok: queued\r\n"
-                        } else {
-                            match l
-                                .split(' ')
-                                .next()
-                                .unwrap_or("")
-                                .to_ascii_uppercase()
-                                .as_str()
-                            {
-                                "EHLO" => b"250-count.example.test\r\n250 PIPELINING\r\n",
-                                "DATA" => {
-                                    in_data = true;
-                                    b"354 go ahead\r\n"
+        let mut per_port = Vec::new();
+        for &port in ports {
+            let l = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+            let (pcur, pmax, pdel) = (
+                Arc::new(AtomicUsize::new(0)),
+                Arc::new(AtomicUsize::new(0)),
+                Arc::new(AtomicUsize::new(0)),
+            );
+            per_port.push((pmax.clone(), pdel.clone()));
+            let (cur, m, d) = (cur.clone(), max.clone(), delivered.clone());
+            std::thread::spawn(move || {
+                for tcp in l.incoming().flatten() {
+                    let (cur, max, delivered) = (cur.clone(), m.clone(), d.clone());
+                    let (pcur, pmax, pdel) = (pcur.clone(), pmax.clone(), pdel.clone());
+                    std::thread::spawn(move || {
+                        let now = cur.fetch_add(1, SeqCst) + 1;
+                        max.fetch_max(now, SeqCst);
+                        let pnow = pcur.fetch_add(1, SeqCst) + 1;
+                        pmax.fetch_max(pnow, SeqCst);
+                        let mut w = tcp;
+                        let Ok(r) = w.try_clone() else { return };
+                        let mut r = BufReader::new(r);
+                        let _ = w.write_all(b"220 count.example.test ESMTP\r\n");
+                        let mut line = String::new();
+                        let mut in_data = false;
+                        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                            let l = line.trim_end().to_string();
+                            line.clear();
+                            let reply: &[u8] = if in_data {
+                                if l != "." {
+                                    continue;
                                 }
-                                "QUIT" => {
-                                    let _ = w.write_all(b"221 Bye\r\n");
-                                    break;
+                                in_data = false;
+                                let until = Instant::now() + Duration::from_secs(10);
+                                while max.load(SeqCst) < 2 && Instant::now() < until {
+                                    std::thread::sleep(Duration::from_millis(10));
                                 }
-                                _ => b"250 Ok\r\n",
+                                std::thread::sleep(settle);
+                                delivered.fetch_add(1, SeqCst);
+                                pdel.fetch_add(1, SeqCst);
+                                b"250 2.0.0 Ok: queued\r\n"
+                            } else {
+                                match l
+                                    .split(' ')
+                                    .next()
+                                    .unwrap_or("")
+                                    .to_ascii_uppercase()
+                                    .as_str()
+                                {
+                                    "EHLO" => b"250-count.example.test\r\n250 PIPELINING\r\n",
+                                    "DATA" => {
+                                        in_data = true;
+                                        b"354 go ahead\r\n"
+                                    }
+                                    "QUIT" => {
+                                        let _ = w.write_all(b"221 Bye\r\n");
+                                        break;
+                                    }
+                                    _ => b"250 Ok\r\n",
+                                }
+                            };
+                            if w.write_all(reply).is_err() {
+                                break;
                             }
-                        };
-                        if w.write_all(reply).is_err() {
-                            break;
                         }
-                    }
-                    cur.fetch_sub(1, SeqCst);
-                });
-            }
-        });
-        CountingServer { max, delivered }
+                        pcur.fetch_sub(1, SeqCst);
+                        cur.fetch_sub(1, SeqCst);
+                    });
+                }
+            });
+        }
+        CountingServer {
+            max,
+            delivered,
+            per_port,
+        }
     }
 }
 
@@ -617,4 +647,60 @@ fn destination_concurrency_limit_is_kept() {
     }
     assert_eq!(server.delivered.load(SeqCst), 6);
     assert_eq!(server.max.load(SeqCst), 2, "sessions open at once");
+}
+
+/// The total cap on outbound sessions: at most half of `max_connections`
+/// (the rest stays for inbound mail), over all destinations together. Two
+/// next hops that each may have two sessions (`default_destination_
+/// concurrency_limit = 2`) share the two that `max_connections = 4`
+/// leaves: never more than two sessions are open at once, and both next
+/// hops get their mail.
+#[test]
+fn total_outbound_sessions_are_capped_across_destinations() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Tern::builder();
+    let transport = b.table(
+        "transport",
+        &format!(
+            "a.example.test smtp:[127.0.0.1]:{port_a}\nb.example.test smtp:[127.0.0.1]:{port_b}\n"
+        ),
+    );
+    let tern = b
+        .set("transport_maps", &transport)
+        .set("max_connections", "4")
+        .set("default_destination_concurrency_limit", "2")
+        .set("minimal_backoff_time", "300s")
+        .set("maximal_backoff_time", "600s")
+        .set("smtp_tls_security_level", "none")
+        .start();
+    // Queued while both next hops are down, so one queue run finds all six.
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let domain = if i % 2 == 0 { "a" } else { "b" };
+            tern.submit(
+                "alice@example.net",
+                &format!("bob@{domain}.example.test"),
+                &format!("cap-{i}"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        tern.wait_log(&[id, "status=deferred"], 1, T);
+    }
+    let server = CountingServer::start_many(&[port_a, port_b], Duration::from_millis(300));
+    tern.flush();
+    for id in &ids {
+        tern.wait_log(&[id, "status=sent"], 1, T);
+    }
+    assert_eq!(server.delivered.load(SeqCst), 6);
+    for (i, (max, delivered)) in server.per_port.iter().enumerate() {
+        assert_eq!(delivered.load(SeqCst), 3, "next hop {i}");
+        assert!(max.load(SeqCst) <= 2, "next hop {i}: per-destination limit");
+    }
+    assert_eq!(
+        server.max.load(SeqCst),
+        2,
+        "sessions open at once, all next hops"
+    );
 }

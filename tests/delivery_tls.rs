@@ -143,6 +143,20 @@ fn verify_with_wrong_name_or_unknown_ca_is_deferred() {
     let id = tern.submit("alice@example.net", "bob@example.test", "wrong-name");
     let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
     assert_eq!(field(&d[0], "dsn"), Some("4.7.5"), "{}", d[0]);
+    // Postfix's text exactly; the detail is on tern's separate line.
+    assert!(
+        d[0].ends_with("status=deferred (Server certificate not verified)"),
+        "{}",
+        d[0]
+    );
+    assert_eq!(
+        tern.log_lines(&[
+            &format!("server certificate verification failed for 127.0.0.1[127.0.0.1]:{port}: "),
+            "(certificate-host-mismatch)"
+        ])
+        .len(),
+        1
+    );
     assert!(tern.log_lines(&["TLS connection established"]).is_empty());
     let q = tern.mailq();
     assert!(q.contains(&id) && q.contains("bob@example.test"), "{q}");
@@ -161,7 +175,12 @@ fn verify_with_wrong_name_or_unknown_ca_is_deferred() {
         .set("smtp_tls_CAfile", &other_ca.cert.display().to_string())
         .start();
     let id = tern.submit("alice@example.net", "bob@example.test", "unknown-ca");
-    tern.wait_log(&[&id, "status=deferred"], 1, T);
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T);
+    assert!(
+        d[0].ends_with("status=deferred (Server certificate not trusted)"),
+        "{}",
+        d[0]
+    );
     assert!(pf.messages().is_empty());
 }
 

@@ -326,6 +326,18 @@ pub static PARAMS: &[Param] = &[
         "trusted CAs for the verify and secure levels"
     ),
     p!(
+        "smtp_tls_ciphers",
+        "medium",
+        Kind::Text,
+        "minimum cipher grade at the may level (high, medium, low, export; null is refused)"
+    ),
+    p!(
+        "smtp_tls_exclude_ciphers",
+        "",
+        Kind::List,
+        "OpenSSL cipher names or aliases not offered at any level (TLS 1.2 suites)"
+    ),
+    p!(
         "smtp_tls_fingerprint_cert_match",
         "",
         Kind::List,
@@ -342,6 +354,18 @@ pub static PARAMS: &[Param] = &[
         "1",
         Kind::Int,
         "0: no TLS logging, 1: one line per handshake, 2: more"
+    ),
+    p!(
+        "smtp_tls_mandatory_ciphers",
+        "medium",
+        Kind::Text,
+        "minimum cipher grade at encrypt and above"
+    ),
+    p!(
+        "smtp_tls_mandatory_exclude_ciphers",
+        "",
+        Kind::List,
+        "ciphers also not offered at encrypt and above"
     ),
     p!(
         "smtp_tls_mandatory_protocols",

@@ -15,6 +15,7 @@ use smol::Async;
 use crate::dns::mx::{self, NextHops};
 use crate::dns::DnsError;
 use crate::dns::RecordType;
+use crate::policy::ciphers::ExcludedSuites;
 use crate::policy::dane::{
     self as dane_policy, AddressSecurity, DaneDecision, DaneLevel, HostFacts, TlsaLookup,
 };
@@ -428,6 +429,15 @@ impl Delivery {
                 .unwrap_or(TlsVersions::ALL),
             mandatory_protocols: TlsVersions::parse(cfg.get("smtp_tls_mandatory_protocols"))
                 .unwrap_or(TlsVersions::ALL),
+            // Validated by Tables::load (start, reload, check-config).
+            ciphers: cfg.get("smtp_tls_ciphers"),
+            mandatory_ciphers: cfg.get("smtp_tls_mandatory_ciphers"),
+            exclude_ciphers: ExcludedSuites::parse(cfg.get("smtp_tls_exclude_ciphers"))
+                .unwrap_or_default(),
+            mandatory_exclude_ciphers: ExcludedSuites::parse(
+                cfg.get("smtp_tls_mandatory_exclude_ciphers"),
+            )
+            .unwrap_or_default(),
             verify_cert_match: cfg.get("smtp_tls_verify_cert_match"),
             secure_cert_match: cfg.get("smtp_tls_secure_cert_match"),
             fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match"),
@@ -1210,10 +1220,24 @@ impl Delivery {
         } else {
             verifier.clone()
         };
-        // protocols= / smtp_tls_(mandatory_)protocols and exclude=, for the
-        // level this connection runs at (DANE may have lowered it).
+        // protocols= / smtp_tls_(mandatory_)protocols, ciphers= /
+        // smtp_tls_(mandatory_)ciphers and exclude= /
+        // smtp_tls_(mandatory_)exclude_ciphers, for the level this
+        // connection runs at (DANE may have lowered it).
         let versions = policy.protocols_at(t.level);
-        let excluded = policy.excluded_suites();
+        let excluded = policy.excluded_suites_at(t.level);
+        // Refused at load; checked again so that no path offers a grade
+        // tern cannot meet.
+        let grade = policy.cipher_grade_at(t.level);
+        if let Err(e) = crate::policy::ciphers::check_grade(grade) {
+            return Err(HostFailure {
+                text: format!("TLS client configuration: {e}"),
+                dsn: "4.7.5".into(),
+                permanent: false,
+                reached: false,
+                tls: false,
+            });
+        }
         let limits = crate::tls::server_config::ClientLimits {
             tls12: versions.tls12(),
             tls13: versions.tls13(),
@@ -1585,7 +1609,10 @@ impl Delivery {
                 }
                 Ok(())
             }
-            (_, TlsOutcome::Failure { kind, reason }) => {
+            (_, TlsOutcome::Failure { kind, reason })
+                if matches!(t.level, Level::Dane | Level::DaneOnly) =>
+            {
+                // DANE's texts are decided with the DANE step.
                 let text = match kind {
                     crate::tls::FailureKind::ValidationFailure => {
                         format!("Cannot start TLS: handshake failure with {hostaddr}: {reason}")
@@ -1603,13 +1630,28 @@ impl Delivery {
                     tls: true,
                 })
             }
-            (Some(e), TlsOutcome::Success(_)) => Err(HostFailure {
-                text: format!("Cannot start TLS: handshake failure with {hostaddr}: {e}"),
-                dsn: "4.7.5".into(),
-                permanent: false,
-                reached: true,
-                tls: true,
-            }),
+            (_, TlsOutcome::Failure { kind, reason }) => {
+                let text = tls_failure_text(kind);
+                log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &reason);
+                Err(HostFailure {
+                    text: text.into(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: true,
+                    tls: true,
+                })
+            }
+            (Some(e), TlsOutcome::Success(_)) => {
+                let kind = crate::tls::FailureKind::ValidationFailure;
+                log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &e);
+                Err(HostFailure {
+                    text: tls_failure_text(kind).into(),
+                    dsn: "4.7.5".into(),
+                    permanent: false,
+                    reached: true,
+                    tls: true,
+                })
+            }
         }
     }
 
@@ -1710,9 +1752,72 @@ pub fn has_pending(e: &QueueEntry) -> bool {
         .any(|r| matches!(r.status, QStatus::Pending | QStatus::Deferred { .. }))
 }
 
+/// The deferral reason for a failed TLS session outside DANE, exactly as
+/// Postfix's smtp_start_tls() words it, so that log summaries (pflogsumm's
+/// per-reason counts) group tern's lines as they group Postfix's: the
+/// handshake failed; the chain did not lead to a trust anchor (or, at
+/// `fingerprint`, no fingerprint matched: Postfix sets trust and match
+/// together there); or no certificate name matched. The detail goes to the
+/// separate line of [`log_tls_failure`].
+pub fn tls_failure_text(kind: crate::tls::FailureKind) -> &'static str {
+    use crate::tls::FailureKind as K;
+    match kind {
+        K::CertificateNotTrusted | K::CertificateExpired | K::TlsaInvalid => {
+            "Server certificate not trusted"
+        }
+        K::CertificateHostMismatch => "Server certificate not verified",
+        K::ValidationFailure | K::StarttlsNotSupported => "Cannot start TLS: handshake failure",
+    }
+}
+
+/// Logs what went wrong in a failed TLS session, in the shape of the line
+/// Postfix's TLS library writes before the deferral (`SSL_connect error to
+/// host[addr]:port: ...` for a failed handshake, `server certificate
+/// verification failed for host[addr]:port: ...` for a refused
+/// certificate), with tern's reason and the RFC 8460 result type.
+fn log_tls_failure(
+    kind: crate::tls::FailureKind,
+    namaddrport: &str,
+    reason: &dyn std::fmt::Display,
+) {
+    use crate::tls::FailureKind as K;
+    match kind {
+        K::ValidationFailure | K::StarttlsNotSupported => {
+            log::info!(target: "smtp", "SSL_connect error to {namaddrport}: {reason}")
+        }
+        _ => log::info!(
+            target: "smtp",
+            "server certificate verification failed for {namaddrport}: {reason} ({})",
+            kind.as_str()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failure_texts_are_postfixs() {
+        use crate::tls::FailureKind as K;
+        // smtp_proto.c, smtp_start_tls(): the three texts, nothing appended.
+        assert_eq!(
+            tls_failure_text(K::ValidationFailure),
+            "Cannot start TLS: handshake failure"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateNotTrusted),
+            "Server certificate not trusted"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateExpired),
+            "Server certificate not trusted"
+        );
+        assert_eq!(
+            tls_failure_text(K::CertificateHostMismatch),
+            "Server certificate not verified"
+        );
+    }
 
     #[test]
     fn postfix_number_format() {

@@ -3,6 +3,7 @@
 //! the CA bundle, the `tafile=` trust anchors of policy entries. `tern
 //! check-config` loads them the same way. Settings the tables depend on
 //! (`smtp_tls_protocols`, `smtp_tls_mandatory_protocols`,
+//! `smtp_tls_(mandatory_)ciphers`, `smtp_tls_(mandatory_)exclude_ciphers`,
 //! `smtp_tls_fingerprint_digest` against the fingerprints) are checked here
 //! too, so that delivery never meets a value it cannot use.
 
@@ -13,6 +14,7 @@ use rustls::RootCertStore;
 
 use crate::config::table::{self, Located, Report};
 use crate::config::Config;
+use crate::policy::ciphers::{self, ExcludedSuites};
 use crate::policy::protocols::TlsVersions;
 use crate::policy::sasl::SaslPasswordMap;
 use crate::policy::transport::TransportMap;
@@ -115,6 +117,24 @@ impl Tables {
         let transport = load(cfg, "transport_maps", TransportMap::parse, &mut errors);
         for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
             if let Err(e) = TlsVersions::parse(cfg.get(key)) {
+                errors.push(format!("{key}: {e}"));
+            }
+        }
+        for key in ["smtp_tls_ciphers", "smtp_tls_mandatory_ciphers"] {
+            let grade = cfg.get(key);
+            if !ciphers::is_grade(grade) {
+                errors.push(format!(
+                    "{key}: invalid cipher grade \"{grade}\": expected high, medium, low, export or null"
+                ));
+            } else if let Err(e) = ciphers::check_grade(grade) {
+                errors.push(format!("{key}: {e}"));
+            }
+        }
+        for key in [
+            "smtp_tls_exclude_ciphers",
+            "smtp_tls_mandatory_exclude_ciphers",
+        ] {
+            if let Err(e) = ExcludedSuites::parse(cfg.get(key)) {
                 errors.push(format!("{key}: {e}"));
             }
         }

@@ -1,5 +1,7 @@
-//! `ciphers=` and `exclude=` of the TLS policy table, reduced to what tern
-//! (rustls with aws-lc-rs) can honour.
+//! `ciphers=` and `exclude=` of the TLS policy table, and their main.cf
+//! counterparts `smtp_tls_(mandatory_)ciphers` and
+//! `smtp_tls_(mandatory_)exclude_ciphers`, reduced to what tern (rustls
+//! with aws-lc-rs) can honour.
 //!
 //! - Every cipher suite rustls offers (AES-GCM and ChaCha20-Poly1305 with
 //!   ECDHE) belongs to OpenSSL's `HIGH` class, so the grades `high`,
@@ -163,11 +165,11 @@ impl fmt::Display for CipherError {
             ),
             CipherError::Unknown(n) => write!(
                 f,
-                "exclude: unknown or unsupported cipher name \"{n}\" (OpenSSL names and aliases, case-sensitive, e.g. aRSA, CHACHA20, ECDHE-RSA-AES128-GCM-SHA256)"
+                "unknown or unsupported cipher name \"{n}\" (OpenSSL names and aliases, case-sensitive, e.g. aRSA, CHACHA20, ECDHE-RSA-AES128-GCM-SHA256)"
             ),
             CipherError::Tls13(n) => write!(
                 f,
-                "exclude: \"{n}\" is a TLS 1.3 cipher suite; exclusions apply only to TLS 1.2 suites (as in Postfix)"
+                "\"{n}\" is a TLS 1.3 cipher suite; exclusions apply only to TLS 1.2 suites (as in Postfix)"
             ),
         }
     }
@@ -175,7 +177,18 @@ impl fmt::Display for CipherError {
 
 impl std::error::Error for CipherError {}
 
-/// Checks a `ciphers=` grade (already known to be one of Postfix's five).
+/// Postfix's cipher grades (case ignored, as Postfix's name_code()).
+pub const GRADES: [&str; 5] = ["high", "medium", "low", "export", "null"];
+
+/// Whether `grade` is one of [`GRADES`].
+pub fn is_grade(grade: &str) -> bool {
+    GRADES.iter().any(|g| g.eq_ignore_ascii_case(grade))
+}
+
+/// Checks a `ciphers=` / `smtp_tls_(mandatory_)ciphers` grade (already
+/// known to be one of Postfix's five, [`is_grade`]). Every suite rustls
+/// offers is OpenSSL `HIGH` (AEAD, forward secret), so `export`, `low`,
+/// `medium` and `high` leave the same suites; only `null` cannot be met.
 pub fn check_grade(grade: &str) -> Result<(), CipherError> {
     if grade.eq_ignore_ascii_case("null") {
         Err(CipherError::NullGrade)
@@ -188,29 +201,54 @@ pub fn check_grade(grade: &str) -> Result<(), CipherError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExcludedSuites(u8);
 
+/// The suites one OpenSSL name or alias covers.
+fn name_bits(tok: &str) -> Result<u8, CipherError> {
+    if TLS13_NAMES.contains(&tok) {
+        return Err(CipherError::Tls13(tok.to_string()));
+    }
+    let mut bits = 0u8;
+    let mut known = NOTHING_HERE.contains(&tok);
+    for (i, s) in TLS12.iter().enumerate() {
+        if s.openssl == tok || s.aliases.contains(&tok) || COMMON.contains(&tok) {
+            bits |= 1 << i;
+            known = true;
+        }
+    }
+    if known {
+        Ok(bits)
+    } else {
+        Err(CipherError::Unknown(tok.to_string()))
+    }
+}
+
 impl ExcludedSuites {
-    /// Parses a list separated by colons, commas or whitespace.
+    /// Nothing excluded (the default of the main.cf lists).
+    pub const NONE: ExcludedSuites = ExcludedSuites(0);
+
+    /// Parses a list separated by colons, commas or whitespace. An element
+    /// `A+B` names the suites that match every part (Postfix's
+    /// `smtp_tls_exclude_ciphers = kEDH+aRSA`).
     pub fn parse(value: &str) -> Result<ExcludedSuites, CipherError> {
         let mut bits = 0u8;
         for tok in value
             .split(|c: char| c == ':' || c == ',' || c.is_ascii_whitespace())
             .filter(|t| !t.is_empty())
         {
-            if TLS13_NAMES.contains(&tok) {
-                return Err(CipherError::Tls13(tok.to_string()));
-            }
-            let mut known = NOTHING_HERE.contains(&tok);
-            for (i, s) in TLS12.iter().enumerate() {
-                if s.openssl == tok || s.aliases.contains(&tok) || COMMON.contains(&tok) {
-                    bits |= 1 << i;
-                    known = true;
+            let mut all = u8::MAX;
+            for part in tok.split('+') {
+                if part.is_empty() {
+                    return Err(CipherError::Unknown(tok.to_string()));
                 }
+                all &= name_bits(part)?;
             }
-            if !known {
-                return Err(CipherError::Unknown(tok.to_string()));
-            }
+            bits |= all;
         }
         Ok(ExcludedSuites(bits))
+    }
+
+    /// The suites either set excludes.
+    pub fn union(self, other: ExcludedSuites) -> ExcludedSuites {
+        ExcludedSuites(self.0 | other.0)
     }
 
     /// Nothing excluded.
@@ -247,6 +285,17 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(ExcludedSuites::parse("").unwrap().is_empty());
+        // A+B: only suites matching both parts.
+        let e = ExcludedSuites::parse("aRSA+AES256, DES+MD5").unwrap();
+        assert!(e.excludes(CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384));
+        assert!(!e.excludes(CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert!(!e.excludes(CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384));
+        let u = ExcludedSuites::parse("aRSA")
+            .unwrap()
+            .union(ExcludedSuites::parse("CHACHA20").unwrap());
+        assert!(u.excludes(CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256));
+        assert!(u.excludes(CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert!(ExcludedSuites::NONE.union(ExcludedSuites::NONE).is_empty());
         let all = ExcludedSuites::parse("TLSv1.2").unwrap();
         assert!(TLS12.iter().all(|s| all.excludes(s.suite)));
     }
@@ -262,6 +311,15 @@ mod tests {
             Err(CipherError::Tls13("TLS_AES_128_GCM_SHA256".into()))
         );
         assert!(ExcludedSuites::parse("!aNULL").is_err());
+        assert_eq!(
+            ExcludedSuites::parse("aRSA+"),
+            Err(CipherError::Unknown("aRSA+".into()))
+        );
+        assert_eq!(
+            ExcludedSuites::parse("aRSA+bogus"),
+            Err(CipherError::Unknown("bogus".into()))
+        );
+        assert!(!is_grade("strong") && is_grade("HIGH") && is_grade("export"));
         assert_eq!(check_grade("NULL"), Err(CipherError::NullGrade));
         assert_eq!(check_grade("high"), Ok(()));
         assert!(CipherError::NullGrade.to_string().contains("not supported"));

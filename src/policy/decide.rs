@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use super::ciphers::ExcludedSuites;
 use super::level::Level;
 use super::nexthop::NextHop;
 pub use super::protocols::{ProtocolsError, TlsVersions};
@@ -124,6 +125,14 @@ pub struct PolicyDefaults<'a> {
     pub protocols: TlsVersions,
     /// `smtp_tls_mandatory_protocols` (encrypt and up).
     pub mandatory_protocols: TlsVersions,
+    /// `smtp_tls_ciphers`: the cipher grade at `may` (checked at load).
+    pub ciphers: &'a str,
+    /// `smtp_tls_mandatory_ciphers`: the grade from `encrypt` up.
+    pub mandatory_ciphers: &'a str,
+    /// `smtp_tls_exclude_ciphers`: excluded at every level.
+    pub exclude_ciphers: ExcludedSuites,
+    /// `smtp_tls_mandatory_exclude_ciphers`: also excluded from `encrypt` up.
+    pub mandatory_exclude_ciphers: ExcludedSuites,
     /// `smtp_tls_verify_cert_match` (Postfix default `hostname`).
     pub verify_cert_match: &'a str,
     /// `smtp_tls_secure_cert_match` (Postfix default `nexthop, dot-nexthop`).
@@ -133,13 +142,18 @@ pub struct PolicyDefaults<'a> {
 }
 
 impl PolicyDefaults<'static> {
-    /// Postfix's defaults for the match lists and protocols (`>=TLSv1`,
-    /// which for tern means TLS 1.2 and 1.3), with `may` as the level
-    /// (Postfix's own empty default means `none`).
+    /// Postfix's defaults for the match lists, protocols (`>=TLSv1`,
+    /// which for tern means TLS 1.2 and 1.3) and ciphers (`medium`, no
+    /// exclusions), with `may` as the level (Postfix's own empty default
+    /// means `none`).
     pub const POSTFIX: PolicyDefaults<'static> = PolicyDefaults {
         level: Level::May,
         protocols: TlsVersions::ALL,
         mandatory_protocols: TlsVersions::ALL,
+        ciphers: "medium",
+        mandatory_ciphers: "medium",
+        exclude_ciphers: ExcludedSuites::NONE,
+        mandatory_exclude_ciphers: ExcludedSuites::NONE,
         verify_cert_match: "hostname",
         secure_cert_match: "nexthop, dot-nexthop",
         fingerprint_cert_match: "",
@@ -209,11 +223,6 @@ pub struct EffectivePolicy<'a> {
     pub level: Level,
     /// Where it came from.
     pub source: PolicySource<'a>,
-    /// Allowed TLS versions: the entry's `protocols=`, else
-    /// `smtp_tls_protocols` at `may` and `smtp_tls_mandatory_protocols` above
-    /// (for `dane` the DANE step will switch to the opportunistic set when
-    /// the destination has no TLSA records).
-    pub protocols: TlsVersions,
     /// `ciphers=` of the entry.
     pub ciphers: Option<&'a str>,
     /// `exclude=` of the entry.
@@ -350,12 +359,36 @@ impl<'a> EffectivePolicy<'a> {
         }
     }
 
-    /// The TLS 1.2 suites `exclude=` removes (validated when the table
-    /// loaded; nothing when absent).
-    pub fn excluded_suites(&self) -> super::ciphers::ExcludedSuites {
-        self.exclude
-            .and_then(|x| super::ciphers::ExcludedSuites::parse(x).ok())
-            .unwrap_or_default()
+    /// The TLS 1.2 suites not to offer on a connection at `level`, as
+    /// Postfix's set_cipher_grade(): the entry's `exclude=` replaces the
+    /// main.cf lists; without it, `smtp_tls_exclude_ciphers`, plus
+    /// `smtp_tls_mandatory_exclude_ciphers` from `encrypt` up. (Postfix
+    /// also adds `eNULL`/`aNULL` at the mandatory levels; rustls has no such
+    /// suites.) Values were validated at load; an invalid one cannot reach
+    /// here, and would exclude nothing extra.
+    pub fn excluded_suites_at(&self, level: Level) -> ExcludedSuites {
+        if let Some(x) = self.exclude {
+            return ExcludedSuites::parse(x).unwrap_or_default();
+        }
+        let d = self.defaults;
+        if level.uses_mandatory_settings() {
+            d.exclude_ciphers.union(d.mandatory_exclude_ciphers)
+        } else {
+            d.exclude_ciphers
+        }
+    }
+
+    /// The minimum cipher grade at `level`: the entry's `ciphers=`, else
+    /// `smtp_tls_ciphers` at `may` and `smtp_tls_mandatory_ciphers` above.
+    /// Every suite rustls offers is AEAD with forward secrecy (OpenSSL
+    /// `HIGH`), so `export` .. `high` all leave the same set; `null` is
+    /// refused at load ([`super::ciphers::check_grade`]).
+    pub fn cipher_grade_at(&self, level: Level) -> &'a str {
+        match self.ciphers {
+            Some(c) => c,
+            None if level.uses_mandatory_settings() => self.defaults.mandatory_ciphers,
+            None => self.defaults.ciphers,
+        }
     }
 
     /// The `tafile=` values of the entry.
@@ -393,17 +426,9 @@ pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, Deci
         None => (inputs.defaults.level, PolicySource::Default),
     };
     let d = inputs.defaults;
-    let protocols = entry
-        .and_then(|e| e.protocols())
-        .unwrap_or(if level == Level::May {
-            d.protocols
-        } else {
-            d.mandatory_protocols
-        });
     let policy = EffectivePolicy {
         level,
         source,
-        protocols,
         ciphers: entry.and_then(|e| e.ciphers()),
         exclude: entry.and_then(|e| e.exclude()),
         servername: entry.and_then(|e| e.servername()),
@@ -495,7 +520,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p.level, Level::Encrypt);
-        assert!(!p.protocols.tls12() && p.protocols.tls13());
+        let v = p.protocols_at(p.level);
+        assert!(!v.tls12() && v.tls13());
         assert_eq!(p.connection_reuse, Some(true));
         assert_eq!(p.nexthop_domain(), "relay.example");
         assert!(p.cert_names("relay.example").next().is_none());
@@ -558,7 +584,8 @@ mod tests {
             defaults: &d,
         })
         .unwrap();
-        assert!(p.protocols.tls12() && !p.protocols.tls13());
+        let v = p.protocols_at(p.level);
+        assert!(v.tls12() && !v.tls13());
         let hop = NextHop::parse("enc.example").unwrap();
         let p = decide(&PolicyInputs {
             nexthop: hop,
@@ -566,7 +593,8 @@ mod tests {
             defaults: &d,
         })
         .unwrap();
-        assert!(!p.protocols.tls12() && p.protocols.tls13());
+        let v = p.protocols_at(p.level);
+        assert!(!v.tls12() && v.tls13());
         // What DANE made of the level decides, unless protocols= is set.
         assert!(p.protocols_at(Level::May).tls12());
         assert!(!p.protocols_at(Level::Encrypt).tls12());
@@ -580,7 +608,7 @@ mod tests {
         .unwrap();
         assert!(p.protocols_at(Level::May).tls12() && !p.protocols_at(Level::May).tls13());
         assert!(!p.protocols_at(Level::Dane).tls12());
-        assert!(p.excluded_suites().is_empty());
+        assert!(p.excluded_suites_at(Level::Dane).is_empty());
         let hop = NextHop::parse("y.example").unwrap();
         let p = decide(&PolicyInputs {
             nexthop: hop,
@@ -590,8 +618,58 @@ mod tests {
         .unwrap();
         assert!(!p.protocols_at(Level::Dane).tls13());
         assert!(p
-            .excluded_suites()
+            .excluded_suites_at(Level::Dane)
             .excludes(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256));
+    }
+
+    #[test]
+    fn ciphers_and_exclusions_by_level() {
+        use rustls::CipherSuite as S;
+        let d = PolicyDefaults {
+            ciphers: "low",
+            mandatory_ciphers: "high",
+            exclude_ciphers: ExcludedSuites::parse("CHACHA20").unwrap(),
+            mandatory_exclude_ciphers: ExcludedSuites::parse("aRSA").unwrap(),
+            ..PolicyDefaults::POSTFIX
+        };
+        let t = table(
+            "enc.example encrypt
+own.example verify ciphers=medium exclude=AES256
+",
+        );
+        let p = |hop: &'static str| {
+            decide(&PolicyInputs {
+                nexthop: NextHop::parse(hop).unwrap(),
+                tables: &t,
+                defaults: &d,
+            })
+            .unwrap()
+        };
+        // Opportunistic: smtp_tls_ciphers and smtp_tls_exclude_ciphers only.
+        let may = p("other.example");
+        assert_eq!(may.cipher_grade_at(Level::May), "low");
+        let x = may.excluded_suites_at(Level::May);
+        assert!(x.excludes(S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256));
+        assert!(!x.excludes(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        // Mandatory: the mandatory grade, both exclusion lists.
+        let enc = p("enc.example");
+        assert_eq!(enc.cipher_grade_at(enc.level), "high");
+        let x = enc.excluded_suites_at(enc.level);
+        assert!(x.excludes(S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256));
+        assert!(x.excludes(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert!(!x.excludes(S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256));
+        // The level DANE made of it decides (dane without TLSA runs at may).
+        assert!(!enc
+            .excluded_suites_at(Level::May)
+            .excludes(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert_eq!(enc.cipher_grade_at(Level::May), "low");
+        // ciphers= and exclude= of the entry replace the main.cf values.
+        let own = p("own.example");
+        assert_eq!(own.cipher_grade_at(own.level), "medium");
+        let x = own.excluded_suites_at(own.level);
+        assert!(x.excludes(S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384));
+        assert!(!x.excludes(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
+        assert!(!x.excludes(S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256));
     }
 
     #[test]

@@ -122,7 +122,8 @@ impl fmt::Display for PolicyError {
                 f,
                 "invalid cipher grade \"{g}\": expected high, medium, low, export or null"
             ),
-            PolicyError::Ciphers(e) => e.fmt(f),
+            PolicyError::Ciphers(e @ CipherError::NullGrade) => e.fmt(f),
+            PolicyError::Ciphers(e) => write!(f, "exclude: {e}"),
             PolicyError::Unsupported { name, level, hint } => write!(
                 f,
                 "attribute \"{name}\" is not supported at security level \"{level}\": {hint}"
@@ -237,10 +238,7 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
                     return Err(PolicyError::EmptyValue(name_lc));
                 }
                 once(&mut ciphers)?;
-                if !["high", "medium", "low", "export", "null"]
-                    .iter()
-                    .any(|g| g.eq_ignore_ascii_case(val))
-                {
+                if !ciphers::is_grade(val) {
                     return Err(PolicyError::CipherGrade(val.to_string()));
                 }
                 ciphers::check_grade(val).map_err(PolicyError::Ciphers)?;
