@@ -151,8 +151,10 @@ impl EndReason {
 #[derive(Debug, Clone)]
 struct LoggedReject {
     verb: &'static str,
-    text: &'static str,
+    text: String,
     sender: String,
+    /// `to=<...>` for RCPT.
+    rcpt: Option<String>,
 }
 
 /// Classifies recipients (and answers the spool-space question); supplied
@@ -550,17 +552,19 @@ impl Session {
     /// Insufficient system storage; from=<s> proto=ESMTP helo=<h>` line
     /// (smtpd_check.c `log_whatsup`) for the last command, if it was
     /// refused by a check Postfix logs (size and queue space at MAIL and
-    /// DATA); protocol errors such as `503` are not logged, as in Postfix.
-    /// `client` is `host[addr]`.
+    /// DATA; relay access and unknown users at RCPT, with `to=<...>`);
+    /// protocol errors such as `503` or `452 too many recipients` are not
+    /// logged, as in Postfix. `client` is `host[addr]`.
     pub fn take_reject_log(&mut self, client: &str) -> Option<String> {
         let r = self.logged_reject.take()?;
         let mut line = format!(
-            "NOQUEUE: reject: {} from {client}: {}; from=<{}> proto={}",
-            r.verb,
-            r.text,
-            r.sender,
-            if self.esmtp { "ESMTP" } else { "SMTP" }
+            "NOQUEUE: reject: {} from {client}: {}; from=<{}>",
+            r.verb, r.text, r.sender
         );
+        if let Some(to) = &r.rcpt {
+            let _ = write!(line, " to=<{to}>");
+        }
+        let _ = write!(line, " proto={}", if self.esmtp { "ESMTP" } else { "SMTP" });
         if let Some(h) = &self.helo {
             let _ = write!(line, " helo=<{h}>");
         }
@@ -611,13 +615,30 @@ impl Session {
     }
 
     /// A reject that Postfix also logs (`NOQUEUE: reject: ...`).
-    fn reject_logged(&mut self, out: &mut Actions, v: Verb, text: &'static str, sender: &str) {
+    fn reject_logged(&mut self, out: &mut Actions, v: Verb, text: &str, sender: &str) {
         self.logged_reject = Some(LoggedReject {
             verb: verb_word(v),
-            text,
+            text: text.to_string(),
             sender: sender.to_string(),
+            rcpt: None,
         });
         self.reject(out, v, Reply::new(text));
+    }
+
+    /// A RCPT reject that Postfix logs, with the recipient.
+    fn reject_rcpt_logged(&mut self, out: &mut Actions, text: &str, rcpt: &str) {
+        let sender = self
+            .envelope
+            .as_ref()
+            .map(|e| e.sender.clone())
+            .unwrap_or_default();
+        self.logged_reject = Some(LoggedReject {
+            verb: verb_word(Verb::Rcpt),
+            text: text.to_string(),
+            sender,
+            rcpt: Some(rcpt.to_string()),
+        });
+        self.reject(out, Verb::Rcpt, Reply::new(text));
     }
 
     /// Counts a junk command (one that can be repeated without end and
@@ -979,14 +1000,14 @@ impl Session {
         let addr = to.mailbox();
         match rcpts.classify(&to) {
             RcptClass::Remote if !relay_ok => {
-                let r = Reply::fmt(format_args!("554 5.7.1 <{addr}>: Relay access denied"));
-                self.reject(out, v, r)
+                let r = format!("554 5.7.1 <{addr}>: Relay access denied");
+                self.reject_rcpt_logged(out, &r, addr)
             }
             RcptClass::LocalUnknown => {
-                let r = Reply::fmt(format_args!(
+                let r = format!(
                     "550 5.1.1 <{addr}>: Recipient address rejected: User unknown in local recipient table"
-                ));
-                self.reject(out, v, r)
+                );
+                self.reject_rcpt_logged(out, &r, addr)
             }
             RcptClass::Local | RcptClass::Remote => {
                 if let Some(env) = &mut self.envelope {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use smol::Async;
 
 use crate::queue::{Flags, NewMessage, Recipient};
-use crate::smtp::command::{self, Command, Path};
+use crate::smtp::command::Path;
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
 use crate::smtp::received::{received_header, ReceivedInfo};
@@ -153,21 +153,7 @@ pub async fn run(
                     {
                         log::info!(target: "smtpd", "{l}");
                     }
-                    // Copy what the reject log line needs before the buffer
-                    // is reused.
-                    let verb = verb_of(line);
-                    let rcpt_for_log = if verb == "RCPT" {
-                        match command::parse(line) {
-                            Ok(Command::Rcpt { to, .. }) => Some(to.mailbox().to_string()),
-                            _ => None,
-                        }
-                    } else {
-                        None
-                    };
                     let acts = sess.line(line, &mut super::Checks(&shared));
-                    if let Some(rcpt) = rcpt_for_log {
-                        log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
-                    }
                     if let Some(l) = sess.take_reject_log(&client) {
                         log::info!(target: "smtpd", "{l}");
                     }
@@ -544,52 +530,10 @@ fn log_tls(shared: &Shared, stream: &Stream, host: &str, addr: IpAddr) {
     }
 }
 
-/// Postfix's `NOQUEUE: reject: RCPT from ...` line for pflogsumm.
-fn log_rcpt_reject(sess: &Session, acts: &Actions, host: &str, addr: &str, rcpt: &str) {
-    for a in acts {
-        if let Action::Send(r) = a {
-            if r.code() >= 400 {
-                let text = String::from_utf8_lossy(r.as_bytes());
-                let text = text.trim_end();
-                let from = sess.envelope().map(|e| e.sender.as_str()).unwrap_or("");
-                let helo = sess.helo_name().unwrap_or("");
-                log::info!(
-                    target: "smtpd",
-                    "NOQUEUE: reject: RCPT from {host}[{addr}]: {text}; from=<{from}> to=<{rcpt}> proto={} helo=<{helo}>",
-                    if sess.protocol() == "SMTP" { "SMTP" } else { "ESMTP" }
-                );
-            }
-        }
-    }
-}
-
 fn mech_name(m: AuthMechanism) -> &'static str {
     match m {
         AuthMechanism::Plain => "PLAIN",
         AuthMechanism::Login => "LOGIN",
-    }
-}
-
-fn verb_of(line: &[u8]) -> &'static str {
-    let word: Vec<u8> = line
-        .iter()
-        .take_while(|b| b.is_ascii_alphabetic())
-        .take(10)
-        .map(|b| b.to_ascii_uppercase())
-        .collect();
-    match word.as_slice() {
-        b"EHLO" => "EHLO",
-        b"HELO" => "HELO",
-        b"MAIL" => "MAIL",
-        b"RCPT" => "RCPT",
-        b"DATA" => "DATA",
-        b"RSET" => "RSET",
-        b"NOOP" => "NOOP",
-        b"QUIT" => "QUIT",
-        b"VRFY" => "VRFY",
-        b"STARTTLS" => "STARTTLS",
-        b"AUTH" => "AUTH",
-        _ => "UNKNOWN",
     }
 }
 

@@ -851,3 +851,33 @@ fn mail_size_reject_is_logged_like_postfix() {
     say(&mut s, "DATA");
     assert_eq!(s.take_reject_log(CLIENT), None);
 }
+
+#[test]
+fn rcpt_rejects_are_logged_with_the_recipient_protocol_errors_not() {
+    let mut s = Session::new(ServerParams {
+        recipient_limit: 1,
+        ..params()
+    });
+    say(&mut s, "RCPT TO:<u@example.net>");
+    assert_eq!(s.take_reject_log(CLIENT), None, "503 need MAIL");
+    say(&mut s, "EHLO outsider.test");
+    say(&mut s, "MAIL FROM:<spammer@example.test>");
+    assert!(say(&mut s, "RCPT TO:<victim@remote.test>").starts_with("554 "));
+    assert_eq!(
+        s.take_reject_log(CLIENT).as_deref(),
+        Some("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 554 5.7.1 <victim@remote.test>: Relay access denied; from=<spammer@example.test> to=<victim@remote.test> proto=ESMTP helo=<outsider.test>")
+    );
+    assert!(say(&mut s, "RCPT TO:<nobody@example.net>").starts_with("550 "));
+    assert_eq!(
+        s.take_reject_log(CLIENT).as_deref(),
+        Some("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in local recipient table; from=<spammer@example.test> to=<nobody@example.net> proto=ESMTP helo=<outsider.test>")
+    );
+    assert!(say(&mut s, "RCPT TO:<u@example.net>").starts_with("250 "));
+    assert_eq!(s.take_reject_log(CLIENT), None);
+    assert!(say(&mut s, "RCPT TO:<u@example.net>").starts_with("452 4.5.3"));
+    assert_eq!(
+        s.take_reject_log(CLIENT),
+        None,
+        "Postfix does not log 452 4.5.3"
+    );
+}
