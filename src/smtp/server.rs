@@ -505,7 +505,27 @@ impl Session {
         pending: &[u8],
         client: &str,
     ) -> Option<String> {
-        if self.ill_pipelining || pending.is_empty() || self.state != State::Command {
+        if pending.is_empty() {
+            return None;
+        }
+        let verb = self.pipelining_check(line)?;
+        self.ill_pipelining = true;
+        Some(format!(
+            "improper command pipelining after {} from {client}: {}",
+            verb_word(verb),
+            escape(pending)
+        ))
+    }
+
+    /// Whether [`improper_pipelining`](Self::improper_pipelining) would
+    /// look at pending input for `line`: the driver asks the kernel for
+    /// unread bytes only then (a syscall it spares the other commands).
+    pub fn checks_pipelining(&self, line: &[u8]) -> bool {
+        self.pipelining_check(line).is_some()
+    }
+
+    fn pipelining_check(&self, line: &[u8]) -> Option<Verb> {
+        if self.ill_pipelining || self.state != State::Command {
             return None;
         }
         let verb = match command::parse_with_verb(line) {
@@ -523,12 +543,7 @@ impl Session {
         if self.esmtp && !last {
             return None;
         }
-        self.ill_pipelining = true;
-        Some(format!(
-            "improper command pipelining after {} from {client}: {}",
-            verb_word(verb),
-            escape(pending)
-        ))
+        Some(verb)
     }
 
     /// The same check before the greeting: anything the client sent before

@@ -148,10 +148,22 @@ pub async fn run(
                     sess.line_error(e)
                 }
                 Some(Ok(line)) => {
-                    if let Some(l) =
-                        sess.improper_pipelining(line, splitter.buffered(line_buf), &client)
-                    {
-                        log::info!(target: "smtpd", "{l}");
+                    if sess.checks_pipelining(line) {
+                        // Postfix looks at its buffer and then the kernel's;
+                        // over TLS the kernel holds records, not commands.
+                        let mut peeked = [0u8; 100];
+                        let buffered = splitter.buffered(line_buf);
+                        let pending = if !buffered.is_empty() {
+                            buffered
+                        } else if !stream.is_tls() {
+                            let n = stream.tcp().get_ref().peek(&mut peeked).unwrap_or(0);
+                            peeked.get(..n).unwrap_or(&[])
+                        } else {
+                            &[]
+                        };
+                        if let Some(l) = sess.improper_pipelining(line, pending, &client) {
+                            log::info!(target: "smtpd", "{l}");
+                        }
                     }
                     let acts = sess.line(line, &mut super::Checks(&shared));
                     if let Some(l) = sess.take_reject_log(&client) {

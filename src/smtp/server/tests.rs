@@ -765,6 +765,7 @@ fn improper_pipelining_follows_postfix_rules() {
     );
     // Once per session.
     assert_eq!(s.improper_pipelining(b"NOOP", b"NOOP\r\n", CLIENT), None);
+    assert!(!s.checks_pipelining(b"NOOP"));
 
     // After EHLO: MAIL, RCPT, RSET, STARTTLS may be followed by more;
     // HELO, EHLO, DATA, NOOP and VRFY end a group.
@@ -785,6 +786,10 @@ fn improper_pipelining_follows_postfix_rules() {
     }
     // Unknown commands are not checked.
     assert_eq!(s.improper_pipelining(b"BOGUS", b"X\r\n", CLIENT), None);
+    // The driver asks the kernel only where the check applies.
+    assert!(!s.checks_pipelining(b"RCPT TO:<u@example.net>"));
+    assert!(!s.checks_pipelining(b"BOGUS"));
+    assert!(s.checks_pipelining(b"NOOP"));
     // Nothing pending: nothing to log.
     assert_eq!(s.improper_pipelining(b"DATA", b"", CLIENT), None);
     assert_eq!(
