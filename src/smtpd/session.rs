@@ -38,8 +38,8 @@ enum Ended {
     Normal,
     Lost,
     Timeout,
-    /// No room left in the line buffer (cannot happen with the splitter's
-    /// own limit; kept so that it would be logged, not spin).
+    /// The line buffer filled up without a complete line (tern's own
+    /// `line too long after X` wording; Postfix has no such line).
     TooLong,
     /// Closed by tern before the greeting (already logged).
     Refused,
