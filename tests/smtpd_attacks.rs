@@ -134,6 +134,59 @@ fn starttls_injection_is_discarded() {
     assert!(!line.contains("rset="), "{line}");
     assert!(!line.contains("mail="), "{line}");
     assert_eq!(tern.log_count("injected@example.test"), 0, "{}", tern.log());
+    // After EHLO, STARTTLS does not end a PIPELINING group in Postfix
+    // (3.7.11 logs nothing for this dialogue): the bytes are dropped
+    // silently.
+    assert_eq!(
+        tern.log_count("improper command pipelining"),
+        0,
+        "{}",
+        tern.log()
+    );
+    assert!(tern.queued().is_empty());
+}
+
+#[test]
+fn starttls_injection_without_pipelining_is_logged() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let tern = Tern::builder().cert(&leaf.chain, &leaf.key).start();
+
+    // HELO: PIPELINING was never negotiated, so anything sent behind a
+    // command is improper, and Postfix logs the injected bytes (escaped)
+    // once: "improper command pipelining after STARTTLS from ...".
+    let mut c = Client::connect(tern.smtp_port);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("HELO attacker.test").starts_with("250 "));
+    c.send(b"STARTTLS\r\nRSET\r\nMAIL FROM:<injected@example.test>\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("220 2.0.0 Ready to start TLS"), "{r}");
+    assert!(c.unread().is_empty(), "{:?}", c.unread());
+    c.start_tls(&ca.cert, "tern.example.test");
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    let r = c.cmd("RCPT TO:<x@remote.test>");
+    assert!(r.starts_with("503 5.5.1 Error: need MAIL command"), "{r}");
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    let line = tern.wait_for_log(&["disconnect from localhost[127.0.0.1]"]);
+    assert!(
+        line.ends_with(" helo=1 ehlo=1 starttls=1 rcpt=0/1 quit=1 commands=4/5"),
+        "{line}"
+    );
+    // The same text as Postfix 3.7.11 for the same bytes.
+    assert_eq!(
+        tern.log_count(
+            "]: improper command pipelining after STARTTLS from localhost[127.0.0.1]: RSET\\r\\nMAIL FROM:<injected@example.test>\\r\\n"
+        ),
+        1,
+        "{}",
+        tern.log()
+    );
+    assert_eq!(
+        tern.log_count("improper command pipelining"),
+        1,
+        "{}",
+        tern.log()
+    );
     assert!(tern.queued().is_empty());
 }
 

@@ -120,6 +120,84 @@ fn idle_timeout() {
     tern.wait_for_log(&["timeout after EHLO from localhost[127.0.0.1]"]);
 }
 
+/// EHLO, MAIL, RCPT and DATA up to the 354.
+fn in_data(port: u16) -> Client {
+    let mut c = hello(port);
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<r@remote.test>").starts_with("250 "));
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c
+}
+
+#[test]
+fn timeout_in_data_is_answered_and_logged_with_bytes() {
+    let tern = Tern::builder().set("smtpd_timeout", "2s").start();
+    let mut c = in_data(tern.smtp_port);
+    c.read_timeout(Duration::from_secs(15));
+    // Two complete lines (14 bytes) and a partial one, then silence.
+    c.send(b"Subject: x\r\n\r\nabc");
+    let r = c.reply();
+    assert_eq!(r, "421 4.4.2 tern.example.test Error: timeout exceeded\r\n");
+    assert!(c.closed(), "connection stays open after the timeout");
+    // As Postfix 3.7.11 logs the same dialogue (the partial line is not
+    // counted).
+    tern.wait_for_log(&[
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4",
+    ]);
+    assert_eq!(
+        tern.log_count("]: timeout after DATA (14 bytes) from localhost[127.0.0.1]"),
+        1,
+        "{}",
+        tern.log()
+    );
+    assert!(tern.queued().is_empty(), "{:?}", tern.queued());
+
+    // Idle after a queued message: "after END-OF-MESSAGE".
+    let mut c = in_data(tern.smtp_port);
+    c.read_timeout(Duration::from_secs(15));
+    c.send(b"Subject: y\r\n\r\nbody\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.0.0 Ok: queued as "));
+    let r = c.reply();
+    assert_eq!(r, "421 4.4.2 tern.example.test Error: timeout exceeded\r\n");
+    tern.wait_for_log(&["timeout after END-OF-MESSAGE from localhost[127.0.0.1]"]);
+}
+
+#[test]
+fn lost_connection_lines_as_postfix() {
+    let tern = Tern::builder().start();
+    // Mid-DATA: the byte count of the body lines received.
+    let mut c = in_data(tern.smtp_port);
+    c.send(b"Subject: x\r\n\r\nabc\r\n");
+    drop(c);
+    tern.wait_for_log(&["]: lost connection after DATA (19 bytes) from localhost[127.0.0.1]"]);
+    tern.wait_for_log(&[
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=0/1 commands=3/4",
+    ]);
+    assert!(tern.queued().is_empty(), "{:?}", tern.queued());
+
+    // After a command: its verb.
+    let mut c = hello(tern.smtp_port);
+    assert!(c.cmd("MAIL FROM:<b@example.test>").starts_with("250 "));
+    drop(c);
+    tern.wait_for_log(&["]: lost connection after MAIL from localhost[127.0.0.1]"]);
+
+    // Right after "250 ... queued as" without QUIT: Postfix logs nothing.
+    let mut c = in_data(tern.smtp_port);
+    c.send(b"Subject: z\r\n\r\nbody\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.0.0 Ok: queued as "));
+    drop(c);
+    tern.wait_for_log(&[
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 commands=4",
+    ]);
+    let log = tern.log();
+    let lost: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lost connection after"))
+        .collect();
+    assert_eq!(lost.len(), 2, "{lost:#?}");
+    assert_eq!(tern.queued().len(), 1, "{:?}", tern.queued());
+}
+
 #[test]
 fn total_time_limit() {
     let tern = Tern::builder()
@@ -184,6 +262,14 @@ fn too_many_errors() {
     );
     assert!(c.closed());
     tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 unknown=0/"]);
+    // Postfix 3.7: the reason line names the last command (an unknown one).
+    assert_eq!(
+        tern.log_count("]: too many errors after UNKNOWN from localhost[127.0.0.1]"),
+        1,
+        "{}",
+        tern.log()
+    );
+    assert_eq!(tern.log_count("lost connection after"), 0, "{}", tern.log());
 }
 
 #[test]
@@ -212,6 +298,27 @@ fn junk_command_limit() {
     );
     assert!(c.closed());
     tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 noop=8 commands=9"]);
+    assert_eq!(
+        tern.log_count("]: too many errors after NOOP from localhost[127.0.0.1]"),
+        1,
+        "{}",
+        tern.log()
+    );
+    // NOOP ends a PIPELINING group: Postfix logs the NOOPs sent behind the
+    // first one, once per session, escaped.
+    let l = tern.wait_for_log(&["improper command pipelining after NOOP from"]);
+    assert!(
+        l.contains(
+            "]: improper command pipelining after NOOP from localhost[127.0.0.1]: NOOP\\r\\nNOOP\\r\\n"
+        ),
+        "{l}"
+    );
+    assert_eq!(
+        tern.log_count("improper command pipelining"),
+        1,
+        "{}",
+        tern.log()
+    );
 
     // The default limit (100) lets a normal amount of NOOPs through.
     let tern = Tern::builder().start();

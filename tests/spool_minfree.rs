@@ -1,6 +1,7 @@
 //! Issue 2, flash protection: `queue_minfree` is enforced by the daemon
 //! (`452 4.3.1 Insufficient system storage` at MAIL FROM, Postfix's
-//! answer) and by `tern sendmail` (exit 75, nothing queued). A limit of
+//! answer, logged as Postfix's `NOQUEUE: reject: MAIL from ...` line) and
+//! by `tern sendmail` (exit 75, nothing queued). A limit of
 //! 10^15 bytes is more than any test machine has free. Also `sendmail -bi`
 //! runs newaliases, as Postfix's does.
 
@@ -52,6 +53,14 @@ fn daemon_answers_452_at_mail_from_when_the_spool_is_short_of_space() {
     let (free, rest) = tail.split_once(' ').unwrap_or_default();
     assert!(free.parse::<u64>().is_ok(), "{line}");
     assert_eq!(rest, "bytes < 1.5*message size limit", "{line}");
+    // The reject is logged as Postfix logs it (smtpd_check.c log_whatsup),
+    // for pflogsumm and fail2ban.
+    let noqueue = "]: NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; from=<a@tern.test> proto=ESMTP helo=<client.test>";
+    let log = t.wait_log(noqueue, 1, WAIT);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(noqueue)).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains(" tern/smtpd["), "{log}");
+    assert!(lines[0].ends_with("helo=<client.test>"), "{log}");
     assert!(t.queued_ids().is_empty());
 
     // swaks sees a temporary failure, and nothing is queued.

@@ -2,9 +2,16 @@
 // Arbitrary input through the line splitter into a server session, with
 // events interleaved (lines starting with a 0x01 byte are events). Checks
 // that the session never panics, never executes a line while waiting for
-// TLS, and that replies are well formed.
+// TLS, that replies are well formed, and that the log lines it builds from
+// client bytes (improper pipelining, NOQUEUE, session end) are one line of
+// printable text.
 use tern::smtp::line::{BareNewline, LineSplitter};
-use tern::smtp::server::{Action, Event, RcptClass, ServerParams, Session};
+use tern::smtp::server::{Action, EndReason, Event, RcptClass, ServerParams, Session};
+
+/// A log line must stay one line: no control bytes from the client.
+fn one_line(l: &str) {
+    assert!(!l.bytes().any(|b| b == b'\n' || b == b'\r'), "{l:?}");
+}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut s = Session::new(ServerParams {
@@ -50,7 +57,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 }
                 Ok(l) => {
                     let waiting = !s.wants_line();
+                    if let Some(line) = s.improper_pipelining(&l, split.buffered(&buf), "c[1]") {
+                        one_line(&line);
+                        // At most 100 client bytes, each escaped to at most 4.
+                        assert!(line.len() <= 60 + 400, "{line:?}");
+                    }
                     let a = s.line(&l, &mut classify);
+                    if let Some(line) = s.take_reject_log("c[1]") {
+                        assert!(line.starts_with("NOQUEUE: reject: "), "{line:?}");
+                    }
                     if waiting {
                         assert!(a.iter().all(|x| matches!(x, Action::Close)));
                     }
@@ -71,4 +86,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = s.command_counts();
+    for r in [EndReason::LostConnection, EndReason::Timeout, EndReason::TooManyErrors] {
+        if let Some(l) = s.end_line(r, 7, "c[1]") {
+            one_line(&l);
+        }
+    }
 });

@@ -174,6 +174,21 @@ impl Config {
                 at(a, format!("{a} is longer than {b}"));
             }
         }
+        // The command-line buffer is a fixed share of the start-up pool: a
+        // longer limit could not be honoured, and a shorter one would refuse
+        // ordinary commands (RFC 5321 4.5.3.1.4: 512 octets).
+        let max_line = (crate::tls::pool::LINE_LEN - 2) as u64;
+        let line = self.int("line_length_limit");
+        if !(512..=max_line).contains(&line) {
+            at(
+                "line_length_limit",
+                format!(
+                    "line_length_limit = {}: must be between 512 and {max_line} (the command-line buffer holds {} bytes with CRLF)",
+                    self.get("line_length_limit"),
+                    crate::tls::pool::LINE_LEN
+                ),
+            );
+        }
         if self.int("max_connections") == 0 {
             at(
                 "max_connections",
@@ -558,6 +573,27 @@ mod tests {
             c.render(true),
             "mydomain = example.org\nmyhostname = mx.example.org\nmyorigin = $mydomain\n"
         );
+    }
+
+    #[test]
+    fn line_length_limit_out_of_range_is_an_error_with_line() {
+        for bad in ["511", "4095", "100000", "0"] {
+            let text = format!("myhostname = mx.example.org\nline_length_limit = {bad}\n");
+            let errs = Config::parse_str(&text, "ll.conf").unwrap_err();
+            let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            assert_eq!(shown.len(), 1, "{shown:#?}");
+            assert!(
+                shown[0].starts_with(&format!(
+                    "ll.conf:2: line_length_limit = {bad}: must be between 512 and 4094"
+                )),
+                "{shown:#?}"
+            );
+        }
+        for good in ["512", "2048", "4094"] {
+            let text = format!("line_length_limit = {good}\n");
+            let c = Config::parse_str(&text, "ok.conf").unwrap();
+            assert_eq!(c.get("line_length_limit"), good);
+        }
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub static PARAMS: &[Param] = &[
         "line_length_limit",
         "2048",
         Kind::Int,
-        "longest SMTP command line accepted"
+        "longest SMTP command line accepted (512 to 4094; outside is a config error)"
     ),
     p!(
         "mail_name",

@@ -117,6 +117,46 @@ pub enum RcptClass {
 /// Postfix's answer when the queue file system is short of space.
 const INSUFFICIENT_STORAGE: &str = "452 4.3.1 Insufficient system storage";
 
+/// Postfix's `state->where` while the body streams (`SMTPD_AFTER_DATA`).
+pub const AFTER_DATA: &str = "DATA content";
+/// Postfix's `state->where` once the body ended (`SMTPD_AFTER_EOM`), until
+/// the next command.
+pub const AFTER_EOM: &str = "END-OF-MESSAGE";
+
+/// Why a session ended abnormally: Postfix's `state->reason`, the first
+/// word of its `... after CMD from host[addr]` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client closed the connection or the transport failed.
+    LostConnection,
+    /// `smtpd_timeout` (or the session time limit) expired.
+    Timeout,
+    /// `smtpd_hard_error_limit` was reached (after the `421`).
+    TooManyErrors,
+}
+
+impl EndReason {
+    /// Postfix's wording (`REASON_*` in smtpd.c).
+    pub fn text(self) -> &'static str {
+        match self {
+            EndReason::LostConnection => "lost connection",
+            EndReason::Timeout => "timeout",
+            EndReason::TooManyErrors => "too many errors",
+        }
+    }
+}
+
+/// A reject that Postfix logs as `NOQUEUE: reject: VERB from ...`, kept
+/// until the driver (which knows the client's name) takes it.
+#[derive(Debug, Clone)]
+struct LoggedReject {
+    verb: &'static str,
+    text: String,
+    sender: String,
+    /// `to=<...>` for RCPT.
+    rcpt: Option<String>,
+}
+
 /// Classifies recipients (and answers the spool-space question); supplied
 /// by the driver per call so the session holds no reference to tables.
 pub trait Recipients {
@@ -272,6 +312,17 @@ pub struct Session {
     junk_count: u32,
     /// (ok, total) per [`Verb`].
     counts: [(u32, u32); 12],
+    /// Postfix's `state->where`: the last command, [`AFTER_DATA`] or
+    /// [`AFTER_EOM`]; `CONNECT` before the first command.
+    where_: &'static str,
+    /// `improper command pipelining` was logged (once per session).
+    ill_pipelining: bool,
+    /// The hard error limit closed the session.
+    error_limit: bool,
+    /// [`Event::Timeout`] closed the session.
+    timed_out: bool,
+    /// A reject for the driver's `NOQUEUE` line.
+    logged_reject: Option<LoggedReject>,
 }
 
 const LOGIN_USER_CHALLENGE: &str = "334 VXNlcm5hbWU6";
@@ -292,6 +343,11 @@ impl Session {
             error_count: 0,
             junk_count: 0,
             counts: [(0, 0); 12],
+            where_: "CONNECT",
+            ill_pipelining: false,
+            error_limit: false,
+            timed_out: false,
+            logged_reject: None,
         }
     }
 
@@ -401,6 +457,135 @@ impl Session {
         format!("disconnect from {host}[{addr}]{}", self.command_counts())
     }
 
+    /// Postfix's `state->where`: `CONNECT`, the last command's verb
+    /// (`UNKNOWN` for an unrecognised one), [`AFTER_DATA`] or
+    /// [`AFTER_EOM`].
+    pub fn where_now(&self) -> &'static str {
+        self.where_
+    }
+
+    /// Why the session closed itself abnormally, if it did: the timeout
+    /// reply or the hard error limit. A lost connection is the driver's to
+    /// know.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        if self.timed_out {
+            Some(EndReason::Timeout)
+        } else if self.error_limit {
+            Some(EndReason::TooManyErrors)
+        } else {
+            None
+        }
+    }
+
+    /// Postfix's line for an abnormal end (smtpd.c, end of `smtpd_proto`):
+    /// `REASON after CMD from host[addr]`; in the body
+    /// `REASON after DATA (N bytes) from host[addr]` with the body bytes
+    /// received so far; and nothing for a lost connection right after the
+    /// end of a message ("don't complain about clients that go away
+    /// without sending QUIT"). `client` is `host[addr]`.
+    pub fn end_line(&self, reason: EndReason, data_bytes: u64, client: &str) -> Option<String> {
+        let r = reason.text();
+        match self.where_ {
+            AFTER_DATA => Some(format!("{r} after DATA ({data_bytes} bytes) from {client}")),
+            AFTER_EOM if reason == EndReason::LostConnection => None,
+            w => Some(format!("{r} after {w} from {client}")),
+        }
+    }
+
+    /// Postfix's `improper command pipelining after CMD from host[addr]:
+    /// BYTES` check, made before `line` is executed: the client sent
+    /// `pending` (input after `line`) where it must wait for the reply, that
+    /// is after HELO, EHLO, DATA, NOOP or VRFY, or after any command before
+    /// EHLO (PIPELINING not negotiated). Logged once per session; unknown
+    /// commands and those refused before STARTTLS are not checked, as in
+    /// Postfix. Returns the log line. `client` is `host[addr]`.
+    pub fn improper_pipelining(
+        &mut self,
+        line: &[u8],
+        pending: &[u8],
+        client: &str,
+    ) -> Option<String> {
+        if pending.is_empty() {
+            return None;
+        }
+        let verb = self.pipelining_check(line)?;
+        self.ill_pipelining = true;
+        Some(format!(
+            "improper command pipelining after {} from {client}: {}",
+            verb_word(verb),
+            escape(pending)
+        ))
+    }
+
+    /// Whether [`improper_pipelining`](Self::improper_pipelining) would
+    /// look at pending input for `line`: the driver asks the kernel for
+    /// unread bytes only then (a syscall it spares the other commands).
+    pub fn checks_pipelining(&self, line: &[u8]) -> bool {
+        self.pipelining_check(line).is_some()
+    }
+
+    fn pipelining_check(&self, line: &[u8]) -> Option<Verb> {
+        if self.ill_pipelining || self.state != State::Command {
+            return None;
+        }
+        let verb = match command::parse_with_verb(line) {
+            Ok(c) => c.verb(),
+            Err((v, _)) => v,
+        };
+        if verb == Verb::Unknown || (self.p.tls_required && !self.tls_active && !pre_tls(verb)) {
+            return None;
+        }
+        // Postfix's SMTPD_CMD_FLAG_LAST: the end of a command group.
+        let last = matches!(
+            verb,
+            Verb::Helo | Verb::Ehlo | Verb::Data | Verb::Noop | Verb::Vrfy
+        );
+        if self.esmtp && !last {
+            return None;
+        }
+        Some(verb)
+    }
+
+    /// The same check before the greeting: anything the client sent before
+    /// it saw the `220` (Postfix logs it `after CONNECT`).
+    pub fn improper_pipelining_at_connect(
+        &mut self,
+        pending: &[u8],
+        client: &str,
+    ) -> Option<String> {
+        if self.ill_pipelining || pending.is_empty() {
+            return None;
+        }
+        self.ill_pipelining = true;
+        Some(format!(
+            "improper command pipelining after CONNECT from {client}: {}",
+            escape(pending)
+        ))
+    }
+
+    /// Postfix's `NOQUEUE: reject: MAIL from host[addr]: 452 4.3.1
+    /// Insufficient system storage; from=<s> proto=ESMTP helo=<h>` line
+    /// (smtpd_check.c `log_whatsup`) for the last command, if it was
+    /// refused by a check Postfix logs (size and queue space at MAIL and
+    /// DATA; relay access and unknown users at RCPT, with `to=<...>`);
+    /// protocol errors such as `503` or `452 too many recipients` are not
+    /// logged, as in Postfix. `client` is `host[addr]`.
+    pub fn take_reject_log(&mut self, client: &str) -> Option<String> {
+        let r = self.logged_reject.take()?;
+        let mut line = format!(
+            "NOQUEUE: reject: {} from {client}: {}; from=<{}>",
+            r.verb, r.text, r.sender
+        );
+        if let Some(to) = &r.rcpt {
+            let _ = write!(line, " to=<{to}>");
+        }
+        let _ = write!(line, " proto={}", if self.esmtp { "ESMTP" } else { "SMTP" });
+        if let Some(h) = &self.helo {
+            let _ = write!(line, " helo=<{h}>");
+        }
+        Some(line)
+    }
+
     fn count(&mut self, v: Verb, ok: bool) {
         if let Some(c) = self.counts.get_mut(v.index()) {
             c.1 += 1;
@@ -440,7 +625,35 @@ impl Session {
             ));
             self.send(out, r);
             self.close(out);
+            self.error_limit = true;
         }
+    }
+
+    /// A reject that Postfix also logs (`NOQUEUE: reject: ...`).
+    fn reject_logged(&mut self, out: &mut Actions, v: Verb, text: &str, sender: &str) {
+        self.logged_reject = Some(LoggedReject {
+            verb: verb_word(v),
+            text: text.to_string(),
+            sender: sender.to_string(),
+            rcpt: None,
+        });
+        self.reject(out, v, Reply::new(text));
+    }
+
+    /// A RCPT reject that Postfix logs, with the recipient.
+    fn reject_rcpt_logged(&mut self, out: &mut Actions, text: &str, rcpt: &str) {
+        let sender = self
+            .envelope
+            .as_ref()
+            .map(|e| e.sender.clone())
+            .unwrap_or_default();
+        self.logged_reject = Some(LoggedReject {
+            verb: verb_word(Verb::Rcpt),
+            text: text.to_string(),
+            sender,
+            rcpt: Some(rcpt.to_string()),
+        });
+        self.reject(out, Verb::Rcpt, Reply::new(text));
     }
 
     /// Counts a junk command (one that can be repeated without end and
@@ -512,6 +725,7 @@ impl Session {
                 ));
                 self.send(&mut out, r);
                 self.close(&mut out);
+                self.timed_out = true;
             }
             (State::Tls, Event::TlsEstablished) => {
                 // RFC 3207 §4.2: forget everything learnt in plaintext.
@@ -534,6 +748,7 @@ impl Session {
                 }
             }
             (State::Data, Event::Committed(id)) => {
+                self.where_ = AFTER_EOM;
                 self.count_ok_later(Verb::Data);
                 self.envelope = None;
                 // Postfix forgives earlier errors and junk once a message
@@ -546,6 +761,7 @@ impl Session {
                 );
             }
             (State::Data, Event::CommitFailed) => {
+                self.where_ = AFTER_EOM;
                 self.envelope = None;
                 self.send(
                     &mut out,
@@ -554,6 +770,7 @@ impl Session {
                 self.failed(&mut out);
             }
             (State::Data, Event::DataTooBig) => {
+                self.where_ = AFTER_EOM;
                 self.envelope = None;
                 self.send(
                     &mut out,
@@ -562,6 +779,7 @@ impl Session {
                 self.failed(&mut out);
             }
             (State::Data, Event::DataBareLf) => {
+                self.where_ = AFTER_EOM;
                 // Postfix 3.7.11 answers and goes on after DATA; it only
                 // disconnects for a bare LF in a command line.
                 self.envelope = None;
@@ -619,18 +837,25 @@ impl Session {
             Ok(c) => c.verb(),
             Err((v, _)) => *v,
         };
+        // Postfix names an unrecognised command UNKNOWN in its `after X`
+        // lines; an empty or non-UTF-8 line leaves the last name.
+        if matches!(
+            parsed,
+            Ok(Command::Help) | Err((_, CommandError::Unrecognized))
+        ) {
+            self.where_ = "UNKNOWN";
+        }
         // Postfix checks `smtpd_tls_security_level = encrypt` before the
         // command's own syntax.
-        let pre_tls = matches!(
-            verb,
-            Verb::Helo | Verb::Ehlo | Verb::StartTls | Verb::Noop | Verb::Quit | Verb::Unknown
-        );
-        if self.p.tls_required && !self.tls_active && !pre_tls {
+        if self.p.tls_required && !self.tls_active && !pre_tls(verb) {
             return self.reject(
                 out,
                 verb,
                 Reply::new("530 5.7.0 Must issue a STARTTLS command first"),
             );
+        }
+        if verb != Verb::Unknown {
+            self.where_ = verb_word(verb);
         }
         let cmd = match parsed {
             Ok(c) => c,
@@ -695,15 +920,16 @@ impl Session {
                 }
                 if let Some(size) = params.size {
                     if self.p.message_size_limit > 0 && size > self.p.message_size_limit {
-                        return self.reject(
+                        return self.reject_logged(
                             out,
                             verb,
-                            Reply::new("552 5.3.4 Message size exceeds fixed limit"),
+                            "552 5.3.4 Message size exceeds fixed limit",
+                            from.mailbox(),
                         );
                     }
                 }
                 if !rcpts.storage_ok(params.size.unwrap_or(0)) {
-                    return self.reject(out, verb, Reply::new(INSUFFICIENT_STORAGE));
+                    return self.reject_logged(out, verb, INSUFFICIENT_STORAGE, from.mailbox());
                 }
                 self.envelope = Some(Envelope {
                     sender: from.mailbox().to_string(),
@@ -732,13 +958,15 @@ impl Session {
                     );
                 }
                 if !rcpts.storage_ok(env.declared_size.unwrap_or(0)) {
-                    return self.reject(out, verb, Reply::new(INSUFFICIENT_STORAGE));
+                    let sender = env.sender.clone();
+                    return self.reject_logged(out, verb, INSUFFICIENT_STORAGE, &sender);
                 }
                 // Counted as success when the message is queued.
                 self.count(verb, false);
                 self.send(out, Reply::new("354 End data with <CR><LF>.<CR><LF>"));
                 let _ = out.push(Action::BeginData);
                 self.state = State::Data;
+                self.where_ = AFTER_DATA;
             }
             Command::Rset => {
                 self.envelope = None;
@@ -787,14 +1015,14 @@ impl Session {
         let addr = to.mailbox();
         match rcpts.classify(&to) {
             RcptClass::Remote if !relay_ok => {
-                let r = Reply::fmt(format_args!("554 5.7.1 <{addr}>: Relay access denied"));
-                self.reject(out, v, r)
+                let r = format!("554 5.7.1 <{addr}>: Relay access denied");
+                self.reject_rcpt_logged(out, &r, addr)
             }
             RcptClass::LocalUnknown => {
-                let r = Reply::fmt(format_args!(
+                let r = format!(
                     "550 5.1.1 <{addr}>: Recipient address rejected: User unknown in local recipient table"
-                ));
-                self.reject(out, v, r)
+                );
+                self.reject_rcpt_logged(out, &r, addr)
             }
             RcptClass::Local | RcptClass::Remote => {
                 if let Some(env) = &mut self.envelope {
@@ -942,6 +1170,62 @@ impl Session {
         }));
         self.state = State::AuthVerdict(user);
     }
+}
+
+/// Commands allowed before STARTTLS where TLS is required (Postfix's
+/// SMTPD_CMD_FLAG_PRE_TLS; unknown commands get their own error first).
+fn pre_tls(verb: Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Helo | Verb::Ehlo | Verb::StartTls | Verb::Noop | Verb::Quit | Verb::Unknown
+    )
+}
+
+/// The verb as Postfix names it in its log lines.
+fn verb_word(v: Verb) -> &'static str {
+    match v {
+        Verb::Helo => "HELO",
+        Verb::Ehlo => "EHLO",
+        Verb::StartTls => "STARTTLS",
+        Verb::Auth => "AUTH",
+        Verb::Mail => "MAIL",
+        Verb::Rcpt => "RCPT",
+        Verb::Data => "DATA",
+        Verb::Rset => "RSET",
+        Verb::Noop => "NOOP",
+        Verb::Vrfy => "VRFY",
+        Verb::Quit => "QUIT",
+        Verb::Unknown => "UNKNOWN",
+    }
+}
+
+/// Postfix's `escape()` of at most the first 100 bytes, as in its
+/// pipelining line: printable ASCII as is (backslash doubled), the C
+/// escapes `\a \b \f \n \r \t \v`, anything else as `\` and the
+/// decimal value (three digits when a digit follows).
+pub fn escape(data: &[u8]) -> String {
+    let data = data.get(..100).unwrap_or(data);
+    let mut out = String::with_capacity(data.len() + 8);
+    for (i, &b) in data.iter().enumerate() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x0b => out.push_str("\\v"),
+            _ if data.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let _ = write!(out, "\\{b:03}");
+            }
+            _ => {
+                let _ = write!(out, "\\{b}");
+            }
+        }
+    }
+    out
 }
 
 fn auth_failed() -> Reply {

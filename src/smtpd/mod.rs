@@ -112,9 +112,11 @@ impl Shared {
                 })?)
             }
         };
+        // Range-checked with file:line by Config::cross_checks; the min()
+        // only keeps an unchecked Config from overrunning the buffer.
         let line_limit = usize::try_from(cfg.int("line_length_limit"))
             .unwrap_or(2048)
-            .clamp(512, session::LINE_BUF - 2);
+            .min(session::LINE_BUF - 2);
         let bare_newline = match cfg.get("smtpd_forbid_bare_newline") {
             "reject" => BareNewline::Reject,
             "no" => BareNewline::No,

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use smol::Async;
 
 use crate::queue::{Flags, NewMessage, Recipient};
-use crate::smtp::command::{self, Command, Path};
+use crate::smtp::command::Path;
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
 use crate::smtp::received::{received_header, ReceivedInfo};
 use crate::smtp::server::{
-    Action, Actions, AuthMechanism, Event, RcptClass, ServerParams, Session,
+    Action, Actions, AuthMechanism, EndReason, Event, RcptClass, ServerParams, Session,
 };
 use crate::tls::{InboundSlot, Stream};
 
@@ -22,7 +22,7 @@ use super::listen::Service;
 use super::Shared;
 
 /// Bytes for one command line plus its CRLF; `line_length_limit` may not
-/// exceed this (checked when the settings are built). The buffer is the
+/// exceed this (a check-config error otherwise). The buffer is the
 /// session's share of the start-up pool ([`crate::tls::pool::LINE_LEN`]),
 /// not part of the session's future.
 pub const LINE_BUF: usize = crate::tls::pool::LINE_LEN;
@@ -32,11 +32,14 @@ pub const LINE_BUF: usize = crate::tls::pool::LINE_LEN;
 pub const DATA_BUF: usize = crate::tls::pool::DATA_LEN;
 
 /// Why a session ended early, for Postfix's `lost connection after X` /
-/// `timeout after X` lines.
+/// `timeout after X` lines (the session knows X, and its own reasons: the
+/// timeout reply and the error limit).
 enum Ended {
     Normal,
     Lost,
     Timeout,
+    /// The line buffer filled up without a complete line (tern's own
+    /// `line too long after X` wording; Postfix has no such line).
     TooLong,
     /// Closed by tern before the greeting (already logged).
     Refused,
@@ -60,11 +63,25 @@ pub async fn run(
     let addr = peer.ip();
     let host = client_name(addr);
     let addr_s = addr.to_string();
-    log::info!(target: "smtpd", "connect from {host}[{addr_s}]");
-    let mut stream = Stream::new(tcp, slot);
+    let client = format!("{host}[{addr_s}]");
+    log::info!(target: "smtpd", "connect from {client}");
     let mut sess = Session::new(shared.server_params(service, addr));
+    // Postfix: a client that talks before the greeting is logged as
+    // `improper command pipelining after CONNECT`. Only peeked (the bytes
+    // stay for the splitter); implicit TLS starts with the client's hello.
+    if service != Service::Submissions {
+        let mut early = [0u8; 100];
+        if let Ok(n) = tcp.get_ref().peek(&mut early) {
+            let pending = early.get(..n).unwrap_or(&[]);
+            if let Some(l) = sess.improper_pipelining_at_connect(pending, &client) {
+                log::info!(target: "smtpd", "{l}");
+            }
+        }
+    }
+    let mut stream = Stream::new(tcp, slot);
     let deadline = Instant::now() + shared.total_time_limit;
-    let mut last_verb = "CONNECT";
+    // Body bytes received in the current DATA, for `after DATA (N bytes)`.
+    let data_bytes = Cell::new(0u64);
     // The mechanism of the successful AUTH, for `sasl_method=`.
     let sasl = Cell::new(None);
 
@@ -109,6 +126,7 @@ pub async fn run(
             addr,
             deadline,
             &sasl,
+            &data_bytes,
         )
         .await
         {
@@ -130,21 +148,26 @@ pub async fn run(
                     sess.line_error(e)
                 }
                 Some(Ok(line)) => {
-                    // Copy what the reject log line needs before the buffer
-                    // is reused.
-                    let verb = verb_of(line);
-                    last_verb = verb;
-                    let rcpt_for_log = if verb == "RCPT" {
-                        match command::parse(line) {
-                            Ok(Command::Rcpt { to, .. }) => Some(to.mailbox().to_string()),
-                            _ => None,
+                    if sess.checks_pipelining(line) {
+                        // Postfix looks at its buffer and then the kernel's;
+                        // over TLS the kernel holds records, not commands.
+                        let mut peeked = [0u8; 100];
+                        let buffered = splitter.buffered(line_buf);
+                        let pending = if !buffered.is_empty() {
+                            buffered
+                        } else if !stream.is_tls() {
+                            let n = stream.tcp().get_ref().peek(&mut peeked).unwrap_or(0);
+                            peeked.get(..n).unwrap_or(&[])
+                        } else {
+                            &[]
+                        };
+                        if let Some(l) = sess.improper_pipelining(line, pending, &client) {
+                            log::info!(target: "smtpd", "{l}");
                         }
-                    } else {
-                        None
-                    };
+                    }
                     let acts = sess.line(line, &mut super::Checks(&shared));
-                    if let Some(rcpt) = rcpt_for_log {
-                        log_rcpt_reject(&sess, &acts, &host, &addr_s, &rcpt);
+                    if let Some(l) = sess.take_reject_log(&client) {
+                        log::info!(target: "smtpd", "{l}");
                     }
                     acts
                 }
@@ -162,6 +185,7 @@ pub async fn run(
                 addr,
                 deadline,
                 &sasl,
+                &data_bytes,
             )
             .await
             {
@@ -201,23 +225,27 @@ pub async fn run(
                     addr,
                     deadline,
                     &sasl,
+                    &data_bytes,
                 )
                 .await;
                 ended = Ended::Timeout;
             }
         }
     }
-    match ended {
-        Ended::Normal | Ended::Refused => {}
-        Ended::Lost => {
-            log::info!(target: "smtpd", "lost connection after {last_verb} from {host}[{addr_s}]")
-        }
-        Ended::Timeout => {
-            log::info!(target: "smtpd", "timeout after {last_verb} from {host}[{addr_s}]")
-        }
+    // The session's own reason (its 421 for a timeout or too many errors)
+    // wins over what the driver saw afterwards (the client hanging up).
+    let reason = sess.end_reason().or(match ended {
+        Ended::Normal | Ended::Refused => None,
+        Ended::Lost => Some(EndReason::LostConnection),
+        Ended::Timeout => Some(EndReason::Timeout),
         Ended::TooLong => {
-            log::info!(target: "smtpd", "line too long after {last_verb} from {host}[{addr_s}]")
+            let w = sess.where_now();
+            log::info!(target: "smtpd", "line too long after {w} from {client}");
+            None
         }
+    });
+    if let Some(line) = reason.and_then(|r| sess.end_line(r, data_bytes.get(), &client)) {
+        log::info!(target: "smtpd", "{line}");
     }
     let _ = with_timeout(
         Duration::from_secs(5),
@@ -242,6 +270,7 @@ async fn perform(
     addr: IpAddr,
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
+    data_bytes: &Cell<u64>,
 ) -> Result<(), Ended> {
     let mut queue: Vec<Action> = actions.into_iter().collect();
     let mut i = 0;
@@ -305,6 +334,7 @@ async fn perform(
             Action::BeginData => Some(
                 receive_data(
                     shared, stream, sess, splitter, line_buf, data_buf, host, addr, deadline, sasl,
+                    data_bytes,
                 )
                 .await?,
             ),
@@ -330,6 +360,7 @@ async fn receive_data(
     addr: IpAddr,
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
+    data_bytes: &Cell<u64>,
 ) -> Result<Actions, Ended> {
     let client = format!("{host}[{addr}]");
     // Envelope rewriting at queue entry (append_at_myorigin, canonical
@@ -434,10 +465,19 @@ async fn receive_data(
     drop(rewrites);
     let mut reader = sess.data_reader();
     let out = data_buf;
+    // Postfix counts the body lines received (with their line ends); a
+    // partial last line is not counted.
+    let mut seen = 0u64;
+    data_bytes.set(0);
     let outcome = loop {
         let input = splitter.buffered(line_buf);
         if !input.is_empty() {
             let feed = reader.feed(input, out);
+            let taken = input.get(..feed.consumed).unwrap_or(input);
+            if let Some(lf) = taken.iter().rposition(|&b| b == b'\n') {
+                data_bytes.set(seen + lf as u64 + 1);
+            }
+            seen += taken.len() as u64;
             splitter.consume(feed.consumed);
             if let Some(inc) = incoming.as_mut() {
                 if !reader.too_big() {
@@ -456,7 +496,9 @@ async fn receive_data(
         match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
             Some(Ok(0)) | Some(Err(_)) => return Err(Ended::Lost),
             Some(Ok(n)) => splitter.filled(LINE_BUF, n),
-            None => return Err(Ended::Timeout),
+            // Postfix answers 421 in the body too; the queue file is
+            // dropped with `incoming`.
+            None => return Ok(sess.event(Event::Timeout)),
         }
     };
     match outcome {
@@ -501,52 +543,10 @@ fn log_tls(shared: &Shared, stream: &Stream, host: &str, addr: IpAddr) {
     }
 }
 
-/// Postfix's `NOQUEUE: reject: RCPT from ...` line for pflogsumm.
-fn log_rcpt_reject(sess: &Session, acts: &Actions, host: &str, addr: &str, rcpt: &str) {
-    for a in acts {
-        if let Action::Send(r) = a {
-            if r.code() >= 400 {
-                let text = String::from_utf8_lossy(r.as_bytes());
-                let text = text.trim_end();
-                let from = sess.envelope().map(|e| e.sender.as_str()).unwrap_or("");
-                let helo = sess.helo_name().unwrap_or("");
-                log::info!(
-                    target: "smtpd",
-                    "NOQUEUE: reject: RCPT from {host}[{addr}]: {text}; from=<{from}> to=<{rcpt}> proto={} helo=<{helo}>",
-                    if sess.protocol() == "SMTP" { "SMTP" } else { "ESMTP" }
-                );
-            }
-        }
-    }
-}
-
 fn mech_name(m: AuthMechanism) -> &'static str {
     match m {
         AuthMechanism::Plain => "PLAIN",
         AuthMechanism::Login => "LOGIN",
-    }
-}
-
-fn verb_of(line: &[u8]) -> &'static str {
-    let word: Vec<u8> = line
-        .iter()
-        .take_while(|b| b.is_ascii_alphabetic())
-        .take(10)
-        .map(|b| b.to_ascii_uppercase())
-        .collect();
-    match word.as_slice() {
-        b"EHLO" => "EHLO",
-        b"HELO" => "HELO",
-        b"MAIL" => "MAIL",
-        b"RCPT" => "RCPT",
-        b"DATA" => "DATA",
-        b"RSET" => "RSET",
-        b"NOOP" => "NOOP",
-        b"QUIT" => "QUIT",
-        b"VRFY" => "VRFY",
-        b"STARTTLS" => "STARTTLS",
-        b"AUTH" => "AUTH",
-        _ => "UNKNOWN",
     }
 }
 

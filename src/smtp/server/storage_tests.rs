@@ -92,3 +92,46 @@ fn data_is_refused_before_354_when_space_ran_out_meanwhile() {
     let acts = s.line(b"DATA", &mut spool);
     assert!(replies(&acts).starts_with("354 "), "{}", replies(&acts));
 }
+
+#[test]
+fn storage_rejects_are_logged_like_postfix() {
+    let client = "localhost[127.0.0.1]";
+    let mut s = Session::new(ServerParams {
+        hostname: "mx.example.net".into(),
+        client_in_mynetworks: true,
+        ..ServerParams::default()
+    });
+    let mut spool = Spool {
+        room: false,
+        asked: Vec::new(),
+    };
+    // No HELO name: Postfix leaves helo= out; HELO is proto=SMTP.
+    let mut s2 = Session::new(ServerParams {
+        helo_required: false,
+        ..ServerParams::default()
+    });
+    let _ = s2.line(b"MAIL FROM:<>", &mut spool);
+    assert_eq!(
+        s2.take_reject_log(client).as_deref(),
+        Some("NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; from=<> proto=SMTP")
+    );
+    let _ = s.line(b"EHLO c.example", &mut spool);
+    let _ = s.line(b"MAIL FROM:<a@c.example>", &mut spool);
+    assert_eq!(
+        s.take_reject_log(client).as_deref(),
+        Some("NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; from=<a@c.example> proto=ESMTP helo=<c.example>")
+    );
+    spool.room = true;
+    let _ = s.line(b"MAIL FROM:<a@c.example>", &mut spool);
+    let _ = s.line(b"RCPT TO:<b@r.example>", &mut spool);
+    assert_eq!(s.take_reject_log(client), None);
+    spool.room = false;
+    assert_eq!(
+        replies(&s.line(b"DATA", &mut spool)),
+        "452 4.3.1 Insufficient system storage\r\n"
+    );
+    assert_eq!(
+        s.take_reject_log(client).as_deref(),
+        Some("NOQUEUE: reject: DATA from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; from=<a@c.example> proto=ESMTP helo=<c.example>")
+    );
+}

@@ -664,3 +664,225 @@ fn timeout_and_unexpected_events() {
     let mut s = Session::new(params());
     assert_eq!(ev(&mut s, Event::Committed("X")), "[close]");
 }
+
+const CLIENT: &str = "localhost[127.0.0.1]";
+
+#[test]
+fn where_follows_commands_body_and_end_of_message() {
+    let mut s = Session::new(params());
+    let _ = s.greeting();
+    assert_eq!(s.where_now(), "CONNECT");
+    assert_eq!(
+        s.end_line(EndReason::LostConnection, 0, CLIENT).as_deref(),
+        Some("lost connection after CONNECT from localhost[127.0.0.1]")
+    );
+    say(&mut s, "EHLO c");
+    assert_eq!(s.where_now(), "EHLO");
+    say(&mut s, "MAIL FROM:<a@c>");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    assert_eq!(s.where_now(), "RCPT");
+    say(&mut s, "DATA");
+    assert_eq!(s.where_now(), AFTER_DATA);
+    // Postfix 2.5 compatibility: "after DATA (N bytes)" in the body.
+    assert_eq!(
+        s.end_line(EndReason::LostConnection, 14, CLIENT).as_deref(),
+        Some("lost connection after DATA (14 bytes) from localhost[127.0.0.1]")
+    );
+    assert_eq!(
+        s.end_line(EndReason::Timeout, 0, CLIENT).as_deref(),
+        Some("timeout after DATA (0 bytes) from localhost[127.0.0.1]")
+    );
+    ev(&mut s, Event::Committed("4XyZ"));
+    assert_eq!(s.where_now(), AFTER_EOM);
+    // A client that goes away after its message without QUIT: no line.
+    assert_eq!(s.end_line(EndReason::LostConnection, 14, CLIENT), None);
+    assert_eq!(
+        s.end_line(EndReason::Timeout, 14, CLIENT).as_deref(),
+        Some("timeout after END-OF-MESSAGE from localhost[127.0.0.1]")
+    );
+    say(&mut s, "BOGUS");
+    assert_eq!(s.where_now(), "UNKNOWN");
+    // An empty line keeps the last name (Postfix answers it before its
+    // command lookup).
+    say(&mut s, "");
+    assert_eq!(s.where_now(), "UNKNOWN");
+    say(&mut s, "NOOP");
+    assert_eq!(s.where_now(), "NOOP");
+    assert_eq!(s.end_reason(), None);
+}
+
+#[test]
+fn every_end_of_data_event_is_end_of_message() {
+    for e in [Event::CommitFailed, Event::DataTooBig, Event::DataBareLf] {
+        let mut s = Session::new(params());
+        say(&mut s, "EHLO c");
+        say(&mut s, "MAIL FROM:<a@c>");
+        say(&mut s, "RCPT TO:<u@example.net>");
+        say(&mut s, "DATA");
+        ev(&mut s, e);
+        assert_eq!(s.where_now(), AFTER_EOM, "{e:?}");
+    }
+}
+
+#[test]
+fn hard_error_limit_and_timeout_are_end_reasons() {
+    let mut s = Session::new(ServerParams {
+        hard_error_limit: 2,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    say(&mut s, "BOGUS");
+    assert_eq!(s.end_reason(), None);
+    assert!(say(&mut s, "MAIL FROM:<bad").ends_with("too many errors\r\n[close]"));
+    assert_eq!(s.end_reason(), Some(EndReason::TooManyErrors));
+    assert_eq!(
+        s.end_line(EndReason::TooManyErrors, 0, CLIENT).as_deref(),
+        Some("too many errors after MAIL from localhost[127.0.0.1]")
+    );
+
+    // A timeout in the body is answered like one between commands.
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<a@c>");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    say(&mut s, "DATA");
+    assert_eq!(
+        ev(&mut s, Event::Timeout),
+        "421 4.4.2 mx.example.net Error: timeout exceeded\r\n[close]"
+    );
+    assert_eq!(s.end_reason(), Some(EndReason::Timeout));
+    assert_eq!(s.where_now(), AFTER_DATA);
+}
+
+#[test]
+fn improper_pipelining_follows_postfix_rules() {
+    // Before EHLO (no PIPELINING) any command with input behind it.
+    let mut s = Session::new(params());
+    assert_eq!(
+        s.improper_pipelining(b"HELO c", b"MAIL FROM:<a@c>\r\n", CLIENT)
+            .as_deref(),
+        Some("improper command pipelining after HELO from localhost[127.0.0.1]: MAIL FROM:<a@c>\\r\\n")
+    );
+    // Once per session.
+    assert_eq!(s.improper_pipelining(b"NOOP", b"NOOP\r\n", CLIENT), None);
+    assert!(!s.checks_pipelining(b"NOOP"));
+
+    // After EHLO: MAIL, RCPT, RSET, STARTTLS may be followed by more;
+    // HELO, EHLO, DATA, NOOP and VRFY end a group.
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    for ok in [
+        "MAIL FROM:<a@c>",
+        "RCPT TO:<u@example.net>",
+        "RSET",
+        "STARTTLS",
+        "QUIT",
+    ] {
+        assert_eq!(
+            s.improper_pipelining(ok.as_bytes(), b"X\r\n", CLIENT),
+            None,
+            "{ok}"
+        );
+    }
+    // Unknown commands are not checked.
+    assert_eq!(s.improper_pipelining(b"BOGUS", b"X\r\n", CLIENT), None);
+    // The driver asks the kernel only where the check applies.
+    assert!(!s.checks_pipelining(b"RCPT TO:<u@example.net>"));
+    assert!(!s.checks_pipelining(b"BOGUS"));
+    assert!(s.checks_pipelining(b"NOOP"));
+    // Nothing pending: nothing to log.
+    assert_eq!(s.improper_pipelining(b"DATA", b"", CLIENT), None);
+    assert_eq!(
+        s.improper_pipelining(b"data", b"Subject: x\r\n", CLIENT)
+            .as_deref(),
+        Some("improper command pipelining after DATA from localhost[127.0.0.1]: Subject: x\\r\\n")
+    );
+
+    // Commands refused before STARTTLS (encrypt) are not checked.
+    let mut s = Session::new(ServerParams {
+        tls_required: true,
+        tls_available: true,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    assert_eq!(
+        s.improper_pipelining(b"MAIL FROM:<a@c>", b"X", CLIENT),
+        None
+    );
+    assert!(s.improper_pipelining(b"NOOP", b"X", CLIENT).is_some());
+
+    // Before the greeting.
+    let mut s = Session::new(params());
+    assert_eq!(
+        s.improper_pipelining_at_connect(b"EHLO i.test\r\n", CLIENT)
+            .as_deref(),
+        Some("improper command pipelining after CONNECT from localhost[127.0.0.1]: EHLO i.test\\r\\n")
+    );
+    assert_eq!(
+        s.improper_pipelining(b"EHLO i.test", b"QUIT\r\n", CLIENT),
+        None
+    );
+}
+
+#[test]
+fn escape_is_postfix_escape() {
+    assert_eq!(escape(b"a b\\c"), "a b\\\\c");
+    assert_eq!(escape(b"\x07\x08\x0c\n\r\t\x0b"), "\\a\\b\\f\\n\\r\\t\\v");
+    assert_eq!(escape(b"\x001\x00x\xff"), "\\0001\\0x\\255");
+    // At most 100 bytes.
+    assert_eq!(escape(&[b'z'; 300]).len(), 100);
+    assert_eq!(escape(b""), "");
+}
+
+#[test]
+fn mail_size_reject_is_logged_like_postfix() {
+    let mut s = Session::new(ServerParams {
+        message_size_limit: 1000,
+        ..params()
+    });
+    say(&mut s, "EHLO z.test");
+    assert_eq!(
+        say(&mut s, "MAIL FROM:<big@example.test> SIZE=99999"),
+        "552 5.3.4 Message size exceeds fixed limit\r\n"
+    );
+    // As Postfix 3.7.11 logs it (from= is the refused sender).
+    assert_eq!(
+        s.take_reject_log(CLIENT).as_deref(),
+        Some("NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 552 5.3.4 Message size exceeds fixed limit; from=<big@example.test> proto=ESMTP helo=<z.test>")
+    );
+    assert_eq!(s.take_reject_log(CLIENT), None, "taken once");
+    // Protocol errors are not logged.
+    say(&mut s, "RCPT TO:<u@example.net>");
+    say(&mut s, "DATA");
+    assert_eq!(s.take_reject_log(CLIENT), None);
+}
+
+#[test]
+fn rcpt_rejects_are_logged_with_the_recipient_protocol_errors_not() {
+    let mut s = Session::new(ServerParams {
+        recipient_limit: 1,
+        ..params()
+    });
+    say(&mut s, "RCPT TO:<u@example.net>");
+    assert_eq!(s.take_reject_log(CLIENT), None, "503 need MAIL");
+    say(&mut s, "EHLO outsider.test");
+    say(&mut s, "MAIL FROM:<spammer@example.test>");
+    assert!(say(&mut s, "RCPT TO:<victim@remote.test>").starts_with("554 "));
+    assert_eq!(
+        s.take_reject_log(CLIENT).as_deref(),
+        Some("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 554 5.7.1 <victim@remote.test>: Relay access denied; from=<spammer@example.test> to=<victim@remote.test> proto=ESMTP helo=<outsider.test>")
+    );
+    assert!(say(&mut s, "RCPT TO:<nobody@example.net>").starts_with("550 "));
+    assert_eq!(
+        s.take_reject_log(CLIENT).as_deref(),
+        Some("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in local recipient table; from=<spammer@example.test> to=<nobody@example.net> proto=ESMTP helo=<outsider.test>")
+    );
+    assert!(say(&mut s, "RCPT TO:<u@example.net>").starts_with("250 "));
+    assert_eq!(s.take_reject_log(CLIENT), None);
+    assert!(say(&mut s, "RCPT TO:<u@example.net>").starts_with("452 4.5.3"));
+    assert_eq!(
+        s.take_reject_log(CLIENT),
+        None,
+        "Postfix does not log 452 4.5.3"
+    );
+}
