@@ -77,13 +77,13 @@ pub static PARAMS: &[Param] = &[
         "allow_mail_to_commands",
         "no",
         Kind::Bool,
-        "let aliases deliver to |commands (not supported yet: such mail bounces)"
+        "let aliases deliver to |commands (not supported yet: yes is a configuration error)"
     ),
     p!(
         "allow_mail_to_files",
         "no",
         Kind::Bool,
-        "let aliases deliver to /file/names (not supported yet: such mail bounces)"
+        "let aliases deliver to /file/names (not supported yet: yes is a configuration error)"
     ),
     p!(
         "append_at_myorigin",
