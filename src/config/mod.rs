@@ -402,10 +402,7 @@ pub fn mail_owner_missing_hint(name: &str) -> String {
 /// runs as root, the one case where it switches to that account; the
 /// caller decides. `mail_owner =` (empty: never drop root) is not checked.
 /// The error carries the setting's line, or `(default)` when it is unset.
-pub fn check_mail_owner(
-    cfg: &Config,
-    uid_of: impl Fn(&str) -> Option<u32>,
-) -> Option<ConfigError> {
+pub fn check_mail_owner(cfg: &Config, uid_of: impl Fn(&str) -> Option<u32>) -> Option<ConfigError> {
     let name = cfg.get("mail_owner").trim();
     if name.is_empty() {
         return None;
@@ -608,10 +605,21 @@ mod tests {
         assert!(e.contains("OpenWrt: `opkg install shadow-useradd`"), "{e}");
         let c = Config::parse_str("# x\nmail_owner = mailer\n", "t.conf").unwrap();
         let e = check_mail_owner(&c, none).unwrap().to_string();
-        assert!(e.starts_with("t.conf:2: mail_owner = mailer: no such user"), "{e}");
-        assert!(e.contains("useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin mailer`"), "{e}");
+        assert!(
+            e.starts_with("t.conf:2: mail_owner = mailer: no such user"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin mailer`"
+            ),
+            "{e}"
+        );
         let e = check_mail_owner(&c, |_| Some(0)).unwrap().to_string();
-        assert_eq!(e, "t.conf:2: mail_owner = mailer: is root; use an unprivileged user");
+        assert_eq!(
+            e,
+            "t.conf:2: mail_owner = mailer: is root; use an unprivileged user"
+        );
         assert!(check_mail_owner(&c, |n| (n == "mailer").then_some(105)).is_none());
         let c = Config::parse_str("mail_owner =\n", "t.conf").unwrap();
         assert!(check_mail_owner(&c, none).is_none());
@@ -623,7 +631,10 @@ mod tests {
             let errs = Config::parse_str(&format!("# x\n{key} = yes\n"), "t.conf").unwrap_err();
             assert_eq!(errs.len(), 1, "{errs:?}");
             let e = errs[0].to_string();
-            assert!(e.starts_with(&format!("t.conf:2: {key} = yes: not supported")), "{e}");
+            assert!(
+                e.starts_with(&format!("t.conf:2: {key} = yes: not supported")),
+                "{e}"
+            );
             assert!(Config::parse_str(&format!("{key} = no\n"), "t.conf").is_ok());
         }
     }

@@ -412,7 +412,10 @@ pub fn check_include_lines(text: &[u8], file: &str) -> (Vec<(u32, Dest)>, Vec<St
             continue;
         }
         if out.len() + here.len() > MAX_DESTINATIONS {
-            errs.push(format!("{file}:{line}: {}", AliasError::TooManyDestinations));
+            errs.push(format!(
+                "{file}:{line}: {}",
+                AliasError::TooManyDestinations
+            ));
             break;
         }
         out.extend(here.into_iter().map(|d| (line, d)));
