@@ -1029,3 +1029,53 @@ fn newaliases_reports_every_error_with_its_line() {
     }
     assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
 }
+
+/// The first-run mistake of the five-minute setup: run as root (as here)
+/// with a `mail_owner` account that does not exist, `check-config` names
+/// the setting's line and says how to create the account, and `tern run`
+/// refuses to start with the same advice.
+#[test]
+fn missing_mail_owner_account_is_reported_with_what_to_do() {
+    let dir = TempDir::new("local-owner");
+    let owner = format!("tnoacct{}", std::process::id());
+    let conf = dir.join("tern.conf");
+    let d = dir.path().display();
+    write(
+        &conf,
+        format!(
+            "relayhost = [127.0.0.1]:9\n\
+             queue_directory = {d}/spool\n\
+             smtp_listen = 127.0.0.1:{}\n\
+             maillog_file = {d}/maillog\n\
+             syslog_socket =\n\
+             mail_owner = {owner}\n",
+            free_port()
+        ),
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["check-config", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    let want = format!(
+        "{}:6: mail_owner = {owner}: no such user; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {owner}`",
+        conf.display()
+    );
+    assert!(out.stderr.lines().any(|l| l.starts_with(&want)), "{out:?}");
+    assert!(out.stderr.contains("OpenWrt: "), "{out:?}");
+
+    let mut cmd = Command::new(TERN);
+    cmd.args(["run", "-f", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert!(!out.success(), "{out:?}");
+    let all = out.combined();
+    assert!(
+        all.contains(&format!(
+            "mail_owner \"{owner}\" does not exist; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {owner}`"
+        )),
+        "{all}"
+    );
+    assert!(
+        !read_lossy(&dir.join("maillog")).contains("local delivery helper started"),
+        "nothing started"
+    );
+}

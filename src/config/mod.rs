@@ -391,7 +391,7 @@ impl Config {
 /// for `tern run`, so both say the same.
 pub fn mail_owner_missing_hint(name: &str) -> String {
     format!(
-        "no such user; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {name}`; \
+        "create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {name}`; \
          OpenWrt: `opkg install shadow-useradd` and the same command, or add `{name}:x:5025:5025:{name}:/nonexistent:/bin/false` to /etc/passwd \
          and `{name}:x:5025:` to /etc/group), or set mail_owner to an existing unprivileged user"
     )
@@ -413,7 +413,7 @@ pub fn check_mail_owner(cfg: &Config, uid_of: impl Fn(&str) -> Option<u32>) -> O
         None => format!("mail_owner = {name} (default)"),
     };
     let message = match uid_of(name) {
-        None => format!("{setting}: {}", mail_owner_missing_hint(name)),
+        None => format!("{setting}: no such user; {}", mail_owner_missing_hint(name)),
         Some(0) => format!("{setting}: is root; use an unprivileged user"),
         Some(_) => return None,
     };

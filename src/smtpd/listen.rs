@@ -138,7 +138,7 @@ pub fn user_ids(name: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
     let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
     if pw.is_null() {
         return Err(format!(
-            "mail_owner \"{name}\" does not exist: {}",
+            "mail_owner \"{name}\" does not exist; {}",
             crate::config::mail_owner_missing_hint(name)
         ));
     }
