@@ -1079,3 +1079,60 @@ fn missing_mail_owner_account_is_reported_with_what_to_do() {
         "nothing started"
     );
 }
+
+/// The root helper cannot be started again once the daemon has dropped
+/// root: when it dies, one `warning:` says so and every home-Maildir
+/// delivery is deferred with that reason (the mail stays queued).
+#[test]
+fn dead_helper_is_logged_once_and_home_deliveries_are_deferred() {
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes-gone");
+    let u = SystemUser::add(homes.path(), "ternh", &["-U"]);
+    let b = Box::start(sink.port(), "", "", "");
+    let started = b.wait_log(&["local delivery helper started, pid "]);
+    let pid: i32 = started
+        .rsplit("pid ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {started}"));
+    // The helper is a child of the daemon this test started.
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill {pid}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // Gone, or a zombie the daemon has not reaped: its socket is closed
+        // either way.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.is_empty() || state.contains(") Z ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "helper {pid} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reason = "the local delivery helper has exited and cannot be restarted without root: restart tern to deliver to home Maildirs";
+    for n in 1..=2 {
+        let out = b.sendmail(&[&u.name], format!("Subject: {n}\n\nhello\n").as_bytes());
+        assert!(out.success(), "sendmail: {out:?}");
+        b.wait_lines(
+            &format!("status=deferred (maildir delivery failed: {reason})"),
+            n,
+        );
+    }
+    let log = b.maillog();
+    let deferred: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("status=deferred"))
+        .collect();
+    assert_eq!(deferred.len(), 2, "{log}");
+    for l in &deferred {
+        assert!(l.contains(&format!("to=<{}@box.test>", u.name)), "{l}");
+        assert!(l.contains("dsn=4."), "{l}");
+    }
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tern/local[") && l.contains(&format!("warning: {reason}")))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{log}");
+    assert!(!b.queue_is_empty(), "the mail stays queued");
+    assert!(!u.home.join("Maildir").exists(), "nothing was written");
+}
