@@ -956,14 +956,23 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
         .find(|m| m.contains(&format!("id {qid}")))
         .unwrap_or_else(|| panic!("{qid} not at the sink: {got:?}"));
     assert_eq!(header(m, "X-Rcpt-Args"), Some("<team@remote.test>"), "{m}");
+    // A client on this host's own address (loopback) gets the header
+    // rewriting of local submissions: Postfix's default
+    // local_header_rewrite_clients = permit_inet_interfaces.
     assert_eq!(
         header(m, "To"),
-        Some("ops@box.test"),
-        "SMTP headers kept: {m}"
+        Some("team@remote.test"),
+        "headers rewritten for a local client: {m}"
     );
+    assert_eq!(header(m, "From"), Some("camera@box.test"), "{m}");
     b.wait_log(&[
         &qid,
         "rewrote recipient <ops@box.test> as <team@remote.test>",
+    ]);
+    b.wait_log(&[
+        &qid,
+        "tern/cleanup[",
+        "rewrote header <To: ops@box.test> as <To: team@remote.test>",
     ]);
     let r = Swaks::new(b.port)
         .from("camera@cam1.box.test")
@@ -1135,4 +1144,92 @@ fn dead_helper_is_logged_once_and_home_deliveries_are_deferred() {
     assert_eq!(warnings.len(), 1, "one warning:\n{log}");
     assert!(!b.queue_is_empty(), "the mail stays queued");
     assert!(!u.home.join("Maildir").exists(), "nothing was written");
+}
+
+/// `local_header_rewrite_clients`: a header-less message over SMTP gets
+/// one From:, Date: and Message-Id: (and its To: qualified) exactly when
+/// the client matches, as Postfix's cleanup does; otherwise it is stored
+/// as sent.
+#[test]
+fn smtp_header_rewriting_follows_local_header_rewrite_clients() {
+    let sink = SmtpSink::start();
+    // (setting, extra lines, are the headers rewritten for 127.0.0.1?)
+    let cases = [
+        ("", "", true), // the default, permit_inet_interfaces
+        ("local_header_rewrite_clients =\n", "", false),
+        (
+            "local_header_rewrite_clients = permit_mynetworks\n",
+            "mynetworks = 192.0.2.0/24\n",
+            false,
+        ),
+        (
+            "local_header_rewrite_clients = permit_mynetworks\n",
+            "mynetworks = 127.0.0.0/8\n",
+            true,
+        ),
+        ("local_header_rewrite_clients = static:all\n", "", true),
+    ];
+    for (setting, extra, rewritten) in cases {
+        let b = Box::start(
+            sink.port(),
+            "",
+            "alice@box.test  alice/Maildir/\n",
+            &format!("{setting}{extra}"),
+        );
+        let r = Swaks::new(b.port)
+            .from("camera@box.test")
+            .to("alice@box.test")
+            .data("To: alice\r\nSubject: bare\r\n\r\nhello\r\n")
+            .run_ok();
+        let qid = r.queue_id().expect("queued");
+        b.wait_log(&[&qid, "status=sent (delivered to maildir)"]);
+        let new = b.vmail("alice/Maildir/new");
+        let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "{setting}{extra}");
+        let m = read_lossy(&files[0].path());
+        let want = usize::from(rewritten);
+        for h in ["From", "Date", "Message-Id"] {
+            assert_eq!(
+                header_count(&m, h),
+                want,
+                "{h} with {setting:?} {extra:?}:\n{m}"
+            );
+        }
+        if rewritten {
+            assert_eq!(header(&m, "From"), Some("camera@box.test"), "{m}");
+            assert!(
+                looks_like_date(header(&m, "Date").unwrap_or_default()),
+                "{m}"
+            );
+            let mid = header(&m, "Message-Id").unwrap_or_default();
+            assert!(mid.ends_with(&format!(".{qid}@box.test>")), "{mid}");
+            assert_eq!(header(&m, "To"), Some("alice@box.test"), "{m}");
+        } else {
+            assert_eq!(header(&m, "To"), Some("alice"), "stored as sent: {m}");
+        }
+        assert_eq!(header(&m, "Subject"), Some("bare"), "{m}");
+        // The body is untouched (swaks ends its data with an empty line).
+        assert!(
+            m.split_once("\n\n")
+                .is_some_and(|(_, body)| body.starts_with("hello\n")),
+            "{m:?}"
+        );
+    }
+    let mut cmd = Command::new(TERN);
+    let dir = TempDir::new("lhrc");
+    let conf = dir.join("tern.conf");
+    write(
+        &conf,
+        "# x\nlocal_header_rewrite_clients = permit_mynetworks, hash:/etc/x\n",
+    );
+    cmd.args(["check-config", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2: local_header_rewrite_clients: \"hash:/etc/x\" is not supported",
+            conf.display()
+        )),
+        "{out:?}"
+    );
 }

@@ -201,6 +201,14 @@ impl Config {
                 "submission_listen needs smtpd_sasl_password_file: submission requires AUTH".into(),
             );
         }
+        if let Err(e) =
+            crate::local::headers::HeaderClients::parse(self.get("local_header_rewrite_clients"))
+        {
+            at(
+                "local_header_rewrite_clients",
+                format!("local_header_rewrite_clients: {e}"),
+            );
+        }
         // Accepting `yes` and then bouncing every such alias would be a
         // surprise found only in a bounce; say so at load time instead.
         for (key, what) in [

@@ -140,6 +140,12 @@ pub static PARAMS: &[Param] = &[
         "longest SMTP command line accepted"
     ),
     p!(
+        "local_header_rewrite_clients",
+        "permit_inet_interfaces",
+        Kind::List,
+        "SMTP clients whose header addresses are rewritten and whose missing From:, Date:, Message-Id: are added: permit_inet_interfaces, permit_mynetworks, permit_sasl_authenticated, static:all, or empty"
+    ),
+    p!(
         "mail_name",
         "tern",
         Kind::Text,
