@@ -1058,15 +1058,8 @@ fn enqueue(
         if !has("message-id") {
             w.raw(
                 format!(
-                    "Message-Id: <{:04}{:02}{:02}{:02}{:02}{:02}.{}@{}>\r\n",
-                    date.year,
-                    date.month,
-                    date.day,
-                    date.hour,
-                    date.min,
-                    date.sec,
-                    id,
-                    params.myhostname
+                    "Message-Id: {}\r\n",
+                    crate::local::headers::message_id(&date, &id, &params.myhostname)
                 )
                 .as_bytes(),
             )?;

@@ -71,6 +71,15 @@ impl HeaderClients {
     }
 }
 
+/// The `Message-Id:` value tern adds (`sendmail` and local SMTP clients):
+/// `<YYYYMMDDHHMMSS.QUEUEID@myhostname>`, unique by the queue ID.
+pub fn message_id(date: &crate::queue::clock::Civil, queue_id: &str, hostname: &str) -> String {
+    format!(
+        "<{:04}{:02}{:02}{:02}{:02}{:02}.{queue_id}@{hostname}>",
+        date.year, date.month, date.day, date.hour, date.min, date.sec
+    )
+}
+
 /// The header lines to add when missing, each a complete `Name: value\r\n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {

@@ -453,15 +453,8 @@ async fn receive_data(
                     from: format!("From: {from}\r\n"),
                     date: format!("Date: {}\r\n", date.rfc5322()),
                     message_id: format!(
-                        "Message-Id: <{:04}{:02}{:02}{:02}{:02}{:02}.{}@{}>\r\n",
-                        date.year,
-                        date.month,
-                        date.day,
-                        date.hour,
-                        date.min,
-                        date.sec,
-                        inc.id(),
-                        shared.hostname
+                        "Message-Id: {}\r\n",
+                        crate::local::headers::message_id(&date, inc.id(), &shared.hostname)
                     ),
                 },
             ))
