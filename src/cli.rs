@@ -57,6 +57,13 @@ pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
     if let Err(e) = crate::policy::dane::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers")) {
         push("dns_trusted_resolvers", e);
     }
+    // Only root switches to mail_owner; for anyone else the account is
+    // never used, so its absence is no error (a developer's check-config).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let uid_of = |name: &str| crate::smtpd::listen::user_ids(name).ok().map(|(u, _)| u);
+        out.extend(crate::config::check_mail_owner(cfg, uid_of));
+    }
     // Table errors name their own file and line.
     let mut tables = Vec::new();
     if let Err(errs) = crate::delivery::tables::Tables::load(cfg) {

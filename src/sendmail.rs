@@ -860,15 +860,20 @@ fn enqueue(
         }
         out
     };
-    let sender = match &opts.sender {
+    // The sender as submitted, before any rewriting: what Postfix's pickup
+    // logs (`from=<root>`); qmgr's line shows the rewritten one.
+    let submitted = match &opts.sender {
         Some(s) => {
             let s = s.trim();
-            let s = s
-                .strip_prefix('<')
+            s.strip_prefix('<')
                 .and_then(|x| x.strip_suffix('>'))
-                .unwrap_or(s);
-            rewrite("sender", s, Side::Sender)
+                .unwrap_or(s)
+                .to_string()
         }
+        None => who.login.clone(),
+    };
+    let sender = match &opts.sender {
+        Some(_) => rewrite("sender", &submitted, Side::Sender),
         None => match &params.rewrite {
             Some(_) => rewrite("sender", &who.login, Side::Sender),
             None => format!("{}@{}", who.login, params.myorigin),
@@ -1057,15 +1062,8 @@ fn enqueue(
         if !has("message-id") {
             w.raw(
                 format!(
-                    "Message-Id: <{:04}{:02}{:02}{:02}{:02}{:02}.{}@{}>\r\n",
-                    date.year,
-                    date.month,
-                    date.day,
-                    date.hour,
-                    date.min,
-                    date.sec,
-                    id,
-                    params.myhostname
+                    "Message-Id: {}\r\n",
+                    crate::local::headers::message_id(&date, &id, &params.myhostname)
                 )
                 .as_bytes(),
             )?;
@@ -1092,12 +1090,21 @@ fn enqueue(
         }
         w.finish()?;
     }
+    let size = inc.size();
     inc.commit().map_err(spool_fatal)?;
-    log::info!(target: "pickup", "{id}: uid={} from=<{sender}>", who.uid);
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    log::info!(target: "pickup", "{id}: uid={} from=<{}>", who.uid, clean(&submitted));
     for (what, from, to) in &rewrites {
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
         log::info!(target: "cleanup", "{id}: rewrote {what} <{}> as <{}>", clean(from), clean(to));
     }
+    // Postfix's qmgr line, which pflogsumm counts as "received" (sender
+    // and bytes); tern's daemon picks the file up without a line of its
+    // own, so it is logged here, once the message is in the queue.
+    log::info!(
+        target: "qmgr",
+        "{id}: from=<{sender}>, size={size}, nrcpt={} (queue active)",
+        recipients.len()
+    );
     Ok(id)
 }
 

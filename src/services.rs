@@ -124,6 +124,9 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
             // Local delivery into users' homes needs root: a helper keeps it.
             // SAFETY: geteuid has no preconditions.
             if unsafe { libc::geteuid() } == 0 {
+                // A missing account is the usual first-run mistake: say what
+                // to do before anything is started.
+                smtpd::listen::user_ids(owner)?;
                 match crate::local::helper::spawn() {
                     Ok(pid) => {
                         log::info!(target: "master", "local delivery helper started, pid {pid}")

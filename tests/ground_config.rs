@@ -70,7 +70,8 @@ fn good_file_passes_and_config_n_prints_what_it_sets() {
          myhostname = mail.$mydomain\n\
          mynetworks = 127.0.0.0/8\n\
          \x20   192.168.1.0/24\n\
-         message_size_limit = 20480000\n",
+         message_size_limit = 20480000\n\
+         mail_owner = nobody\n",
     );
     let path = f.display().to_string();
     let ok = tern(&["check-config", "-c", &path]);
@@ -82,6 +83,7 @@ fn good_file_passes_and_config_n_prints_what_it_sets() {
     assert_eq!(
         lines,
         [
+            "mail_owner = nobody",
             "message_size_limit = 20480000",
             "mydomain = example.test",
             "myhostname = mail.$mydomain",
@@ -133,7 +135,7 @@ fn check_config_loads_the_files_it_names() {
     write(
         &f,
         format!(
-            "queue_directory = {}\nsmtp_tls_policy_maps = texthash:{}\nsmtpd_tls_cert_file = {}\n",
+            "queue_directory = {}\nsmtp_tls_policy_maps = texthash:{}\nsmtpd_tls_cert_file = {}\nmail_owner = nobody\n",
             dir.join("spool").display(),
             policy.display(),
             dir.join("missing.pem").display()

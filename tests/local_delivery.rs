@@ -57,6 +57,42 @@ impl Box {
                  {extra}"
             ),
         );
+        Box::launch(dir, port, conf)
+    }
+
+    /// The README's five-minute setup: a relayhost and an alias for root,
+    /// and nothing about the host's names, so `myhostname`, `myorigin` and
+    /// `mydestination` are the defaults tern derives. The other lines are
+    /// the test's plumbing: the sink has no TLS or AUTH, the spool, log and
+    /// port are the test's own, and `mail_owner = nobody` because creating
+    /// the documented `tern` account would change the host for every other
+    /// test running at the same time.
+    fn start_documented(sink_port: u16, aliases: &str) -> Box {
+        let dir = TempDir::new("local-doc");
+        let port = free_port();
+        write(&dir.join("aliases"), aliases);
+        let conf = dir.join("tern.conf");
+        let d = dir.path().display();
+        write(
+            &conf,
+            format!(
+                "relayhost = [127.0.0.1]:{sink_port}\n\
+                 alias_maps = texthash:{d}/aliases\n\
+                 # test plumbing\n\
+                 smtp_tls_security_level = none\n\
+                 smtp_listen = 127.0.0.1:{port}\n\
+                 queue_directory = {d}/spool\n\
+                 mta_sts_enable = no\n\
+                 maillog_file = {d}/maillog\n\
+                 syslog_socket =\n\
+                 mail_owner = nobody\n\
+                 queue_run_delay = 1s\n"
+            ),
+        );
+        Box::launch(dir, port, conf)
+    }
+
+    fn launch(dir: TempDir, port: u16, conf: PathBuf) -> Box {
         let mut cmd = Command::new(TERN);
         cmd.args(["run", "-f", "-c"]).arg(&conf);
         let mut daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
@@ -200,6 +236,160 @@ fn cron_mail_to_root_reaches_the_owner_through_the_relayhost() {
         "status=sent",
     ]);
     eprintln!("sendmail -> alias -> relayhost: {elapsed:?}");
+}
+
+/// The host name tern derives when `myhostname` is not set (config.rs
+/// ComputedDefaults): the kernel's host name, with `.localdomain` added
+/// when it has no dot, as Postfix insists on a fully qualified name.
+fn derived_hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("read /proc/sys/kernel/hostname")
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "localhost.localdomain".into()
+    } else if name.contains('.') {
+        name
+    } else {
+        format!("{name}.localdomain")
+    }
+}
+
+/// How many header fields called `name` (any case) the message has.
+fn header_count(msg: &str, name: &str) -> usize {
+    msg.lines()
+        .take_while(|l| !l.trim_end_matches('\r').is_empty())
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
+        .count()
+}
+
+/// `size=N` of the qmgr line of `id`.
+fn qmgr_size(log: &str, id: &str) -> u64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains(" tern/qmgr[") && l.contains(&format!(": {id}: from=<")))
+        .unwrap_or_else(|| panic!("no qmgr line for {id}:\n{log}"));
+    line.split("size=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size= in {line}"))
+}
+
+/// The README's cron setup as documented, with the host's own names: `echo
+/// test | sendmail root` reaches the owner with one From:, Date: and
+/// Message-ID:, the log has Postfix's pickup, qmgr and local lines for the
+/// message and its forwarded copy, and pflogsumm counts them.
+#[test]
+fn documented_cron_setup_uses_the_derived_hostname_and_logs_like_postfix() {
+    let host = derived_hostname();
+    let sink = SmtpSink::start();
+    let b = Box::start_documented(sink.port(), "root: owner@remote.test\n");
+    let shown = {
+        let mut cmd = Command::new(TERN);
+        cmd.args(["config", "-c"]).arg(&b.conf);
+        run(cmd, None, WAIT)
+    };
+    for p in ["myhostname", "myorigin"] {
+        assert!(
+            shown.stdout.lines().any(|l| l == format!("{p} = {host}")),
+            "{p} is not {host}:\n{}",
+            shown.stdout
+        );
+    }
+    let out = b.sendmail(&["root"], b"test\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    sink.wait_for_count(1, WAIT);
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    let m = String::from_utf8_lossy(&msgs[0]).into_owned();
+    assert_eq!(
+        header(&m, "X-Rcpt-Args"),
+        Some("<owner@remote.test>"),
+        "{m}"
+    );
+    let root = format!("root@{host}");
+    assert!(
+        header(&m, "X-Mail-Args").is_some_and(|v| v.starts_with(&format!("<{root}>"))),
+        "{m}"
+    );
+    for h in ["From", "Date", "Message-ID"] {
+        assert_eq!(header_count(&m, h), 1, "{h}: once:\n{m}");
+    }
+    let from = header(&m, "From").unwrap_or_default();
+    assert!(
+        from.ends_with(&format!("<{root}>")) || from == root,
+        "{from}"
+    );
+    assert!(
+        looks_like_date(header(&m, "Date").unwrap_or_default()),
+        "{m}"
+    );
+    let mid = header(&m, "Message-ID").unwrap_or_default();
+    assert!(
+        mid.starts_with('<') && mid.ends_with(&format!("@{host}>")),
+        "{mid}"
+    );
+    assert_eq!(header(&m, "Delivered-To"), Some(root.as_str()), "{m}");
+
+    // The log, line by line as Postfix writes it for cron's mail.
+    let sent = b.wait_log(&["to=<owner@remote.test>", "status=sent"]);
+    let log = b.maillog();
+    let id_of = |line: &str| -> String {
+        line.split(": ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no queue ID in {line}"))
+            .to_string()
+    };
+    let pickup = b.wait_log(&[" tern/pickup[", ": uid=0 from=<root>"]);
+    assert!(pickup.ends_with(": uid=0 from=<root>"), "{pickup}");
+    let first = id_of(&pickup);
+    let local = b.wait_log(&[&format!(
+        ": {first}: to=<{root}>, orig_to=<root>, relay=local"
+    )]);
+    assert!(local.contains(" tern/local["), "{local}");
+    let fwd = local
+        .split("status=sent (forwarded as ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not forwarded: {local}"))
+        .to_string();
+    assert_eq!(id_of(&sent), fwd, "the copy is what left: {sent}");
+    for (id, line) in [(&first, 0), (&fwd, 1)] {
+        let want = format!(": {id}: from=<{root}>, size=");
+        let l = log
+            .lines()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no qmgr line {line} for {id}:\n{log}"));
+        assert!(l.contains(" tern/qmgr["), "{l}");
+        assert!(l.ends_with(", nrcpt=1 (queue active)"), "{l}");
+    }
+    assert!(
+        !log.contains("forwarded mail for"),
+        "a line of tern's own:\n{log}"
+    );
+    let size1 = qmgr_size(&log, &first);
+    let size2 = qmgr_size(&log, &fwd);
+    // The copy is the original with one Delivered-To: line on top.
+    assert_eq!(
+        size2,
+        size1 + format!("Delivered-To: {root}\r\n").len() as u64,
+        "{log}"
+    );
+
+    // pflogsumm: one message received (from pickup), one delivered (the
+    // forwarded copy, through the relayhost), one forwarded, with bytes.
+    b.wait_lines(": removed", 2);
+    let (t, report) = common::tools::pflogsumm(&b.dir.join("maillog"), "tern");
+    assert_eq!(t.received, 1, "{report}");
+    assert_eq!(t.delivered, 1, "{report}");
+    assert_eq!(t.forwarded, 1, "{report}");
+    assert_eq!(t.bytes_received, size1, "{report}");
+    assert_eq!(t.bytes_delivered, size2, "{report}");
+    assert_eq!(t.senders, 1, "{report}");
 }
 
 #[test]
@@ -766,14 +956,23 @@ fn canonical_maps_and_masquerading_rewrite_once_at_queue_entry() {
         .find(|m| m.contains(&format!("id {qid}")))
         .unwrap_or_else(|| panic!("{qid} not at the sink: {got:?}"));
     assert_eq!(header(m, "X-Rcpt-Args"), Some("<team@remote.test>"), "{m}");
+    // A client on this host's own address (loopback) gets the header
+    // rewriting of local submissions: Postfix's default
+    // local_header_rewrite_clients = permit_inet_interfaces.
     assert_eq!(
         header(m, "To"),
-        Some("ops@box.test"),
-        "SMTP headers kept: {m}"
+        Some("team@remote.test"),
+        "headers rewritten for a local client: {m}"
     );
+    assert_eq!(header(m, "From"), Some("camera@box.test"), "{m}");
     b.wait_log(&[
         &qid,
         "rewrote recipient <ops@box.test> as <team@remote.test>",
+    ]);
+    b.wait_log(&[
+        &qid,
+        "tern/cleanup[",
+        "rewrote header <To: ops@box.test> as <To: team@remote.test>",
     ]);
     let r = Swaks::new(b.port)
         .from("camera@cam1.box.test")
@@ -838,4 +1037,199 @@ fn newaliases_reports_every_error_with_its_line() {
         assert!(out.stderr.contains(&want), "{want}\n{}", out.stderr);
     }
     assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+}
+
+/// The first-run mistake of the five-minute setup: run as root (as here)
+/// with a `mail_owner` account that does not exist, `check-config` names
+/// the setting's line and says how to create the account, and `tern run`
+/// refuses to start with the same advice.
+#[test]
+fn missing_mail_owner_account_is_reported_with_what_to_do() {
+    let dir = TempDir::new("local-owner");
+    let owner = format!("tnoacct{}", std::process::id());
+    let conf = dir.join("tern.conf");
+    let d = dir.path().display();
+    write(
+        &conf,
+        format!(
+            "relayhost = [127.0.0.1]:9\n\
+             queue_directory = {d}/spool\n\
+             smtp_listen = 127.0.0.1:{}\n\
+             maillog_file = {d}/maillog\n\
+             syslog_socket =\n\
+             mail_owner = {owner}\n",
+            free_port()
+        ),
+    );
+    let mut cmd = Command::new(TERN);
+    cmd.args(["check-config", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    let want = format!(
+        "{}:6: mail_owner = {owner}: no such user; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {owner}`",
+        conf.display()
+    );
+    assert!(out.stderr.lines().any(|l| l.starts_with(&want)), "{out:?}");
+    assert!(out.stderr.contains("OpenWrt: "), "{out:?}");
+
+    let mut cmd = Command::new(TERN);
+    cmd.args(["run", "-f", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert!(!out.success(), "{out:?}");
+    let all = out.combined();
+    assert!(
+        all.contains(&format!(
+            "mail_owner \"{owner}\" does not exist; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {owner}`"
+        )),
+        "{all}"
+    );
+    assert!(
+        !read_lossy(&dir.join("maillog")).contains("local delivery helper started"),
+        "nothing started"
+    );
+}
+
+/// The root helper cannot be started again once the daemon has dropped
+/// root: when it dies, one `warning:` says so and every home-Maildir
+/// delivery is deferred with that reason (the mail stays queued).
+#[test]
+fn dead_helper_is_logged_once_and_home_deliveries_are_deferred() {
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes-gone");
+    let u = SystemUser::add(homes.path(), "ternh", &["-U"]);
+    let b = Box::start(sink.port(), "", "", "");
+    let started = b.wait_log(&["local delivery helper started, pid "]);
+    let pid: i32 = started
+        .rsplit("pid ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {started}"));
+    // The helper is a child of the daemon this test started.
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill {pid}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // Gone, or a zombie the daemon has not reaped: its socket is closed
+        // either way.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.is_empty() || state.contains(") Z ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "helper {pid} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reason = "the local delivery helper has exited and cannot be restarted without root: restart tern to deliver to home Maildirs";
+    for n in 1..=2 {
+        let out = b.sendmail(&[&u.name], format!("Subject: {n}\n\nhello\n").as_bytes());
+        assert!(out.success(), "sendmail: {out:?}");
+        b.wait_lines(
+            &format!("status=deferred (maildir delivery failed: {reason})"),
+            n,
+        );
+    }
+    let log = b.maillog();
+    let deferred: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("status=deferred"))
+        .collect();
+    assert_eq!(deferred.len(), 2, "{log}");
+    for l in &deferred {
+        assert!(l.contains(&format!("to=<{}@box.test>", u.name)), "{l}");
+        assert!(l.contains("dsn=4."), "{l}");
+    }
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tern/local[") && l.contains(&format!("warning: {reason}")))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{log}");
+    assert!(!b.queue_is_empty(), "the mail stays queued");
+    assert!(!u.home.join("Maildir").exists(), "nothing was written");
+}
+
+/// `local_header_rewrite_clients`: a header-less message over SMTP gets
+/// one From:, Date: and Message-Id: (and its To: qualified) exactly when
+/// the client matches, as Postfix's cleanup does; otherwise it is stored
+/// as sent.
+#[test]
+fn smtp_header_rewriting_follows_local_header_rewrite_clients() {
+    let sink = SmtpSink::start();
+    // (setting, extra lines, are the headers rewritten for 127.0.0.1?)
+    let cases = [
+        ("", "", true), // the default, permit_inet_interfaces
+        ("local_header_rewrite_clients =\n", "", false),
+        (
+            "local_header_rewrite_clients = permit_mynetworks\n",
+            "mynetworks = 192.0.2.0/24\n",
+            false,
+        ),
+        (
+            "local_header_rewrite_clients = permit_mynetworks\n",
+            "mynetworks = 127.0.0.0/8\n",
+            true,
+        ),
+        ("local_header_rewrite_clients = static:all\n", "", true),
+    ];
+    for (setting, extra, rewritten) in cases {
+        let b = Box::start(
+            sink.port(),
+            "",
+            "alice@box.test  alice/Maildir/\n",
+            &format!("{setting}{extra}"),
+        );
+        let r = Swaks::new(b.port)
+            .from("camera@box.test")
+            .to("alice@box.test")
+            .data("To: alice\r\nSubject: bare\r\n\r\nhello\r\n")
+            .run_ok();
+        let qid = r.queue_id().expect("queued");
+        b.wait_log(&[&qid, "status=sent (delivered to maildir)"]);
+        let new = b.vmail("alice/Maildir/new");
+        let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "{setting}{extra}");
+        let m = read_lossy(&files[0].path());
+        let want = usize::from(rewritten);
+        for h in ["From", "Date", "Message-Id"] {
+            assert_eq!(
+                header_count(&m, h),
+                want,
+                "{h} with {setting:?} {extra:?}:\n{m}"
+            );
+        }
+        if rewritten {
+            assert_eq!(header(&m, "From"), Some("camera@box.test"), "{m}");
+            assert!(
+                looks_like_date(header(&m, "Date").unwrap_or_default()),
+                "{m}"
+            );
+            let mid = header(&m, "Message-Id").unwrap_or_default();
+            assert!(mid.ends_with(&format!(".{qid}@box.test>")), "{mid}");
+            assert_eq!(header(&m, "To"), Some("alice@box.test"), "{m}");
+        } else {
+            assert_eq!(header(&m, "To"), Some("alice"), "stored as sent: {m}");
+        }
+        assert_eq!(header(&m, "Subject"), Some("bare"), "{m}");
+        // The body is untouched (swaks ends its data with an empty line).
+        assert!(
+            m.split_once("\n\n")
+                .is_some_and(|(_, body)| body.starts_with("hello\n")),
+            "{m:?}"
+        );
+    }
+    let mut cmd = Command::new(TERN);
+    let dir = TempDir::new("lhrc");
+    let conf = dir.join("tern.conf");
+    write(
+        &conf,
+        "# x\nlocal_header_rewrite_clients = permit_mynetworks, hash:/etc/x\n",
+    );
+    cmd.args(["check-config", "-c"]).arg(&conf);
+    let out = run(cmd, None, WAIT);
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2: local_header_rewrite_clients: \"hash:/etc/x\" is not supported",
+            conf.display()
+        )),
+        "{out:?}"
+    );
 }

@@ -120,11 +120,23 @@ fn a_plain_user_submits_with_sendmail_t_and_the_relay_gets_it_from_that_user() {
         Some(&message("ops@example.test", "from-a-user")),
     );
     assert!(out.success(), "sendmail as {}: {out:?}", u.name);
-    let log = t.wait_log(
-        &format!("uid={} from=<{}@tern.test>", u.uid, u.name),
-        1,
-        WAIT,
-    );
+    // pickup logs the sender as submitted, like Postfix's (`from=<login>`);
+    // qmgr's line has the qualified one, the size and the recipient count.
+    t.wait_log(&format!("uid={} from=<{}>", u.uid, u.name), 1, WAIT);
+    let queued = format!(": from=<{}@tern.test>, size=", u.name);
+    let log = t.wait_log(&queued, 1, WAIT);
+    let active = log
+        .lines()
+        .find(|l| l.contains(&queued))
+        .unwrap_or_default();
+    assert!(active.contains(" tern/qmgr["), "{active}");
+    let size = active
+        .split("size=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(size.is_some_and(|n| n > 0), "{active}");
+    assert!(active.ends_with(", nrcpt=1 (queue active)"), "{active}");
     sink.wait_for_count(1, WAIT);
     let msgs = sink.messages();
     let text = String::from_utf8_lossy(&msgs[0]).into_owned();
@@ -236,11 +248,7 @@ fn maildrop_waits_for_the_daemon_bad_files_go_aside_and_mailq_works_for_the_user
     // The restart (which hands the spool to nobody again) keeps the
     // submitter's ownership: the pickup still knows who sent it.
     t.start();
-    let log = t.wait_log(
-        &format!("uid={} from=<{}@tern.test>", u.uid, u.name),
-        1,
-        WAIT,
-    );
+    let log = t.wait_log(&format!("uid={} from=<{}>", u.uid, u.name), 1, WAIT);
     let log = if log.contains("moved to corrupt/") {
         log
     } else {

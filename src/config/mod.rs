@@ -216,6 +216,27 @@ impl Config {
                 "submission_listen needs smtpd_sasl_password_file: submission requires AUTH".into(),
             );
         }
+        if let Err(e) =
+            crate::local::headers::HeaderClients::parse(self.get("local_header_rewrite_clients"))
+        {
+            at(
+                "local_header_rewrite_clients",
+                format!("local_header_rewrite_clients: {e}"),
+            );
+        }
+        // Accepting `yes` and then bouncing every such alias would be a
+        // surprise found only in a bounce; say so at load time instead.
+        for (key, what) in [
+            ("allow_mail_to_commands", "|command"),
+            ("allow_mail_to_files", "/file/name"),
+        ] {
+            if self.bool(key) {
+                at(
+                    key,
+                    format!("{key} = yes: not supported: this tern version does not deliver to {what} alias destinations; set it to no"),
+                );
+            }
+        }
         out
     }
 
@@ -387,6 +408,45 @@ impl Config {
     }
 }
 
+/// What to do when the `mail_owner` account `name` does not exist: the
+/// commands for Debian-like systems and for OpenWrt (no `useradd` there
+/// unless `shadow-useradd` is installed). One text for `check-config` and
+/// for `tern run`, so both say the same.
+pub fn mail_owner_missing_hint(name: &str) -> String {
+    format!(
+        "create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin {name}`; \
+         OpenWrt: `opkg install shadow-useradd` and the same command, or add `{name}:x:5025:5025:{name}:/nonexistent:/bin/false` to /etc/passwd \
+         and `{name}:x:5025:` to /etc/group), or set mail_owner to an existing unprivileged user"
+    )
+}
+
+/// Checks `mail_owner` against the password database (`uid_of` returns the
+/// account's uid, or `None` when there is none). Only meaningful when tern
+/// runs as root, the one case where it switches to that account; the
+/// caller decides. `mail_owner =` (empty: never drop root) is not checked.
+/// The error carries the setting's line, or `(default)` when it is unset.
+pub fn check_mail_owner(cfg: &Config, uid_of: impl Fn(&str) -> Option<u32>) -> Option<ConfigError> {
+    let name = cfg.get("mail_owner").trim();
+    if name.is_empty() {
+        return None;
+    }
+    let line = cfg.line_of("mail_owner");
+    let setting = match line {
+        Some(_) => format!("mail_owner = {name}"),
+        None => format!("mail_owner = {name} (default)"),
+    };
+    let message = match uid_of(name) {
+        None => format!("{setting}: no such user; {}", mail_owner_missing_hint(name)),
+        Some(0) => format!("{setting}: is root; use an unprivileged user"),
+        Some(_) => return None,
+    };
+    Some(ConfigError {
+        file: cfg.origin().to_string(),
+        line,
+        message,
+    })
+}
+
 /// `name = value` as postconf prints it (`name =` when empty).
 fn assignment(name: &str, value: &str) -> String {
     if value.is_empty() {
@@ -554,6 +614,52 @@ mod tests {
         assert_eq!(c.get("myorigin"), c.get("myhostname"));
         assert!(c.get("mydestination").contains("localhost."));
         assert!(c.render(true).is_empty());
+    }
+
+    #[test]
+    fn missing_mail_owner_names_its_line_or_the_default() {
+        let none = |_: &str| None;
+        let c = Config::parse_str("", "t.conf").unwrap();
+        let e = check_mail_owner(&c, none).unwrap().to_string();
+        assert!(
+            e.starts_with("t.conf: mail_owner = tern (default): no such user; create the account (Debian: `useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin tern`"),
+            "{e}"
+        );
+        assert!(e.contains("OpenWrt: `opkg install shadow-useradd`"), "{e}");
+        let c = Config::parse_str("# x\nmail_owner = mailer\n", "t.conf").unwrap();
+        let e = check_mail_owner(&c, none).unwrap().to_string();
+        assert!(
+            e.starts_with("t.conf:2: mail_owner = mailer: no such user"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin mailer`"
+            ),
+            "{e}"
+        );
+        let e = check_mail_owner(&c, |_| Some(0)).unwrap().to_string();
+        assert_eq!(
+            e,
+            "t.conf:2: mail_owner = mailer: is root; use an unprivileged user"
+        );
+        assert!(check_mail_owner(&c, |n| (n == "mailer").then_some(105)).is_none());
+        let c = Config::parse_str("mail_owner =\n", "t.conf").unwrap();
+        assert!(check_mail_owner(&c, none).is_none());
+    }
+
+    #[test]
+    fn unsupported_alias_destinations_are_refused() {
+        for key in ["allow_mail_to_commands", "allow_mail_to_files"] {
+            let errs = Config::parse_str(&format!("# x\n{key} = yes\n"), "t.conf").unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let e = errs[0].to_string();
+            assert!(
+                e.starts_with(&format!("t.conf:2: {key} = yes: not supported")),
+                "{e}"
+            );
+            assert!(Config::parse_str(&format!("{key} = no\n"), "t.conf").is_ok());
+        }
     }
 
     #[test]

@@ -77,13 +77,13 @@ pub static PARAMS: &[Param] = &[
         "allow_mail_to_commands",
         "no",
         Kind::Bool,
-        "let aliases deliver to |commands (not supported yet: such mail bounces)"
+        "let aliases deliver to |commands (not supported yet: yes is a configuration error)"
     ),
     p!(
         "allow_mail_to_files",
         "no",
         Kind::Bool,
-        "let aliases deliver to /file/names (not supported yet: such mail bounces)"
+        "let aliases deliver to /file/names (not supported yet: yes is a configuration error)"
     ),
     p!(
         "append_at_myorigin",
@@ -138,6 +138,12 @@ pub static PARAMS: &[Param] = &[
         "2048",
         Kind::Int,
         "longest SMTP command line accepted (512 to 4094; outside is a config error)"
+    ),
+    p!(
+        "local_header_rewrite_clients",
+        "permit_inet_interfaces",
+        Kind::List,
+        "SMTP clients whose header addresses are rewritten and whose missing From:, Date:, Message-Id: are added: permit_inet_interfaces, permit_mynetworks, permit_sasl_authenticated, static:all, or empty"
     ),
     p!(
         "mail_name",

@@ -379,6 +379,13 @@ pub fn parse_include(text: &[u8], file: &str) -> Result<Vec<Dest>, String> {
 /// newaliases`): the destinations of the good lines, and one
 /// `file:line: message` per error.
 pub fn check_include(text: &[u8], file: &str) -> (Vec<Dest>, Vec<String>) {
+    let (dests, errs) = check_include_lines(text, file);
+    (dests.into_iter().map(|(_, d)| d).collect(), errs)
+}
+
+/// [`check_include`] with the line each destination is on, so a nested
+/// `:include:` that is missing is reported where it is named.
+pub fn check_include_lines(text: &[u8], file: &str) -> (Vec<(u32, Dest)>, Vec<String>) {
     if text.len() > MAX_TABLE_BYTES {
         return (
             Vec::new(),
@@ -396,14 +403,22 @@ pub fn check_include(text: &[u8], file: &str) -> (Vec<Dest>, Vec<String>) {
             errs.push(format!("{file}:{line}: {}", SyntaxError::NonUtf8));
             continue;
         };
-        let before = out.len();
-        if let Err(e) = parse_destinations(s.trim(), &mut out) {
-            out.truncate(before);
+        let mut here = Vec::new();
+        if let Err(e) = parse_destinations(s.trim(), &mut here) {
             errs.push(format!("{file}:{line}: {e}"));
             if matches!(e, AliasError::TooManyDestinations) {
                 break;
             }
+            continue;
         }
+        if out.len() + here.len() > MAX_DESTINATIONS {
+            errs.push(format!(
+                "{file}:{line}: {}",
+                AliasError::TooManyDestinations
+            ));
+            break;
+        }
+        out.extend(here.into_iter().map(|d| (line, d)));
     }
     (out, errs)
 }

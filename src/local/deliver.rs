@@ -625,8 +625,16 @@ fn forward(
         };
         inc.write(&buf[..n]).map_err(|e| e.to_string())?;
     }
+    let size = inc.size();
     let qid = inc.commit().map_err(|e| e.to_string())?;
-    log::info!(target: "local", "{qid}: forwarded mail for <{}> from {}, {} recipient(s)", rcpt, entry.id(), to.len());
+    // As Postfix logs a forwarded copy: cleanup's new message, then qmgr's
+    // line; the original's `status=sent (forwarded as QID)` follows.
+    log::info!(
+        target: "qmgr",
+        "{qid}: from=<{}>, size={size}, nrcpt={} (queue active)",
+        clean(&env.sender),
+        to.len()
+    );
     Ok(qid)
 }
 

@@ -53,6 +53,14 @@ static SPAWNED: Mutex<Option<OwnedFd>> = Mutex::new(None);
 /// Set once the helper runs (the daemon started as root).
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
+/// Set when the helper is found gone (it crashed or was killed). It cannot
+/// be started again: the daemon no longer runs as root. Logged once; every
+/// later home-Maildir delivery is deferred with [`GONE_REASON`].
+static GONE: AtomicBool = AtomicBool::new(false);
+
+/// Why a home-Maildir delivery is deferred once the helper is gone.
+pub const GONE_REASON: &str = "the local delivery helper has exited and cannot be restarted without root: restart tern to deliver to home Maildirs";
+
 /// One request at a time: replies carry no routing beyond `seq`, and the
 /// helper serves requests in order anyway. An async lock, so a delivery
 /// waiting for its turn does not block the executor.
@@ -119,6 +127,9 @@ pub async fn deliver(
     if !running() {
         return None;
     }
+    if GONE.load(Ordering::Relaxed) {
+        return Some(Outcome::Temporary(GONE_REASON.into()));
+    }
     let mut g = CLIENT.lock().await;
     if g.is_none() {
         let fd = SPAWNED.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -155,26 +166,49 @@ pub async fn deliver(
             )))
         }
     };
-    Some(exchange(&c.sock, c.seq, &bytes, file.as_raw_fd(), REPLY_TIMEOUT).await)
+    let (outcome, gone) = exchange(&c.sock, c.seq, &bytes, file.as_raw_fd(), REPLY_TIMEOUT).await;
+    if gone {
+        // Deliveries waiting for the lock see the flag on their next try.
+        if !GONE.swap(true, Ordering::Relaxed) {
+            log::warn!(target: "local", "warning: {GONE_REASON} ({})", outcome_text(&outcome));
+        }
+        return Some(Outcome::Temporary(GONE_REASON.into()));
+    }
+    Some(outcome)
+}
+
+fn outcome_text(o: &Outcome) -> &str {
+    match o {
+        Outcome::Temporary(t) => t,
+        _ => "",
+    }
 }
 
 /// Sends one request with `fd` attached and waits for the reply with the
 /// same `seq`, at most `limit`; every failure is a temporary outcome. A
-/// reply to an earlier request that timed out is skipped.
+/// reply to an earlier request that timed out is skipped. The flag is true
+/// when the helper is gone (its end of the socket is closed): no later
+/// request can succeed.
 async fn exchange(
     sock: &Async<OwnedFd>,
     seq: u32,
     request: &[u8],
     fd: RawFd,
     limit: Duration,
-) -> Outcome {
-    let temp = Outcome::Temporary;
+) -> (Outcome, bool) {
+    let temp = |t: String| (Outcome::Temporary(t), false);
+    let gone = |t: String| (Outcome::Temporary(t), true);
     let work = async {
         if let Err(e) = sock
             .write_with(|s| send_with_fd(s.as_raw_fd(), request, fd))
             .await
         {
-            return temp(format!("cannot reach the local delivery helper: {e}"));
+            let closed = matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            );
+            let t = format!("cannot reach the local delivery helper: {e}");
+            return if closed { gone(t) } else { temp(t) };
         }
         let mut buf = vec![0u8; wire::MAX_MESSAGE];
         loop {
@@ -182,15 +216,18 @@ async fn exchange(
                 .read_with(|s| recv_with_fd(s.as_raw_fd(), &mut buf))
                 .await
             {
-                Ok((0, _, _)) => return temp("the local delivery helper has exited".into()),
+                Ok((0, _, _)) => return gone("the local delivery helper has exited".into()),
                 Ok((n, _, _)) => match Reply::decode(&buf[..n]) {
                     Ok(r) if r.seq != seq => continue,
-                    Ok(r) => return r.outcome,
+                    Ok(r) => return (r.outcome, false),
                     Err(e) => {
                         return temp(format!("bad reply from the local delivery helper: {e}"))
                     }
                 },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return gone(format!("local delivery helper: {e}"))
+                }
                 Err(e) => return temp(format!("local delivery helper: {e}")),
             }
         }
@@ -571,7 +608,10 @@ mod tests {
         }));
         assert_eq!(
             out.0,
-            Outcome::Delivered("/h/Maildir/new/1.M2P3Q4.box.test".into())
+            (
+                Outcome::Delivered("/h/Maildir/new/1.M2P3Q4.box.test".into()),
+                false
+            )
         );
         assert!(out.1 >= 100 && ticks.get() >= out.1, "{out:?}");
     }
@@ -593,7 +633,7 @@ mod tests {
             .await
         });
         match out {
-            Outcome::Temporary(t) => assert!(t.contains("no reply"), "{t}"),
+            (Outcome::Temporary(t), false) => assert!(t.contains("no reply"), "{t}"),
             o => panic!("{o:?}"),
         }
         // The helper reads the request and exits.
@@ -607,12 +647,12 @@ mod tests {
                 let mut buf = vec![0u8; wire::MAX_MESSAGE];
                 let _ = b.read_with(|s| recv_with_fd(s.as_raw_fd(), &mut buf)).await;
                 drop(b);
-                std::future::pending::<Outcome>().await
+                std::future::pending::<(Outcome, bool)>().await
             };
             smol::future::or(work, helper).await
         });
         match out {
-            Outcome::Temporary(t) => assert!(t.contains("has exited"), "{t}"),
+            (Outcome::Temporary(t), true) => assert!(t.contains("has exited"), "{t}"),
             o => panic!("{o:?}"),
         }
         // Gone before the request: it cannot be sent.
@@ -630,7 +670,7 @@ mod tests {
             .await
         });
         match out {
-            Outcome::Temporary(t) => assert!(t.contains("cannot reach"), "{t}"),
+            (Outcome::Temporary(t), true) => assert!(t.contains("cannot reach"), "{t}"),
             o => panic!("{o:?}"),
         }
     }

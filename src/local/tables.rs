@@ -105,7 +105,7 @@ fn check_includes(tables: &[(String, AliasTable)]) -> (Vec<String>, Vec<String>)
                 continue;
             }
         };
-        let (dests, bad) = aliases::check_include(&text, &path);
+        let (dests, bad) = aliases::check_include_lines(&text, &path);
         if dests.is_empty() && bad.is_empty() {
             warns.push(format!(
                 "{path}: no recipients: mail for the alias at {from}:{line} will be deferred"
@@ -114,8 +114,8 @@ fn check_includes(tables: &[(String, AliasTable)]) -> (Vec<String>, Vec<String>)
         errs.extend(bad);
         let mut nested: Vec<_> = dests
             .iter()
-            .filter_map(|d| match d {
-                Dest::Include(p) => Some((path.clone(), 0, p.clone(), depth + 1)),
+            .filter_map(|(l, d)| match d {
+                Dest::Include(p) => Some((path.clone(), *l, p.clone(), depth + 1)),
                 _ => None,
             })
             .collect();
@@ -196,7 +196,11 @@ mod tests {
             format!("a@x.test\nb c\n:include:{d}/nested\n"),
         )
         .unwrap();
-        std::fs::write(dir.join("nested"), "ok@x.test\nbad,,\n").unwrap();
+        std::fs::write(
+            dir.join("nested"),
+            format!("ok@x.test\nbad,,\n# a missing file, named on line 4\n:include:{d}/deeper\n"),
+        )
+        .unwrap();
         std::fs::write(dir.join("empty"), "# no one yet\n").unwrap();
         let cfg = Config::parse_str(&format!("alias_maps = texthash:{d}/aliases\n"), "t").unwrap();
         let mut out = Vec::new();
@@ -209,6 +213,7 @@ mod tests {
                 format!("newaliases: warning: {d}/empty: no recipients: mail for the alias at {d}/aliases:2 will be deferred"),
                 format!("newaliases: {d}/team:2: whitespace in destination \"b c\": separate destinations with commas, quote commands"),
                 format!("newaliases: {d}/nested:2: empty destination between commas"),
+                format!("newaliases: {d}/nested:4: cannot read :include: file: {d}/deeper: cannot read table: No such file or directory (os error 2)"),
                 format!("newaliases: {d}/aliases:3: cannot read :include: file: {d}/missing: cannot read table: No such file or directory (os error 2)"),
             ],
             "{out}"

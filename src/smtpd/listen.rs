@@ -137,7 +137,10 @@ pub fn user_ids(name: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
     // read immediately, on the only thread that calls it.
     let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
     if pw.is_null() {
-        return Err(format!("mail_owner \"{name}\" does not exist; create it (e.g. `useradd -r -s /usr/sbin/nologin {name}`) or set mail_owner"));
+        return Err(format!(
+            "mail_owner \"{name}\" does not exist; {}",
+            crate::config::mail_owner_missing_hint(name)
+        ));
     }
     // SAFETY: pw is non-null and points at a valid passwd struct.
     Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })

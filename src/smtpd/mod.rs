@@ -76,6 +76,11 @@ pub struct Shared {
     pub hostname: String,
     /// `mail_name` (the `Received:` header's `by HOST (NAME)`).
     pub mail_name: String,
+    /// `local_header_rewrite_clients`.
+    pub header_clients: crate::local::headers::HeaderClients,
+    /// This host's addresses as `inet_interfaces` names them (read at
+    /// start and reload), for `permit_inet_interfaces`.
+    pub interfaces: Vec<std::net::IpAddr>,
     /// Called after each committed message (wakes the queue manager).
     pub on_new_mail: Box<dyn Fn(&str)>,
     /// `queue_minfree`.
@@ -162,6 +167,11 @@ impl Shared {
             ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
             mail_name: cfg.get("mail_name").to_string(),
+            header_clients: crate::local::headers::HeaderClients::parse(
+                cfg.get("local_header_rewrite_clients"),
+            )
+            .map_err(|e| format!("local_header_rewrite_clients: {e}"))?,
+            interfaces: interface_addresses(cfg),
             on_new_mail,
             queue_minfree: cfg.int("queue_minfree"),
         })
@@ -394,4 +404,57 @@ async fn refuse(tcp: Async<std::net::TcpStream>) {
         },
     )
     .await;
+}
+
+/// The addresses `inet_interfaces` stands for: with `all`, every address
+/// of this host's interfaces (getifaddrs), as Postfix's
+/// `permit_inet_interfaces` sees them; else the listed ones (loopback is
+/// matched separately). Read once: an address that comes later (DHCP)
+/// counts after a reload.
+fn interface_addresses(cfg: &Config) -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    for i in cfg.list("inet_interfaces") {
+        match crate::config::net::check_interface(i) {
+            Ok(Some(a)) => out.push(a),
+            Ok(None) if i == "all" => out.extend(host_addresses()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn host_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        log::warn!(target: "smtpd", "warning: cannot list interface addresses: {}", std::io::Error::last_os_error());
+        return out;
+    }
+    let mut p = list;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*p };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points at a sockaddr whose family says
+            // which struct it is.
+            match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+                libc::AF_INET => {
+                    // SAFETY: AF_INET: a sockaddr_in.
+                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                    out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+                }
+                libc::AF_INET6 => {
+                    // SAFETY: AF_INET6: a sockaddr_in6.
+                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                    out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                }
+                _ => {}
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: list came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
 }

@@ -364,9 +364,11 @@ async fn receive_data(
 ) -> Result<Actions, Ended> {
     let client = format!("{host}[{addr}]");
     // Envelope rewriting at queue entry (append_at_myorigin, canonical
-    // maps, masquerading); headers from SMTP clients are left alone. The
-    // session's envelope is only borrowed here: the spool's recipient list
-    // is the one copy made (no clone of the whole envelope).
+    // maps, masquerading). Headers too, for the clients that
+    // `local_header_rewrite_clients` names (Postfix's default: this host's
+    // own addresses), as for `sendmail`. The session's envelope is only
+    // borrowed here: the spool's recipient list is the one copy made (no
+    // clone of the whole envelope).
     use crate::local::Side;
     let mut rewrites: Vec<(&str, String, String)> = Vec::new();
     let (sender, rcpts, single_recipient) = {
@@ -463,6 +465,46 @@ async fn receive_data(
     // The rewrite list (two addresses per rewritten recipient) was only
     // for the log lines above: do not hold it while the body streams.
     drop(rewrites);
+    let rewrite_headers = shared.header_clients.matches(
+        addr,
+        |a| shared.interfaces.contains(&a),
+        shared.mynetworks.iter().any(|n| n.contains(addr)),
+        sess.auth_user().is_some(),
+    );
+    let mut fixer = match &incoming {
+        Some(inc) if rewrite_headers => {
+            let date = crate::queue::clock::local(now);
+            let from = if sender.is_empty() {
+                // Postfix's cleanup: the null sender's From: is the daemon.
+                "MAILER-DAEMON".to_string()
+            } else {
+                sender.clone()
+            };
+            Some(crate::local::headers::HeaderFixer::new(
+                crate::local::headers::Added {
+                    from: format!("From: {from}\r\n"),
+                    date: format!("Date: {}\r\n", date.rfc5322()),
+                    message_id: format!(
+                        "Message-Id: {}\r\n",
+                        crate::local::headers::message_id(&date, inc.id(), &shared.hostname)
+                    ),
+                },
+            ))
+        }
+        _ => None,
+    };
+    let qid = incoming
+        .as_ref()
+        .map(|i| i.id().to_string())
+        .unwrap_or_default();
+    // Each header rewrite is logged as `sendmail` logs it.
+    let mut edit = |name: &str, value: &str| -> Option<String> {
+        let side = crate::local::Rewriter::header_side(name)?;
+        let nv = shared.rewrite.header_value(value, side)?;
+        let clean = |s: &str| s.replace(['\r', '\n'], " ");
+        log::info!(target: "cleanup", "{qid}: rewrote header <{name}:{}> as <{name}:{}>", clean(value), clean(&nv));
+        Some(nv)
+    };
     let mut reader = sess.data_reader();
     let out = data_buf;
     // Postfix counts the body lines received (with their line ends); a
@@ -481,7 +523,12 @@ async fn receive_data(
             splitter.consume(feed.consumed);
             if let Some(inc) = incoming.as_mut() {
                 if !reader.too_big() {
-                    if let Err(e) = inc.write(&out[..feed.written]) {
+                    let data = &out[..feed.written];
+                    let written = match fixer.as_mut() {
+                        Some(f) => f.feed(data, &mut edit, &mut |b| inc.write(b)),
+                        None => inc.write(data),
+                    };
+                    if let Err(e) = written {
                         log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
                         incoming = None;
                     }
@@ -501,6 +548,15 @@ async fn receive_data(
             None => return Ok(sess.event(Event::Timeout)),
         }
     };
+    if let (DataEnd::Complete { .. }, Some(f), Some(inc)) =
+        (&outcome, fixer.as_mut(), incoming.as_mut())
+    {
+        // A header block that never ended gets what is missing now.
+        if let Err(e) = f.finish(&mut edit, &mut |b| inc.write(b)) {
+            log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
+            incoming = None;
+        }
+    }
     match outcome {
         DataEnd::BareLf { .. } => Ok(sess.event(Event::DataBareLf)),
         DataEnd::TooBig { .. } => {
