@@ -72,6 +72,12 @@ else
     : >"$tmp/tern.conf"
 fi
 echo "queue_directory = $tmp/spool" >>"$tmp/tern.conf"
+# As root, check-config and the daemon need the mail_owner account, which a
+# package creates on the board; a build machine may not have it.
+if [ "$(id -u)" = 0 ] && ! id "$(sed -n 's/^[[:space:]]*mail_owner[[:space:]]*=[[:space:]]*//p' "$tmp/tern.conf" | tail -n1)" >/dev/null 2>&1; then
+    sed -i '/^[[:space:]]*mail_owner[[:space:]]*=/d' "$tmp/tern.conf"
+    echo "mail_owner = nobody" >>"$tmp/tern.conf"
+fi
 export TERN_CONFIG=$tmp/tern.conf
 
 # Sub-commands the binary lists in its help text.
