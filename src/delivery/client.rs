@@ -1202,6 +1202,14 @@ impl Delivery {
             Some(Err(e)) => return Err(io_fail("connect to", &os_text(&e), false)),
             None => return Err(io_fail("connect to", &"Connection timed out", false)),
         };
+        // No Nagle: the body and the end-of-data dot are separate writes,
+        // and with Nagle the dot waited for the ACK of the body, which the
+        // server delays (~40 ms on Linux): every message took 40 ms more on
+        // the wire, capping 20 sessions at ~400 msg/s. Replies and commands
+        // are whole writes already, so this adds no tiny packets.
+        if let Err(e) = tcp.get_ref().set_nodelay(true) {
+            log::debug!(target: "smtp", "{hostaddr}: TCP_NODELAY: {e}");
+        }
         results.connected = Some(format!("{hostaddr}:{}", t.port));
         let mut stream = Stream::new(tcp, slot);
         // Per route (Postfix: per transport), and always on port 465.

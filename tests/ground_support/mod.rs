@@ -164,6 +164,10 @@ impl Tern {
             }
         }
         ids.sort();
+        // The directories are read one after the other: a message the
+        // daemon renames from active/ to deferred/ in between is seen in
+        // both (IDs are unique, so a repeat is always that).
+        ids.dedup();
         ids
     }
 
