@@ -5,41 +5,23 @@
 //! reads) heap-allocate nothing, for an exact hit, a miss and a
 //! parent-domain (`.example`) hit.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod alloc_common;
+
 use std::hint::black_box;
+
+use alloc_common::Counting;
 
 use tern::policy::table::lookup_maps;
 use tern::policy::{decide, Level, NextHop, PolicyDefaults, PolicyInputs, PolicyTable};
-
-struct Counting;
-// Per thread: the test harness allocates on its own threads.
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, new)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
 
 /// Allocations (and reallocations) made on this thread while `f` runs.
 fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
-    let before = ALLOCS.with(Cell::get);
+    let m = alloc_common::mark();
     let out = f();
-    (ALLOCS.with(Cell::get) - before, out)
+    (m.allocations(), out)
 }
 
 /// 10,000 entries: exact domains, parent-domain keys and bracketed next

@@ -5,35 +5,12 @@
 //! buffer, so the peak must not grow with the recipient list (docs/design.md,
 //! "Per-session memory, worst case", gives the arithmetic).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod alloc_common;
+
+use alloc_common::Counting;
 
 use tern::queue::spool::WRITE_BUF;
 use tern::queue::{NewMessage, Recipient, Spool};
-
-struct Counting;
-// Per thread: the test harness allocates on its own threads.
-thread_local! {
-    static CUR: Cell<isize> = const { Cell::new(0) };
-    static PK: Cell<isize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            let _ = CUR.try_with(|c| {
-                c.set(c.get() + l.size() as isize);
-                let _ = PK.try_with(|pk| pk.set(pk.get().max(c.get())));
-            });
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        let _ = CUR.try_with(|c| c.set(c.get() - l.size() as isize));
-        System.dealloc(p, l)
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -53,12 +30,9 @@ fn recipients(n: usize) -> Vec<Recipient> {
 
 /// Heap bytes above the level at entry: (peak during `f`, held after it).
 fn measure<T>(f: impl FnOnce() -> T) -> (isize, isize, T) {
-    let base = CUR.with(Cell::get);
-    PK.with(|p| p.set(base));
+    let m = alloc_common::mark();
     let out = f();
-    let peak = PK.with(Cell::get) - base;
-    let held = CUR.with(Cell::get) - base;
-    (peak, held, out)
+    (m.peak(), m.held(), out)
 }
 
 #[test]

@@ -4,39 +4,14 @@
 //!
 //! Only Rust-side heap is seen: aws-lc's own C `malloc`s (key shares, hash
 //! and AEAD contexts) bypass the global allocator and are not counted.
+mod alloc_common;
 mod tls_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use alloc_common::Counting;
 use std::process::{Command, Stdio};
 
 use tern::tls::{build_server_config, BufferPool, TlsParams};
 use tls_common::*;
-
-struct Counting;
-// Counted per thread: the executor thread runs the whole session, while the
-// test harness and async-io's helper thread allocate on their own.
-thread_local! {
-    static CUR: Cell<isize> = const { Cell::new(0) };
-    static PK: Cell<isize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            let _ = CUR.try_with(|c| {
-                c.set(c.get() + l.size() as isize);
-                let _ = PK.try_with(|pk| pk.set(pk.get().max(c.get())));
-            });
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        let _ = CUR.try_with(|c| c.set(c.get() - l.size() as isize));
-        System.dealloc(p, l)
-    }
-}
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -67,11 +42,9 @@ fn rustls_heap_per_connection() {
             .unwrap();
         let (peak, after) = run(30, async {
             let mut s = accept(&pool, &l).await;
-            let base = CUR.with(|c| c.get());
-            PK.with(|p| p.set(base));
+            let m = alloc_common::mark();
             s.start_tls_server(cfg).await.unwrap();
-            let peak = PK.with(|p| p.get()) - base;
-            let after = CUR.with(|c| c.get()) - base;
+            let (peak, after) = (m.peak(), m.held());
             s.shutdown().await.unwrap();
             (peak, after)
         });
