@@ -773,16 +773,8 @@ impl Delivery {
                 });
             }
         }
-        // AD bits count only from loopback or `dns_trusted_resolvers`
-        // (validated at start, so a parse error here cannot happen; it
-        // would trust nothing).
-        let trust_ad = dane_policy::ad_trust(
-            cfg.get("smtp_dns_support_level") == "dnssec",
-            &resolver.config().servers,
-            &dane_policy::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers"))
-                .unwrap_or_default(),
-        )
-        .trusted();
+        // AD bits count only from loopback or `dns_trusted_resolvers`.
+        let trust_ad = self.ctx.trust_ad;
         let dns_fail = |name: &str, ty: &str, e: &DnsError| HostFailure {
             text: format!(
                 "Host or domain name not found. Name service error for name={name} type={ty}: {e}"

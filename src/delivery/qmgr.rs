@@ -39,6 +39,10 @@ pub struct Context {
     pub tls: crate::tls::TlsParams,
     /// Aliases and mailboxes for `mydestination` recipients.
     pub local: crate::local::LocalDelivery,
+    /// Whether the resolvers' AD bit counts for DANE (dnssec lookups on, and
+    /// every resolver on loopback or in `dns_trusted_resolvers`), decided
+    /// once per configuration.
+    pub trust_ad: bool,
 }
 
 /// The queue manager.
@@ -90,11 +94,13 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
             .collect::<Vec<_>>()
             .join(" ")
     };
-    match crate::policy::dane::ad_trust(
+    let ad = crate::policy::dane::ad_trust(
         cfg.get("smtp_dns_support_level") == "dnssec",
         &resolver.config().servers,
         &named,
-    ) {
+    );
+    let trust_ad = ad.trusted();
+    match ad {
         crate::policy::dane::AdTrust::Trusted { remote } if !remote.is_empty() => {
             log::warn!(target: "master", "warning: DNS resolver {} is not on loopback; its AD bit is trusted for DANE (dns_trusted_resolvers): the network path to it must be secure", list(&remote));
         }
@@ -112,6 +118,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         pool,
         tls,
         local,
+        trust_ad,
     })
 }
 

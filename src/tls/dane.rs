@@ -119,11 +119,13 @@ impl DaneMatch {
             } => (record, depth.unwrap_or(*sent), "trust anchor"),
         };
         let (alg, digest) = match record.matching_type {
-            2 => ("sha512", colon_hex(&record.data)),
-            1 => ("sha256", colon_hex(&record.data)),
+            2 => ("sha512", super::verify::format_digest(&record.data)),
+            1 => ("sha256", super::verify::format_digest(&record.data)),
             _ => (
                 "sha256",
-                colon_hex(digest::digest(&digest::SHA256, &record.data).as_ref()),
+                super::verify::format_digest(
+                    digest::digest(&digest::SHA256, &record.data).as_ref(),
+                ),
             ),
         };
         if record.selector == 1 {
@@ -132,18 +134,6 @@ impl DaneMatch {
             format!("{namaddr}: depth={depth} matched {what} certificate {alg} digest {digest}")
         }
     }
-}
-
-/// Upper-case hex bytes joined by colons, as Postfix prints digests.
-fn colon_hex(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len() * 3);
-    for (i, b) in data.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push_str(&format!("{b:02X}"));
-    }
-    out
 }
 
 /// Why DANE authentication failed.
@@ -492,7 +482,7 @@ mod tests {
             outside.postfix_log_line("h[a]:25"),
             format!(
                 "h[a]:25: depth=1 matched trust anchor public-key sha256 digest={}",
-                colon_hex(&sha256(CA_SPKI))
+                super::verify::format_digest(&sha256(CA_SPKI))
             )
         );
     }
