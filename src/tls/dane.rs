@@ -119,11 +119,11 @@ impl DaneMatch {
             } => (record, depth.unwrap_or(*sent), "trust anchor"),
         };
         let (alg, digest) = match record.matching_type {
-            2 => ("sha512", super::verify::format_digest(&record.data)),
-            1 => ("sha256", super::verify::format_digest(&record.data)),
+            2 => ("sha512", crate::tls::verify::format_digest(&record.data)),
+            1 => ("sha256", crate::tls::verify::format_digest(&record.data)),
             _ => (
                 "sha256",
-                super::verify::format_digest(
+                crate::tls::verify::format_digest(
                     digest::digest(&digest::SHA256, &record.data).as_ref(),
                 ),
             ),
@@ -482,7 +482,7 @@ mod tests {
             outside.postfix_log_line("h[a]:25"),
             format!(
                 "h[a]:25: depth=1 matched trust anchor public-key sha256 digest={}",
-                super::verify::format_digest(&sha256(CA_SPKI))
+                crate::tls::verify::format_digest(&sha256(CA_SPKI))
             )
         );
     }
