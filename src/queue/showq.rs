@@ -40,11 +40,16 @@ pub fn bind(queue_directory: &Path) -> io::Result<smol::Async<UnixListener>> {
     smol::Async::new(l)
 }
 
+/// How long one listing is reused for the next clients.
+const REUSE: Duration = Duration::from_secs(1);
+
 /// Serves listings, one client at a time (a client that does not read is
 /// dropped after [`TIMEOUT`]; others wait in the listen backlog). The
-/// listing is built in memory: its size follows the queue, not the client.
+/// listing is built in memory: its size follows the queue, not the client;
+/// one listing serves every client within [`REUSE`] of it.
 pub async fn serve(listener: smol::Async<UnixListener>, spool: Rc<Spool>) {
     use smol::io::AsyncWriteExt;
+    let mut last: Option<(std::time::Instant, Vec<u8>)> = None;
     loop {
         let mut conn = match listener.accept().await {
             Ok((c, _)) => c,
@@ -54,13 +59,20 @@ pub async fn serve(listener: smol::Async<UnixListener>, spool: Rc<Spool>) {
                 continue;
             }
         };
-        let mut text = Vec::new();
-        if let Err(e) = listing(&spool, &mut text) {
-            log::warn!(target: "showq", "warning: queue listing: {e}");
-            text.clear();
-            let _ = writeln!(text, "mailq: fatal: queue listing failed; see the mail log");
+        // Reading the spool runs on the only thread: a user running mailq
+        // in a loop gets at most one fresh listing per REUSE.
+        let fresh = matches!(&last, Some((at, _)) if at.elapsed() < REUSE);
+        if !fresh {
+            let mut text = Vec::new();
+            if let Err(e) = listing(&spool, &mut text) {
+                log::warn!(target: "showq", "warning: queue listing: {e}");
+                text.clear();
+                let _ = writeln!(text, "mailq: fatal: queue listing failed; see the mail log");
+            }
+            last = Some((std::time::Instant::now(), text));
         }
-        let sent = smol::future::or(async { conn.write_all(&text).await.map(|_| true) }, async {
+        let text: &[u8] = last.as_ref().map_or(&[], |(_, t)| t);
+        let sent = smol::future::or(async { conn.write_all(text).await.map(|_| true) }, async {
             smol::Timer::after(TIMEOUT).await;
             Ok(false)
         })
