@@ -556,8 +556,6 @@ impl QueueManager {
         let ctx = ctx.clone();
         ex.spawn(async move {
             let results = ctx.local.deliver(&me.spool, &entry, &rcpts, picked).await;
-            let cfg = &ctx.cfg;
-            let now = queue::clock::now();
             let mut out = Vec::with_capacity(results.len());
             for lr in results {
                 for line in &lr.log {
@@ -566,31 +564,10 @@ impl QueueManager {
                 if lr.requeued {
                     me.kick();
                 }
-                let r = lr.result;
-                let outcome = match r.kind {
-                    ResultKind::Sent => Outcome::Delivered {
-                        text: r.text.clone(),
-                    },
-                    ResultKind::Bounced => Outcome::Bounced {
-                        text: r.text.clone(),
-                    },
-                    ResultKind::Deferred => Outcome::Deferred {
-                        until: now
-                            + schedule::backoff(
-                                entry.rcpts.get(lr.index).map_or(0, |s| s.attempts) + 1,
-                                cfg.time("minimal_backoff_time"),
-                                cfg.time("maximal_backoff_time"),
-                                schedule::seed(entry.id()),
-                            )
-                            .as_secs(),
-                        text: r.text.clone(),
-                    },
-                };
-                out.push((lr.index, outcome, r));
+                out.push((lr.index, lr.result));
             }
             if !out.is_empty() {
-                let job = MessageJob::from_entry(&entry, Vec::new());
-                me.record(&ctx, &job, out, now, true);
+                me.apply(&ctx, &MessageJob::from_entry(&entry, Vec::new()), out);
             }
             me.local_busy.borrow_mut().remove(entry.id());
             me.poke();

@@ -213,7 +213,8 @@ impl BufferPool {
     }
 
     /// Number of command buffer sets currently free.
-    pub fn available_command(&self) -> usize {
+    #[cfg(test)]
+    fn available_command(&self) -> usize {
         self.inner.free_command.borrow().len()
     }
 
