@@ -13,6 +13,7 @@ pub mod dane;
 pub mod decide;
 pub mod level;
 pub mod nexthop;
+pub mod plan;
 pub mod protocols;
 pub mod sasl;
 pub mod table;
