@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::delivery::client::{Delivery, DeliveryResults};
+use crate::delivery::client::Delivery;
+use crate::delivery::results::DeliveryResults;
 use crate::tls::der::{self, DerError};
 use crate::tls::{BufferPool, TlsOutcome};
 

@@ -4,9 +4,13 @@
 
 pub mod bounce;
 pub mod client;
+pub mod context;
 pub mod qmgr;
+pub mod report;
+pub mod results;
 pub mod route;
 pub mod schedule;
+mod session;
 pub mod tables;
 
 pub use qmgr::QueueManager;

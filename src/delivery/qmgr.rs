@@ -13,37 +13,17 @@ use smol::channel::{bounded, Receiver, Sender};
 use smol::LocalExecutor;
 
 use crate::config::Config;
-use crate::dns::{Resolver, ResolverConfig};
 use crate::queue::{
     self, Flags, NewMessage, Outcome, QueueDir, QueueEntry, Recipient, Spool, Status,
 };
 use crate::tls::BufferPool;
 
 use super::bounce::{self, Action, RecipientStatus};
-use super::client::{arrival_time, Delivery, MessageJob, RcptResult, ResultKind};
+use super::client::Delivery;
+pub use super::context::{context, Context};
+use super::results::{arrival_time, MessageJob, RcptResult, ResultKind};
 use super::route::{Route, Router};
 use super::schedule::{self, Slots};
-use super::tables::Tables;
-
-/// Settings and tables the deliveries read; replaced whole on reload.
-pub struct Context {
-    /// The configuration.
-    pub cfg: Rc<Config>,
-    /// Outbound tables.
-    pub tables: Tables,
-    /// The stub resolver.
-    pub resolver: Rc<Resolver>,
-    /// Connection buffers (shared with the listener).
-    pub pool: Rc<BufferPool>,
-    /// TLS parameters (curves, cipher order).
-    pub tls: crate::tls::TlsParams,
-    /// Aliases and mailboxes for `mydestination` recipients.
-    pub local: crate::local::LocalDelivery,
-    /// Whether the resolvers' AD bit counts for DANE (dnssec lookups on, and
-    /// every resolver on loopback or in `dns_trusted_resolvers`), decided
-    /// once per configuration.
-    pub trust_ad: bool,
-}
 
 /// The queue manager.
 pub struct QueueManager {
@@ -76,51 +56,6 @@ pub struct QueueManager {
 /// waiting deliveries (Postfix's default local_destination_concurrency_limit
 /// is 2 too, per recipient; tern applies it to local delivery as a whole).
 const LOCAL_CONCURRENCY: usize = 2;
-
-/// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
-/// resolver, TLS parameters.
-pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
-    let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
-    let rc = match cfg.get("dns_resolvers") {
-        "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf"))
-            .map_err(|e| format!("/etc/resolv.conf: {e}"))?,
-        list => ResolverConfig::from_list(list).map_err(|e| format!("dns_resolvers: {e}"))?,
-    };
-    let resolver = Rc::new(Resolver::new(rc));
-    let named = crate::policy::dane::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers"))?;
-    let list = |v: &[std::net::SocketAddr]| {
-        v.iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let ad = crate::policy::dane::ad_trust(
-        cfg.get("smtp_dns_support_level") == "dnssec",
-        &resolver.config().servers,
-        &named,
-    );
-    let trust_ad = ad.trusted();
-    match ad {
-        crate::policy::dane::AdTrust::Trusted { remote } if !remote.is_empty() => {
-            log::warn!(target: "master", "warning: DNS resolver {} is not on loopback; its AD bit is trusted for DANE (dns_trusted_resolvers): the network path to it must be secure", list(&remote));
-        }
-        crate::policy::dane::AdTrust::Untrusted { untrusted } if !untrusted.is_empty() => {
-            log::warn!(target: "master", "warning: DNS resolver {} is not on loopback and not in dns_trusted_resolvers: its AD bit is not trusted, so DANE cannot authenticate (dane acts as may, dane-only defers)", list(&untrusted));
-        }
-        _ => {}
-    }
-    let tls = crate::smtpd::tls_params(&cfg)?;
-    let local = crate::local::LocalDelivery::from_config(&cfg)?;
-    Ok(Context {
-        cfg,
-        tables,
-        resolver,
-        pool,
-        tls,
-        local,
-        trust_ad,
-    })
-}
 
 impl QueueManager {
     /// Loads the outbound tables and resolver settings.
@@ -313,40 +248,11 @@ impl QueueManager {
     /// One pass over the queue (`full`) or over the messages named in
     /// `fresh`; updates `earliest_due`.
     fn queue_run(self: &Rc<Self>, ex: &Rc<LocalExecutor<'static>>, full: bool) {
-        let entries: Vec<QueueEntry> = if full {
-            self.fresh.borrow_mut().clear();
-            self.earliest_due.set(None);
-            match self.spool.scan() {
-                Ok(r) => r.entries,
-                Err(e) => {
-                    log::error!(target: "qmgr", "queue scan failed: {e}");
-                    return;
-                }
-            }
-        } else {
-            let mut ids = std::mem::take(&mut *self.fresh.borrow_mut());
-            ids.sort();
-            ids.dedup();
-            ids.iter()
-                .filter_map(|id| match self.spool.scan_one(id) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        log::warn!(target: "qmgr", "{id}: {e}");
-                        None
-                    }
-                })
-                .collect()
+        let Some(entries) = self.entries(full) else {
+            return;
         };
         let ctx = self.ctx.borrow().clone();
-        let cfg = &ctx.cfg;
         let now = queue::clock::now();
-        let local: Vec<String> = cfg.list("mydestination").map(str::to_string).collect();
-        let router = Router {
-            transport: &ctx.tables.transport,
-            local_domains: &local,
-            relayhost: cfg.get("relayhost"),
-            wrappermode: cfg.bool("smtp_tls_wrappermode"),
-        };
         let mut next_due: Option<u64> = None;
         // (destination, implicit TLS) -> messages, in queue order.
         let mut plan: BTreeMap<(String, bool), Vec<MessageJob>> = BTreeMap::new();
@@ -361,7 +267,7 @@ impl QueueManager {
             if schedule::expired(
                 entry.envelope.arrival,
                 now,
-                cfg.time("maximal_queue_lifetime"),
+                ctx.settings.maximal_queue_lifetime,
             ) && entry.rcpts.iter().any(|r| r.attempts > 0)
             {
                 self.expire(&ctx, &entry, now);
@@ -371,173 +277,232 @@ impl QueueManager {
                 next_due = Some(next_due.map_or(due, |n| n.min(due)));
                 continue;
             }
-            let mut immediate: Vec<(usize, Outcome, RcptResult)> = Vec::new();
-            let mut local_rcpts: Vec<usize> = Vec::new();
-            for (i, (rcpt, st)) in entry
-                .envelope
-                .recipients
-                .iter()
-                .zip(&entry.rcpts)
-                .enumerate()
-            {
-                let pending = match st.status {
-                    Status::Pending => true,
-                    Status::Deferred { until } => until <= now,
-                    _ => false,
-                };
-                if !pending {
-                    continue;
-                }
-                match router.route(&rcpt.address) {
-                    Route::Smtp {
-                        nexthop,
-                        implicit_tls,
-                    } => {
-                        let jobs = plan.entry((nexthop, implicit_tls)).or_default();
-                        match jobs.iter_mut().find(|j| j.id == entry.id()) {
-                            Some(j) => j.rcpts.push((i, rcpt.address.clone())),
-                            None => jobs.push(MessageJob::from_entry(
-                                &entry,
-                                vec![(i, rcpt.address.clone())],
-                            )),
-                        }
-                    }
-                    Route::Local => local_rcpts.push(i),
-                    Route::Error(text) => immediate.push((
-                        i,
-                        Outcome::Bounced { text: text.clone() },
-                        RcptResult::new(
-                            ResultKind::Bounced,
-                            "none",
-                            &dsn_in(&text, "5.0.0"),
-                            &text,
-                        ),
-                    )),
-                    Route::Retry(text) => {
-                        let until = now
-                            + schedule::backoff(
-                                st.attempts + 1,
-                                cfg.time("minimal_backoff_time"),
-                                cfg.time("maximal_backoff_time"),
-                                schedule::seed(entry.id()),
-                            )
-                            .as_secs();
-                        immediate.push((
-                            i,
-                            Outcome::Deferred {
-                                until,
-                                text: text.clone(),
-                            },
-                            RcptResult::new(
-                                ResultKind::Deferred,
-                                "none",
-                                &dsn_in(&text, "4.0.0"),
-                                &text,
-                            ),
-                        ));
-                    }
-                    Route::Discard(text) => immediate.push((
-                        i,
-                        Outcome::Delivered { text: text.clone() },
-                        RcptResult::new(ResultKind::Sent, "none", "2.0.0", &text),
-                    )),
-                }
-            }
-            if !immediate.is_empty() {
-                let job = MessageJob::from_entry(&entry, Vec::new());
-                self.record(&ctx, &job, immediate, now, true);
-            }
-            if !local_rcpts.is_empty() {
-                if self.local_busy.borrow().len() >= LOCAL_CONCURRENCY {
-                    // Looked at again when a local delivery ends.
-                    self.fresh.borrow_mut().push(entry.id().to_string());
-                } else {
-                    self.spawn_local(ex, &ctx, entry, local_rcpts);
-                }
-            }
+            self.route_entry(ex, &ctx, entry, now, &mut plan);
         }
-        let per_dest = u32::try_from(cfg.int("default_destination_concurrency_limit"))
-            .unwrap_or(4)
-            .max(1);
-        // Outbound sessions may use at most half the pool: inbound mail
-        // must still find a slot while the WAN is slow.
-        let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
         for ((dest, implicit_tls), jobs) in plan {
             if self.stopping.get() {
                 break;
             }
-            if let Some(why) = self
-                .slots
-                .borrow_mut()
-                .dead_reason(&dest, now)
-                .map(str::to_string)
-            {
-                for job in jobs {
-                    let results = job
-                        .rcpts
-                        .iter()
-                        .map(|(i, _)| {
-                            let text = format!("delivery temporarily suspended: {why}");
-                            (
-                                *i,
-                                RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text),
-                            )
-                        })
-                        .collect();
-                    self.apply(&ctx, &job, results);
-                }
-                continue;
-            }
-            // Split the destination's messages over up to `per_dest`
-            // sessions; each session reuses its connection for its share.
-            let n = jobs.len().min(per_dest as usize).max(1);
-            let mut shares: Vec<Vec<MessageJob>> = (0..n).map(|_| Vec::new()).collect();
-            for (k, j) in jobs.into_iter().enumerate() {
-                shares[k % n].push(j);
-            }
-            let mut no_slot = false;
-            for share in shares {
-                if no_slot || !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
-                    // Looked at again when a slot frees.
-                    no_slot = true;
-                    self.fresh
-                        .borrow_mut()
-                        .extend(share.iter().map(|j| j.id.clone()));
-                    continue;
-                }
-                for j in &share {
-                    self.in_flight.borrow_mut().insert(j.id.clone());
-                }
-                let me = self.clone();
-                let ctx2 = ctx.clone();
-                let dest2 = dest.clone();
-                ex.spawn(async move {
-                    let started = Instant::now();
-                    let delivery =
-                        Delivery::new(ctx2.clone(), dest2.clone()).implicit_tls(implicit_tls);
-                    let results = delivery.run(&me.spool, &share).await;
-                    if let Some(why) = results.dead_destination {
-                        // Postfix's qmgr unthrottles a dead destination after
-                        // minimal_backoff_time (qmgr_queue_throttle); a fixed
-                        // minute kept mail waiting long after the WAN was back.
-                        let wait = ctx2.cfg.time("minimal_backoff_time").as_secs().max(1);
-                        let until = queue::clock::now() + wait;
-                        me.slots.borrow_mut().mark_dead(&dest2, until, &why);
-                    }
-                    for (job, res) in share.iter().zip(results.per_message) {
-                        me.apply(&ctx2, job, res);
-                        me.in_flight.borrow_mut().remove(&job.id);
-                    }
-                    me.slots.borrow_mut().release(&dest2);
-                    log::debug!(target: "qmgr", "{dest2}: session done in {:?}", started.elapsed());
-                    me.poke();
-                })
-                .detach();
-            }
+            self.dispatch(ex, &ctx, dest, implicit_tls, jobs, now);
         }
         if let Some(t) = next_due {
             self.note_due(t);
         }
+    }
+
+    /// The messages a run looks at: the whole spool, or the fresh ones.
+    fn entries(&self, full: bool) -> Option<Vec<QueueEntry>> {
+        if full {
+            self.fresh.borrow_mut().clear();
+            self.earliest_due.set(None);
+            return match self.spool.scan() {
+                Ok(r) => Some(r.entries),
+                Err(e) => {
+                    log::error!(target: "qmgr", "queue scan failed: {e}");
+                    None
+                }
+            };
+        }
+        let mut ids = std::mem::take(&mut *self.fresh.borrow_mut());
+        ids.sort();
+        ids.dedup();
+        Some(
+            ids.iter()
+                .filter_map(|id| match self.spool.scan_one(id) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log::warn!(target: "qmgr", "{id}: {e}");
+                        None
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Routes the due recipients of one message: SMTP ones join `plan`
+    /// under their next hop, local ones go to local delivery, routing
+    /// decisions (error:, retry:, discard:) are recorded at once.
+    fn route_entry(
+        self: &Rc<Self>,
+        ex: &Rc<LocalExecutor<'static>>,
+        ctx: &Rc<Context>,
+        entry: QueueEntry,
+        now: u64,
+        plan: &mut BTreeMap<(String, bool), Vec<MessageJob>>,
+    ) {
+        let set = &ctx.settings;
+        let router = Router {
+            transport: &ctx.tables.transport,
+            local_domains: &set.mydestination,
+            relayhost: &set.relayhost,
+            wrappermode: set.wrappermode,
+        };
+        let mut immediate: Vec<(usize, Outcome, RcptResult)> = Vec::new();
+        let mut local_rcpts: Vec<usize> = Vec::new();
+        let recipients = entry.envelope.recipients.iter().zip(&entry.rcpts);
+        for (i, (rcpt, st)) in recipients.enumerate() {
+            let pending = match st.status {
+                Status::Pending => true,
+                Status::Deferred { until } => until <= now,
+                _ => false,
+            };
+            if !pending {
+                continue;
+            }
+            let (outcome, result) = match router.route(&rcpt.address) {
+                Route::Smtp {
+                    nexthop,
+                    implicit_tls,
+                } => {
+                    let jobs = plan.entry((nexthop, implicit_tls)).or_default();
+                    match jobs.iter_mut().find(|j| j.id == entry.id()) {
+                        Some(j) => j.rcpts.push((i, rcpt.address.clone())),
+                        None => jobs.push(MessageJob::from_entry(
+                            &entry,
+                            vec![(i, rcpt.address.clone())],
+                        )),
+                    }
+                    continue;
+                }
+                Route::Local => {
+                    local_rcpts.push(i);
+                    continue;
+                }
+                Route::Error(text) => (
+                    Outcome::Bounced { text: text.clone() },
+                    RcptResult::new(ResultKind::Bounced, "none", &dsn_in(&text, "5.0.0"), &text),
+                ),
+                Route::Retry(text) => {
+                    let wait = schedule::backoff(
+                        st.attempts + 1,
+                        set.minimal_backoff_time,
+                        set.maximal_backoff_time,
+                        schedule::seed(entry.id()),
+                    );
+                    let result = RcptResult::new(
+                        ResultKind::Deferred,
+                        "none",
+                        &dsn_in(&text, "4.0.0"),
+                        &text,
+                    );
+                    let until = now + wait.as_secs();
+                    (Outcome::Deferred { until, text }, result)
+                }
+                Route::Discard(text) => (
+                    Outcome::Delivered { text: text.clone() },
+                    RcptResult::new(ResultKind::Sent, "none", "2.0.0", &text),
+                ),
+            };
+            immediate.push((i, outcome, result));
+        }
+        if !immediate.is_empty() {
+            let job = MessageJob::from_entry(&entry, Vec::new());
+            self.record(ctx, &job, immediate, now, true);
+        }
+        if !local_rcpts.is_empty() {
+            if self.local_busy.borrow().len() >= LOCAL_CONCURRENCY {
+                // Looked at again when a local delivery ends.
+                self.fresh.borrow_mut().push(entry.id().to_string());
+            } else {
+                self.spawn_local(ex, ctx, entry, local_rcpts);
+            }
+        }
+    }
+
+    /// Starts the sessions for one destination's messages, within the
+    /// per-destination and total limits; defers them at once when the
+    /// destination is marked dead.
+    fn dispatch(
+        self: &Rc<Self>,
+        ex: &Rc<LocalExecutor<'static>>,
+        ctx: &Rc<Context>,
+        dest: String,
+        implicit_tls: bool,
+        jobs: Vec<MessageJob>,
+        now: u64,
+    ) {
+        let per_dest = ctx.settings.destination_concurrency;
+        // Outbound sessions may use at most half the pool: inbound mail
+        // must still find a slot while the WAN is slow.
+        let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
+        let dead = self
+            .slots
+            .borrow_mut()
+            .dead_reason(&dest, now)
+            .map(str::to_string);
+        if let Some(why) = dead {
+            let text = format!("delivery temporarily suspended: {why}");
+            for job in jobs {
+                let results = job
+                    .rcpts
+                    .iter()
+                    .map(|(i, _)| {
+                        let r = RcptResult::new(ResultKind::Deferred, "none", "4.4.1", &text);
+                        (*i, r)
+                    })
+                    .collect();
+                self.apply(ctx, &job, results);
+            }
+            return;
+        }
+        // Split the destination's messages over up to `per_dest` sessions;
+        // each session reuses its connection for its share.
+        let n = jobs.len().min(per_dest as usize).max(1);
+        let mut shares: Vec<Vec<MessageJob>> = (0..n).map(|_| Vec::new()).collect();
+        for (k, j) in jobs.into_iter().enumerate() {
+            shares[k % n].push(j);
+        }
+        let mut no_slot = false;
+        for share in shares {
+            if no_slot || !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
+                // Looked at again when a slot frees.
+                no_slot = true;
+                self.fresh
+                    .borrow_mut()
+                    .extend(share.iter().map(|j| j.id.clone()));
+                continue;
+            }
+            for j in &share {
+                self.in_flight.borrow_mut().insert(j.id.clone());
+            }
+            let me = self.clone();
+            let ctx = ctx.clone();
+            let dest = dest.clone();
+            ex.spawn(async move { me.deliver(ctx, dest, implicit_tls, share).await })
+                .detach();
+        }
+    }
+
+    /// One delivery session's task: run it, record its results, hand its
+    /// TLS attempts to the report sink, free its slot.
+    async fn deliver(
+        self: Rc<Self>,
+        ctx: Rc<Context>,
+        dest: String,
+        implicit_tls: bool,
+        share: Vec<MessageJob>,
+    ) {
+        let started = Instant::now();
+        let delivery = Delivery::new(ctx.clone(), dest.clone()).implicit_tls(implicit_tls);
+        let results = delivery.run(&self.spool, &share).await;
+        for a in &results.tls_attempts {
+            ctx.reports.record(a);
+        }
+        if let Some(why) = results.dead_destination {
+            // Postfix's qmgr unthrottles a dead destination after
+            // minimal_backoff_time (qmgr_queue_throttle); a fixed minute
+            // kept mail waiting long after the WAN was back.
+            let wait = ctx.settings.minimal_backoff_time.as_secs().max(1);
+            let until = queue::clock::now() + wait;
+            self.slots.borrow_mut().mark_dead(&dest, until, &why);
+        }
+        for (job, res) in share.iter().zip(results.per_message) {
+            self.apply(&ctx, job, res);
+            self.in_flight.borrow_mut().remove(&job.id);
+        }
+        self.slots.borrow_mut().release(&dest);
+        log::debug!(target: "qmgr", "{dest}: session done in {:?}", started.elapsed());
+        self.poke();
     }
 
     /// Local delivery (aliases, Maildir) of `rcpts` of `entry` in a task
@@ -583,7 +548,6 @@ impl QueueManager {
     /// Turns delivery results into durable outcomes, log lines and bounces.
     fn apply(&self, ctx: &Context, job: &MessageJob, results: Vec<(usize, RcptResult)>) {
         let now = queue::clock::now();
-        let cfg = &ctx.cfg;
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results {
             let attempts = job.attempts.get(i).copied().unwrap_or(0) + 1;
@@ -597,8 +561,8 @@ impl QueueManager {
                 ResultKind::Deferred => {
                     let wait = schedule::backoff(
                         attempts,
-                        cfg.time("minimal_backoff_time"),
-                        cfg.time("maximal_backoff_time"),
+                        ctx.settings.minimal_backoff_time,
+                        ctx.settings.maximal_backoff_time,
                         schedule::seed(&job.id),
                     );
                     Outcome::Deferred {
@@ -756,9 +720,8 @@ impl QueueManager {
             log::info!(target: "bounce", "{}: not bouncing: the message is a bounce or has a null sender", job.id);
             return;
         }
-        let cfg = &ctx.cfg;
-        let host = cfg.get("myhostname");
-        let limit = usize::try_from(cfg.int("bounce_size_limit")).unwrap_or(50_000);
+        let host = ctx.settings.myhostname.as_str();
+        let limit = ctx.settings.bounce_size_limit;
         let (original, headers_only) = match self.read_original(&job.id, limit) {
             Ok(x) => x,
             Err(e) => {

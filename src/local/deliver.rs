@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::config::table::CompactTable;
 use crate::config::Config;
-use crate::delivery::client::{arrival_time, RcptResult, ResultKind};
+use crate::delivery::results::{arrival_time, RcptResult, ResultKind};
 use crate::queue::{Flags, NewMessage, QueueEntry, Recipient, Spool};
 
 use super::aliases::{self, AliasTable, Dest};

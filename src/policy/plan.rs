@@ -206,6 +206,9 @@ pub enum DnsInput {
 /// lookup for DEST/HOST: WHY` even when a later host takes the mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skip {
+    /// The destination as the warning names it (the next-hop domain, or
+    /// the literal as written).
+    pub dest: String,
     /// The skipped host.
     pub host: String,
     /// tern's detail (the DNS facts behind it).
@@ -565,6 +568,7 @@ impl<'a> Planner<'a> {
 
     fn skip(&mut self, host: &str, why: String) {
         self.events.push_back(Step::Skip(Skip {
+            dest: self.nexthop.host().to_string(),
             host: host.to_string(),
             why,
         }));
@@ -582,7 +586,10 @@ impl<'a> Planner<'a> {
             return;
         }
         let failure = self.last_err.take().unwrap_or_else(|| {
-            HostFailure::soft(format!("no usable host for {}", self.nexthop.host()), "4.4.4")
+            HostFailure::soft(
+                format!("no usable host for {}", self.nexthop.host()),
+                "4.4.4",
+            )
         });
         let dead = !failure.permanent;
         self.finish(PlanOutcome::Failed {
@@ -689,6 +696,10 @@ impl<'a> Planner<'a> {
                         self.port
                     ),
                 );
+                if let Some(Step::Skip(s)) = self.events.back_mut() {
+                    // Postfix names a literal destination as written.
+                    s.dest = nh.as_str().to_string();
+                }
                 self.finish(PlanOutcome::Failed {
                     failure: HostFailure::soft(dane::NO_TLSA, "4.7.5"),
                     relay: None,
@@ -1125,10 +1136,7 @@ impl<'a> Planner<'a> {
                 return Err(HostFailure::soft(
                     match d {
                         Some(DaneDecision::Defer(why)) => why.reason,
-                        _ => format!(
-                            "no usable TLSA records for {host}[{addr}]:{}",
-                            self.port
-                        ),
+                        _ => format!("no usable TLSA records for {host}[{addr}]:{}", self.port),
                     },
                     "4.7.5",
                 ))

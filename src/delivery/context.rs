@@ -1,0 +1,224 @@
+//! What every delivery reads, built once per configuration (start and
+//! SIGHUP) and replaced whole: tables, resolver, TLS parameters and the
+//! typed outbound settings. Deliveries never look a key up by name, so a
+//! misspelled setting is a compile error, not a silent default.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::dns::{Resolver, ResolverConfig};
+use crate::policy::ciphers::ExcludedSuites;
+use crate::policy::decide::{PolicyDefaults, TlsVersions};
+use crate::policy::plan::PlanSettings;
+use crate::policy::Level;
+use crate::tls::verify::FingerprintDigest;
+use crate::tls::BufferPool;
+
+use super::report::{NoReports, TlsReportSink};
+use super::tables::Tables;
+
+/// The main.cf values outbound delivery uses, parsed once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What the hop planner reads.
+    pub plan: PlanSettings,
+    /// `smtp_tls_security_level`.
+    pub level: Level,
+    /// `smtp_tls_protocols`.
+    pub protocols: TlsVersions,
+    /// `smtp_tls_mandatory_protocols`.
+    pub mandatory_protocols: TlsVersions,
+    /// `smtp_tls_ciphers`.
+    pub ciphers: String,
+    /// `smtp_tls_mandatory_ciphers`.
+    pub mandatory_ciphers: String,
+    /// `smtp_tls_exclude_ciphers`.
+    pub exclude_ciphers: ExcludedSuites,
+    /// `smtp_tls_mandatory_exclude_ciphers`.
+    pub mandatory_exclude_ciphers: ExcludedSuites,
+    /// `smtp_tls_verify_cert_match`.
+    pub verify_cert_match: String,
+    /// `smtp_tls_secure_cert_match`.
+    pub secure_cert_match: String,
+    /// `smtp_tls_fingerprint_cert_match`.
+    pub fingerprint_cert_match: String,
+    /// `smtp_connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `smtp_helo_timeout` (also every command and TLS handshake).
+    pub helo_timeout: Duration,
+    /// `smtp_data_done_timeout` (body and end of data).
+    pub data_done_timeout: Duration,
+    /// `smtp_helo_name`.
+    pub helo_name: String,
+    /// `smtp_tls_loglevel`.
+    pub tls_loglevel: u64,
+    /// `smtp_sasl_auth_enable`.
+    pub sasl_auth_enable: bool,
+    /// `maximal_queue_lifetime`.
+    pub maximal_queue_lifetime: Duration,
+    /// `minimal_backoff_time`.
+    pub minimal_backoff_time: Duration,
+    /// `maximal_backoff_time`.
+    pub maximal_backoff_time: Duration,
+    /// `default_destination_concurrency_limit` (at least 1).
+    pub destination_concurrency: u32,
+    /// `mydestination`.
+    pub mydestination: Vec<String>,
+    /// `relayhost`.
+    pub relayhost: String,
+    /// `smtp_tls_wrappermode`.
+    pub wrappermode: bool,
+    /// `myhostname`.
+    pub myhostname: String,
+    /// `bounce_size_limit`.
+    pub bounce_size_limit: usize,
+}
+
+impl Settings {
+    /// Reads the settings from a validated configuration; `trust_ad` is
+    /// the resolver decision of [`context`].
+    pub fn from_config(cfg: &Config, trust_ad: bool) -> Settings {
+        let protocols = cfg.protocols();
+        Settings {
+            plan: PlanSettings {
+                smtp_port: u16::try_from(cfg.int("smtp_tcp_port")).unwrap_or(25),
+                dns_support_level: cfg.get("smtp_dns_support_level").to_string(),
+                trust_ad,
+                ipv4: protocols.ipv4,
+                ipv6: protocols.ipv6,
+                inet_protocols: cfg.get("inet_protocols").to_string(),
+                fingerprint_digest: FingerprintDigest::parse(
+                    cfg.get("smtp_tls_fingerprint_digest"),
+                )
+                .unwrap_or(FingerprintDigest::Sha256),
+            },
+            level: Level::parse(cfg.get("smtp_tls_security_level")).unwrap_or(Level::May),
+            protocols: TlsVersions::parse(cfg.get("smtp_tls_protocols"))
+                .unwrap_or(TlsVersions::ALL),
+            mandatory_protocols: TlsVersions::parse(cfg.get("smtp_tls_mandatory_protocols"))
+                .unwrap_or(TlsVersions::ALL),
+            // Validated by Tables::load (start, reload, check-config).
+            ciphers: cfg.get("smtp_tls_ciphers").to_string(),
+            mandatory_ciphers: cfg.get("smtp_tls_mandatory_ciphers").to_string(),
+            exclude_ciphers: ExcludedSuites::parse(cfg.get("smtp_tls_exclude_ciphers"))
+                .unwrap_or_default(),
+            mandatory_exclude_ciphers: ExcludedSuites::parse(
+                cfg.get("smtp_tls_mandatory_exclude_ciphers"),
+            )
+            .unwrap_or_default(),
+            verify_cert_match: cfg.get("smtp_tls_verify_cert_match").to_string(),
+            secure_cert_match: cfg.get("smtp_tls_secure_cert_match").to_string(),
+            fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match").to_string(),
+            connect_timeout: cfg.time("smtp_connect_timeout"),
+            helo_timeout: cfg.time("smtp_helo_timeout"),
+            data_done_timeout: cfg.time("smtp_data_done_timeout"),
+            helo_name: cfg.get("smtp_helo_name").to_string(),
+            tls_loglevel: cfg.int("smtp_tls_loglevel"),
+            sasl_auth_enable: cfg.bool("smtp_sasl_auth_enable"),
+            maximal_queue_lifetime: cfg.time("maximal_queue_lifetime"),
+            minimal_backoff_time: cfg.time("minimal_backoff_time"),
+            maximal_backoff_time: cfg.time("maximal_backoff_time"),
+            destination_concurrency: u32::try_from(
+                cfg.int("default_destination_concurrency_limit"),
+            )
+            .unwrap_or(4)
+            .max(1),
+            mydestination: cfg.list("mydestination").map(str::to_string).collect(),
+            relayhost: cfg.get("relayhost").to_string(),
+            wrappermode: cfg.bool("smtp_tls_wrappermode"),
+            myhostname: cfg.get("myhostname").to_string(),
+            bounce_size_limit: usize::try_from(cfg.int("bounce_size_limit")).unwrap_or(50_000),
+        }
+    }
+
+    /// The main.cf fallbacks of the policy decision, borrowed.
+    pub fn policy_defaults(&self) -> PolicyDefaults<'_> {
+        PolicyDefaults {
+            level: self.level,
+            protocols: self.protocols,
+            mandatory_protocols: self.mandatory_protocols,
+            ciphers: &self.ciphers,
+            mandatory_ciphers: &self.mandatory_ciphers,
+            exclude_ciphers: self.exclude_ciphers,
+            mandatory_exclude_ciphers: self.mandatory_exclude_ciphers,
+            verify_cert_match: &self.verify_cert_match,
+            secure_cert_match: &self.secure_cert_match,
+            fingerprint_cert_match: &self.fingerprint_cert_match,
+        }
+    }
+}
+
+/// Settings and tables the deliveries read; replaced whole on reload.
+pub struct Context {
+    /// The configuration (for what is not outbound delivery's: local
+    /// delivery, bounces' templates).
+    pub cfg: Rc<Config>,
+    /// The typed outbound settings.
+    pub settings: Settings,
+    /// Outbound tables.
+    pub tables: Tables,
+    /// The stub resolver.
+    pub resolver: Rc<Resolver>,
+    /// Connection buffers (shared with the listener).
+    pub pool: Rc<BufferPool>,
+    /// TLS parameters (curves, cipher order).
+    pub tls: crate::tls::TlsParams,
+    /// Aliases and mailboxes for `mydestination` recipients.
+    pub local: crate::local::LocalDelivery,
+    /// Whether the resolvers' AD bit counts for DANE (dnssec lookups on, and
+    /// every resolver on loopback or in `dns_trusted_resolvers`), decided
+    /// once per configuration.
+    pub trust_ad: bool,
+    /// Where every TLS attempt goes.
+    pub reports: Rc<dyn TlsReportSink>,
+}
+
+/// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
+/// resolver, TLS parameters, typed settings.
+pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String> {
+    let tables = Tables::load(&cfg).map_err(|e| e.join("\n"))?;
+    let rc = match cfg.get("dns_resolvers") {
+        "" => ResolverConfig::from_resolv_conf_file(Path::new("/etc/resolv.conf"))
+            .map_err(|e| format!("/etc/resolv.conf: {e}"))?,
+        list => ResolverConfig::from_list(list).map_err(|e| format!("dns_resolvers: {e}"))?,
+    };
+    let resolver = Rc::new(Resolver::new(rc));
+    let named = crate::policy::dane::parse_trusted_resolvers(cfg.get("dns_trusted_resolvers"))?;
+    let list = |v: &[std::net::SocketAddr]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ad = crate::policy::dane::ad_trust(
+        cfg.get("smtp_dns_support_level") == "dnssec",
+        &resolver.config().servers,
+        &named,
+    );
+    let trust_ad = ad.trusted();
+    match ad {
+        crate::policy::dane::AdTrust::Trusted { remote } if !remote.is_empty() => {
+            log::warn!(target: "master", "warning: DNS resolver {} is not on loopback; its AD bit is trusted for DANE (dns_trusted_resolvers): the network path to it must be secure", list(&remote));
+        }
+        crate::policy::dane::AdTrust::Untrusted { untrusted } if !untrusted.is_empty() => {
+            log::warn!(target: "master", "warning: DNS resolver {} is not on loopback and not in dns_trusted_resolvers: its AD bit is not trusted, so DANE cannot authenticate (dane acts as may, dane-only defers)", list(&untrusted));
+        }
+        _ => {}
+    }
+    let tls = crate::smtpd::tls_params(&cfg)?;
+    let local = crate::local::LocalDelivery::from_config(&cfg)?;
+    let settings = Settings::from_config(&cfg, trust_ad);
+    Ok(Context {
+        cfg,
+        settings,
+        tables,
+        resolver,
+        pool,
+        tls,
+        local,
+        trust_ad,
+        reports: Rc::new(NoReports),
+    })
+}
