@@ -1,11 +1,10 @@
 //! The effective TLS policy for one next hop.
 //!
-//! Order of the steps, as in DESIGN.md: policy table entry -> MTA-STS ->
-//! DANE -> default `smtp_tls_security_level`. Only the table and the
-//! default are implemented here; [`PolicyInputs`] is the seam where the
-//! MTA-STS policy of the recipient domain and the DANE TLSA state will be
-//! added as further fields, consulted in [`decide`] between the table and
-//! the default.
+//! Order of the sources: policy table entry -> DANE (at the DANE levels)
+//! -> MTA-STS -> default `smtp_tls_security_level`. This module picks the
+//! level from the table or the default; DANE is applied per MX host by the
+//! hop planner ([`super::plan`]), which is also where an MTA-STS policy
+//! will come in.
 //!
 //! Also here: the certificate-name match list of the `verify` and `secure`
 //! levels with the `nexthop`, `dot-nexthop` and `hostname` strategies
