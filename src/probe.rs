@@ -335,9 +335,8 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let sha512 = cfg.get("smtp_tls_fingerprint_digest") == "sha512";
     let pool = Rc::new(BufferPool::new(1));
-    let ctx = match crate::delivery::qmgr::context(cfg, pool) {
+    let ctx = match crate::delivery::context::context(cfg, pool) {
         Ok(c) => Rc::new(c),
         Err(e) => {
             eprintln!("tern probe: fatal: {e}");
@@ -346,9 +345,10 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     // As the router decides for delivery: smtp_tls_wrappermode covers
     // configured next hops (`[host]`, `[host]:port`), not a domain's MX.
-    let implicit_tls = a.smtps
-        || ctx.cfg.bool("smtp_tls_wrappermode")
-            && (a.dest.starts_with('[') || a.dest == ctx.cfg.get("relayhost"));
+    let set = &ctx.settings;
+    let implicit_tls =
+        a.smtps || set.wrappermode && (a.dest.starts_with('[') || a.dest == set.relayhost);
+    let sha512 = set.plan.fingerprint_digest == crate::tls::verify::FingerprintDigest::Sha512;
     let results = smol::block_on(
         Delivery::probe(ctx, a.dest.clone())
             .implicit_tls(implicit_tls)

@@ -211,7 +211,7 @@ impl Services {
             self.committer.clone(),
             Box::new(move |id: &str| kick.notify_new(id)),
         );
-        let ctx = crate::delivery::qmgr::context(new.clone(), self.pool.clone());
+        let ctx = crate::delivery::context::context(new.clone(), self.pool.clone());
         let pickup = SendmailParams::from_config(&new);
         let (shared, ctx, pickup) = match (shared, ctx, pickup) {
             (Ok(s), Ok(c), Ok(p)) => (s, c, p),

@@ -20,7 +20,7 @@ use crate::tls::BufferPool;
 
 use super::bounce::{self, Action, RecipientStatus};
 use super::client::Delivery;
-pub use super::context::{context, Context};
+use super::context::{context, Context};
 use super::results::{arrival_time, MessageJob, RcptResult, ResultKind};
 use super::route::{Route, Router};
 use super::schedule::{self, Slots};
