@@ -11,6 +11,7 @@
 pub mod ciphers;
 pub mod dane;
 pub mod decide;
+pub mod fingerprint;
 pub mod level;
 pub mod nexthop;
 pub mod protocols;

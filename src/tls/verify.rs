@@ -10,7 +10,7 @@
 //! | level | [`VerifyMode`] | accepts | logs |
 //! | --- | --- | --- | --- |
 //! | `may`, `encrypt` | `Opportunistic` | any certificate | `Trusted` if it chains to the CA roots, else `Untrusted` |
-//! | `fingerprint` | `Fingerprint`, `Fingerprints` | SHA-256 (or the `smtp_tls_fingerprint_digest`) of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
+//! | `fingerprint` | `Fingerprints` | the `smtp_tls_fingerprint_digest` (SHA-256 by default) of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
 //! | `verify`, `secure` | `Verify` | chain to the CA roots and a SAN DNS name matching the list | `Verified` |
 //! | `dane`, `dane-only` | `Dane` | a chain matching one of the usable TLSA records (DANE-EE: the leaf, names and expiry ignored; DANE-TA: chain to the anchor, name = TLSA base domain or next-hop domain), see [`super::dane`] | `Verified` |
 //!
@@ -63,66 +63,8 @@ impl MatchName {
     }
 }
 
-/// A SHA-256 fingerprint of a certificate or of its SubjectPublicKeyInfo.
-pub type Fingerprint = [u8; 32];
-
-/// Why a `match=` fingerprint could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FingerprintError {
-    /// The value as written.
-    pub value: String,
-}
-
-impl fmt::Display for FingerprintError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bad SHA-256 fingerprint \"{}\": expected 32 hex bytes, colon-separated (AB:CD:...)",
-            self.value
-        )
-    }
-}
-
-impl std::error::Error for FingerprintError {}
-
-/// Parses a fingerprint as Postfix writes it (`AB:CD:...`, 32 bytes; colons
-/// optional, case-insensitive).
-pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, FingerprintError> {
-    let err = || FingerprintError {
-        value: s.to_string(),
-    };
-    let mut out = [0u8; 32];
-    let mut n = 0usize;
-    let mut high: Option<u8> = None;
-    for c in s.trim().chars() {
-        if c == ':' {
-            if high.is_some() {
-                return Err(err());
-            }
-            continue;
-        }
-        let v = c.to_digit(16).ok_or_else(err)? as u8;
-        match high.take() {
-            None => high = Some(v),
-            Some(h) => {
-                let slot = out.get_mut(n).ok_or_else(err)?;
-                *slot = (h << 4) | v;
-                n += 1;
-            }
-        }
-    }
-    if n != 32 || high.is_some() {
-        return Err(err());
-    }
-    Ok(out)
-}
-
-/// Formats a fingerprint as Postfix logs it: upper-case hex, colon-separated.
-pub fn format_fingerprint(fp: &Fingerprint) -> String {
-    format_digest(fp)
-}
-
-/// Formats a digest of any length like [`format_fingerprint`].
+/// Formats a digest (a fingerprint, a TLSA association) as Postfix logs it:
+/// upper-case hex, colon-separated.
 pub fn format_digest(fp: &[u8]) -> String {
     let mut s = String::with_capacity(fp.len() * 3);
     for (i, b) in fp.iter().enumerate() {
@@ -189,8 +131,6 @@ impl FingerprintDigest {
 pub enum VerifyMode {
     /// `may` / `encrypt`: accept any certificate; report Trusted or Untrusted.
     Opportunistic,
-    /// `fingerprint`: the certificate's or its public key's SHA-256 must be listed.
-    Fingerprint(Vec<Fingerprint>),
     /// `fingerprint` with the digest of `smtp_tls_fingerprint_digest`: the
     /// certificate's or its public key's digest must be in `list`.
     Fingerprints {
@@ -471,11 +411,6 @@ impl ServerCertVerifier for TernVerifier {
                 self.set(Some(trust), None);
                 Ok(ServerCertVerified::assertion())
             }
-            VerifyMode::Fingerprint(list) => self.fingerprint_check(
-                end_entity,
-                FingerprintDigest::Sha256,
-                list.iter().map(|f| &f[..]),
-            ),
             VerifyMode::Fingerprints { digest, list } => {
                 self.fingerprint_check(end_entity, *digest, list.iter().map(Vec::as_slice))
             }
@@ -584,26 +519,6 @@ impl ServerCertVerifier for TernVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints() {
-        let s = "9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:ff";
-        let fp = parse_fingerprint(s).unwrap();
-        assert_eq!(fp[0], 0x9a);
-        assert_eq!(fp[31], 0xff);
-        assert_eq!(format_fingerprint(&fp), s.to_ascii_uppercase());
-        assert_eq!(parse_fingerprint(&s.replace(':', "")).unwrap(), fp);
-        for bad in [
-            "",
-            "9A",
-            "9A:1",
-            &format!("{s}:00"),
-            &s.replace('9', "g"),
-            "9:A1",
-        ] {
-            assert!(parse_fingerprint(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn digests() {
