@@ -417,14 +417,6 @@ impl AskClientCert {
     pub fn new(provider: Arc<CryptoProvider>) -> AskClientCert {
         AskClientCert { provider }
     }
-
-    fn record(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
-        let key = webpki::EndEntityCert::try_from(cert)
-            .ok()
-            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
-            .unwrap_or(KeyDesc::Other);
-        keyinfo::record_client(HandshakeSignature { scheme, key });
-    }
 }
 
 impl ClientCertVerifier for AskClientCert {
@@ -459,14 +451,14 @@ impl ClientCertVerifier for AskClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls12_signature(
+        keyinfo::verify_signature(
+            keyinfo::SignedIn::Tls12,
+            keyinfo::Peer::Client,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn verify_tls13_signature(
@@ -475,14 +467,14 @@ impl ClientCertVerifier for AskClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls13_signature(
+        keyinfo::verify_signature(
+            keyinfo::SignedIn::Tls13,
+            keyinfo::Peer::Client,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

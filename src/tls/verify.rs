@@ -3,8 +3,9 @@
 //! One [`TernVerifier`] per outbound connection (it records what it saw). It
 //! always checks the handshake signatures with rustls's real functions
 //! (`rustls::crypto::verify_tls12_signature` / `verify_tls13_signature` and
-//! the provider's algorithms): whatever the level, a peer must hold the
-//! private key of the certificate it shows. Only the certificate *acceptance*
+//! the provider's algorithms, in `keyinfo::verify_signature`, which the
+//! listener's client-certificate verifier shares): whatever the level, a
+//! peer must hold the private key of the certificate it shows. Only the certificate *acceptance*
 //! differs by level:
 //!
 //! | level | [`VerifyMode`] | accepts | logs |
@@ -33,7 +34,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::keyinfo::{self, HandshakeSignature, KeyDesc};
+use super::keyinfo::{self, Peer, SignedIn};
 use super::server_config::ConfigError;
 use super::summary::Trust;
 
@@ -379,14 +380,6 @@ impl TernVerifier {
             ))
         }
     }
-
-    fn record_signature(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
-        let key = webpki::EndEntityCert::try_from(cert)
-            .ok()
-            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
-            .unwrap_or(KeyDesc::Other);
-        keyinfo::record(HandshakeSignature { scheme, key });
-    }
 }
 
 impl ServerCertVerifier for TernVerifier {
@@ -483,14 +476,14 @@ impl ServerCertVerifier for TernVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls12_signature(
+        keyinfo::verify_signature(
+            SignedIn::Tls12,
+            Peer::Server,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record_signature(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn verify_tls13_signature(
@@ -499,14 +492,14 @@ impl ServerCertVerifier for TernVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls13_signature(
+        keyinfo::verify_signature(
+            SignedIn::Tls13,
+            Peer::Server,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record_signature(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
