@@ -109,7 +109,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         }
         _ => {}
     }
-    let tls = crate::smtpd::tls_params(&cfg)?;
+    let tls = crate::tls::params(&cfg)?;
     let local = crate::local::LocalDelivery::from_config(&cfg)?;
     Ok(Context {
         cfg,

@@ -241,6 +241,21 @@ impl TlsParams {
     }
 }
 
+/// The TLS parameters both directions use (`tls_eecdh_auto_curves`,
+/// `tls_ffdhe_auto_groups`, `tls_cipher_preference`).
+pub fn params(cfg: &crate::config::Config) -> Result<TlsParams, String> {
+    let p = TlsParams::from_postfix(
+        cfg.get("tls_eecdh_auto_curves"),
+        cfg.get("tls_ffdhe_auto_groups"),
+        cfg.get("tls_cipher_preference") == "chacha20",
+    )
+    .map_err(|e| e.to_string())?;
+    for c in &p.ignored_curves {
+        log::warn!(target: "master", "warning: tls_eecdh_auto_curves: {c} is not available; ignored");
+    }
+    Ok(p)
+}
+
 /// Paths of one certificate chain and its private key (may be the same file).
 #[derive(Clone, Debug)]
 pub struct CertKeyPaths {
