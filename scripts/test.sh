@@ -12,6 +12,7 @@ bash scripts/install-cross-deps.sh aarch64
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+bash scripts/check-sans-io.sh
 cargo test --lib --bins --tests
 # The fuzz targets must keep compiling (running them needs nightly and
 # minutes; docs/fuzzing.md). libfuzzer-sys builds on stable; the shared

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use rustls::RootCertStore;
-use tern::tls::verify::{load_ca_file, parse_fingerprint};
+use tern::policy::fingerprint::parse_fingerprint;
+use tern::tls::verify::{load_ca_file, FingerprintDigest};
 use tern::tls::{
     build_client_config, build_server_config, BufferPool, CertKeyPaths, FailureKind, MatchName,
     TernVerifier, TlsOutcome, TlsParams, Trust, VerifyMode,
@@ -213,7 +214,10 @@ fn fingerprints() {
         let r = session(
             std::slice::from_ref(&ec),
             &p,
-            VerifyMode::Fingerprint(vec![[0u8; 32], fp]),
+            VerifyMode::Fingerprints {
+                digest: FingerprintDigest::Sha256,
+                list: vec![vec![0u8; 32], fp.as_bytes().to_vec()],
+            },
             RootCertStore::empty(),
             b"x",
         );
@@ -222,7 +226,10 @@ fn fingerprints() {
     let r = session(
         std::slice::from_ref(&ec),
         &p,
-        VerifyMode::Fingerprint(vec![[0u8; 32]]),
+        VerifyMode::Fingerprints {
+            digest: FingerprintDigest::Sha256,
+            list: vec![vec![0u8; 32]],
+        },
         RootCertStore::empty(),
         b"x",
     );

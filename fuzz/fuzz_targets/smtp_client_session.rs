@@ -23,7 +23,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     });
     let mut messages = 0;
     for line in data.split(|&b| b == b'\n') {
-        let mut acts = c.reply_line(line);
+        // The driver's own queue: follow-up actions are appended to it.
+        let mut acts: Vec<ClientAction> = c.reply_line(line).into_iter().collect();
         let mut i = 0;
         while i < acts.len() && i < 64 {
             match &acts[i] {

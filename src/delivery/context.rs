@@ -207,7 +207,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         }
         _ => {}
     }
-    let tls = crate::smtpd::tls_params(&cfg)?;
+    let tls = crate::tls::params(&cfg)?;
     let local = crate::local::LocalDelivery::from_config(&cfg)?;
     let settings = Settings::from_config(&cfg, trust_ad);
     Ok(Context {

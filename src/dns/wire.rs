@@ -13,6 +13,8 @@
 //! backwards and a name limit of 255 octets, and keeps at most
 //! [`MAX_RECORDS`] records. It never panics.
 
+#![forbid(unsafe_code)]
+
 use super::{Answer, DnsError, Mx, Status, Tlsa, Txt};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};

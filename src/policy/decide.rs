@@ -8,112 +8,17 @@
 //!
 //! Also here: the certificate-name match list of the `verify` and `secure`
 //! levels with the `nexthop`, `dot-nexthop` and `hostname` strategies
-//! expanded into concrete names, and fingerprint parsing.
+//! expanded into concrete names; fingerprints are parsed in
+//! [`super::fingerprint`].
 
 use std::fmt;
 
 use super::ciphers::ExcludedSuites;
+pub use super::fingerprint::{parse_fingerprint, Fingerprint, FingerprintError};
 use super::level::Level;
 use super::nexthop::NextHop;
 pub use super::protocols::{ProtocolsError, TlsVersions};
 use super::table::{lookup_maps, MatchList, PolicyEntry, PolicyTable, ServerName};
-
-/// A certificate or public-key fingerprint (an md5 .. sha512 digest).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
-    bytes: [u8; 64],
-    len: u8,
-}
-
-impl Fingerprint {
-    /// The digest bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.as_bytes().iter().enumerate() {
-            if i > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{b:02X}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A `match=` value at the fingerprint level that is not a digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FingerprintError {
-    /// Not hexadecimal (with optional colons).
-    NotHex(String),
-    /// Not the length of a known digest.
-    Length {
-        /// The text.
-        text: String,
-        /// Bytes found.
-        bytes: usize,
-    },
-}
-
-impl fmt::Display for FingerprintError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FingerprintError::NotHex(t) => write!(
-                f,
-                "invalid fingerprint \"{t}\": expected hexadecimal digits, optionally colon-separated"
-            ),
-            FingerprintError::Length { text, bytes } => write!(
-                f,
-                "invalid fingerprint \"{text}\": {bytes} bytes, expected a 16, 20, 28, 32, 48 or 64-byte digest"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for FingerprintError {}
-
-/// Parses `AA:BB:...` or `AABB...` (colons optional since Postfix 3.6).
-pub fn parse_fingerprint(text: &str) -> Result<Fingerprint, FingerprintError> {
-    let not_hex = || FingerprintError::NotHex(text.to_string());
-    let mut fp = Fingerprint {
-        bytes: [0; 64],
-        len: 0,
-    };
-    let mut high: Option<u8> = None;
-    let mut n = 0usize;
-    for c in text.chars() {
-        if c == ':' {
-            if high.is_some() {
-                return Err(not_hex());
-            }
-            continue;
-        }
-        let d = c.to_digit(16).ok_or_else(not_hex)? as u8;
-        match high.take() {
-            None => high = Some(d),
-            Some(h) => {
-                if n < 64 {
-                    fp.bytes[n] = h << 4 | d;
-                }
-                n += 1;
-            }
-        }
-    }
-    if high.is_some() {
-        return Err(not_hex());
-    }
-    if !matches!(n, 16 | 20 | 28 | 32 | 48 | 64) {
-        return Err(FingerprintError::Length {
-            text: text.to_string(),
-            bytes: n,
-        });
-    }
-    fp.len = n as u8;
-    Ok(fp)
-}
 
 /// The main.cf settings the decision falls back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@
 use std::fmt;
 
 use super::ciphers::{self, CipherError, ExcludedSuites};
-use super::decide::{parse_fingerprint, FingerprintError};
+use super::fingerprint::{parse_fingerprint, FingerprintError};
 use super::level::{Level, UnknownLevel};
 use super::protocols::{ProtocolsError, TlsVersions};
 use crate::config::table::{parse_records, CompactTable, Hit, Report, SyntaxError, TableBuilder};

@@ -3,7 +3,10 @@
 //!
 //! The driver connects, then feeds every reply line (without CRLF) to
 //! [`Session::reply_line`] and performs the returned [`ClientAction`]s in
-//! order. Flow: greeting → EHLO (HELO after a 5xx to EHLO) → STARTTLS when
+//! order. Like the server session, every call returns a fixed-capacity
+//! [`ClientActions`], and a command line is sent from inline bytes
+//! ([`CommandBytes`]): a session allocates per message and per recipient
+//! result, not per command. Flow: greeting → EHLO (HELO after a 5xx to EHLO) → STARTTLS when
 //! offered and the [`TlsRequirement`] allows, then EHLO again → AUTH
 //! PLAIN/LOGIN when credentials are given and the server offers it →
 //! [`ClientAction::Ready`]. Then [`Session::send_message`] runs MAIL / RCPT
@@ -23,6 +26,8 @@
 use super::reply::{ParsedReply, ReplyError, ReplyParser};
 use crate::base64;
 use core::fmt;
+use core::fmt::Write as _;
+use core::ops::Deref;
 
 /// What the TLS policy demands for this connection (decided by `policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,11 +217,103 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// Longest command kept inline in [`CommandBytes`]: RFC 5321's limit for a
+/// command line, CRLF included (§4.5.3.1.4). EHLO with a 255-byte name and
+/// MAIL or RCPT with a 256-byte path and every parameter tern sends fit.
+pub const COMMAND_MAX: usize = 512;
+
+/// The bytes of one [`ClientAction::Send`]: dereferences to `[u8]`.
+///
+/// A command line is kept inline, so sending it allocates nothing. What
+/// can be longer goes on the heap, allocated once at its exact size: a
+/// pipelined MAIL/RCPT/DATA group (one write, so one packet where it fits,
+/// with any number of recipients), an AUTH PLAIN line with long
+/// credentials (RFC 4954 allows 12,288 octets), an address longer than
+/// SMTP's limits that came from a local sender.
+#[derive(Clone)]
+pub struct CommandBytes(Repr);
+
+// Inline is the point: the heap is only for what cannot fit.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Repr {
+    Inline(heapless::Vec<u8, COMMAND_MAX>),
+    Heap(Vec<u8>),
+}
+
+impl CommandBytes {
+    /// Builds from the pieces `write` hands to its sink. `write` runs twice,
+    /// to measure and then to copy, so that nothing grows while it is built.
+    fn build(write: impl Fn(&mut dyn FnMut(&[u8]))) -> CommandBytes {
+        let mut len = 0usize;
+        write(&mut |piece| len += piece.len());
+        if len <= COMMAND_MAX {
+            let mut v = heapless::Vec::new();
+            // Cannot fail: the same pieces measured `len` bytes.
+            write(&mut |piece| {
+                let _ = v.extend_from_slice(piece);
+            });
+            CommandBytes(Repr::Inline(v))
+        } else {
+            let mut v = Vec::with_capacity(len);
+            write(&mut |piece| v.extend_from_slice(piece));
+            CommandBytes(Repr::Heap(v))
+        }
+    }
+
+    /// One command line: `parts` concatenated, then CRLF.
+    fn line(parts: &[&[u8]]) -> CommandBytes {
+        CommandBytes::build(|w| {
+            for p in parts {
+                w(p);
+            }
+            w(b"\r\n");
+        })
+    }
+}
+
+impl Deref for CommandBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline(v) => v,
+            Repr::Heap(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for CommandBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+// Equal bytes are equal commands, wherever they are stored.
+impl PartialEq for CommandBytes {
+    fn eq(&self, other: &CommandBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for CommandBytes {}
+
+impl fmt::Debug for CommandBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CommandBytes")
+            .field(&String::from_utf8_lossy(self))
+            .finish()
+    }
+}
+
 /// Something the driver must do.
+// `Send` carries a command line inline on purpose: actions come back in a
+// fixed list, and boxing would allocate for every command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAction {
-    /// Write these bytes (one or more command lines).
-    Send(Vec<u8>),
+    /// Write these bytes (one or more command lines) in one write.
+    Send(CommandBytes),
     /// STARTTLS was accepted: **discard all buffered unread input**, run
     /// the handshake, then call [`Session::tls_established`] or
     /// [`Session::tls_failed`].
@@ -336,7 +433,19 @@ pub struct Session {
     mail_failed: Option<ParsedReply>,
 }
 
-type Actions = Vec<ClientAction>;
+/// What one call returns: up to two actions, in order (the longest
+/// sequences are a result then `Ready` or the RSET command, and `Failed`
+/// then `Close`).
+pub type ClientActions = heapless::Vec<ClientAction, 2>;
+
+type Actions = ClientActions;
+
+/// Appends to `out`. Every path pushes at most [`ClientActions`]'s capacity,
+/// so a full list is a bug here: tests and fuzzing (debug builds) catch it.
+fn push(out: &mut Actions, action: ClientAction) {
+    let full = out.push(action).is_err();
+    debug_assert!(!full, "more client actions than ClientActions holds");
+}
 
 impl Session {
     /// A session that waits for the server's greeting.
@@ -377,26 +486,24 @@ impl Session {
     }
 
     fn fail(&mut self, out: &mut Actions, e: ClientError) {
-        out.push(ClientAction::Failed(Box::new(e)));
-        out.push(ClientAction::Close);
+        push(out, ClientAction::Failed(Box::new(e)));
+        push(out, ClientAction::Close);
         self.state = State::Closed;
     }
 
-    fn send_line(out: &mut Actions, line: &str) {
-        let mut v = Vec::with_capacity(line.len() + 2);
-        v.extend_from_slice(line.as_bytes());
-        v.extend_from_slice(b"\r\n");
-        out.push(ClientAction::Send(v));
+    /// Sends `parts` and CRLF as one command line.
+    fn send_line(out: &mut Actions, parts: &[&[u8]]) {
+        push(out, ClientAction::Send(CommandBytes::line(parts)));
     }
 
     fn ehlo(&mut self, out: &mut Actions) {
-        Self::send_line(out, &format!("EHLO {}", self.p.helo_name));
+        Self::send_line(out, &[b"EHLO ", self.p.helo_name.as_bytes()]);
         self.state = State::Ehlo;
     }
 
     /// The TLS handshake after STARTTLS succeeded: EHLO again.
-    pub fn tls_established(&mut self) -> Actions {
-        let mut out = Vec::new();
+    pub fn tls_established(&mut self) -> ClientActions {
+        let mut out = Actions::new();
         if self.state != State::TlsHandshake {
             self.fail(&mut out, ClientError::Unexpected);
             return out;
@@ -410,15 +517,15 @@ impl Session {
 
     /// The TLS handshake failed. The connection cannot be reused; with
     /// `Opportunistic` the driver may retry in plaintext on a new one.
-    pub fn tls_failed(&mut self) -> Actions {
-        let mut out = Vec::new();
+    pub fn tls_failed(&mut self) -> ClientActions {
+        let mut out = Actions::new();
         self.fail(&mut out, ClientError::TlsHandshake);
         out
     }
 
     /// Feeds one reply line (without CRLF).
-    pub fn reply_line(&mut self, line: &[u8]) -> Actions {
-        let mut out = Vec::new();
+    pub fn reply_line(&mut self, line: &[u8]) -> ClientActions {
+        let mut out = Actions::new();
         if self.state == State::Closed {
             return out;
         }
@@ -431,8 +538,8 @@ impl Session {
     }
 
     /// Starts a transaction; only valid after [`ClientAction::Ready`].
-    pub fn send_message(&mut self, m: Message) -> Actions {
-        let mut out = Vec::new();
+    pub fn send_message(&mut self, m: Message) -> ClientActions {
+        let mut out = Actions::new();
         if self.state != State::Ready {
             self.fail(&mut out, ClientError::Unexpected);
             return out;
@@ -452,40 +559,54 @@ impl Session {
                     stage: Stage::MailFrom,
                 })
                 .collect();
-            out.push(ClientAction::Delivered(res));
-            out.push(ClientAction::Ready);
+            push(&mut out, ClientAction::Delivered(res));
+            push(&mut out, ClientAction::Ready);
             return out;
         }
-        let mut mail = format!("MAIL FROM:<{}>", m.sender);
-        if let (Some(size), Some(_)) = (m.size, self.ext.size) {
-            mail.push_str(&format!(" SIZE={size}"));
+        // u64::MAX has 20 digits.
+        let mut size = heapless::String::<20>::new();
+        if let (Some(n), Some(_)) = (m.size, self.ext.size) {
+            let _ = write!(size, "{n}");
         }
-        if m.eight_bit && self.ext.eight_bit_mime {
-            mail.push_str(" BODY=8BITMIME");
-        }
-        if m.smtputf8 {
-            mail.push_str(" SMTPUTF8");
-        }
-        mail.push_str("\r\n");
+        let eight_bit = m.eight_bit && self.ext.eight_bit_mime;
+        let pipelining = self.ext.pipelining;
+        let mail = CommandBytes::build(|w| {
+            w(b"MAIL FROM:<");
+            w(m.sender.as_bytes());
+            w(b">");
+            if !size.is_empty() {
+                w(b" SIZE=");
+                w(size.as_bytes());
+            }
+            if eight_bit {
+                w(b" BODY=8BITMIME");
+            }
+            if m.smtputf8 {
+                w(b" SMTPUTF8");
+            }
+            w(b"\r\n");
+            if pipelining {
+                for r in &m.recipients {
+                    w(b"RCPT TO:<");
+                    w(r.as_bytes());
+                    w(b">\r\n");
+                }
+                w(b"DATA\r\n");
+            }
+        });
         self.results = vec![None; m.recipients.len()];
         self.accepted = vec![false; m.recipients.len()];
         self.mail_failed = None;
-        if self.ext.pipelining {
-            for r in &m.recipients {
-                mail.push_str(&format!("RCPT TO:<{r}>\r\n"));
-            }
-            mail.push_str("DATA\r\n");
-        }
-        out.push(ClientAction::Send(mail.into_bytes()));
+        push(&mut out, ClientAction::Send(mail));
         self.message = Some(m);
         self.state = State::Mail;
         out
     }
 
     /// Ends the session politely.
-    pub fn quit(&mut self) -> Actions {
-        let mut out = Vec::new();
-        Self::send_line(&mut out, "QUIT");
+    pub fn quit(&mut self) -> ClientActions {
+        let mut out = Actions::new();
+        Self::send_line(&mut out, &[b"QUIT"]);
         self.state = State::Quit;
         out
     }
@@ -501,7 +622,7 @@ impl Session {
                     return self.fail(out, ClientError::TlsNotOffered)
                 }
                 TlsRequirement::Required | TlsRequirement::Opportunistic if self.ext.starttls => {
-                    Self::send_line(out, "STARTTLS");
+                    Self::send_line(out, &[b"STARTTLS"]);
                     self.state = State::StartTls;
                     return;
                 }
@@ -514,7 +635,7 @@ impl Session {
     fn maybe_auth(&mut self, out: &mut Actions) {
         let Some((user, pass)) = self.p.credentials.clone() else {
             self.state = State::Ready;
-            out.push(ClientAction::Ready);
+            push(out, ClientAction::Ready);
             return;
         };
         if !self.tls_active && !self.p.allow_plaintext_auth {
@@ -522,11 +643,15 @@ impl Session {
             return self.fail(out, ClientError::AuthNotOffered);
         }
         if self.ext.auth_plain {
-            let token = base64::encode(format!("\0{user}\0{pass}").as_bytes());
-            Self::send_line(out, &format!("AUTH PLAIN {token}"));
+            let mut raw = Vec::with_capacity(user.len() + pass.len() + 2);
+            for part in [&b"\0"[..], user.as_bytes(), b"\0", pass.as_bytes()] {
+                raw.extend_from_slice(part);
+            }
+            let token = base64::encode(&raw);
+            Self::send_line(out, &[b"AUTH PLAIN ", token.as_bytes()]);
             self.state = State::AuthPlain;
         } else if self.ext.auth_login {
-            Self::send_line(out, "AUTH LOGIN");
+            Self::send_line(out, &[b"AUTH LOGIN"]);
             self.state = State::AuthLoginUser;
         } else {
             self.fail(out, ClientError::AuthNotOffered);
@@ -551,7 +676,7 @@ impl Session {
                         // HELO cannot do STARTTLS.
                         return self.fail(out, ClientError::TlsNotOffered);
                     }
-                    Self::send_line(out, &format!("HELO {}", self.p.helo_name));
+                    Self::send_line(out, &[b"HELO ", self.p.helo_name.as_bytes()]);
                     self.state = State::Helo;
                 } else {
                     self.fail(out, ClientError::Helo(r));
@@ -567,7 +692,7 @@ impl Session {
             }
             State::StartTls => {
                 if r.code == 220 {
-                    out.push(ClientAction::StartTls);
+                    push(out, ClientAction::StartTls);
                     self.state = State::TlsHandshake;
                 } else if self.p.tls == TlsRequirement::Required {
                     self.fail(out, ClientError::StartTlsRefused(r));
@@ -582,7 +707,7 @@ impl Session {
                 if r.code == 235 {
                     self.authenticated = true;
                     self.state = State::Ready;
-                    out.push(ClientAction::Ready);
+                    push(out, ClientAction::Ready);
                 } else {
                     self.fail(out, ClientError::Auth(r));
                 }
@@ -593,10 +718,10 @@ impl Session {
                 }
                 let (user, pass) = self.p.credentials.clone().unwrap_or_default();
                 if self.state == State::AuthLoginUser {
-                    Self::send_line(out, &base64::encode(user.as_bytes()));
+                    Self::send_line(out, &[base64::encode(user.as_bytes()).as_bytes()]);
                     self.state = State::AuthLoginPass;
                 } else {
-                    Self::send_line(out, &base64::encode(pass.as_bytes()));
+                    Self::send_line(out, &[base64::encode(pass.as_bytes()).as_bytes()]);
                     self.state = State::AuthLoginDone;
                 }
             }
@@ -640,7 +765,7 @@ impl Session {
                     self.state = State::Data;
                     if !self.ext.pipelining {
                         if self.accepted.iter().any(|&a| a) {
-                            Self::send_line(out, "DATA");
+                            Self::send_line(out, &[b"DATA"]);
                         } else {
                             self.finish_failed(out);
                         }
@@ -650,12 +775,12 @@ impl Session {
             State::Data => {
                 let any = self.accepted.iter().any(|&a| a) && self.mail_failed.is_none();
                 if r.code == 354 && any {
-                    out.push(ClientAction::SendBody);
+                    push(out, ClientAction::SendBody);
                     self.state = State::EndOfData;
                 } else if r.code == 354 {
                     // Pipelined DATA accepted with no recipients: end it
                     // empty; the server has nobody to deliver to.
-                    out.push(ClientAction::Send(b".\r\n".to_vec()));
+                    push(out, ClientAction::Send(CommandBytes::line(&[b"."])));
                     self.state = State::EndOfData;
                     self.accepted.iter_mut().for_each(|a| *a = false);
                 } else {
@@ -666,20 +791,20 @@ impl Session {
             State::EndOfData => {
                 self.all_accepted_get(&r, Stage::EndOfData);
                 let res = self.take_results();
-                out.push(ClientAction::Delivered(res));
+                push(out, ClientAction::Delivered(res));
                 self.state = State::Ready;
-                out.push(ClientAction::Ready);
+                push(out, ClientAction::Ready);
             }
             State::Rset => {
                 if r.is_positive() {
                     self.state = State::Ready;
-                    out.push(ClientAction::Ready);
+                    push(out, ClientAction::Ready);
                 } else {
                     self.fail(out, ClientError::Unexpected);
                 }
             }
             State::Quit => {
-                out.push(ClientAction::Close);
+                push(out, ClientAction::Close);
                 self.state = State::Closed;
             }
             State::Closed => {}
@@ -688,8 +813,7 @@ impl Session {
 
     fn next_rcpt(&mut self, out: &mut Actions, i: usize) {
         if let Some(r) = self.message.as_ref().and_then(|m| m.recipients.get(i)) {
-            let line = format!("RCPT TO:<{r}>");
-            Self::send_line(out, &line);
+            Self::send_line(out, &[b"RCPT TO:<", r.as_bytes(), b">"]);
         }
     }
 
@@ -744,8 +868,8 @@ impl Session {
             }
         }
         let res = self.take_results();
-        out.push(ClientAction::Delivered(res));
-        Self::send_line(out, "RSET");
+        push(out, ClientAction::Delivered(res));
+        Self::send_line(out, &[b"RSET"]);
         self.state = State::Rset;
     }
 }

@@ -4,7 +4,7 @@
 //! Nothing here touches a socket, a clock or a file: the cores take bytes
 //! and events and return replies and actions, so they are deterministic,
 //! testable byte by byte and fuzzable. The `smtpd` and `delivery` drivers
-//! own the I/O.
+//! own the I/O. `scripts/check-sans-io.sh` checks it.
 //!
 //! * [`line`]: lines from a caller-owned buffer, bare-LF policy, limits.
 //! * [`command`]: one command line to a [`command::Command`].
@@ -14,6 +14,8 @@
 //! * [`received`]: the `Received:` header.
 //! * [`client`]: the client session for outbound delivery.
 //! * [`dotstuff`]: the outbound body encoder (dot-stuffing, CRLF only).
+
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod command;

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::queue::Spool;
 use crate::smtp::line::BareNewline;
 use crate::smtp::server::ServerParams;
-use crate::tls::{BufferPool, CertKeyPaths, TlsParams};
+use crate::tls::{BufferPool, CertKeyPaths};
 
 use listen::Service;
 
@@ -226,21 +226,6 @@ impl crate::smtp::server::Recipients for Checks<'_> {
     }
 }
 
-/// The TLS parameters both directions use (`tls_eecdh_auto_curves`,
-/// `tls_ffdhe_auto_groups`, `tls_cipher_preference`).
-pub fn tls_params(cfg: &Config) -> Result<TlsParams, String> {
-    let p = TlsParams::from_postfix(
-        cfg.get("tls_eecdh_auto_curves"),
-        cfg.get("tls_ffdhe_auto_groups"),
-        cfg.get("tls_cipher_preference") == "chacha20",
-    )
-    .map_err(|e| e.to_string())?;
-    for c in &p.ignored_curves {
-        log::warn!(target: "master", "warning: tls_eecdh_auto_curves: {c} is not available; ignored");
-    }
-    Ok(p)
-}
-
 /// The listener's two TLS configurations (they differ only in the
 /// protocol versions offered).
 pub struct ServerTls {
@@ -285,7 +270,7 @@ pub fn server_tls(cfg: &Config) -> Result<Option<ServerTls>, String> {
     if pairs.is_empty() {
         return Ok(None);
     }
-    let params = tls_params(cfg)?;
+    let params = crate::tls::params(cfg)?;
     let build = |key: &str| {
         let opts = server_options(cfg, key)?;
         crate::tls::build_server_config_with(&params, &pairs, &opts).map_err(|e| e.to_string())

@@ -13,7 +13,10 @@
 //! call never yields, so what is taken belongs to that connection.
 use std::cell::{Cell, RefCell};
 
-use rustls::SignatureScheme;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::summary::MAX_SNI_LEN;
 
@@ -226,6 +229,57 @@ pub(crate) fn record_client(sig: HandshakeSignature) {
 /// Takes (and clears) the client signature recorded since the last call.
 pub(crate) fn take_client() -> Option<HandshakeSignature> {
     CLIENT.with(|c| c.take())
+}
+
+/// Whose handshake signature is checked: it is recorded for that side's
+/// log line ([`take`] or [`take_client`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peer {
+    /// The server (checked by the outbound verifier).
+    Server,
+    /// A client that presented a certificate (checked by the listener).
+    Client,
+}
+
+/// The TLS version whose signature rules apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignedIn {
+    /// TLS 1.2 (ServerKeyExchange, CertificateVerify).
+    Tls12,
+    /// TLS 1.3 (CertificateVerify).
+    Tls13,
+}
+
+/// Checks a handshake signature with rustls's own functions and the
+/// provider's algorithms, then records it for the log. Both certificate
+/// verifiers use this, so whatever a verifier accepts as a certificate, the
+/// peer must hold its private key.
+pub(crate) fn verify_signature(
+    version: SignedIn,
+    signer: Peer,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    provider: &CryptoProvider,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let algs = &provider.signature_verification_algorithms;
+    let ok = match version {
+        SignedIn::Tls12 => rustls::crypto::verify_tls12_signature(message, cert, dss, algs)?,
+        SignedIn::Tls13 => rustls::crypto::verify_tls13_signature(message, cert, dss, algs)?,
+    };
+    let key = webpki::EndEntityCert::try_from(cert)
+        .ok()
+        .and_then(|ee| key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
+        .unwrap_or(KeyDesc::Other);
+    let sig = HandshakeSignature {
+        scheme: dss.scheme,
+        key,
+    };
+    match signer {
+        Peer::Server => record(sig),
+        Peer::Client => record_client(sig),
+    }
+    Ok(ok)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! * [`pool`]: the per-connection buffer slots, allocated once at start-up.
 //! * [`stream`]: [`Stream`], plain TCP or TLS over rustls's unbuffered API.
 //! * [`server_config`]: rustls configs from PEM files and Postfix-style
-//!   curve lists.
+//!   curve lists; [`params`], the crypto settings both directions share.
 //! * [`verify`]: the client's certificate verifier per Postfix level.
 //! * [`summary`]: negotiated parameters in Postfix's log formats.
 //! * [`keyinfo`]: public-key description (RSA bits, curve) for the log.
@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use pool::{BufferPool, CommandSlot, InboundSlot, Slot};
 pub use server_config::{
-    build_client_config, build_server_config, build_server_config_with, AskClientCert,
+    build_client_config, build_server_config, build_server_config_with, params, AskClientCert,
     CertKeyPaths, ConfigError, ServerOptions, TlsParams,
 };
 pub use stream::Stream;

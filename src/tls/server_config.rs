@@ -241,6 +241,21 @@ impl TlsParams {
     }
 }
 
+/// The TLS parameters both directions use (`tls_eecdh_auto_curves`,
+/// `tls_ffdhe_auto_groups`, `tls_cipher_preference`).
+pub fn params(cfg: &crate::config::Config) -> Result<TlsParams, String> {
+    let p = TlsParams::from_postfix(
+        cfg.get("tls_eecdh_auto_curves"),
+        cfg.get("tls_ffdhe_auto_groups"),
+        cfg.get("tls_cipher_preference") == "chacha20",
+    )
+    .map_err(|e| e.to_string())?;
+    for c in &p.ignored_curves {
+        log::warn!(target: "master", "warning: tls_eecdh_auto_curves: {c} is not available; ignored");
+    }
+    Ok(p)
+}
+
 /// Paths of one certificate chain and its private key (may be the same file).
 #[derive(Clone, Debug)]
 pub struct CertKeyPaths {
@@ -417,14 +432,6 @@ impl AskClientCert {
     pub fn new(provider: Arc<CryptoProvider>) -> AskClientCert {
         AskClientCert { provider }
     }
-
-    fn record(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
-        let key = webpki::EndEntityCert::try_from(cert)
-            .ok()
-            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
-            .unwrap_or(KeyDesc::Other);
-        keyinfo::record_client(HandshakeSignature { scheme, key });
-    }
 }
 
 impl ClientCertVerifier for AskClientCert {
@@ -459,14 +466,14 @@ impl ClientCertVerifier for AskClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls12_signature(
+        keyinfo::verify_signature(
+            keyinfo::SignedIn::Tls12,
+            keyinfo::Peer::Client,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn verify_tls13_signature(
@@ -475,14 +482,14 @@ impl ClientCertVerifier for AskClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls13_signature(
+        keyinfo::verify_signature(
+            keyinfo::SignedIn::Tls13,
+            keyinfo::Peer::Client,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -3,14 +3,15 @@
 //! One [`TernVerifier`] per outbound connection (it records what it saw). It
 //! always checks the handshake signatures with rustls's real functions
 //! (`rustls::crypto::verify_tls12_signature` / `verify_tls13_signature` and
-//! the provider's algorithms): whatever the level, a peer must hold the
-//! private key of the certificate it shows. Only the certificate *acceptance*
+//! the provider's algorithms, in `keyinfo::verify_signature`, which the
+//! listener's client-certificate verifier shares): whatever the level, a
+//! peer must hold the private key of the certificate it shows. Only the certificate *acceptance*
 //! differs by level:
 //!
 //! | level | [`VerifyMode`] | accepts | logs |
 //! | --- | --- | --- | --- |
 //! | `may`, `encrypt` | `Opportunistic` | any certificate | `Trusted` if it chains to the CA roots, else `Untrusted` |
-//! | `fingerprint` | `Fingerprint`, `Fingerprints` | SHA-256 (or the `smtp_tls_fingerprint_digest`) of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
+//! | `fingerprint` | `Fingerprints` | the `smtp_tls_fingerprint_digest` (SHA-256 by default) of the certificate or of its public key (SPKI) in the `match=` list | `Verified` |
 //! | `verify`, `secure` | `Verify` | chain to the CA roots and a SAN DNS name matching the list | `Verified` |
 //! | `dane`, `dane-only` | `Dane` | a chain matching one of the usable TLSA records (DANE-EE: the leaf, names and expiry ignored; DANE-TA: chain to the anchor, name = TLSA base domain or next-hop domain), see [`super::dane`] | `Verified` |
 //!
@@ -33,7 +34,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::keyinfo::{self, HandshakeSignature, KeyDesc};
+use super::keyinfo::{self, Peer, SignedIn};
 use super::server_config::ConfigError;
 use super::summary::Trust;
 
@@ -63,66 +64,8 @@ impl MatchName {
     }
 }
 
-/// A SHA-256 fingerprint of a certificate or of its SubjectPublicKeyInfo.
-pub type Fingerprint = [u8; 32];
-
-/// Why a `match=` fingerprint could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FingerprintError {
-    /// The value as written.
-    pub value: String,
-}
-
-impl fmt::Display for FingerprintError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bad SHA-256 fingerprint \"{}\": expected 32 hex bytes, colon-separated (AB:CD:...)",
-            self.value
-        )
-    }
-}
-
-impl std::error::Error for FingerprintError {}
-
-/// Parses a fingerprint as Postfix writes it (`AB:CD:...`, 32 bytes; colons
-/// optional, case-insensitive).
-pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, FingerprintError> {
-    let err = || FingerprintError {
-        value: s.to_string(),
-    };
-    let mut out = [0u8; 32];
-    let mut n = 0usize;
-    let mut high: Option<u8> = None;
-    for c in s.trim().chars() {
-        if c == ':' {
-            if high.is_some() {
-                return Err(err());
-            }
-            continue;
-        }
-        let v = c.to_digit(16).ok_or_else(err)? as u8;
-        match high.take() {
-            None => high = Some(v),
-            Some(h) => {
-                let slot = out.get_mut(n).ok_or_else(err)?;
-                *slot = (h << 4) | v;
-                n += 1;
-            }
-        }
-    }
-    if n != 32 || high.is_some() {
-        return Err(err());
-    }
-    Ok(out)
-}
-
-/// Formats a fingerprint as Postfix logs it: upper-case hex, colon-separated.
-pub fn format_fingerprint(fp: &Fingerprint) -> String {
-    format_digest(fp)
-}
-
-/// Formats a digest of any length like [`format_fingerprint`].
+/// Formats a digest (a fingerprint, a TLSA association) as Postfix logs it:
+/// upper-case hex, colon-separated.
 pub fn format_digest(fp: &[u8]) -> String {
     let mut s = String::with_capacity(fp.len() * 3);
     for (i, b) in fp.iter().enumerate() {
@@ -189,8 +132,6 @@ impl FingerprintDigest {
 pub enum VerifyMode {
     /// `may` / `encrypt`: accept any certificate; report Trusted or Untrusted.
     Opportunistic,
-    /// `fingerprint`: the certificate's or its public key's SHA-256 must be listed.
-    Fingerprint(Vec<Fingerprint>),
     /// `fingerprint` with the digest of `smtp_tls_fingerprint_digest`: the
     /// certificate's or its public key's digest must be in `list`.
     Fingerprints {
@@ -439,14 +380,6 @@ impl TernVerifier {
             ))
         }
     }
-
-    fn record_signature(cert: &CertificateDer<'_>, scheme: SignatureScheme) {
-        let key = webpki::EndEntityCert::try_from(cert)
-            .ok()
-            .and_then(|ee| keyinfo::key_desc_from_spki(ee.subject_public_key_info().as_ref()).ok())
-            .unwrap_or(KeyDesc::Other);
-        keyinfo::record(HandshakeSignature { scheme, key });
-    }
 }
 
 impl ServerCertVerifier for TernVerifier {
@@ -471,11 +404,6 @@ impl ServerCertVerifier for TernVerifier {
                 self.set(Some(trust), None);
                 Ok(ServerCertVerified::assertion())
             }
-            VerifyMode::Fingerprint(list) => self.fingerprint_check(
-                end_entity,
-                FingerprintDigest::Sha256,
-                list.iter().map(|f| &f[..]),
-            ),
             VerifyMode::Fingerprints { digest, list } => {
                 self.fingerprint_check(end_entity, *digest, list.iter().map(Vec::as_slice))
             }
@@ -548,14 +476,14 @@ impl ServerCertVerifier for TernVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls12_signature(
+        keyinfo::verify_signature(
+            SignedIn::Tls12,
+            Peer::Server,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record_signature(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn verify_tls13_signature(
@@ -564,14 +492,14 @@ impl ServerCertVerifier for TernVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let ok = rustls::crypto::verify_tls13_signature(
+        keyinfo::verify_signature(
+            SignedIn::Tls13,
+            Peer::Server,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
-        )?;
-        Self::record_signature(cert, dss.scheme);
-        Ok(ok)
+            &self.provider,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -584,26 +512,6 @@ impl ServerCertVerifier for TernVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints() {
-        let s = "9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:FF:9A:12:00:ff";
-        let fp = parse_fingerprint(s).unwrap();
-        assert_eq!(fp[0], 0x9a);
-        assert_eq!(fp[31], 0xff);
-        assert_eq!(format_fingerprint(&fp), s.to_ascii_uppercase());
-        assert_eq!(parse_fingerprint(&s.replace(':', "")).unwrap(), fp);
-        for bad in [
-            "",
-            "9A",
-            "9A:1",
-            &format!("{s}:00"),
-            &s.replace('9', "g"),
-            "9:A1",
-        ] {
-            assert!(parse_fingerprint(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn digests() {

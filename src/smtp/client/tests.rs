@@ -307,3 +307,45 @@ fn greeting_and_malformed_replies() {
     server(&mut c, "220 mx\r\n");
     assert!(server(&mut c, "250-a\r\n251 b\r\n").contains("code differs"));
 }
+
+#[test]
+fn commands_inline_up_to_the_line_limit_then_on_the_heap() {
+    let short = CommandBytes::line(&[b"QUIT"]);
+    assert!(matches!(short.0, Repr::Inline(_)));
+    assert_eq!(&*short, b"QUIT\r\n");
+    let fits = CommandBytes::line(&[&[b'x'; COMMAND_MAX - 2]]);
+    assert!(matches!(fits.0, Repr::Inline(_)));
+    let long = CommandBytes::line(&[&[b'x'; COMMAND_MAX - 1]]);
+    assert!(matches!(long.0, Repr::Heap(_)));
+    assert_eq!(long.len(), COMMAND_MAX + 1);
+    // Where the bytes live does not make two commands differ.
+    let heap = CommandBytes(Repr::Heap(b"QUIT\r\n".to_vec()));
+    assert_eq!(short, heap);
+}
+
+#[test]
+fn long_auth_plain_and_big_pipelined_groups_are_sent_whole() {
+    let user = "u".repeat(300);
+    let pass = "p".repeat(9000);
+    let mut c = Session::new(ClientParams {
+        credentials: Some((user.clone(), pass.clone())),
+        implicit_tls: true,
+        ..params(TlsRequirement::Required)
+    });
+    server(&mut c, "220 mx.example.com ESMTP\r\n");
+    let sent = server(&mut c, EHLO_FULL);
+    let token = crate::base64::encode(format!("\0{user}\0{pass}").as_bytes());
+    assert_eq!(sent, format!("AUTH PLAIN {token}\r\n"));
+    assert_eq!(
+        server(&mut c, "235 2.7.0 Authentication successful\r\n"),
+        "[ready]"
+    );
+    let rcpts: Vec<String> = (0..100).map(|i| format!("user{i}@example.com")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let actions = c.send_message(msg(&rcpts));
+    assert_eq!(actions.len(), 1);
+    let text = render(&actions);
+    assert!(text.starts_with("MAIL FROM:<root@nas.example.org> SIZE=1234 BODY=8BITMIME\r\nRCPT TO:<user0@example.com>\r\n"));
+    assert!(text.ends_with("RCPT TO:<user99@example.com>\r\nDATA\r\n"));
+    assert_eq!(text.matches("RCPT TO:").count(), 100);
+}
