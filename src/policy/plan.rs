@@ -582,7 +582,10 @@ impl<'a> Planner<'a> {
             return;
         }
         let failure = self.last_err.take().unwrap_or_else(|| {
-            HostFailure::soft(format!("no usable host for {}", self.nexthop.host()), "4.4.4")
+            HostFailure::soft(
+                format!("no usable host for {}", self.nexthop.host()),
+                "4.4.4",
+            )
         });
         let dead = !failure.permanent;
         self.finish(PlanOutcome::Failed {
@@ -1125,10 +1128,7 @@ impl<'a> Planner<'a> {
                 return Err(HostFailure::soft(
                     match d {
                         Some(DaneDecision::Defer(why)) => why.reason,
-                        _ => format!(
-                            "no usable TLSA records for {host}[{addr}]:{}",
-                            self.port
-                        ),
+                        _ => format!("no usable TLSA records for {host}[{addr}]:{}", self.port),
                     },
                     "4.7.5",
                 ))
