@@ -552,6 +552,13 @@ impl<'a> Planner<'a> {
         &self.policy
     }
 
+    /// AD bits count only with DNSSEC lookups on and trusted resolvers;
+    /// checked here too, so that no caller's settings can make `dane`
+    /// believe an AD bit with DNSSEC off.
+    fn trust_ad(&self) -> bool {
+        self.settings.trust_ad && self.settings.dnssec()
+    }
+
     fn dane_level(&self) -> Option<DaneLevel> {
         match self.policy.level {
             Level::Dane => Some(DaneLevel::Dane),
@@ -792,7 +799,7 @@ impl<'a> Planner<'a> {
                 return;
             }
         };
-        let secure = answer.authenticated && self.settings.trust_ad;
+        let secure = answer.authenticated && self.trust_ad();
         let hops = implicit_keeps_the_asked_name(next_hops(&answer, |n| self.random(n)), host);
         match hops {
             NextHops::Mx(list) => self
@@ -850,7 +857,7 @@ impl<'a> Planner<'a> {
         let Some(mut h) = self.host.take() else {
             return self.lookups_done();
         };
-        let trust_ad = self.settings.trust_ad;
+        let trust_ad = self.trust_ad();
         // Only the enabled IP versions were asked (inet_protocols), each
         // family on its own: one failing or unvalidated family neither
         // defers the host nor spoils the other (RFC 7672 §2.2).
@@ -951,7 +958,7 @@ impl<'a> Planner<'a> {
         let Some(mut h) = self.host.take() else {
             return self.lookups_done();
         };
-        let trust_ad = self.settings.trust_ad;
+        let trust_ad = self.trust_ad();
         let base = if h.bases.is_empty() {
             h.name.clone()
         } else {
