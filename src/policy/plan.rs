@@ -931,13 +931,15 @@ impl<'a> Planner<'a> {
 
     /// The host's DNSSEC facts are in: look up TLSA where they allow it.
     fn dane_facts(&mut self, mut h: HostWork) {
-        let mixed = h.addrs.as_ref().is_some_and(|a| a.any_insecure());
-        self.event(PlanEvent::DaneFacts {
-            host: h.name.clone(),
-            mx_secure: h.mx_secure,
-            security: h.security,
-            mixed,
-        });
+        if self.details {
+            let mixed = h.addrs.as_ref().is_some_and(|a| a.any_insecure());
+            self.event(PlanEvent::DaneFacts {
+                host: h.name.clone(),
+                mx_secure: h.mx_secure,
+                security: h.security,
+                mixed,
+            });
+        }
         if dane::needs_tlsa_lookup(h.mx_secure, h.security.is_secure()) {
             // RFC 7672 §2.2.3: a secure CNAME-expanded name first, then the
             // original name when that has no TLSA or only insecure TLSA.
@@ -1001,7 +1003,7 @@ impl<'a> Planner<'a> {
         let Some(lvl) = self.dane_level() else {
             return self.lookups_done();
         };
-        if h.tlsa.is_none() {
+        if h.tlsa.is_none() && self.details {
             self.event(PlanEvent::TlsaNotLookedUp {
                 port: self.port,
                 base: h.tlsa_base.clone(),
