@@ -480,13 +480,13 @@ async fn receive_data(
             } else {
                 sender.clone()
             };
-            Some(crate::local::headers::HeaderFixer::new(
-                crate::local::headers::Added {
+            Some(crate::cleanup::fixer::HeaderFixer::new(
+                crate::cleanup::fixer::Added {
                     from: format!("From: {from}\r\n"),
                     date: format!("Date: {}\r\n", date.rfc5322()),
                     message_id: format!(
                         "Message-Id: {}\r\n",
-                        crate::local::headers::message_id(&date, inc.id(), &shared.hostname)
+                        crate::cleanup::fixer::message_id(&date, inc.id(), &shared.hostname)
                     ),
                 },
             ))
