@@ -31,6 +31,7 @@ pub mod fixer;
 pub mod headers;
 mod line_ends;
 pub mod local;
+pub mod smtp;
 
 pub use line_ends::{LineEnds, LINE_ENDS_SLACK};
 pub use local::Submission;
