@@ -200,7 +200,7 @@ pub fn sendmail(args: &[String]) -> ExitCode {
         let code = crate::local::newaliases(&cfg, &mut std::io::stderr());
         return exit_code(code);
     }
-    let params = match crate::sendmail::SendmailParams::from_config(&cfg) {
+    let params = match crate::cleanup::Settings::from_config(&cfg) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sendmail: fatal: {e}");

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod base64;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod daemon;

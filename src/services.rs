@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use smol::LocalExecutor;
 
+use crate::cleanup::Settings as CleanupSettings;
 use crate::config::Config;
 use crate::daemon::SharedConfig;
 use crate::queue::Spool;
-use crate::sendmail::SendmailParams;
 use crate::smtpd::{self, commit::GroupCommit, Listeners, Shared};
 use crate::tls::BufferPool;
 
@@ -27,7 +27,7 @@ pub struct Services {
     /// The user root was dropped to, if it was.
     dropped_to: Option<String>,
     /// What the pickup queues maildrop files with (replaced on reload).
-    pickup: Rc<RefCell<Rc<SendmailParams>>>,
+    pickup: Rc<RefCell<Rc<CleanupSettings>>>,
 }
 
 /// Postfix's pickup also polls maildrop/ once a minute: a wake-up lost
@@ -37,7 +37,7 @@ const PICKUP_POLL: Duration = Duration::from_secs(60);
 /// The pickup: on every wake-up and every [`PICKUP_POLL`], queues the
 /// files in maildrop/ and tells the queue manager about them.
 async fn pickup_loop(
-    params: Rc<RefCell<Rc<SendmailParams>>>,
+    params: Rc<RefCell<Rc<CleanupSettings>>>,
     trigger: smol::channel::Receiver<()>,
     qmgr: Rc<crate::delivery::QueueManager>,
 ) {
@@ -106,7 +106,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     )?;
     // Rewriting tables may be root's only, like the keys: read them first.
     let pickup = Rc::new(RefCell::new(Rc::new(
-        SendmailParams::from_config(&c).map_err(|e| format!("pickup: {e}"))?,
+        CleanupSettings::from_config(&c).map_err(|e| format!("pickup: {e}"))?,
     )));
     // After the keys and password file are read: like Postfix, they may be
     // readable by root only.
@@ -212,7 +212,7 @@ impl Services {
             Box::new(move |id: &str| kick.notify_new(id)),
         );
         let ctx = crate::delivery::context::context(new.clone(), self.pool.clone());
-        let pickup = SendmailParams::from_config(&new);
+        let pickup = CleanupSettings::from_config(&new);
         let (shared, ctx, pickup) = match (shared, ctx, pickup) {
             (Ok(s), Ok(c), Ok(p)) => (s, c, p),
             (s, c, p) => {

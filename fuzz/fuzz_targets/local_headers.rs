@@ -2,7 +2,7 @@
 // Streams arbitrary message bytes through the SMTP header fixer, cut
 // into chunks of a fuzzed size: no panic, and the output is the same
 // however the input is cut (a line split across reads is one line).
-use tern::local::headers::{Added, HeaderFixer};
+use tern::cleanup::fixer::{Added, HeaderFixer};
 use tern::local::rewrite::Rewriter;
 
 fn run(data: &[u8], cut: usize, rw: &Rewriter) -> Vec<u8> {

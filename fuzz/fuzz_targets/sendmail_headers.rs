@@ -1,7 +1,7 @@
 #![no_main]
 // sendmail's bounded header parser, address-list parser and line-end converter.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    use tern::sendmail::{headers, LineEnds};
+    use tern::cleanup::{headers, LineEnds};
     if let Ok(fields) = headers::parse(data, 100) {
         for h in &fields {
             assert!(h.raw.end <= data.len() && h.value.end <= data.len());

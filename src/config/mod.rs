@@ -217,7 +217,7 @@ impl Config {
             );
         }
         if let Err(e) =
-            crate::local::headers::HeaderClients::parse(self.get("local_header_rewrite_clients"))
+            crate::cleanup::fixer::HeaderClients::parse(self.get("local_header_rewrite_clients"))
         {
             at(
                 "local_header_rewrite_clients",

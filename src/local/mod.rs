@@ -6,13 +6,12 @@
 //! The parsers and the expansion are sans-I/O; [`deliver`] and
 //! [`maildir`] are the drivers (files, the spool, the password database);
 //! [`helper`] writes system users' Maildirs as the user once the daemon
-//! has dropped root, speaking the [`wire`] codec. [`headers`] gives mail
-//! from local SMTP clients the header rewriting of local submissions.
+//! has dropped root, speaking the [`wire`] codec. Header rewriting at
+//! queue entry is [`crate::cleanup`]'s; it uses [`rewrite`].
 
 pub mod aliases;
 pub mod deliver;
 pub mod expand;
-pub mod headers;
 pub mod helper;
 pub mod maildir;
 pub mod rewrite;

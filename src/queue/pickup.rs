@@ -7,7 +7,7 @@
 //!   to a login name; it becomes the default envelope sender, and the log
 //!   says `ID: uid=N from=<...>`. Symlinks, non-regular files and hard
 //!   links (a link to a file the user does not own) are refused.
-//! - The message is queued by [`crate::sendmail::enqueue_picked`], the code
+//! - The message is queued by [`crate::cleanup::local::enqueue`], the code
 //!   root's `sendmail` runs, so headers are completed and addresses
 //!   rewritten the same way. Only after that commit is the maildrop file
 //!   unlinked: a crash in between queues it twice, never loses it.
@@ -17,10 +17,10 @@
 //!   a temporary failure (spool full, I/O error) leaves it for the next run.
 //!
 //! Memory: one [`MAX_ENVELOPE`] buffer for the envelope; the message is
-//! streamed through sendmail's fixed buffers.
+//! streamed through cleanup's fixed buffers.
 
 use super::maildrop::{self, MAX_ENVELOPE};
-use crate::sendmail::{exit::EX_TEMPFAIL, Invoker, SendmailParams};
+use crate::cleanup::{self, ErrorKind, Invoker, Settings, Submission};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -52,7 +52,7 @@ enum Picked {
 }
 
 /// Picks up to [`MAX_PER_RUN`] maildrop files under `params.queue_directory`.
-pub fn run_once(params: &SendmailParams) -> PickupRun {
+pub fn run_once(params: &Settings) -> PickupRun {
     let qd = &params.queue_directory;
     let dir = maildrop::dir(qd);
     let mut run = PickupRun::default();
@@ -167,7 +167,7 @@ fn remove_stale(path: &Path) {
     }
 }
 
-fn pick(params: &SendmailParams, path: &Path) -> Picked {
+fn pick(params: &Settings, path: &Path) -> Picked {
     // O_NOFOLLOW: a symlink is refused; O_NONBLOCK: a FIFO cannot block us.
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
@@ -221,10 +221,18 @@ fn pick(params: &SendmailParams, path: &Path) -> Picked {
     // Bounded by the size seen at fstat: a writer still appending cannot
     // make us read more.
     let mut body = file.take(body_len);
-    match crate::sendmail::enqueue_picked(&env, params, &who, super::clock::now(), &mut body) {
+    let sub = Submission {
+        sender: env.sender,
+        full_name: env.full_name,
+        recipients: env.recipients,
+        extract: env.extract,
+        // The submitting sendmail already stopped at a lone dot.
+        dot_ends: false,
+    };
+    match cleanup::local::enqueue(params, &sub, &who, super::clock::now(), &mut body) {
         Ok(id) => Picked::Queued(id),
-        Err((EX_TEMPFAIL, why)) => Picked::Retry(why),
-        Err((_, why)) => Picked::Corrupt(Some(uid), why),
+        Err(e) if e.kind == ErrorKind::Temporary => Picked::Retry(e.message),
+        Err(e) => Picked::Corrupt(Some(uid), e.message),
     }
 }
 
@@ -253,18 +261,18 @@ mod tests {
         }
     }
 
-    fn spool() -> (Dir, SendmailParams) {
+    fn spool() -> (Dir, Settings) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let d = std::env::temp_dir().join(format!("tern-pickup-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         crate::queue::Spool::open(&d).unwrap();
         maildrop::prepare(&d).unwrap();
-        let p = SendmailParams::new(d.clone(), "box.test", "box.test");
+        let p = Settings::new(d.clone(), "box.test", "box.test");
         (Dir(d), p)
     }
 
-    fn drop_file(p: &SendmailParams, name: &str, env: &DropEnvelope, body: &[u8]) {
+    fn drop_file(p: &Settings, name: &str, env: &DropEnvelope, body: &[u8]) {
         let mut data = Vec::new();
         encode(env, &mut data).unwrap();
         data.extend_from_slice(body);

@@ -159,6 +159,22 @@ impl fmt::Display for SpoolError {
 
 impl std::error::Error for SpoolError {}
 
+impl embedded_io::Error for SpoolError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            SpoolError::Io { source, .. } => source.kind().into(),
+            SpoolError::Corrupt { .. } => ErrorKind::InvalidData,
+            SpoolError::Invalid(_) => ErrorKind::InvalidInput,
+            SpoolError::NotFound { .. } => ErrorKind::NotFound,
+            // The variant itself says more than any ErrorKind could.
+            SpoolError::TooBig { .. }
+            | SpoolError::BadRecipient { .. }
+            | SpoolError::Unusable { .. } => ErrorKind::Other,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SpoolError + 'a {
     move |source| SpoolError::Io {
         op,
@@ -1008,13 +1024,13 @@ impl Incoming {
             self.fill += n;
             data = &data[n..];
             if self.fill == WRITE_BUF {
-                self.flush()?;
+                self.flush_buf()?;
             }
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), SpoolError> {
+    fn flush_buf(&mut self) -> Result<(), SpoolError> {
         if self.fill > 0 {
             if let Err(e) = self.file.write_all(&self.buf[..self.fill]) {
                 self.state = IncState::Failed;
@@ -1049,7 +1065,7 @@ impl Incoming {
     }
 
     fn publish(&mut self) -> Result<(), SpoolError> {
-        self.flush()?;
+        self.flush_buf()?;
         let digits = format!("{:0width$}", self.body, width = envelope::SIZE_WIDTH);
         self.file
             .write_all_at(digits.as_bytes(), self.size_at)
@@ -1079,10 +1095,80 @@ impl Incoming {
     }
 }
 
+/// The queue file as an `embedded_io` sink: cleanup streams every message
+/// through this trait, so the same code writes into memory in its tests.
+impl embedded_io::ErrorType for Incoming {
+    type Error = SpoolError;
+}
+
+impl embedded_io::Write for Incoming {
+    /// All of `buf` or nothing: the size limit is judged on whole chunks,
+    /// as [`Incoming::write`] does.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, SpoolError> {
+        Incoming::write(self, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), SpoolError> {
+        if self.state != IncState::Open {
+            return Err(SpoolError::Unusable {
+                id: self.id.clone(),
+            });
+        }
+        self.flush_buf()
+    }
+}
+
 impl Drop for Incoming {
     fn drop(&mut self) {
         if matches!(self.state, IncState::Open | IncState::Failed) {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_is_an_embedded_io_sink() {
+        use embedded_io::{Error as _, Write as _};
+        let dir = std::env::temp_dir().join(format!("tern-spool-eio-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir).unwrap();
+        let rcpts = [Recipient::new("a@example.org")];
+        let msg = NewMessage {
+            sender: "s@example.org",
+            recipients: &rcpts,
+            arrival: 1_700_000_000,
+            client: "local",
+            flags: Flags::default(),
+            size_limit: 10,
+            deferred: false,
+        };
+        let mut inc = spool.create(&msg).unwrap();
+        inc.write_all(b"Hi: x\r\n").unwrap();
+        inc.flush().unwrap();
+        let e = inc.write_all(b"1234").unwrap_err();
+        assert!(matches!(e, SpoolError::TooBig { limit: 10 }), "{e}");
+        assert_eq!(e.kind(), embedded_io::ErrorKind::Other);
+        assert!(matches!(inc.flush(), Err(SpoolError::Unusable { .. })));
+        drop(inc);
+
+        let mut inc = spool.create(&msg).unwrap();
+        inc.write_all(b"Hi: x\r\n").unwrap();
+        inc.flush().unwrap();
+        // Exactly at the limit: still accepted.
+        inc.write_all(b"b\r\n").unwrap();
+        let id = inc.commit().unwrap();
+        let mut text = String::new();
+        spool
+            .open_message(&id)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "Hi: x\r\nb\r\n");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -77,7 +77,7 @@ pub struct Shared {
     /// `mail_name` (the `Received:` header's `by HOST (NAME)`).
     pub mail_name: String,
     /// `local_header_rewrite_clients`.
-    pub header_clients: crate::local::headers::HeaderClients,
+    pub header_clients: crate::cleanup::fixer::HeaderClients,
     /// This host's addresses as `inet_interfaces` names them (read at
     /// start and reload), for `permit_inet_interfaces`.
     pub interfaces: Vec<std::net::IpAddr>,
@@ -167,7 +167,7 @@ impl Shared {
             ask_ccert: cfg.bool("smtpd_tls_ask_ccert"),
             hostname: cfg.get("myhostname").to_string(),
             mail_name: cfg.get("mail_name").to_string(),
-            header_clients: crate::local::headers::HeaderClients::parse(
+            header_clients: crate::cleanup::fixer::HeaderClients::parse(
                 cfg.get("local_header_rewrite_clients"),
             )
             .map_err(|e| format!("local_header_rewrite_clients: {e}"))?,

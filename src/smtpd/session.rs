@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use smol::Async;
 
-use crate::queue::{Flags, NewMessage, Recipient};
+use crate::cleanup;
+use crate::queue::{Flags, NewMessage};
 use crate::smtp::command::Path;
 use crate::smtp::data::DataEnd;
 use crate::smtp::line::LineSplitter;
-use crate::smtp::received::{received_header, ReceivedInfo};
 use crate::smtp::server::{
     Action, Actions, AuthMechanism, EndReason, Event, RcptClass, ServerParams, Session,
 };
@@ -363,45 +363,26 @@ async fn receive_data(
     data_bytes: &Cell<u64>,
 ) -> Result<Actions, Ended> {
     let client = format!("{host}[{addr}]");
-    // Envelope rewriting at queue entry (append_at_myorigin, canonical
-    // maps, masquerading). Headers too, for the clients that
-    // `local_header_rewrite_clients` names (Postfix's default: this host's
-    // own addresses), as for `sendmail`. The session's envelope is only
-    // borrowed here: the spool's recipient list is the one copy made (no
-    // clone of the whole envelope).
-    use crate::local::Side;
-    let mut rewrites: Vec<(&str, String, String)> = Vec::new();
-    let (sender, rcpts, single_recipient) = {
+    // Rewriting at queue entry is cleanup's. The session's envelope is
+    // only borrowed here: the spool's recipient list is the one copy made
+    // (no clone of the whole envelope).
+    let cleanup::smtp::Envelope {
+        sender,
+        recipients,
+        rewrites,
+        single_recipient,
+    } = {
         let Some(env) = sess.envelope() else {
             return Ok(sess.event(Event::CommitFailed));
         };
-        let sender = shared.rewrite.rewrite(&env.sender, Side::Sender);
-        if sender != env.sender {
-            rewrites.push(("sender", env.sender.clone(), sender.clone()));
-        }
-        let mut rcpts: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
-        for r in &env.recipients {
-            let q = shared.rewrite.rewrite(r, Side::Recipient);
-            let mut rc = Recipient::new(&q);
-            if q != *r {
-                rc.orcpt = Some(format!("rfc822;{r}"));
-                rewrites.push(("recipient", r.clone(), q));
-            }
-            rcpts.push(rc);
-        }
-        // Postfix adds "for <rcpt>" (as the client gave it) only for one.
-        let single = match env.recipients.as_slice() {
-            [one] => Some(one.clone()),
-            _ => None,
-        };
-        (sender, rcpts, single)
+        cleanup::smtp::Envelope::rewrite(&shared.rewrite, &env.sender, &env.recipients)
     };
     let now = crate::queue::clock::now();
     let mut incoming = shared
         .spool
         .create(&NewMessage {
             sender: &sender,
-            recipients: &rcpts,
+            recipients: &recipients,
             arrival: now,
             client: &client,
             flags: Flags { bounce: false },
@@ -414,18 +395,25 @@ async fn receive_data(
         .ok();
     // The envelope is in the queue file now; keep only the count while the
     // body streams.
-    let nrcpt = rcpts.len();
-    drop(rcpts);
-    if let Some(inc) = &incoming {
+    let nrcpt = recipients.len();
+    drop(recipients);
+    // Headers too are rewritten and completed for the clients that
+    // `local_header_rewrite_clients` names (Postfix's default: this host's
+    // own addresses), as for `sendmail`.
+    let rewrite_headers = shared.header_clients.matches(
+        addr,
+        |a| shared.interfaces.contains(&a),
+        shared.mynetworks.iter().any(|n| n.contains(addr)),
+        sess.auth_user().is_some(),
+    );
+    let mut message = None;
+    if let Some(inc) = incoming.as_mut() {
         match sess.auth_user() {
             Some(u) => {
                 let m = sasl.get().map_or("PLAIN", mech_name);
                 log::info!(target: "smtpd", "{}: client={client}, sasl_method={m}, sasl_username={u}", inc.id())
             }
             None => log::info!(target: "smtpd", "{}: client={client}", inc.id()),
-        }
-        for (what, from, to) in &rewrites {
-            log::info!(target: "cleanup", "{}: rewrote {what} <{from}> as <{to}>", inc.id());
         }
         let tls_comment = stream.tls_summary().map(|s| {
             let c = s.received_comment().to_string();
@@ -438,73 +426,42 @@ async fn receive_data(
             );
             format!("{c}\n{}", s.client_cert_comment(shared.ask_ccert))
         });
-        let header = received_header(&ReceivedInfo {
-            helo: sess.helo_name(),
-            client_name: host,
-            client_addr: &addr.to_string(),
-            tls: if shared.received_tls {
-                tls_comment.as_deref()
-            } else {
-                None
+        let addr_s = addr.to_string();
+        let id = inc.id().to_string();
+        // Also logs the envelope rewrites: the rewrite list is not held
+        // while the body streams.
+        match cleanup::smtp::Message::start(
+            cleanup::smtp::Host {
+                hostname: &shared.hostname,
+                mail_name: &shared.mail_name,
+                rewrite: &shared.rewrite,
             },
-            hostname: &shared.hostname,
-            mail_name: &shared.mail_name,
-            protocol: sess.protocol(),
-            queue_id: inc.id(),
-            single_recipient: single_recipient.as_deref(),
-            date: &crate::queue::clock::local(now).rfc5322(),
-        });
-        if let Some(inc) = incoming.as_mut() {
-            if let Err(e) = inc.write(header.as_bytes()) {
-                log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
-                incoming = None;
-            }
+            &cleanup::smtp::Client {
+                helo: sess.helo_name(),
+                name: host,
+                addr: &addr_s,
+                tls: if shared.received_tls {
+                    tls_comment.as_deref()
+                } else {
+                    None
+                },
+                protocol: sess.protocol(),
+                rewrite_headers,
+            },
+            &sender,
+            single_recipient.as_deref(),
+            rewrites,
+            &id,
+            now,
+            inc,
+        ) {
+            Ok(m) => message = Some(m),
+            Err(e) => log::error!(target: "smtpd", "{id}: cannot write queue file: {e}"),
         }
     }
-
-    // The rewrite list (two addresses per rewritten recipient) was only
-    // for the log lines above: do not hold it while the body streams.
-    drop(rewrites);
-    let rewrite_headers = shared.header_clients.matches(
-        addr,
-        |a| shared.interfaces.contains(&a),
-        shared.mynetworks.iter().any(|n| n.contains(addr)),
-        sess.auth_user().is_some(),
-    );
-    let mut fixer = match &incoming {
-        Some(inc) if rewrite_headers => {
-            let date = crate::queue::clock::local(now);
-            let from = if sender.is_empty() {
-                // Postfix's cleanup: the null sender's From: is the daemon.
-                "MAILER-DAEMON".to_string()
-            } else {
-                sender.clone()
-            };
-            Some(crate::local::headers::HeaderFixer::new(
-                crate::local::headers::Added {
-                    from: format!("From: {from}\r\n"),
-                    date: format!("Date: {}\r\n", date.rfc5322()),
-                    message_id: format!(
-                        "Message-Id: {}\r\n",
-                        crate::local::headers::message_id(&date, inc.id(), &shared.hostname)
-                    ),
-                },
-            ))
-        }
-        _ => None,
-    };
-    let qid = incoming
-        .as_ref()
-        .map(|i| i.id().to_string())
-        .unwrap_or_default();
-    // Each header rewrite is logged as `sendmail` logs it.
-    let mut edit = |name: &str, value: &str| -> Option<String> {
-        let side = crate::local::Rewriter::header_side(name)?;
-        let nv = shared.rewrite.header_value(value, side)?;
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
-        log::info!(target: "cleanup", "{qid}: rewrote header <{name}:{}> as <{name}:{}>", clean(value), clean(&nv));
-        Some(nv)
-    };
+    if message.is_none() {
+        incoming = None;
+    }
     let mut reader = sess.data_reader();
     let out = data_buf;
     // Postfix counts the body lines received (with their line ends); a
@@ -521,14 +478,9 @@ async fn receive_data(
             }
             seen += taken.len() as u64;
             splitter.consume(feed.consumed);
-            if let Some(inc) = incoming.as_mut() {
+            if let (Some(inc), Some(m)) = (incoming.as_mut(), message.as_mut()) {
                 if !reader.too_big() {
-                    let data = &out[..feed.written];
-                    let written = match fixer.as_mut() {
-                        Some(f) => f.feed(data, &mut edit, &mut |b| inc.write(b)),
-                        None => inc.write(data),
-                    };
-                    if let Err(e) = written {
+                    if let Err(e) = m.write(&out[..feed.written], inc) {
                         log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
                         incoming = None;
                     }
@@ -548,11 +500,10 @@ async fn receive_data(
             None => return Ok(sess.event(Event::Timeout)),
         }
     };
-    if let (DataEnd::Complete { .. }, Some(f), Some(inc)) =
-        (&outcome, fixer.as_mut(), incoming.as_mut())
+    if let (DataEnd::Complete { .. }, Some(m), Some(inc)) =
+        (&outcome, message.as_mut(), incoming.as_mut())
     {
-        // A header block that never ended gets what is missing now.
-        if let Err(e) = f.finish(&mut edit, &mut |b| inc.write(b)) {
+        if let Err(e) = m.finish(inc) {
             log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
             incoming = None;
         }
@@ -560,8 +511,8 @@ async fn receive_data(
     match outcome {
         DataEnd::BareLf { .. } => Ok(sess.event(Event::DataBareLf)),
         DataEnd::TooBig { .. } => {
-            if let Some(inc) = &incoming {
-                log::info!(target: "cleanup", "{}: reject: message size exceeds limit from {host}[{addr}]", inc.id());
+            if let (Some(_), Some(m)) = (&incoming, &message) {
+                m.reject_too_big(&client);
             }
             drop(incoming);
             Ok(sess.event(Event::DataTooBig))
@@ -573,12 +524,7 @@ async fn receive_data(
             let size = inc.size();
             match shared.committer.commit(inc).await {
                 Ok(id) => {
-                    log::info!(
-                        target: "qmgr",
-                        "{id}: from=<{}>, size={size}, nrcpt={} (queue active)",
-                        sender,
-                        nrcpt
-                    );
+                    cleanup::log_queued(&id, &sender, size, nrcpt);
                     shared.new_mail(&id);
                     Ok(sess.event(Event::Committed(&id)))
                 }

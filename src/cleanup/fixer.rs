@@ -1,6 +1,7 @@
-//! Header rewriting and completion for mail from SMTP clients that
-//! `local_header_rewrite_clients` names, as Postfix's cleanup(8) does for
-//! them (and tern's `sendmail` for every local submission): address
+//! Header rewriting and completion as a message streams, for mail from
+//! SMTP clients that `local_header_rewrite_clients` names, as Postfix's
+//! cleanup(8) does for them (local submissions get the same from
+//! [`super::local`], which holds their header block whole): address
 //! headers are qualified and canonicalised, and a missing `From:`,
 //! `Date:` or `Message-Id:` is added at the end of the header block.
 //!
@@ -208,7 +209,7 @@ impl HeaderFixer {
             self.emit_missing(out)?;
             return out(line);
         }
-        if crate::sendmail::headers::field_name_len(line).is_some() {
+        if super::headers::field_name_len(line).is_some() {
             self.field.extend_from_slice(line);
             return Ok(());
         }
