@@ -152,6 +152,14 @@ pub struct HostFailure {
 }
 
 impl HostFailure {
+    /// A permanent failure before any server was reached (bounce).
+    pub fn hard(text: impl Into<String>, dsn: &str) -> HostFailure {
+        HostFailure {
+            permanent: true,
+            ..HostFailure::soft(text, dsn)
+        }
+    }
+
     /// A temporary failure before any server was reached.
     pub fn soft(text: impl Into<String>, dsn: &str) -> HostFailure {
         HostFailure {
@@ -808,26 +816,20 @@ impl<'a> Planner<'a> {
             NextHops::Implicit(h) => self.hosts.push_back((h.name, secure)),
             NextHops::NullMx => {
                 return self.finish(PlanOutcome::Failed {
-                    failure: HostFailure {
-                        text: format!("Domain {host} does not accept mail (nullMX)"),
-                        dsn: "5.1.10".into(),
-                        permanent: true,
-                        reached: false,
-                        tls: false,
-                    },
+                    failure: HostFailure::hard(
+                        format!("Domain {host} does not accept mail (nullMX)"),
+                        "5.1.10",
+                    ),
                     relay: None,
                     dead: false,
                 })
             }
             NextHops::NxDomain => {
                 return self.finish(PlanOutcome::Failed {
-                    failure: HostFailure {
-                        text: format!("Host or domain name not found. Name service error for name={host} type=MX: Host not found"),
-                        dsn: "5.4.4".into(),
-                        permanent: true,
-                        reached: false,
-                        tls: false,
-                    },
+                    failure: HostFailure::hard(
+                        format!("Host or domain name not found. Name service error for name={host} type=MX: Host not found"),
+                        "5.4.4",
+                    ),
                     relay: None,
                     dead: false,
                 })
