@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench rss` (add `-- N` for N sessions instead of 100).
 //! Cargo builds tern with the bench profile (= release) and hands this
-//! program its path (`CARGO_BIN_EXE_tern`). Needs root (tern drops to
+//! program its path (`CARGO_BIN_EXE_tern`; `TERN_BIN` runs another
+//! build instead, for paired before/after runs). Needs root (tern drops to
 //! `nobody`; Postfix runs as itself) and Debian's postfix, openssl.
 //!
 //! For each server: start it on loopback with an RSA-2048 certificate,

@@ -129,7 +129,9 @@ impl TernBuilder {
             let out = run(cmd, Some(format!("{pw}\n").as_bytes()), WAIT);
             assert!(out.success(), "tern passwd {user}: {}", out.combined());
         }
-        let mut cmd = Command::new(TERN);
+        // `TERN_BIN` runs another build (a benchmark's paired "before" run).
+        let bin = std::env::var("TERN_BIN").unwrap_or_else(|_| TERN.to_string());
+        let mut cmd = Command::new(bin);
         cmd.args(["run", "-f", "-c"]).arg(&conf);
         let daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
         let mut t = Tern {
