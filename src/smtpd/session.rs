@@ -404,7 +404,7 @@ async fn receive_data(
             recipients: &rcpts,
             arrival: now,
             client: &client,
-            flags: Flags { bounce: false },
+            flags: Flags::default(),
             size_limit: 0,
             deferred: false,
         })
