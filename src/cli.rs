@@ -640,7 +640,10 @@ mod tests {
         let m = [map("[smtp.example]:587 u:p\n")];
         assert!(relayhost_sasl_warning("[smtp.example]:587", &specs, &m).is_none());
         let w = relayhost_sasl_warning("smtp.example:587", &specs, &m).unwrap();
-        assert!(w.contains("no entry for relayhost = smtp.example:587"), "{w}");
+        assert!(
+            w.contains("no entry for relayhost = smtp.example:587"),
+            "{w}"
+        );
         // The host name alone matches any port, as in delivery.
         let m = [map("smtp.example u:p\n")];
         assert!(relayhost_sasl_warning("[smtp.example]:465", &specs, &m).is_none());

@@ -345,7 +345,9 @@ mod tests {
         assert!(!text.contains("I'm sorry"), "{text}");
         assert!(text.contains("<alice@example.org>: host relay.example[192.0.2.2] said: 530 5.7.0"));
         assert!(text.contains("X-Postfix-Sender: rfc822; \r\n"));
-        assert!(text.contains("Content-Type: text/rfc822-headers\r\n\r\nFrom: MAILER-DAEMON@box.example\r\n"));
+        assert!(text.contains(
+            "Content-Type: text/rfc822-headers\r\n\r\nFrom: MAILER-DAEMON@box.example\r\n"
+        ));
     }
 
     #[test]

@@ -177,7 +177,11 @@ impl QueueManager {
         };
         let now = queue::clock::now();
         // Held messages stay held (hold/ is never delivered from).
-        for e in report.entries.into_iter().filter(|e| e.dir != QueueDir::Hold) {
+        for e in report
+            .entries
+            .into_iter()
+            .filter(|e| e.dir != QueueDir::Hold)
+        {
             let due: Vec<(usize, Outcome)> = e
                 .rcpts
                 .iter()
@@ -659,7 +663,9 @@ impl QueueManager {
             // The notification could not be queued: keep the message
             // itself rather than lose the only trace of the failure.
             match self.spool.hold(&job.id) {
-                Ok(()) => log::warn!(target: "qmgr", "warning: {}: held: its non-delivery notification could not be queued", job.id),
+                Ok(()) => {
+                    log::warn!(target: "qmgr", "warning: {}: held: its non-delivery notification could not be queued", job.id)
+                }
                 Err(e) => log::error!(target: "qmgr", "{}: cannot hold: {e}", job.id),
             }
             return;
@@ -797,7 +803,9 @@ impl QueueManager {
                     "warning: {}: undeliverable postmaster notification discarded, original queue ID {o}: undeliverable_bounce_hold_limit = {limit} reached",
                     old.id()
                 ),
-                Err(e) => log::error!(target: "qmgr", "{}: cannot remove from hold/: {e}", old.id()),
+                Err(e) => {
+                    log::error!(target: "qmgr", "{}: cannot remove from hold/: {e}", old.id())
+                }
             }
         }
     }

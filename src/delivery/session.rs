@@ -408,7 +408,12 @@ impl<'a> Conn<'a> {
                 // not the recipient. Defer (the mail stays queued until
                 // the owner fixes it) and say which setting to fix.
                 let text = format!("{}; {}", r.describe(&self.hostaddr), self.no_auth_hint());
-                RcptResult::new(ResultKind::Deferred, &self.relay, &soft_dsn(&r.dsn()), &text)
+                RcptResult::new(
+                    ResultKind::Deferred,
+                    &self.relay,
+                    &soft_dsn(&r.dsn()),
+                    &text,
+                )
             } else {
                 RcptResult::new(kind, &self.relay, &r.dsn(), &r.describe(&self.hostaddr))
             };
