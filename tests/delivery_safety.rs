@@ -13,7 +13,6 @@ use common::postfix::{Postfix, PostfixBuilder};
 use common::tempdir::{write_config, TempDir};
 use delivery_harness::{field, Tern, TernBuilder};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
