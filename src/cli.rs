@@ -83,6 +83,161 @@ pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
     out
 }
 
+/// What `check-config` warns about without failing: settings that load
+/// but would lose or hold up mail at run time. Each line starts with
+/// `warning: `.
+pub fn deep_warnings(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !cfg.bool("smtp_sasl_auth_enable") {
+        return out;
+    }
+    let specs = crate::config::table::parse_map_list(cfg.get("smtp_sasl_password_maps"))
+        .unwrap_or_default();
+    let mut maps = Vec::new();
+    for spec in &specs {
+        let Ok(text) = crate::config::table::read_source(spec) else {
+            continue; // an error of deep_check's
+        };
+        if let Ok((m, _)) = crate::policy::sasl::SaslPasswordMap::parse(&text, spec.source_path()) {
+            maps.push(m);
+        }
+    }
+    out.extend(relayhost_sasl_warning(cfg.get("relayhost"), &specs, &maps));
+    // The daemon re-reads the maps on SIGHUP as mail_owner (root is gone
+    // by then): a file only root can read loads at start and makes every
+    // later reload fail.
+    let owner = cfg.get("mail_owner").trim();
+    if owner.is_empty() {
+        return out;
+    }
+    let Ok((uid, gid)) = crate::smtpd::listen::user_ids(owner) else {
+        return out; // check_mail_owner reports it (as root)
+    };
+    for spec in &specs {
+        let path = Path::new(spec.source_path());
+        if let Some(why) = unreadable_by(path, uid, gid) {
+            let group = group_name(gid);
+            out.push(format!(
+                "warning: smtp_sasl_password_maps: {} is not readable by mail_owner = {owner} ({why}): \
+                 the daemon reads it again on every reload after dropping root, so a reload would fail; \
+                 make it readable by the group only: chown root:{group} {p}; chmod 640 {p}",
+                path.display(),
+                p = path.display(),
+            ));
+        }
+    }
+    out
+}
+
+/// The warning when `smtp_sasl_auth_enable = yes` and no password map
+/// entry matches `relayhost` as delivery looks it up (the server's host
+/// name, then the next hop verbatim; Postfix's order and exact keys).
+fn relayhost_sasl_warning(
+    relayhost: &str,
+    specs: &[crate::config::table::MapSpec],
+    maps: &[crate::policy::sasl::SaslPasswordMap],
+) -> Option<String> {
+    let relayhost = relayhost.trim();
+    if relayhost.is_empty() {
+        return None;
+    }
+    if specs.is_empty() {
+        return Some(format!(
+            "warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty: \
+             tern sends no credentials to relayhost = {relayhost}, and a relay that requires a login \
+             refuses the mail (it stays deferred)"
+        ));
+    }
+    let host = crate::policy::nexthop::NextHop::parse(relayhost)
+        .map(|h| h.host().to_string())
+        .unwrap_or_else(|_| relayhost.to_string());
+    let q = crate::policy::sasl::SaslQuery {
+        sender: None,
+        hostname: &host,
+        nexthop: relayhost,
+    };
+    if crate::policy::sasl::lookup_maps(maps, &q).is_some() {
+        return None;
+    }
+    Some(format!(
+        "warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps has no entry for \
+         relayhost = {relayhost} (looked up as \"{host}\", then \"{relayhost}\": keys match exactly, \
+         brackets and port included): tern sends no credentials, and a relay that requires a login \
+         refuses the mail (it stays deferred)"
+    ))
+}
+
+/// Why `path` cannot be read by `uid`/`gid` with no supplementary groups
+/// (the daemon clears them when it drops root), or None when it can.
+fn unreadable_by(path: &Path, uid: u32, gid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => return None, // a missing file is deep_check's error
+    };
+    if !may_access(&meta, uid, gid, 0o4) {
+        return Some(format!(
+            "owner {}:{}, mode {:04o}",
+            meta.uid(),
+            meta.gid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    // Every directory above it must let mail_owner through.
+    for dir in path.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        if let Ok(m) = std::fs::metadata(dir) {
+            if !may_access(&m, uid, gid, 0o1) {
+                return Some(format!(
+                    "directory {} has owner {}:{}, mode {:04o}",
+                    dir.display(),
+                    m.uid(),
+                    m.gid(),
+                    m.mode() & 0o7777
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The permission check for `bit` (4 read, 1 search) as the kernel makes
+/// it for an unprivileged `uid` with the single group `gid`.
+fn may_access(meta: &std::fs::Metadata, uid: u32, gid: u32, bit: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    permits(meta.mode(), meta.uid(), meta.gid(), uid, gid, bit)
+}
+
+/// Owner bits if `uid` owns it, else group bits if `gid` is its group,
+/// else the other bits (the first class that applies decides).
+fn permits(mode: u32, owner: u32, group: u32, uid: u32, gid: u32, bit: u32) -> bool {
+    let shift = if owner == uid {
+        6
+    } else if group == gid {
+        3
+    } else {
+        0
+    };
+    (mode >> shift) & bit != 0
+}
+
+/// The name of group `gid`, or the number.
+fn group_name(gid: u32) -> String {
+    // SAFETY: getgrgid returns NULL or a pointer to static storage, read
+    // at once on this (the only) thread.
+    unsafe {
+        let g = libc::getgrgid(gid);
+        if g.is_null() || (*g).gr_name.is_null() {
+            return gid.to_string();
+        }
+        std::ffi::CStr::from_ptr((*g).gr_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 fn print_errors(errs: &[ConfigError]) -> ExitCode {
     for e in errs {
         eprintln!("tern: {e}");
@@ -456,4 +611,44 @@ fn replace_file(path: &Path, data: &[u8], mail_owner: &str) -> std::io::Result<(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_classes() {
+        // root:tern 0640 -> tern (group) reads, others do not.
+        assert!(permits(0o100640, 0, 5025, 5025, 5025, 4));
+        assert!(!permits(0o100600, 0, 0, 5025, 5025, 4));
+        // The owner class decides even when group bits would allow.
+        assert!(!permits(0o100040, 5025, 5025, 5025, 5025, 4));
+        assert!(permits(0o100604, 0, 0, 5025, 5025, 4));
+        assert!(permits(0o040711, 0, 0, 5025, 5025, 1));
+        assert!(!permits(0o040700, 0, 0, 5025, 5025, 1));
+    }
+
+    #[test]
+    fn relayhost_key_mismatch_warns() {
+        let map = |text: &str| {
+            crate::policy::sasl::SaslPasswordMap::parse(text.as_bytes(), "sasl_passwd")
+                .unwrap()
+                .0
+        };
+        let specs = crate::config::table::parse_map_list("texthash:/etc/tern/sasl_passwd").unwrap();
+        let m = [map("[smtp.example]:587 u:p\n")];
+        assert!(relayhost_sasl_warning("[smtp.example]:587", &specs, &m).is_none());
+        let w = relayhost_sasl_warning("smtp.example:587", &specs, &m).unwrap();
+        assert!(
+            w.contains("no entry for relayhost = smtp.example:587"),
+            "{w}"
+        );
+        // The host name alone matches any port, as in delivery.
+        let m = [map("smtp.example u:p\n")];
+        assert!(relayhost_sasl_warning("[smtp.example]:465", &specs, &m).is_none());
+        assert!(relayhost_sasl_warning("", &specs, &m).is_none());
+        let w = relayhost_sasl_warning("[smtp.example]:587", &[], &[]).unwrap();
+        assert!(w.contains("smtp_sasl_password_maps is empty"), "{w}");
+    }
 }

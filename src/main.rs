@@ -91,6 +91,9 @@ fn check_config(args: &[String]) -> ExitCode {
                 for w in config::params::reserved_warnings(|n| cfg.line_of(n).map(|_| cfg.get(n))) {
                     eprintln!("{}: {w}", path.display());
                 }
+                for w in tern::cli::deep_warnings(&cfg) {
+                    eprintln!("{}: {w}", path.display());
+                }
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
             }

@@ -68,6 +68,12 @@ macro_rules! p {
 /// Every parameter, sorted by name (binary-searched by `lookup`).
 pub static PARAMS: &[Param] = &[
     p!(
+        "2bounce_notice_recipient",
+        "postmaster",
+        Kind::Text,
+        "who gets a bounce that could not be delivered (Postfix's double bounce); @$myorigin is added to a bare name"
+    ),
+    p!(
         "alias_maps",
         "texthash:/etc/tern/aliases",
         Kind::Maps,
@@ -114,6 +120,12 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::List,
         "resolvers not on loopback whose AD bit DANE trusts (ip or ip:port, as in dns_resolvers); loopback is always trusted"
+    ),
+    p!(
+        "double_bounce_sender",
+        "double-bounce",
+        Kind::Text,
+        "sender (local part, @$myorigin added) of double bounces to the postmaster"
     ),
     p!(
         "home_mailbox",
@@ -312,6 +324,12 @@ pub static PARAMS: &[Param] = &[
         "no",
         Kind::Bool,
         "authenticate to servers listed in smtp_sasl_password_maps"
+    ),
+    p!(
+        "smtp_sasl_auth_soft_bounce",
+        "yes",
+        Kind::Bool,
+        "defer (yes) or bounce (no) mail when the server rejects tern's AUTH with a 5xx reply"
     ),
     p!(
         "smtp_sasl_password_maps",
@@ -609,6 +627,12 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::Maps,
         "per-domain routes: domain smtp:[host]:port"
+    ),
+    p!(
+        "undeliverable_bounce_hold_limit",
+        "20",
+        Kind::Int,
+        "double bounces that could not be delivered either, kept in hold/ (mailq shows them); beyond this the oldest is discarded with a log line"
     ),
     p!(
         "virtual_mailbox_base",

@@ -58,12 +58,27 @@ pub struct Report<'a> {
 /// (it must already be cut to `bounce_size_limit` by the caller; it is
 /// normalised to CRLF here).
 pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
+    render_as(r, None, original)
+}
+
+/// Renders Postfix's double bounce: the report about a bounce that could
+/// not be delivered, to the postmaster address `to` (Postfix's
+/// `2bounce_notice_recipient`). As Postfix's bounce(8) writes it: the
+/// `Postmaster Copy: Undelivered Mail` subject, the reasons and the
+/// delivery-status part without the sender-facing boiler-plate text, and
+/// the bounce's headers only (`original` should be just those; set
+/// `headers_only`).
+pub fn render_postmaster_copy(r: &Report<'_>, to: &str, original: &[u8]) -> Vec<u8> {
+    render_as(r, Some(to), original)
+}
+
+fn render_as(r: &Report<'_>, postmaster: Option<&str>, original: &[u8]) -> Vec<u8> {
     let boundary = format!("{}.{}/{}", r.queue_id, r.unique, r.myhostname);
     let failed = r.recipients.iter().any(|x| x.action == Action::Failed);
-    let subject = if failed {
-        "Undelivered Mail Returned to Sender"
-    } else {
-        "Delayed Mail (still being retried)"
+    let subject = match (postmaster, failed) {
+        (Some(_), _) => "Postmaster Copy: Undelivered Mail",
+        (None, true) => "Undelivered Mail Returned to Sender",
+        (None, false) => "Delayed Mail (still being retried)",
     };
     let mut s = String::new();
     let _ = write!(
@@ -88,11 +103,22 @@ pub fn render(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
          This is the mail system at host {h}.\r\n\
          \r\n",
         h = r.myhostname,
-        to = if r.sender.is_empty() { "<>" } else { r.sender },
+        to = match postmaster {
+            Some(p) => p,
+            None if r.sender.is_empty() => "<>",
+            None => r.sender,
+        },
         u = r.unique,
         date = r.date,
     );
-    if failed {
+    if postmaster.is_some() {
+        // Postfix sends no boiler-plate to the postmaster; one sentence
+        // says what this is, for an owner who has never seen one.
+        s.push_str(
+            "A non-delivery notification (bounce) could not be delivered to\r\n\
+             its recipient. The reason and the notification's headers follow.\r\n",
+        );
+    } else if failed {
         s.push_str(
             "I'm sorry to have to inform you that your message could not\r\n\
              be delivered to one or more recipients. It's attached below.\r\n\
@@ -293,6 +319,35 @@ mod tests {
         assert!(text.contains("Action: delayed\r\nStatus: 4.4.1\r\nDiagnostic-Code: X-Postfix; connect to mx[192.0.2.1]:25: Connection refused  X-Evil: 1\r\n"));
         assert!(!text.contains("\r\nX-Evil"));
         assert!(text.contains("Content-Type: text/rfc822-headers"));
+    }
+
+    #[test]
+    fn postmaster_copy_of_a_bounce() {
+        let rcpts = [RecipientStatus {
+            final_rcpt: "alice@example.org",
+            original_rcpt: None,
+            action: Action::Failed,
+            status: "5.7.0",
+            remote_mta: Some("relay.example"),
+            diagnostic: "host relay.example[192.0.2.2] said: 530 5.7.0 Authentication required (in reply to MAIL FROM command)",
+            diagnostic_is_smtp: true,
+        }];
+        let mut r = report(&rcpts);
+        r.sender = "";
+        r.headers_only = true;
+        let text = String::from_utf8(render_postmaster_copy(
+            &r,
+            "postmaster@box.example",
+            b"From: MAILER-DAEMON@box.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n",
+        ))
+        .unwrap();
+        assert!(text.starts_with("From: MAILER-DAEMON@box.example (Mail Delivery System)\r\nSubject: Postmaster Copy: Undelivered Mail\r\nTo: postmaster@box.example\r\n"), "{text}");
+        assert!(!text.contains("I'm sorry"), "{text}");
+        assert!(text.contains("<alice@example.org>: host relay.example[192.0.2.2] said: 530 5.7.0"));
+        assert!(text.contains("X-Postfix-Sender: rfc822; \r\n"));
+        assert!(text.contains(
+            "Content-Type: text/rfc822-headers\r\n\r\nFrom: MAILER-DAEMON@box.example\r\n"
+        ));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::session::Conn;
 /// A delivery session to one next hop.
 pub struct Delivery {
     pub(super) ctx: Rc<Context>,
-    dest: String,
+    pub(super) dest: String,
     /// `tern probe`: connect, EHLO, TLS, QUIT; record the peer's chain.
     pub(super) probing: bool,
     /// Implicit TLS on every connection (RFC 8314): the route said so

@@ -74,6 +74,25 @@ pub struct Settings {
     pub myhostname: String,
     /// `bounce_size_limit`.
     pub bounce_size_limit: usize,
+    /// `smtp_sasl_auth_soft_bounce`: a 5xx reply to AUTH defers (yes) or
+    /// bounces (no).
+    pub sasl_auth_soft_bounce: bool,
+    /// `2bounce_notice_recipient`, with `@$myorigin` added to a bare name.
+    pub double_bounce_recipient: String,
+    /// `double_bounce_sender@$myorigin`.
+    pub double_bounce_sender: String,
+    /// `undeliverable_bounce_hold_limit`.
+    pub bounce_hold_limit: usize,
+}
+
+/// `name` with `@origin` added when it has no domain (Postfix's
+/// append_at_myorigin for the addresses it makes itself).
+fn qualify(name: &str, origin: &str) -> String {
+    if name.is_empty() || name.contains('@') || origin.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}@{origin}")
+    }
 }
 
 impl Settings {
@@ -130,6 +149,17 @@ impl Settings {
             wrappermode: cfg.bool("smtp_tls_wrappermode"),
             myhostname: cfg.get("myhostname").to_string(),
             bounce_size_limit: usize::try_from(cfg.int("bounce_size_limit")).unwrap_or(50_000),
+            sasl_auth_soft_bounce: cfg.bool("smtp_sasl_auth_soft_bounce"),
+            double_bounce_recipient: qualify(
+                cfg.get("2bounce_notice_recipient").trim(),
+                cfg.get("myorigin"),
+            ),
+            double_bounce_sender: qualify(
+                cfg.get("double_bounce_sender").trim(),
+                cfg.get("myorigin"),
+            ),
+            bounce_hold_limit: usize::try_from(cfg.int("undeliverable_bounce_hold_limit"))
+                .unwrap_or(20),
         }
     }
 

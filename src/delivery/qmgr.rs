@@ -176,7 +176,12 @@ impl QueueManager {
             return;
         };
         let now = queue::clock::now();
-        for e in report.entries {
+        // Held messages stay held (hold/ is never delivered from).
+        for e in report
+            .entries
+            .into_iter()
+            .filter(|e| e.dir != QueueDir::Hold)
+        {
             let due: Vec<(usize, Outcome)> = e
                 .rcpts
                 .iter()
@@ -257,7 +262,9 @@ impl QueueManager {
         // (destination, implicit TLS) -> messages, in queue order.
         let mut plan: BTreeMap<(String, bool), Vec<MessageJob>> = BTreeMap::new();
         for entry in entries {
-            if self.busy(entry.id()) {
+            // hold/ is neither delivered from nor cleaned: what is there
+            // waits for the owner (mailq shows it).
+            if self.busy(entry.id()) || entry.dir == QueueDir::Hold {
                 continue;
             }
             let Some(due) = entry.next_attempt else {
@@ -622,6 +629,10 @@ impl QueueManager {
             }
             outcomes.push((i, outcome));
         }
+        if !bounced.is_empty() && self.is_double_bounce(ctx, job) {
+            self.hold_undeliverable(ctx, job, outcomes, now);
+            return;
+        }
         // Delivered to the last open recipients: remove the message
         // without recording first (docs/spool.md: saves one fdatasync and,
         // for a first attempt, the state log's directory fsync; a crash
@@ -648,8 +659,16 @@ impl QueueManager {
             log::error!(target: "qmgr", "{}: cannot record delivery status: {e}", job.id);
             return;
         }
-        if !bounced.is_empty() {
-            self.send_bounce(ctx, job, &bounced, Action::Failed);
+        if !bounced.is_empty() && !self.send_bounce(ctx, job, &bounced, Action::Failed) {
+            // The notification could not be queued: keep the message
+            // itself rather than lose the only trace of the failure.
+            match self.spool.hold(&job.id) {
+                Ok(()) => {
+                    log::warn!(target: "qmgr", "warning: {}: held: its non-delivery notification could not be queued", job.id)
+                }
+                Err(e) => log::error!(target: "qmgr", "{}: cannot hold: {e}", job.id),
+            }
+            return;
         }
         match self.spool.scan_one(&job.id) {
             Ok(Some(entry)) => match entry.next_attempt.inspect(|t| self.note_due(*t)) {
@@ -707,18 +726,105 @@ impl QueueManager {
         self.record(ctx, &job, results, now, false);
     }
 
-    /// Queues a DSN to the sender, unless the message is itself a bounce or
-    /// has the null sender (never bounce a bounce).
+    /// A postmaster notification about an undeliverable bounce (or mail
+    /// from the double-bounce address, as Postfix recognises it): never
+    /// bounced, held when it cannot be delivered.
+    fn is_double_bounce(&self, ctx: &Context, job: &MessageJob) -> bool {
+        job.flags.double_bounce
+            || (!ctx.settings.double_bounce_sender.is_empty()
+                && job
+                    .sender
+                    .eq_ignore_ascii_case(&ctx.settings.double_bounce_sender))
+    }
+
+    /// Keeps a double bounce that could not be delivered: into `hold/`
+    /// first (durably), then its outcomes recorded there, so that a crash
+    /// in between leaves it held with its recipients still open, never
+    /// back in the queue with every recipient final (a scan would remove
+    /// it). Then at most `undeliverable_bounce_hold_limit` of them stay:
+    /// the oldest beyond that are removed, each with a log line.
+    fn hold_undeliverable(
+        &self,
+        ctx: &Context,
+        job: &MessageJob,
+        outcomes: Vec<(usize, Outcome)>,
+        now: u64,
+    ) {
+        let origin = job.flags.origin.as_deref().unwrap_or(&job.id);
+        if let Err(e) = self.spool.hold(&job.id) {
+            // Not held: try again later rather than record it as final.
+            log::error!(target: "qmgr", "{}: cannot move the undeliverable postmaster notification to hold/: {e}; retrying later", job.id);
+            let later = now + ctx.settings.maximal_backoff_time.as_secs().max(1);
+            let retry: Vec<(usize, Outcome)> = outcomes
+                .into_iter()
+                .map(|(i, o)| match o {
+                    Outcome::Bounced { text } => (i, Outcome::Deferred { until: later, text }),
+                    other => (i, other),
+                })
+                .collect();
+            if let Err(e) = self.spool.record(&job.id, &retry, now) {
+                log::error!(target: "qmgr", "{}: cannot record delivery status: {e}", job.id);
+            }
+            self.note_due(later);
+            return;
+        }
+        if let Err(e) = self.spool.record(&job.id, &outcomes, now) {
+            // Held all the same; mailq shows the last deferral instead.
+            log::error!(target: "qmgr", "{}: cannot record delivery status: {e}", job.id);
+        }
+        log::warn!(
+            target: "qmgr",
+            "warning: {}: undeliverable postmaster notification held, original queue ID {origin} (hold/{}: listed by mailq)",
+            job.id,
+            job.id
+        );
+        let limit = ctx.settings.bounce_hold_limit;
+        let held: Vec<QueueEntry> = match self.spool.held() {
+            Ok(h) => h
+                .into_iter()
+                .filter(|e| {
+                    e.envelope.flags.double_bounce
+                        || e.envelope
+                            .sender
+                            .eq_ignore_ascii_case(&ctx.settings.double_bounce_sender)
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!(target: "qmgr", "hold/: {e}");
+                return;
+            }
+        };
+        let excess = held.len().saturating_sub(limit);
+        for old in held.iter().take(excess) {
+            let o = old.envelope.flags.origin.as_deref().unwrap_or(old.id());
+            match self.spool.remove(old.id()) {
+                Ok(()) => log::warn!(
+                    target: "qmgr",
+                    "warning: {}: undeliverable postmaster notification discarded, original queue ID {o}: undeliverable_bounce_hold_limit = {limit} reached",
+                    old.id()
+                ),
+                Err(e) => {
+                    log::error!(target: "qmgr", "{}: cannot remove from hold/: {e}", old.id())
+                }
+            }
+        }
+    }
+
+    /// Queues a DSN to the sender. A message that is itself a bounce or
+    /// has the null sender is never bounced to its sender: the postmaster
+    /// gets a double bounce instead (Postfix's 2bounce notice, which
+    /// tern always sends). False when the notification could not be
+    /// queued.
     fn send_bounce(
         &self,
         ctx: &Context,
         job: &MessageJob,
         failed: &[(String, RcptResult)],
         action: Action,
-    ) {
+    ) -> bool {
         if job.sender.is_empty() || job.is_bounce {
             log::info!(target: "bounce", "{}: not bouncing: the message is a bounce or has a null sender", job.id);
-            return;
+            return self.send_double_bounce(ctx, job, failed);
         }
         let host = ctx.settings.myhostname.as_str();
         let limit = ctx.settings.bounce_size_limit;
@@ -726,7 +832,7 @@ impl QueueManager {
             Ok(x) => x,
             Err(e) => {
                 log::error!(target: "bounce", "{}: cannot read the message for the bounce: {e}", job.id);
-                return;
+                return false;
             }
         };
         let now = queue::clock::now();
@@ -755,31 +861,131 @@ impl QueueManager {
         };
         let text = bounce::render(&report, &original);
         let rcpts = [Recipient::new(&job.sender)];
-        let made = self
+        let flags = Flags {
+            bounce: true,
+            double_bounce: false,
+            origin: Some(job.flags.origin.clone().unwrap_or_else(|| job.id.clone())),
+        };
+        match self.queue_notification("", &rcpts, flags, &text) {
+            Ok(id) => {
+                log::info!(target: "bounce", "{}: sender non-delivery notification: {id}", job.id);
+                self.announce(&id, "", text.len());
+                true
+            }
+            Err(e) => {
+                log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id);
+                false
+            }
+        }
+    }
+
+    /// Queues Postfix's double bounce: the reasons a bounce (or a
+    /// null-sender message) could not be delivered and its headers, from
+    /// `double_bounce_sender` to `2bounce_notice_recipient`. False when it
+    /// could not be queued (or there is no recipient for it).
+    fn send_double_bounce(
+        &self,
+        ctx: &Context,
+        job: &MessageJob,
+        failed: &[(String, RcptResult)],
+    ) -> bool {
+        let set = &ctx.settings;
+        let to = set.double_bounce_recipient.as_str();
+        if to.is_empty() {
+            log::warn!(target: "bounce", "warning: {}: 2bounce_notice_recipient is empty: no postmaster notification", job.id);
+            return false;
+        }
+        // Headers only: the postmaster needs to see what failed, not the
+        // returned message again (Postfix: DSN_RET_HDRS).
+        let original = match self.read_original(&job.id, set.bounce_size_limit) {
+            Ok((mut buf, _)) => {
+                if let Some(end) = find_header_end(&buf) {
+                    buf.truncate(end);
+                }
+                buf
+            }
+            Err(e) => {
+                log::error!(target: "bounce", "{}: cannot read the message for the postmaster notification: {e}", job.id);
+                return false;
+            }
+        };
+        let now = queue::clock::now();
+        let statuses: Vec<RecipientStatus<'_>> = failed
+            .iter()
+            .map(|(rcpt, r)| RecipientStatus {
+                final_rcpt: rcpt,
+                original_rcpt: None,
+                action: Action::Failed,
+                status: &r.dsn,
+                remote_mta: r.remote_mta.as_deref(),
+                diagnostic: &r.text,
+                diagnostic_is_smtp: r.remote_mta.is_some(),
+            })
+            .collect();
+        let unique = format!("{now}");
+        let report = bounce::Report {
+            myhostname: &set.myhostname,
+            queue_id: &job.id,
+            sender: &job.sender,
+            arrival_date: &crate::queue::clock::local(job.arrival).rfc5322(),
+            date: &crate::queue::clock::local(now).rfc5322(),
+            unique: &unique,
+            recipients: &statuses,
+            headers_only: true,
+        };
+        let text = bounce::render_postmaster_copy(&report, to, &original);
+        let rcpts = [Recipient::new(to)];
+        let flags = Flags {
+            bounce: true,
+            double_bounce: true,
+            origin: Some(job.flags.origin.clone().unwrap_or_else(|| job.id.clone())),
+        };
+        match self.queue_notification(&set.double_bounce_sender, &rcpts, flags, &text) {
+            Ok(id) => {
+                log::info!(target: "bounce", "{}: postmaster non-delivery notification: {id}", job.id);
+                self.announce(&id, &set.double_bounce_sender, text.len());
+                true
+            }
+            Err(e) => {
+                log::error!(target: "bounce", "{}: cannot queue the postmaster notification: {e}", job.id);
+                false
+            }
+        }
+    }
+
+    /// Writes a notification into the queue and looks at it soon.
+    fn queue_notification(
+        &self,
+        sender: &str,
+        rcpts: &[Recipient],
+        flags: Flags,
+        text: &[u8],
+    ) -> Result<String, queue::SpoolError> {
+        let now = queue::clock::now();
+        let id = self
             .spool
             .create(&NewMessage {
-                sender: "",
-                recipients: &rcpts,
+                sender,
+                recipients: rcpts,
                 arrival: now,
                 client: "local",
-                flags: Flags { bounce: true },
+                flags,
                 size_limit: 0,
                 deferred: false,
             })
             .and_then(|mut inc| {
-                inc.write(&text)?;
+                inc.write(text)?;
                 inc.commit()
-            });
-        match made {
-            Ok(id) => {
-                log::info!(target: "bounce", "{}: sender non-delivery notification: {id}", job.id);
-                // As Postfix's qmgr does for every new message: pflogsumm
-                // takes the size of delivered mail from this line.
-                log::info!(target: "qmgr", "{id}: from=<>, size={}, nrcpt=1 (queue active)", text.len());
-                self.notify_new(&id);
-            }
-            Err(e) => log::error!(target: "bounce", "{}: cannot queue the bounce: {e}", job.id),
-        }
+            })?;
+        Ok(id)
+    }
+
+    /// After the bounce daemon's line: qmgr's line for the new message
+    /// (as Postfix's qmgr logs every new message: pflogsumm takes the
+    /// size of delivered mail from it), and a look at it soon.
+    fn announce(&self, id: &str, sender: &str, size: usize) {
+        log::info!(target: "qmgr", "{id}: from=<{sender}>, size={size}, nrcpt=1 (queue active)");
+        self.notify_new(id);
     }
 
     /// The original message, cut to `limit` bytes at a line end; headers

@@ -192,6 +192,8 @@ pub struct MessageJob {
     pub size: u64,
     /// The message is a bounce (never bounce it again).
     pub is_bounce: bool,
+    /// The envelope's flags (double bounce, original queue ID).
+    pub flags: crate::queue::Flags,
     /// Recipients of this job: (index in the envelope, address).
     pub rcpts: Vec<(usize, String)>,
     /// Every envelope recipient (index -> address), for log lines.
@@ -210,6 +212,7 @@ impl MessageJob {
             picked: SystemTime::now(),
             size: e.envelope.size,
             is_bounce: e.envelope.flags.bounce,
+            flags: e.envelope.flags.clone(),
             rcpts,
             all_rcpts: e
                 .envelope

@@ -399,7 +399,24 @@ impl<'a> Conn<'a> {
                 Status::Deferred => ResultKind::Deferred,
                 Status::Bounced => ResultKind::Bounced,
             };
-            let mut rr = RcptResult::new(kind, &self.relay, &r.dsn(), &r.describe(&self.hostaddr));
+            let mut rr = if kind == ResultKind::Bounced
+                && !self.sess.authenticated()
+                && crate::smtp::client::auth_required(&r.reply)
+            {
+                // "530 5.7.0 Authentication required" to a client that
+                // sent no credentials: this box's configuration is wrong,
+                // not the recipient. Defer (the mail stays queued until
+                // the owner fixes it) and say which setting to fix.
+                let text = format!("{}; {}", r.describe(&self.hostaddr), self.no_auth_hint());
+                RcptResult::new(
+                    ResultKind::Deferred,
+                    &self.relay,
+                    &soft_dsn(&r.dsn()),
+                    &text,
+                )
+            } else {
+                RcptResult::new(kind, &self.relay, &r.dsn(), &r.describe(&self.hostaddr))
+            };
             rr.remote_mta = Some(self.t.host.clone());
             // A reused connection: this message's delivery began with its
             // own transaction, set-up was free.
@@ -417,19 +434,45 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Why tern offered this server no credentials, naming the settings
+    /// that would make it log in (the lookup keys as delivery tries them).
+    fn no_auth_hint(&self) -> String {
+        if !self.d.ctx.settings.sasl_auth_enable {
+            return format!(
+                "tern sent no SASL credentials: set smtp_sasl_auth_enable = yes and add {} to smtp_sasl_password_maps",
+                self.d.dest
+            );
+        }
+        if self.d.dest == self.t.host {
+            format!(
+                "tern sent no SASL credentials: smtp_sasl_password_maps has no entry for {}",
+                self.t.host
+            )
+        } else {
+            format!(
+                "tern sent no SASL credentials: smtp_sasl_password_maps has no entry for {} or {}",
+                self.t.host, self.d.dest
+            )
+        }
+    }
+
     /// The session failed: what it means for the recipients.
     fn failed(&self, e: &ClientError, results: &mut DeliveryResults) -> HostFailure {
         // A rejected login is the sender's configuration (or the server's
         // passwd file) going wrong, not the recipient: defer, like
         // Postfix's default `smtp_sasl_auth_soft_bounce = yes` (5.x.x ->
         // 4.x.x).
-        let soft_auth = matches!(e, ClientError::Auth(_));
+        // With `smtp_sasl_auth_soft_bounce = no` a 5xx bounces, as in
+        // Postfix.
+        let soft_auth =
+            matches!(e, ClientError::Auth(_)) && self.d.ctx.settings.sasl_auth_soft_bounce;
         let permanent = e.is_permanent() && !soft_auth;
         let dsn = match e {
             ClientError::TlsNotOffered
             | ClientError::StartTlsRefused(_)
             | ClientError::TlsHandshake => "4.7.5".to_string(),
-            ClientError::Auth(r) => soft_dsn(&r.dsn().to_string()),
+            ClientError::Auth(r) if soft_auth => soft_dsn(&r.dsn().to_string()),
+            ClientError::Auth(r) => r.dsn().to_string(),
             ClientError::Helo(r) | ClientError::Greeting(r) => r.dsn().to_string(),
             _ if permanent => "5.5.0".into(),
             _ => "4.4.2".into(),

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use crate::config::table::CompactTable;
 use crate::config::Config;
 use crate::delivery::results::{arrival_time, RcptResult, ResultKind};
-use crate::queue::{Flags, NewMessage, QueueEntry, Recipient, Spool};
+use crate::queue::{NewMessage, QueueEntry, Recipient, Spool};
 
 use super::aliases::{self, AliasTable, Dest};
 use super::expand::{self, Expander, Leaf, Lookup};
@@ -606,9 +606,10 @@ fn forward(
             recipients: to,
             arrival: crate::queue::clock::now(),
             client: "local",
-            flags: Flags {
-                bounce: env.flags.bounce,
-            },
+            // A forwarded notification stays one: a forwarded bounce is
+            // never bounced to its sender, a forwarded double bounce is
+            // held if it fails.
+            flags: env.flags.clone(),
             size_limit: 0,
             deferred: false,
         })

@@ -8,6 +8,7 @@
 //! arrival 1700000000
 //! size 00000000000000001234
 //! flags bounce
+//! origin 5A3B0F00A1C4
 //! client host.example[192.0.2.1]
 //! sender user@example.com
 //! rcpt a@example.org<TAB>rfc822;a@example.org
@@ -35,10 +36,21 @@ pub const MAX_RECIPIENTS: usize = 10_000;
 pub const MAX_ADDRESS: usize = 998;
 
 /// Per-message flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Written as `flags bounce double-bounce` and `origin ID`; both records
+/// are optional, so queue files of earlier versions read unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
-    /// The message is a bounce (DSN) itself: never bounce it again.
+    /// The message is a bounce (DSN) itself: never bounce it to its sender.
     pub bounce: bool,
+    /// The message is a postmaster notification about a bounce that could
+    /// not be delivered (Postfix's double bounce): if it cannot be
+    /// delivered either, it is held in `hold/`, never bounced again.
+    pub double_bounce: bool,
+    /// For a notification: the queue ID of the message whose failure it
+    /// reports first (the original message, also for a double bounce), so
+    /// that log lines about the notification name it.
+    pub origin: Option<String>,
 }
 
 /// One envelope recipient as accepted.
@@ -221,7 +233,7 @@ pub struct EnvelopeHead<'a> {
     /// Size of the message after the envelope (0 while it is written).
     pub size: u64,
     /// Per-message flags.
-    pub flags: Flags,
+    pub flags: &'a Flags,
     /// Client description; control characters become `?`, cut at 512 bytes.
     pub client: &'a str,
     /// Envelope sender; empty for the null sender `<>`.
@@ -237,7 +249,7 @@ impl<'a> EnvelopeHead<'a> {
             id: &env.id,
             arrival: env.arrival,
             size: env.size,
-            flags: env.flags,
+            flags: &env.flags,
             client: &env.client,
             sender: &env.sender,
             recipients: &env.recipients,
@@ -253,6 +265,9 @@ const MAX_CLIENT_TEXT: usize = 512;
 /// written, so an unusable envelope leaves nothing half-encoded.
 pub fn check_head(h: &EnvelopeHead<'_>) -> Result<(), ValueError> {
     check_id(h.id)?;
+    if let Some(o) = &h.flags.origin {
+        check_id(o)?;
+    }
     check_address("sender", h.sender, true)?;
     if h.recipients.is_empty() {
         return Err(ValueError {
@@ -296,8 +311,16 @@ pub fn write_head<E>(
     let size_at = w.at;
     w.put(decimal(h.size, SIZE_WIDTH, &mut digits))?;
     w.put(b"\n")?;
-    if h.flags.bounce {
-        w.put(b"flags bounce\n")?;
+    match (h.flags.bounce, h.flags.double_bounce) {
+        (false, false) => {}
+        (true, false) => w.put(b"flags bounce\n")?,
+        (false, true) => w.put(b"flags double-bounce\n")?,
+        (true, true) => w.put(b"flags bounce double-bounce\n")?,
+    }
+    if let Some(o) = &h.flags.origin {
+        w.put(b"origin ")?;
+        w.put(o.as_bytes())?;
+        w.put(b"\n")?;
     }
     w.put(b"client ")?;
     let mut text = [0u8; MAX_CLIENT_TEXT];
@@ -425,6 +448,7 @@ pub fn parse(buf: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
     let mut arrival = None;
     let mut size = None;
     let mut flags = None;
+    let mut origin = None;
     let mut client = None;
     let mut sender = None;
     let mut recipients = Vec::new();
@@ -483,10 +507,20 @@ pub fn parse(buf: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
                 for word in value.split(' ').filter(|w| !w.is_empty()) {
                     match word {
                         "bounce" => f.bounce = true,
+                        "double-bounce" => f.double_bounce = true,
                         _ => return Err(bad("flags", "unknown flag")),
                     }
                 }
                 flags = Some(f);
+            }
+            "origin" => {
+                if origin.is_some() {
+                    return Err(err(lineno, EnvelopeErrorKind::Duplicate("origin")));
+                }
+                if !is_queue_id(value) {
+                    return Err(bad("origin", "not 12-24 uppercase hex digits"));
+                }
+                origin = Some(value.to_string());
             }
             "client" => {
                 if client.is_some() {
@@ -538,7 +572,10 @@ pub fn parse(buf: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
             id: id.ok_or_else(|| missing("id"))?,
             arrival: arrival.ok_or_else(|| missing("arrival"))?,
             size: size.ok_or_else(|| missing("size"))?,
-            flags: flags.unwrap_or_default(),
+            flags: Flags {
+                origin,
+                ..flags.unwrap_or_default()
+            },
             client: client.ok_or_else(|| missing("client"))?,
             sender: sender.ok_or_else(|| missing("sender"))?,
             recipients,
@@ -563,7 +600,10 @@ mod tests {
             id: "0A1B2C3D4E5F".into(),
             arrival: 1_700_000_000,
             size: 1234,
-            flags: Flags { bounce: true },
+            flags: Flags {
+                bounce: true,
+                ..Flags::default()
+            },
             client: "host.example[192.0.2.1]".into(),
             sender: "".into(),
             recipients: vec![
@@ -589,6 +629,33 @@ mod tests {
         let (p, len) = parse(&with_body).unwrap();
         assert_eq!(p, e);
         assert_eq!(len, bytes.len());
+    }
+
+    #[test]
+    fn notification_records_round_trip_and_old_files_still_read() {
+        let mut e = sample();
+        e.flags.double_bounce = true;
+        e.flags.origin = Some("5A3B0F00A1C4".into());
+        let (bytes, _) = encode(&e).unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert!(
+            text.contains("\nflags bounce double-bounce\norigin 5A3B0F00A1C4\nclient "),
+            "{text}"
+        );
+        assert_eq!(parse(&bytes).unwrap().0, e);
+        // A double bounce alone, and a file written before these records.
+        e.flags.bounce = false;
+        assert_eq!(parse(&encode(&e).unwrap().0).unwrap().0, e);
+        let old = "tern-queue-file 1\nid 0A1B2C3D4E5F\narrival 1\n\
+                   size 00000000000000000000\nflags bounce\nclient local\n\
+                   sender \nrcpt a@example.org\nend\n";
+        let (p, _) = parse(old.as_bytes()).unwrap();
+        assert!(p.flags.bounce && !p.flags.double_bounce && p.flags.origin.is_none());
+        // A bad origin is refused on the way in and on the way out.
+        e.flags.origin = Some("../x".into());
+        assert_eq!(encode(&e).unwrap_err().field, "id");
+        let bad = old.replace("client local", "origin 12\nclient local");
+        assert_eq!(parse(bad.as_bytes()).unwrap_err().line, 6);
     }
 
     #[test]
@@ -706,7 +773,10 @@ mod tests {
                     id: "0A1B2C3D4E5F".into(),
                     arrival: n,
                     size: u64::MAX - n,
-                    flags: Flags { bounce: j % 2 == 0 },
+                    flags: Flags {
+                        bounce: j % 2 == 0,
+                        ..Flags::default()
+                    },
                     client: client.clone(),
                     sender: if j == 0 {
                         String::new()

@@ -14,10 +14,13 @@
 //! ```
 //!
 //! `*` marks active/, `!` hold/, a blank deferred/. Only recipients still
-//! to be delivered are shown, grouped under their last error.
+//! to be delivered are shown, grouped under their last error; a held
+//! message (an undeliverable double bounce) is shown with every recipient
+//! not delivered, bounced ones included: the reason is why it is there.
 
 use super::clock::Civil;
 use super::spool::{QueueDir, QueueEntry, Spool, SpoolError};
+use super::state::Status;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -31,7 +34,10 @@ pub fn write_listing(
     out: &mut dyn Write,
     to_civil: &dyn Fn(u64) -> Civil,
 ) -> io::Result<()> {
-    let mut shown: Vec<&QueueEntry> = entries.iter().filter(|e| !e.is_done()).collect();
+    let mut shown: Vec<&QueueEntry> = entries
+        .iter()
+        .filter(|e| !e.is_done() || e.dir == QueueDir::Hold)
+        .collect();
     if shown.is_empty() {
         return writeln!(out, "Mail queue is empty");
     }
@@ -60,8 +66,13 @@ pub fn write_listing(
             to_civil(e.envelope.arrival).mailq_format()
         )?;
         // Group still-pending recipients by last error, in envelope order.
+        let held = e.dir == QueueDir::Hold;
         let pending: Vec<usize> = (0..e.rcpts.len())
-            .filter(|&i| !e.rcpts[i].status.is_final())
+            .filter(|&i| match e.rcpts[i].status {
+                Status::Delivered => false,
+                Status::Bounced => held,
+                _ => true,
+            })
             .collect();
         let mut done = vec![false; pending.len()];
         for (k, &i) in pending.iter().enumerate() {

@@ -539,7 +539,7 @@ impl Spool {
             id: &id,
             arrival: msg.arrival,
             size: 0,
-            flags: msg.flags,
+            flags: &msg.flags,
             client: msg.client,
             sender: msg.sender,
             recipients: msg.recipients,
@@ -774,6 +774,45 @@ impl Spool {
                 .rename(&slog, &dest.join(format!("{id}.state")))?;
         }
         Ok(())
+    }
+
+    /// Moves a message (and its state log) into `hold/` for good: the
+    /// queue manager never delivers nor removes what is there, `mailq`
+    /// shows it with `!`. Unlike [`Spool::move_to`] the renames are made
+    /// durable (both directories fsynced) before this returns, so that
+    /// the outcome recorded afterwards (every recipient final) can never
+    /// be found with the message back in `active/`, where a scan would
+    /// remove it as done.
+    pub fn hold(&self, id: &str) -> Result<(), SpoolError> {
+        let (from, _) = self.find(id)?;
+        if from == QueueDir::Hold {
+            return Ok(());
+        }
+        self.move_to(id, QueueDir::Hold)?;
+        self.inner.sync_dir(self.inner.dir(QueueDir::Hold))?;
+        self.inner.sync_dir(self.inner.dir(from))
+    }
+
+    /// The readable messages in `hold/`, oldest first (arrival, then ID);
+    /// read-only. Unreadable files there are skipped: they are reported
+    /// by [`Spool::list`] and [`Spool::scan`].
+    pub fn held(&self) -> Result<Vec<QueueEntry>, SpoolError> {
+        let dir = self.inner.dir(QueueDir::Hold).to_path_buf();
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+            let ent = ent.map_err(io_err("readdir", &dir))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if !envelope::is_queue_id(&name) {
+                continue;
+            }
+            if let Ok((e, _)) = self.entry(QueueDir::Hold, &name, &dir.join(&name)) {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.envelope.arrival, &a.envelope.id).cmp(&(b.envelope.arrival, &b.envelope.id))
+        });
+        Ok(out)
     }
 
     /// Removes a message whose recipients are all final, and fsyncs the

@@ -23,7 +23,7 @@
 //! came over TLS. With [`TlsRequirement::Required`] the session never
 //! continues without TLS.
 
-use super::reply::{ParsedReply, ReplyError, ReplyParser};
+use super::reply::{EnhancedCode, ParsedReply, ReplyError, ReplyParser};
 use crate::base64;
 use core::fmt;
 use core::fmt::Write as _;
@@ -137,6 +137,29 @@ impl RcptResult {
             ),
         }
     }
+}
+
+/// True for a server's "authenticate first" answer to MAIL FROM or RCPT
+/// TO: `530` (RFC 4954's `530 5.7.0 Authentication required`), or a 5xx
+/// with the enhanced code 5.7.0 whose text speaks of authentication. A
+/// `530 ... Must issue a STARTTLS command first` is not one (the server
+/// wants TLS, not a login). The driver decides what it means: sent to a
+/// client that offered no credentials, it is that client's configuration
+/// that is wrong, not the recipient.
+pub fn auth_required(r: &ParsedReply) -> bool {
+    let first = r.lines().next().unwrap_or("").to_ascii_lowercase();
+    if first.contains("starttls") {
+        return false;
+    }
+    let five_seven_zero = matches!(
+        r.enhanced,
+        Some(EnhancedCode {
+            class: 5,
+            subject: 7,
+            detail: 0
+        })
+    );
+    r.code == 530 || (r.is_permanent() && five_seven_zero && first.contains("auth"))
 }
 
 /// Why the session as a whole failed (all pending recipients share it).

@@ -385,7 +385,7 @@ async fn receive_data(
             recipients: &recipients,
             arrival: now,
             client: &client,
-            flags: Flags { bounce: false },
+            flags: Flags::default(),
             size_limit: 0,
             deferred: false,
         })

@@ -349,3 +349,26 @@ fn long_auth_plain_and_big_pipelined_groups_are_sent_whole() {
     assert!(text.ends_with("RCPT TO:<user99@example.com>\r\nDATA\r\n"));
     assert_eq!(text.matches("RCPT TO:").count(), 100);
 }
+
+#[test]
+fn authentication_required_replies() {
+    use crate::smtp::reply::ParsedReply;
+    let r = |code, text| ParsedReply::local(code, text);
+    assert!(auth_required(&r(530, "5.7.0 Authentication required")));
+    assert!(auth_required(&r(530, "Authentication required")));
+    assert!(auth_required(&r(
+        550,
+        "5.7.0 SMTP AUTH is required for message submission"
+    )));
+    // TLS first, not a login; and ordinary rejections.
+    assert!(!auth_required(&r(
+        530,
+        "5.7.0 Must issue a STARTTLS command first"
+    )));
+    assert!(!auth_required(&r(554, "5.7.1 <x@y>: Relay access denied")));
+    assert!(!auth_required(&r(550, "5.7.0 message rejected")));
+    assert!(!auth_required(&r(
+        450,
+        "4.7.0 authentication service unavailable"
+    )));
+}
