@@ -112,6 +112,20 @@ fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figur
     }
 }
 
+/// User plus system CPU seconds a process has used so far (from
+/// /proc/PID/stat, in clock ticks of 1/100 s as Linux reports them).
+/// Less sensitive than wall-clock throughput to other work on a shared
+/// machine, so paired before/after runs compare on it too.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn tern_bin() -> PathBuf {
     std::env::var_os("TERN_BIN")
         .map(PathBuf::from)
@@ -166,7 +180,9 @@ fn main() {
         "throughput: {n} messages, {sessions} smtp-source sessions, relay to smtp-sink, no TLS"
     );
     println!("tern binary: {}", bin.display());
+    let cpu0 = cpu_secs(tern.pid());
     let t = drive("tern", port, &tern_sink, n, sessions);
+    let cpu = cpu_secs(tern.pid()) - cpu0;
     let p = drive("postfix", pf.smtp_port(), &pf_sink, n, sessions);
     println!(
         "tern:    {:8.1} msg/s accepted, {:8.1} msg/s end to end",
@@ -180,6 +196,10 @@ fn main() {
         "ratio tern/postfix: {:.2} accepted, {:.2} end to end",
         t.accept / p.accept,
         t.end_to_end / p.end_to_end
+    );
+    println!(
+        "tern CPU: {:.0} us per message (user + system)",
+        cpu * 1e6 / n as f64
     );
     tern.stop();
     pf.stop();
