@@ -1084,7 +1084,10 @@ mod tests {
             .starts_with("/nonexistent/tern-test-table: cannot read table:"));
     }
 
-    fn lenient(text: &[u8]) -> (Vec<(u32, String)>, Vec<(u32, String)>, Report<SyntaxError>) {
+    /// `(line, key)` pairs.
+    type Keys = Vec<(u32, String)>;
+
+    fn lenient(text: &[u8]) -> (Keys, Keys, Report<SyntaxError>) {
         let mut report = Report::new("/etc/tern/t");
         let mut good = Vec::new();
         let mut broken = Vec::new();
