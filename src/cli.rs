@@ -23,10 +23,20 @@ pub fn config_path(args: &[String]) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
 }
 
+/// One thing `check-config` reports beyond syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// A warning (the configuration still loads) rather than an error.
+    pub warning: bool,
+    /// Where and what; a warning's message starts with `warning: `.
+    pub problem: ConfigError,
+}
+
 /// Checks beyond syntax: the files and tables the configuration names
 /// (TLS certificates and keys, the AUTH password file, lookup tables,
-/// aliases), loaded exactly as the daemon loads them.
-pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
+/// aliases), loaded exactly as the daemon loads them. Errors and the
+/// warnings the daemon would log (skipped table lines), in the order found.
+pub fn deep_check(cfg: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |key: &str, message: String| {
         out.push(ConfigError {
@@ -64,22 +74,37 @@ pub fn deep_check(cfg: &Config) -> Vec<ConfigError> {
         let uid_of = |name: &str| crate::smtpd::listen::user_ids(name).ok().map(|(u, _)| u);
         out.extend(crate::config::check_mail_owner(cfg, uid_of));
     }
-    // Table errors name their own file and line.
-    let mut tables = Vec::new();
-    if let Err(errs) = crate::delivery::tables::Tables::load(cfg) {
-        tables.extend(errs);
+    let mut out: Vec<Finding> = out
+        .into_iter()
+        .map(|problem| Finding {
+            warning: false,
+            problem,
+        })
+        .collect();
+    // Table errors and warnings name their own file and line.
+    let at = |warning: bool, message: String| Finding {
+        warning,
+        problem: ConfigError {
+            file: cfg.origin().to_string(),
+            line: None,
+            message: if warning {
+                format!("warning: {message}")
+            } else {
+                message
+            },
+        },
+    };
+    let (tables, warnings) = crate::delivery::tables::Tables::load_report(cfg);
+    if let Err(errs) = tables {
+        out.extend(errs.into_iter().map(|m| at(false, m)));
     }
+    out.extend(warnings.into_iter().map(|m| at(true, m)));
     if let Err(e) = crate::local::deliver::LocalDelivery::from_config(cfg) {
-        tables.push(e);
+        out.push(at(false, e));
     }
     if let Err(e) = crate::local::Rewriter::from_config(cfg) {
-        tables.push(e);
+        out.push(at(false, e));
     }
-    out.extend(tables.into_iter().map(|message| ConfigError {
-        file: cfg.origin().to_string(),
-        line: None,
-        message,
-    }));
     out
 }
 

@@ -84,26 +84,29 @@ fn config_path(args: &[String]) -> PathBuf {
 fn check_config(args: &[String]) -> ExitCode {
     let path = config_path(args);
     match Config::load(&path) {
-        Ok(cfg) => match tern::cli::deep_check(&cfg) {
-            errs if errs.is_empty() => {
-                // Reserved parameters load (a newer config must work) but
-                // must not look as if they did something.
-                for w in config::params::reserved_warnings(|n| cfg.line_of(n).map(|_| cfg.get(n))) {
-                    eprintln!("{}: {w}", path.display());
-                }
-                for w in tern::cli::deep_warnings(&cfg) {
-                    eprintln!("{}: {w}", path.display());
-                }
-                println!("{}: ok", path.display());
-                ExitCode::SUCCESS
+        Ok(cfg) => {
+            // Postfix parameters that do nothing here: accepted, but said.
+            for w in cfg.warnings() {
+                eprintln!("{w}");
             }
-            errs => {
-                for e in errs {
-                    eprintln!("{e}");
-                }
-                ExitCode::from(1)
+            let findings = tern::cli::deep_check(&cfg);
+            for f in &findings {
+                eprintln!("{}", f.problem);
             }
-        },
+            if findings.iter().any(|f| !f.warning) {
+                return ExitCode::from(1);
+            }
+            // Reserved parameters load (a newer config must work) but
+            // must not look as if they did something.
+            for w in config::params::reserved_warnings(|n| cfg.line_of(n).map(|_| cfg.get(n))) {
+                eprintln!("{}: {w}", path.display());
+            }
+            for w in tern::cli::deep_warnings(&cfg) {
+                eprintln!("{}: {w}", path.display());
+            }
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
         Err(errs) => {
             for e in errs {
                 eprintln!("{e}");

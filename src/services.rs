@@ -177,6 +177,9 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
 /// get a 452, seen otherwise only as mail that never arrives). Logged at
 /// start-up and after each reload; neither stops the daemon.
 fn config_warnings(c: &Config) {
+    for w in c.warnings() {
+        log::warn!(target: "master", "{w}");
+    }
     for w in crate::config::params::reserved_warnings(|n| c.line_of(n).map(|_| c.get(n))) {
         log::warn!(target: "master", "{w}");
     }

@@ -564,3 +564,62 @@ fn tafile_with_a_self_signed_server_certificate() {
     );
     delivered(&pf, 1, "self-anchor");
 }
+
+/// Issue 13: one malformed line in the policy table (a key without a
+/// value, as in the seed guide's Hostpoint example) no longer refuses the
+/// configuration. The line is skipped with a `file:line` warning (printed
+/// by `check-config`, logged by the daemon); the other destinations are
+/// delivered, and mail for the skipped line's key is deferred (4.7.5)
+/// instead of going out at the default level.
+#[test]
+fn a_malformed_policy_line_defers_its_destination_and_delivers_the_others() {
+    let (pf, _leaf) = tls12_only_postfix();
+    let port = pf.smtp_port();
+    let setup = || {
+        let b = Tern::builder().relay_to(port);
+        // bad.test goes to another next hop, whose policy line is broken;
+        // it is never connected to.
+        let transport = b.table("transport", &format!("bad.test smtp:[127.0.0.2]:{port}\n"));
+        let policy = b.table(
+            "tls_policy",
+            &format!("# relay\n[127.0.0.1]:{port} encrypt\n[127.0.0.2]:{port}\n"),
+        );
+        let path = policy.trim_start_matches("texthash:").to_string();
+        let b = b
+            .set("transport_maps", &transport)
+            .set("smtp_tls_policy_maps", &policy);
+        (b, path)
+    };
+    let warning = |path: &str| {
+        format!(
+            "{path}:3: expected format: key whitespace value -- ignoring this line; mail for \"[127.0.0.2]:{port}\" is deferred until it is fixed"
+        )
+    };
+
+    let (b, path) = setup();
+    let out = b.check_config();
+    assert_eq!(out.status, Some(0), "{}", out.combined());
+    assert!(
+        out.stderr.contains(&format!("warning: {}", warning(&path))),
+        "{}",
+        out.combined()
+    );
+
+    let (b, path) = setup();
+    let tern = b.start();
+    let good = tern.submit("alice@example.net", "bob@example.test", "policy-good");
+    let bad = tern.submit("alice@example.net", "carol@bad.test", "policy-bad");
+    tern.wait_log(&[&good, "status=sent"], 1, T);
+    let line = tern.wait_log(&[&bad, "status=deferred"], 1, T).remove(0);
+    assert!(line.contains("dsn=4.7.5"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "TLS policy lookup for [127.0.0.2]:{port}: malformed entry {path}:3 was skipped; fix the table"
+        )),
+        "{line}"
+    );
+    delivered(&pf, 1, "policy-good");
+    assert!(!has_subject(&pf, "policy-bad"));
+    assert!(tern.log().contains(&warning(&path)), "{}", tern.log());
+    assert!(tern.mailq().contains(&bad), "{}", tern.mailq());
+}

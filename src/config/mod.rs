@@ -5,9 +5,11 @@
 //! typed accessors below cannot fail at run time; every problem in a file is
 //! reported at once as `file:line: message`.
 
+pub mod compat;
 pub mod net;
 pub mod params;
 pub mod parse;
+pub mod postfix;
 pub mod table;
 
 use std::fmt;
@@ -52,6 +54,13 @@ pub struct Config {
     explicit: Vec<Option<(String, usize)>>,
     /// Per parameter: the fully expanded value.
     values: Vec<String>,
+    /// Postfix parameters tern does not implement, as set in the file:
+    /// `(name, raw value, line)`, in file order, the last setting of a
+    /// name only. They expand in `$name` references; see [`compat`].
+    postfix_only: Vec<(String, String, usize)>,
+    /// Warnings about settings that load but do nothing on tern, as
+    /// `file:line: warning: ...` lines (see [`Config::warnings`]).
+    warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -91,11 +100,16 @@ impl Config {
             .map(|e| err(Some(e.line), e.message))
             .collect();
         let mut explicit: Vec<Option<(String, usize)>> = vec![None; PARAMS.len()];
+        let mut postfix_only: Vec<(String, String, usize)> = Vec::new();
         for e in entries {
             match params::lookup(&e.name) {
                 Some((i, _)) => {
                     // Postfix: the last setting wins; so do we, silently.
                     explicit[i] = Some((e.value, e.line));
+                }
+                None if postfix::is_postfix_param(&e.name) => {
+                    postfix_only.retain(|(n, _, _)| *n != e.name);
+                    postfix_only.push((e.name, e.value, e.line));
                 }
                 None => {
                     let hint = params::nearest(&e.name)
@@ -108,6 +122,7 @@ impl Config {
                 }
             }
         }
+        postfix_only.sort_by_key(|(_, _, line)| *line);
         let computed = ComputedDefaults::from_system();
         let raw_of = |i: usize| -> String {
             match &explicit[i] {
@@ -115,8 +130,27 @@ impl Config {
                 None => computed.default_of(&PARAMS[i]),
             }
         };
-        let raws: Vec<String> = (0..PARAMS.len()).map(raw_of).collect();
-        let get = |name: &str| params::lookup(name).map(|(i, _)| raws[i].as_str());
+        let mut raws: Vec<String> = (0..PARAMS.len()).map(raw_of).collect();
+        // `myorigin = /file/name` (Debian's `/etc/mailname`): the domain is
+        // the file's first line, as Postfix reads it; resolved before any
+        // other value can refer to `$myorigin`.
+        let myorigin = Self::index("myorigin");
+        let origin_path = parse::expand(&raws[myorigin], &|name: &str| {
+            lookup_raw(name, &raws, &postfix_only)
+        })
+        .ok()
+        .filter(|v| v.starts_with('/'));
+        if let Some(path) = origin_path {
+            let line = explicit[myorigin].as_ref().map(|(_, l)| *l);
+            raws[myorigin] = match read_domain_file(&path) {
+                Ok(domain) => domain,
+                Err(m) => {
+                    errors.push(err(line, format!("myorigin = {path}: {m}")));
+                    String::new()
+                }
+            };
+        }
+        let get = |name: &str| lookup_raw(name, &raws, &postfix_only);
         let mut values = Vec::with_capacity(PARAMS.len());
         for (i, p) in PARAMS.iter().enumerate() {
             let line = explicit[i].as_ref().map(|(_, l)| *l);
@@ -132,10 +166,34 @@ impl Config {
             }
             values.push(value);
         }
+        let mut warnings = Vec::new();
+        let is_set = |name: &str| {
+            params::lookup(name).is_some_and(|(i, _)| explicit[i].is_some())
+                || postfix_only.iter().any(|(n, _, _)| n == name)
+        };
+        for (name, value, line) in &postfix_only {
+            let default = postfix::default_of(name).unwrap_or("");
+            let j = compat::judge(name, value, default, &is_set);
+            let shown = match parse::expand(value, &get) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(err(Some(*line), format!("{name}: {}", expand_message(&e))));
+                    continue;
+                }
+            };
+            let message = format!("{name} = {}: {}", shorten(&shown), j.message);
+            if j.error {
+                errors.push(err(Some(*line), message));
+            } else {
+                warnings.push(err(Some(*line), format!("warning: {message}")));
+            }
+        }
         let cfg = Config {
             origin: origin.to_string(),
             explicit,
             values,
+            postfix_only,
+            warnings,
         };
         errors.extend(cfg.cross_checks());
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -296,7 +354,22 @@ impl Config {
             origin: "<defaults>".into(),
             explicit: vec![None; PARAMS.len()],
             values: PARAMS.iter().map(|p| p.default.to_string()).collect(),
+            postfix_only: Vec::new(),
+            warnings: Vec::new(),
         })
+    }
+
+    /// Warnings about the file, one `file:line: warning: ...` each: Postfix
+    /// parameters that have no effect on tern ([`compat`]). `check-config`
+    /// prints them; the daemon logs them at start and on reload.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    /// Postfix parameters set in the file that tern does not implement:
+    /// `(name, raw value, line)` in file order.
+    pub fn postfix_only(&self) -> &[(String, String, usize)] {
+        &self.postfix_only
     }
 
     /// Where this configuration came from.
@@ -497,6 +570,52 @@ impl ComputedDefaults {
     }
 }
 
+/// The raw value `$name` expands to: tern's parameter, else a Postfix
+/// parameter set in the file, else Postfix's default; `None` (expands to
+/// nothing, as in Postfix) for a name neither knows.
+fn lookup_raw<'a>(
+    name: &str,
+    raws: &'a [String],
+    postfix_only: &'a [(String, String, usize)],
+) -> Option<&'a str> {
+    if let Some((i, _)) = params::lookup(name) {
+        return raws.get(i).map(String::as_str);
+    }
+    if let Some((_, v, _)) = postfix_only.iter().find(|(n, _, _)| n == name) {
+        return Some(v.as_str());
+    }
+    postfix::default_of(name)
+}
+
+/// The domain in a `myorigin = /file/name` file: its first line, trimmed
+/// (Debian's `/etc/mailname` holds one name). An unreadable file, an empty
+/// first line or one that is no domain name is an error: a wrong origin
+/// would put `root@/etc/mailname` on every local sender.
+fn read_domain_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read the domain from the file: {e}"))?;
+    let first = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let name = std::str::from_utf8(first)
+        .map_err(|_| "the file's first line is not valid UTF-8".to_string())?
+        .trim();
+    if name.is_empty() {
+        return Err("the file's first line is empty; write the mail domain there".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "the file's first line \"{}\" is not a domain name",
+            shorten(name)
+        ));
+    }
+    Ok(name.to_string())
+}
+
 fn expand_message(e: &parse::ExpandError) -> String {
     match e {
         parse::ExpandError::Syntax(m) => m.clone(),
@@ -679,6 +798,121 @@ mod tests {
             c.render(true),
             "mydomain = example.org\nmyhostname = mx.example.org\nmyorigin = $mydomain\n"
         );
+    }
+
+    #[test]
+    fn postfix_parameters_load_with_one_warning_each() {
+        let text = "biff = no\ncompatibility_level = 3.6\nbiff = yes\nsmtp_tls_CApath = /etc/ssl/certs\nsmtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\nsmtp_tls_CAfile = $config_directory/ca.pem\n";
+        let c = Config::parse_str(text, "pf.cf").unwrap();
+        let w: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 3, "{w:#?}");
+        // The last setting of a name wins, as for tern's own parameters.
+        assert_eq!(
+            w[0],
+            "pf.cf:2: warning: compatibility_level = 3.6: has no effect on tern: not implemented"
+        );
+        assert_eq!(
+            w[1],
+            "pf.cf:3: warning: biff = yes: has no effect on tern: not implemented"
+        );
+        assert!(w[2].starts_with("pf.cf:4: warning: smtp_tls_CApath = /etc/ssl/certs: has no effect on tern: tern trusts"), "{w:#?}");
+        // $mail_name is tern's; $config_directory is Postfix's default.
+        assert!(c.get("smtpd_banner").ends_with(" ESMTP tern (Debian/GNU)"));
+        assert_eq!(c.get("smtp_tls_CAfile"), "/etc/postfix/ca.pem");
+        assert_eq!(c.postfix_only().len(), 3);
+        // A Postfix-only name set in the file expands to its value.
+        let c = Config::parse_str(
+            "config_directory = /etc/tern\nalias_maps = texthash:$config_directory/aliases\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.get("alias_maps"), "texthash:/etc/tern/aliases");
+        assert!(Config::parse_str("", "t").unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn postfix_settings_tern_cannot_honour_are_errors() {
+        let errs = Config::parse_str(
+            "# x\nsmtp_tls_trust_anchor_file = /etc/postfix/ta.pem\ncontent_filter = amavis:[127.0.0.1]:10024\nsmtp_enforce_tls = yes\n",
+            "pf.cf",
+        )
+        .unwrap_err();
+        let e: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].starts_with(
+                "pf.cf:2: smtp_tls_trust_anchor_file = /etc/postfix/ta.pem: not supported: "
+            ),
+            "{e:#?}"
+        );
+        assert!(e[1].starts_with("pf.cf:3: content_filter = "), "{e:#?}");
+        assert!(
+            e[2].starts_with("pf.cf:4: smtp_enforce_tls = yes: not supported: obsolete"),
+            "{e:#?}"
+        );
+        // With the level it stands for set, the old switch is only a warning.
+        let c = Config::parse_str(
+            "smtp_enforce_tls = yes\nsmtp_tls_security_level = verify\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
+        // A bad $ in a Postfix-only value is an error with its line.
+        let errs = Config::parse_str("\nbiff = ${x\n", "t").unwrap_err();
+        assert_eq!(errs[0].line, Some(2), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_names_still_fail_with_postfix_names_suggested() {
+        let errs = Config::parse_str("compatability_level = 2\nmyhostnam = x\n", "t").unwrap_err();
+        let e: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            e,
+            vec![
+                "t:1: unknown parameter \"compatability_level\"; did you mean \"compatibility_level\"?",
+                "t:2: unknown parameter \"myhostnam\"; did you mean \"myhostname\"?",
+            ]
+        );
+    }
+
+    #[test]
+    fn myorigin_file_gives_the_domain() {
+        let dir = std::env::temp_dir().join(format!("tern-myorigin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("mailname");
+        std::fs::write(&f, "box.example.org\nignored\n").unwrap();
+        let text = format!(
+            "myorigin = {}\nmasquerade_domains = $myorigin\n",
+            f.display()
+        );
+        let c = Config::parse_str(&text, "t").unwrap();
+        assert_eq!(c.get("myorigin"), "box.example.org");
+        assert_eq!(c.get("masquerade_domains"), "box.example.org");
+        // As written, for `tern config -n`.
+        assert!(c
+            .render(true)
+            .contains(&format!("myorigin = {}", f.display())));
+        for (content, needle) in [
+            ("\n", "first line is empty"),
+            ("root@/etc/mailname\n", "is not a domain name"),
+        ] {
+            std::fs::write(&f, content).unwrap();
+            let errs = Config::parse_str(&text, "t").unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].message.contains(needle), "{errs:?}");
+        }
+        let missing = dir.join("nope");
+        let errs =
+            Config::parse_str(&format!("\nmyorigin = {}\n", missing.display()), "t").unwrap_err();
+        assert_eq!(errs[0].line, Some(2));
+        assert!(
+            errs[0].message.starts_with(&format!(
+                "myorigin = {}: cannot read the domain from the file: ",
+                missing.display()
+            )),
+            "{errs:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

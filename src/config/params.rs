@@ -684,10 +684,15 @@ pub fn reserved_warnings<'a>(explicit: impl Fn(&str) -> Option<&'a str>) -> Vec<
 
 /// The known name closest to `name` (edit distance at most 3), for
 /// "unknown parameter, did you mean ...?" messages.
+///
+/// tern's own names come first, so that on a tie a typo is taken for the
+/// parameter tern implements rather than a Postfix-only one.
 pub fn nearest(name: &str) -> Option<&'static str> {
     PARAMS
         .iter()
-        .map(|p| (edit_distance(name, p.name), p.name))
+        .map(|p| p.name)
+        .chain(super::postfix::names())
+        .map(|n| (edit_distance(name, n), n))
         .filter(|(d, _)| *d <= 3.max(name.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)

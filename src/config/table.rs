@@ -19,9 +19,17 @@
 //! first entry wins and the later one is reported, as Postfix's
 //! `duplicate entry` warning does.
 //!
-//! Where Postfix only warns and skips a line (a missing value, non-UTF-8
-//! text), tern reports an error: a skipped line in a TLS policy table
-//! silently weakens security, so `check-config` must fail on it.
+//! Two ways to load. [`parse_records`] is strict: a line Postfix would skip
+//! with a warning (a missing value, an unbalanced quote, non-UTF-8 text) is
+//! an error, and the caller refuses the table; the transport map, the SASL
+//! password map and the local tables load this way. [`parse_records_lenient`]
+//! does what postmap does: the line is skipped with a `file:line` warning,
+//! and where its key can still be read the key is handed back, so that the
+//! table can keep a *broken* entry for it ([`TableBuilder::push_broken`]).
+//! A lookup that meets a broken entry must defer the mail rather than fall
+//! back to a default: a skipped line in a TLS policy table would otherwise
+//! silently downgrade a destination meant to be `secure` (a deliberate
+//! difference from Postfix, whose lookup simply misses; docs/postfix.md).
 //!
 //! Parsing is sans-I/O ([`parse_records`], [`CompactTable::build`]); the one
 //! function that touches the file system is [`read_source`].
@@ -256,6 +264,13 @@ pub enum TableWarning {
         /// The configured type.
         map_type: MapType,
     },
+    /// A malformed line, skipped (lenient loading only).
+    Skipped {
+        /// Why the line is malformed.
+        reason: String,
+        /// Its key, when it could be read: mail for it is deferred.
+        key: Option<String>,
+    },
 }
 
 impl fmt::Display for TableWarning {
@@ -274,6 +289,16 @@ impl fmt::Display for TableWarning {
                 f,
                 "{}: table type read from its source text file as texthash: (no postmap step; changes take effect on reload)",
                 map_type.as_str()
+            ),
+            TableWarning::Skipped { reason, key: None } => {
+                write!(f, "{reason} -- ignoring this line")
+            }
+            TableWarning::Skipped {
+                reason,
+                key: Some(k),
+            } => write!(
+                f,
+                "{reason} -- ignoring this line; mail for \"{k}\" is deferred until it is fixed"
             ),
         }
     }
@@ -461,7 +486,61 @@ pub fn parse_records<E: From<SyntaxError>>(
     text: &[u8],
     fold: bool,
     report: &mut Report<E>,
-    mut each: impl FnMut(Record<'_>) -> Result<(), E>,
+    each: impl FnMut(Record<'_>) -> Result<(), E>,
+) {
+    parse_records_with(text, fold, report, each, |report, line, _, e| {
+        report.error(line, e)
+    });
+}
+
+/// Like [`parse_records`], but as postmap loads a table: a malformed line
+/// (a syntax error, or an error `each` returns for it) is skipped with a
+/// [`TableWarning::Skipped`] naming its line, and `broken` gets the line's
+/// key when it can be read, so the caller can record a broken entry. Only
+/// a table too large to load is an error.
+pub fn parse_records_lenient<E: From<SyntaxError> + fmt::Display>(
+    text: &[u8],
+    fold: bool,
+    report: &mut Report<E>,
+    each: impl FnMut(Record<'_>) -> Result<(), E>,
+    mut broken: impl FnMut(&str, u32),
+) {
+    parse_records_with(text, fold, report, each, |report, line, key, e| {
+        if let Some(k) = key {
+            broken(k, line);
+        }
+        report.warn(
+            line,
+            TableWarning::Skipped {
+                reason: e.to_string(),
+                key: key.map(str::to_string),
+            },
+        );
+    });
+}
+
+/// The key of a malformed logical line, if it can be read: its first word,
+/// unquoted only when it is not a quoted key (an unbalanced quote leaves
+/// nothing to trust), valid UTF-8 and free of NUL bytes; folded like keys.
+fn readable_key(line: &[u8], fold: bool) -> Option<String> {
+    let end = line.iter().position(|&b| is_space(b)).unwrap_or(line.len());
+    let word = &line[..end];
+    if word.is_empty() || word[0] == b'"' || word.contains(&0) {
+        return None;
+    }
+    let mut k = std::str::from_utf8(word).ok()?.to_string();
+    if fold {
+        k.make_ascii_lowercase();
+    }
+    Some(k)
+}
+
+fn parse_records_with<E: From<SyntaxError>, R: FnMut(Record<'_>) -> Result<(), E>>(
+    text: &[u8],
+    fold: bool,
+    report: &mut Report<E>,
+    mut each: R,
+    mut bad: impl FnMut(&mut Report<E>, u32, Option<&str>, E),
 ) {
     if text.len() > MAX_TABLE_BYTES {
         report.error(0, E::from(SyntaxError::TooLarge { bytes: text.len() }));
@@ -476,17 +555,28 @@ pub fn parse_records<E: From<SyntaxError>>(
     let mut folded = String::new();
     while let Some(line) = lines.next_into(&mut buf, report) {
         if buf.contains(&0) {
-            report.error(line, E::from(SyntaxError::NulByte));
+            let k = readable_key(&buf, fold);
+            bad(report, line, k.as_deref(), E::from(SyntaxError::NulByte));
             continue;
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
-            report.error(line, E::from(SyntaxError::NonUtf8));
+            let k = readable_key(&buf, fold);
+            bad(report, line, k.as_deref(), E::from(SyntaxError::NonUtf8));
             continue;
         };
         let (key, value) = match split_record(text, &mut key_buf) {
             Ok(kv) => kv,
             Err(e) => {
-                report.error(line, E::from(e));
+                // A quoted key that closed properly is readable too.
+                let k = match e {
+                    SyntaxError::TextAfterQuote | SyntaxError::ExpectedKeyValue
+                        if text.starts_with('"') =>
+                    {
+                        quoted_key(text, fold)
+                    }
+                    _ => readable_key(&buf, fold),
+                };
+                bad(report, line, k.as_deref(), E::from(e));
                 continue;
             }
         };
@@ -502,9 +592,29 @@ pub fn parse_records<E: From<SyntaxError>>(
             key
         };
         if let Err(e) = each(Record { line, key, value }) {
-            report.error(line, e);
+            bad(report, line, Some(key), e);
         }
     }
+}
+
+/// The unquoted, folded key of a line that starts with a closed quoted key.
+fn quoted_key(text: &str, fold: bool) -> Option<String> {
+    let mut buf = String::new();
+    let rest = text.strip_prefix('"')?;
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => buf.push(chars.next()?),
+            '"' => {
+                if fold {
+                    buf.make_ascii_lowercase();
+                }
+                return (!buf.is_empty()).then_some(buf);
+            }
+            c => buf.push(c),
+        }
+    }
+    None
 }
 
 /// Reads a table's source file (the only I/O here), bounded by [`MAX_TABLE_BYTES`].
@@ -542,6 +652,8 @@ struct Slot<M> {
     key: Span,
     value: Span,
     line: u32,
+    /// The line was malformed and skipped: only the key is known.
+    broken: bool,
     meta: M,
 }
 
@@ -568,6 +680,10 @@ pub struct Hit<'a, M> {
     pub line: u32,
     /// The pre-parsed data of the entry.
     pub meta: M,
+    /// True for an entry whose line was malformed and skipped
+    /// ([`TableBuilder::push_broken`]): `value` is empty and `meta` the
+    /// caller's placeholder; the lookup must defer, not use it.
+    pub broken: bool,
 }
 
 /// Collects entries for a [`CompactTable`].
@@ -611,15 +727,42 @@ impl<M: Copy> TableBuilder<M> {
     /// Adds one entry. The key must already be folded if the table folds
     /// ([`parse_records`] does that).
     pub fn push(&mut self, key: &str, value: &str, line: u32, meta: M) -> Result<(), ArenaFull> {
+        self.push_slot(key, value, line, meta, false)
+    }
+
+    /// Adds a broken entry: the key of a malformed line that was skipped.
+    /// Lookups of the key find it with [`Hit::broken`] set; as with any
+    /// entry, the first line for a key wins.
+    pub fn push_broken(&mut self, key: &str, line: u32, meta: M) -> Result<(), ArenaFull> {
+        self.push_slot(key, "", line, meta, true)
+    }
+
+    fn push_slot(
+        &mut self,
+        key: &str,
+        value: &str,
+        line: u32,
+        meta: M,
+        broken: bool,
+    ) -> Result<(), ArenaFull> {
         let key = Self::put(&mut self.arena, key)?;
         let value = Self::put(&mut self.arena, value)?;
         self.index.push(Slot {
             key,
             value,
             line,
+            broken,
             meta,
         });
         Ok(())
+    }
+
+    /// Like [`TableBuilder::finish`], for entries not pushed in file order
+    /// (broken entries added after the good ones): the first *line* of a
+    /// key wins, and duplicates are reported in line order.
+    pub fn finish_by_line<E>(mut self, report: &mut Report<E>) -> CompactTable<M> {
+        self.index.sort_by_key(|s| s.line);
+        self.finish(report)
     }
 
     /// Sorts, drops later duplicates (warning about each), and packs the
@@ -666,6 +809,7 @@ impl<M: Copy> TableBuilder<M> {
                 key: k,
                 value: v,
                 line: slot.line,
+                broken: slot.broken,
                 meta: slot.meta,
             });
         }
@@ -719,6 +863,7 @@ impl<M: Copy> CompactTable<M> {
             value: self.str_at(slot.value),
             line: slot.line,
             meta: slot.meta,
+            broken: slot.broken,
         }
     }
 
@@ -937,6 +1082,96 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("/nonexistent/tern-test-table: cannot read table:"));
+    }
+
+    /// `(line, key)` pairs.
+    type Keys = Vec<(u32, String)>;
+
+    fn lenient(text: &[u8]) -> (Keys, Keys, Report<SyntaxError>) {
+        let mut report = Report::new("/etc/tern/t");
+        let mut good = Vec::new();
+        let mut broken = Vec::new();
+        parse_records_lenient(
+            text,
+            true,
+            &mut report,
+            |r| {
+                if r.value == "bad" {
+                    return Err(SyntaxError::ExpectedKeyValue);
+                }
+                good.push((r.line, r.key.to_string()));
+                Ok(())
+            },
+            |k, line| broken.push((line, k.to_string())),
+        );
+        (good, broken, report)
+    }
+
+    #[test]
+    fn lenient_loading_skips_malformed_lines_and_keeps_readable_keys() {
+        let (good, broken, rep) = lenient(
+            b"a v\n[Lonely.Example]\n\"q k\"x v\n\"open v\nnul\x00 v\nutf\xff v\nsem bad\nz v\n",
+        );
+        assert!(rep.is_ok(), "{:?}", rep.errors);
+        assert_eq!(good, vec![(1, "a".into()), (8, "z".into())]);
+        assert_eq!(
+            broken,
+            vec![
+                (2, "[lonely.example]".into()),
+                (3, "q k".into()),
+                (7, "sem".into()),
+            ]
+        );
+        let shown: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "/etc/tern/t:2: expected format: key whitespace value -- ignoring this line; mail for \"[lonely.example]\" is deferred until it is fixed",
+                "/etc/tern/t:3: expected whitespace after the closing '\"' of a quoted key -- ignoring this line; mail for \"q k\" is deferred until it is fixed",
+                "/etc/tern/t:4: missing closing '\"' in quoted key -- ignoring this line",
+                "/etc/tern/t:5: null byte in input -- ignoring this line",
+                "/etc/tern/t:6: non-UTF-8 input -- ignoring this line",
+                "/etc/tern/t:7: expected format: key whitespace value -- ignoring this line; mail for \"sem\" is deferred until it is fixed",
+            ]
+        );
+        // The strict form reports the same lines as errors.
+        let mut strict: Report<SyntaxError> = Report::new("t");
+        parse_records(b"a v\n[x]\n", true, &mut strict, |_| Ok(()));
+        assert_eq!(strict.errors.len(), 1);
+        assert!(strict.warnings.is_empty());
+    }
+
+    #[test]
+    fn readable_keys() {
+        assert_eq!(readable_key(b"Key value", true).as_deref(), Some("key"));
+        assert_eq!(readable_key(b"Key", false).as_deref(), Some("Key"));
+        assert_eq!(readable_key(b"\"q v", true), None);
+        assert_eq!(readable_key(b"k\x00 v", true), None);
+        assert_eq!(readable_key(b"k\xff v", true), None);
+        assert_eq!(readable_key(b"k v\xff", true).as_deref(), Some("k"));
+        assert_eq!(quoted_key("\"A \\\"b\"x", true).as_deref(), Some("a \"b"));
+        assert_eq!(quoted_key("\"\"", true), None);
+        assert_eq!(quoted_key("\"abc", true), None);
+    }
+
+    #[test]
+    fn broken_entries_are_found_and_the_first_line_wins() {
+        let mut report: Report<SyntaxError> = Report::new("f");
+        let mut b: TableBuilder<()> = TableBuilder::new(true);
+        b.push("good", "v", 1, ()).unwrap();
+        b.push("dup", "v", 4, ()).unwrap();
+        b.push_broken("bad", 2, ()).unwrap();
+        b.push_broken("dup", 3, ()).unwrap();
+        let t = b.finish_by_line(&mut report);
+        assert!(!t.get("good").unwrap().broken);
+        let h = t.get("BAD").unwrap();
+        assert!(h.broken && h.value.is_empty() && h.line == 2);
+        // The broken line 3 came first: the key stays broken.
+        assert!(t.get("dup").unwrap().broken);
+        assert_eq!(
+            report.warnings[0].to_string(),
+            "f:4: duplicate entry: \"dup\" -- ignoring this line"
+        );
     }
 
     #[test]

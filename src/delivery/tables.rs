@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::policy::ciphers::{self, ExcludedSuites};
 use crate::policy::protocols::TlsVersions;
 use crate::policy::sasl::SaslPasswordMap;
+use crate::policy::table::PolicyError;
 use crate::policy::transport::TransportMap;
 use crate::policy::PolicyTable;
 use crate::tls::verify::FingerprintDigest;
@@ -52,69 +53,140 @@ pub fn tafile_key<'a>(paths: impl Iterator<Item = &'a str>) -> String {
     k
 }
 
-fn load<T, E: std::fmt::Display>(
-    cfg: &Config,
-    key: &str,
-    parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
-    errors: &mut Vec<String>,
-) -> Vec<T> {
-    load_named(cfg, key, parse, errors)
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect()
+/// Loaded tables of one kind, each with its file name; problems go to
+/// `errors` and `warnings` as `file:line: message` lines.
+struct Loader<'a> {
+    cfg: &'a Config,
+    errors: &'a mut Vec<String>,
+    warnings: &'a mut Vec<String>,
 }
 
-/// [`load`], keeping each table's file name (for later `file:line` errors).
-fn load_named<T, E: std::fmt::Display>(
-    cfg: &Config,
-    key: &str,
-    parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
-    errors: &mut Vec<String>,
-) -> Vec<(T, String)> {
-    let specs = match table::parse_map_list(cfg.get(key)) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(format!("{key}: {e}"));
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for spec in specs {
-        let file = spec.source_path().to_string();
-        if let Some(note) = spec.note() {
-            log::info!(target: "master", "{file}: {note}");
-        }
-        let text = match table::read_source(&spec) {
-            Ok(t) => t,
+/// True when table text has an entry-like line: not blank, not a comment.
+/// A table that loads no entry from such a file is a mistake (an indented
+/// table, every line malformed), not an empty table.
+fn has_content(text: &[u8]) -> bool {
+    text.split(|b| *b == b'\n').any(|l| {
+        l.iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'#')
+    })
+}
+
+impl Loader<'_> {
+    fn load<T, E: std::fmt::Display>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+        usable: impl Fn(&T) -> usize,
+    ) -> Vec<T> {
+        self.load_named(key, parse, usable)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    /// [`Loader::load`], keeping each table's file name (for later
+    /// `file:line` errors).
+    fn load_named<T, E: std::fmt::Display>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+        usable: impl Fn(&T) -> usize,
+    ) -> Vec<(T, String)> {
+        let specs = match table::parse_map_list(self.cfg.get(key)) {
+            Ok(s) => s,
             Err(e) => {
-                errors.push(format!("{key}: {e}"));
-                continue;
+                self.errors.push(format!("{key}: {e}"));
+                return Vec::new();
             }
         };
-        match parse(&text, &file) {
-            Ok((t, report)) => {
-                for w in &report.warnings {
-                    log::warn!(target: "master", "{w}");
-                }
-                out.push((t, file));
+        let mut out = Vec::new();
+        for spec in specs {
+            let file = spec.source_path().to_string();
+            if let Some(note) = spec.note() {
+                log::info!(target: "master", "{file}: {note}");
             }
-            Err(report) => {
-                errors.extend(report.errors.iter().map(|e: &Located<E>| e.to_string()));
-                if report.errors_dropped > 0 {
-                    errors.push(format!("{file}: {} more errors", report.errors_dropped));
+            let text = match table::read_source(&spec) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.errors.push(format!("{key}: {e}"));
+                    continue;
+                }
+            };
+            match parse(&text, &file) {
+                Ok((t, report)) => {
+                    self.warnings
+                        .extend(report.warnings.iter().map(|w| w.to_string()));
+                    if usable(&t) == 0 && has_content(&text) {
+                        self.errors.push(format!(
+                            "{file}: {key}: no usable entry although the file is not empty (see the warnings above; a line that starts with whitespace continues the previous one, so table lines must not be indented)"
+                        ));
+                    }
+                    out.push((t, file));
+                }
+                Err(report) => {
+                    self.warnings
+                        .extend(report.warnings.iter().map(|w| w.to_string()));
+                    self.errors
+                        .extend(report.errors.iter().map(|e: &Located<E>| e.to_string()));
+                    if report.errors_dropped > 0 {
+                        self.errors
+                            .push(format!("{file}: {} more errors", report.errors_dropped));
+                    }
                 }
             }
         }
+        out
     }
-    out
+}
+
+/// [`PolicyTable::load`] in the shape the loader takes: malformed lines are
+/// warnings (and broken entries), only a table too large fails.
+fn load_policy(
+    text: &[u8],
+    file: &str,
+) -> Result<(PolicyTable, Report<PolicyError>), Report<PolicyError>> {
+    let (t, report) = PolicyTable::load(text, file);
+    if report.is_ok() {
+        Ok((t, report))
+    } else {
+        Err(report)
+    }
 }
 
 impl Tables {
     /// Loads every table; all problems are returned together, each as
-    /// `file:line: message`.
+    /// `file:line: message`. Warnings (skipped table lines, a CA file that
+    /// cannot be read where nothing needs it) are logged.
     pub fn load(cfg: &Config) -> Result<Tables, Vec<String>> {
+        let (tables, warnings) = Self::load_report(cfg);
+        for w in &warnings {
+            log::warn!(target: "master", "warning: {w}");
+        }
+        tables
+    }
+
+    /// [`Tables::load`], returning the warnings instead of logging them
+    /// (`check-config` prints them), each as `file:line: message`.
+    pub fn load_report(cfg: &Config) -> (Result<Tables, Vec<String>>, Vec<String>) {
         let mut errors = Vec::new();
-        let transport = load(cfg, "transport_maps", TransportMap::parse, &mut errors);
+        let mut warnings = Vec::new();
+        let mut loader = Loader {
+            cfg,
+            errors: &mut errors,
+            warnings: &mut warnings,
+        };
+        let transport = loader.load("transport_maps", TransportMap::parse, TransportMap::len);
+        let named = loader.load_named("smtp_tls_policy_maps", load_policy, PolicyTable::usable_len);
+        let sasl = if cfg.bool("smtp_sasl_auth_enable") {
+            loader.load(
+                "smtp_sasl_password_maps",
+                SaslPasswordMap::parse,
+                SaslPasswordMap::len,
+            )
+        } else {
+            Vec::new()
+        };
         for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
             if let Err(e) = TlsVersions::parse(cfg.get(key)) {
                 errors.push(format!("{key}: {e}"));
@@ -148,7 +220,6 @@ impl Tables {
                 FingerprintDigest::Sha256
             }
         };
-        let named = load_named(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
         // smtp_tls_fingerprint_cert_match matters only where the
         // fingerprint level takes its list from main.cf: as the default
         // level, or for table entries at that level without match=.
@@ -181,7 +252,7 @@ impl Tables {
             {
                 errors.push(format!("{file}:{line}: {e}"));
             }
-            for e in t.iter() {
+            for e in t.iter().filter(|e| !e.is_broken()) {
                 let key = tafile_key(e.tafiles());
                 if key.is_empty() || tafile_roots.contains_key(&key) {
                     continue;
@@ -203,25 +274,25 @@ impl Tables {
             }
         }
         let policy: Vec<PolicyTable> = named.into_iter().map(|(t, _)| t).collect();
-        let sasl = if cfg.bool("smtp_sasl_auth_enable") {
-            load(
-                cfg,
-                "smtp_sasl_password_maps",
-                SaslPasswordMap::parse,
-                &mut errors,
-            )
-        } else {
-            Vec::new()
-        };
         let ca = cfg.get("smtp_tls_CAfile");
         let roots = match crate::tls::verify::load_ca_file(std::path::Path::new(ca)) {
             Ok(r) => r,
             Err(e) => {
-                log::warn!(target: "master", "smtp_tls_CAfile: {e}: the verify and secure levels will fail");
+                // Where verify or secure needs the CA file (the default
+                // level, or a policy entry without its own tafile=), every
+                // such delivery would defer: refuse the configuration.
+                match ca_file_user(cfg, &policy) {
+                    Some(who) => errors.push(format!(
+                        "smtp_tls_CAfile: {e}: needed by {who}; point smtp_tls_CAfile at the CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)"
+                    )),
+                    None => warnings.push(format!(
+                        "smtp_tls_CAfile: {e}: the verify and secure levels will fail"
+                    )),
+                }
                 RootCertStore::empty()
             }
         };
-        if errors.is_empty() {
+        let result = if errors.is_empty() {
             Ok(Tables {
                 transport,
                 policy,
@@ -232,6 +303,26 @@ impl Tables {
             })
         } else {
             Err(errors)
-        }
+        };
+        (result, warnings)
     }
+}
+
+/// What needs `smtp_tls_CAfile`, if anything: the default level at
+/// `verify`/`secure`, or the first policy entry at those levels without
+/// `tafile=` (its own trust anchors replace the CA file).
+fn ca_file_user(cfg: &Config, policy: &[PolicyTable]) -> Option<String> {
+    let level = cfg.get("smtp_tls_security_level");
+    if level == "verify" || level == "secure" {
+        return Some(format!("smtp_tls_security_level = {level}"));
+    }
+    policy.iter().flat_map(|t| t.iter()).find_map(|e| {
+        let needs = !e.is_broken()
+            && matches!(
+                e.level(),
+                crate::policy::Level::Verify | crate::policy::Level::Secure
+            )
+            && e.tafiles().next().is_none();
+        needs.then(|| format!("{}:{} ({} {})", e.file(), e.line(), e.key(), e.level()))
+    })
 }

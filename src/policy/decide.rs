@@ -104,6 +104,18 @@ pub enum DecideError {
     NoFingerprints(String),
     /// A bad fingerprint in `smtp_tls_fingerprint_cert_match`.
     Fingerprint(FingerprintError),
+    /// The policy table entry for the next hop was malformed and skipped
+    /// at load time: its key is known, its policy is not. tern defers
+    /// rather than use the default level (Postfix's lookup would miss and
+    /// could downgrade a destination meant to be `secure`).
+    BrokenEntry {
+        /// The next hop.
+        nexthop: String,
+        /// The table file.
+        file: String,
+        /// The entry's line.
+        line: u32,
+    },
 }
 
 impl fmt::Display for DecideError {
@@ -114,6 +126,14 @@ impl fmt::Display for DecideError {
                 "nexthop domain {d}: configured at fingerprint security level, but with no fingerprints to match."
             ),
             DecideError::Fingerprint(e) => write!(f, "smtp_tls_fingerprint_cert_match: {e}"),
+            DecideError::BrokenEntry {
+                nexthop,
+                file,
+                line,
+            } => write!(
+                f,
+                "TLS policy lookup for {nexthop}: malformed entry {file}:{line} was skipped; fix the table"
+            ),
         }
     }
 }
@@ -318,6 +338,13 @@ impl<'a> EffectivePolicy<'a> {
 /// (exact key, then parent `.domain` keys), else the default level.
 pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, DecideError> {
     let entry = lookup_maps(inputs.tables, inputs.nexthop.as_str());
+    if let Some(e) = entry.filter(|e| e.is_broken()) {
+        return Err(DecideError::BrokenEntry {
+            nexthop: inputs.nexthop.as_str().to_string(),
+            file: e.file().to_string(),
+            line: e.line(),
+        });
+    }
     // Step 2 (MTA-STS) and step 3 (DANE) go here, between the table and the default.
     let (level, source) = match entry {
         Some(e) => (
@@ -373,6 +400,28 @@ mod tests {
                 CertName::Subdomain(s) => format!("*.{s}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_broken_entry_defers_instead_of_falling_back_to_the_default() {
+        let (t, _) = PolicyTable::load(b"[mx.example]\n.example.org secure\n", "/etc/p");
+        let tables = vec![t];
+        let d = PolicyDefaults::POSTFIX;
+        let decide_for = |hop: &'static str| {
+            decide(&PolicyInputs {
+                nexthop: NextHop::parse(hop).unwrap(),
+                tables: &tables,
+                defaults: &d,
+            })
+            .map(|p| p.level)
+        };
+        let e = decide_for("[mx.example]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TLS policy lookup for [mx.example]: malformed entry /etc/p:1 was skipped; fix the table"
+        );
+        assert_eq!(decide_for("a.example.org").unwrap(), Level::Secure);
+        assert_eq!(decide_for("other.example").unwrap(), Level::May);
     }
 
     #[test]

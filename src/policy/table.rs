@@ -323,7 +323,17 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
 #[derive(Debug, Clone)]
 pub struct PolicyTable {
     table: CompactTable<PolicyMeta>,
+    /// The file it was loaded from, for messages about broken entries.
+    file: std::rc::Rc<str>,
 }
+
+/// The placeholder meta of a broken entry (never read: lookups that meet
+/// one defer; see [`PolicyEntry::is_broken`]).
+const BROKEN_META: PolicyMeta = PolicyMeta {
+    level: u8::MAX,
+    protocols: 0,
+    reuse: 0,
+};
 
 /// Where a `servername=` points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,16 +353,33 @@ pub struct PolicyEntry<'a> {
     attrs: &'a str,
     line: u32,
     meta: PolicyMeta,
+    broken: bool,
+    file: &'a str,
 }
 
 impl<'a> PolicyEntry<'a> {
-    fn from_hit(h: Hit<'a, PolicyMeta>) -> PolicyEntry<'a> {
+    fn from_hit(h: Hit<'a, PolicyMeta>, file: &'a str) -> PolicyEntry<'a> {
         PolicyEntry {
             key: h.key,
             attrs: h.value,
             line: h.line,
             meta: h.meta,
+            broken: h.broken,
+            file,
         }
+    }
+
+    /// True when the entry's line was malformed and skipped at load time
+    /// ([`PolicyTable::load`]): only its key is known, and mail for it must
+    /// be deferred ([`super::decide::decide`] does), never sent at the
+    /// default level.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The table file the entry came from.
+    pub fn file(&self) -> &'a str {
+        self.file
     }
 
     fn tagged(&self, tag: char) -> impl Iterator<Item = &'a str> + 'a {
@@ -539,22 +566,88 @@ impl PolicyTable {
         });
         let table = b.finish(&mut report);
         if report.is_ok() {
-            Ok((PolicyTable { table }, report))
+            Ok((
+                PolicyTable {
+                    table,
+                    file: std::rc::Rc::from(file),
+                },
+                report,
+            ))
         } else {
             Err(report)
         }
+    }
+
+    /// Loads table text as Postfix does: a malformed line (a syntax error,
+    /// an unknown level, a bad attribute) is skipped with a `file:line`
+    /// warning in the report, and when its key can be read the key is kept
+    /// as a broken entry, so that mail for it defers instead of falling
+    /// back to `smtp_tls_security_level`. The report's errors are only those
+    /// that stop the whole table (too large). This is what delivery and
+    /// `check-config` use; [`PolicyTable::parse`] is the strict form.
+    pub fn load(text: &[u8], file: &str) -> (PolicyTable, Report<PolicyError>) {
+        let mut report = Report::new(file);
+        // Broken keys are collected apart: the record callback holds the
+        // builder while a line is parsed.
+        let mut broken: Vec<(String, u32)> = Vec::new();
+        let mut b = TableBuilder::new(true);
+        let mut attrs = String::new();
+        crate::config::table::parse_records_lenient(
+            text,
+            true,
+            &mut report,
+            |r| {
+                let meta = parse_policy(r.value, &mut attrs)?;
+                b.push(r.key, &attrs, r.line, meta)
+                    .map_err(|_| PolicyError::Syntax(SyntaxError::TooLarge { bytes: text.len() }))
+            },
+            |key, line| broken.push((key.to_string(), line)),
+        );
+        for (key, line) in &broken {
+            if b.push_broken(key, *line, BROKEN_META).is_err() {
+                report.error(
+                    *line,
+                    PolicyError::Syntax(SyntaxError::TooLarge { bytes: text.len() }),
+                );
+            }
+        }
+        // The builder's stable sort keeps the first line of a key, so a
+        // broken line before a good one for the same key still wins (and
+        // the other way round), as file order says. Broken entries were
+        // pushed last, so restore file order by line first.
+        let table = b.finish_by_line(&mut report);
+        (
+            PolicyTable {
+                table,
+                file: std::rc::Rc::from(file),
+            },
+            report,
+        )
     }
 
     /// An empty table.
     pub fn empty() -> PolicyTable {
         PolicyTable {
             table: CompactTable::empty(),
+            file: std::rc::Rc::from(""),
         }
+    }
+
+    /// The file the table was loaded from.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Number of entries that are not broken.
+    pub fn usable_len(&self) -> usize {
+        self.iter().filter(|e| !e.is_broken()).count()
     }
 
     /// Looks one key up, exactly (case-insensitive).
     pub fn get(&self, key: &str) -> Option<PolicyEntry<'_>> {
-        self.table.get(key).map(PolicyEntry::from_hit)
+        self.table
+            .get(key)
+            .map(|h| PolicyEntry::from_hit(h, &self.file))
     }
 
     /// Looks up the next-hop destination as Postfix does for
@@ -577,7 +670,9 @@ impl PolicyTable {
 
     /// All entries, in key order.
     pub fn iter(&self) -> impl Iterator<Item = PolicyEntry<'_>> + '_ {
-        self.table.iter().map(PolicyEntry::from_hit)
+        self.table
+            .iter()
+            .map(|h| PolicyEntry::from_hit(h, &self.file))
     }
 
     /// Checks the fingerprints of every `fingerprint` entry against the
@@ -860,6 +955,84 @@ example.net                 secure
             vec!["mx.google.com"]
         );
         assert_eq!(t.lookup("gmail.com").unwrap().level(), Level::Secure);
+    }
+
+    /// The seed guide's Hostpoint example (tls-policy-guide.rst.txt), as
+    /// the file /etc/postfix/tls_policy holds it (the guide indents it as
+    /// a literal block): two keys without a value.
+    const HOSTPOINT: &str = "\
+# mx1.mail.hostpoint.ch.
+[217.26.49.138]     secure match=*.mail.hostpoint.ch
+
+# mx2.mail.hostpoint.ch.
+[217.26.49.139]     secure match=*.mail.hostpoint.ch
+
+# mx.hostpoint.ch.
+[217.26.48.124]
+
+# antargus.adm.hostpoint.ch.
+[54.229.223.246]
+";
+
+    #[test]
+    fn hostpoint_example_loads_with_broken_entries() {
+        // Strictly, it is refused.
+        assert_eq!(errors(HOSTPOINT).len(), 2);
+        let (t, rep) = PolicyTable::load(HOSTPOINT.as_bytes(), "/etc/postfix/tls_policy");
+        assert!(rep.is_ok(), "{:?}", rep.errors);
+        let w: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            vec![
+                "/etc/postfix/tls_policy:8: expected format: key whitespace value -- ignoring this line; mail for \"[217.26.48.124]\" is deferred until it is fixed",
+                "/etc/postfix/tls_policy:11: expected format: key whitespace value -- ignoring this line; mail for \"[54.229.223.246]\" is deferred until it is fixed",
+            ]
+        );
+        assert_eq!((t.len(), t.usable_len()), (4, 2));
+        let ok = t.lookup("[217.26.49.138]").unwrap();
+        assert!(!ok.is_broken());
+        assert_eq!(ok.level(), Level::Secure);
+        assert_eq!(
+            ok.match_list().collect::<Vec<_>>(),
+            vec!["*.mail.hostpoint.ch"]
+        );
+        let bad = t.lookup("[217.26.48.124]").unwrap();
+        assert!(bad.is_broken());
+        assert_eq!((bad.line(), bad.file()), (8, "/etc/postfix/tls_policy"));
+        assert!(t.lookup("[217.26.48.125]").is_none());
+    }
+
+    #[test]
+    fn lenient_load_turns_every_entry_error_into_a_broken_entry() {
+        let text = "ok.example may\n\
+                    a.example sometimes\n\
+                    b.example none match=x\n\
+                    .c.example verify colour=blue\n\
+                    A.example secure\n\
+                    \"open secure\n";
+        let (t, rep) = PolicyTable::load(text.as_bytes(), "p");
+        assert!(rep.is_ok());
+        let w: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 5, "{w:#?}");
+        assert_eq!(
+            w[0],
+            "p:2: invalid security level \"sometimes\" -- ignoring this line; mail for \"a.example\" is deferred until it is fixed"
+        );
+        assert!(w[3].starts_with("p:6: missing closing"), "{w:#?}");
+        // The broken line 2 is the first for a.example: line 5 is the duplicate.
+        assert_eq!(
+            w[4],
+            "p:5: duplicate entry: \"a.example\" -- ignoring this line"
+        );
+        assert!(t.get("a.example").unwrap().is_broken());
+        assert!(t.get("b.example").unwrap().is_broken());
+        // A broken parent entry covers the subdomains, as a good one would.
+        assert!(t.lookup("mx.c.example").unwrap().is_broken());
+        assert!(!t.lookup("ok.example").unwrap().is_broken());
+        assert_eq!(t.usable_len(), 1);
+        // Nothing but broken entries: no usable entry, the loader's error.
+        let (t, _) = PolicyTable::load(b"x\ny\n", "p");
+        assert_eq!((t.len(), t.usable_len()), (2, 0));
     }
 
     #[test]
