@@ -147,6 +147,8 @@ impl Delivery {
             Query::Tlsa { port, base } => {
                 DnsInput::Tlsa(r.lookup_tlsa(&format!("_{port}._tcp.{base}")).await)
             }
+            // Not asked while `PlanSettings::mta_sts` is off.
+            Query::Sts(_) => DnsInput::Sts(crate::policy::plan::StsInput::None),
         }
     }
 

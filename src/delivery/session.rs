@@ -507,6 +507,42 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// A completed handshake: Postfix's `... TLS connection established
+    /// to ...` line, and how DANE matched.
+    fn established(&mut self, trust: crate::tls::Trust, results: &mut DeliveryResults) {
+        let t = self.t;
+        let hostaddr = &self.hostaddr;
+        let loglevel = self.d.ctx.settings.tls_loglevel;
+        if let Some(s) = self.stream.tls_summary() {
+            let line = s.client_log(trust, &t.host, t.addr, t.port).to_string();
+            if loglevel > 0 {
+                log::info!(target: "smtp", "{line}");
+            }
+            results.tls_established.push(line);
+        }
+        let Some(m) = self.tls.verifier.dane_match() else {
+            return;
+        };
+        // Postfix logs match details only at smtp_tls_loglevel 2.
+        if loglevel >= 2 {
+            log::info!(target: "smtp", "{}", m.postfix_log_line(&format!("{hostaddr}:{}", t.port)));
+        }
+        self.d.note(match &m {
+            crate::tls::dane::DaneMatch::EndEntity { record } => {
+                format!("{hostaddr}: DANE matched {record} (DANE-EE, leaf certificate)")
+            }
+            crate::tls::dane::DaneMatch::TrustAnchor {
+                record,
+                depth,
+                name,
+                ..
+            } => format!(
+                "{hostaddr}: DANE matched {record} (DANE-TA at depth {}, name {name})",
+                depth.map_or("outside the chain".to_string(), |d| d.to_string())
+            ),
+        });
+    }
+
     /// The TLS handshake (implicit, or after STARTTLS), judged by the
     /// target's verifier and recorded as a [`TlsAttempt`].
     async fn handshake(&mut self, results: &mut DeliveryResults) -> Result<(), HostFailure> {
@@ -541,34 +577,20 @@ impl<'a> Conn<'a> {
         };
         match (err, outcome) {
             (None, TlsOutcome::Success(trust)) => {
-                let loglevel = self.d.ctx.settings.tls_loglevel;
-                if let Some(s) = self.stream.tls_summary() {
-                    let line = s.client_log(trust, &t.host, t.addr, t.port).to_string();
-                    if loglevel > 0 {
-                        log::info!(target: "smtp", "{line}");
-                    }
-                    results.tls_established.push(line);
-                }
-                if let Some(m) = verifier.dane_match() {
-                    // Postfix logs match details only at smtp_tls_loglevel 2.
-                    if loglevel >= 2 {
-                        log::info!(target: "smtp", "{}", m.postfix_log_line(&format!("{hostaddr}:{}", t.port)));
-                    }
-                    self.d.note(match &m {
-                        crate::tls::dane::DaneMatch::EndEntity { record } => {
-                            format!("{hostaddr}: DANE matched {record} (DANE-EE, leaf certificate)")
-                        }
-                        crate::tls::dane::DaneMatch::TrustAnchor {
-                            record,
-                            depth,
-                            name,
-                            ..
-                        } => format!(
-                            "{hostaddr}: DANE matched {record} (DANE-TA at depth {}, name {name})",
-                            depth.map_or("outside the chain".to_string(), |d| d.to_string())
-                        ),
-                    });
-                }
+                self.established(trust, results);
+                Ok(())
+            }
+            (None, TlsOutcome::Failure { kind, reason }) if !t.enforce => {
+                // An MTA-STS `testing` policy: verified and reported, not
+                // enforced (RFC 8461 §5).
+                log::info!(
+                    target: "smtp",
+                    "{hostaddr}:{}: MTA-STS policy (mode testing) not satisfied: {reason} ({}); delivering anyway",
+                    t.port,
+                    kind.as_str()
+                );
+                let trust = self.tls.verifier.trust();
+                self.established(trust, results);
                 Ok(())
             }
             (_, TlsOutcome::Failure { kind, reason })
@@ -800,9 +822,12 @@ async fn timeout<T>(limit: Duration, fut: impl std::future::Future<Output = T>) 
 pub fn tls_failure_text(kind: FailureKind) -> &'static str {
     use FailureKind as K;
     match kind {
-        K::CertificateNotTrusted | K::CertificateExpired | K::TlsaInvalid => {
-            "Server certificate not trusted"
-        }
+        K::CertificateNotTrusted
+        | K::CertificateExpired
+        | K::TlsaInvalid
+        | K::StsWebpkiInvalid
+        | K::StsPolicyInvalid
+        | K::StsPolicyFetchError => "Server certificate not trusted",
         K::CertificateHostMismatch => "Server certificate not verified",
         K::ValidationFailure | K::StarttlsNotSupported => "Cannot start TLS: handshake failure",
     }

@@ -29,18 +29,20 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use crate::dns::mx::{implicit_keeps_the_asked_name, next_hops, NextHops};
 use crate::dns::{Answer, DnsError, HostAddresses, Mx, RData};
+use crate::mtasts::{Mode, Policy as StsPolicy};
 use crate::smtp::client::TlsRequirement;
 use crate::tls::dane::Tlsa;
-use crate::tls::verify::FingerprintDigest;
+use crate::tls::verify::{FailureKind, FingerprintDigest};
 use crate::tls::{MatchName, VerifyMode};
 
 use super::dane::{
     self, AddressFacts, AddressSecurity, DaneDecision, DaneLevel, HostFacts, TlsaLookup,
 };
-use super::decide::{CertName, EffectivePolicy};
+use super::decide::{CertName, EffectivePolicy, PolicySource};
 use super::level::Level;
 use super::nexthop::NextHop;
 
@@ -62,6 +64,8 @@ pub struct PlanSettings {
     pub inet_protocols: String,
     /// `smtp_tls_fingerprint_digest`.
     pub fingerprint_digest: FingerprintDigest,
+    /// `mta_sts_enable`: ask for the recipient domain's MTA-STS policy.
+    pub mta_sts: bool,
 }
 
 impl PlanSettings {
@@ -127,6 +131,9 @@ pub struct Target {
     pub level: Level,
     /// The policy behind it, for TLS reports.
     pub policy: PolicyDescriptor,
+    /// A failed verification fails the connection; `false` for an
+    /// MTA-STS `testing` policy (verify, report, do not enforce).
+    pub enforce: bool,
 }
 
 impl Target {
@@ -195,6 +202,27 @@ pub enum Query<'p> {
         /// TLSA base domain.
         base: &'p str,
     },
+    /// The MTA-STS policy of a recipient domain (discovery, cache, fetch).
+    Sts(&'p str),
+}
+
+/// What the driver found out about a domain's MTA-STS policy.
+#[derive(Debug, Clone)]
+pub enum StsInput {
+    /// No policy (no record and nothing cached, or `mode: none`).
+    None,
+    /// The policy to apply.
+    Policy(Rc<StsPolicy>),
+    /// Discovery says there is a policy, but none could be had and none
+    /// is cached: delivery goes on as without one; the failure is for the
+    /// log and TLS reports.
+    Unavailable {
+        /// `sts-policy-fetch-error`, `sts-policy-invalid` or
+        /// `sts-webpki-invalid`.
+        kind: FailureKind,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -208,6 +236,8 @@ pub enum DnsInput {
     Cname(Result<Answer<RData>, DnsError>),
     /// For [`Query::Tlsa`].
     Tlsa(Result<Answer<Tlsa>, DnsError>),
+    /// For [`Query::Sts`].
+    Sts(StsInput),
 }
 
 /// A host the DANE rules rule out; Postfix logs it as `warning: TLS policy
@@ -300,6 +330,32 @@ pub enum PlanEvent {
         /// The failure text.
         text: String,
     },
+    /// The domain has an MTA-STS policy in force (detail).
+    StsPolicy {
+        /// Recipient domain.
+        domain: String,
+        /// `enforce` or `testing`.
+        mode: Mode,
+        /// The `mx` patterns.
+        patterns: Vec<String>,
+    },
+    /// The domain announces a policy that could not be had (logged).
+    StsUnavailable {
+        /// Recipient domain.
+        domain: String,
+        /// The RFC 8460 result type.
+        kind: FailureKind,
+        /// Why.
+        reason: String,
+    },
+    /// A `testing` policy does not list this MX host; delivery goes on
+    /// (logged).
+    StsTestingMismatch {
+        /// Recipient domain.
+        domain: String,
+        /// MX host.
+        host: String,
+    },
 }
 
 impl PlanEvent {
@@ -311,6 +367,7 @@ impl PlanEvent {
                 | PlanEvent::Tlsa { .. }
                 | PlanEvent::TlsaNotLookedUp { .. }
                 | PlanEvent::DaneDecided { .. }
+                | PlanEvent::StsPolicy { .. }
         )
     }
 
@@ -330,6 +387,17 @@ impl PlanEvent {
                 format!("{text}; level may: trying {relay} again without TLS")
             }
             PlanEvent::ConnectFailed { text } => text.clone(),
+            PlanEvent::StsUnavailable {
+                domain,
+                kind,
+                reason,
+            } => format!(
+                "warning: MTA-STS policy for {domain} unavailable ({}): {reason}; delivering without it",
+                kind.as_str()
+            ),
+            PlanEvent::StsTestingMismatch { domain, host } => format!(
+                "MTA-STS policy for {domain} (mode testing) does not list MX host {host}; delivering anyway"
+            ),
             _ => return None,
         })
     }
@@ -424,6 +492,19 @@ impl fmt::Display for PlanEvent {
                 write!(f, "{text}; level may: retrying without TLS")
             }
             PlanEvent::ConnectFailed { text } => f.write_str(text),
+            PlanEvent::StsPolicy {
+                domain,
+                mode,
+                patterns,
+            } => write!(
+                f,
+                "MTA-STS {domain}: mode {}, mx {}",
+                mode.as_str(),
+                patterns.join(" ")
+            ),
+            e @ (PlanEvent::StsUnavailable { .. } | PlanEvent::StsTestingMismatch { .. }) => {
+                f.write_str(&e.log_text().unwrap_or_default())
+            }
         }
     }
 }
@@ -480,6 +561,9 @@ struct HostWork {
 #[derive(Debug)]
 enum State {
     Start,
+    AwaitSts,
+    /// The policy lookups are done; resolve the next hop.
+    Resolve,
     AwaitMx,
     /// Next host of `hosts` to gather facts for.
     NextHost,
@@ -514,6 +598,10 @@ pub struct Planner<'a> {
     any_reached: bool,
     /// The target being tried again without TLS (`may`).
     retrying: bool,
+    /// The recipient domain's MTA-STS policy (`enforce` or `testing`).
+    sts: Option<Rc<StsPolicy>>,
+    /// Its TLSRPT descriptor, made once.
+    sts_descriptor: Option<PolicyDescriptor>,
 }
 
 impl<'a> Planner<'a> {
@@ -552,6 +640,8 @@ impl<'a> Planner<'a> {
             last_conn: None,
             any_reached: false,
             retrying: false,
+            sts: None,
+            sts_descriptor: None,
         }
     }
 
@@ -634,7 +724,9 @@ impl<'a> Planner<'a> {
                     return Step::Connect(&self.targets[self.next]);
                 }
                 State::Done(o) => return Step::Done(o.clone()),
+                State::Resolve => self.resolve(),
                 State::AwaitMx => return Step::Lookup(Query::Mx(self.nexthop.host())),
+                State::AwaitSts => return Step::Lookup(Query::Sts(self.nexthop.host())),
                 State::AwaitAddresses | State::AwaitCname | State::AwaitTlsa => {
                     return Step::Lookup(self.pending_query())
                 }
@@ -685,6 +777,19 @@ impl<'a> Planner<'a> {
                 return;
             }
         }
+        // RFC 8461 applies to MX delivery for a recipient domain, after an
+        // explicit policy-table entry; `dane-only` leaves it nothing to do.
+        let sts = self.settings.mta_sts
+            && nh.uses_mx()
+            && self.policy.source == PolicySource::Default
+            && level != Level::DaneOnly;
+        self.state = if sts { State::AwaitSts } else { State::Resolve };
+    }
+
+    /// The next hop's hosts: an IP literal, an MX lookup, or the host.
+    fn resolve(&mut self) {
+        let nh = self.nexthop;
+        let level = self.policy.level;
         if let Some(ip) = nh.ip() {
             let allowed = match ip {
                 IpAddr::V4(_) => self.settings.ipv4,
@@ -771,6 +876,7 @@ impl<'a> Planner<'a> {
             (State::AwaitAddresses, DnsInput::Addresses(a)) => self.answer_addresses(a),
             (State::AwaitCname, DnsInput::Cname(r)) => self.answer_cname(r),
             (State::AwaitTlsa, DnsInput::Tlsa(r)) => self.answer_tlsa(r),
+            (State::AwaitSts, DnsInput::Sts(r)) => self.answer_sts(r),
             // A driver bug: never a reason to connect with less protection.
             (_, other) => self.finish(PlanOutcome::Failed {
                 failure: HostFailure::soft(
@@ -781,6 +887,95 @@ impl<'a> Planner<'a> {
                 dead: false,
             }),
         }
+    }
+
+    fn answer_sts(&mut self, input: StsInput) {
+        let domain = self.nexthop.host();
+        match input {
+            StsInput::Policy(p) if p.mode != Mode::None => {
+                let patterns: Vec<String> = p.mx_patterns().map(str::to_string).collect();
+                if self.details {
+                    self.event(PlanEvent::StsPolicy {
+                        domain: domain.to_string(),
+                        mode: p.mode,
+                        patterns: patterns.clone(),
+                    });
+                }
+                self.sts_descriptor = Some(PolicyDescriptor {
+                    kind: PolicyType::Sts,
+                    domain: domain.to_string(),
+                    strings: p.lines().collect(),
+                    mx_patterns: patterns,
+                });
+                self.sts = Some(p);
+            }
+            StsInput::Policy(_) | StsInput::None => {}
+            StsInput::Unavailable { kind, reason } => self.event(PlanEvent::StsUnavailable {
+                domain: domain.to_string(),
+                kind,
+                reason,
+            }),
+        }
+        self.state = State::Resolve;
+    }
+
+    /// Applies the MTA-STS policy to a target (RFC 8461 §4): after DANE,
+    /// which wins for a host with usable TLSA records. `enforce`: only
+    /// listed MX hosts, authenticated TLS with the host's name; `testing`:
+    /// as without a policy, the verdict recorded.
+    fn sts_overlay(&mut self, t: &mut Target) -> Result<(), HostFailure> {
+        let Some(p) = self.sts.clone() else {
+            return Ok(());
+        };
+        if matches!(t.verify, VerifyMode::Dane { .. }) {
+            return Ok(());
+        }
+        let domain = self.nexthop.host();
+        let listed = p.matches(&t.host);
+        match p.mode {
+            Mode::Enforce if !listed => {
+                let why = format!(
+                    "MX host {} is not listed in the MTA-STS policy of {domain} (mode enforce)",
+                    t.host
+                );
+                return Err(HostFailure::soft(why, "4.7.5"));
+            }
+            Mode::Enforce => {
+                t.tls = TlsRequirement::Required;
+                t.level = Level::Verify;
+                t.verify = VerifyMode::Sts {
+                    host: t.host.clone(),
+                    enforce: true,
+                    forced: None,
+                };
+                t.enforce = true;
+            }
+            Mode::Testing => {
+                let forced = (!listed).then(|| {
+                    (
+                        FailureKind::ValidationFailure,
+                        format!("MX host {} is not listed in the MTA-STS policy", t.host),
+                    )
+                });
+                if !listed {
+                    self.event(PlanEvent::StsTestingMismatch {
+                        domain: domain.to_string(),
+                        host: t.host.clone(),
+                    });
+                }
+                t.verify = VerifyMode::Sts {
+                    host: t.host.clone(),
+                    enforce: false,
+                    forced,
+                };
+                t.enforce = false;
+            }
+            Mode::None => return Ok(()),
+        }
+        if let Some(d) = &self.sts_descriptor {
+            t.policy = d.clone();
+        }
+        Ok(())
     }
 
     fn random(&mut self, n: usize) -> usize {
@@ -1068,6 +1263,12 @@ impl<'a> Planner<'a> {
                         t.policy.kind = PolicyType::Tlsa;
                         t.policy.strings = h.tlsa_found.iter().map(|r| r.to_string()).collect();
                     }
+                    if let Err(f) = self.sts_overlay(&mut t) {
+                        // Not connected to at all (RFC 8461 §4.1).
+                        self.skip(&h.name, f.text.clone());
+                        self.last_err = Some(f);
+                        break;
+                    }
                     self.targets.push(t);
                 }
                 Err(f) => {
@@ -1172,6 +1373,7 @@ impl<'a> Planner<'a> {
                 strings: Vec::new(),
                 mx_patterns: Vec::new(),
             },
+            enforce: true,
         })
     }
 

@@ -78,6 +78,8 @@ struct World {
     cname: HashMap<String, Result<Answer<RData>, DnsError>>,
     /// By owner name, `_25._tcp.host`.
     tlsa: HashMap<String, Result<Answer<Tlsa>, DnsError>>,
+    /// MTA-STS answers by recipient domain.
+    sts: HashMap<String, StsInput>,
 }
 
 impl World {
@@ -206,6 +208,7 @@ impl World {
             Query::Tlsa { port, base } => {
                 DnsInput::Tlsa(get(&self.tlsa, &format!("_{port}._tcp.{base}"), "TLSA"))
             }
+            Query::Sts(d) => DnsInput::Sts(self.sts.get(d).cloned().unwrap_or(StsInput::None)),
         }
     }
 }
@@ -222,6 +225,8 @@ enum Verify {
     Pkix,
     /// TLSA records in presentation form, reference names.
     Dane(Vec<String>, Vec<String>),
+    /// MTA-STS: host, enforce, a failure decided in advance.
+    Sts(String, bool, bool),
 }
 
 /// One `Step::Connect`, as the test sees it.
@@ -252,6 +257,11 @@ impl Conn {
                     records.iter().map(|r| r.to_string()).collect(),
                     names.clone(),
                 ),
+                VerifyMode::Sts {
+                    host,
+                    enforce,
+                    forced,
+                } => Verify::Sts(host.clone(), *enforce, forced.is_some()),
             },
             level: t.level,
             sni: t.sni.clone(),
@@ -314,6 +324,7 @@ fn settings() -> PlanSettings {
         ipv6: true,
         inet_protocols: "all".into(),
         fingerprint_digest: FingerprintDigest::Sha256,
+        mta_sts: false,
     }
 }
 
@@ -485,6 +496,7 @@ impl Case<'_> {
                         ),
                         Query::Cname(h) => format!("CNAME {h}"),
                         Query::Tlsa { port, base } => format!("TLSA _{port}._tcp.{base}"),
+                        Query::Sts(d) => format!("STS {d}"),
                     };
                     let input = self.world.resolve(q);
                     run.trace.push(format!("lookup {text}"));
@@ -1824,4 +1836,201 @@ fn a_wrong_answer_from_the_driver_never_connects() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------
+// MTA-STS (RFC 8461 §4): after an explicit table entry and DANE.
+
+fn sts_world(mode: Mode, patterns: &[&str]) -> World {
+    let mut w = World::new()
+        .mx(DOMAIN, &[(10, MX), (20, "mx2.other.test")], false)
+        .a(MX, &[V4], false)
+        .a("mx2.other.test", &["192.0.2.20"], false);
+    let p = crate::mtasts::Policy::from_parts(mode, 86_400, patterns).unwrap();
+    w.sts.insert(DOMAIN.into(), StsInput::Policy(Rc::new(p)));
+    w
+}
+
+fn sts_settings() -> PlanSettings {
+    PlanSettings {
+        mta_sts: true,
+        ..settings()
+    }
+}
+
+fn sts_descriptor(mode: &str, patterns: &[&str]) -> PolicyDescriptor {
+    let mut strings = vec!["version: STSv1".to_string(), format!("mode: {mode}")];
+    strings.extend(patterns.iter().map(|p| format!("mx: {p}")));
+    strings.push("max_age: 86400".into());
+    PolicyDescriptor {
+        kind: PolicyType::Sts,
+        domain: DOMAIN.into(),
+        strings,
+        mx_patterns: patterns.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn sts_conn(host: &str, addr: &str, enforce: bool, forced: bool, mode: &str) -> Conn {
+    Conn {
+        host: host.into(),
+        addr: addr.parse().unwrap(),
+        port: 25,
+        tls: if enforce {
+            TlsRequirement::Required
+        } else {
+            TlsRequirement::Opportunistic
+        },
+        verify: Verify::Sts(host.into(), enforce, forced),
+        level: if enforce { Level::Verify } else { Level::May },
+        sni: None,
+        policy: sts_descriptor(mode, &["*.example.test"]),
+    }
+}
+
+#[test]
+fn sts_enforce_connects_only_to_listed_mx_hosts_with_verified_tls() {
+    let w = sts_world(Mode::Enforce, &["*.example.test"]);
+    let r = case(&w, Level::May)
+        .settings(sts_settings())
+        .all_fail()
+        .run();
+    // The policy first, then the MX hosts.
+    assert_eq!(
+        r.lookups,
+        [
+            "STS example.test",
+            "MX example.test",
+            "A+AAAA mx.example.test",
+            "A+AAAA mx2.other.test"
+        ]
+    );
+    assert_eq!(
+        r.connects,
+        [sts_conn(MX, V4, true, false, "enforce")],
+        "mx2.other.test is never connected to"
+    );
+    assert_eq!(
+        r.skips,
+        [skip(
+            "mx2.other.test",
+            "MX host mx2.other.test is not listed in the MTA-STS policy of example.test (mode enforce)"
+        )]
+    );
+}
+
+#[test]
+fn sts_enforce_without_a_listed_host_defers_and_connects_nowhere() {
+    let w = sts_world(Mode::Enforce, &["mail.elsewhere.test"]);
+    let r = case(&w, Level::May).settings(sts_settings()).run();
+    assert!(r.connects.is_empty());
+    assert_eq!(r.skips.len(), 2);
+    match r.outcome {
+        PlanOutcome::Failed {
+            failure,
+            relay,
+            dead,
+        } => {
+            assert_eq!(
+                failure.text,
+                "MX host mx2.other.test is not listed in the MTA-STS policy of example.test (mode enforce)"
+            );
+            assert_eq!(failure.dsn, "4.7.5");
+            assert!(!failure.permanent && relay.is_none() && dead);
+        }
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn sts_testing_delivers_as_the_default_level_and_records_the_verdict() {
+    let w = sts_world(Mode::Testing, &["*.example.test"]);
+    let r = case(&w, Level::May)
+        .settings(sts_settings())
+        .all_fail()
+        .run();
+    let mut mx2 = sts_conn("mx2.other.test", "192.0.2.20", false, true, "testing");
+    mx2.policy = sts_descriptor("testing", &["*.example.test"]);
+    assert_eq!(r.connects, [sts_conn(MX, V4, false, false, "testing"), mx2]);
+    assert!(r.skips.is_empty());
+    assert!(r.events.iter().any(|e| e.log_text().as_deref()
+        == Some("MTA-STS policy for example.test (mode testing) does not list MX host mx2.other.test; delivering anyway")));
+}
+
+#[test]
+fn dane_wins_over_sts_for_a_host_with_usable_tlsa() {
+    let mut w = World::signed().tlsa(MX, &[ee()], true);
+    let p = crate::mtasts::Policy::from_parts(Mode::Enforce, 86_400, &[MX]).unwrap();
+    w.sts.insert(DOMAIN.into(), StsInput::Policy(Rc::new(p)));
+    let r = case(&w, Level::Dane).settings(sts_settings()).run();
+    assert_eq!(r.connects, [dane_conn(MX, V4, Level::Dane, &[ee()])]);
+    // Without TLSA records, the enforce policy applies to the same host.
+    let mut w = World::signed().tlsa(MX, &[], true);
+    let p = crate::mtasts::Policy::from_parts(Mode::Enforce, 86_400, &[MX]).unwrap();
+    w.sts.insert(DOMAIN.into(), StsInput::Policy(Rc::new(p)));
+    let r = case(&w, Level::Dane).settings(sts_settings()).run();
+    assert_eq!(r.connects.len(), 1);
+    assert_eq!(r.connects[0].verify, Verify::Sts(MX.into(), true, false));
+    assert_eq!(r.connects[0].policy.kind, PolicyType::Sts);
+}
+
+#[test]
+fn sts_is_not_asked_for_bracketed_next_hops_or_at_dane_only() {
+    let w = World::new().a(MX, &[V4], true);
+    let r = case(&w, Level::May)
+        .settings(sts_settings())
+        .nexthop("[mx.example.test]")
+        .run();
+    assert!(
+        !r.lookups.iter().any(|l| l.starts_with("STS")),
+        "{:?}",
+        r.lookups
+    );
+    let w = World::signed().tlsa(MX, &[ee()], true);
+    let r = case(&w, Level::DaneOnly).settings(sts_settings()).run();
+    assert!(
+        !r.lookups.iter().any(|l| l.starts_with("STS")),
+        "{:?}",
+        r.lookups
+    );
+    // And not when MTA-STS is off.
+    let w = sts_world(Mode::Enforce, &["nothing.test"]);
+    let r = case(&w, Level::May).run();
+    assert_eq!(r.connects.len(), 1, "the policy is not consulted");
+}
+
+#[test]
+fn an_unavailable_policy_is_logged_and_delivery_goes_on_without_it() {
+    let mut w = World::signed();
+    w.sts.insert(
+        DOMAIN.into(),
+        StsInput::Unavailable {
+            kind: FailureKind::StsPolicyFetchError,
+            reason: "connection refused".into(),
+        },
+    );
+    let r = case(&w, Level::May).settings(sts_settings()).run();
+    assert_eq!(r.connects, [may_conn(MX, V4)]);
+    assert!(r.events.iter().any(|e| e.log_text().as_deref()
+        == Some("warning: MTA-STS policy for example.test unavailable (sts-policy-fetch-error): connection refused; delivering without it")));
+    // `mode: none` is no policy at all.
+    let mut w = World::signed();
+    let p = crate::mtasts::Policy::from_parts(Mode::None, 86_400, &[]).unwrap();
+    w.sts.insert(DOMAIN.into(), StsInput::Policy(Rc::new(p)));
+    let r = case(&w, Level::May).settings(sts_settings()).run();
+    assert_eq!(r.connects, [may_conn(MX, V4)]);
+}
+
+#[test]
+fn sts_details_for_the_probe() {
+    let w = sts_world(Mode::Enforce, &["*.example.test"]);
+    let r = case(&w, Level::May)
+        .settings(sts_settings())
+        .details()
+        .run();
+    assert!(r
+        .events
+        .iter()
+        .any(|e| e.to_string() == "MTA-STS example.test: mode enforce, mx *.example.test"));
+    let r = case(&w, Level::May).settings(sts_settings()).run();
+    assert!(!r.events.iter().any(|e| e.is_detail()));
 }

@@ -151,6 +151,21 @@ pub enum VerifyMode {
         /// Reference names for DANE-TA.
         names: Vec<String>,
     },
+    /// MTA-STS (RFC 8461 §4.2): chain to the roots and `host` in a DNS
+    /// subjectAltName, a wildcard covering one left-most label, no CN
+    /// fallback (webpki's name check, whatever the `verify` level's
+    /// Postfix-compatible rules say).
+    Sts {
+        /// The MX host name.
+        host: String,
+        /// `false` for a `testing` policy: the verdict is recorded for
+        /// TLSRPT, the handshake goes on (verify, do not enforce).
+        enforce: bool,
+        /// A failure decided before the handshake (a policy plug-in's
+        /// `policy_failure=`, or an MX host outside a `testing` policy):
+        /// recorded whatever the certificate.
+        forced: Option<(FailureKind, String)>,
+    },
 }
 
 /// RFC 8460 §4.3 result types a handshake can fail with.
@@ -168,6 +183,14 @@ pub enum FailureKind {
     TlsaInvalid,
     /// Any other failure: bad encoding, handshake failure, ...
     ValidationFailure,
+    /// The MTA-STS policy could not be fetched (RFC 8460
+    /// `sts-policy-fetch-error`).
+    StsPolicyFetchError,
+    /// The MTA-STS policy did not parse (`sts-policy-invalid`).
+    StsPolicyInvalid,
+    /// The MTA-STS policy's HTTPS server failed PKIX validation
+    /// (`sts-webpki-invalid`).
+    StsWebpkiInvalid,
 }
 
 impl FailureKind {
@@ -180,7 +203,28 @@ impl FailureKind {
             FailureKind::CertificateNotTrusted => "certificate-not-trusted",
             FailureKind::TlsaInvalid => "tlsa-invalid",
             FailureKind::ValidationFailure => "validation-failure",
+            FailureKind::StsPolicyFetchError => "sts-policy-fetch-error",
+            FailureKind::StsPolicyInvalid => "sts-policy-invalid",
+            FailureKind::StsWebpkiInvalid => "sts-webpki-invalid",
         }
+    }
+
+    /// The result type of a name in RFC 8460's `result-type` registry
+    /// that a policy plug-in may force (`policy_failure=`).
+    pub fn parse(name: &str) -> Option<FailureKind> {
+        [
+            FailureKind::StarttlsNotSupported,
+            FailureKind::CertificateHostMismatch,
+            FailureKind::CertificateExpired,
+            FailureKind::CertificateNotTrusted,
+            FailureKind::TlsaInvalid,
+            FailureKind::ValidationFailure,
+            FailureKind::StsPolicyFetchError,
+            FailureKind::StsPolicyInvalid,
+            FailureKind::StsWebpkiInvalid,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
     }
 }
 
@@ -331,6 +375,56 @@ impl TernVerifier {
         )
     }
 
+    /// RFC 8461 §4.2 for `host`: on failure, the trust reached, the RFC 8460
+    /// result type, the reason and the error that fails the handshake.
+    fn sts_check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        host: &str,
+        forced: &Option<(FailureKind, String)>,
+        now: UnixTime,
+    ) -> Result<(), (Trust, FailureKind, String, rustls::Error)> {
+        let parsed = ParsedCertificate::try_from(end_entity).map_err(|e| {
+            let (kind, reason) = classify(&e);
+            (Trust::Untrusted, kind, reason, e)
+        })?;
+        if let Err(e) = self.chain_check(&parsed, intermediates, now) {
+            let (kind, reason) = classify(&e);
+            return Err((Trust::Untrusted, kind, reason, e));
+        }
+        let name_ok = ServerName::try_from(host)
+            .ok()
+            .is_some_and(|sn| verify_server_name(&parsed, &sn).is_ok());
+        if !name_ok {
+            return Err((
+                Trust::Trusted,
+                FailureKind::CertificateHostMismatch,
+                format!("no DNS name of the certificate matches MX host {host}"),
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+            ));
+        }
+        if let Some((kind, reason)) = forced {
+            return Err((
+                Trust::Trusted,
+                *kind,
+                reason.clone(),
+                rustls::Error::General(format!("MTA-STS policy failure ({})", kind.as_str())),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The trust this connection's verification reached (a `testing`
+    /// policy's connection goes on after a recorded failure).
+    pub fn trust(&self) -> Trust {
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|s| s.trust)
+            .unwrap_or(Trust::Untrusted)
+    }
+
     fn names_match(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -433,6 +527,27 @@ impl ServerCertVerifier for TernVerifier {
                 }
                 self.set(Some(Trust::Verified), None);
                 Ok(ServerCertVerified::assertion())
+            }
+            VerifyMode::Sts {
+                host,
+                enforce,
+                forced,
+            } => {
+                let verdict = self.sts_check(end_entity, intermediates, host, forced, now);
+                match verdict {
+                    Ok(()) => {
+                        self.set(Some(Trust::Verified), None);
+                        Ok(ServerCertVerified::assertion())
+                    }
+                    Err((trust, kind, reason, e)) => {
+                        self.set(Some(trust), Some((kind, reason)));
+                        if *enforce {
+                            Err(e)
+                        } else {
+                            Ok(ServerCertVerified::assertion())
+                        }
+                    }
+                }
             }
             VerifyMode::Dane { records, names } => {
                 use super::dane::{self, DaneError};
@@ -560,5 +675,18 @@ mod tests {
             CertificateError::UnknownIssuer,
         ));
         assert_eq!(k, FailureKind::CertificateNotTrusted);
+        // Every RFC 8460 name a plug-in may force parses back.
+        for name in [
+            "sts-policy-fetch-error",
+            "sts-policy-invalid",
+            "sts-webpki-invalid",
+            "validation-failure",
+        ] {
+            assert_eq!(
+                FailureKind::parse(name).map(FailureKind::as_str),
+                Some(name)
+            );
+        }
+        assert_eq!(FailureKind::parse("sts-unknown"), None);
     }
 }
