@@ -59,19 +59,26 @@ T=$(echo "$target" | tr 'a-z-' 'A-Z_')
 t=$(echo "$target" | tr '-' '_')
 case "$target" in
     aarch64-unknown-linux-musl)
-        # rustc links with its own self-contained musl crt and libc.a; gcc
-        # only drives ld. C code (aws-lc) sees glibc's headers, which is
-        # harmless on aarch64 up to glibc 2.37 (Debian 12 has 2.36).
-        export "CARGO_TARGET_${T}_LINKER=aarch64-linux-gnu-gcc"
-        export "CC_${t}=aarch64-linux-gnu-gcc" "AR_${t}=aarch64-linux-gnu-ar"
+        export TERN_MUSL_GNU=aarch64-linux-gnu TERN_MUSL=aarch64-linux-musl
         strip_tool=aarch64-linux-gnu-strip qemu=qemu-aarch64 ;;
     armv7-unknown-linux-musleabihf)
-        export "CARGO_TARGET_${T}_LINKER=$root/scripts/armv7-musl-link.sh"
-        export "CC_${t}=$root/scripts/armv7-musl-cc.sh" "AR_${t}=arm-linux-gnueabihf-ar"
-        rustflags="$rustflags -C link-self-contained=no"
+        export TERN_MUSL_GNU=arm-linux-gnueabihf TERN_MUSL=arm-linux-musleabihf
         strip_tool=arm-linux-gnueabihf-strip qemu=qemu-arm ;;
     *) die "no linker set-up for $target in $0" ;;
 esac
+if [ -n "$build_std" ] && [ "$build_std" != no ]; then
+    # std built from source: no rustup std and so no self-contained crt;
+    # link against Debian's musl-dev:<arch> (scripts/musl-link.sh).
+    export "CARGO_TARGET_${T}_LINKER=$root/scripts/musl-link.sh"
+    export "CC_${t}=$root/scripts/musl-cc.sh" "AR_${t}=$TERN_MUSL_GNU-ar"
+    rustflags="$rustflags -C link-self-contained=no"
+else
+    # rustc links with rustup's self-contained musl crt and libc.a; gcc
+    # only drives ld. C code (aws-lc) sees glibc's headers, which is
+    # harmless on aarch64 up to glibc 2.37 (Debian 12 has 2.36).
+    export "CARGO_TARGET_${T}_LINKER=$TERN_MUSL_GNU-gcc"
+    export "CC_${t}=$TERN_MUSL_GNU-gcc" "AR_${t}=$TERN_MUSL_GNU-ar"
+fi
 export "CARGO_TARGET_${T}_RUNNER=$qemu${qemu_cpu:+ -cpu $qemu_cpu}"
 for tool in "$strip_tool" "$qemu" cargo rustup; do
     command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-cross-deps.sh"

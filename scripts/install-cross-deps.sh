@@ -5,7 +5,10 @@
 #   scripts/install-cross-deps.sh [all|aarch64|armv7]     (default: all)
 # Idempotent: installs only what is missing, so a second run is quick and
 # touches neither apt's lists nor rustup's network.
-#   aarch64-unknown-linux-musl:     stable + rustup's prebuilt std, Debian's aarch64 gcc
+#   aarch64-unknown-linux-musl:     nightly + rust-src (std built with -Zbuild-std and
+#                                   panic=immediate-abort), Debian's aarch64 gcc and
+#                                   musl-dev:arm64; stable's prebuilt std too, for
+#                                   `cross-build.sh --test` and profiles without build-std
 #   armv7-unknown-linux-musleabihf: nightly + rust-src (std built with -Zbuild-std),
 #                                   Debian's armhf gcc and musl-dev:armhf
 #   both:                           qemu-user for the smoke test and `cargo test`
@@ -23,7 +26,8 @@ case "$which" in
     *) echo "usage: $0 [all|aarch64|armv7]" >&2; exit 2 ;;
 esac
 apt_pkgs=(qemu-user musl-tools)
-[ $a64 = 0 ] || apt_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
+[ $a64 = 0 ] || apt_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+    musl-dev:arm64)
 [ $arm = 0 ] || apt_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
     binutils-arm-linux-gnueabihf musl-dev:armhf)
 
@@ -39,18 +43,20 @@ as_root() {
     fi
 }
 
-if [ $arm = 1 ] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
-    say "adding dpkg architecture armhf"
-    as_root dpkg --add-architecture armhf
-    need_update=1
-fi
+for arch in $([ $arm = 0 ] || echo armhf) $([ $a64 = 0 ] || echo arm64); do
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+        say "adding dpkg architecture $arch"
+        as_root dpkg --add-architecture "$arch"
+        need_update=1
+    fi
+done
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     say "apt-get install ${missing[*]}"
-    # Lists must be fresh: armhf's were never fetched before it was added.
+    # Lists must be fresh: a foreign architecture's were never fetched before it was added.
     as_root apt-get update -qq || say "apt-get update reported errors; trying the install anyway"
     as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
 elif [ -n "${need_update:-}" ]; then
@@ -62,12 +68,13 @@ if [ $a64 = 1 ] && ! rustup target list --installed --toolchain stable | grep -q
     say "rustup target add aarch64-unknown-linux-musl"
     rustup target add --toolchain stable aarch64-unknown-linux-musl
 fi
-# armv7-musleabihf has no std shipped for this set-up: nightly builds it from rust-src.
-if [ $arm = 1 ] && ! rustup toolchain list | grep -q '^nightly-'; then
+# Both board profiles build std from rust-src with nightly (armv7 has no
+# std shipped for this set-up; aarch64 for panic=immediate-abort's size).
+if ! rustup toolchain list | grep -q '^nightly-'; then
     say "rustup toolchain install nightly"
     rustup toolchain install nightly --profile minimal --component rust-src
 fi
-if [ $arm = 1 ] && ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
+if ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
     say "rustup component add rust-src (nightly)"
     rustup component add --toolchain nightly rust-src
 fi
