@@ -163,7 +163,7 @@ fn posttls_finger_sees_tls13_x25519_and_received_header_has_tls() {
         .tls_verify(&ca.cert, "tern.example.test")
         .run_ok();
     tern.wait_for_log(&[
-        "Anonymous TLS connection established from localhost[127.0.0.1] to tern.example.test: TLSv1.3 with cipher",
+        "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher",
     ]);
     let id = r.queue_id().unwrap();
     let q = tern.queue_file(&id);

@@ -540,13 +540,23 @@ impl Stream {
                 .map(|leaf| PeerCertNames::from_cert(leaf.as_ref())),
             _ => None,
         };
+        // Postfix's smtpd takes these from OpenSSL, which on the server side
+        // of TLS 1.2 keeps no peer key share: its line (and Received
+        // comment) then ends after the cipher, and so does tern's.
+        let server_tls12 =
+            matches!(self.tls, Some(Tls::Server(_))) && version != rustls::ProtocolVersion::TLSv1_3;
+        let (kx_group, server_signature) = if server_tls12 {
+            (None, None)
+        } else {
+            (kx_group, self.io.signature)
+        };
         self.summary = Some(TlsSummary {
             version,
             cipher,
             kx_group,
-            server_signature: self.io.signature,
+            server_signature,
             sni: self.io.sni.take(),
-            client_signature: if client_cert.is_some() {
+            client_signature: if client_cert.is_some() && !server_tls12 {
                 self.io.client_signature
             } else {
                 None
