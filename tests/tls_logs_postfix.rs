@@ -230,7 +230,11 @@ fn client_line_matches_postfix_smtp_for_the_same_server() {
     server.wait_for_message(2, T);
 
     const TO: &str = " TLS connection established to ";
-    assert!(pf_client.wait_for_log(TO, T).is_some(), "{}", pf_client.log());
+    assert!(
+        pf_client.wait_for_log(TO, T).is_some(),
+        "{}",
+        pf_client.log()
+    );
     let theirs = lines_with(&pf_client.log(), TO);
     let ours = lines_with(&tern.log(), TO);
     assert_eq!(theirs.len(), 1, "{theirs:?}");
