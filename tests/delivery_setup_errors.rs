@@ -77,9 +77,9 @@ fn wrappermode_to_a_starttls_port_names_the_setting() {
     // Postfix's text first (log summaries group by it), then the reason
     // and the setting to change.
     assert!(
-        d[0].contains(&format!(
+        d[0].contains(
             "status=deferred (Cannot start TLS: handshake failure (the server sent a cleartext SMTP greeting \"220 postfix.example.test ESMTP"
-        )),
+        ),
         "{}",
         d[0]
     );

@@ -247,13 +247,13 @@ fn ask_ccert_logs_and_stamps_the_client_certificate() {
         "]: Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_",
     ]);
     assert!(
-        line.ends_with(" client-signature ECDSA (P-256) client-digest SHA256"),
+        line.ends_with(" client-signature ECDSA (prime256v1) client-digest SHA256"),
         "{line}"
     );
     let received = received_of(&tern, &r.queue_id().unwrap());
     assert!(
         received.contains(
-            "\r\n\t client-signature ECDSA (P-256) client-digest SHA256)\r\n\t(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))\r\n"
+            "\r\n\t client-signature ECDSA (prime256v1) client-digest SHA256)\r\n\t(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))\r\n"
         ),
         "{received}"
     );
