@@ -210,7 +210,9 @@ fn received_header_without_tls_comment_when_disabled() {
     assert!(!q.contains("(using TLS"), "{q}");
     assert!(!q.contains("No client certificate requested"), "{q}");
     // The ECDSA certificate shows in the log line.
-    tern.wait_for_log(&["key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256"]);
+    tern.wait_for_log(&[
+        "key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256",
+    ]);
 }
 
 #[test]
