@@ -163,7 +163,7 @@ fn posttls_finger_sees_tls13_x25519_and_received_header_has_tls() {
         .tls_verify(&ca.cert, "tern.example.test")
         .run_ok();
     tern.wait_for_log(&[
-        "Anonymous TLS connection established from localhost[127.0.0.1] to tern.example.test: TLSv1.3 with cipher",
+        "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher",
     ]);
     let id = r.queue_id().unwrap();
     let q = tern.queue_file(&id);
@@ -210,7 +210,9 @@ fn received_header_without_tls_comment_when_disabled() {
     assert!(!q.contains("(using TLS"), "{q}");
     assert!(!q.contains("No client certificate requested"), "{q}");
     // The ECDSA certificate shows in the log line.
-    tern.wait_for_log(&["key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256"]);
+    tern.wait_for_log(&[
+        "key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256",
+    ]);
 }
 
 #[test]

@@ -95,10 +95,18 @@ fn tls12_handshake_is_logged_as_postfix_does() {
         theirs.starts_with("TLSv1.2 with cipher ECDHE-RSA-"),
         "{theirs}"
     );
-    // tern's line carries exactly what OpenSSL saw on the other end.
-    tern.wait_for_log(&[&format!(
-        "]: Anonymous TLS connection established from localhost[127.0.0.1]: {theirs}"
+    // tern's line carries exactly the protocol and cipher OpenSSL saw on
+    // the other end, and, as Debian's Postfix 3.7 smtpd, nothing after
+    // them for TLS 1.2 (tests/tls_logs_postfix.rs compares whole lines).
+    let cipher = theirs
+        .split(" key-exchange ")
+        .next()
+        .unwrap_or(&theirs)
+        .to_string();
+    let line = tern.wait_for_log(&[&format!(
+        "]: Anonymous TLS connection established from localhost[127.0.0.1]: {cipher}"
     )]);
+    assert!(line.ends_with(&cipher), "{line}");
     // openssl s_client agrees on the version.
     let out = s_client(tern.smtp_port, true, &["-tls1_2"]);
     assert!(
@@ -239,13 +247,13 @@ fn ask_ccert_logs_and_stamps_the_client_certificate() {
         "]: Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_",
     ]);
     assert!(
-        line.ends_with(" client-signature ECDSA (P-256) client-digest SHA256"),
+        line.ends_with(" client-signature ECDSA (prime256v1) client-digest SHA256"),
         "{line}"
     );
     let received = received_of(&tern, &r.queue_id().unwrap());
     assert!(
         received.contains(
-            "\r\n\t client-signature ECDSA (P-256) client-digest SHA256)\r\n\t(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))\r\n"
+            "\r\n\t client-signature ECDSA (prime256v1) client-digest SHA256)\r\n\t(Client CN \"client.example.test\", Issuer \"tern test CA\" (not verified))\r\n"
         ),
         "{received}"
     );
@@ -273,12 +281,12 @@ fn ask_ccert_logs_and_stamps_the_client_certificate() {
         .arg("tlsv1_2")
         .tls_client_cert(&client.chain, &client.key)
         .run_ok();
-    tern.wait_for_log(&[
+    let line = tern.wait_for_log(&[
         "]: Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.2 with cipher ECDHE-RSA-",
-        // In TLS 1.2 an ECDSA scheme is not tied to the curve: OpenSSL
-        // signs with SHA-384 here.
-        " client-signature ECDSA (P-256) client-digest SHA",
     ]);
+    // Debian's Postfix 3.7 ends a TLS 1.2 server line after the cipher
+    // (OpenSSL keeps no peer key share there; tests/tls_logs_postfix.rs).
+    assert!(line.ends_with(" bits)"), "{line}");
     let received = received_of(&tern, &r.queue_id().unwrap());
     assert!(
         received.contains(
@@ -313,7 +321,8 @@ fn ask_ccert_checks_the_client_signature() {
         assert_eq!(c.try_reply(), None);
     }
     tern.wait_for_log(&[
-        "SSL_accept error from localhost[127.0.0.1]: invalid peer certificate: BadSignature",
+        // In words, not as rustls's `invalid peer certificate: BadSignature`.
+        "SSL_accept error from localhost[127.0.0.1]: a signature (in the certificate chain or the handshake) does not verify",
     ]);
     tern.wait_for_log(&["disconnect from localhost[127.0.0.1] ehlo=1 starttls=0/1"]);
     assert_eq!(
@@ -332,9 +341,7 @@ fn ask_ccert_checks_the_client_signature() {
         .expect("handshake");
     assert!(c.cmd("EHLO client.test").starts_with("250-"));
     assert!(c.cmd("QUIT").starts_with("221 "));
-    tern.wait_for_log(&[
-        "Untrusted TLS connection established from localhost[127.0.0.1] to tern.example.test: ",
-    ]);
+    tern.wait_for_log(&["Untrusted TLS connection established from localhost[127.0.0.1]: "]);
 }
 
 #[test]
@@ -471,7 +478,7 @@ fn a_session_over_ipv6_loopback() {
     let id = r.trim_end().rsplit(' ').next().unwrap().to_string();
     assert!(c.cmd("QUIT").starts_with("221 "));
     tern.wait_for_log(&[
-        "]: Anonymous TLS connection established from localhost[::1] to tern.example.test: TLSv1.3 with cipher",
+        "]: Anonymous TLS connection established from localhost[::1]: TLSv1.3 with cipher",
     ]);
     let received = received_of(&tern, &id);
     assert!(

@@ -120,11 +120,11 @@ fn ecdsa_preferred_when_both_configured() {
         RootCertStore::empty(),
         &payload,
     );
-    let details = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256";
+    let details = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256";
     assert_eq!(r.client.unwrap(), details);
     assert_eq!(
         r.server.unwrap(),
-        format!("Anonymous TLS connection established from localhost[127.0.0.1] to mx.example.test: {details}")
+        format!("Anonymous TLS connection established from localhost[127.0.0.1]: {details}")
     );
     assert_eq!(r.outcome, TlsOutcome::Success(Trust::Untrusted));
     assert!(r.echoed);
@@ -145,7 +145,7 @@ fn rsa_pss_and_curve_choice_and_trusted() {
     );
     assert_eq!(
         r.client.unwrap(),
-        "TLSv1.3 with cipher TLS_CHACHA20_POLY1305_SHA256 (256/256 bits) key-exchange ECDHE (P-256) server-signature RSA-PSS (2048 bits) server-digest SHA512"
+        "TLSv1.3 with cipher TLS_CHACHA20_POLY1305_SHA256 (256/256 bits) key-exchange ECDHE (prime256v1) server-signature RSA-PSS (2048 bits) server-digest SHA512"
     );
     // rustls's RSA signer takes its own first choice among the client's
     // schemes (PSS-SHA512), OpenSSL's would be SHA256: the log tells the truth.

@@ -302,6 +302,12 @@ pub static PARAMS: &[Param] = &[
         "dnssec: trust the resolver's AD bit for DANE; enabled: no DNSSEC (Postfix's disabled is refused)"
     ),
     p!(
+        "smtp_greeting_timeout",
+        "30s",
+        Kind::Time('s'),
+        "time limit for the first byte of the server's greeting (at most smtp_helo_timeout); silence usually means an implicit-TLS port without smtp_tls_wrappermode"
+    ),
+    p!(
         "smtp_helo_name",
         "$myhostname",
         Kind::Text,
@@ -621,6 +627,12 @@ pub static PARAMS: &[Param] = &[
         "",
         Kind::List,
         "FFDHE groups: not available with the aws-lc-rs provider; must stay empty"
+    ),
+    p!(
+        "tls_wildcard_matches_multiple_labels",
+        "yes",
+        Kind::Bool,
+        "accepted for Postfix main.cf files; as in Debian's Postfix 3.7, a certificate's *. wildcard covers exactly one label either way"
     ),
     p!(
         "transport_maps",

@@ -48,6 +48,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// `smtp_helo_timeout` (also every command and TLS handshake).
     pub helo_timeout: Duration,
+    /// `smtp_greeting_timeout`, capped at `smtp_helo_timeout`: how long
+    /// a server may stay silent before its first greeting byte.
+    pub greeting_timeout: Duration,
     /// `smtp_data_done_timeout` (body and end of data).
     pub data_done_timeout: Duration,
     /// `smtp_helo_name`.
@@ -134,6 +137,9 @@ impl Settings {
             fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match").to_string(),
             connect_timeout: cfg.time("smtp_connect_timeout"),
             helo_timeout: cfg.time("smtp_helo_timeout"),
+            greeting_timeout: cfg
+                .time("smtp_greeting_timeout")
+                .min(cfg.time("smtp_helo_timeout")),
             data_done_timeout: cfg.time("smtp_data_done_timeout"),
             helo_name: cfg.get("smtp_helo_name").to_string(),
             tls_loglevel: cfg.int("smtp_tls_loglevel"),

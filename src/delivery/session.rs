@@ -128,6 +128,9 @@ pub(super) struct Conn<'a> {
     last_reply: String,
     /// The name in the server's greeting (RFC 8460 `receiving-mx-helo`).
     helo: Option<String>,
+    /// Some byte came from the server after the connection (or the
+    /// implicit-TLS handshake): until then `smtp_greeting_timeout` applies.
+    heard: bool,
     sending_ip: Option<IpAddr>,
 }
 
@@ -182,10 +185,11 @@ impl<'a> Conn<'a> {
             eod_sent: false,
             last_reply: String::new(),
             helo: None,
+            heard: false,
             sending_ip,
         };
         if wrapper {
-            c.handshake(results).await?;
+            c.handshake(results, true).await?;
         }
         c.converse(results).await
     }
@@ -193,6 +197,27 @@ impl<'a> Conn<'a> {
     fn lost(&self, stage: &str) -> HostFailure {
         HostFailure {
             text: format!("lost connection with {} while {stage}", self.hostaddr),
+            dsn: "4.4.2".into(),
+            permanent: false,
+            reached: true,
+            tls: false,
+        }
+    }
+
+    /// Nothing at all came within `smtp_greeting_timeout`: Postfix's
+    /// timeout text, and what such silence usually means. A server on an
+    /// implicit-TLS port waits for the client's TLS ClientHello and never
+    /// greets a client that waits for its greeting.
+    fn silent_server(&self, limit: Duration) -> HostFailure {
+        HostFailure {
+            text: format!(
+                "conversation with {} timed out while receiving the initial server greeting \
+                 (no byte within {}s, smtp_greeting_timeout): if port {} expects TLS at once \
+                 (implicit TLS, as port 465 does), set smtp_tls_wrappermode = yes for it",
+                self.hostaddr,
+                limit.as_secs(),
+                self.t.port
+            ),
             dsn: "4.4.2".into(),
             permanent: false,
             reached: true,
@@ -244,6 +269,8 @@ impl<'a> Conn<'a> {
             }
             let limit = if self.current.is_some() {
                 data_t
+            } else if !self.heard {
+                self.d.ctx.settings.greeting_timeout
             } else {
                 helo_t
             };
@@ -261,7 +288,11 @@ impl<'a> Conn<'a> {
                         "receiving the initial server greeting"
                     }))
                 }
-                Some(Ok(n)) => self.splitter.filled(REPLY_BUF, n),
+                Some(Ok(n)) => {
+                    self.heard = true;
+                    self.splitter.filled(REPLY_BUF, n)
+                }
+                None if !self.heard && !self.wrapper => return Err(self.silent_server(limit)),
                 None => {
                     return Err(HostFailure {
                         text: if self.eod_sent {
@@ -304,7 +335,7 @@ impl<'a> Conn<'a> {
                 // STARTTLS response injection: nothing read before the
                 // handshake may be taken as a TLS-protected reply.
                 self.splitter.discard();
-                match self.handshake(results).await {
+                match self.handshake(results, false).await {
                     Ok(()) => out.extend(self.sess.tls_established()),
                     Err(f) => {
                         let _ = self.sess.tls_failed();
@@ -543,9 +574,13 @@ impl<'a> Conn<'a> {
         });
     }
 
-    /// The TLS handshake (implicit, or after STARTTLS), judged by the
+    /// The TLS handshake (`implicit`, or after STARTTLS), judged by the
     /// target's verifier and recorded as a [`TlsAttempt`].
-    async fn handshake(&mut self, results: &mut DeliveryResults) -> Result<(), HostFailure> {
+    async fn handshake(
+        &mut self,
+        results: &mut DeliveryResults,
+        implicit: bool,
+    ) -> Result<(), HostFailure> {
         let limit = self.d.ctx.settings.helo_timeout;
         let r = timeout(
             limit,
@@ -553,10 +588,22 @@ impl<'a> Conn<'a> {
                 .start_tls_client(self.tls.config.clone(), self.tls.server_name.clone()),
         )
         .await;
-        let err: Option<String> = match &r {
-            Some(Ok(())) => None,
-            Some(Err(e)) => Some(e.to_string()),
-            None => Some("handshake timed out".into()),
+        // A cleartext SMTP reply where the ServerHello belonged: the port
+        // speaks plain SMTP (STARTTLS), not implicit TLS.
+        let cleartext = match &r {
+            Some(Err(_)) if implicit => {
+                crate::tls::words::cleartext_reply(self.stream.handshake_prefix())
+            }
+            _ => None,
+        };
+        let err: Option<String> = match (&r, &cleartext) {
+            (Some(Ok(())), _) => None,
+            (Some(Err(_)), Some(reply)) => Some(format!(
+                "the server sent a cleartext SMTP greeting \"{reply}\" where a TLS handshake \
+                 was expected"
+            )),
+            (Some(Err(e)), None) => Some(crate::tls::words::describe_io(e)),
+            (None, _) => Some("handshake timed out".into()),
         };
         let verifier = &self.tls.verifier;
         let outcome = verifier.outcome(err.as_ref().map(|e| e as &dyn std::fmt::Display));
@@ -606,6 +653,23 @@ impl<'a> Conn<'a> {
                         kind.as_str()
                     ),
                 }))
+            }
+            (_, TlsOutcome::Failure { kind, reason }) if cleartext.is_some() => {
+                log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &reason);
+                // Postfix's text first, so that log summaries group it;
+                // then what to change.
+                let hint = if t.port == 465 {
+                    "tern always uses implicit TLS on port 465; relay to the server's \
+                     STARTTLS port (587 or 25) instead"
+                } else {
+                    "this port speaks STARTTLS, not implicit TLS: set smtp_tls_wrappermode = no \
+                     (or use an smtp: transport) for it"
+                };
+                Err(failure(format!(
+                    "{} ({reason} from {hostaddr}:{}: {hint})",
+                    tls_failure_text(kind),
+                    t.port
+                )))
             }
             (_, TlsOutcome::Failure { kind, reason }) => {
                 log_tls_failure(kind, &format!("{hostaddr}:{}", t.port), &reason);

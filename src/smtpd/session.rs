@@ -102,7 +102,11 @@ pub async fn run(
                         Ended::Normal
                     }
                     Some(Err(e)) => {
-                        log::info!(target: "smtpd", "SSL_accept error from {host}[{addr_s}]: {e}");
+                        log::info!(
+                            target: "smtpd",
+                            "SSL_accept error from {host}[{addr_s}]: {}",
+                            crate::tls::words::describe_io(&e)
+                        );
                         Ended::Lost
                     }
                     None => Ended::Timeout,
@@ -311,7 +315,11 @@ async fn perform(
                         Some(sess.event(Event::TlsEstablished))
                     }
                     Some(Err(e)) => {
-                        log::info!(target: "smtpd", "SSL_accept error from {host}[{addr}]: {e}");
+                        log::info!(
+                            target: "smtpd",
+                            "SSL_accept error from {host}[{addr}]: {}",
+                            crate::tls::words::describe_io(&e)
+                        );
                         let _ = sess.event(Event::TlsFailed);
                         return Err(Ended::Lost);
                     }

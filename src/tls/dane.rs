@@ -287,7 +287,7 @@ fn verify_to_anchor(
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => name_failure = true,
-            Err(e) => return Err(DaneError::Chain(e.to_string())),
+            Err(e) => return Err(DaneError::Chain(super::words::describe(&e))),
         }
     }
     if name_failure || names.is_empty() {

@@ -1,7 +1,10 @@
 //! The few X.509 fields tern needs outside webpki: the SubjectPublicKeyInfo
-//! (DANE selector 1, public-key fingerprints) and the issuer name (a DANE-TA
-//! trust anchor known only by its key). A bounded DER walker; no panics on
-//! garbage (fuzzed by `fuzz/fuzz_targets/x509_fields.rs`).
+//! (DANE selector 1, public-key fingerprints), the issuer name (a DANE-TA
+//! trust anchor known only by its key), the validity period (a trust anchor
+//! presented as the server's own certificate) and the subjectAltName DNS
+//! names and subject CNs (name checks as OpenSSL makes them for Postfix).
+//! A bounded DER walker; no panics on garbage (fuzzed by
+//! `fuzz/fuzz_targets/x509_fields.rs`).
 
 /// Why a certificate could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,11 @@ pub struct CertFields<'a> {
     /// The SubjectPublicKeyInfo, whole TLV: what DANE selector 1 and
     /// Postfix's public-key fingerprints hash.
     pub spki: &'a [u8],
+    /// The Validity SEQUENCE, whole TLV (see [`validity`]).
+    pub validity: &'a [u8],
+    /// The contents of the `[3]` extensions wrapper (the SEQUENCE of
+    /// Extension), when the certificate has one.
+    pub extensions: Option<&'a [u8]>,
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -90,10 +98,129 @@ pub fn cert_fields(cert: &[u8]) -> Result<CertFields<'_>, DerError> {
     let validity = expect(issuer.rest, SEQUENCE)?;
     let subject = expect(validity.rest, SEQUENCE)?;
     let spki = expect(subject.rest, SEQUENCE)?;
+    // issuerUniqueID [1] and subjectUniqueID [2] may come before [3].
+    let mut rest = spki.rest;
+    let mut extensions = None;
+    while !rest.is_empty() {
+        let t = read_tlv(rest)?;
+        if t.tag == EXTENSIONS_TAG {
+            extensions = Some(t.contents);
+        }
+        rest = t.rest;
+    }
     Ok(CertFields {
         issuer: issuer.whole,
         subject: subject.whole,
         spki: spki.whole,
+        validity: validity.whole,
+        extensions,
+    })
+}
+
+const EXTENSIONS_TAG: u8 = 0xa3;
+const OCTET_STRING: u8 = 0x04;
+const BOOLEAN: u8 = 0x01;
+/// OID 2.5.29.17, subjectAltName.
+const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+/// GeneralName `[2] IMPLICIT IA5String`, dNSName.
+const DNS_NAME_TAG: u8 = 0x82;
+
+/// The dNSName entries of the subjectAltName extension, as raw bytes (not
+/// validated: OpenSSL counts a malformed one as present too, which turns
+/// the CN fallback off). `Ok(None)` when the certificate has no
+/// subjectAltName extension, `Ok(Some(empty))` when it has one without
+/// DNS names (only IP addresses, say).
+pub fn subject_alt_dns_names(cert: &[u8]) -> Result<Option<Vec<&[u8]>>, DerError> {
+    let Some(mut exts) = cert_fields(cert)?.extensions else {
+        return Ok(None);
+    };
+    let list = expect(exts, SEQUENCE)?;
+    exts = list.contents;
+    while !exts.is_empty() {
+        let ext = expect(exts, SEQUENCE)?;
+        exts = ext.rest;
+        let oid = expect(ext.contents, OID)?;
+        let mut value = read_tlv(oid.rest)?;
+        if value.tag == BOOLEAN {
+            value = read_tlv(value.rest)?;
+        }
+        if value.tag != OCTET_STRING {
+            return Err(DerError::UnexpectedTag(value.tag));
+        }
+        if oid.contents != OID_SUBJECT_ALT_NAME {
+            continue;
+        }
+        let mut names = expect(value.contents, SEQUENCE)?.contents;
+        let mut out = Vec::new();
+        while !names.is_empty() {
+            let gn = read_tlv(names)?;
+            names = gn.rest;
+            if gn.tag == DNS_NAME_TAG {
+                out.push(gn.contents);
+            }
+        }
+        return Ok(Some(out));
+    }
+    Ok(None)
+}
+
+/// notBefore and notAfter of a Validity TLV ([`CertFields::validity`]), in
+/// seconds since the Unix epoch.
+pub fn validity(tlv: &[u8]) -> Result<(u64, u64), DerError> {
+    let v = expect(tlv, SEQUENCE)?;
+    let not_before = read_tlv(v.contents)?;
+    let not_after = read_tlv(not_before.rest)?;
+    Ok((
+        der_time(not_before.tag, not_before.contents)?,
+        der_time(not_after.tag, not_after.contents)?,
+    ))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, 1950-2049) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`) as RFC 5280 §4.1.2.5 requires them, as Unix seconds.
+fn der_time(tag: u8, v: &[u8]) -> Result<u64, DerError> {
+    let (year, rest) = match (tag, v.len()) {
+        (0x17, 13) => {
+            let yy = digits(&v[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &v[2..])
+        }
+        (0x18, 15) => (digits(&v[..4])?, &v[4..]),
+        (0x17 | 0x18, _) => return Err(DerError::Malformed),
+        (other, _) => return Err(DerError::UnexpectedTag(other)),
+    };
+    if rest.last() != Some(&b'Z') {
+        return Err(DerError::Malformed);
+    }
+    let month = digits(&rest[0..2])?;
+    let day = digits(&rest[2..4])?;
+    let (h, m, s) = (
+        digits(&rest[4..6])?,
+        digits(&rest[6..8])?,
+        digits(&rest[8..10])?,
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return Err(DerError::Malformed);
+    }
+    // Days from civil (Howard Hinnant's algorithm), years >= 1950 here.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe)
+        .checked_sub(719_468)
+        .ok_or(DerError::Malformed)?;
+    Ok(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
+fn digits(v: &[u8]) -> Result<u64, DerError> {
+    v.iter().try_fold(0u64, |acc, b| {
+        if b.is_ascii_digit() {
+            Ok(acc * 10 + u64::from(b - b'0'))
+        } else {
+            Err(DerError::Malformed)
+        }
     })
 }
 
@@ -132,6 +259,31 @@ pub fn name_attribute(name: &[u8], oid: &[u8]) -> Result<Option<String>, DerErro
         }
     }
     Ok(None)
+}
+
+/// Every attribute of type `oid` in a DER Name, in order, as text; values
+/// [`name_attribute`] would refuse are left out. OpenSSL checks every CN
+/// of the subject when a certificate has no DNS subjectAltName.
+pub fn name_attributes(name: &[u8], oid: &[u8]) -> Result<Vec<String>, DerError> {
+    let mut out = Vec::new();
+    let mut rdns = expect(name, SEQUENCE)?.contents;
+    while !rdns.is_empty() {
+        let set = expect(rdns, SET)?;
+        rdns = set.rest;
+        let mut atvs = set.contents;
+        while !atvs.is_empty() {
+            let atv = expect(atvs, SEQUENCE)?;
+            atvs = atv.rest;
+            let found = expect(atv.contents, OID)?;
+            if found.contents == oid {
+                let value = read_tlv(found.rest)?;
+                if let Ok(text) = directory_string(value.tag, value.contents) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A DirectoryString (RFC 5280 §4.1.2.4) or IA5String as text.
@@ -280,7 +432,37 @@ mod tests {
     }
 
     #[test]
+    fn times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Ok(0));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Ok(2_524_607_999));
+        assert_eq!(der_time(0x18, b"20380119031408Z"), Ok(2_147_483_648));
+        assert_eq!(der_time(0x18, b"20000229120000Z"), Ok(951_825_600));
+        assert_eq!(der_time(0x17, b"700101000000"), Err(DerError::Malformed));
+        assert_eq!(der_time(0x17, b"701301000000Z"), Err(DerError::Malformed));
+        assert_eq!(der_time(0x17, b"7001010000a0Z"), Err(DerError::Malformed));
+        assert_eq!(der_time(0x04, b"x"), Err(DerError::UnexpectedTag(4)));
+        assert!(validity(b"\x30\x00").is_err());
+    }
+
+    #[test]
+    fn all_common_names() {
+        let n = name(&[
+            (OID_COMMON_NAME, 0x0c, b"one.example"),
+            (OID_ORGANIZATION, 0x0c, b"org"),
+            (OID_COMMON_NAME, 0x0c, b"bad\nname"),
+            (OID_COMMON_NAME, 0x13, b"two.example"),
+        ]);
+        assert_eq!(
+            super::name_attributes(&n, OID_COMMON_NAME),
+            Ok(vec!["one.example".to_string(), "two.example".to_string()])
+        );
+        assert!(super::name_attributes(b"\x04\x00", OID_COMMON_NAME).is_err());
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
+        assert!(subject_alt_dns_names(b"").is_err());
+        assert!(subject_alt_dns_names(b"\x30\x03\x02\x01\x01").is_err());
         assert!(cert_fields(b"").is_err());
         assert!(cert_fields(b"\x30\x03\x02\x01\x01").is_err());
         assert_eq!(cert_fields(b"\x04\x00"), Err(DerError::UnexpectedTag(4)));

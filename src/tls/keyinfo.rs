@@ -32,12 +32,22 @@ pub enum Curve {
 }
 
 impl Curve {
-    /// The name Postfix/OpenSSL log (`P-256`).
+    /// The NIST name (`P-256`).
     pub fn name(self) -> &'static str {
         match self {
             Curve::P256 => "P-256",
             Curve::P384 => "P-384",
             Curve::P521 => "P-521",
+        }
+    }
+
+    /// The name Debian's Postfix 3.7 logs (OpenSSL 3.0's short name,
+    /// `prime256v1`; Postfix's README shows `P-256` from older OpenSSL).
+    pub fn openssl_name(self) -> &'static str {
+        match self {
+            Curve::P256 => "prime256v1",
+            Curve::P384 => "secp384r1",
+            Curve::P521 => "secp521r1",
         }
     }
 }

@@ -9,6 +9,8 @@
 //! * [`keyinfo`]: public-key description (RSA bits, curve) for the log.
 //! * [`dane`]: TLSA matching and the DANE verifier; [`der`]: the X.509
 //!   fields it reads.
+//! * [`words`]: rustls and webpki errors as sentences for logs and
+//!   deferral reasons.
 pub mod dane;
 pub mod der;
 pub mod keyinfo;
@@ -17,6 +19,7 @@ pub mod server_config;
 pub mod stream;
 pub mod summary;
 pub mod verify;
+pub mod words;
 
 pub use pool::{BufferPool, CommandSlot, InboundSlot, Slot};
 pub use server_config::{

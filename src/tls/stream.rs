@@ -136,7 +136,15 @@ struct Io {
     sni: Option<heapless::String<MAX_SNI_LEN>>,
     /// The peer's close_notify was seen: reads return 0 from now on.
     peer_closed: bool,
+    /// The first bytes the peer sent since the handshake began, kept so
+    /// that a failed handshake can tell a cleartext SMTP greeting (`220
+    /// ...`, an implicit-TLS client on a STARTTLS port) from TLS.
+    first: [u8; FIRST_BYTES],
+    first_len: usize,
 }
+
+/// How many of the peer's first handshake bytes [`Stream::handshake_prefix`] keeps.
+pub const FIRST_BYTES: usize = 64;
 
 async fn write_out(tcp: &mut Async<TcpStream>, buf: &[u8], len: &mut usize) -> io::Result<()> {
     let data = buf
@@ -289,6 +297,12 @@ impl Io {
                 io::ErrorKind::UnexpectedEof,
                 "connection closed without TLS close_notify",
             ));
+        }
+        if self.first_len < FIRST_BYTES {
+            let take = n.min(FIRST_BYTES - self.first_len);
+            let (dst, src) = (&mut self.first[self.first_len..], &buf[..take]);
+            dst[..take].copy_from_slice(src);
+            self.first_len += take;
         }
         self.in_len += n;
         Ok(())
@@ -470,6 +484,8 @@ impl Stream {
                 client_signature: None,
                 sni: None,
                 peer_closed: false,
+                first: [0; FIRST_BYTES],
+                first_len: 0,
             },
             tls: None,
             summary: None,
@@ -487,6 +503,13 @@ impl Stream {
         self.summary.is_some()
     }
 
+    /// The first bytes (up to [`FIRST_BYTES`]) the peer sent since the
+    /// last `start_tls_*` began: after a failed handshake, what the peer
+    /// spoke instead of TLS.
+    pub fn handshake_prefix(&self) -> &[u8] {
+        &self.io.first[..self.io.first_len.min(FIRST_BYTES)]
+    }
+
     /// What was negotiated, after a successful `start_tls_*`.
     pub fn tls_summary(&self) -> Option<&TlsSummary> {
         self.summary.as_ref()
@@ -501,6 +524,7 @@ impl Stream {
         self.io.client_signature = None;
         self.io.sni = None;
         self.io.peer_closed = false;
+        self.io.first_len = 0;
         // Clear whatever an earlier connection on this thread left behind.
         let _ = keyinfo::take();
         let _ = keyinfo::take_client();
@@ -540,13 +564,23 @@ impl Stream {
                 .map(|leaf| PeerCertNames::from_cert(leaf.as_ref())),
             _ => None,
         };
+        // Postfix's smtpd takes these from OpenSSL, which on the server side
+        // of TLS 1.2 keeps no peer key share: its line (and Received
+        // comment) then ends after the cipher, and so does tern's.
+        let server_tls12 =
+            matches!(self.tls, Some(Tls::Server(_))) && version != rustls::ProtocolVersion::TLSv1_3;
+        let (kx_group, server_signature) = if server_tls12 {
+            (None, None)
+        } else {
+            (kx_group, self.io.signature)
+        };
         self.summary = Some(TlsSummary {
             version,
             cipher,
             kx_group,
-            server_signature: self.io.signature,
+            server_signature,
             sni: self.io.sni.take(),
-            client_signature: if client_cert.is_some() {
+            client_signature: if client_cert.is_some() && !server_tls12 {
                 self.io.client_signature
             } else {
                 None

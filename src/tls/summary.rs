@@ -1,13 +1,15 @@
 //! What was negotiated on a TLS connection, formatted as Postfix logs it.
 //!
-//! Formats, byte for byte from Postfix's FORWARD_SECRECY_README:
+//! Formats, from Postfix's FORWARD_SECRECY_README, with curve names as
+//! Debian's Postfix 3.7 writes them (OpenSSL 3.0 short names: `prime256v1`
+//! where the README, made with an older OpenSSL, shows `P-256`);
+//! `tests/tls_logs_postfix.rs` compares them with that Postfix's lines:
 //!
 //! ```text
 //! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256
-//! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (P-256) server-signature ECDSA (P-256) server-digest SHA256
+//! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (prime256v1) server-signature ECDSA (prime256v1) server-digest SHA256
 //! TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) server-signature ED25519
 //! Anonymous TLS connection established from host[addr]: ...
-//! Anonymous TLS connection established from host[addr] to sni-name: ...
 //! Untrusted TLS connection established to host[addr]:25: ...
 //! (using TLSv1.3 with cipher ... server-digest SHA256)
 //! ```
@@ -136,9 +138,10 @@ fn write_kx(f: &mut fmt::Formatter<'_>, g: NamedGroup) -> fmt::Result {
     match g {
         NamedGroup::X25519 => f.write_str("X25519"),
         NamedGroup::X448 => f.write_str("X448"),
-        NamedGroup::secp256r1 => f.write_str("ECDHE (P-256)"),
-        NamedGroup::secp384r1 => f.write_str("ECDHE (P-384)"),
-        NamedGroup::secp521r1 => f.write_str("ECDHE (P-521)"),
+        // OpenSSL 3.0's short names, as Debian's Postfix 3.7 logs them.
+        NamedGroup::secp256r1 => f.write_str("ECDHE (prime256v1)"),
+        NamedGroup::secp384r1 => f.write_str("ECDHE (secp384r1)"),
+        NamedGroup::secp521r1 => f.write_str("ECDHE (secp521r1)"),
         NamedGroup::X25519MLKEM768 => f.write_str("X25519MLKEM768"),
         NamedGroup::secp256r1MLKEM768 => f.write_str("SecP256r1MLKEM768"),
         NamedGroup::MLKEM768 => f.write_str("MLKEM768"),
@@ -174,7 +177,7 @@ fn write_signature(f: &mut fmt::Formatter<'_>, who: &str, sig: &HandshakeSignatu
     match sig.key {
         KeyDesc::Rsa { bits } if is_pss(sig.scheme) => write!(f, "RSA-PSS ({bits} bits)")?,
         KeyDesc::Rsa { bits } => write!(f, "RSA ({bits} bits)")?,
-        KeyDesc::Ec(curve) => write!(f, "ECDSA ({})", curve.name())?,
+        KeyDesc::Ec(curve) => write!(f, "ECDSA ({})", curve.openssl_name())?,
         KeyDesc::Ed25519 => f.write_str("ED25519")?,
         KeyDesc::Ed448 => f.write_str("ED448")?,
         KeyDesc::Other => write!(f, "{:?}", sig.scheme)?,
@@ -224,15 +227,14 @@ impl fmt::Display for ServerLog<'_> {
         } else {
             "Anonymous"
         };
+        // Postfix adds ` to SNI` only when `tls_server_sni_maps` chose the
+        // certificate for that name; tern has no SNI maps, so never, even
+        // when the client sent SNI (log parsers key on the exact line).
         write!(
             f,
-            "{status} TLS connection established from {}[{}]",
-            self.host, self.addr
-        )?;
-        if let Some(sni) = &self.summary.sni {
-            write!(f, " to {sni}")?;
-        }
-        write!(f, ": {}", self.summary)
+            "{status} TLS connection established from {}[{}]: {}",
+            self.host, self.addr, self.summary
+        )
     }
 }
 
@@ -269,8 +271,9 @@ impl fmt::Display for ReceivedComment<'_> {
 }
 
 impl TlsSummary {
-    /// `Anonymous TLS connection established from host[addr]: ...`, with
-    /// ` to SNI` before the colon when the client sent SNI; `Untrusted`
+    /// `Anonymous TLS connection established from host[addr]: ...` (never
+    /// ` to SNI`: Postfix writes that only for a certificate its
+    /// `tls_server_sni_maps` chose, and tern has none); `Untrusted`
     /// instead of `Anonymous` when the client presented a certificate
     /// (`smtpd_tls_ask_ccert`), which tern never checks against a CA.
     pub fn server_log<'a>(&'a self, host: &'a str, addr: IpAddr) -> ServerLog<'a> {
@@ -365,7 +368,7 @@ mod tests {
         };
         assert_eq!(
             ec.to_string(),
-            "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (P-256) server-signature ECDSA (P-256) server-digest SHA256"
+            "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange ECDHE (prime256v1) server-signature ECDSA (prime256v1) server-digest SHA256"
         );
         let ed = TlsSummary {
             kx_group: None,
@@ -397,11 +400,11 @@ mod tests {
         };
         assert_eq!(
             s.server_log("localhost", "127.0.0.1".parse().unwrap()).to_string(),
-            "Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (P-256) client-digest SHA256"
+            "Untrusted TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (prime256v1) client-digest SHA256"
         );
         assert_eq!(
             s.received_comment().to_string(),
-            "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (P-256) client-digest SHA256)"
+            "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA (prime256v1) client-digest SHA256)"
         );
         assert_eq!(
             s.client_cert_comment(true),
@@ -438,7 +441,7 @@ mod tests {
         });
         assert_eq!(
             s.server_log("client.example", "192.0.2.1".parse().unwrap()).to_string(),
-            "Anonymous TLS connection established from client.example[192.0.2.1] to server.example: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits) key-exchange X25519 server-signature RSA (3072 bits) server-digest SHA384"
+            "Anonymous TLS connection established from client.example[192.0.2.1]: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits) key-exchange X25519 server-signature RSA (3072 bits) server-digest SHA384"
         );
     }
 }

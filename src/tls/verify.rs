@@ -19,6 +19,19 @@
 //! list (`hostname`, `nexthop`, `dot-nexthop` resolved to names or
 //! `.suffix` patterns): that is policy, not verification.
 //!
+//! Names are compared as Debian's Postfix 3.7 has OpenSSL compare them
+//! (`SSL_add1_host` with `X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS`, see
+//! [`cert_name_matches`]): the DNS subjectAltNames, or every subject CN when
+//! the certificate has no DNS subjectAltName; a `*.` wildcard covers exactly
+//! one label, and a `*.example.com` pattern (the seed's
+//! `match=*.mail.hostpoint.ch`) names that wildcard itself.
+//!
+//! A trust anchor presented as the server's own certificate (a self-signed
+//! certificate in `tafile=` or the CAfile, `CA:TRUE` as `openssl req
+//! -x509` makes it) is trusted as itself, within its validity period, as
+//! OpenSSL trusts it; webpki alone refuses a CA certificate as an end
+//! entity.
+//!
 //! After the handshake (success or failure), [`TernVerifier::outcome`] gives a
 //! [`TlsOutcome`] for the log and the TLSRPT counters (RFC 8460 failure types).
 use std::fmt;
@@ -296,20 +309,154 @@ fn classify(e: &rustls::Error) -> (FailureKind, String) {
             | CertificateError::UnhandledCriticalExtension
             | CertificateError::InvalidPurpose
             | CertificateError::InvalidPurposeContext { .. } => FailureKind::CertificateNotTrusted,
+            // A chain webpki would not build: a CA certificate presented
+            // as the server's own (and not itself an anchor), a chain
+            // breaking a CA's constraints. OpenSSL, so Postfix, calls
+            // these untrusted too.
+            CertificateError::Other(o)
+                if o.0.downcast_ref::<webpki::Error>().is_some_and(|w| {
+                    matches!(
+                        w,
+                        webpki::Error::CaUsedAsEndEntity
+                            | webpki::Error::EndEntityUsedAsCa
+                            | webpki::Error::PathLenConstraintViolated
+                            | webpki::Error::NameConstraintViolation
+                    )
+                }) =>
+            {
+                FailureKind::CertificateNotTrusted
+            }
             _ => FailureKind::ValidationFailure,
         },
         _ => FailureKind::ValidationFailure,
     };
-    (kind, e.to_string())
+    (kind, super::words::describe(e))
 }
 
-/// True when a SAN DNS name lies strictly below `suffix` (`.example.com`).
+/// True when a SAN DNS name lies strictly below `suffix` (`.example.com`);
+/// the `.suffix` rule of [`cert_name_matches`] on text, for the tests.
+#[cfg(test)]
 fn name_has_suffix(name: &str, suffix: &str) -> bool {
     let name = name.trim_end_matches('.');
+    bytes_have_suffix(name.as_bytes(), suffix.as_bytes())
+}
+
+/// `name` is longer than `suffix` and ends with it (ASCII case ignored).
+fn bytes_have_suffix(name: &[u8], suffix: &[u8]) -> bool {
     name.len() > suffix.len()
         && name
             .get(name.len() - suffix.len()..)
             .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+}
+
+/// The `.rest` after a certificate name's valid full-label wildcard
+/// (`*.mail.example.com` gives `.mail.example.com`), as OpenSSL's
+/// `valid_star()` judges it with `X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS`:
+/// `*` is the whole first label, at least two labels follow, and those are
+/// letters, digits and inner hyphens. Anything else (`f*.example.com`,
+/// `*.com`) is no wildcard and compared literally.
+fn wildcard_suffix(cert_name: &[u8]) -> Option<&[u8]> {
+    let rest = cert_name.strip_prefix(b"*")?;
+    let labels = rest.strip_prefix(b".")?;
+    let mut count = 0;
+    for label in labels.split(|b| *b == b'.') {
+        let ok = !label.is_empty()
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-')
+            && label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+        if !ok {
+            return None;
+        }
+        count += 1;
+    }
+    (count >= 2).then_some(rest)
+}
+
+/// Whether one name the certificate presents (a DNS subjectAltName, or a
+/// CN when there is none) matches one reference name, as OpenSSL 3.0's
+/// `X509_check_host()` decides it for Postfix 3.7:
+///
+/// * `.example.com` ([`MatchName::Suffix`]): the certificate name is
+///   longer and ends with it (`mx.example.com`, `*.example.com`,
+///   `a.b.example.com`; not `example.com`);
+/// * a certificate wildcard `*.example.com` covers exactly one label
+///   (`mx.example.com`, not `a.b.example.com`, not `example.com`):
+///   Postfix's `tls_wildcard_matches_multiple_labels = yes` has no effect
+///   on Debian's Postfix 3.7, whose smtp client refuses `a.b.example.com`
+///   too (tests/delivery_names.rs asks it);
+/// * a reference `*.example.com` matches the certificate wildcard
+///   `*.example.com` itself (OpenSSL lets a wildcard match a literal `*`),
+///   and nothing else;
+/// * otherwise the names are equal, ASCII case ignored.
+pub fn cert_name_matches(cert_name: &[u8], reference: &MatchName) -> bool {
+    match reference {
+        MatchName::Suffix(sfx) => bytes_have_suffix(cert_name, sfx.as_bytes()),
+        MatchName::Exact(r) => {
+            let r = r.as_bytes();
+            match wildcard_suffix(cert_name) {
+                Some(suffix) => {
+                    if !bytes_have_suffix(r, suffix) {
+                        return false;
+                    }
+                    let label = &r[..r.len() - suffix.len()];
+                    label == b"*"
+                        || label
+                            .iter()
+                            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                }
+                None => cert_name.eq_ignore_ascii_case(r),
+            }
+        }
+    }
+}
+
+/// The names a certificate is checked against: its DNS subjectAltNames
+/// or, only when it has none (OpenSSL's rule, so Postfix's), every CN of
+/// its subject. Nothing for a certificate tern cannot read.
+fn presented_names(cert: &[u8]) -> Vec<Vec<u8>> {
+    use super::der;
+    match der::subject_alt_dns_names(cert) {
+        Ok(Some(names)) if !names.is_empty() => names.into_iter().map(<[u8]>::to_vec).collect(),
+        Ok(_) => der::cert_fields(cert)
+            .and_then(|f| der::name_attributes(f.subject, der::OID_COMMON_NAME))
+            .map(|cns| cns.into_iter().map(String::into_bytes).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// When the server's certificate is itself one of the trust anchors
+/// (same subject and public key): `Some(Ok)` within its validity period,
+/// `Some(Err)` outside it, `None` when it is no anchor (or unreadable).
+fn anchor_itself(
+    end_entity: &[u8],
+    roots: &RootCertStore,
+    now: UnixTime,
+) -> Option<Result<(), rustls::Error>> {
+    use super::der;
+    let f = der::cert_fields(end_entity).ok()?;
+    let subject = der::contents(f.subject).ok()?;
+    let spki = der::contents(f.spki).ok()?;
+    roots
+        .roots
+        .iter()
+        .any(|a| a.subject.as_ref() == subject && a.subject_public_key_info.as_ref() == spki)
+        .then(|| {
+            let (not_before, not_after) = der::validity(f.validity)
+                .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+            let t = now.as_secs();
+            if t < not_before {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidYet,
+                ))
+            } else if t > not_after {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
+            } else {
+                Ok(())
+            }
+        })
 }
 
 impl TernVerifier {
@@ -362,10 +509,16 @@ impl TernVerifier {
 
     fn chain_check(
         &self,
+        end_entity: &CertificateDer<'_>,
         cert: &ParsedCertificate<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
+        // The anchor itself first: webpki would refuse a CA:TRUE one as an
+        // end entity, and a chain to it proves nothing more.
+        if let Some(r) = anchor_itself(end_entity.as_ref(), &self.roots, now) {
+            return r;
+        }
         verify_server_cert_signed_by_trust_anchor(
             cert,
             &self.roots,
@@ -389,7 +542,7 @@ impl TernVerifier {
             let (kind, reason) = classify(&e);
             (Trust::Untrusted, kind, reason, e)
         })?;
-        if let Err(e) = self.chain_check(&parsed, intermediates, now) {
+        if let Err(e) = self.chain_check(end_entity, &parsed, intermediates, now) {
             let (kind, reason) = classify(&e);
             return Err((Trust::Untrusted, kind, reason, e));
         }
@@ -431,14 +584,16 @@ impl TernVerifier {
         parsed: &ParsedCertificate<'_>,
         names: &[MatchName],
     ) -> bool {
-        let ee = webpki::EndEntityCert::try_from(end_entity).ok();
+        let presented = presented_names(end_entity.as_ref());
         names.iter().any(|m| match m {
-            MatchName::Exact(n) => ServerName::try_from(n.as_str())
-                .ok()
-                .is_some_and(|sn| verify_server_name(parsed, &sn).is_ok()),
-            MatchName::Suffix(sfx) => ee
-                .as_ref()
-                .is_some_and(|ee| ee.valid_dns_names().any(|n| name_has_suffix(n, sfx))),
+            // An IP address literal is checked against the iPAddress
+            // subjectAltNames (OpenSSL 3.0's SSL_add1_host does the same).
+            MatchName::Exact(n) if n.parse::<std::net::IpAddr>().is_ok() => {
+                ServerName::try_from(n.as_str())
+                    .ok()
+                    .is_some_and(|sn| verify_server_name(parsed, &sn).is_ok())
+            }
+            _ => presented.iter().any(|p| cert_name_matches(p, m)),
         })
     }
 
@@ -488,7 +643,7 @@ impl ServerCertVerifier for TernVerifier {
         match &self.mode {
             VerifyMode::Opportunistic => {
                 let trusted = ParsedCertificate::try_from(end_entity)
-                    .and_then(|p| self.chain_check(&p, intermediates, now))
+                    .and_then(|p| self.chain_check(end_entity, &p, intermediates, now))
                     .is_ok();
                 let trust = if trusted {
                     Trust::Trusted
@@ -509,7 +664,7 @@ impl ServerCertVerifier for TernVerifier {
                         return Err(e);
                     }
                 };
-                if let Err(e) = self.chain_check(&parsed, intermediates, now) {
+                if let Err(e) = self.chain_check(end_entity, &parsed, intermediates, now) {
                     self.set(Some(Trust::Untrusted), Some(classify(&e)));
                     return Err(e);
                 }
@@ -688,5 +843,191 @@ mod tests {
             );
         }
         assert_eq!(FailureKind::parse("sts-unknown"), None);
+    }
+
+    // Fixtures made once with the openssl CLI (ECDSA P-256, valid
+    // 2026-12-07 for 100 years): a CA and leaves it issued with CN
+    // mx.example.test and no SAN, with that CN and SAN other.example.test,
+    // with SAN *.mail.example.test, with two CNs and no SAN, with CN
+    // mx.example.test and only an IP SAN; and a self-signed certificate
+    // made with a plain `openssl req -x509 -subj /CN=self.example.test`
+    // (Debian's openssl.cnf: CA:TRUE, no SAN).
+    const NAMES_CA: &[u8] = include_bytes!("testdata/names/ca.der");
+    const CN_ONLY: &[u8] = include_bytes!("testdata/names/cn-only.der");
+    const SAN_CN: &[u8] = include_bytes!("testdata/names/san-cn.der");
+    const WILD: &[u8] = include_bytes!("testdata/names/wild.der");
+    const TWO_CN: &[u8] = include_bytes!("testdata/names/two-cn.der");
+    const IP_ONLY: &[u8] = include_bytes!("testdata/names/ip-only.der");
+    const SELF_CA: &[u8] = include_bytes!("testdata/names/self-ca.der");
+
+    /// 2027-01-01, inside every fixture's validity.
+    fn now() -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_798_761_600))
+    }
+
+    fn roots(certs: &[&[u8]]) -> Arc<RootCertStore> {
+        let mut r = RootCertStore::empty();
+        for c in certs {
+            r.add(CertificateDer::from(c.to_vec())).unwrap();
+        }
+        Arc::new(r)
+    }
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// `verify` with `names` against `cert` and the fixture CA (or `anchors`).
+    fn verify_at(cert: &[u8], names: &[&str], anchors: &[&[u8]], at: UnixTime) -> TlsOutcome {
+        let v = TernVerifier::new(
+            VerifyMode::Verify(names.iter().map(|n| MatchName::parse(n)).collect()),
+            roots(anchors),
+            provider(),
+        );
+        let ee = CertificateDer::from(cert.to_vec());
+        let sn = ServerName::try_from("ignored.example").unwrap();
+        let _ = v.verify_server_cert(&ee, &[], &sn, &[], at);
+        v.outcome(None)
+    }
+
+    fn verify(cert: &[u8], names: &[&str]) -> TlsOutcome {
+        verify_at(cert, names, &[NAMES_CA], now())
+    }
+
+    fn verified(o: &TlsOutcome) -> bool {
+        *o == TlsOutcome::Success(Trust::Verified)
+    }
+
+    fn mismatch(o: &TlsOutcome) -> bool {
+        matches!(
+            o,
+            TlsOutcome::Failure {
+                kind: FailureKind::CertificateHostMismatch,
+                ..
+            }
+        )
+    }
+
+    #[test]
+    fn wildcard_rules_are_openssls() {
+        let m = |c: &str, r: &str| cert_name_matches(c.as_bytes(), &MatchName::parse(r));
+        assert!(m("*.example.com", "mx.example.com"));
+        assert!(m("*.example.com", "MX.Example.COM"));
+        assert!(m("*.example.com", "xn--bcher-kva.example.com"));
+        assert!(!m("*.example.com", "a.b.example.com"), "one label only");
+        assert!(!m("*.example.com", "example.com"));
+        assert!(
+            m("*.example.com", "*.example.com"),
+            "a pattern names the wildcard"
+        );
+        assert!(!m("mx.example.com", "*.example.com"));
+        assert!(!m("*.com", "example.com"), "two labels after the star");
+        assert!(m("*.com", "*.com"), "no wildcard: literal");
+        assert!(
+            !m("f*.example.com", "foo.example.com"),
+            "no partial wildcards"
+        );
+        assert!(!m("*.exa_mple.com", "mx.exa_mple.com"));
+        assert!(m("*.example.com", ".example.com"));
+        assert!(m("*.mail.example.com", ".example.com"));
+        assert!(m("a.b.example.com", ".example.com"));
+        assert!(!m("example.com", ".example.com"));
+        assert!(!m("badexample.com", ".example.com"));
+        assert!(!m("mx.example.com", "mx.example.co"));
+        assert!(!m("mx\u{e9}.example.com", "mx.example.com"));
+    }
+
+    #[test]
+    fn common_name_only_without_dns_names() {
+        assert!(verified(&verify(CN_ONLY, &["mx.example.test"])));
+        assert!(verified(&verify(CN_ONLY, &[".example.test"])));
+        assert!(mismatch(&verify(CN_ONLY, &["other.example.test"])));
+        // A DNS subjectAltName hides the CN.
+        assert!(mismatch(&verify(SAN_CN, &["mx.example.test"])));
+        assert!(verified(&verify(SAN_CN, &["other.example.test"])));
+        // Every CN counts; an IP subjectAltName is no DNS name.
+        assert!(verified(&verify(TWO_CN, &["two.example.test"])));
+        assert!(verified(&verify(TWO_CN, &["one.example.test"])));
+        assert!(verified(&verify(IP_ONLY, &["mx.example.test"])));
+        assert!(verified(&verify(IP_ONLY, &["192.0.2.1"])));
+        assert!(mismatch(&verify(CN_ONLY, &["192.0.2.1"])));
+    }
+
+    #[test]
+    fn hostpoint_pattern_and_wildcard_reach() {
+        // The seed's `secure match=*.mail.hostpoint.ch`.
+        assert!(verified(&verify(WILD, &["*.mail.example.test"])));
+        assert!(verified(&verify(WILD, &["mx1.mail.example.test"])));
+        assert!(verified(&verify(WILD, &[".example.test"])));
+        assert!(mismatch(&verify(WILD, &["a.b.mail.example.test"])));
+        assert!(mismatch(&verify(WILD, &["mail.example.test"])));
+        assert!(verified(&verify(
+            WILD,
+            &["nomatch.example.test", "MX2.mail.example.test"]
+        )));
+    }
+
+    #[test]
+    fn ca_true_self_signed_certificate_as_its_own_anchor() {
+        // As a tafile=/CAfile trust anchor: trusted as itself, names as usual.
+        assert!(verified(&verify_at(
+            SELF_CA,
+            &["self.example.test"],
+            &[SELF_CA],
+            now()
+        )));
+        assert!(mismatch(&verify_at(
+            SELF_CA,
+            &["other.example.test"],
+            &[SELF_CA],
+            now()
+        )));
+        // Not an anchor: refused in words, not as a Rust debug name.
+        match verify_at(SELF_CA, &["self.example.test"], &[NAMES_CA], now()) {
+            TlsOutcome::Failure { kind, reason } => {
+                assert_eq!(kind, FailureKind::CertificateNotTrusted, "{reason}");
+                assert!(!reason.contains("CaUsedAsEndEntity"), "{reason}");
+                assert!(reason.contains("CA:TRUE"), "{reason}");
+            }
+            o => panic!("{o:?}"),
+        }
+        // Outside its validity period.
+        let late = UnixTime::since_unix_epoch(std::time::Duration::from_secs(6_000_000_000));
+        match verify_at(SELF_CA, &["self.example.test"], &[SELF_CA], late) {
+            TlsOutcome::Failure { kind, reason } => {
+                assert_eq!(kind, FailureKind::CertificateExpired);
+                assert_eq!(reason, "the certificate has expired");
+            }
+            o => panic!("{o:?}"),
+        }
+        // At `may`, the anchor makes it Trusted.
+        let v = TernVerifier::new(VerifyMode::Opportunistic, roots(&[SELF_CA]), provider());
+        let ee = CertificateDer::from(SELF_CA.to_vec());
+        let sn = ServerName::try_from("x.example").unwrap();
+        assert!(v.verify_server_cert(&ee, &[], &sn, &[], now()).is_ok());
+        assert_eq!(v.outcome(None), TlsOutcome::Success(Trust::Trusted));
+        // And a fingerprint target.
+        let fp = digest::digest(&digest::SHA256, SELF_CA);
+        let v = TernVerifier::new(
+            VerifyMode::Fingerprints {
+                digest: FingerprintDigest::Sha256,
+                list: vec![fp.as_ref().to_vec()],
+            },
+            roots(&[]),
+            provider(),
+        );
+        assert!(v.verify_server_cert(&ee, &[], &sn, &[], now()).is_ok());
+        assert!(verified(&v.outcome(None)));
+    }
+
+    #[test]
+    fn unknown_issuer_is_worded() {
+        match verify_at(CN_ONLY, &["mx.example.test"], &[SELF_CA], now()) {
+            TlsOutcome::Failure { kind, reason } => {
+                assert_eq!(kind, FailureKind::CertificateNotTrusted);
+                assert!(reason.contains("unknown issuer"), "{reason}");
+            }
+            o => panic!("{o:?}"),
+        }
     }
 }

@@ -290,6 +290,13 @@ impl TestCa {
         self.issue(kind, cn, names, "serverAuth", "server")
     }
 
+    /// A server certificate with subject CN `cn` and the subjectAltName
+    /// `names` (none: no SAN extension at all, so that name checks fall
+    /// back to the CN as Postfix's do), signed by this CA.
+    pub fn server_cert_cn(&self, kind: KeyKind, cn: &str, names: &[&str]) -> Leaf {
+        self.issue(kind, cn, names, "serverAuth", "server")
+    }
+
     /// A client certificate (EKU clientAuth) with CN `cn`, signed by this CA.
     pub fn client_cert(&self, kind: KeyKind, cn: &str) -> Leaf {
         self.issue(kind, cn, &[], "clientAuth", "client")
@@ -365,4 +372,37 @@ pub fn self_signed(kind: KeyKind, names: &[&str]) -> Leaf {
     openssl(&args);
     let chain = cert.clone();
     finish(&dir, "self".to_string(), cert, key, chain, names)
+}
+
+/// A self-signed certificate made as an administrator makes one with a
+/// plain `openssl req -x509 -newkey ... -subj /CN=cn` and the system's
+/// openssl.cnf: its `v3_ca` section makes it `CA:TRUE`, no
+/// subjectAltName, no extended key usage. What docs/policy.md says
+/// `tafile=` takes; webpki alone refuses it as an end entity.
+pub fn plain_self_signed(kind: KeyKind, cn: &str) -> Leaf {
+    let dir = Rc::new(TempDir::new("plainself"));
+    let cert = dir.join("self.pem");
+    let key = dir.join("self.key");
+    let subj = format!("/CN={cn}");
+    let mut args = vec!["req", "-x509"];
+    args.extend_from_slice(kind.newkey_args());
+    args.extend_from_slice(&[
+        "-nodes",
+        "-keyout",
+        path_str(&key),
+        "-out",
+        path_str(&cert),
+        "-days",
+        "30",
+        "-subj",
+        &subj,
+    ]);
+    openssl(&args);
+    let text = openssl_out(&["x509", "-in", path_str(&cert), "-noout", "-text"], None);
+    assert!(
+        text.contains("CA:TRUE"),
+        "openssl req -x509 made no CA:TRUE certificate:\n{text}"
+    );
+    let chain = cert.clone();
+    finish(&dir, "self".to_string(), cert, key, chain, &[])
 }
