@@ -8,6 +8,7 @@
 pub mod net;
 pub mod params;
 pub mod parse;
+pub mod socketmap;
 pub mod table;
 
 use std::fmt;
