@@ -6,13 +6,18 @@
 //! `smtp_tls_(mandatory_)ciphers`, `smtp_tls_(mandatory_)exclude_ciphers`,
 //! `smtp_tls_fingerprint_digest` against the fingerprints) are checked here
 //! too, so that delivery never meets a value it cannot use.
+//!
+//! `static:` and `inline:` tables load like files (a static table matches
+//! every key); a `socketmap:` table in `smtp_tls_policy_maps` is a policy
+//! plug-in, asked per delivery by `delivery::socketmap` in the order the
+//! tables are listed ([`Tables::policy_maps`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 
-use crate::config::table::{self, Located, Report};
+use crate::config::table::{self, Located, MapType, Report, SocketmapSpec};
 use crate::config::Config;
 use crate::policy::ciphers::{self, ExcludedSuites};
 use crate::policy::protocols::TlsVersions;
@@ -25,8 +30,12 @@ use crate::tls::verify::FingerprintDigest;
 pub struct Tables {
     /// `transport_maps`.
     pub transport: Vec<TransportMap>,
-    /// `smtp_tls_policy_maps`.
+    /// `smtp_tls_policy_maps`: the tables tern holds (files, `static:`,
+    /// `inline:`), in the order listed.
     pub policy: Vec<PolicyTable>,
+    /// `smtp_tls_policy_maps` in the order listed, with its policy
+    /// plug-ins; empty when it lists none (then `policy` is the whole list).
+    pub policy_maps: Vec<PolicyMap>,
     /// `smtp_sasl_password_maps` (empty unless `smtp_sasl_auth_enable`).
     pub sasl: Vec<SaslPasswordMap>,
     /// `smtp_tls_CAfile` (empty store when the file is missing: `verify`
@@ -39,6 +48,15 @@ pub struct Tables {
     pub tafile_roots: HashMap<String, Arc<RootCertStore>>,
     /// `smtp_tls_fingerprint_digest`.
     pub fingerprint_digest: FingerprintDigest,
+}
+
+/// One table of `smtp_tls_policy_maps`, in the order listed.
+#[derive(Debug, Clone)]
+pub enum PolicyMap {
+    /// `Tables::policy[i]`.
+    Table(usize),
+    /// A policy plug-in, asked over its socket per delivery.
+    Socketmap(SocketmapSpec),
 }
 
 /// The key of an entry's trust store in [`Tables::tafile_roots`]: its
@@ -56,21 +74,36 @@ fn load<T, E: std::fmt::Display>(
     cfg: &Config,
     key: &str,
     parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+    any: fn(T) -> T,
     errors: &mut Vec<String>,
 ) -> Vec<T> {
-    load_named(cfg, key, parse, errors)
+    load_named(cfg, key, parse, any, errors)
         .into_iter()
-        .map(|(t, _)| t)
+        .filter_map(|l| match l {
+            Loaded::Table(t, _) => Some(t),
+            Loaded::Socketmap(_) => None,
+        })
         .collect()
 }
 
-/// [`load`], keeping each table's file name (for later `file:line` errors).
+/// A table of a list, as loaded.
+enum Loaded<T> {
+    /// A table tern holds, with its name for later `file:line` errors.
+    Table(T, String),
+    /// A `socketmap:` table (only where the list allows it).
+    Socketmap(SocketmapSpec),
+}
+
+/// [`load`], keeping each table's file name (for later `file:line` errors)
+/// and, for `smtp_tls_policy_maps`, its socketmap tables in their place.
+/// `any` makes a `static:` table match every key.
 fn load_named<T, E: std::fmt::Display>(
     cfg: &Config,
     key: &str,
     parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+    any: fn(T) -> T,
     errors: &mut Vec<String>,
-) -> Vec<(T, String)> {
+) -> Vec<Loaded<T>> {
     let specs = match table::parse_map_list(cfg.get(key)) {
         Ok(s) => s,
         Err(e) => {
@@ -80,11 +113,18 @@ fn load_named<T, E: std::fmt::Display>(
     };
     let mut out = Vec::new();
     for spec in specs {
-        let file = spec.source_path().to_string();
+        let file = spec.label();
         if let Some(note) = spec.note() {
             log::info!(target: "master", "{file}: {note}");
         }
-        let text = match table::read_source(&spec) {
+        if spec.map_type == MapType::Socketmap && key == "smtp_tls_policy_maps" {
+            if let Some(s) = spec.socketmap() {
+                out.push(Loaded::Socketmap(s));
+                continue;
+            }
+        }
+        let is_static = spec.map_type == MapType::Static;
+        let text = match table::static_text(&spec).map_or_else(|| table::read_source(&spec), Ok) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(format!("{key}: {e}"));
@@ -96,7 +136,8 @@ fn load_named<T, E: std::fmt::Display>(
                 for w in &report.warnings {
                     log::warn!(target: "master", "{w}");
                 }
-                out.push((t, file));
+                let t = if is_static { any(t) } else { t };
+                out.push(Loaded::Table(t, file));
             }
             Err(report) => {
                 errors.extend(report.errors.iter().map(|e: &Located<E>| e.to_string()));
@@ -114,7 +155,13 @@ impl Tables {
     /// `file:line: message`.
     pub fn load(cfg: &Config) -> Result<Tables, Vec<String>> {
         let mut errors = Vec::new();
-        let transport = load(cfg, "transport_maps", TransportMap::parse, &mut errors);
+        let transport = load(
+            cfg,
+            "transport_maps",
+            TransportMap::parse,
+            TransportMap::matching_any_key,
+            &mut errors,
+        );
         for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
             if let Err(e) = TlsVersions::parse(cfg.get(key)) {
                 errors.push(format!("{key}: {e}"));
@@ -148,7 +195,30 @@ impl Tables {
                 FingerprintDigest::Sha256
             }
         };
-        let named = load_named(cfg, "smtp_tls_policy_maps", PolicyTable::parse, &mut errors);
+        let loaded = load_named(
+            cfg,
+            "smtp_tls_policy_maps",
+            PolicyTable::parse,
+            PolicyTable::matching_any_key,
+            &mut errors,
+        );
+        let mut named = Vec::new();
+        let mut policy_maps = Vec::new();
+        for l in loaded {
+            match l {
+                Loaded::Table(t, file) => {
+                    policy_maps.push(PolicyMap::Table(named.len()));
+                    named.push((t, file));
+                }
+                Loaded::Socketmap(s) => policy_maps.push(PolicyMap::Socketmap(s)),
+            }
+        }
+        if !policy_maps
+            .iter()
+            .any(|m| matches!(m, PolicyMap::Socketmap(_)))
+        {
+            policy_maps.clear();
+        }
         // smtp_tls_fingerprint_cert_match matters only where the
         // fingerprint level takes its list from main.cf: as the default
         // level, or for table entries at that level without match=.
@@ -208,6 +278,7 @@ impl Tables {
                 cfg,
                 "smtp_sasl_password_maps",
                 SaslPasswordMap::parse,
+                SaslPasswordMap::matching_any_key,
                 &mut errors,
             )
         } else {
@@ -225,6 +296,7 @@ impl Tables {
             Ok(Tables {
                 transport,
                 policy,
+                policy_maps,
                 sasl,
                 roots: Arc::new(roots),
                 tafile_roots,

@@ -848,6 +848,14 @@ pub fn candidate_keys(destination: &str) -> impl Iterator<Item = &str> {
 }
 
 impl PolicyTable {
+    /// Makes every lookup find the table's one entry, whatever the key:
+    /// a `static:VALUE` table (built from [`crate::config::table::static_text`]).
+    pub fn matching_any_key(self) -> PolicyTable {
+        PolicyTable {
+            table: self.table.matching_any_key(),
+        }
+    }
+
     /// Parses table text. On success returns the table and the report (its
     /// warnings: duplicates, orphan continuation lines); on any error the
     /// report lists every error found, as `file:line: message`.
