@@ -276,6 +276,9 @@ pub fn inline_entries(body: &str) -> Result<Vec<(&str, &str)>, String> {
         if k.contains(['\n', '\r']) || v.contains(['\n', '\r']) {
             return Err("line break inside an entry".into());
         }
+        if k.contains('\0') || v.contains('\0') {
+            return Err("null byte inside an entry".into());
+        }
     }
     Ok(out)
 }
@@ -358,7 +361,7 @@ impl MapSpec {
         match map_type {
             MapType::Static => {
                 strip_braces(path)
-                    .filter(|v| !v.is_empty() && !v.contains(['\n', '\r']))
+                    .filter(|v| !v.is_empty() && !v.contains(['\n', '\r', '\0']))
                     .ok_or_else(|| malformed("expected static:value or static:{ value }".into()))?;
             }
             MapType::Inline => {
