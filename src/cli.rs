@@ -120,11 +120,17 @@ pub fn deep_warnings(cfg: &Config) -> Vec<String> {
         .unwrap_or_default();
     let mut maps = Vec::new();
     for spec in &specs {
-        let Ok(text) = crate::config::table::read_source(spec) else {
+        let text = crate::config::table::static_text(spec)
+            .map_or_else(|| crate::config::table::read_source(spec), Ok);
+        let Ok(text) = text else {
             continue; // an error of deep_check's
         };
-        if let Ok((m, _)) = crate::policy::sasl::SaslPasswordMap::parse(&text, spec.source_path()) {
-            maps.push(m);
+        if let Ok((m, _)) = crate::policy::sasl::SaslPasswordMap::parse(&text, &spec.label()) {
+            maps.push(if spec.static_value().is_some() {
+                m.matching_any_key()
+            } else {
+                m
+            });
         }
     }
     out.extend(relayhost_sasl_warning(cfg.get("relayhost"), &specs, &maps));
@@ -138,7 +144,7 @@ pub fn deep_warnings(cfg: &Config) -> Vec<String> {
     let Ok((uid, gid)) = crate::smtpd::listen::user_ids(owner) else {
         return out; // check_mail_owner reports it (as root)
     };
-    for spec in &specs {
+    for spec in specs.iter().filter(|s| s.is_file()) {
         let path = Path::new(spec.source_path());
         if let Some(why) = unreadable_by(path, uid, gid) {
             let group = group_name(gid);

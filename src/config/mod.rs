@@ -10,6 +10,7 @@ pub mod net;
 pub mod params;
 pub mod parse;
 pub mod postfix;
+pub mod socketmap;
 pub mod table;
 
 use std::fmt;

@@ -566,6 +566,12 @@ pub static PARAMS: &[Param] = &[
         "longest a client session may last"
     ),
     p!(
+        "socketmap_timeout",
+        "100s",
+        Kind::Time('s'),
+        "time limit for one socketmap: lookup (connect, request and reply); Postfix's built-in limit"
+    ),
+    p!(
         "submission_listen",
         "",
         Kind::Listen,

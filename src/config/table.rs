@@ -31,6 +31,13 @@
 //! silently downgrade a destination meant to be `secure` (a deliberate
 //! difference from Postfix, whose lookup simply misses; docs/postfix.md).
 //!
+//! Besides files, three table types of Postfix that live in the setting
+//! itself or behind a socket: `static:VALUE` (every key gives VALUE),
+//! `inline:{ key = value, ... }` (a small table written in main.cf) and
+//! `socketmap:inet:HOST:PORT:NAME` / `socketmap:unix:PATH:NAME` (a lookup
+//! server speaking Postfix's socketmap protocol; see [`super::socketmap`]
+//! for the codec and `delivery::socketmap` for the client).
+//!
 //! Parsing is sans-I/O ([`parse_records`], [`CompactTable::build`]); the one
 //! function that touches the file system is [`read_source`].
 
@@ -62,6 +69,16 @@ pub enum MapType {
     Cdb,
     /// `dbm:` — like `hash:`, read from the source text.
     Dbm,
+    /// `static:VALUE` — every key gives VALUE (`static:{ text }` for text
+    /// with whitespace).
+    Static,
+    /// `inline:{ key = value, { key = text with whitespace }, ... }` — a
+    /// table written in the setting itself.
+    Inline,
+    /// `socketmap:inet:HOST:PORT:NAME` or `socketmap:unix:PATH:NAME` — a
+    /// lookup server (Postfix's socketmap_table(5)); asked per lookup, so
+    /// only where delivery can wait for it (`smtp_tls_policy_maps`).
+    Socketmap,
 }
 
 impl MapType {
@@ -74,7 +91,15 @@ impl MapType {
             MapType::Lmdb => "lmdb",
             MapType::Cdb => "cdb",
             MapType::Dbm => "dbm",
+            MapType::Static => "static",
+            MapType::Inline => "inline",
+            MapType::Socketmap => "socketmap",
         }
+    }
+
+    /// True for the types whose entries come from a file.
+    pub fn is_file(self) -> bool {
+        !matches!(self, MapType::Static | MapType::Inline | MapType::Socketmap)
     }
 
     fn from_name(name: &str) -> Option<MapType> {
@@ -85,6 +110,9 @@ impl MapType {
             "lmdb" => MapType::Lmdb,
             "cdb" => MapType::Cdb,
             "dbm" => MapType::Dbm,
+            "static" => MapType::Static,
+            "inline" => MapType::Inline,
+            "socketmap" => MapType::Socketmap,
             _ => return None,
         })
     }
@@ -95,8 +123,192 @@ impl MapType {
 pub struct MapSpec {
     /// The type named before the colon.
     pub map_type: MapType,
-    /// The path after the colon, exactly as written.
+    /// The path after the colon, exactly as written (for `static:`,
+    /// `inline:` and `socketmap:`, the rest of the specification).
     pub path: String,
+}
+
+/// Where a `socketmap:` table's server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketmapEndpoint {
+    /// `inet:HOST:PORT`: HOST is an IP address (IPv6 in brackets) or
+    /// `localhost`; tern makes no blocking name lookup on its one thread.
+    Inet(std::net::SocketAddr),
+    /// `unix:PATH`.
+    Unix(String),
+}
+
+/// A `socketmap:` table: the server and the name sent in each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketmapSpec {
+    /// The server.
+    pub endpoint: SocketmapEndpoint,
+    /// The socketmap name: the first word of every request (`NAME KEY`).
+    pub name: String,
+}
+
+impl SocketmapSpec {
+    /// Parses what follows `socketmap:`: `inet:HOST:PORT:NAME` or
+    /// `unix:PATH:NAME`.
+    pub fn parse(s: &str) -> Result<SocketmapSpec, &'static str> {
+        let (endpoint, name) = s
+            .rsplit_once(':')
+            .ok_or("expected inet:host:port:name or unix:pathname:name")?;
+        if name.is_empty() || name.contains(|c: char| c.is_ascii_whitespace()) {
+            return Err("the socketmap name (after the last ':') must be one word");
+        }
+        let endpoint = if let Some(path) = endpoint.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("empty unix-domain socket path");
+            }
+            SocketmapEndpoint::Unix(path.to_string())
+        } else if let Some(hp) = endpoint.strip_prefix("inet:") {
+            let (host, port) = hp.rsplit_once(':').ok_or("expected inet:host:port:name")?;
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or("the port must be a number from 1 to 65535")?;
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            } else {
+                host.parse().map_err(|_| {
+                    "the host must be an IP address or localhost (tern does no blocking host name lookup)"
+                })?
+            };
+            SocketmapEndpoint::Inet(std::net::SocketAddr::new(ip, port))
+        } else {
+            return Err("expected inet:host:port:name or unix:pathname:name");
+        };
+        Ok(SocketmapSpec {
+            endpoint,
+            name: name.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for SocketmapSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.endpoint {
+            SocketmapEndpoint::Inet(a) => write!(f, "socketmap:inet:{a}:{}", self.name),
+            SocketmapEndpoint::Unix(p) => write!(f, "socketmap:unix:{p}:{}", self.name),
+        }
+    }
+}
+
+/// Strips one pair of `{ }` around `s` (and the whitespace inside them),
+/// as Postfix's extpar() does for `static:{ text }` and `{ name = value }`.
+/// `None` when `s` starts with `{` but has no matching `}` at its end.
+pub fn strip_braces(s: &str) -> Option<&str> {
+    let Some(inner) = s.strip_prefix('{') else {
+        return Some(s);
+    };
+    let inner = inner.strip_suffix('}')?;
+    let mut depth = 0usize;
+    for c in inner.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    (depth == 0).then(|| inner.trim_matches(|c: char| c.is_ascii_whitespace()))
+}
+
+/// Splits `s` into words separated by commas and/or whitespace, keeping
+/// `{ ... }` groups (which may nest and hold separators) inside one word,
+/// as Postfix's mystrtokq() does. A `{` without its `}` ends the last word
+/// at the end of the text; callers find it with [`strip_braces`].
+pub fn split_braced(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        let start = rest.find(|c: char| !(c == ',' || c.is_ascii_whitespace()))?;
+        let t = &rest[start..];
+        let mut depth = 0usize;
+        let mut end = t.len();
+        for (i, c) in t.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                c if depth == 0 && (c == ',' || c.is_ascii_whitespace()) => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &t[end..];
+        Some(&t[..end])
+    })
+}
+
+/// The entries of an `inline:{ ... }` table, as `(key, value)` pairs in
+/// order. Postfix's form is `inline:{ key=value, { key = text with
+/// whitespace } }`; tern also takes `key = value` with whitespace around
+/// the `=` (a value with whitespace still needs the braces).
+pub fn inline_entries(body: &str) -> Result<Vec<(&str, &str)>, String> {
+    let inner = match body.trim().strip_prefix('{') {
+        Some(_) => strip_braces(body.trim()).ok_or("missing '}' at the end of the table")?,
+        None => return Err("expected inline:{ key=value, ... }".into()),
+    };
+    let mut out = Vec::new();
+    let mut words = split_braced(inner).peekable();
+    while let Some(w) = words.next() {
+        if w.starts_with('{') {
+            let e = strip_braces(w).ok_or_else(|| format!("missing '}}' in \"{w}\""))?;
+            let (k, v) = e
+                .split_once('=')
+                .ok_or_else(|| format!("expected {{ key = value }} in \"{w}\""))?;
+            out.push((k.trim(), v.trim()));
+            continue;
+        }
+        let (key, value) = match w.split_once('=') {
+            Some((k, "")) => (k, words.next().unwrap_or("")),
+            Some((k, v)) => (k, v),
+            None => match words.next() {
+                Some("=") => (w, words.next().unwrap_or("")),
+                Some(n) if n.starts_with('=') => (w, &n[1..]),
+                _ => return Err(format!("expected key=value, found \"{w}\"")),
+            },
+        };
+        out.push((key, value));
+    }
+    for (k, v) in &out {
+        if k.is_empty() || v.is_empty() {
+            return Err(format!("expected key=value, found \"{k}={v}\""));
+        }
+        if k.contains(['\n', '\r']) || v.contains(['\n', '\r']) {
+            return Err("line break inside an entry".into());
+        }
+        if k.contains('\0') || v.contains('\0') {
+            return Err("null byte inside an entry".into());
+        }
+    }
+    Ok(out)
+}
+
+/// The table text of an `inline:` table: one `"key" value` line per entry,
+/// so that every table kind parses it with its own file parser (line N is
+/// entry N).
+fn inline_text(body: &str) -> Result<Vec<u8>, String> {
+    let mut text = String::new();
+    for (k, v) in inline_entries(body)? {
+        text.push('"');
+        for c in k.chars() {
+            if c == '"' || c == '\\' {
+                text.push('\\');
+            }
+            text.push(c);
+        }
+        text.push_str("\" ");
+        text.push_str(v);
+        text.push('\n');
+    }
+    Ok(text.into_bytes())
 }
 
 /// Why a `type:path` specification was refused.
@@ -108,6 +320,13 @@ pub enum MapSpecError {
     UnsupportedType(String),
     /// Nothing after the colon.
     EmptyPath(String),
+    /// A malformed `inline:`, `static:` or `socketmap:` specification.
+    Malformed {
+        /// The specification.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl fmt::Display for MapSpecError {
@@ -118,9 +337,10 @@ impl fmt::Display for MapSpecError {
             }
             MapSpecError::UnsupportedType(t) => write!(
                 f,
-                "unsupported table type \"{t}\": tern reads texthash: (and hash:, btree:, lmdb:, cdb:, dbm: from their source text)"
+                "unsupported table type \"{t}\": tern reads texthash: (and hash:, btree:, lmdb:, cdb:, dbm: from their source text), static:, inline: and socketmap:"
             ),
             MapSpecError::EmptyPath(s) => write!(f, "table \"{s}\": empty file name"),
+            MapSpecError::Malformed { spec, why } => write!(f, "table \"{spec}\": {why}"),
         }
     }
 }
@@ -142,6 +362,24 @@ impl MapSpec {
         if path.is_empty() {
             return Err(MapSpecError::EmptyPath(spec.to_string()));
         }
+        let malformed = |why: String| MapSpecError::Malformed {
+            spec: spec.to_string(),
+            why,
+        };
+        match map_type {
+            MapType::Static => {
+                strip_braces(path)
+                    .filter(|v| !v.is_empty() && !v.contains(['\n', '\r', '\0']))
+                    .ok_or_else(|| malformed("expected static:value or static:{ value }".into()))?;
+            }
+            MapType::Inline => {
+                inline_entries(path).map_err(malformed)?;
+            }
+            MapType::Socketmap => {
+                SocketmapSpec::parse(path).map_err(|e| malformed(e.to_string()))?;
+            }
+            _ => {}
+        }
         Ok(MapSpec {
             map_type,
             path: path.to_string(),
@@ -150,15 +388,45 @@ impl MapSpec {
 
     /// The text file tern reads for this table: always `path` itself, since
     /// for indexed types the source file keeps the name without `.db`.
+    /// (For the types without a file, the rest of the specification.)
     pub fn source_path(&self) -> &str {
         &self.path
     }
 
+    /// True when the table is a file (`texthash:` and the indexed types).
+    pub fn is_file(&self) -> bool {
+        self.map_type.is_file()
+    }
+
+    /// How errors name the table: the file for file types, else the whole
+    /// specification (`inline:{...}:2: invalid security level`).
+    pub fn label(&self) -> String {
+        if self.is_file() {
+            self.path.clone()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The value of a `static:` table (braces stripped).
+    pub fn static_value(&self) -> Option<&str> {
+        (self.map_type == MapType::Static)
+            .then(|| strip_braces(&self.path))
+            .flatten()
+    }
+
+    /// The server and name of a `socketmap:` table.
+    pub fn socketmap(&self) -> Option<SocketmapSpec> {
+        (self.map_type == MapType::Socketmap)
+            .then(|| SocketmapSpec::parse(&self.path).ok())
+            .flatten()
+    }
+
     /// A note for the operator when tern reads the source text in place of
-    /// an indexed file; `None` for `texthash:`.
+    /// an indexed file; `None` for `texthash:` and the types without a file.
     pub fn note(&self) -> Option<TableWarning> {
         match self.map_type {
-            MapType::Texthash => None,
+            MapType::Texthash | MapType::Static | MapType::Inline | MapType::Socketmap => None,
             t => Some(TableWarning::ReadsSourceText { map_type: t }),
         }
     }
@@ -172,12 +440,10 @@ impl fmt::Display for MapSpec {
 
 /// Parses a list of table specifications separated by whitespace or commas,
 /// as `smtp_tls_policy_maps`, `transport_maps` and `smtp_sasl_password_maps` take.
+/// `{ ... }` groups (`inline:{ a=b, c=d }`, `static:{ text }`) stay in one
+/// specification, as Postfix's mystrtokq() keeps them.
 pub fn parse_map_list(value: &str) -> Result<Vec<MapSpec>, MapSpecError> {
-    value
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(MapSpec::parse)
-        .collect()
+    split_braced(value).map(MapSpec::parse).collect()
 }
 
 /// An error or warning with its place: `file:line: message` when shown.
@@ -224,6 +490,9 @@ pub enum SyntaxError {
     },
     /// The file could not be read.
     Io(String),
+    /// A table type this setting cannot use (`static:` or `socketmap:`
+    /// where tern has no use for them).
+    NotHere(MapType),
 }
 
 impl fmt::Display for SyntaxError {
@@ -243,6 +512,14 @@ impl fmt::Display for SyntaxError {
                 )
             }
             SyntaxError::Io(e) => write!(f, "cannot read table: {e}"),
+            SyntaxError::NotHere(MapType::Socketmap) => f.write_str(
+                "socketmap: tables are supported only in smtp_tls_policy_maps",
+            ),
+            SyntaxError::NotHere(t) => write!(
+                f,
+                "{}: tables are supported only in smtp_tls_policy_maps, transport_maps and smtp_sasl_password_maps",
+                t.as_str()
+            ),
         }
     }
 }
@@ -618,13 +895,26 @@ fn quoted_key(text: &str, fold: bool) -> Option<String> {
 }
 
 /// Reads a table's source file (the only I/O here), bounded by [`MAX_TABLE_BYTES`].
+/// An `inline:` table gives its entries as table text (no I/O); `static:`
+/// and `socketmap:` tables have no text and are refused here: the loaders
+/// that support them handle them first ([`static_text`]).
 pub fn read_source(spec: &MapSpec) -> Result<Vec<u8>, Located<SyntaxError>> {
     use std::io::Read;
     let at = |error| Located {
-        file: Rc::from(spec.source_path()),
+        file: Rc::from(spec.label().as_str()),
         line: 0,
         error,
     };
+    match spec.map_type {
+        MapType::Inline => {
+            // Validated by MapSpec::parse; a failure here cannot happen.
+            return inline_text(&spec.path).map_err(|e| at(SyntaxError::Io(e)));
+        }
+        MapType::Static | MapType::Socketmap => {
+            return Err(at(SyntaxError::NotHere(spec.map_type)));
+        }
+        _ => {}
+    }
     let file =
         std::fs::File::open(spec.source_path()).map_err(|e| at(SyntaxError::Io(e.to_string())))?;
     let mut data = Vec::new();
@@ -636,6 +926,14 @@ pub fn read_source(spec: &MapSpec) -> Result<Vec<u8>, Located<SyntaxError>> {
         return Err(at(SyntaxError::TooLarge { bytes: data.len() }));
     }
     Ok(data)
+}
+
+/// The table text of a `static:` table: one entry, key `static`, whose
+/// value every lookup gets once the table is marked with
+/// [`CompactTable::matching_any_key`]. `None` for other types.
+pub fn static_text(spec: &MapSpec) -> Option<Vec<u8>> {
+    spec.static_value()
+        .map(|v| format!("static {v}\n").into_bytes())
 }
 
 /// A byte range in a table's arena.
@@ -651,10 +949,24 @@ struct Span {
 struct Slot<M> {
     key: Span,
     value: Span,
-    line: u32,
-    /// The line was malformed and skipped: only the key is known.
-    broken: bool,
+    /// The source line, and in the top bit [`BROKEN`]: the line was
+    /// malformed and skipped, only the key is known. One word for both
+    /// keeps a policy table slot at 24 bytes.
+    line_flags: u32,
     meta: M,
+}
+
+/// The broken-entry bit of [`Slot::line_flags`].
+const BROKEN: u32 = 1 << 31;
+
+impl<M> Slot<M> {
+    fn line(&self) -> u32 {
+        self.line_flags & !BROKEN
+    }
+
+    fn broken(&self) -> bool {
+        self.line_flags & BROKEN != 0
+    }
 }
 
 /// An immutable lookup table: every key and value in one `String` arena, a
@@ -667,6 +979,8 @@ pub struct CompactTable<M: Copy = ()> {
     arena: String,
     index: Vec<Slot<M>>,
     fold: bool,
+    /// A `static:` table: every key finds the first entry.
+    any: bool,
 }
 
 /// A found entry, borrowed from the table.
@@ -747,11 +1061,12 @@ impl<M: Copy> TableBuilder<M> {
     ) -> Result<(), ArenaFull> {
         let key = Self::put(&mut self.arena, key)?;
         let value = Self::put(&mut self.arena, value)?;
+        // Lines past 2^31 cannot occur: the arena is far smaller.
+        let line_flags = line.min(!BROKEN) | if broken { BROKEN } else { 0 };
         self.index.push(Slot {
             key,
             value,
-            line,
-            broken,
+            line_flags,
             meta,
         });
         Ok(())
@@ -761,7 +1076,7 @@ impl<M: Copy> TableBuilder<M> {
     /// (broken entries added after the good ones): the first *line* of a
     /// key wins, and duplicates are reported in line order.
     pub fn finish_by_line<E>(mut self, report: &mut Report<E>) -> CompactTable<M> {
-        self.index.sort_by_key(|s| s.line);
+        self.index.sort_by_key(|s| s.line());
         self.finish(report)
     }
 
@@ -784,7 +1099,7 @@ impl<M: Copy> TableBuilder<M> {
             if let Some(p) = prev {
                 if get(p) == key.as_bytes() {
                     report.warn(
-                        slot.line,
+                        slot.line(),
                         TableWarning::DuplicateEntry {
                             key: key.to_string(),
                         },
@@ -808,8 +1123,7 @@ impl<M: Copy> TableBuilder<M> {
             out.push(Slot {
                 key: k,
                 value: v,
-                line: slot.line,
-                broken: slot.broken,
+                line_flags: slot.line_flags,
                 meta: slot.meta,
             });
         }
@@ -820,6 +1134,7 @@ impl<M: Copy> TableBuilder<M> {
             arena: packed,
             index: out,
             fold,
+            any: false,
         }
     }
 }
@@ -847,7 +1162,15 @@ impl<M: Copy> CompactTable<M> {
             arena: String::new(),
             index: Vec::new(),
             fold: true,
+            any: false,
         }
+    }
+
+    /// Makes every lookup find the first entry, whatever the key: what a
+    /// `static:` table does ([`static_text`] builds its one entry).
+    pub fn matching_any_key(mut self) -> CompactTable<M> {
+        self.any = true;
+        self
     }
 
     fn str_at(&self, s: Span) -> &str {
@@ -861,14 +1184,17 @@ impl<M: Copy> CompactTable<M> {
         Hit {
             key: self.str_at(slot.key),
             value: self.str_at(slot.value),
-            line: slot.line,
+            line: slot.line(),
             meta: slot.meta,
-            broken: slot.broken,
+            broken: slot.broken(),
         }
     }
 
     /// Exact lookup of `key` (case-insensitive if the table folds keys).
     pub fn get(&self, key: &str) -> Option<Hit<'_, M>> {
+        if self.any {
+            return self.index.first().map(|slot| self.hit(slot));
+        }
         let q = key.as_bytes();
         // Queries are nearly always lower case already: then a plain
         // memcmp does, and folding per byte is skipped.
@@ -1073,6 +1399,149 @@ mod tests {
         assert_eq!(l[1].to_string(), "hash:/b");
         assert!(parse_map_list("texthash:/a, mysql:/b").is_err());
         assert!(parse_map_list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn static_inline_and_socketmap_specs() {
+        let s = MapSpec::parse("static:encrypt").unwrap();
+        assert_eq!(
+            (s.map_type, s.static_value()),
+            (MapType::Static, Some("encrypt"))
+        );
+        assert!(!s.is_file());
+        assert_eq!(s.note(), None);
+        assert_eq!(s.label(), "static:encrypt");
+        assert_eq!(static_text(&s).unwrap(), b"static encrypt\n");
+        let s = MapSpec::parse("static:{ secure match=nexthop }").unwrap();
+        assert_eq!(s.static_value(), Some("secure match=nexthop"));
+        assert!(matches!(
+            MapSpec::parse("static:{ x"),
+            Err(MapSpecError::Malformed { .. })
+        ));
+        assert!(matches!(
+            MapSpec::parse("static:{ }"),
+            Err(MapSpecError::Malformed { .. })
+        ));
+        let e = read_source(&MapSpec::parse("static:may").unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "static:may: static: tables are supported only in smtp_tls_policy_maps, transport_maps and smtp_sasl_password_maps"
+        );
+
+        let s = MapSpec::parse("socketmap:inet:127.0.0.1:8461:postfix").unwrap();
+        let m = s.socketmap().unwrap();
+        assert_eq!(
+            m.endpoint,
+            SocketmapEndpoint::Inet("127.0.0.1:8461".parse().unwrap())
+        );
+        assert_eq!(m.name, "postfix");
+        assert_eq!(m.to_string(), "socketmap:inet:127.0.0.1:8461:postfix");
+        let m = MapSpec::parse("socketmap:inet:[::1]:8461:x")
+            .unwrap()
+            .socketmap()
+            .unwrap();
+        assert_eq!(
+            m.endpoint,
+            SocketmapEndpoint::Inet("[::1]:8461".parse().unwrap())
+        );
+        let m = MapSpec::parse("socketmap:inet:localhost:8461:x")
+            .unwrap()
+            .socketmap()
+            .unwrap();
+        assert_eq!(
+            m.endpoint,
+            SocketmapEndpoint::Inet("127.0.0.1:8461".parse().unwrap())
+        );
+        let m = MapSpec::parse("socketmap:unix:/run/mta-sts.sock:postfix")
+            .unwrap()
+            .socketmap()
+            .unwrap();
+        assert_eq!(
+            m.endpoint,
+            SocketmapEndpoint::Unix("/run/mta-sts.sock".into())
+        );
+        for bad in [
+            "socketmap:inet:127.0.0.1:8461",
+            "socketmap:inet:127.0.0.1:0:x",
+            "socketmap:inet:127.0.0.1:99999:x",
+            "socketmap:inet:mta-sts.example:8461:x",
+            "socketmap:unix::x",
+            "socketmap:tcp:1.2.3.4:5:x",
+            "socketmap:x",
+        ] {
+            assert!(
+                matches!(MapSpec::parse(bad), Err(MapSpecError::Malformed { .. })),
+                "{bad}"
+            );
+        }
+        let e = read_source(&MapSpec::parse("socketmap:unix:/x:y").unwrap()).unwrap_err();
+        assert!(e
+            .to_string()
+            .ends_with("socketmap: tables are supported only in smtp_tls_policy_maps"));
+    }
+
+    #[test]
+    fn inline_tables() {
+        let body = "{ [127.0.0.1]:2525 = encrypt, { example.com = secure match=nexthop }, a=b c= d, e =f, \"q\" = v }";
+        assert_eq!(
+            inline_entries(body).unwrap(),
+            vec![
+                ("[127.0.0.1]:2525", "encrypt"),
+                ("example.com", "secure match=nexthop"),
+                ("a", "b"),
+                ("c", "d"),
+                ("e", "f"),
+                ("\"q\"", "v"),
+            ]
+        );
+        let s = MapSpec::parse(&format!("inline:{body}")).unwrap();
+        let text = read_source(&s).unwrap();
+        let (t, rep) = CompactTable::parse(&text, &s.label());
+        assert!(rep.is_ok(), "{:?}", rep.errors);
+        assert_eq!(t.get("[127.0.0.1]:2525").unwrap().value, "encrypt");
+        assert_eq!(t.get("EXAMPLE.com").unwrap().value, "secure match=nexthop");
+        assert_eq!(t.get("example.com").unwrap().line, 2);
+        assert_eq!(t.get("\"q\"").unwrap().value, "v");
+        for bad in ["{ a }", "{ a = }", "{ a=b", "a=b", "{ {a b} }", "{ = b }"] {
+            assert!(inline_entries(bad).is_err(), "{bad}");
+            assert!(MapSpec::parse(&format!("inline:{bad}")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn map_lists_keep_braces_together() {
+        let l = parse_map_list(
+            "texthash:/a, inline:{ x = may, { y.example = secure match=nexthop } }\n static:{ encrypt protocols=TLSv1.3 },socketmap:inet:127.0.0.1:8461:postfix",
+        )
+        .unwrap();
+        let types: Vec<MapType> = l.iter().map(|s| s.map_type).collect();
+        assert_eq!(
+            types,
+            vec![
+                MapType::Texthash,
+                MapType::Inline,
+                MapType::Static,
+                MapType::Socketmap
+            ]
+        );
+        assert_eq!(l[2].static_value(), Some("encrypt protocols=TLSv1.3"));
+        assert_eq!(
+            split_braced(" a,{b c},{d {e} f}g ,, h").collect::<Vec<_>>(),
+            vec!["a", "{b c}", "{d {e} f}g", "h"]
+        );
+        assert_eq!(strip_braces("{ a {b} }"), Some("a {b}"));
+        assert_eq!(strip_braces("{ a }}"), None);
+        assert_eq!(strip_braces("plain"), Some("plain"));
+    }
+
+    #[test]
+    fn static_tables_match_every_key() {
+        let (t, _) = CompactTable::parse(b"static encrypt\n", "static:encrypt");
+        let t = t.matching_any_key();
+        assert_eq!(t.get("anything.example").unwrap().value, "encrypt");
+        assert_eq!(t.get("").unwrap().key, "static");
+        let e: CompactTable<()> = CompactTable::empty().matching_any_key();
+        assert!(e.get("x").is_none());
     }
 
     #[test]

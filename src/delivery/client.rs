@@ -18,6 +18,7 @@ use crate::queue::Spool;
 use super::context::Context;
 use super::results::{DeliveryResults, MessageJob, RcptResult, ResultKind};
 use super::session::Conn;
+use super::socketmap::{self, PolicyLookup};
 
 /// A delivery session to one next hop.
 pub struct Delivery {
@@ -155,7 +156,7 @@ impl Delivery {
     /// Delivers the jobs; never fails as a whole: every recipient gets a
     /// result.
     pub async fn run(&self, spool: &Spool, jobs: &[MessageJob]) -> DeliveryResults {
-        if jobs.len() < 2 || !self.reuse_disabled() {
+        if jobs.len() < 2 || !self.reuse_disabled().await {
             return self.run_jobs(Some(spool), jobs).await;
         }
         // `connection_reuse=no`: one connection per message.
@@ -189,17 +190,48 @@ impl Delivery {
     }
 
     /// Whether the policy entry of this next hop says `connection_reuse=no`.
-    fn reuse_disabled(&self) -> bool {
+    /// A plug-in that cannot be asked counts as "no": `run_jobs` asks it
+    /// again and defers the mail.
+    async fn reuse_disabled(&self) -> bool {
         let Ok(nexthop) = super::route::parse_nexthop(&self.dest) else {
             return false;
         };
+        let plugin = match self.plugin_policy(nexthop.borrow().as_str()).await {
+            Ok(p) => p,
+            Err(_) => return false,
+        };
         let defaults = self.ctx.settings.policy_defaults();
-        policy::decide(&PolicyInputs {
-            nexthop: nexthop.borrow(),
-            tables: &self.ctx.tables.policy,
-            defaults: &defaults,
-        })
+        policy::decide_with(
+            &PolicyInputs {
+                nexthop: nexthop.borrow(),
+                tables: &self.ctx.tables.policy,
+                defaults: &defaults,
+            },
+            plugin.as_ref(),
+        )
         .is_ok_and(|p| p.connection_reuse == Some(false))
+    }
+
+    /// Asks the policy plug-ins of `smtp_tls_policy_maps` (its `socketmap:`
+    /// tables) for the next hop, in their place among the file tables:
+    /// `Some` when a plug-in's answer comes first in Postfix's lookup
+    /// order, `None` when a file table's entry (or nothing) does. Nothing
+    /// is asked when the list has no plug-in.
+    async fn plugin_policy(
+        &self,
+        destination: &str,
+    ) -> Result<Option<policy::OwnedPolicyEntry>, socketmap::LookupError> {
+        let tables = &self.ctx.tables;
+        if tables.policy_maps.is_empty() {
+            return Ok(None);
+        }
+        let timeout = self.ctx.settings.socketmap_timeout;
+        match socketmap::lookup_policy(&tables.policy_maps, &tables.policy, destination, timeout)
+            .await?
+        {
+            PolicyLookup::Plugin(e) => Ok(Some(e)),
+            PolicyLookup::NotFromPlugin => Ok(None),
+        }
     }
 
     /// One attempt at the next hop: the policy, then the planner's lookups
@@ -234,12 +266,42 @@ impl Delivery {
                 return results;
             }
         };
+        // A policy plug-in that cannot answer defers the mail (4.7.5, as
+        // Postfix's "policy table lookup error"): the default level would
+        // be a downgrade whenever the plug-in is what asks for TLS.
+        let plugin = match self.plugin_policy(nexthop.borrow().as_str()).await {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!(
+                    target: "smtp",
+                    "warning: smtp_tls_policy_maps, next-hop destination \"{}\": policy table lookup error: {e}",
+                    nexthop.borrow().as_str()
+                );
+                let f = HostFailure::soft(format!("TLS policy lookup error: {e}"), "4.7.5");
+                self.note(format!("policy plug-in failed: {e}"));
+                fail_all(&mut results, &f, "none");
+                results.last_failure = Some(f.text);
+                results.notes = self.notes.take();
+                return results;
+            }
+        };
+        if let Some(p) = &plugin {
+            self.note(format!(
+                "policy from {} for \"{}\": {}",
+                p.table(),
+                p.entry().key(),
+                p.entry().level()
+            ));
+        }
         let defaults = self.ctx.settings.policy_defaults();
-        let policy = match policy::decide(&PolicyInputs {
-            nexthop: nexthop.borrow(),
-            tables: &self.ctx.tables.policy,
-            defaults: &defaults,
-        }) {
+        let policy = match policy::decide_with(
+            &PolicyInputs {
+                nexthop: nexthop.borrow(),
+                tables: &self.ctx.tables.policy,
+                defaults: &defaults,
+            },
+            plugin.as_ref(),
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let f = HostFailure::soft(e.to_string(), "4.7.5");

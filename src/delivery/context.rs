@@ -46,6 +46,8 @@ pub struct Settings {
     pub fingerprint_cert_match: String,
     /// `smtp_connect_timeout`.
     pub connect_timeout: Duration,
+    /// `socketmap_timeout`: one `socketmap:` lookup (a policy plug-in).
+    pub socketmap_timeout: Duration,
     /// `smtp_helo_timeout` (also every command and TLS handshake).
     pub helo_timeout: Duration,
     /// `smtp_greeting_timeout`, capped at `smtp_helo_timeout`: how long
@@ -136,6 +138,7 @@ impl Settings {
             secure_cert_match: cfg.get("smtp_tls_secure_cert_match").to_string(),
             fingerprint_cert_match: cfg.get("smtp_tls_fingerprint_cert_match").to_string(),
             connect_timeout: cfg.time("smtp_connect_timeout"),
+            socketmap_timeout: cfg.time("socketmap_timeout"),
             helo_timeout: cfg.time("smtp_helo_timeout"),
             greeting_timeout: cfg
                 .time("smtp_greeting_timeout")

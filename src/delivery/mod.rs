@@ -11,6 +11,7 @@ pub mod results;
 pub mod route;
 pub mod schedule;
 mod session;
+pub mod socketmap;
 pub mod tables;
 
 pub use qmgr::QueueManager;

@@ -6,13 +6,18 @@
 //! `smtp_tls_(mandatory_)ciphers`, `smtp_tls_(mandatory_)exclude_ciphers`,
 //! `smtp_tls_fingerprint_digest` against the fingerprints) are checked here
 //! too, so that delivery never meets a value it cannot use.
+//!
+//! `static:` and `inline:` tables load like files (a static table matches
+//! every key); a `socketmap:` table in `smtp_tls_policy_maps` is a policy
+//! plug-in, asked per delivery by `delivery::socketmap` in the order the
+//! tables are listed ([`Tables::policy_maps`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 
-use crate::config::table::{self, Located, Report};
+use crate::config::table::{self, Located, MapType, Report, SocketmapSpec};
 use crate::config::Config;
 use crate::policy::ciphers::{self, ExcludedSuites};
 use crate::policy::protocols::TlsVersions;
@@ -26,8 +31,12 @@ use crate::tls::verify::FingerprintDigest;
 pub struct Tables {
     /// `transport_maps`.
     pub transport: Vec<TransportMap>,
-    /// `smtp_tls_policy_maps`.
+    /// `smtp_tls_policy_maps`: the tables tern holds (files, `static:`,
+    /// `inline:`), in the order listed.
     pub policy: Vec<PolicyTable>,
+    /// `smtp_tls_policy_maps` in the order listed, with its policy
+    /// plug-ins; empty when it lists none (then `policy` is the whole list).
+    pub policy_maps: Vec<PolicyMap>,
     /// `smtp_sasl_password_maps` (empty unless `smtp_sasl_auth_enable`).
     pub sasl: Vec<SaslPasswordMap>,
     /// `smtp_tls_CAfile` (empty store when the file is missing: `verify`
@@ -40,6 +49,23 @@ pub struct Tables {
     pub tafile_roots: HashMap<String, Arc<RootCertStore>>,
     /// `smtp_tls_fingerprint_digest`.
     pub fingerprint_digest: FingerprintDigest,
+}
+
+/// One table of `smtp_tls_policy_maps`, in the order listed.
+#[derive(Debug, Clone)]
+pub enum PolicyMap {
+    /// `Tables::policy[i]`.
+    Table(usize),
+    /// A policy plug-in, asked over its socket per delivery.
+    Socketmap(SocketmapSpec),
+}
+
+/// A table of a list, as loaded.
+enum Loaded<T> {
+    /// A table tern holds, with its name for later `file:line` errors.
+    Table(T, String),
+    /// A `socketmap:` table (only where the list allows it).
+    Socketmap(SocketmapSpec),
 }
 
 /// The key of an entry's trust store in [`Tables::tafile_roots`]: its
@@ -73,26 +99,34 @@ fn has_content(text: &[u8]) -> bool {
 }
 
 impl Loader<'_> {
+    /// The tables of list `key`; `any` makes a `static:` table match every
+    /// key, `usable` counts a table's entries.
     fn load<T, E: std::fmt::Display>(
         &mut self,
         key: &str,
         parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+        any: fn(T) -> T,
         usable: impl Fn(&T) -> usize,
     ) -> Vec<T> {
-        self.load_named(key, parse, usable)
+        self.load_named(key, parse, any, usable)
             .into_iter()
-            .map(|(t, _)| t)
+            .filter_map(|l| match l {
+                Loaded::Table(t, _) => Some(t),
+                Loaded::Socketmap(_) => None,
+            })
             .collect()
     }
 
     /// [`Loader::load`], keeping each table's file name (for later
-    /// `file:line` errors).
+    /// `file:line` errors) and, for `smtp_tls_policy_maps`, its socketmap
+    /// tables in their place.
     fn load_named<T, E: std::fmt::Display>(
         &mut self,
         key: &str,
         parse: impl Fn(&[u8], &str) -> Result<(T, Report<E>), Report<E>>,
+        any: fn(T) -> T,
         usable: impl Fn(&T) -> usize,
-    ) -> Vec<(T, String)> {
+    ) -> Vec<Loaded<T>> {
         let specs = match table::parse_map_list(self.cfg.get(key)) {
             Ok(s) => s,
             Err(e) => {
@@ -102,11 +136,19 @@ impl Loader<'_> {
         };
         let mut out = Vec::new();
         for spec in specs {
-            let file = spec.source_path().to_string();
+            let file = spec.label();
             if let Some(note) = spec.note() {
                 log::info!(target: "master", "{file}: {note}");
             }
-            let text = match table::read_source(&spec) {
+            if spec.map_type == MapType::Socketmap && key == "smtp_tls_policy_maps" {
+                if let Some(s) = spec.socketmap() {
+                    out.push(Loaded::Socketmap(s));
+                    continue;
+                }
+            }
+            let is_static = spec.map_type == MapType::Static;
+            let text = match table::static_text(&spec).map_or_else(|| table::read_source(&spec), Ok)
+            {
                 Ok(t) => t,
                 Err(e) => {
                     self.errors.push(format!("{key}: {e}"));
@@ -122,7 +164,8 @@ impl Loader<'_> {
                             "{file}: {key}: no usable entry although the file is not empty (see the warnings above; a line that starts with whitespace continues the previous one, so table lines must not be indented)"
                         ));
                     }
-                    out.push((t, file));
+                    let t = if is_static { any(t) } else { t };
+                    out.push(Loaded::Table(t, file));
                 }
                 Err(report) => {
                     self.warnings
@@ -176,12 +219,40 @@ impl Tables {
             errors: &mut errors,
             warnings: &mut warnings,
         };
-        let transport = loader.load("transport_maps", TransportMap::parse, TransportMap::len);
-        let named = loader.load_named("smtp_tls_policy_maps", load_policy, PolicyTable::usable_len);
+        let transport = loader.load(
+            "transport_maps",
+            TransportMap::parse,
+            TransportMap::matching_any_key,
+            TransportMap::len,
+        );
+        let loaded = loader.load_named(
+            "smtp_tls_policy_maps",
+            load_policy,
+            PolicyTable::matching_any_key,
+            PolicyTable::usable_len,
+        );
+        let mut named = Vec::new();
+        let mut policy_maps = Vec::new();
+        for l in loaded {
+            match l {
+                Loaded::Table(t, file) => {
+                    policy_maps.push(PolicyMap::Table(named.len()));
+                    named.push((t, file));
+                }
+                Loaded::Socketmap(s) => policy_maps.push(PolicyMap::Socketmap(s)),
+            }
+        }
+        if !policy_maps
+            .iter()
+            .any(|m| matches!(m, PolicyMap::Socketmap(_)))
+        {
+            policy_maps.clear();
+        }
         let sasl = if cfg.bool("smtp_sasl_auth_enable") {
             loader.load(
                 "smtp_sasl_password_maps",
                 SaslPasswordMap::parse,
+                SaslPasswordMap::matching_any_key,
                 SaslPasswordMap::len,
             )
         } else {
@@ -296,6 +367,7 @@ impl Tables {
             Ok(Tables {
                 transport,
                 policy,
+                policy_maps,
                 sasl,
                 roots: Arc::new(roots),
                 tafile_roots,

@@ -18,7 +18,9 @@ pub use super::fingerprint::{parse_fingerprint, Fingerprint, FingerprintError};
 use super::level::Level;
 use super::nexthop::NextHop;
 pub use super::protocols::{ProtocolsError, TlsVersions};
-use super::table::{lookup_maps, MatchList, PolicyEntry, PolicyTable, ServerName};
+use super::table::{
+    lookup_maps, MatchList, OwnedPolicyEntry, PolicyEntry, PolicyTable, ServerName, StsDescriptor,
+};
 
 /// The main.cf settings the decision falls back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,13 @@ pub enum PolicySource<'a> {
         key: &'a str,
         /// Its line in the table file.
         line: u32,
+    },
+    /// A policy plug-in's answer (a `socketmap:` table).
+    Plugin {
+        /// The table that answered (`socketmap:inet:127.0.0.1:8461:postfix`).
+        table: &'a str,
+        /// The key it answered for.
+        key: &'a str,
     },
     /// `smtp_tls_security_level`.
     Default,
@@ -219,6 +228,17 @@ impl<'a> EffectivePolicy<'a> {
         self.entry
     }
 
+    /// The MTA-STS policy a policy plug-in answered with (`policy_type=sts`
+    /// and its `policy_domain`, `policy_ttl`, `policy_string`,
+    /// `mx_host_pattern` and `policy_failure` attributes), or its
+    /// `policy_type=no-policy-found`. The hop planner consumes it: it takes
+    /// MTA-STS's place in the order (after DANE) and replaces the built-in
+    /// MTA-STS lookup for the domain; the entry's level and `match=` still
+    /// apply as Postfix applies them.
+    pub fn sts(&self) -> Option<StsDescriptor<'a>> {
+        self.entry.and_then(|e| e.sts())
+    }
+
     /// The next-hop domain used by the `nexthop` strategies: the next hop
     /// without brackets and port.
     pub fn nexthop_domain(&self) -> &'a str {
@@ -337,7 +357,22 @@ impl<'a> EffectivePolicy<'a> {
 /// Decides the effective policy: the first table entry for the next hop
 /// (exact key, then parent `.domain` keys), else the default level.
 pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, DecideError> {
-    let entry = lookup_maps(inputs.tables, inputs.nexthop.as_str());
+    decide_with(inputs, None)
+}
+
+/// [`decide`] when `smtp_tls_policy_maps` lists a policy plug-in: the
+/// driver has already walked the keys through every table in order (the
+/// plug-in asked over its socket) and passes what the plug-in answered.
+/// `None` means no plug-in answer came first: then the file tables give
+/// the same entry as the driver's walk, and they are looked up here.
+pub fn decide_with<'a>(
+    inputs: &PolicyInputs<'a>,
+    plugin: Option<&'a OwnedPolicyEntry>,
+) -> Result<EffectivePolicy<'a>, DecideError> {
+    let entry = match plugin {
+        Some(p) => Some(p.entry()),
+        None => lookup_maps(inputs.tables, inputs.nexthop.as_str()),
+    };
     if let Some(e) = entry.filter(|e| e.is_broken()) {
         return Err(DecideError::BrokenEntry {
             nexthop: inputs.nexthop.as_str().to_string(),
@@ -345,16 +380,23 @@ pub fn decide<'a>(inputs: &PolicyInputs<'a>) -> Result<EffectivePolicy<'a>, Deci
             line: e.line(),
         });
     }
-    // Step 2 (MTA-STS) and step 3 (DANE) go here, between the table and the default.
-    let (level, source) = match entry {
-        Some(e) => (
+    // DANE and MTA-STS are the hop planner's (plan.rs), per MX host.
+    let (level, source) = match (entry, plugin) {
+        (Some(e), Some(p)) => (
+            e.level(),
+            PolicySource::Plugin {
+                table: p.table(),
+                key: e.key(),
+            },
+        ),
+        (Some(e), None) => (
             e.level(),
             PolicySource::Table {
                 key: e.key(),
                 line: e.line(),
             },
         ),
-        None => (inputs.defaults.level, PolicySource::Default),
+        (None, _) => (inputs.defaults.level, PolicySource::Default),
     };
     let d = inputs.defaults;
     let policy = EffectivePolicy {

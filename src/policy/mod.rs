@@ -28,7 +28,7 @@ pub mod sasl;
 pub mod table;
 pub mod transport;
 
-pub use decide::{decide, EffectivePolicy, PolicyDefaults, PolicyInputs};
+pub use decide::{decide, decide_with, EffectivePolicy, PolicyDefaults, PolicyInputs};
 pub use level::Level;
 pub use nexthop::{NextHop, OwnedNextHop};
-pub use table::{PolicyEntry, PolicyTable};
+pub use table::{OwnedPolicyEntry, PolicyEntry, PolicyTable, StsDescriptor};

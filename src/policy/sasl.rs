@@ -104,6 +104,14 @@ fn creds(h: Hit<'_, ()>) -> SaslCredentials<'_> {
 }
 
 impl SaslPasswordMap {
+    /// Makes every lookup find the table's one entry, whatever the key:
+    /// a `static:VALUE` table (built from [`crate::config::table::static_text`]).
+    pub fn matching_any_key(self) -> SaslPasswordMap {
+        SaslPasswordMap {
+            table: self.table.matching_any_key(),
+        }
+    }
+
     /// Parses map text; errors list every bad line as `file:line: message`.
     pub fn parse(
         text: &[u8],

@@ -20,6 +20,15 @@
 //! normalised attributes, a sorted index of 24-byte slots holding the
 //! pre-parsed level, protocols and connection reuse. A lookup is a binary
 //! search per candidate key and allocates nothing.
+//!
+//! The same parser reads the answers of policy plug-ins (a `socketmap:`
+//! server such as postfix-mta-sts-resolver) into an [`OwnedPolicyEntry`],
+//! which owns its few strings for the one delivery that asked. Postfix
+//! 3.10's MTA-STS attributes (`policy_type`, `policy_domain`, `policy_ttl`,
+//! `{ policy_string = ... }`, `mx_host_pattern`, `policy_failure`) are read
+//! into the same normalised form and shown as a [`StsDescriptor`]; any
+//! attribute may be written `{ name = value }` to hold whitespace, and line
+//! breaks between attributes count as whitespace.
 
 use std::fmt;
 
@@ -37,6 +46,8 @@ pub struct PolicyMeta {
     protocols: u8,
     /// 0 unset, 1 `no`, 2 `yes`.
     reuse: u8,
+    /// `policy_type=`: 0 absent, 1 `sts`, 2 `no-policy-found`.
+    sts: u8,
 }
 
 /// A problem in one policy table entry.
@@ -91,6 +102,21 @@ pub enum PolicyError {
     ServerName(String),
     /// `connection_reuse=` is neither `yes` nor `no`.
     ConnectionReuse(String),
+    /// A `{ ... }` attribute without its `}` or without `name = value`.
+    Braces(String),
+    /// `policy_type=` is neither `sts` nor `no-policy-found`.
+    PolicyType(String),
+    /// An MTA-STS attribute in an entry that is not an STS policy.
+    NotSts(String),
+    /// A bad value of an MTA-STS attribute.
+    StsValue {
+        /// Attribute name.
+        name: &'static str,
+        /// The value.
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
 }
 
 impl From<SyntaxError> for PolicyError {
@@ -136,6 +162,25 @@ impl fmt::Display for PolicyError {
             PolicyError::ConnectionReuse(v) => {
                 write!(f, "attribute \"connection_reuse\" has bad value: \"{v}\"")
             }
+            PolicyError::Braces(t) => {
+                write!(f, "malformed attribute \"{t}\": expected {{ name = value }}")
+            }
+            PolicyError::PolicyType(v) => write!(
+                f,
+                "attribute \"policy_type\" has bad value: \"{v}\" (expected sts or no-policy-found)"
+            ),
+            PolicyError::NotSts(n) => write!(
+                f,
+                "attribute \"{n}\" is for MTA-STS policies only: it needs policy_type=sts"
+            ),
+            PolicyError::StsValue {
+                name,
+                value,
+                expected,
+            } => write!(
+                f,
+                "attribute \"{name}\" has bad value: \"{value}\" (expected {expected})"
+            ),
         }
     }
 }
@@ -149,9 +194,158 @@ const TAG_EXCLUDE: char = 'x';
 const TAG_TAFILE: char = 't';
 const TAG_SERVERNAME: char = 's';
 const TAG_PROTOCOLS: char = 'p';
+// MTA-STS attributes (Postfix 3.10).
+const TAG_STS_DOMAIN: char = 'D';
+const TAG_STS_TTL: char = 'L';
+const TAG_STS_STRING: char = 'S';
+const TAG_STS_PATTERN: char = 'P';
+const TAG_STS_FAILURE: char = 'F';
 
-fn is_sep(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n' | ',')
+/// `policy_failure=` of an MTA-STS plug-in answer: the policy must fail
+/// with this RFC 8460 result type, whatever the server certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsFailure {
+    /// `sts-policy-fetch-error`.
+    PolicyFetchError,
+    /// `sts-policy-invalid`.
+    PolicyInvalid,
+    /// `sts-webpki-invalid`.
+    WebpkiInvalid,
+    /// `validation-failure`.
+    ValidationFailure,
+}
+
+impl StsFailure {
+    /// Parses the attribute value (exact, as Postfix compares it).
+    pub fn parse(s: &str) -> Option<StsFailure> {
+        Some(match s {
+            "sts-policy-fetch-error" => StsFailure::PolicyFetchError,
+            "sts-policy-invalid" => StsFailure::PolicyInvalid,
+            "sts-webpki-invalid" => StsFailure::WebpkiInvalid,
+            "validation-failure" => StsFailure::ValidationFailure,
+            _ => return None,
+        })
+    }
+
+    /// The RFC 8460 result type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StsFailure::PolicyFetchError => "sts-policy-fetch-error",
+            StsFailure::PolicyInvalid => "sts-policy-invalid",
+            StsFailure::WebpkiInvalid => "sts-webpki-invalid",
+            StsFailure::ValidationFailure => "validation-failure",
+        }
+    }
+}
+
+/// `policy_type=` of a plug-in answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsPolicyType {
+    /// `sts`: an MTA-STS policy.
+    Sts,
+    /// `no-policy-found`.
+    NoPolicyFound,
+}
+
+/// The MTA-STS part of a policy entry (a plug-in answer with
+/// `policy_type=`), borrowed from the entry; the hop planner consumes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StsDescriptor<'a> {
+    attrs: &'a str,
+    kind: StsPolicyType,
+}
+
+impl<'a> StsDescriptor<'a> {
+    fn tagged(&self, tag: char) -> impl Iterator<Item = &'a str> + 'a {
+        self.attrs
+            .split_terminator('\n')
+            .filter_map(move |l| l.strip_prefix(tag))
+    }
+
+    /// `policy_type=`.
+    pub fn policy_type(&self) -> StsPolicyType {
+        self.kind
+    }
+
+    /// `policy_domain=`: the domain the policy applies to.
+    pub fn domain(&self) -> Option<&'a str> {
+        self.tagged(TAG_STS_DOMAIN).next()
+    }
+
+    /// `policy_ttl=` in seconds: how long the answer may be cached.
+    pub fn ttl(&self) -> Option<u32> {
+        self.tagged(TAG_STS_TTL).next().and_then(|t| t.parse().ok())
+    }
+
+    /// The `policy_string` values, in order: the policy's lines.
+    pub fn policy_strings(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.tagged(TAG_STS_STRING)
+    }
+
+    /// The `mx_host_pattern` values, in order: the policy's `mx` patterns.
+    pub fn mx_host_patterns(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.tagged(TAG_STS_PATTERN)
+    }
+
+    /// `policy_failure=`: enforcement must fail with this result.
+    pub fn failure(&self) -> Option<StsFailure> {
+        self.tagged(TAG_STS_FAILURE)
+            .next()
+            .and_then(StsFailure::parse)
+    }
+}
+
+/// Parses a Postfix time value (`policy_ttl=`): a number with an optional
+/// unit `s`, `m`, `h`, `d` or `w` (seconds by default), in seconds.
+fn parse_ttl(v: &str) -> Option<u32> {
+    let (num, mult) = match v.as_bytes().last()? {
+        b's' => (&v[..v.len() - 1], 1u64),
+        b'm' => (&v[..v.len() - 1], 60),
+        b'h' => (&v[..v.len() - 1], 3600),
+        b'd' => (&v[..v.len() - 1], 86400),
+        b'w' => (&v[..v.len() - 1], 604_800),
+        _ => (v, 1),
+    };
+    if num.is_empty() || num.len() > 10 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = num.parse::<u64>().ok()?.checked_mul(mult)?;
+    u32::try_from(secs).ok()
+}
+
+/// A valid MTA-STS `mx` pattern (RFC 8461 §3.2): a host name, or `*.`
+/// followed by one.
+fn valid_mx_pattern(p: &str) -> bool {
+    let name = p.strip_prefix("*.").unwrap_or(p);
+    is_domain_name(name)
+}
+
+/// One attribute word of a policy: `name=value` or `{ name = value }`.
+fn split_attribute(tok: &str) -> Result<(&str, &str), PolicyError> {
+    if tok.starts_with('{') {
+        let inner = crate::config::table::strip_braces(tok)
+            .ok_or_else(|| PolicyError::Braces(tok.to_string()))?;
+        let (n, v) = inner
+            .split_once('=')
+            .ok_or_else(|| PolicyError::Braces(tok.to_string()))?;
+        let (n, v) = (n.trim_end(), v.trim_start());
+        // A value is one line: the normalised form keeps one per line.
+        if n.is_empty() || v.contains(['\n', '\r']) {
+            return Err(PolicyError::Braces(tok.to_string()));
+        }
+        return Ok((n, v));
+    }
+    let (name, val) = tok.split_once('=').ok_or_else(|| PolicyError::Malformed {
+        token: tok.to_string(),
+        reason: "missing '=' after attribute name",
+    })?;
+    if name.is_empty() {
+        return Err(PolicyError::Malformed {
+            token: tok.to_string(),
+            reason: "missing attribute name",
+        });
+    }
+    Ok((name, val))
 }
 
 /// True when `s` is a host name in Postfix's valid_hostname() sense (so
@@ -193,13 +387,16 @@ fn valid_dns_name(s: &str) -> bool {
 /// Parses one policy value into (meta, normalised attribute text).
 fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyError> {
     attrs.clear();
-    let mut toks = value.split(is_sep).filter(|t| !t.is_empty());
+    // Words separated by whitespace (line breaks too) and commas; a
+    // `{ name = value }` group is one word (Postfix's mystrtokq()).
+    let mut toks = crate::config::table::split_braced(value);
     let level_word = toks.next().ok_or(PolicyError::EmptyPolicy)?;
     let level = Level::parse(level_word).map_err(PolicyError::Level)?;
     let mut meta = PolicyMeta {
         level: level as u8,
         protocols: 0,
         reuse: 0,
+        sts: 0,
     };
     if level == Level::None {
         if let Some(t) = toks.next() {
@@ -209,17 +406,12 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
     }
     let (mut ciphers, mut protocols, mut exclude, mut servername, mut reuse) =
         (false, false, false, false, false);
+    let (mut ptype, mut pdomain, mut pttl, mut pfailure) = (false, false, false, false);
+    // The first MTA-STS attribute other than policy_type, for the error
+    // when the entry turns out not to be an STS policy.
+    let mut sts_attr: Option<&'static str> = None;
     for tok in toks {
-        let (name, val) = tok.split_once('=').ok_or_else(|| PolicyError::Malformed {
-            token: tok.to_string(),
-            reason: "missing '=' after attribute name",
-        })?;
-        if name.is_empty() {
-            return Err(PolicyError::Malformed {
-                token: tok.to_string(),
-                reason: "missing attribute name",
-            });
-        }
+        let (name, val) = split_attribute(tok)?;
         let name_lc = name.to_ascii_lowercase();
         let once = |seen: &mut bool| {
             if std::mem::replace(seen, true) {
@@ -310,11 +502,80 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
                 };
                 continue;
             }
+            "policy_type" => {
+                once(&mut ptype)?;
+                meta.sts = match val {
+                    "sts" => 1,
+                    "no-policy-found" => 2,
+                    _ => return Err(PolicyError::PolicyType(val.to_string())),
+                };
+                continue;
+            }
+            "policy_domain" => {
+                once(&mut pdomain)?;
+                sts_attr.get_or_insert("policy_domain");
+                if !is_domain_name(val) {
+                    return Err(PolicyError::StsValue {
+                        name: "policy_domain",
+                        value: val.to_string(),
+                        expected: "a domain name",
+                    });
+                }
+                TAG_STS_DOMAIN
+            }
+            "policy_ttl" => {
+                once(&mut pttl)?;
+                sts_attr.get_or_insert("policy_ttl");
+                let secs = parse_ttl(val).ok_or_else(|| PolicyError::StsValue {
+                    name: "policy_ttl",
+                    value: val.to_string(),
+                    expected: "a time in seconds, or with a unit s, m, h, d or w",
+                })?;
+                attrs.push(TAG_STS_TTL);
+                attrs.push_str(&secs.to_string());
+                attrs.push('\n');
+                continue;
+            }
+            "policy_string" => {
+                sts_attr.get_or_insert("policy_string");
+                if val.is_empty() {
+                    return Err(PolicyError::EmptyValue(name_lc));
+                }
+                TAG_STS_STRING
+            }
+            "mx_host_pattern" => {
+                sts_attr.get_or_insert("mx_host_pattern");
+                if !valid_mx_pattern(val) {
+                    return Err(PolicyError::StsValue {
+                        name: "mx_host_pattern",
+                        value: val.to_string(),
+                        expected: "a host name or *. and a domain",
+                    });
+                }
+                TAG_STS_PATTERN
+            }
+            "policy_failure" => {
+                once(&mut pfailure)?;
+                sts_attr.get_or_insert("policy_failure");
+                if StsFailure::parse(val).is_none() {
+                    return Err(PolicyError::StsValue {
+                        name: "policy_failure",
+                        value: val.to_string(),
+                        expected: "sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid or validation-failure",
+                    });
+                }
+                TAG_STS_FAILURE
+            }
             _ => return Err(PolicyError::UnknownAttribute(name.to_string())),
         };
         attrs.push(tag);
         attrs.push_str(val);
         attrs.push('\n');
+    }
+    // Postfix: "It is an error to specify these attributes for a non-STS
+    // policy" (no policy_type, or policy_type=no-policy-found).
+    if let Some(n) = sts_attr.filter(|_| meta.sts != 1) {
+        return Err(PolicyError::NotSts(n.to_string()));
     }
     Ok(meta)
 }
@@ -333,6 +594,7 @@ const BROKEN_META: PolicyMeta = PolicyMeta {
     level: u8::MAX,
     protocols: 0,
     reuse: 0,
+    sts: 0,
 };
 
 /// Where a `servername=` points.
@@ -472,6 +734,73 @@ impl<'a> PolicyEntry<'a> {
             _ => None,
         }
     }
+
+    /// The MTA-STS attributes, when the entry has `policy_type=`.
+    pub fn sts(&self) -> Option<StsDescriptor<'a>> {
+        let kind = match self.meta.sts {
+            1 => StsPolicyType::Sts,
+            2 => StsPolicyType::NoPolicyFound,
+            _ => return None,
+        };
+        Some(StsDescriptor {
+            attrs: self.attrs,
+            kind,
+        })
+    }
+}
+
+/// A policy entry that owns its text: a policy plug-in's answer (a
+/// `socketmap:` lookup), made for one delivery. [`OwnedPolicyEntry::entry`]
+/// shows it as the same [`PolicyEntry`] a table lookup gives, so everything
+/// downstream reads both alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedPolicyEntry {
+    key: String,
+    table: String,
+    attrs: String,
+    meta: PolicyMeta,
+}
+
+impl OwnedPolicyEntry {
+    /// Parses a plug-in answer `value` found under `key` in `table` (the
+    /// table's specification, for the log). The same rules as a table line;
+    /// a `tafile=` is refused, since its trust store would have to be read
+    /// per lookup.
+    pub fn parse(key: &str, table: &str, value: &str) -> Result<OwnedPolicyEntry, PolicyError> {
+        let mut attrs = String::new();
+        let meta = parse_policy(value, &mut attrs)?;
+        let entry = OwnedPolicyEntry {
+            key: key.to_ascii_lowercase(),
+            table: table.to_string(),
+            attrs,
+            meta,
+        };
+        if entry.entry().tafiles().next().is_some() {
+            return Err(PolicyError::Unsupported {
+                name: "tafile".into(),
+                level: entry.entry().level(),
+                hint: "tern loads trust anchors with the tables, not per plug-in answer; use tafile= in a file table",
+            });
+        }
+        Ok(entry)
+    }
+
+    /// The entry, as a table lookup would give it (line 0).
+    pub fn entry(&self) -> PolicyEntry<'_> {
+        PolicyEntry {
+            key: &self.key,
+            attrs: &self.attrs,
+            line: 0,
+            meta: self.meta,
+            broken: false,
+            file: &self.table,
+        }
+    }
+
+    /// The table that answered (`socketmap:inet:127.0.0.1:8461:postfix`).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
 }
 
 /// A split on a separator predicate.
@@ -549,6 +878,15 @@ pub fn candidate_keys(destination: &str) -> impl Iterator<Item = &str> {
 }
 
 impl PolicyTable {
+    /// Makes every lookup find the table's one entry, whatever the key:
+    /// a `static:VALUE` table (built from [`crate::config::table::static_text`]).
+    pub fn matching_any_key(self) -> PolicyTable {
+        PolicyTable {
+            table: self.table.matching_any_key(),
+            file: self.file,
+        }
+    }
+
     /// Parses table text. On success returns the table and the report (its
     /// warnings: duplicates, orphan continuation lines); on any error the
     /// report lists every error found, as `file:line: message`.
@@ -1050,6 +1388,203 @@ example.net                 secure
         assert_eq!(
             e[0].1,
             format!("fingerprint \"{fp32}\" has 32 bytes, but smtp_tls_fingerprint_digest = sha512 gives 64")
+        );
+    }
+
+    const RESOLVER_ANSWER: &str = "secure match=mx.example.test servername=hostname policy_type=sts policy_domain=example.test mx_host_pattern=mx.example.test { policy_string = version: STSv1 } { policy_string = mode: enforce }";
+
+    #[test]
+    fn plugin_answer_with_sts_attributes() {
+        let o = OwnedPolicyEntry::parse(
+            "Example.test",
+            "socketmap:inet:127.0.0.1:8461:postfix",
+            RESOLVER_ANSWER,
+        )
+        .unwrap();
+        let e = o.entry();
+        assert_eq!(e.level(), Level::Secure);
+        assert_eq!(e.key(), "example.test");
+        assert_eq!(e.line(), 0);
+        assert_eq!(o.table(), "socketmap:inet:127.0.0.1:8461:postfix");
+        assert_eq!(e.match_list().collect::<Vec<_>>(), vec!["mx.example.test"]);
+        assert_eq!(e.servername(), Some(ServerName::Hostname));
+        let sts = e.sts().unwrap();
+        assert_eq!(sts.policy_type(), StsPolicyType::Sts);
+        assert_eq!(sts.domain(), Some("example.test"));
+        assert_eq!(sts.ttl(), None);
+        assert_eq!(sts.failure(), None);
+        assert_eq!(
+            sts.policy_strings().collect::<Vec<_>>(),
+            vec!["version: STSv1", "mode: enforce"]
+        );
+        assert_eq!(
+            sts.mx_host_patterns().collect::<Vec<_>>(),
+            vec!["mx.example.test"]
+        );
+    }
+
+    #[test]
+    fn seed_example_with_line_breaks_and_braces() {
+        // RFC 8461 §3.2's policy as the seed shows it, over several lines,
+        // with the whitespace the { } form ignores.
+        let answer = "secure match=mail.example.com:.example.net:backupmx.example.com\n\
+            policy_type=sts policy_domain=example.com policy_ttl=1d\r\n\
+            {policy_string=version: STSv1}\n{ policy_string =  mode: enforce }\n\
+            {   policy_string   =   mx: mail.example.com   }\n\
+            { policy_string = mx: *.example.net } { policy_string = mx: backupmx.example.com }\n\
+            { policy_string = max_age: 604800 },\n\
+            mx_host_pattern=mail.example.com mx_host_pattern=*.example.net\tmx_host_pattern=backupmx.example.com\n\
+            policy_failure=sts-webpki-invalid\n";
+        let o = OwnedPolicyEntry::parse("example.com", "p", answer).unwrap();
+        let e = o.entry();
+        assert_eq!(e.match_list().count(), 3);
+        let sts = e.sts().unwrap();
+        assert_eq!(sts.ttl(), Some(86400));
+        assert_eq!(sts.failure(), Some(StsFailure::WebpkiInvalid));
+        assert_eq!(
+            sts.policy_strings().collect::<Vec<_>>(),
+            vec![
+                "version: STSv1",
+                "mode: enforce",
+                "mx: mail.example.com",
+                "mx: *.example.net",
+                "mx: backupmx.example.com",
+                "max_age: 604800"
+            ]
+        );
+        assert_eq!(
+            sts.mx_host_patterns().collect::<Vec<_>>(),
+            vec!["mail.example.com", "*.example.net", "backupmx.example.com"]
+        );
+        // Any attribute may use the brace form.
+        let o = OwnedPolicyEntry::parse("k", "p", "verify { match = hostname:nexthop }").unwrap();
+        assert_eq!(
+            o.entry().match_list().collect::<Vec<_>>(),
+            vec!["hostname", "nexthop"]
+        );
+        assert_eq!(o.entry().sts(), None);
+        // no-policy-found alone is fine.
+        let o = OwnedPolicyEntry::parse("k", "p", "may policy_type=no-policy-found").unwrap();
+        assert_eq!(
+            o.entry().sts().unwrap().policy_type(),
+            StsPolicyType::NoPolicyFound
+        );
+        for f in [
+            "sts-policy-fetch-error",
+            "sts-policy-invalid",
+            "sts-webpki-invalid",
+            "validation-failure",
+        ] {
+            let o = OwnedPolicyEntry::parse(
+                "k",
+                "p",
+                &format!("secure policy_type=sts policy_failure={f}"),
+            )
+            .unwrap();
+            assert_eq!(o.entry().sts().unwrap().failure().unwrap().as_str(), f);
+        }
+        for (t, secs) in [
+            ("30", 30),
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("1w", 604_800),
+        ] {
+            let o = OwnedPolicyEntry::parse(
+                "k",
+                "p",
+                &format!("secure policy_type=sts policy_ttl={t}"),
+            )
+            .unwrap();
+            assert_eq!(o.entry().sts().unwrap().ttl(), Some(secs));
+        }
+    }
+
+    #[test]
+    fn sts_attribute_errors() {
+        let err = |v: &str| {
+            OwnedPolicyEntry::parse("k", "p", v)
+                .unwrap_err()
+                .to_string()
+        };
+        // Not an STS policy: policy_type absent, or no-policy-found.
+        assert_eq!(
+            err("secure match=mx.example.test policy_domain=example.test"),
+            "attribute \"policy_domain\" is for MTA-STS policies only: it needs policy_type=sts"
+        );
+        assert_eq!(
+            err("secure { policy_string = version: STSv1 }"),
+            "attribute \"policy_string\" is for MTA-STS policies only: it needs policy_type=sts"
+        );
+        assert_eq!(
+            err("may policy_type=no-policy-found mx_host_pattern=mx.example.test"),
+            "attribute \"mx_host_pattern\" is for MTA-STS policies only: it needs policy_type=sts"
+        );
+        assert_eq!(
+            err("secure policy_ttl=60 policy_type=no-policy-found"),
+            "attribute \"policy_ttl\" is for MTA-STS policies only: it needs policy_type=sts"
+        );
+        assert_eq!(
+            err("secure policy_failure=validation-failure"),
+            "attribute \"policy_failure\" is for MTA-STS policies only: it needs policy_type=sts"
+        );
+        assert_eq!(
+            err("secure policy_type=tlsa"),
+            "attribute \"policy_type\" has bad value: \"tlsa\" (expected sts or no-policy-found)"
+        );
+        assert_eq!(
+            err("secure policy_type=sts policy_type=sts"),
+            "attribute \"policy_type\" is specified multiple times"
+        );
+        assert_eq!(
+            err("secure policy_type=sts policy_failure=oops"),
+            "attribute \"policy_failure\" has bad value: \"oops\" (expected sts-policy-fetch-error, sts-policy-invalid, sts-webpki-invalid or validation-failure)"
+        );
+        assert!(err("secure policy_type=sts policy_ttl=soon")
+            .starts_with("attribute \"policy_ttl\" has bad value"));
+        assert!(err("secure policy_type=sts policy_ttl=99999999999")
+            .starts_with("attribute \"policy_ttl\" has bad value"));
+        assert!(err("secure policy_type=sts policy_domain=[x]")
+            .starts_with("attribute \"policy_domain\" has bad value"));
+        assert!(err("secure policy_type=sts mx_host_pattern=*.")
+            .starts_with("attribute \"mx_host_pattern\" has bad value"));
+        assert_eq!(
+            err("secure policy_type=sts policy_string="),
+            "attribute \"policy_string\" has empty value"
+        );
+        // Brace errors.
+        assert_eq!(
+            err("secure policy_type=sts { policy_string = version: STSv1"),
+            "malformed attribute \"{ policy_string = version: STSv1\": expected { name = value }"
+        );
+        assert!(err("secure { policy_string }").starts_with("malformed attribute"));
+        assert!(err("secure { = x }").starts_with("malformed attribute"));
+        assert!(err("secure policy_type=sts { policy_string = a\nb }")
+            .starts_with("malformed attribute"));
+        assert!(err("secure {match=a}x").starts_with("malformed attribute"));
+        // The level rules still hold, and tafile= is not taken from a plug-in.
+        assert!(err("none policy_type=sts")
+            .starts_with("attribute \"policy_type=sts\" with TLS disabled"));
+        assert!(err("sometimes").starts_with("invalid security level"));
+        assert!(err("secure tafile=/etc/ssl/x.pem")
+            .starts_with("attribute \"tafile\" is not supported"));
+        assert_eq!(err(""), "invalid empty policy");
+    }
+
+    #[test]
+    fn sts_attributes_in_a_table_file_keep_slots_small() {
+        let t = load("example.test secure match=mx.example.test policy_type=sts policy_domain=example.test\n    { policy_string = version: STSv1 }\n    mx_host_pattern=mx.example.test\nplain.test encrypt\n");
+        let e = t.get("example.test").unwrap();
+        assert_eq!(e.sts().unwrap().domain(), Some("example.test"));
+        assert_eq!(
+            e.sts().unwrap().policy_strings().collect::<Vec<_>>(),
+            vec!["version: STSv1"]
+        );
+        assert_eq!(t.get("plain.test").unwrap().sts(), None);
+        assert_eq!(PolicyTable::slot_size(), 24);
+        assert_eq!(
+            errors("a.test encrypt policy_domain=a.test\n"),
+            vec!["/etc/tern/tls_policy:1: attribute \"policy_domain\" is for MTA-STS policies only: it needs policy_type=sts"]
         );
     }
 

@@ -219,6 +219,14 @@ fn domain_keys(domain: &str) -> impl Iterator<Item = &str> {
 }
 
 impl TransportMap {
+    /// Makes every lookup find the table's one entry, whatever the key:
+    /// a `static:VALUE` table (built from [`crate::config::table::static_text`]).
+    pub fn matching_any_key(self) -> TransportMap {
+        TransportMap {
+            table: self.table.matching_any_key(),
+        }
+    }
+
     /// Parses map text; errors list every bad line as `file:line: message`.
     pub fn parse(
         text: &[u8],
