@@ -16,6 +16,15 @@ use mtasts_common::*;
 /// Where tern keeps its policy cache on flash, below `queue_directory`.
 const CACHE_DIR: &str = "mta-sts";
 
+/// Runs `tern sts ARGS -c CONF`, asserts success, returns its stdout.
+fn sts(tern: &Tern, args: &[&str]) -> String {
+    let mut all = vec!["sts"];
+    all.extend_from_slice(args);
+    let out = tern.command(&all);
+    assert!(out.success(), "tern {all:?}: {}", out.combined());
+    out.stdout
+}
+
 // --- Fixtures alone (run today) ---------------------------------------
 
 #[test]
@@ -53,6 +62,14 @@ fn lab_mx_receives_from_tern_without_mta_sts() {
     let tern = lab.tern(STS_OFF);
     assert_delivered(&tern, &lab, 1);
     assert_eq!(lab.mx_connections(), 1);
+    // At `may` the session is not Verified (the cases below tell a policy
+    // in force by that line).
+    let tls = tern.tls_lines();
+    eprintln!("{tls:?}");
+    assert!(
+        tls.len() == 1 && verified_lines(&tern, &lab).is_empty(),
+        "{tls:?}"
+    );
     assert_eq!(lab.sts.fetches(), 0, "tern fetched with MTA-STS off");
 }
 
@@ -65,6 +82,9 @@ fn enforce_matching_mx_delivers_verified() {
     let tern = lab.tern(STS_ON);
     assert_verified_delivery(&tern, &lab, 1);
     assert_eq!(lab.sts.fetches(), 1);
+    // The operator sees the cached policy.
+    let show = sts(&tern, &["show", DOMAIN]);
+    assert!(show.contains("enforce") && show.contains(MX_HOST), "{show}");
 }
 
 #[test]
@@ -145,8 +165,9 @@ fn purge_refetches_a_policy_changed_without_new_id() {
     assert_verified_delivery(&tern, &lab, 2);
     assert_eq!(lab.sts.fetches(), 1);
     // ...until the operator purges it.
-    let out = tern.command(&["sts", "purge", DOMAIN]);
-    assert!(out.success(), "tern sts purge: {}", out.combined());
+    assert!(sts(&tern, &["list"]).contains(DOMAIN));
+    sts(&tern, &["purge", DOMAIN]);
+    assert!(!sts(&tern, &["list"]).contains(DOMAIN));
     assert_sts_deferred_unconnected(&tern, &lab, 3);
     assert_eq!(lab.sts.fetches(), 2);
 }
