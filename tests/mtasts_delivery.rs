@@ -38,6 +38,7 @@ fn lab_serves_policy_over_https_and_records_over_dns() {
         "{got}"
     );
     assert!(got.ends_with(&policy("enforce", &[MX_HOST])), "{got}");
+    assert!(!lab.sts.handshake_without_sni(&lab.ca.cert));
     assert_eq!(lab.dig("MX", DOMAIN), "10 mx.example.test.\n");
     assert_eq!(lab.dig("A", MX_HOST), "127.0.0.1\n");
     assert_eq!(lab.dig("A", STS_HOST), format!("{}\n", lab.sts.ip));
@@ -50,7 +51,7 @@ fn lab_serves_policy_over_https_and_records_over_dns() {
         .sts
         .curl(&lab.ca.cert)
         .ends_with(&policy("testing", &[OTHER_MX])));
-    assert_eq!(lab.sts.fetches(), 2);
+    lab.sts.assert_fetches(2);
     // Stopped, the policy host refuses connections.
     lab.sts.stop();
     assert!(std::net::TcpStream::connect((lab.sts.ip, 443)).is_err());
@@ -70,7 +71,8 @@ fn lab_mx_receives_from_tern_without_mta_sts() {
         tls.len() == 1 && verified_lines(&tern, &lab).is_empty(),
         "{tls:?}"
     );
-    assert_eq!(lab.sts.fetches(), 0, "tern fetched with MTA-STS off");
+    // No fetch with MTA-STS off.
+    lab.sts.assert_fetches(0);
 }
 
 // --- The Bar ----------------------------------------------------------
@@ -81,7 +83,7 @@ fn enforce_matching_mx_delivers_verified() {
     let lab = Lab::start(&policy("enforce", &[MX_HOST]));
     let tern = lab.tern(STS_ON);
     assert_verified_delivery(&tern, &lab, 1);
-    assert_eq!(lab.sts.fetches(), 1);
+    lab.sts.assert_fetches(1);
     // The operator sees the cached policy.
     let show = sts(&tern, &["show", DOMAIN]);
     assert!(show.contains("enforce") && show.contains(MX_HOST), "{show}");
@@ -137,7 +139,7 @@ fn cached_policy_enforced_while_server_down_and_after_restart() {
     );
     tern.restart();
     assert_verified_delivery(&tern, &lab, 3);
-    assert_eq!(lab.sts.fetches(), 1);
+    lab.sts.assert_fetches(1);
 }
 
 #[test]
@@ -150,7 +152,7 @@ fn txt_id_change_refetches() {
     // The TXT record's TTL is 1 s: let tern's resolver cache forget it.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_sts_deferred_unconnected(&tern, &lab, 2);
-    assert_eq!(lab.sts.fetches(), 2);
+    lab.sts.assert_fetches(2);
 }
 
 #[test]
@@ -163,11 +165,11 @@ fn purge_refetches_a_policy_changed_without_new_id() {
     // stays in force (RFC 8461 §5.1)...
     lab.sts.set_policy(&policy("enforce", &[OTHER_MX]));
     assert_verified_delivery(&tern, &lab, 2);
-    assert_eq!(lab.sts.fetches(), 1);
+    lab.sts.assert_fetches(1);
     // ...until the operator purges it.
     assert!(sts(&tern, &["list"]).contains(DOMAIN));
     sts(&tern, &["purge", DOMAIN]);
     assert!(!sts(&tern, &["list"]).contains(DOMAIN));
     assert_sts_deferred_unconnected(&tern, &lab, 3);
-    assert_eq!(lab.sts.fetches(), 2);
+    lab.sts.assert_fetches(2);
 }

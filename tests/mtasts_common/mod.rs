@@ -128,7 +128,8 @@ pub fn listening_at(ip: Ipv4Addr, port: u16) -> bool {
 }
 
 /// nginx serving [`POLICY_PATH`] as `text/plain` over HTTPS on
-/// `ip:443` with a certificate for [`STS_HOST`] (or other names).
+/// `ip:443` with a certificate for [`STS_HOST`], to clients that send SNI
+/// [`STS_HOST`] only.
 /// Stopped on drop.
 pub struct PolicyHost {
     nginx: Option<Daemon>,
@@ -150,6 +151,9 @@ impl PolicyHost {
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         // One process in the foreground (no master, no daemon): the test
         // owns it. Temp paths under the directory: nothing touches /var.
+        // A handshake without SNI `mta-sts.example.test` is refused (the
+        // default server), so a fetch must send it (RFC 8461 §3.3).
+        // nginx 1.22 offers TLS 1.3 only when told.
         write(
             &dir.join("nginx.conf"),
             format!(
@@ -158,7 +162,9 @@ impl PolicyHost {
                  http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/tmp/body;\n  \
                  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  \
                  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  \
-                 types {{ text/plain txt; }}\n  default_type application/octet-stream;\n  \
+                 ssl_protocols TLSv1.2 TLSv1.3;\n  types {{ text/plain txt; }}\n  default_type application/octet-stream;\n  \
+                 server {{\n    listen {ip}:443 ssl default_server;\n    \
+                 ssl_reject_handshake on;\n  }}\n  \
                  server {{\n    listen {ip}:443 ssl;\n    server_name {STS_HOST};\n    \
                  ssl_certificate {};\n    ssl_certificate_key {};\n    root {d}/www;\n  }}\n}}\n",
                 leaf.chain.display(),
@@ -219,12 +225,35 @@ impl PolicyHost {
         read_lossy(&self.dir.join("access.log"))
     }
 
-    /// How many times the policy was fetched.
+    /// How many times the policy was fetched so far (nginx logs a request
+    /// after answering it: see [`PolicyHost::assert_fetches`]).
     pub fn fetches(&self) -> usize {
         self.access_log()
             .lines()
             .filter(|l| l.contains(POLICY_PATH))
             .count()
+    }
+
+    /// Asserts that the policy was fetched exactly `n` times: waits
+    /// (bounded) for the n-th access-log line, which nginx writes just
+    /// after the response, then compares.
+    pub fn assert_fetches(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.fetches() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(self.fetches(), n, "policy fetches:\n{}", self.access_log());
+    }
+
+    /// Whether a TLS handshake without SNI succeeds (openssl s_client
+    /// `-noservername`): it must not.
+    pub fn handshake_without_sni(&self, ca: &Path) -> bool {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-noservername", "-brief", "-CAfile"])
+            .arg(ca)
+            .arg("-connect")
+            .arg(format!("{}:443", self.ip));
+        run(cmd, Some(b""), WAIT).success()
     }
 
     /// Fetches the policy with curl (verifying against `ca`), as a check of
