@@ -17,11 +17,37 @@
 #   rsyslog          syslog capture
 #   iproute2         `ip`, for the IPv6-less network namespace (ground_listen)
 #   strace           counts the maildrop path's syncs (spool_maildrop_cost)
+#   python3-venv     the venv below
+#   util-linux mount unshare -m / mount --bind (mtasts_plugin)
+#
+# And from PyPI, where Debian has no package, into a venv at
+# $TERN_TEST_VENV (default /opt/tern-test-venv), every version pinned:
+#   postfix-mta-sts-resolver   the MTA-STS socketmap plug-in (mtasts_plugin)
 set -eu
+
+VENV="${TERN_TEST_VENV:-/opt/tern-test-venv}"
+# postfix-mta-sts-resolver and its dependency closure, as resolved on
+# Debian 12's Python 3.11 (2026-12); bump together.
+PYPI_PINS="postfix-mta-sts-resolver==1.5.1
+aiodns==4.0.4
+aiohappyeyeballs==2.7.1
+aiohttp==3.14.5
+aiosignal==1.4.0
+attrs==26.1.0
+cffi==2.1.1
+frozenlist==1.8.0
+idna==3.21
+multidict==7.2.1
+propcache==0.5.4
+pycares==5.2.1
+pycparser==3.12
+PyYAML==6.0.4
+typing_extensions==4.16.0
+yarl==1.25.1"
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2 strace"
+iproute2 strace python3-venv util-linux mount"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
@@ -33,43 +59,64 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-if [ -z "$missing" ]; then
+# The venv is current when its stamp holds exactly these pins.
+venv_current() {
+    [ -x "$VENV/bin/mta-sts-daemon" ] &&
+        [ "$(cat "$VENV/.tern-pins" 2>/dev/null)" = "$PYPI_PINS" ]
+}
+
+if [ -z "$missing" ] && venv_current; then
     echo "install-test-deps: all installed"
     exit 0
 fi
-echo "install-test-deps: installing$missing"
 
 # Root for the system steps: ourselves, or sudo.
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
 elif command -v sudo >/dev/null 2>&1; then
     SUDO="sudo"
-    echo "install-test-deps: not root: using sudo for apt-get, dpkg and debconf"
+    echo "install-test-deps: not root: using sudo for apt-get, dpkg, debconf and $VENV"
 else
-    echo "install-test-deps: installing needs root, and sudo is not installed: run this script as root, or install as root:$missing" >&2
+    echo "install-test-deps: installing needs root, and sudo is not installed: run this script as root, or install as root:$missing $VENV" >&2
     exit 1
 fi
 
-# Keep postinst scripts from starting daemons on their default ports, for
-# this run only: a policy-rc.d left behind would stop every later package
-# install on a developer's machine from starting its service. One that was
-# there before (a container's own) is left alone.
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-    # The trap is set before the file exists, so no exit path (error,
-    # Ctrl-C, kill) can leave it behind.
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod 755 /usr/sbin/policy-rc.d
+if [ -n "$missing" ]; then
+    echo "install-test-deps: installing$missing"
+    # Keep postinst scripts from starting daemons on their default ports, for
+    # this run only: a policy-rc.d left behind would stop every later package
+    # install on a developer's machine from starting its service. One that was
+    # there before (a container's own) is left alone.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        # The trap is set before the file exists, so no exit path (error,
+        # Ctrl-C, kill) can leave it behind.
+        trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+    fi
+
+    # Postfix without a system configuration: every test writes its own.
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+
+    # env: sudo does not pass the environment on.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 fi
 
-# Postfix without a system configuration: every test writes its own.
-echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
-
-# env: sudo does not pass the environment on.
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-# shellcheck disable=SC2086
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+if ! venv_current; then
+    echo "install-test-deps: installing postfix-mta-sts-resolver into $VENV"
+    # Debian's python3, which python3-venv belongs to (a pyenv python3
+    # may come first in PATH).
+    $SUDO rm -rf "$VENV"
+    $SUDO /usr/bin/python3 -m venv "$VENV"
+    pins=$(mktemp)
+    echo "$PYPI_PINS" >"$pins"
+    $SUDO "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$pins"
+    rm -f "$pins"
+    echo "$PYPI_PINS" | $SUDO tee "$VENV/.tern-pins" >/dev/null
+fi
 
 echo "install-test-deps: done"

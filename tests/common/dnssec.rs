@@ -101,6 +101,10 @@ pub struct DnsWorld {
     pub startup: Duration,
     nsd_child: Option<Child>,
     unbound_child: Option<Child>,
+    /// The zones as served (for [`DnsWorld::update_zone`]).
+    zones: Vec<Zone>,
+    /// Zone-file serial of the next [`DnsWorld::update_zone`].
+    serial: u32,
 }
 
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
@@ -194,6 +198,15 @@ fn wait_until_up(addr: SocketAddr, name: &str, child: &mut Child, log: &Path, wh
     );
 }
 
+/// A zone file: SOA (with `serial`), NS, the name server's address, then
+/// `records`.
+fn zone_file(z: &str, serial: u32, records: &str) -> String {
+    format!(
+        "$ORIGIN {z}.\n$TTL 300\n@ IN SOA ns.{z}. hostmaster.{z}. {serial} 3600 600 86400 60\n\
+         @ IN NS ns.{z}.\nns IN A 127.0.0.1\n{records}\n"
+    )
+}
+
 fn stop(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         // SIGTERM first so the daemons clean up; then make sure.
@@ -216,14 +229,23 @@ impl DnsWorld {
     /// Writes, signs and serves `zones`; returns when nsd and unbound both
     /// answer. Panics with the daemons' logs if they do not come up.
     pub fn start(zones: &[Zone]) -> DnsWorld {
+        let ub_port = free_port();
+        Self::start_at(zones, ([127, 0, 0, 1], ub_port).into())
+    }
+
+    /// Like [`DnsWorld::start`], with unbound listening on `resolver`
+    /// (UDP and TCP), e.g. a loopback address of its own at port 53 for
+    /// peers that resolve through `/etc/resolv.conf` (glibc, c-ares), which
+    /// only speak port 53. The address must be free.
+    pub fn start_at(zones: &[Zone], resolver: SocketAddr) -> DnsWorld {
         let t0 = Instant::now();
         let nsd_port = free_port();
-        let ub_port = free_port();
+        let ub_port = resolver.port();
+        let ub_ip = resolver.ip();
         let dir = std::env::temp_dir().join(format!("tern-dns-{}-{nsd_port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let nsd: SocketAddr = ([127, 0, 0, 1], nsd_port).into();
-        let resolver: SocketAddr = ([127, 0, 0, 1], ub_port).into();
 
         let mut nsd_conf = format!(
             "server:\n  ip-address: 127.0.0.1@{nsd_port}\n  database: \"\"\n  username: \"\"\n  \
@@ -234,7 +256,7 @@ impl DnsWorld {
             d = dir.display()
         );
         let mut ub_conf = format!(
-            "server:\n  interface: 127.0.0.1@{ub_port}\n  port: {ub_port}\n  do-ip6: no\n  \
+            "server:\n  interface: {ub_ip}@{ub_port}\n  port: {ub_port}\n  do-ip6: no\n  \
              username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  \
              use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  verbosity: 1\n  \
              val-log-level: 2\n  num-threads: 1\n  so-reuseport: no\n  \
@@ -248,12 +270,7 @@ impl DnsWorld {
         for zone in zones {
             let z = &zone.name;
             let file = format!("{z}.zone");
-            let body = format!(
-                "$ORIGIN {z}.\n$TTL 300\n@ IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 60\n\
-                 @ IN NS ns.{z}.\nns IN A 127.0.0.1\n{}\n",
-                zone.records
-            );
-            std::fs::write(dir.join(&file), body).unwrap();
+            std::fs::write(dir.join(&file), zone_file(z, 1, &zone.records)).unwrap();
             let served = if zone.signing == Signing::Unsigned {
                 file.clone()
             } else {
@@ -302,6 +319,25 @@ impl DnsWorld {
         std::fs::write(dir.join("nsd.conf"), &nsd_conf).unwrap();
         std::fs::write(dir.join("unbound.conf"), &ub_conf).unwrap();
 
+        let mut world = DnsWorld {
+            dir,
+            nsd,
+            resolver,
+            anchors,
+            startup: Duration::ZERO,
+            nsd_child: None,
+            unbound_child: None,
+            zones: zones.to_vec(),
+            serial: 2,
+        };
+        world.spawn();
+        world.startup = t0.elapsed();
+        world
+    }
+
+    /// Starts nsd, waits for it, then unbound, from the files in `dir`.
+    fn spawn(&mut self) {
+        let dir = &self.dir;
         let null = || Stdio::null();
         let mut nsd_child = Command::new("nsd")
             .args(["-d", "-c"])
@@ -311,11 +347,19 @@ impl DnsWorld {
             .stderr(std::fs::File::create(dir.join("nsd.stderr")).unwrap())
             .spawn()
             .expect("nsd");
-        let probe = zones
+        let probe = self
+            .zones
             .first()
             .map_or("test", |z| z.name.as_str())
             .to_string();
-        wait_until_up(nsd, &probe, &mut nsd_child, &dir.join("nsd.log"), "nsd");
+        wait_until_up(
+            self.nsd,
+            &probe,
+            &mut nsd_child,
+            &dir.join("nsd.log"),
+            "nsd",
+        );
+        self.nsd_child = Some(nsd_child);
         let mut ub_child = Command::new("unbound")
             .args(["-d", "-c"])
             .arg(dir.join("unbound.conf"))
@@ -325,23 +369,39 @@ impl DnsWorld {
             .spawn()
             .expect("unbound");
         wait_until_up(
-            resolver,
+            self.resolver,
             &probe,
             &mut ub_child,
             &dir.join("unbound.log"),
             "unbound",
         );
-        DnsWorld {
-            dir,
-            nsd,
-            resolver,
-            anchors,
-            startup: t0.elapsed(),
-            nsd_child: Some(nsd_child),
-            unbound_child: Some(ub_child),
-        }
+        self.unbound_child = Some(ub_child);
     }
 
+    /// Replaces the records of the unsigned zone `name` (as in [`Zone`])
+    /// and restarts nsd and unbound on the same addresses, so that the new
+    /// records are served at once and unbound's cache is empty. Caches of
+    /// the clients (tern's resolver) still hold the old answers for their
+    /// TTL: give records that a test changes a short TTL.
+    pub fn update_zone(&mut self, name: &str, records: &str) {
+        let zone = self
+            .zones
+            .iter_mut()
+            .find(|z| z.name == name)
+            .unwrap_or_else(|| panic!("no zone {name} in this world"));
+        assert_eq!(
+            zone.signing,
+            Signing::Unsigned,
+            "update_zone re-serves unsigned zones only"
+        );
+        zone.records = records.to_string();
+        let file = self.dir.join(format!("{name}.zone"));
+        std::fs::write(&file, zone_file(name, self.serial, records)).unwrap();
+        self.serial += 1;
+        stop(&mut self.unbound_child);
+        stop(&mut self.nsd_child);
+        self.spawn();
+    }
     /// Settings for tern's resolver pointing at unbound, with a short
     /// timeout so failing tests fail fast.
     pub fn resolver_config(&self) -> tern::dns::ResolverConfig {

@@ -6,13 +6,13 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::dnssec::{DnsWorld, Signing, Zone};
 use crate::common::ports::{free_port, wait_listening};
-use crate::common::process::{run, Daemon};
+use crate::common::process::{run, Daemon, RunOutput};
 use crate::common::tempdir::{read_lossy, write, TempDir};
 use crate::common::tools::Swaks;
 
@@ -41,6 +41,26 @@ pub fn mx_records(port: u16, tlsa: &[&str]) -> String {
 /// 127.0.0.1, and the given TLSA records for `port`.
 pub fn world(signing: Signing, port: u16, tlsa: &[&str]) -> DnsWorld {
     DnsWorld::start(&[Zone::new(DOMAIN, signing, &mx_records(port, tlsa))])
+}
+
+/// Starts `tern run -f -c conf` (output appended to `dir/tern.out`) and
+/// waits until it listens on `smtp_port`.
+fn spawn_daemon(dir: &TempDir, conf: &Path, smtp_port: u16) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+    cmd.args(["run", "-f", "-c"]).arg(conf);
+    let mut daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
+    let deadline = Instant::now() + WAIT;
+    while !wait_listening(smtp_port, Duration::from_millis(50)) {
+        if let Some(st) = daemon.exited() {
+            panic!("tern exited ({st}):\n{}", daemon.output());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tern not listening on {smtp_port}:\n{}",
+            daemon.output()
+        );
+    }
+    daemon
 }
 
 /// A running `tern run -f` with its own spool, maillog and config.
@@ -86,26 +106,28 @@ impl Tern {
                  {extra}\n"
             ),
         );
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
-        cmd.args(["run", "-f", "-c"]).arg(&conf);
-        let mut daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
-        let deadline = Instant::now() + WAIT;
-        while !wait_listening(smtp_port, Duration::from_millis(50)) {
-            if let Some(st) = daemon.exited() {
-                panic!("tern exited ({st}):\n{}", daemon.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tern not listening on {smtp_port}:\n{}",
-                daemon.output()
-            );
-        }
+        let daemon = spawn_daemon(&dir, &conf, smtp_port);
         Tern {
             daemon,
             dir,
             conf,
             smtp_port,
         }
+    }
+
+    /// Stops the daemon and starts it again on the same config, spool and
+    /// maillog (what survives a restart: the queue, on-disk caches).
+    pub fn restart(&mut self) {
+        self.daemon.stop();
+        self.daemon = spawn_daemon(&self.dir, &self.conf, self.smtp_port);
+    }
+
+    /// Runs `tern ARGS -c CONF` (a command-line tool on this instance's
+    /// config, e.g. `["flush"]`) and returns its output.
+    pub fn command(&self, args: &[&str]) -> RunOutput {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+        cmd.args(args).arg("-c").arg(&self.conf);
+        run(cmd, None, WAIT)
     }
 
     /// Submits one message to `rcpt` over SMTP to tern's listener (swaks;
@@ -129,9 +151,7 @@ impl Tern {
 
     /// `tern flush`: retry the deferred mail now.
     pub fn flush(&self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
-        cmd.arg("flush").arg("-c").arg(&self.conf);
-        let out = run(cmd, None, WAIT);
+        let out = self.command(&["flush"]);
         assert!(out.success(), "tern flush failed: {}", out.combined());
     }
 
