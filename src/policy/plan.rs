@@ -1375,6 +1375,42 @@ impl<'a> Planner<'a> {
             },
             enforce: true,
         })
+        .map(|t| self.plugin_sts(t))
+    }
+
+    /// A policy plug-in's MTA-STS answer (`policy_type=sts`, Postfix
+    /// 3.10's attributes): its level and `match=` apply as for any table
+    /// entry (as Postfix applies them); the descriptor is the policy's, and
+    /// `policy_failure=` fails the connection with that result type.
+    fn plugin_sts(&self, mut t: Target) -> Target {
+        let Some(d) = self.policy.sts() else {
+            return t;
+        };
+        if d.policy_type() != crate::policy::table::StsPolicyType::Sts {
+            return t;
+        }
+        t.policy = PolicyDescriptor {
+            kind: PolicyType::Sts,
+            domain: d
+                .domain()
+                .unwrap_or(self.policy.nexthop_domain())
+                .to_string(),
+            strings: d.policy_strings().map(str::to_string).collect(),
+            mx_patterns: d.mx_host_patterns().map(str::to_string).collect(),
+        };
+        if let Some(f) = d.failure() {
+            let kind = FailureKind::parse(f.as_str()).unwrap_or(FailureKind::ValidationFailure);
+            t.tls = TlsRequirement::Required;
+            t.verify = VerifyMode::Sts {
+                host: t.host.clone(),
+                enforce: true,
+                forced: Some((
+                    kind,
+                    format!("policy plug-in answered policy_failure={}", f.as_str()),
+                )),
+            };
+        }
+        t
     }
 
     /// Reports the end of the last [`Step::Connect`]: `Ok` when the session

@@ -2034,3 +2034,92 @@ fn sts_details_for_the_probe() {
     let r = case(&w, Level::May).settings(sts_settings()).run();
     assert!(!r.events.iter().any(|e| e.is_detail()));
 }
+
+/// A plan for `example.test` under a plug-in answer.
+fn plugin_run(w: &World, answer: &str) -> Run {
+    let nh = NextHop::parse(DOMAIN).unwrap();
+    let entry = crate::policy::table::OwnedPolicyEntry::parse(
+        DOMAIN,
+        "socketmap:inet:127.0.0.1:8461:postfix",
+        answer,
+    )
+    .unwrap();
+    let defaults = PolicyDefaults::POSTFIX;
+    let policy = crate::policy::decide::decide_with(
+        &PolicyInputs {
+            nexthop: nh,
+            tables: &[],
+            defaults: &defaults,
+        },
+        Some(&entry),
+    )
+    .unwrap();
+    let settings = sts_settings();
+    let mut p = Planner::new(nh, policy, &settings, false, false, 1);
+    let mut run = Run {
+        lookups: Vec::new(),
+        connects: Vec::new(),
+        skips: Vec::new(),
+        events: Vec::new(),
+        trace: Vec::new(),
+        outcome: PlanOutcome::Completed,
+    };
+    for _ in 0..100 {
+        match p.poll() {
+            Step::Lookup(q) => {
+                run.lookups.push(format!("{q:?}"));
+                let a = w.resolve(q);
+                p.answer(a);
+            }
+            Step::Connect(t) => {
+                run.connects.push(Conn::of(t));
+                p.connection_done(Ok(()), true);
+            }
+            Step::Skip(s) => run.skips.push(s),
+            Step::Event(e) => run.events.push(e),
+            Step::Done(o) => {
+                run.outcome = o;
+                break;
+            }
+        }
+    }
+    run
+}
+
+#[test]
+fn a_plugin_sts_answer_applies_as_postfix_and_describes_the_policy() {
+    let w = World::new()
+        .mx(DOMAIN, &[(10, MX)], false)
+        .a(MX, &[V4], false);
+    let r = plugin_run(
+        &w,
+        "secure match=mx.example.test servername=hostname policy_type=sts policy_domain=example.test mx_host_pattern=mx.example.test { policy_string = version: STSv1 } { policy_string = mode: enforce }",
+    );
+    // The plug-in replaces the built-in lookup: no STS query.
+    assert!(
+        !r.lookups.iter().any(|l| l.starts_with("Sts")),
+        "{:?}",
+        r.lookups
+    );
+    assert_eq!(r.connects.len(), 1);
+    let c = &r.connects[0];
+    assert_eq!(
+        (c.level, c.tls, &c.verify),
+        (Level::Secure, TlsRequirement::Required, &Verify::Pkix)
+    );
+    assert_eq!(
+        c.policy,
+        PolicyDescriptor {
+            kind: PolicyType::Sts,
+            domain: DOMAIN.into(),
+            strings: vec!["version: STSv1".into(), "mode: enforce".into()],
+            mx_patterns: vec![MX.into()],
+        }
+    );
+    // policy_failure= fails the connection with that result type.
+    let r = plugin_run(
+        &w,
+        "secure match=mx.example.test policy_type=sts policy_domain=example.test policy_failure=sts-webpki-invalid",
+    );
+    assert_eq!(r.connects[0].verify, Verify::Sts(MX.into(), true, true));
+}
