@@ -433,10 +433,8 @@ impl Cache {
             used_since_fetch: false,
             stored_fetched,
         };
-        if write {
-            if self.write_file(domain, &entry) {
-                entry.stored_fetched = Some(now);
-            }
+        if write && self.write_file(domain, &entry) {
+            entry.stored_fetched = Some(now);
         }
         self.entries.insert(domain.to_string(), entry);
         outcome

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cache;
 pub mod fetch;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod policy;
 pub mod record;
 pub mod resolver;
 
+pub use cache::Cache;
 pub use fetch::{FailureKind, FetchSettings, Fetcher, StsFailure};
 pub use policy::{Mode, Policy, PolicyError};
 pub use record::{discover, Discovery, PolicyId, RecordError};
