@@ -441,6 +441,27 @@ pub fn flush(args: &[String]) -> ExitCode {
     }
 }
 
+/// `tern sts list | show DOMAIN | purge DOMAIN|ALL` (see
+/// [`crate::mtasts::admin`]); `-c FILE` names the configuration.
+pub fn sts(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", crate::mtasts::admin::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let (cfg, rest) = match front_end_config(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let code = crate::mtasts::admin::run(
+        &rest,
+        &cfg.queue_directory(),
+        crate::mtasts::resolver::unix_now(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    ExitCode::from(code)
+}
+
 /// `tern probe`.
 pub fn probe(args: &[String]) -> ExitCode {
     crate::probe::main(args)

@@ -18,6 +18,7 @@ commands:
   flush                         ask the daemon to retry every queued message now
   probe [-l LEVEL] [-m MATCH] DEST   TLS probe of a destination
   passwd [-c FILE] USER         set USER's SMTP AUTH password
+  sts list|show DOMAIN|purge DOMAIN|ALL   the MTA-STS policy cache
   newaliases [-c FILE]          check the alias_maps files, print every error
   version                       print the version";
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         "flush" => tern::cli::flush(rest),
         "probe" => tern::cli::probe(rest),
         "passwd" => tern::cli::passwd(rest),
+        "sts" => tern::cli::sts(rest),
         "newaliases" => newaliases(rest),
         "version" | "--version" | "-V" => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));

@@ -63,6 +63,26 @@ async fn pickup_loop(
     }
 }
 
+/// How often the MTA-STS cache is checked for policies to refresh. A
+/// policy is refreshed in the last quarter of its `max_age` (at most the
+/// last day), so a minute's delay is immaterial; the check itself only
+/// walks the cache (at most `mta_sts_cache_size` entries).
+const STS_REFRESH_TICK: Duration = Duration::from_secs(60);
+
+/// Proactive MTA-STS refresh (RFC 8461 §5): policies used since their
+/// last fetch are fetched again shortly before they expire, so a domain
+/// in use never drops to "no policy" between two messages. Runs on the
+/// current configuration's resolver, whose cache survives reloads.
+async fn sts_refresh_loop(qmgr: Rc<crate::delivery::QueueManager>) {
+    loop {
+        smol::Timer::after(STS_REFRESH_TICK).await;
+        let ctx = qmgr.context();
+        ctx.sts
+            .refresh_due(crate::mtasts::resolver::unix_now())
+            .await;
+    }
+}
+
 /// Binds the listeners (before dropping root), then spawns every service.
 pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result<Services, String> {
     let c = cfg.borrow().clone();
@@ -158,6 +178,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     let smtpd = Rc::new(RefCell::new(Rc::new(shared)));
     let accept = RefCell::new(listeners.spawn(ex, smtpd.clone(), pool.clone())?);
     delivery.clone().spawn(ex, &queue_dir)?;
+    ex.spawn(sts_refresh_loop(delivery.clone())).detach();
     Ok(Services {
         cfg,
         smtpd,

@@ -212,10 +212,28 @@ pub static PARAMS: &[Param] = &[
         "shortest wait between delivery attempts"
     ),
     p!(
+        "mta_sts_cache_size",
+        "100",
+        Kind::Int,
+        "most MTA-STS policies cached (in memory and as one small file each under $queue_directory/mta-sts); when full, expired and testing policies go first"
+    ),
+    p!(
+        "mta_sts_connect_timeout",
+        "10s",
+        Kind::Time('s'),
+        "TCP connect timeout per address of an MTA-STS policy fetch (https://mta-sts.DOMAIN/)"
+    ),
+    p!(
         "mta_sts_enable",
         "yes",
         Kind::Bool,
-        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: MTA-STS for outbound delivery)"
+        "MTA-STS (RFC 8461) for outbound MX delivery: discover, fetch and cache recipient domains' policies"
+    ),
+    p!(
+        "mta_sts_read_timeout",
+        "20s",
+        Kind::Time('s'),
+        "time limit for the TLS handshake, request and whole response of an MTA-STS policy fetch"
     ),
     p!(
         "mydestination",
@@ -679,11 +697,8 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
 /// newer tern.conf must still start this daemon); setting one to `yes` in
 /// the file gets a warning from the daemon and `check-config`, so nobody
 /// believes the feature is on. The defaults are DESIGN.md's for when the
-/// features land (`mta_sts_enable = yes`), so they do not warn.
-pub const RESERVED: &[(&str, &str)] = &[
-    ("mta_sts_enable", "MTA-STS"),
-    ("smtp_tlsrpt_enable", "TLSRPT"),
-];
+/// features land, so they do not warn.
+pub const RESERVED: &[(&str, &str)] = &[("smtp_tlsrpt_enable", "TLSRPT")];
 
 /// The warnings for reserved parameters set to `yes` in the file;
 /// `explicit` returns a parameter's value if the file sets it (`None`
@@ -761,13 +776,10 @@ mod tests {
         // Defaults (nothing set in the file) are quiet, even `yes`.
         assert!(reserved_warnings(|_| None).is_empty());
         assert!(reserved_warnings(|_| Some("no")).is_empty());
-        let w = reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes"));
-        assert_eq!(
-            w,
-            ["warning: mta_sts_enable = yes has no effect: MTA-STS / TLSRPT are not implemented (this version has no MTA-STS support)"]
-        );
+        // mta_sts_enable is implemented: no longer reserved.
+        assert!(reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes")).is_empty());
         let w = reserved_warnings(|_| Some("yes"));
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[1].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
     }
 }

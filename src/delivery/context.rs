@@ -88,6 +88,8 @@ pub struct Settings {
     pub double_bounce_sender: String,
     /// `undeliverable_bounce_hold_limit`.
     pub bounce_hold_limit: usize,
+    /// `mta_sts_enable`, `mta_sts_cache_size`, `mta_sts_*_timeout`.
+    pub sts: crate::mtasts::StsSettings,
 }
 
 /// `name` with `@origin` added when it has no domain (Postfix's
@@ -171,6 +173,7 @@ impl Settings {
             ),
             bounce_hold_limit: usize::try_from(cfg.int("undeliverable_bounce_hold_limit"))
                 .unwrap_or(20),
+            sts: crate::mtasts::StsSettings::from_config(cfg),
         }
     }
 
@@ -214,6 +217,9 @@ pub struct Context {
     pub trust_ad: bool,
     /// Where every TLS attempt goes.
     pub reports: Rc<dyn TlsReportSink>,
+    /// MTA-STS policies of recipient domains (its cache is handed from
+    /// one configuration to the next on reload: `StsResolver::adopt_cache`).
+    pub sts: crate::mtasts::StsResolver,
 }
 
 /// Loads what deliveries (and `tern probe`) read from `cfg`: tables,
@@ -251,6 +257,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
     let tls = crate::tls::params(&cfg)?;
     let local = crate::local::LocalDelivery::from_config(&cfg)?;
     let settings = Settings::from_config(&cfg, trust_ad);
+    let sts = sts_resolver(&cfg, &settings, &tables, &resolver, &pool, &tls);
     Ok(Context {
         cfg,
         settings,
@@ -261,5 +268,34 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         local,
         trust_ad,
         reports: Rc::new(NoReports),
+        sts,
     })
+}
+
+/// The MTA-STS resolver of a configuration: fetches verify against the
+/// `smtp_tls_CAfile` store; the cache is loaded from flash (not when
+/// MTA-STS is off: nothing would use it).
+fn sts_resolver(
+    cfg: &Config,
+    settings: &Settings,
+    tables: &Tables,
+    resolver: &Rc<Resolver>,
+    pool: &Rc<BufferPool>,
+    tls: &crate::tls::TlsParams,
+) -> crate::mtasts::StsResolver {
+    use crate::mtasts::{cache::Cache, resolver as sts, Fetcher, StsResolver};
+    let s = &settings.sts;
+    let fetcher = Fetcher::new(
+        s.fetch.clone(),
+        resolver.clone(),
+        pool.clone(),
+        tables.roots.clone(),
+        tls.clone(),
+    );
+    let cache = if s.enabled {
+        Cache::load(s.cache_size, sts::cache_dir(cfg), sts::unix_now())
+    } else {
+        Cache::new(s.cache_size, Some(sts::cache_dir(cfg)))
+    };
+    StsResolver::new(s.enabled, fetcher, resolver.clone(), cache)
 }

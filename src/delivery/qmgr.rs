@@ -104,16 +104,24 @@ impl QueueManager {
     pub fn reload(&self, cfg: Rc<Config>) -> Result<(), String> {
         let pool = self.ctx.borrow().pool.clone();
         let ctx = context(cfg, pool)?;
-        *self.ctx.borrow_mut() = Rc::new(ctx);
-        self.kick();
+        self.install(ctx);
         Ok(())
     }
 
     /// Puts a context built by [`context`] in place (SIGHUP, once every
     /// part of the new configuration has loaded) and asks for a full run.
-    pub fn install(&self, ctx: Context) {
+    pub fn install(&self, mut ctx: Context) {
+        // Policies fetched so far stay cached: a reload must not make every
+        // domain's policy be fetched again (nor lose the in-use marks).
+        ctx.sts
+            .adopt_cache(&self.ctx.borrow().sts, crate::mtasts::resolver::unix_now());
         *self.ctx.borrow_mut() = Rc::new(ctx);
         self.kick();
+    }
+
+    /// The context deliveries started now use (the MTA-STS refresh task).
+    pub fn context(&self) -> Rc<Context> {
+        self.ctx.borrow().clone()
     }
 
     /// Runs `f` on every wake-up request from now on (the pickup's trigger).
@@ -155,6 +163,11 @@ impl QueueManager {
                         me.slots.borrow_mut().revive_all();
                         me.flush_deferred();
                         me.kick();
+                    }
+                    Ok(queue::wake::Wake::StsPurge(domain)) => {
+                        // `tern sts purge` deleted the file(s): forget the
+                        // policy so the next delivery fetches it again.
+                        me.ctx.borrow().sts.purge(domain.as_deref());
                     }
                     Ok(_) => me.kick(),
                     Err(e) => {
