@@ -5,8 +5,7 @@
 //! refuses to. One test per case of issue 11's Bar.
 //!
 //! The `lab_*` tests check the fixtures alone (no MTA-STS in tern); the
-//! others need the MTA-STS wiring (fetcher, cache, `tern sts`) and are
-//! ignored until it lands: remove the `#[ignore = ...]` lines.
+//! others run the built-in path (discovery, fetch, cache, `tern sts`).
 mod common;
 mod dane_common;
 mod mtasts_common;
@@ -78,7 +77,6 @@ fn lab_mx_receives_from_tern_without_mta_sts() {
 // --- The Bar ----------------------------------------------------------
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn enforce_matching_mx_delivers_verified() {
     let lab = Lab::start(&policy("enforce", &[MX_HOST]));
     let tern = lab.tern(STS_ON);
@@ -90,7 +88,6 @@ fn enforce_matching_mx_delivers_verified() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn enforce_wildcard_pattern_delivers_verified() {
     // `*.example.test` matches `mx.example.test` (one label).
     let lab = Lab::start(&policy("enforce", &[OTHER_MX, "*.example.test"]));
@@ -99,7 +96,6 @@ fn enforce_wildcard_pattern_delivers_verified() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn enforce_mx_outside_patterns_defers_without_connecting() {
     let lab = Lab::start(&policy("enforce", &[OTHER_MX, "*.mx.example.test"]));
     let tern = lab.tern(STS_ON);
@@ -108,7 +104,6 @@ fn enforce_mx_outside_patterns_defers_without_connecting() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn testing_with_wrong_certificate_name_delivers_and_records_failure() {
     let lab = Lab::start_with(&policy("testing", &[MX_HOST]), &["wrong.example.net"], None);
     let tern = lab.tern(STS_ON);
@@ -122,7 +117,6 @@ fn testing_with_wrong_certificate_name_delivers_and_records_failure() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn cached_policy_enforced_while_server_down_and_after_restart() {
     // Verified TLS to the MX happens only under the policy: without one,
     // tern delivers at `may` (unverified).
@@ -143,7 +137,6 @@ fn cached_policy_enforced_while_server_down_and_after_restart() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn txt_id_change_refetches() {
     let mut lab = Lab::start(&policy("enforce", &[MX_HOST]));
     let tern = lab.tern(STS_ON);
@@ -156,7 +149,6 @@ fn txt_id_change_refetches() {
 }
 
 #[test]
-#[ignore = "needs MTA-STS wiring (issue 11)"]
 fn purge_refetches_a_policy_changed_without_new_id() {
     let lab = Lab::start(&policy("enforce", &[MX_HOST]));
     let tern = lab.tern(STS_ON);

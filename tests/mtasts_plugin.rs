@@ -10,8 +10,8 @@
 //! listens on a loopback address of its own at port 53, and the daemon
 //! runs in a private mount namespace with a resolv.conf naming it.
 //!
-//! `resolver_*` checks the fixture alone; the others need the socketmap
-//! table type and are ignored until it lands: remove the `#[ignore = ...]`.
+//! `resolver_*` checks the fixture alone; the others deliver through the
+//! plug-in (`socketmap:` in `smtp_tls_policy_maps`).
 mod common;
 mod dane_common;
 mod mtasts_common;
@@ -80,7 +80,6 @@ fn resolver_answers_socketmap_queries() {
 }
 
 #[test]
-#[ignore = "needs socketmap tables and plug-in STS answers (issue 11)"]
 fn plugin_enforce_matching_mx_delivers_verified() {
     let (lab, resolver) = lab_with_resolver(&policy("enforce", &[MX_HOST]));
     let tern = tern_with_plugin(&lab, &resolver);
@@ -90,7 +89,6 @@ fn plugin_enforce_matching_mx_delivers_verified() {
 }
 
 #[test]
-#[ignore = "needs socketmap tables and plug-in STS answers (issue 11)"]
 fn plugin_enforce_mx_outside_patterns_defers() {
     let (lab, resolver) = lab_with_resolver(&policy("enforce", &[OTHER_MX]));
     let tern = tern_with_plugin(&lab, &resolver);

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::dns::RecordType;
 use crate::policy::plan::{
-    DnsInput, HostFailure, PlanEvent, PlanOutcome, Planner, Query, Skip, Step, Target,
+    DnsInput, HostFailure, PlanEvent, PlanOutcome, Planner, Query, Skip, Step, StsInput, Target,
 };
 use crate::policy::{self, EffectivePolicy, Level, PolicyInputs};
 use crate::queue::Spool;
@@ -136,6 +136,29 @@ impl Delivery {
         self.note(format!("skipped {}: {}", s.host, s.why));
     }
 
+    /// The recipient domain's MTA-STS policy: discovery, cache, fetch.
+    async fn sts_policy(&self, domain: &str) -> StsInput {
+        use crate::mtasts::StsLookup;
+        let now = crate::mtasts::resolver::unix_now();
+        match self.ctx.sts.policy_for(domain, now).await {
+            StsLookup::None => StsInput::None,
+            StsLookup::Policy { policy, source, .. } => {
+                self.note(format!(
+                    "MTA-STS {domain}: policy from the {}",
+                    match source {
+                        crate::mtasts::Source::Cache => "cache",
+                        crate::mtasts::Source::Fetched => "policy server (fetched now)",
+                    }
+                ));
+                StsInput::Policy(policy)
+            }
+            StsLookup::Failed(f) => StsInput::Unavailable {
+                kind: f.result_type(),
+                reason: f.reason,
+            },
+        }
+    }
+
     /// Asks the resolver what the planner needs.
     async fn lookup(&self, q: Query<'_>) -> DnsInput {
         let r = &self.ctx.resolver;
@@ -148,8 +171,7 @@ impl Delivery {
             Query::Tlsa { port, base } => {
                 DnsInput::Tlsa(r.lookup_tlsa(&format!("_{port}._tcp.{base}")).await)
             }
-            // Not asked while `PlanSettings::mta_sts` is off.
-            Query::Sts(_) => DnsInput::Sts(crate::policy::plan::StsInput::None),
+            Query::Sts(domain) => DnsInput::Sts(self.sts_policy(domain).await),
         }
     }
 

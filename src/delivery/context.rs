@@ -119,8 +119,7 @@ impl Settings {
                     cfg.get("smtp_tls_fingerprint_digest"),
                 )
                 .unwrap_or(FingerprintDigest::Sha256),
-                // Off until the policy resolver (fetch, cache) is wired in.
-                mta_sts: false,
+                mta_sts: cfg.bool("mta_sts_enable"),
             },
             level: Level::parse(cfg.get("smtp_tls_security_level")).unwrap_or(Level::May),
             protocols: TlsVersions::parse(cfg.get("smtp_tls_protocols"))

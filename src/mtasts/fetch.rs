@@ -66,6 +66,16 @@ pub struct StsFailure {
 }
 
 impl StsFailure {
+    /// The RFC 8460 result type, as the TLS verifier's type names it (for
+    /// the planner and TLS reports).
+    pub fn result_type(&self) -> crate::tls::FailureKind {
+        match self.kind {
+            FailureKind::FetchError => crate::tls::FailureKind::StsPolicyFetchError,
+            FailureKind::Invalid => crate::tls::FailureKind::StsPolicyInvalid,
+            FailureKind::WebpkiInvalid => crate::tls::FailureKind::StsWebpkiInvalid,
+        }
+    }
+
     fn fetch(reason: impl Into<String>) -> StsFailure {
         StsFailure {
             kind: FailureKind::FetchError,
