@@ -25,3 +25,4 @@ pub mod smtp;
 pub mod smtpd;
 pub mod syslog;
 pub mod tls;
+pub mod tlsrpt;
