@@ -62,7 +62,10 @@ pub fn enqueue(
         recipients: &msg.recipients,
         arrival: now,
         client: "local",
-        flags: Default::default(),
+        flags: crate::queue::Flags {
+            tls_required_no: msg.tls_required_no,
+            ..Default::default()
+        },
         size_limit: settings.message_size_limit,
         deferred: false,
     })?;
@@ -95,6 +98,8 @@ struct Message {
     first_body: Vec<u8>,
     /// A lone `.` ended the input inside the header block.
     ended_by_dot: bool,
+    /// The header block has `TLS-Required: No` (RFC 8689 §5).
+    tls_required_no: bool,
 }
 
 impl Message {
@@ -245,6 +250,7 @@ impl Message {
                 recipients.push(rc);
             }
         }
+        let tls_required_no = super::tls_required::in_header_block(&block, &fields);
         Ok(Message {
             submitted,
             sender,
@@ -252,6 +258,7 @@ impl Message {
             rewrites,
             block,
             fields,
+            tls_required_no,
             first_body,
             ended_by_dot,
         })
@@ -566,6 +573,57 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// sendmail and the pickup: the header block decides, the body does
+    /// not; the field stays in the message.
+    #[test]
+    fn local_tls_required_no_comes_from_the_header_block() {
+        let sub = Submission {
+            recipients: vec!["ops@x.test".into()],
+            ..Default::default()
+        };
+        let s = settings(false);
+        let read = |mut input: &[u8]| {
+            Message::read(&s, &sub, &who(), &mut input)
+                .unwrap()
+                .tls_required_no
+        };
+        assert!(read(
+            b"Subject: r
+TLS-Required: No
+
+body
+"
+        ));
+        assert!(read(
+            b"TLS-Required:
+	NO (a report)
+Subject: r
+
+"
+        ));
+        assert!(!read(
+            b"Subject: r
+
+TLS-Required: No
+"
+        ));
+        assert!(!read(
+            b"TLS-Required: No
+TLS-Required: No
+
+"
+        ));
+        let (_, text, _) = run(
+            &s,
+            &sub,
+            b"TLS-Required: No
+
+body
+",
+        );
+        assert!(text.contains("\r\nTLS-Required: No\r\n"), "{text}");
     }
 
     #[test]

@@ -24,14 +24,20 @@
 //! headers through [`fixer::HeaderFixer`], only for the clients that
 //! `local_header_rewrite_clients` names.
 //!
-//! Header parsing ([`headers`]), the header fixer ([`fixer`]) and
-//! line-end conversion ([`LineEnds`]) are sans-I/O and bounded.
+//! - A `TLS-Required: No` header field (RFC 8689 §5) sets the envelope's
+//!   `tls-required-no` flag ([`tls_required`]): the queue manager then
+//!   delivers the message at TLS level `may` (docs/policy.md).
+//!
+//! Header parsing ([`headers`]), the header fixer ([`fixer`]), the
+//! `TLS-Required` scanner and line-end conversion ([`LineEnds`]) are
+//! sans-I/O and bounded.
 
 pub mod fixer;
 pub mod headers;
 mod line_ends;
 pub mod local;
 pub mod smtp;
+pub mod tls_required;
 
 pub use line_ends::{LineEnds, LINE_ENDS_SLACK};
 pub use local::Submission;

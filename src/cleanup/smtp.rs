@@ -6,6 +6,7 @@
 //! committing the queue file.
 
 use super::fixer::HeaderFixer;
+use super::tls_required::Scanner;
 use super::Rewrites;
 use crate::local::{Rewriter, Side};
 use crate::queue::{clock, Recipient};
@@ -90,6 +91,8 @@ pub struct Message<'a> {
     rewrite: &'a Rewriter,
     id: String,
     fixer: Option<HeaderFixer>,
+    /// Watches the client's header block for `TLS-Required: No`.
+    tls_required: Scanner,
 }
 
 impl<'a> Message<'a> {
@@ -141,6 +144,7 @@ impl<'a> Message<'a> {
             rewrite: host.rewrite,
             id: id.to_string(),
             fixer,
+            tls_required: Scanner::new(),
         })
     }
 
@@ -151,6 +155,9 @@ impl<'a> Message<'a> {
         data: &[u8],
         out: &mut W,
     ) -> Result<(), W::Error> {
+        // The client's bytes, before any rewriting: the field is no
+        // address header, so the fixer passes it as it came.
+        self.tls_required.feed(data);
         let (rw, id) = (self.rewrite, self.id.as_str());
         match self.fixer.as_mut() {
             Some(f) => f.feed(
@@ -172,6 +179,13 @@ impl<'a> Message<'a> {
             }),
             None => Ok(()),
         }
+    }
+
+    /// The message header had `TLS-Required: No` (RFC 8689 §5): smtpd
+    /// sets the queue file's flag before it commits
+    /// ([`crate::queue::Incoming::set_tls_required_no`]).
+    pub fn tls_required_no(&self) -> bool {
+        self.tls_required.tls_required_no()
     }
 
     /// Logs Postfix's cleanup line for a message over
@@ -341,6 +355,55 @@ mod tests {
             room: full,
         };
         assert_eq!(run(true, "", data, &mut out), Ok(()));
+    }
+
+    /// The header field is found whether or not the headers are
+    /// rewritten, in the message header only, and kept in the file.
+    #[test]
+    fn tls_required_no_is_found_in_the_header_and_kept() {
+        let rw = rw();
+        let host = Host {
+            hostname: "mx.box.test",
+            mail_name: "tern",
+            rewrite: &rw,
+        };
+        for rewrite_headers in [false, true] {
+            let client = Client {
+                helo: None,
+                name: "localhost",
+                addr: "127.0.0.1",
+                tls: None,
+                protocol: "ESMTP",
+                rewrite_headers,
+            };
+            let cases: [(&[u8], bool); 4] = [
+                (b"To: ops\r\nTLS-Required: No\r\n\r\nbody\r\n", true),
+                (b"To: ops\r\ntls-required:\r\n  no (report)\r\n\r\n", true),
+                (b"To: ops\r\n\r\nTLS-Required: No\r\n", false),
+                (b"TLS-Required: Yes\r\n\r\n", false),
+            ];
+            for (data, want) in cases {
+                let mut out: Vec<u8> = Vec::new();
+                let Ok(mut m) = Message::start(
+                    host,
+                    &client,
+                    "",
+                    None,
+                    Rewrites::default(),
+                    "QID",
+                    NOW,
+                    &mut out,
+                );
+                for c in data.chunks(3) {
+                    let Ok(()) = m.write(c, &mut out);
+                }
+                let Ok(()) = m.finish(&mut out);
+                assert_eq!(m.tls_required_no(), want, "{rewrite_headers} {data:?}");
+                // Kept as the client sent it.
+                let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+                assert!(text.contains("tls-required:"), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub struct Delivery {
     /// Implicit TLS on every connection (RFC 8314): the route said so
     /// (`smtps:` transport, `smtp_tls_wrappermode`); port 465 implies it.
     pub(super) implicit_tls: bool,
+    /// Every message of this session has `TLS-Required: No` (RFC 8689):
+    /// the level is lowered to `may` unless the route sends SMTP AUTH
+    /// credentials ([`Delivery::tls_required_no`]).
+    pub(super) tls_required_no: bool,
+    /// The level was lowered for this session: a host that would get
+    /// credentials gets none ([`Delivery::session_credentials`]).
+    relaxed: std::cell::Cell<bool>,
     /// What a probe reports besides the handshake (planner events, DANE
     /// matches).
     notes: RefCell<Vec<String>>,
@@ -48,6 +55,8 @@ impl Delivery {
             dest,
             probing: false,
             implicit_tls: false,
+            tls_required_no: false,
+            relaxed: Default::default(),
             notes: Default::default(),
         }
     }
@@ -66,6 +75,15 @@ impl Delivery {
     /// without a port is then reached on 465.
     pub fn implicit_tls(mut self, on: bool) -> Delivery {
         self.implicit_tls = on;
+        self
+    }
+
+    /// Marks the session's messages as `TLS-Required: No` (the queue
+    /// manager never mixes them with others): the policy's level becomes
+    /// `may` before the hop planner is built, MTA-STS and DANE are not
+    /// consulted, unless the route sends SMTP AUTH credentials.
+    pub fn tls_required_no(mut self, on: bool) -> Delivery {
+        self.tls_required_no = on;
         self
     }
 
@@ -332,6 +350,10 @@ impl Delivery {
                 return results;
             }
         };
+        let mut policy = policy;
+        if self.tls_required_no {
+            self.relax_for_tls_required_no(&mut policy, jobs);
+        }
         let mut plan = Planner::new(
             nexthop.borrow(),
             policy,
@@ -377,6 +399,65 @@ impl Delivery {
         }
         results.notes = self.notes.take();
         results
+    }
+
+    /// RFC 8689 `TLS-Required: No` for this session's messages: lowers
+    /// `policy` to `may` and logs it once, or, on a route that sends SMTP
+    /// AUTH credentials (an entry for the next hop's host or the next hop
+    /// itself, as [`Delivery::credentials`] looks them up), keeps it and
+    /// logs why: at `may` a man in the middle could take the password.
+    fn relax_for_tls_required_no(&self, policy: &mut EffectivePolicy<'_>, jobs: &[MessageJob]) {
+        let id = jobs.first().map_or("-", |j| j.id.as_str());
+        let more = match jobs.len() {
+            0 | 1 => String::new(),
+            n => format!(" ({n} messages)"),
+        };
+        let host = super::route::parse_nexthop(&self.dest)
+            .map(|n| n.borrow().host().to_string())
+            .unwrap_or_else(|_| self.dest.clone());
+        if self.credentials(&host).is_some() {
+            log::info!(
+                target: "smtp",
+                "{id}: TLS-Required: No not honoured for {}{more}: SMTP AUTH credentials are sent on this route; TLS security level {} kept",
+                self.dest,
+                policy.level.as_str()
+            );
+            self.note(format!(
+                "TLS-Required: No not honoured: credentials on the route, level {} kept",
+                policy.level.as_str()
+            ));
+            return;
+        }
+        let was = policy.relax_for_tls_required_no();
+        self.relaxed.set(true);
+        log::info!(
+            target: "smtp",
+            "{id}: TLS-Required: No: TLS policy relaxed to {} for {}{more} (was {}; MTA-STS and DANE not consulted)",
+            policy.level.as_str(),
+            self.dest,
+            was.as_str()
+        );
+        self.note(format!(
+            "TLS-Required: No: level {} instead of {}",
+            policy.level.as_str(),
+            was.as_str()
+        ));
+    }
+
+    /// The credentials a connection to `host` may use: none when the
+    /// session was lowered for `TLS-Required: No`. The route was checked
+    /// before lowering; this covers an entry for an MX host that only the
+    /// lookups named, so a password never goes over a lowered connection.
+    pub(super) fn session_credentials(&self, host: &str) -> Option<(String, String)> {
+        let c = self.credentials(host)?;
+        if self.relaxed.get() {
+            log::warn!(
+                target: "smtp",
+                "warning: {host}: TLS-Required: No lowered the TLS security level of this session: SMTP AUTH credentials not sent"
+            );
+            return None;
+        }
+        Some(c)
     }
 
     /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.

@@ -57,6 +57,19 @@ pub struct QueueManager {
 /// is 2 too, per recipient; tern applies it to local delivery as a whole).
 const LOCAL_CONCURRENCY: usize = 2;
 
+/// What one queue run groups SMTP recipients by: (next hop, implicit
+/// TLS, `TLS-Required: No`). Each key gets sessions of its own.
+type PlanKey = (String, bool, bool);
+
+/// How a session reaches its next hop, besides the destination.
+#[derive(Debug, Clone, Copy)]
+struct SessionRoute {
+    /// Implicit TLS (RFC 8314) on every connection.
+    implicit_tls: bool,
+    /// Every message of the session has `TLS-Required: No`.
+    tls_required_no: bool,
+}
+
 impl QueueManager {
     /// Loads the outbound tables and resolver settings.
     pub fn new(
@@ -272,8 +285,11 @@ impl QueueManager {
         let ctx = self.ctx.borrow().clone();
         let now = queue::clock::now();
         let mut next_due: Option<u64> = None;
-        // (destination, implicit TLS) -> messages, in queue order.
-        let mut plan: BTreeMap<(String, bool), Vec<MessageJob>> = BTreeMap::new();
+        // (destination, implicit TLS, TLS-Required: No) -> messages, in
+        // queue order. Messages lowered by `TLS-Required: No` get sessions
+        // of their own: a connection made at `may` never carries a message
+        // whose policy asks for more, nor the other way round.
+        let mut plan: BTreeMap<PlanKey, Vec<MessageJob>> = BTreeMap::new();
         for entry in entries {
             // hold/ is neither delivered from nor cleaned: what is there
             // waits for the owner (mailq shows it).
@@ -299,11 +315,15 @@ impl QueueManager {
             }
             self.route_entry(ex, &ctx, entry, now, &mut plan);
         }
-        for ((dest, implicit_tls), jobs) in plan {
+        for ((dest, implicit_tls, tls_required_no), jobs) in plan {
             if self.stopping.get() {
                 break;
             }
-            self.dispatch(ex, &ctx, dest, implicit_tls, jobs, now);
+            let route = SessionRoute {
+                implicit_tls,
+                tls_required_no,
+            };
+            self.dispatch(ex, &ctx, dest, route, jobs, now);
         }
         if let Some(t) = next_due {
             self.note_due(t);
@@ -348,7 +368,7 @@ impl QueueManager {
         ctx: &Rc<Context>,
         entry: QueueEntry,
         now: u64,
-        plan: &mut BTreeMap<(String, bool), Vec<MessageJob>>,
+        plan: &mut BTreeMap<PlanKey, Vec<MessageJob>>,
     ) {
         let set = &ctx.settings;
         let router = Router {
@@ -374,7 +394,8 @@ impl QueueManager {
                     nexthop,
                     implicit_tls,
                 } => {
-                    let jobs = plan.entry((nexthop, implicit_tls)).or_default();
+                    let lowered = entry.envelope.flags.tls_required_no;
+                    let jobs = plan.entry((nexthop, implicit_tls, lowered)).or_default();
                     match jobs.iter_mut().find(|j| j.id == entry.id()) {
                         Some(j) => j.rcpts.push((i, rcpt.address.clone())),
                         None => jobs.push(MessageJob::from_entry(
@@ -437,7 +458,7 @@ impl QueueManager {
         ex: &Rc<LocalExecutor<'static>>,
         ctx: &Rc<Context>,
         dest: String,
-        implicit_tls: bool,
+        route: SessionRoute,
         jobs: Vec<MessageJob>,
         now: u64,
     ) {
@@ -488,7 +509,7 @@ impl QueueManager {
             let me = self.clone();
             let ctx = ctx.clone();
             let dest = dest.clone();
-            ex.spawn(async move { me.deliver(ctx, dest, implicit_tls, share).await })
+            ex.spawn(async move { me.deliver(ctx, dest, route, share).await })
                 .detach();
         }
     }
@@ -499,11 +520,13 @@ impl QueueManager {
         self: Rc<Self>,
         ctx: Rc<Context>,
         dest: String,
-        implicit_tls: bool,
+        route: SessionRoute,
         share: Vec<MessageJob>,
     ) {
         let started = Instant::now();
-        let delivery = Delivery::new(ctx.clone(), dest.clone()).implicit_tls(implicit_tls);
+        let delivery = Delivery::new(ctx.clone(), dest.clone())
+            .implicit_tls(route.implicit_tls)
+            .tls_required_no(route.tls_required_no);
         let results = delivery.run(&self.spool, &share).await;
         for a in &results.tls_attempts {
             ctx.reports.record(a);
@@ -878,6 +901,10 @@ impl QueueManager {
             bounce: true,
             double_bounce: false,
             origin: Some(job.flags.origin.clone().unwrap_or_else(|| job.id.clone())),
+            // The DSN returns the original header (a `TLS-Required: No`
+            // among it) as its content, but its own header has none: the
+            // sender's domain keeps its policy for it (docs/policy.md).
+            tls_required_no: false,
         };
         match self.queue_notification("", &rcpts, flags, &text) {
             Ok(id) => {
@@ -952,6 +979,7 @@ impl QueueManager {
             bounce: true,
             double_bounce: true,
             origin: Some(job.flags.origin.clone().unwrap_or_else(|| job.id.clone())),
+            tls_required_no: false,
         };
         match self.queue_notification(&set.double_bounce_sender, &rcpts, flags, &text) {
             Ok(id) => {

@@ -159,7 +159,7 @@ impl<'a> Conn<'a> {
             helo_name: d.ctx.settings.helo_name.clone(),
             tls: t.tls,
             implicit_tls: wrapper,
-            credentials: d.credentials(&t.host),
+            credentials: d.session_credentials(&t.host),
             allow_plaintext_auth: false,
         });
         let mut c = Conn {
@@ -468,6 +468,10 @@ impl<'a> Conn<'a> {
     /// Why tern offered this server no credentials, naming the settings
     /// that would make it log in (the lookup keys as delivery tries them).
     fn no_auth_hint(&self) -> String {
+        if self.d.credentials(&self.t.host).is_some() {
+            // Withheld: the session was lowered for TLS-Required: No.
+            return "tern sent no SASL credentials: the message has TLS-Required: No and its TLS security level was lowered (credentials are sent only at the route's own level)".to_string();
+        }
         if !self.d.ctx.settings.sasl_auth_enable {
             return format!(
                 "tern sent no SASL credentials: set smtp_sasl_auth_enable = yes and add {} to smtp_sasl_password_maps",

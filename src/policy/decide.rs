@@ -167,6 +167,8 @@ pub struct EffectivePolicy<'a> {
     entry: Option<PolicyEntry<'a>>,
     defaults: &'a PolicyDefaults<'a>,
     nexthop: NextHop<'a>,
+    /// Lowered for `TLS-Required: No` ([`EffectivePolicy::relax_for_tls_required_no`]).
+    relaxed: bool,
 }
 
 /// A name the server certificate must carry (verify and secure levels).
@@ -236,7 +238,30 @@ impl<'a> EffectivePolicy<'a> {
     /// MTA-STS lookup for the domain; the entry's level and `match=` still
     /// apply as Postfix applies them.
     pub fn sts(&self) -> Option<StsDescriptor<'a>> {
+        if self.relaxed {
+            return None;
+        }
         self.entry.and_then(|e| e.sts())
+    }
+
+    /// RFC 8689 §4.2.1 for a message with `TLS-Required: No`: the
+    /// recipient-side policies are ignored and TLS is opportunistic. The
+    /// level becomes `may` (`none` stays `none`: the header asks for less
+    /// security, never for more), a plug-in's MTA-STS answer is dropped,
+    /// and the hop planner asks for no MTA-STS policy (see
+    /// [`EffectivePolicy::relaxed`]); at `may` it asks for no TLSA records
+    /// either. The caller decides whether the route allows it (not when
+    /// it sends SMTP AUTH credentials). Returns the level it had.
+    pub fn relax_for_tls_required_no(&mut self) -> Level {
+        let was = self.level;
+        self.level = self.level.min(Level::May);
+        self.relaxed = true;
+        was
+    }
+
+    /// Lowered for `TLS-Required: No`: MTA-STS is not consulted.
+    pub fn relaxed(&self) -> bool {
+        self.relaxed
     }
 
     /// The next-hop domain used by the `nexthop` strategies: the next hop
@@ -409,6 +434,7 @@ pub fn decide_with<'a>(
         entry,
         defaults: d,
         nexthop: inputs.nexthop,
+        relaxed: false,
     };
     if level == Level::Fingerprint {
         let mut any = false;

@@ -18,9 +18,11 @@
 //! next: MTA-STS adds a `Query` kind for the policy and an input carrying
 //! it, a [`PolicyType::Sts`] descriptor with the policy lines and `mx`
 //! patterns, and its `testing` mode as a target that verifies without
-//! enforcing; a per-message `TLS-Required: No` lowers the level before the
-//! planner is built (it is an input of [`Planner::new`], not a driver
-//! branch).
+//! enforcing. A per-message `TLS-Required: No` lowers the level before the
+//! planner is built ([`EffectivePolicy::relax_for_tls_required_no`]; the
+//! queue manager gives such messages sessions of their own): the planner
+//! then asks for no MTA-STS policy and, at `may`, for no TLSA records; it
+//! is an input of [`Planner::new`], not a driver branch.
 //!
 //! Every lookup is asked for all MX hosts before the first connection, as
 //! the driver did before the planner existed: the skip warnings of DANE
@@ -779,10 +781,12 @@ impl<'a> Planner<'a> {
         }
         // RFC 8461 applies to MX delivery for a recipient domain, after an
         // explicit policy-table entry; `dane-only` leaves it nothing to do.
+        // `TLS-Required: No` (RFC 8689 §4.2.1): MTA-STS is ignored.
         let sts = self.settings.mta_sts
             && nh.uses_mx()
             && self.policy.source == PolicySource::Default
-            && level != Level::DaneOnly;
+            && level != Level::DaneOnly
+            && !self.policy.relaxed();
         self.state = if sts { State::AwaitSts } else { State::Resolve };
     }
 

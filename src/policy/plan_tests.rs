@@ -372,6 +372,8 @@ struct Case<'w> {
     /// `work_left` after each failed connection, in order (then `true`).
     work_left: Vec<bool>,
     implicit_tls: bool,
+    /// The policy is lowered for `TLS-Required: No` before the planner.
+    tls_required_no: bool,
 }
 
 fn case(world: &World, level: Level) -> Case<'_> {
@@ -385,6 +387,7 @@ fn case(world: &World, level: Level) -> Case<'_> {
         fail_all: false,
         work_left: Vec::new(),
         implicit_tls: false,
+        tls_required_no: false,
     }
 }
 
@@ -450,6 +453,11 @@ impl Case<'_> {
         self
     }
 
+    fn tls_required_no(mut self) -> Self {
+        self.tls_required_no = true;
+        self
+    }
+
     fn run(mut self) -> Run {
         let nh = NextHop::parse(self.nexthop).unwrap();
         let defaults = PolicyDefaults {
@@ -463,6 +471,10 @@ impl Case<'_> {
         })
         .unwrap();
         assert_eq!(policy.level, self.level);
+        let mut policy = policy;
+        if self.tls_required_no {
+            assert_eq!(policy.relax_for_tls_required_no(), self.level);
+        }
         let mut p = Planner::new(
             nh,
             policy,
@@ -2037,6 +2049,12 @@ fn sts_details_for_the_probe() {
 
 /// A plan for `example.test` under a plug-in answer.
 fn plugin_run(w: &World, answer: &str) -> Run {
+    plugin_run_as(w, answer, false)
+}
+
+/// [`plugin_run`], with the policy lowered for `TLS-Required: No` if
+/// `relaxed`.
+fn plugin_run_as(w: &World, answer: &str, relaxed: bool) -> Run {
     let nh = NextHop::parse(DOMAIN).unwrap();
     let entry = crate::policy::table::OwnedPolicyEntry::parse(
         DOMAIN,
@@ -2045,7 +2063,7 @@ fn plugin_run(w: &World, answer: &str) -> Run {
     )
     .unwrap();
     let defaults = PolicyDefaults::POSTFIX;
-    let policy = crate::policy::decide::decide_with(
+    let mut policy = crate::policy::decide::decide_with(
         &PolicyInputs {
             nexthop: nh,
             tables: &[],
@@ -2054,6 +2072,9 @@ fn plugin_run(w: &World, answer: &str) -> Run {
         Some(&entry),
     )
     .unwrap();
+    if relaxed {
+        policy.relax_for_tls_required_no();
+    }
     let settings = sts_settings();
     let mut p = Planner::new(nh, policy, &settings, false, false, 1);
     let mut run = Run {
@@ -2122,4 +2143,80 @@ fn a_plugin_sts_answer_applies_as_postfix_and_describes_the_policy() {
         "secure match=mx.example.test policy_type=sts policy_domain=example.test policy_failure=sts-webpki-invalid",
     );
     assert_eq!(r.connects[0].verify, Verify::Sts(MX.into(), true, true));
+}
+
+// ---------------------------------------------------------------------
+// RFC 8689 `TLS-Required: No`: the driver lowers the policy before the
+// planner is built.
+
+#[test]
+fn tls_required_no_delivers_at_may_without_sts_or_tlsa_lookups() {
+    // An enforced MTA-STS policy that lists no MX host: no lookup, `may`.
+    let w = sts_world(Mode::Enforce, &["mail.elsewhere.test"]);
+    let r = case(&w, Level::Encrypt)
+        .settings(sts_settings())
+        .tls_required_no()
+        .run();
+    assert_eq!(
+        r.lookups,
+        [
+            "MX example.test",
+            "A+AAAA mx.example.test",
+            "A+AAAA mx2.other.test"
+        ]
+    );
+    assert_eq!(r.connects[0], may_conn(MX, V4));
+    assert_eq!(r.outcome, PlanOutcome::Completed);
+    // DANE and dane-only, with usable TLSA records: none are asked for.
+    for level in [Level::Dane, Level::DaneOnly, Level::Secure, Level::Verify] {
+        let w = World::signed().tlsa(MX, &[ee()], true);
+        let r = case(&w, level)
+            .settings(sts_settings())
+            .tls_required_no()
+            .run();
+        assert!(
+            !r.lookups
+                .iter()
+                .any(|l| l.starts_with("TLSA") || l.starts_with("STS")),
+            "{level:?}: {:?}",
+            r.lookups
+        );
+        assert_eq!(r.connects, [may_conn(MX, V4)], "{level:?}");
+    }
+    // A handshake that fails is retried in plaintext, as at `may`.
+    let w = World::signed();
+    let r = case(&w, Level::Encrypt)
+        .tls_required_no()
+        .on(V4, vec![Err(handshake_failed()), Ok(())])
+        .run();
+    assert_eq!(
+        r.relays(),
+        [
+            "mx.example.test[192.0.2.1]:25",
+            "mx.example.test[192.0.2.1]:25"
+        ]
+    );
+    assert_eq!(r.outcome, PlanOutcome::Completed);
+    // `none` stays `none`: the header never asks for more.
+    let r = case(&w, Level::None).tls_required_no().run();
+    assert_eq!(r.connects[0].tls, TlsRequirement::None);
+}
+
+#[test]
+fn tls_required_no_drops_a_plugin_sts_answer_and_its_failure() {
+    let w = World::new()
+        .mx(DOMAIN, &[(10, MX)], false)
+        .a(MX, &[V4], false);
+    let r = plugin_run_as(
+        &w,
+        "secure match=mx.example.test policy_type=sts policy_domain=example.test policy_failure=sts-webpki-invalid",
+        true,
+    );
+    assert_eq!(r.connects.len(), 1);
+    let c = &r.connects[0];
+    assert_eq!(
+        (c.level, c.tls),
+        (Level::May, TlsRequirement::Opportunistic)
+    );
+    assert_eq!(c.policy.kind, PolicyType::NoPolicyFound);
 }

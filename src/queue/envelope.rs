@@ -37,8 +37,11 @@ pub const MAX_ADDRESS: usize = 998;
 
 /// Per-message flags.
 ///
-/// Written as `flags bounce double-bounce` and `origin ID`; both records
-/// are optional, so queue files of earlier versions read unchanged.
+/// Written as `flags bounce double-bounce tls-required-no` and `origin
+/// ID`; both records are optional, so queue files of earlier versions read
+/// unchanged. A `flags` record of blanks only (the room smtpd reserves for
+/// a flag it learns from the message, see [`EnvelopeHead::flag_slot`])
+/// means no flag, also to versions that know no `tls-required-no`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
     /// The message is a bounce (DSN) itself: never bounce it to its sender.
@@ -51,6 +54,21 @@ pub struct Flags {
     /// reports first (the original message, also for a double bounce), so
     /// that log lines about the notification name it.
     pub origin: Option<String>,
+    /// The message header has `TLS-Required: No` (RFC 8689 §5): deliver
+    /// it at TLS level `may`, unless the route sends SMTP AUTH
+    /// credentials (see docs/policy.md).
+    pub tls_required_no: bool,
+}
+
+/// The `tls-required-no` flag as it goes into a reserved flag slot: the
+/// slot is this many blanks until the flag is set.
+pub const TLS_REQUIRED_NO_SLOT: &[u8] = b" tls-required-no";
+
+/// The offset of the reserved flag slot of an envelope written with
+/// [`EnvelopeHead::flag_slot`], from the offset of the `size` digits that
+/// [`write_head`] returns: the `flags` record follows the `size` record.
+pub fn flag_slot_at(size_at: usize) -> usize {
+    size_at + SIZE_WIDTH + b"\nflags".len()
 }
 
 /// One envelope recipient as accepted.
@@ -240,6 +258,11 @@ pub struct EnvelopeHead<'a> {
     pub sender: &'a str,
     /// Envelope recipients, in order.
     pub recipients: &'a [Recipient],
+    /// Reserve room for `tls-required-no` in the `flags` record (at
+    /// [`flag_slot_at`]): smtpd writes the envelope before the message
+    /// header arrives, and sets the flag in place if the header asks for
+    /// it. Blanks until then, which every version reads as no flag.
+    pub flag_slot: bool,
 }
 
 impl<'a> EnvelopeHead<'a> {
@@ -253,6 +276,7 @@ impl<'a> EnvelopeHead<'a> {
             client: &env.client,
             sender: &env.sender,
             recipients: &env.recipients,
+            flag_slot: false,
         }
     }
 }
@@ -311,11 +335,28 @@ pub fn write_head<E>(
     let size_at = w.at;
     w.put(decimal(h.size, SIZE_WIDTH, &mut digits))?;
     w.put(b"\n")?;
-    match (h.flags.bounce, h.flags.double_bounce) {
-        (false, false) => {}
-        (true, false) => w.put(b"flags bounce\n")?,
-        (false, true) => w.put(b"flags double-bounce\n")?,
-        (true, true) => w.put(b"flags bounce double-bounce\n")?,
+    let f = h.flags;
+    if h.flag_slot || f.bounce || f.double_bounce || f.tls_required_no {
+        w.put(b"flags")?;
+        // The slot comes first so that its offset does not depend on
+        // the other flags (flag_slot_at).
+        if h.flag_slot {
+            if f.tls_required_no {
+                w.put(TLS_REQUIRED_NO_SLOT)?;
+            } else {
+                w.put(&[b' '; TLS_REQUIRED_NO_SLOT.len()])?;
+            }
+        }
+        if f.bounce {
+            w.put(b" bounce")?;
+        }
+        if f.double_bounce {
+            w.put(b" double-bounce")?;
+        }
+        if f.tls_required_no && !h.flag_slot {
+            w.put(TLS_REQUIRED_NO_SLOT)?;
+        }
+        w.put(b"\n")?;
     }
     if let Some(o) = &h.flags.origin {
         w.put(b"origin ")?;
@@ -508,6 +549,9 @@ pub fn parse(buf: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
                     match word {
                         "bounce" => f.bounce = true,
                         "double-bounce" => f.double_bounce = true,
+                        "tls-required-no" => f.tls_required_no = true,
+                        // An older tern stops here on `tls-required-no`
+                        // and moves the file to hold/ (docs/policy.md).
                         _ => return Err(bad("flags", "unknown flag")),
                     }
                 }
@@ -656,6 +700,61 @@ mod tests {
         assert_eq!(encode(&e).unwrap_err().field, "id");
         let bad = old.replace("client local", "origin 12\nclient local");
         assert_eq!(parse(bad.as_bytes()).unwrap_err().line, 6);
+    }
+
+    #[test]
+    fn tls_required_no_round_trips_and_old_files_read_unchanged() {
+        let mut e = sample();
+        e.flags.tls_required_no = true;
+        let (bytes, _) = encode(&e).unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        assert!(text.contains("\nflags bounce tls-required-no\n"), "{text}");
+        assert_eq!(parse(&bytes).unwrap().0, e);
+        e.flags.bounce = false;
+        let (bytes, _) = encode(&e).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("\nflags tls-required-no\n"));
+        assert_eq!(parse(&bytes).unwrap().0, e);
+        // A file of an earlier version (no such flag) reads as before.
+        let old = "tern-queue-file 1\nid 0A1B2C3D4E5F\narrival 1\n\
+                   size 00000000000000000000\nclient local\n\
+                   sender \nrcpt a@example.org\nend\n";
+        assert!(!parse(old.as_bytes()).unwrap().0.flags.tls_required_no);
+    }
+
+    /// The head smtpd writes: a slot of blanks that reads as no flag, at
+    /// the offset `flag_slot_at` names, and the flag once put there.
+    #[test]
+    fn the_reserved_flag_slot_reads_as_no_flag_until_set() {
+        for bounce in [false, true] {
+            let mut e = sample();
+            e.flags.bounce = bounce;
+            let mut head = EnvelopeHead::of(&e);
+            head.flag_slot = true;
+            let mut bytes = Vec::new();
+            let size_at = write_head(&head, &mut |b: &[u8]| -> Result<(), ()> {
+                bytes.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            let at = flag_slot_at(size_at);
+            assert_eq!(&bytes[at - 5..at], b"flags");
+            let slot = at..at + TLS_REQUIRED_NO_SLOT.len();
+            assert!(bytes[slot.clone()].iter().all(|b| *b == b' '));
+            assert_eq!(parse(&bytes).unwrap().0, e, "blank slot");
+            bytes[slot].copy_from_slice(TLS_REQUIRED_NO_SLOT);
+            e.flags.tls_required_no = true;
+            assert_eq!(parse(&bytes).unwrap().0, e, "slot set");
+            // Written with the flag already known: the same bytes.
+            let mut head = EnvelopeHead::of(&e);
+            head.flag_slot = true;
+            let mut again = Vec::new();
+            write_head(&head, &mut |b: &[u8]| -> Result<(), ()> {
+                again.extend_from_slice(b);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(again, bytes);
+        }
     }
 
     #[test]

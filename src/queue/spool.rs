@@ -292,6 +292,10 @@ pub struct Incoming {
     buf: Box<[u8; WRITE_BUF]>,
     fill: usize,
     size_at: u64,
+    /// Where the reserved `flags` slot is ([`Spool::create_with_flag_slot`]).
+    flag_slot: Option<u64>,
+    /// Put `tls-required-no` into the slot when the file is published.
+    tls_required_no: bool,
     body: u64,
     limit: u64,
     target: QueueDir,
@@ -512,6 +516,19 @@ impl Spool {
     /// hex digits), as Postfix does: two live files never share an inode, so
     /// two queued messages never share an ID, whichever process wrote them.
     pub fn create(&self, msg: &NewMessage<'_>) -> Result<Incoming, SpoolError> {
+        self.create_inner(msg, false)
+    }
+
+    /// [`Spool::create`] with room in the envelope for a flag learnt from
+    /// the message as it streams ([`Incoming::set_tls_required_no`]):
+    /// smtpd writes the envelope before the header arrives. The room is a
+    /// `flags` record of blanks, which every version of tern reads as no
+    /// flag.
+    pub fn create_with_flag_slot(&self, msg: &NewMessage<'_>) -> Result<Incoming, SpoolError> {
+        self.create_inner(msg, true)
+    }
+
+    fn create_inner(&self, msg: &NewMessage<'_>, flag_slot: bool) -> Result<Incoming, SpoolError> {
         let inner = &self.inner;
         // One counter per process, not per `Spool`: two spools opened on
         // the same directory in one process (threads) must not pick the
@@ -543,6 +560,7 @@ impl Spool {
             client: msg.client,
             sender: msg.sender,
             recipients: msg.recipients,
+            flag_slot,
         };
         // Checked before anything is written; on error the file (still
         // empty) is removed as before.
@@ -555,6 +573,8 @@ impl Spool {
             buf: Box::new([0u8; WRITE_BUF]),
             fill: 0,
             size_at: 0,
+            flag_slot: None,
+            tls_required_no: false,
             body: 0,
             limit: msg.size_limit,
             target: if msg.deferred {
@@ -572,6 +592,7 @@ impl Spool {
         // fdatasyncs the whole file, then renames, then syncs the directory).
         let size_at = envelope::write_head(&head, &mut |b: &[u8]| inc.put(b))?;
         inc.size_at = size_at as u64;
+        inc.flag_slot = flag_slot.then(|| envelope::flag_slot_at(size_at) as u64);
         inc.id = id;
         Ok(inc)
     }
@@ -1055,6 +1076,14 @@ impl Incoming {
         self.state == IncState::Committed
     }
 
+    /// Marks the message `TLS-Required: No`: the flag goes into the slot
+    /// [`Spool::create_with_flag_slot`] reserved when the file is
+    /// published. False (nothing marked) for a file made without a slot.
+    pub fn set_tls_required_no(&mut self) -> bool {
+        self.tls_required_no = self.flag_slot.is_some();
+        self.tls_required_no
+    }
+
     fn put(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
         while !data.is_empty() {
             let room = WRITE_BUF - self.fill;
@@ -1109,6 +1138,13 @@ impl Incoming {
         self.file
             .write_all_at(digits.as_bytes(), self.size_at)
             .map_err(io_err("write", &self.tmp))?;
+        if let (Some(at), true) = (self.flag_slot, self.tls_required_no) {
+            // In place, as the size: the file is not published yet, and
+            // the slot has exactly the flag's length.
+            self.file
+                .write_all_at(envelope::TLS_REQUIRED_NO_SLOT, at)
+                .map_err(io_err("write", &self.tmp))?;
+        }
         self.inner.sync_file(&self.file, &self.tmp)?;
         let dest = self.inner.dir(self.target).join(&self.id);
         self.inner.rename(&self.tmp, &dest)?;
@@ -1208,6 +1244,54 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "Hi: x\r\nb\r\n");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// smtpd's file: the flag slot is set at publication, also when the
+    /// envelope left the write buffer long before (a large recipient list
+    /// and body); without the flag the slot stays blank.
+    #[test]
+    fn the_flag_slot_is_set_in_place_at_commit() {
+        let dir = std::env::temp_dir().join(format!("tern-spool-slot-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir).unwrap();
+        let rcpts: Vec<Recipient> = (0..300)
+            .map(|i| Recipient::new(&format!("recipient-number-{i}@example.org")))
+            .collect();
+        let msg = NewMessage {
+            sender: "s@example.org",
+            recipients: &rcpts,
+            arrival: 1_700_000_000,
+            client: "host[192.0.2.1]",
+            flags: Flags::default(),
+            size_limit: 0,
+            deferred: false,
+        };
+        for set in [false, true] {
+            let mut inc = spool.create_with_flag_slot(&msg).unwrap();
+            inc.write(b"TLS-Required: No\r\n\r\n").unwrap();
+            inc.write(&[b'x'; 3 * WRITE_BUF]).unwrap();
+            if set {
+                assert!(inc.set_tls_required_no());
+            }
+            let id = inc.commit().unwrap();
+            let m = spool.open_message(&id).unwrap();
+            assert_eq!(m.envelope.flags.tls_required_no, set);
+            assert_eq!(m.envelope.recipients.len(), 300);
+        }
+        // A file made without a slot cannot take the flag.
+        let mut inc = spool.create(&msg).unwrap();
+        assert!(!inc.set_tls_required_no());
+        inc.write(b"\r\n").unwrap();
+        let id = inc.commit().unwrap();
+        assert!(
+            !spool
+                .open_message(&id)
+                .unwrap()
+                .envelope
+                .flags
+                .tls_required_no
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

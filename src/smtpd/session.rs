@@ -386,9 +386,11 @@ async fn receive_data(
         cleanup::smtp::Envelope::rewrite(&shared.rewrite, &env.sender, &env.recipients)
     };
     let now = crate::queue::clock::now();
+    // With room for the `tls-required-no` flag: the header that may ask
+    // for it arrives after the envelope is written.
     let mut incoming = shared
         .spool
-        .create(&NewMessage {
+        .create_with_flag_slot(&NewMessage {
             sender: &sender,
             recipients: &recipients,
             arrival: now,
@@ -514,6 +516,10 @@ async fn receive_data(
         if let Err(e) = m.finish(inc) {
             log::error!(target: "smtpd", "{}: cannot write queue file: {e}", inc.id());
             incoming = None;
+        } else if m.tls_required_no() {
+            // RFC 8689 §5: the envelope's flag, in the slot reserved at
+            // create (the header came after the envelope was written).
+            inc.set_tls_required_no();
         }
     }
     match outcome {
