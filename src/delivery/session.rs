@@ -649,12 +649,15 @@ impl<'a> Conn<'a> {
         }
         // Postfix's words for TLSRPT: the verifier's, else a failed
         // handshake's (tls_client.c: "tls-handshake-failure").
+        // A certificate the verifier refused also fails the handshake:
+        // only a failure the verifier did not record is the handshake's.
+        let verifier_failed = matches!(verifier.outcome(None), TlsOutcome::Failure { .. });
         let code = match &outcome {
             TlsOutcome::Success(_) => None,
-            TlsOutcome::Failure { .. } => verifier.failure_code().or_else(|| {
-                err.is_some()
-                    .then_some(crate::tls::verify::reason::HANDSHAKE)
-            }),
+            TlsOutcome::Failure { .. } if verifier_failed => verifier.failure_code(),
+            TlsOutcome::Failure { .. } => err
+                .is_some()
+                .then_some(crate::tls::verify::reason::HANDSHAKE),
         };
         results
             .tls_attempts
