@@ -19,7 +19,8 @@ set -euo pipefail
 if [ $# -eq 0 ]; then
     cd "$(dirname "$0")/.."
     set -- src/smtp src/policy src/dns/wire.rs src/dns/wire_tests.rs \
-        src/mtasts/http.rs src/mtasts/policy.rs src/mtasts/record.rs
+        src/mtasts/http.rs src/mtasts/policy.rs src/mtasts/record.rs \
+        src/tlsrpt/event.rs src/tlsrpt/record.rs
 fi
 
 # rule name, then an extended regex (GNU grep: \b is a word boundary).

@@ -23,12 +23,17 @@
 # And from PyPI, where Debian has no package, into a venv at
 # $TERN_TEST_VENV (default /opt/tern-test-venv), every version pinned:
 #   postfix-mta-sts-resolver   the MTA-STS socketmap plug-in (mtasts_plugin)
+#   tlsrpt-reporter            sys4's TLSRPT collector (tlsrpt-collectd), the
+#                              report generator Postfix 3.10 feeds; its
+#                              sqlite tables are read with Python's sqlite3
+#                              (tlsrpt_events); no dependencies
 set -eu
 
 VENV="${TERN_TEST_VENV:-/opt/tern-test-venv}"
 # postfix-mta-sts-resolver and its dependency closure, as resolved on
 # Debian 12's Python 3.11 (2026-12); bump together.
 PYPI_PINS="postfix-mta-sts-resolver==1.5.1
+tlsrpt-reporter==0.6.0
 aiodns==4.0.4
 aiohappyeyeballs==2.7.1
 aiohttp==3.14.5
@@ -61,7 +66,7 @@ for p in $PACKAGES; do
 done
 # The venv is current when its stamp holds exactly these pins.
 venv_current() {
-    [ -x "$VENV/bin/mta-sts-daemon" ] &&
+    [ -x "$VENV/bin/mta-sts-daemon" ] && [ -x "$VENV/bin/tlsrpt-collectd" ] &&
         [ "$(cat "$VENV/.tern-pins" 2>/dev/null)" = "$PYPI_PINS" ]
 }
 
@@ -107,7 +112,7 @@ if [ -n "$missing" ]; then
 fi
 
 if ! venv_current; then
-    echo "install-test-deps: installing postfix-mta-sts-resolver into $VENV"
+    echo "install-test-deps: installing postfix-mta-sts-resolver and tlsrpt-reporter into $VENV"
     # Debian's python3, which python3-venv belongs to (a pyenv python3
     # may come first in PATH).
     $SUDO rm -rf "$VENV"

@@ -461,7 +461,19 @@ pub static PARAMS: &[Param] = &[
         "smtp_tlsrpt_enable",
         "no",
         Kind::Bool,
-        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: count handshakes for TLSRPT reports)"
+        "TLSRPT (RFC 8460) events for recipient domains that publish a _smtp._tls record: Postfix 3.10's `TLSRPT: status=...` log lines, datagrams to smtp_tlsrpt_socket_name"
+    ),
+    p!(
+        "smtp_tlsrpt_skip_reused_handshakes",
+        "yes",
+        Kind::Bool,
+        "accepted for Postfix 3.10 compatibility, no effect: tern never resumes a TLS session (every new connection has a full handshake, which is reported)"
+    ),
+    p!(
+        "smtp_tlsrpt_socket_name",
+        "",
+        Kind::Text,
+        "unix datagram socket of sys4's TLSRPT report generator (tlsrpt-collectd), absolute or relative to queue_directory; empty: no datagrams"
     ),
     p!(
         "smtpd_banner",
@@ -697,8 +709,9 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
 /// newer tern.conf must still start this daemon); setting one to `yes` in
 /// the file gets a warning from the daemon and `check-config`, so nobody
 /// believes the feature is on. The defaults are DESIGN.md's for when the
-/// features land, so they do not warn.
-pub const RESERVED: &[(&str, &str)] = &[("smtp_tlsrpt_enable", "TLSRPT")];
+/// features land, so they do not warn. Empty since TLSRPT
+/// (`smtp_tlsrpt_enable`) landed; kept for the next such feature.
+pub const RESERVED: &[(&str, &str)] = &[];
 
 /// The warnings for reserved parameters set to `yes` in the file;
 /// `explicit` returns a parameter's value if the file sets it (`None`
@@ -776,10 +789,10 @@ mod tests {
         // Defaults (nothing set in the file) are quiet, even `yes`.
         assert!(reserved_warnings(|_| None).is_empty());
         assert!(reserved_warnings(|_| Some("no")).is_empty());
-        // mta_sts_enable is implemented: no longer reserved.
+        // mta_sts_enable and smtp_tlsrpt_enable are implemented: no
+        // longer reserved, so nothing warns.
         assert!(reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes")).is_empty());
-        let w = reserved_warnings(|_| Some("yes"));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
+        assert!(reserved_warnings(|n| (n == "smtp_tlsrpt_enable").then_some("yes")).is_empty());
+        assert!(reserved_warnings(|_| Some("yes")).is_empty());
     }
 }

@@ -394,6 +394,8 @@ impl Delivery {
                 }
             }
         };
+        self.attach_tlsrpt(&nexthop.borrow(), jobs, &mut results)
+            .await;
         if let PlanOutcome::Failed {
             failure,
             relay,
@@ -467,6 +469,69 @@ impl Delivery {
             return None;
         }
         Some(c)
+    }
+
+    /// With `smtp_tlsrpt_enable = yes`, looks up the recipient domain's
+    /// TLSRPT record (`_smtp._tls.<domain>`, once per run, and only when the
+    /// run made TLS attempts) and attaches it to each of them. Only MX
+    /// delivery to the recipient domain itself: a relayhost, a bracketed
+    /// next hop or a transport's other destination reports to nobody
+    /// (RFC 8460 reports go to the recipient domain about its own MX
+    /// hosts). No record, several, a malformed one or a failed lookup: no
+    /// record, so no report.
+    async fn attach_tlsrpt(
+        &self,
+        nexthop: &crate::policy::nexthop::NextHop<'_>,
+        jobs: &[MessageJob],
+        results: &mut DeliveryResults,
+    ) {
+        if !self.ctx.settings.tlsrpt_enable || results.tls_attempts.is_empty() || !nexthop.uses_mx()
+        {
+            return;
+        }
+        let domain = nexthop.host();
+        // The jobs of one run share the next hop; a recipient outside the
+        // domain means the next hop is no recipient domain (a transport
+        // entry pointing elsewhere). A probe has no jobs: its next hop is
+        // the domain asked about.
+        let recipient_domain = jobs.iter().flat_map(|j| j.rcpts.iter()).all(|(_, r)| {
+            r.rsplit_once('@')
+                .is_some_and(|(_, d)| d.trim_end_matches('.').eq_ignore_ascii_case(domain))
+        });
+        if !recipient_domain {
+            return;
+        }
+        let Some(record) = self.tlsrpt_record(domain).await else {
+            return;
+        };
+        let record = Rc::new(record);
+        for a in &mut results.tls_attempts {
+            a.tlsrpt = Some(record.clone());
+        }
+    }
+
+    /// `domain`'s TLSRPT record, `None` without a valid one (Postfix's
+    /// smtp_tlsrpt_find_policy: NXDOMAIN and no data are expected and
+    /// quiet; other lookup errors and bad records get a warning).
+    async fn tlsrpt_record(&self, domain: &str) -> Option<crate::tlsrpt::TlsRptRecord> {
+        let name = format!("_smtp._tls.{}", domain.trim_end_matches('.'));
+        let answer = match self.ctx.resolver.lookup_txt(&name).await {
+            Ok(a) => a,
+            // NXDOMAIN and NODATA are answers (no records), not errors.
+            Err(e) => {
+                log::warn!(target: "smtp", "warning: TLSRPT support: policy lookup failed for {domain}: {e}");
+                return None;
+            }
+        };
+        let joined: Vec<Vec<u8>> = answer.records.iter().map(|t| t.joined()).collect();
+        match crate::tlsrpt::discover(joined.iter().map(Vec::as_slice)) {
+            Ok(r) => Some(r),
+            Err(crate::tlsrpt::RecordError::NoRecord) => None,
+            Err(e) => {
+                log::warn!(target: "smtp", "warning: TLSRPT support: ignoring the policy of {domain}: {e}");
+                None
+            }
+        }
     }
 
     /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.

@@ -16,7 +16,7 @@ use crate::policy::Level;
 use crate::tls::verify::FingerprintDigest;
 use crate::tls::BufferPool;
 
-use super::report::{NoReports, TlsReportSink};
+use super::report::{NoReports, Sinks, TlsReportSink};
 use super::tables::Tables;
 
 /// The main.cf values outbound delivery uses, parsed once.
@@ -90,6 +90,9 @@ pub struct Settings {
     pub bounce_hold_limit: usize,
     /// `mta_sts_enable`, `mta_sts_cache_size`, `mta_sts_*_timeout`.
     pub sts: crate::mtasts::StsSettings,
+    /// `smtp_tlsrpt_enable`: look up recipient domains' TLSRPT records and
+    /// report TLS attempts to them.
+    pub tlsrpt_enable: bool,
 }
 
 /// `name` with `@origin` added when it has no domain (Postfix's
@@ -173,6 +176,7 @@ impl Settings {
             bounce_hold_limit: usize::try_from(cfg.int("undeliverable_bounce_hold_limit"))
                 .unwrap_or(20),
             sts: crate::mtasts::StsSettings::from_config(cfg),
+            tlsrpt_enable: cfg.bool("smtp_tlsrpt_enable"),
         }
     }
 
@@ -257,6 +261,7 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
     let local = crate::local::LocalDelivery::from_config(&cfg)?;
     let settings = Settings::from_config(&cfg, trust_ad);
     let sts = sts_resolver(&cfg, &settings, &tables, &resolver, &pool, &tls);
+    let reports = report_sinks(&cfg, &settings);
     Ok(Context {
         cfg,
         settings,
@@ -266,9 +271,26 @@ pub fn context(cfg: Rc<Config>, pool: Rc<BufferPool>) -> Result<Context, String>
         tls,
         local,
         trust_ad,
-        reports: Rc::new(NoReports),
+        reports,
         sts,
     })
+}
+
+/// Where TLS attempts go: nowhere unless `smtp_tlsrpt_enable = yes`; then
+/// the TLSRPT log lines and collector datagrams (`smtp_tlsrpt_socket_name`,
+/// absolute or relative to `queue_directory`). Further sinks (the daily
+/// counters) join the same fan-out.
+fn report_sinks(cfg: &Config, settings: &Settings) -> Rc<dyn TlsReportSink> {
+    if !settings.tlsrpt_enable {
+        return Rc::new(NoReports);
+    }
+    let socket = crate::tlsrpt::sink::socket_path(
+        cfg.get("smtp_tlsrpt_socket_name"),
+        Path::new(cfg.get("queue_directory")),
+    );
+    let sinks: Vec<Rc<dyn TlsReportSink>> =
+        vec![Rc::new(crate::tlsrpt::TlsRptSink::new(socket.as_deref()))];
+    Rc::new(Sinks(sinks))
 }
 
 /// The MTA-STS resolver of a configuration: fetches verify against the

@@ -399,6 +399,9 @@ impl<'a> Conn<'a> {
         self.current = Some(j);
         self.xfer_start = SystemTime::now();
         self.uses += 1;
+        if self.uses > 1 {
+            self.log_reused();
+        }
         let job = &jobs[j];
         let smtputf8 = !job.sender.is_ascii() || job.rcpts.iter().any(|(_, r)| !r.is_ascii());
         out.extend(self.sess.send_message(Message {
@@ -512,11 +515,22 @@ impl<'a> Conn<'a> {
             _ if permanent => "5.5.0".into(),
             _ => "4.4.2".into(),
         };
-        if matches!(e, ClientError::TlsNotOffered) {
-            results.tls_attempts.push(self.attempt(TlsOutcome::Failure {
-                kind: FailureKind::StarttlsNotSupported,
-                reason: "STARTTLS not offered".into(),
-            }));
+        // TLS was required and the server did not offer STARTTLS, or
+        // refused it: RFC 8460's starttls-not-supported (Postfix 3.10's
+        // smtp_proto.c reports both).
+        let not_supported = match e {
+            ClientError::TlsNotOffered => Some("STARTTLS not offered".to_string()),
+            ClientError::StartTlsRefused(r) => Some(format!("STARTTLS refused: {}", r.one_line())),
+            _ => None,
+        };
+        if let Some(reason) = not_supported {
+            results.tls_attempts.push(self.attempt(
+                TlsOutcome::Failure {
+                    kind: FailureKind::StarttlsNotSupported,
+                    reason,
+                },
+                None,
+            ));
         }
         HostFailure {
             text: e.describe(&self.hostaddr),
@@ -527,8 +541,11 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// The report record of a TLS attempt on this connection.
-    fn attempt(&self, outcome: TlsOutcome) -> TlsAttempt {
+    /// The report record of a TLS attempt on this connection; `code` is
+    /// the failure in Postfix 3.10's TLSRPT words
+    /// ([`crate::tls::verify::reason`]). The TLSRPT record is attached by
+    /// the driver once the run is over.
+    fn attempt(&self, outcome: TlsOutcome, code: Option<&'static str>) -> TlsAttempt {
         TlsAttempt {
             policy: self.t.policy.clone(),
             level: self.t.level,
@@ -539,6 +556,24 @@ impl<'a> Conn<'a> {
             sending_ip: self.sending_ip,
             reused: self.uses > 0,
             outcome,
+            failure_code: code,
+            tlsrpt: None,
+        }
+    }
+
+    /// Postfix's `Verified TLS connection reused to host[addr]:25: ...` (or
+    /// `Trusted`, `Untrusted`) for a message after the first on a TLS
+    /// connection: smtp_session.c logs it whatever `smtp_tls_loglevel`
+    /// says. The connection's one handshake was reported already (one
+    /// TLSRPT event per new connection), so nothing goes to the reports.
+    fn log_reused(&self) {
+        if !self.sess.tls_active() {
+            return;
+        }
+        if let Some(s) = self.stream.tls_summary() {
+            let t = self.t;
+            let trust = self.tls.verifier.trust();
+            log::info!(target: "smtp", "{}", s.client_log_reused(trust, &t.host, t.addr, t.port));
         }
     }
 
@@ -616,7 +651,21 @@ impl<'a> Conn<'a> {
                 results.peer_chain = c.clone();
             }
         }
-        results.tls_attempts.push(self.attempt(outcome.clone()));
+        // Postfix's words for TLSRPT: the verifier's, else a failed
+        // handshake's (tls_client.c: "tls-handshake-failure").
+        // A certificate the verifier refused also fails the handshake:
+        // only a failure the verifier did not record is the handshake's.
+        let verifier_failed = matches!(verifier.outcome(None), TlsOutcome::Failure { .. });
+        let code = match &outcome {
+            TlsOutcome::Success(_) => None,
+            TlsOutcome::Failure { .. } if verifier_failed => verifier.failure_code(),
+            TlsOutcome::Failure { .. } => err
+                .is_some()
+                .then_some(crate::tls::verify::reason::HANDSHAKE),
+        };
+        results
+            .tls_attempts
+            .push(self.attempt(outcome.clone(), code));
         let t = self.t;
         let hostaddr = &self.hostaddr;
         let failure = |text: String| HostFailure {
@@ -893,6 +942,8 @@ pub fn tls_failure_text(kind: FailureKind) -> &'static str {
         K::CertificateNotTrusted
         | K::CertificateExpired
         | K::TlsaInvalid
+        | K::DnssecInvalid
+        | K::DaneRequired
         | K::StsWebpkiInvalid
         | K::StsPolicyInvalid
         | K::StsPolicyFetchError => "Server certificate not trusted",

@@ -241,6 +241,9 @@ impl fmt::Display for ServerLog<'_> {
 /// Display adapter: the delivery log line (see [`TlsSummary::client_log`]).
 pub struct ClientLog<'a> {
     summary: &'a TlsSummary,
+    /// `established` for a new connection, `reused` for a later message
+    /// on it (Postfix's TLS_USAGE_NEW / TLS_USAGE_USED).
+    usage: &'static str,
     trust: Trust,
     host: &'a str,
     addr: IpAddr,
@@ -251,8 +254,9 @@ impl fmt::Display for ClientLog<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} TLS connection established to {}[{}]:{}: {}",
+            "{} TLS connection {} to {}[{}]:{}: {}",
             self.trust.as_str(),
+            self.usage,
             self.host,
             self.addr,
             self.port,
@@ -294,10 +298,27 @@ impl TlsSummary {
     ) -> ClientLog<'a> {
         ClientLog {
             summary: self,
+            usage: "established",
             trust,
             host,
             addr,
             port,
+        }
+    }
+
+    /// `Untrusted|Trusted|Verified TLS connection reused to host[addr]:port: ...`:
+    /// Postfix's line for a message sent over a connection that already
+    /// carried one (no new handshake, so no TLSRPT event).
+    pub fn client_log_reused<'a>(
+        &'a self,
+        trust: Trust,
+        host: &'a str,
+        addr: IpAddr,
+        port: u16,
+    ) -> ClientLog<'a> {
+        ClientLog {
+            usage: "reused",
+            ..self.client_log(trust, host, addr, port)
         }
     }
 

@@ -204,6 +204,16 @@ pub enum FailureKind {
     /// The MTA-STS policy's HTTPS server failed PKIX validation
     /// (`sts-webpki-invalid`).
     StsWebpkiInvalid,
+    /// DNSSEC validation of the DANE records failed (`dnssec-invalid`).
+    /// In the registry for reports and plug-in answers; neither Postfix
+    /// 3.10 nor tern reports it: a bogus or unvalidated lookup defers or
+    /// lowers the level before any connection, and RFC 8460 events are
+    /// only made for connections.
+    DnssecInvalid,
+    /// DANE was required but no TLSA records were found (`dane-required`);
+    /// likewise in the registry only (`dane-only` without usable records
+    /// defers before connecting).
+    DaneRequired,
 }
 
 impl FailureKind {
@@ -219,6 +229,8 @@ impl FailureKind {
             FailureKind::StsPolicyFetchError => "sts-policy-fetch-error",
             FailureKind::StsPolicyInvalid => "sts-policy-invalid",
             FailureKind::StsWebpkiInvalid => "sts-webpki-invalid",
+            FailureKind::DnssecInvalid => "dnssec-invalid",
+            FailureKind::DaneRequired => "dane-required",
         }
     }
 
@@ -235,6 +247,8 @@ impl FailureKind {
             FailureKind::StsPolicyFetchError,
             FailureKind::StsPolicyInvalid,
             FailureKind::StsWebpkiInvalid,
+            FailureKind::DnssecInvalid,
+            FailureKind::DaneRequired,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -259,7 +273,90 @@ pub enum TlsOutcome {
 struct Seen {
     trust: Option<Trust>,
     failure: Option<(FailureKind, String)>,
+    /// The failure in Postfix 3.10's TLSRPT words (see [`reason`]).
+    code: Option<&'static str>,
     dane: Option<super::dane::DaneMatch>,
+}
+
+/// The `failure_reason` texts Postfix 3.10 gives TLSRPT (its log line's
+/// `failure_reason=`, the datagram's `f`): for certificate problems
+/// OpenSSL 3's `X509_verify_cert_error_string()` with spaces turned into
+/// underscores (tls_verify.c), else Postfix's own words (tls_client.c).
+/// Postfix reports all of these as `validation-failure`, except
+/// [`reason::TLSA_UNUSABLE`] (`tlsa-invalid`).
+pub mod reason {
+    /// `X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT`: the server's certificate
+    /// signs itself and is no trust anchor.
+    pub const SELF_SIGNED: &str = "self-signed_certificate";
+    /// `X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN`: the presented chain ends in
+    /// a self-signed certificate that is no trust anchor.
+    pub const SELF_SIGNED_IN_CHAIN: &str = "self-signed_certificate_in_certificate_chain";
+    /// `X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY`: the chain leads to
+    /// an issuer that is not among the trust anchors.
+    pub const NO_LOCAL_ISSUER: &str = "unable_to_get_local_issuer_certificate";
+    /// `X509_V_ERR_CERT_NOT_YET_VALID`.
+    pub const NOT_YET_VALID: &str = "certificate_is_not_yet_valid";
+    /// `X509_V_ERR_INVALID_PURPOSE`: no serverAuth extended key usage.
+    pub const INVALID_PURPOSE: &str = "unsuitable_certificate_purpose";
+    /// The TLS handshake itself failed (Postfix's own text).
+    pub const HANDSHAKE: &str = "tls-handshake-failure";
+    /// `dane`: validated TLSA records, none usable (Postfix's own text,
+    /// reported as `tlsa-invalid`; the connection falls back to `encrypt`).
+    pub const TLSA_UNUSABLE: &str = "all-TLSA-records-unusable";
+}
+
+/// True when a certificate names itself as its issuer (OpenSSL's
+/// "self-signed" test is issuer == subject plus a self-signature; the
+/// names suffice here: the chain was refused anyway, this only picks the
+/// words of the refusal).
+fn self_issued(cert: &[u8]) -> bool {
+    super::der::cert_fields(cert).is_ok_and(|f| f.issuer == f.subject)
+}
+
+/// The OpenSSL verify error Postfix would have reported (as a
+/// [`reason`] text) for a chain rustls/webpki refused with `e`, when
+/// Postfix 3.10 gives it a `failure_reason` at all: an unknown issuer is
+/// told apart, as OpenSSL does, by whether the server's own certificate or
+/// the last one it sent is self-signed. Expiry and name mismatches have
+/// their own result types and no reason; other errors none (Postfix's
+/// default case).
+pub fn openssl_reason(
+    e: &rustls::Error,
+    end_entity: &[u8],
+    intermediates: &[CertificateDer<'_>],
+) -> Option<&'static str> {
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return None;
+    };
+    let unknown_issuer = match c {
+        CertificateError::UnknownIssuer => true,
+        CertificateError::Other(o) => {
+            o.0.downcast_ref::<webpki::Error>()
+                .is_some_and(|w| matches!(w, webpki::Error::CaUsedAsEndEntity))
+        }
+        _ => false,
+    };
+    if unknown_issuer {
+        return Some(if self_issued(end_entity) {
+            reason::SELF_SIGNED
+        } else if intermediates
+            .last()
+            .is_some_and(|c| self_issued(c.as_ref()))
+        {
+            reason::SELF_SIGNED_IN_CHAIN
+        } else {
+            reason::NO_LOCAL_ISSUER
+        });
+    }
+    match c {
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            Some(reason::NOT_YET_VALID)
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            Some(reason::INVALID_PURPOSE)
+        }
+        _ => None,
+    }
 }
 
 /// Loads trust anchors from a PEM bundle (`smtp_tls_CAfile`).
@@ -479,7 +576,21 @@ impl TernVerifier {
         if let Ok(mut s) = self.seen.lock() {
             s.trust = trust;
             s.failure = failure;
+            s.code = None;
         }
+    }
+
+    /// Records the [`reason`] text of the failure just [`set`](Self::set).
+    fn set_code(&self, code: Option<&'static str>) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.code = code;
+        }
+    }
+
+    /// The recorded failure in Postfix 3.10's TLSRPT words (a [`reason`]
+    /// text), when it has one.
+    pub fn failure_code(&self) -> Option<&'static str> {
+        self.seen.lock().ok().and_then(|s| s.code)
     }
 
     /// Result of this connection's attempt. `handshake_ok` is whether the
@@ -666,6 +777,7 @@ impl ServerCertVerifier for TernVerifier {
                 };
                 if let Err(e) = self.chain_check(end_entity, &parsed, intermediates, now) {
                     self.set(Some(Trust::Untrusted), Some(classify(&e)));
+                    self.set_code(openssl_reason(&e, end_entity.as_ref(), intermediates));
                     return Err(e);
                 }
                 if !self.names_match(end_entity, &parsed, names) {
@@ -696,6 +808,7 @@ impl ServerCertVerifier for TernVerifier {
                     }
                     Err((trust, kind, reason, e)) => {
                         self.set(Some(trust), Some((kind, reason)));
+                        self.set_code(openssl_reason(&e, end_entity.as_ref(), intermediates));
                         if *enforce {
                             Err(e)
                         } else {
@@ -731,6 +844,9 @@ impl ServerCertVerifier for TernVerifier {
                             DaneError::NoCertificate => FailureKind::ValidationFailure,
                         };
                         self.set(Some(Trust::Untrusted), Some((kind, e.to_string())));
+                        if matches!(e, DaneError::NoUsableRecords) {
+                            self.set_code(Some(reason::TLSA_UNUSABLE));
+                        }
                         Err(rustls::Error::InvalidCertificate(
                             CertificateError::ApplicationVerificationFailure,
                         ))

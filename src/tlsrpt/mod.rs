@@ -5,6 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod event;
 pub mod record;
+pub mod sink;
 
 pub use record::{discover, RecordError, TlsRptRecord};
+pub use sink::TlsRptSink;
