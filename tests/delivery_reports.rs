@@ -217,6 +217,7 @@ fn expected(port: u16, level: Level, outcome: TlsOutcome) -> TlsAttempt {
         sending_ip: Some(lo),
         reused: false,
         outcome,
+        tlsrpt: None,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct TlsAttempt {
     pub reused: bool,
     /// Success (with trust) or the RFC 8460 result type and reason.
     pub outcome: TlsOutcome,
+    /// The policy domain's TLSRPT record (RFC 8460 §3), when it publishes
+    /// exactly one valid record; attempts without one are not reported.
+    pub tlsrpt: Option<std::rc::Rc<crate::tlsrpt::TlsRptRecord>>,
 }
 
 impl TlsAttempt {

@@ -535,6 +535,7 @@ impl<'a> Conn<'a> {
             sending_ip: self.sending_ip,
             reused: self.uses > 0,
             outcome,
+            tlsrpt: None,
         }
     }
 
