@@ -458,10 +458,64 @@ pub static PARAMS: &[Param] = &[
         "implicit TLS (RFC 8314) to the relayhost and smtp:/relay: transport next hops, any port (not MX delivery); smtps: entries and port 465 always use it"
     ),
     p!(
+        "smtp_tlsrpt_builtin_reports",
+        "auto",
+        Kind::Enum(&["auto", "yes", "no"]),
+        "tern's own TLSRPT counters and daily reports (auto: when no smtp_tlsrpt_socket_name is set)"
+    ),
+    p!(
+        "smtp_tlsrpt_checkpoint_interval",
+        "1h",
+        Kind::Time('s'),
+        "how often changed TLSRPT counters are saved to $queue_directory/tlsrpt/counters (a reboot loses at most this much)"
+    ),
+    p!(
+        "smtp_tlsrpt_contact_info",
+        "postmaster@$myorigin",
+        Kind::Text,
+        "contact-info of TLSRPT reports"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_domain",
+        "",
+        Kind::Text,
+        "DKIM d= of TLSRPT report messages (empty: the report sender's domain)"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_key_file",
+        "",
+        Kind::Text,
+        "PEM private key (RSA or Ed25519) that signs TLSRPT report messages (empty: unsigned, logged)"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_selector",
+        "",
+        Kind::Text,
+        "DKIM s= of TLSRPT report messages"
+    ),
+    p!(
         "smtp_tlsrpt_enable",
         "no",
         Kind::Bool,
-        "reserved, no effect yet: MTA-STS / TLSRPT are not implemented (later: count handshakes for TLSRPT reports)"
+        "TLSRPT (RFC 8460): count outbound TLS sessions to domains with a TLSRPT record and report them daily"
+    ),
+    p!(
+        "smtp_tlsrpt_max_domains",
+        "100",
+        Kind::Int,
+        "most policy domains counted per day for TLSRPT reports; further new domains are logged and not counted"
+    ),
+    p!(
+        "smtp_tlsrpt_organization_name",
+        "$myorigin",
+        Kind::Text,
+        "organization-name of TLSRPT reports"
+    ),
+    p!(
+        "smtp_tlsrpt_report_sender",
+        "noreply-smtp-tls-reporting@$myorigin",
+        Kind::Text,
+        "envelope sender and From: of TLSRPT report messages; its domain is the report submitter"
     ),
     p!(
         "smtpd_banner",
@@ -698,7 +752,7 @@ pub fn lookup(name: &str) -> Option<(usize, &'static Param)> {
 /// the file gets a warning from the daemon and `check-config`, so nobody
 /// believes the feature is on. The defaults are DESIGN.md's for when the
 /// features land, so they do not warn.
-pub const RESERVED: &[(&str, &str)] = &[("smtp_tlsrpt_enable", "TLSRPT")];
+pub const RESERVED: &[(&str, &str)] = &[];
 
 /// The warnings for reserved parameters set to `yes` in the file;
 /// `explicit` returns a parameter's value if the file sets it (`None`
@@ -778,8 +832,7 @@ mod tests {
         assert!(reserved_warnings(|_| Some("no")).is_empty());
         // mta_sts_enable is implemented: no longer reserved.
         assert!(reserved_warnings(|n| (n == "mta_sts_enable").then_some("yes")).is_empty());
-        let w = reserved_warnings(|_| Some("yes"));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("warning: smtp_tlsrpt_enable = yes has no effect"));
+        // smtp_tlsrpt_enable is implemented too: nothing is reserved now.
+        assert!(reserved_warnings(|_| Some("yes")).is_empty());
     }
 }
