@@ -56,8 +56,7 @@ fn https_receiver(
             let mut req = Vec::new();
             let mut buf = [0u8; 4096];
             // Read the head, then Content-Length bytes of body.
-            loop {
-                let Ok(n) = tls.read(&mut buf) else { break };
+            while let Ok(n) = tls.read(&mut buf) {
                 if n == 0 {
                     break;
                 }

@@ -608,40 +608,6 @@ pub fn describe(p: &Period) -> String {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse_https("https://r.example.com/tlsrpt"),
-            Some(("r.example.com".into(), 443, "/tlsrpt".into()))
-        );
-        assert_eq!(
-            parse_https("HTTPS://R.example.com:8443"),
-            Some(("r.example.com".into(), 8443, "/".into()))
-        );
-        assert_eq!(
-            parse_https("https://r.test?x=1"),
-            Some(("r.test".into(), 443, "/?x=1".into()))
-        );
-        for bad in [
-            "http://r.test/",
-            "https://",
-            "https://u@r.test/",
-            "https://[::1]/",
-            "https://r.test:0/",
-            "https://r.test:99999/",
-            "https://r_test/",
-        ] {
-            assert_eq!(parse_https(bad), None, "{bad}");
-        }
-        assert_eq!(percent_decode("a%40b%2x"), "a@b%2x");
-        assert_eq!(day_start(86_400 * 3 + 5), 86_400 * 3);
-    }
-}
-
 /// Usage of `tern tlsrpt`.
 pub const USAGE: &str = "usage: tern tlsrpt [-c FILE] show
        tern tlsrpt [-c FILE] send --now
@@ -721,5 +687,39 @@ pub fn cli(
             let _ = writeln!(err, "{USAGE}");
             64
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_https("https://r.example.com/tlsrpt"),
+            Some(("r.example.com".into(), 443, "/tlsrpt".into()))
+        );
+        assert_eq!(
+            parse_https("HTTPS://R.example.com:8443"),
+            Some(("r.example.com".into(), 8443, "/".into()))
+        );
+        assert_eq!(
+            parse_https("https://r.test?x=1"),
+            Some(("r.test".into(), 443, "/?x=1".into()))
+        );
+        for bad in [
+            "http://r.test/",
+            "https://",
+            "https://u@r.test/",
+            "https://[::1]/",
+            "https://r.test:0/",
+            "https://r.test:99999/",
+            "https://r_test/",
+        ] {
+            assert_eq!(parse_https(bad), None, "{bad}");
+        }
+        assert_eq!(percent_decode("a%40b%2x"), "a@b%2x");
+        assert_eq!(day_start(86_400 * 3 + 5), 86_400 * 3);
     }
 }
