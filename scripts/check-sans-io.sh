@@ -20,7 +20,8 @@ if [ $# -eq 0 ]; then
     cd "$(dirname "$0")/.."
     set -- src/smtp src/policy src/dns/wire.rs src/dns/wire_tests.rs \
         src/mtasts/http.rs src/mtasts/policy.rs src/mtasts/record.rs \
-        src/tlsrpt/event.rs src/tlsrpt/record.rs
+        src/tlsrpt/event.rs src/tlsrpt/record.rs src/tlsrpt/counters.rs src/tlsrpt/report.rs \
+        src/tlsrpt/gzip.rs src/tlsrpt/mail.rs src/tlsrpt/dkim.rs
 fi
 
 # rule name, then an extended regex (GNU grep: \b is a word boundary).

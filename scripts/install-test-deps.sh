@@ -19,6 +19,7 @@
 #   strace           counts the maildrop path's syncs (spool_maildrop_cost)
 #   python3-venv     the venv below
 #   util-linux mount unshare -m / mount --bind (mtasts_plugin)
+#   python3-dkim     dkimverify: checks the DKIM signature of TLSRPT reports
 #
 # And from PyPI, where Debian has no package, into a venv at
 # $TERN_TEST_VENV (default /opt/tern-test-venv), every version pinned:
@@ -52,7 +53,7 @@ yarl==1.25.1"
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2 strace python3-venv util-linux mount"
+iproute2 strace python3-venv util-linux mount python3-dkim"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086

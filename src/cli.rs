@@ -462,6 +462,30 @@ pub fn sts(args: &[String]) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `tern tlsrpt show | send --now` (see [`crate::tlsrpt::daemon::cli`]);
+/// `-c FILE` names the configuration.
+pub fn tlsrpt(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", crate::tlsrpt::daemon::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let (cfg, rest) = match front_end_config(args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let limits = crate::tlsrpt::counters::Limits {
+        max_domains: usize::try_from(cfg.int("smtp_tlsrpt_max_domains")).unwrap_or(usize::MAX),
+    };
+    let code = crate::tlsrpt::daemon::cli(
+        &rest,
+        &cfg.queue_directory(),
+        &limits,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    );
+    ExitCode::from(code)
+}
+
 /// `tern probe`.
 pub fn probe(args: &[String]) -> ExitCode {
     crate::probe::main(args)

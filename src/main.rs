@@ -19,6 +19,7 @@ commands:
   probe [-l LEVEL] [-m MATCH] DEST   TLS probe of a destination
   passwd [-c FILE] USER         set USER's SMTP AUTH password
   sts list|show DOMAIN|purge DOMAIN|ALL   the MTA-STS policy cache
+  tlsrpt show|send --now                 TLSRPT counters; send the reports now
   newaliases [-c FILE]          check the alias_maps files, print every error
   version                       print the version";
 
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         "probe" => tern::cli::probe(rest),
         "passwd" => tern::cli::passwd(rest),
         "sts" => tern::cli::sts(rest),
+        "tlsrpt" => tern::cli::tlsrpt(rest),
         "newaliases" => newaliases(rest),
         "version" | "--version" | "-V" => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));

@@ -28,6 +28,8 @@ pub struct Services {
     dropped_to: Option<String>,
     /// What the pickup queues maildrop files with (replaced on reload).
     pickup: Rc<RefCell<Rc<CleanupSettings>>>,
+    /// tern's own TLSRPT reporter, when on at start-up.
+    tlsrpt: Option<Rc<crate::tlsrpt::daemon::Reporter>>,
 }
 
 /// Postfix's pickup also polls maildrop/ once a minute: a wake-up lost
@@ -128,6 +130,26 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     let pickup = Rc::new(RefCell::new(Rc::new(
         CleanupSettings::from_config(&c).map_err(|e| format!("pickup: {e}"))?,
     )));
+    // The DKIM key of TLS reports may be root's only, like the TLS keys.
+    let tlsrpt = {
+        let s =
+            crate::tlsrpt::daemon::Settings::from_config(&c).map_err(|e| format!("TLSRPT: {e}"))?;
+        if s.enabled {
+            if s.signer.is_none() {
+                log::info!(target: "tlsrpt", "TLSRPT: reports by mail will be sent unsigned (no smtp_tlsrpt_dkim_key_file)");
+            }
+            let now = crate::mtasts::resolver::unix_now();
+            Some(crate::tlsrpt::daemon::Reporter::new(
+                &c,
+                s,
+                delivery.clone(),
+                now,
+            )?)
+        } else {
+            None
+        }
+    };
+    delivery.set_tlsrpt(tlsrpt.clone());
     // After the keys and password file are read: like Postfix, they may be
     // readable by root only.
     let mut dropped_to = None;
@@ -179,6 +201,9 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     let accept = RefCell::new(listeners.spawn(ex, smtpd.clone(), pool.clone())?);
     delivery.clone().spawn(ex, &queue_dir)?;
     ex.spawn(sts_refresh_loop(delivery.clone())).detach();
+    if let Some(t) = &tlsrpt {
+        ex.spawn(t.clone().run()).detach();
+    }
     Ok(Services {
         cfg,
         smtpd,
@@ -189,6 +214,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         accept,
         dropped_to,
         pickup,
+        tlsrpt,
     })
 }
 
@@ -261,6 +287,19 @@ impl Services {
         *self.smtpd.borrow_mut() = Rc::new(shared);
         self.delivery.install(ctx);
         *self.pickup.borrow_mut() = Rc::new(pickup);
+        match (
+            &self.tlsrpt,
+            crate::tlsrpt::daemon::Settings::from_config(&new),
+        ) {
+            (Some(t), Ok(s)) => t.reload(&new, s),
+            (_, Err(e)) => {
+                log::warn!(target: "master", "warning: reload: TLSRPT: {e}; keeping the old report settings")
+            }
+            (None, Ok(s)) if s.enabled => {
+                log::warn!(target: "master", "warning: reload: TLSRPT reports were off at start-up; they start with the next restart")
+            }
+            (None, Ok(_)) => {}
+        }
         log::info!(target: "master", "reload -- configuration {}", new.origin());
         config_warnings(&new);
     }
@@ -277,6 +316,10 @@ impl Services {
             && Instant::now() < until
         {
             smol::Timer::after(Duration::from_millis(50)).await;
+        }
+        // The day's TLSRPT counters so far survive the stop.
+        if let Some(t) = &self.tlsrpt {
+            t.checkpoint(false);
         }
         let (batches, messages) = self.committer.stats();
         log::info!(target: "master", "{messages} messages committed in {batches} group commits");

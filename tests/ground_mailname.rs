@@ -73,11 +73,22 @@ fn mail_name_is_in_the_banner_and_both_received_headers() {
 fn implemented_parameters_load_without_a_warning() {
     // mta_sts_enable and smtp_tlsrpt_enable were reserved (a warning when
     // set to yes); both are implemented now, so neither warns.
-    let t = Tern::new("mta_sts_enable = yes\nsmtp_tlsrpt_enable = yes\n");
+    let mut t = Tern::new("mta_sts_enable = yes\nsmtp_tlsrpt_enable = yes\n");
     let out = t.run(&["check-config"], None);
     assert_eq!(out.status, Some(0), "{out:?}");
     assert!(out.stdout.contains(": ok"), "{out:?}");
+    assert!(
+        !out.stderr.contains("mta_sts_enable"),
+        "MTA-STS is implemented: {out:?}"
+    );
+    // TLSRPT is implemented too (issue 12): no reserved-parameter warning.
     assert!(!out.stderr.contains("has no effect"), "{out:?}");
+    t.start();
+    let log = t.wait_log("daemon started", 1, WAIT);
+    assert!(!log.contains("has no effect"), "{log}");
+    assert_eq!(t.stop_with(libc::SIGTERM).code(), Some(0));
+
+    // Not asking for the features, or left at the defaults: no warning.
     for extra in ["mta_sts_enable = no\nsmtp_tlsrpt_enable = no\n", ""] {
         t.write_config(extra);
         let out = t.run(&["check-config"], None);

@@ -458,10 +458,64 @@ pub static PARAMS: &[Param] = &[
         "implicit TLS (RFC 8314) to the relayhost and smtp:/relay: transport next hops, any port (not MX delivery); smtps: entries and port 465 always use it"
     ),
     p!(
+        "smtp_tlsrpt_builtin_reports",
+        "auto",
+        Kind::Enum(&["auto", "yes", "no"]),
+        "tern's own TLSRPT counters and daily reports (auto: when no smtp_tlsrpt_socket_name is set)"
+    ),
+    p!(
+        "smtp_tlsrpt_checkpoint_interval",
+        "1h",
+        Kind::Time('s'),
+        "how often changed TLSRPT counters are saved to $queue_directory/tlsrpt/counters (a reboot loses at most this much)"
+    ),
+    p!(
+        "smtp_tlsrpt_contact_info",
+        "postmaster@$myorigin",
+        Kind::Text,
+        "contact-info of TLSRPT reports"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_domain",
+        "",
+        Kind::Text,
+        "DKIM d= of TLSRPT report messages (empty: the report sender's domain)"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_key_file",
+        "",
+        Kind::Text,
+        "PEM private key (RSA or Ed25519) that signs TLSRPT report messages (empty: unsigned, logged)"
+    ),
+    p!(
+        "smtp_tlsrpt_dkim_selector",
+        "",
+        Kind::Text,
+        "DKIM s= of TLSRPT report messages"
+    ),
+    p!(
         "smtp_tlsrpt_enable",
         "no",
         Kind::Bool,
         "TLSRPT (RFC 8460) events for recipient domains that publish a _smtp._tls record: Postfix 3.10's `TLSRPT: status=...` log lines, datagrams to smtp_tlsrpt_socket_name"
+    ),
+    p!(
+        "smtp_tlsrpt_max_domains",
+        "100",
+        Kind::Int,
+        "most policy domains counted per day for TLSRPT reports; further new domains are logged and not counted"
+    ),
+    p!(
+        "smtp_tlsrpt_organization_name",
+        "$myorigin",
+        Kind::Text,
+        "organization-name of TLSRPT reports"
+    ),
+    p!(
+        "smtp_tlsrpt_report_sender",
+        "noreply-smtp-tls-reporting@$myorigin",
+        Kind::Text,
+        "envelope sender and From: of TLSRPT report messages; its domain is the report submitter"
     ),
     p!(
         "smtp_tlsrpt_skip_reused_handshakes",

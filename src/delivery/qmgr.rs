@@ -33,6 +33,10 @@ pub struct QueueManager {
     /// Also told of every wake-up datagram: the pickup (a non-root
     /// `sendmail` wakes the daemon for its maildrop file).
     on_wake: RefCell<Option<Box<dyn Fn()>>>,
+    /// tern's own TLSRPT reporter (counters fed after each session,
+    /// `tern tlsrpt` requests), when on. Kept here, not in the context:
+    /// the counters outlive reloads.
+    tlsrpt: RefCell<Option<Rc<crate::tlsrpt::daemon::Reporter>>>,
     kick_rx: Receiver<()>,
     /// The next run must read the whole spool (start, timer, flush, reload).
     full: Cell<bool>,
@@ -92,6 +96,7 @@ impl QueueManager {
             local_busy: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
             on_wake: RefCell::new(None),
+            tlsrpt: RefCell::new(None),
         }))
     }
 
@@ -137,6 +142,11 @@ impl QueueManager {
         self.ctx.borrow().clone()
     }
 
+    /// Feeds `r`'s counters from now on (`None`: reporting off).
+    pub fn set_tlsrpt(&self, r: Option<Rc<crate::tlsrpt::daemon::Reporter>>) {
+        *self.tlsrpt.borrow_mut() = r;
+    }
+
     /// Runs `f` on every wake-up request from now on (the pickup's trigger).
     pub fn set_on_wake(&self, f: Box<dyn Fn()>) {
         *self.on_wake.borrow_mut() = Some(f);
@@ -176,6 +186,12 @@ impl QueueManager {
                         me.slots.borrow_mut().revive_all();
                         me.flush_deferred();
                         me.kick();
+                    }
+                    Ok(queue::wake::Wake::TlsRpt(r)) => {
+                        match me.tlsrpt.borrow().as_ref() {
+                            Some(t) => t.request(r),
+                            None => log::warn!(target: "qmgr", "warning: tern tlsrpt: TLSRPT reports are off (smtp_tlsrpt_enable, smtp_tlsrpt_builtin_reports)"),
+                        }
                     }
                     Ok(queue::wake::Wake::StsPurge(domain)) => {
                         // `tern sts purge` deleted the file(s): forget the
@@ -530,6 +546,17 @@ impl QueueManager {
         let results = delivery.run(&self.spool, &share).await;
         for a in &results.tls_attempts {
             ctx.reports.record(a);
+        }
+        // RFC 8460 §3: the sessions that deliver reports are not counted
+        // in the next report. Report messages are told by their envelope
+        // sender; RFC 8689 keeps them on connections of their own.
+        if let Some(t) = self.tlsrpt.borrow().as_ref() {
+            let sender = ctx.cfg.get("smtp_tlsrpt_report_sender");
+            if !share.iter().all(|j| j.sender.eq_ignore_ascii_case(sender)) {
+                for a in &results.tls_attempts {
+                    crate::delivery::report::TlsReportSink::record(&*t.counters, a);
+                }
+            }
         }
         if let Some(why) = results.dead_destination {
             // Postfix's qmgr unthrottles a dead destination after

@@ -181,45 +181,12 @@ impl Fetcher {
     /// success (the caller removes what it cached).
     pub async fn fetch(&self, domain: &str) -> Result<Policy, StsFailure> {
         let host = format!("mta-sts.{domain}");
-        let addrs = self.addresses(&host).await?;
-        // Take the slot before connecting: without one there is nothing to
-        // read into, and a fetch must never wait for delivery sessions.
-        let Some(slot) = self.pool.acquire() else {
-            return Err(StsFailure::fetch(
-                "no free connection slot (max_connections); trying later",
-            ));
+        let (stream, where_) = self.connect(&host, self.settings.port).await?;
+        let run = async {
+            let stream = self.handshake(stream, &host).await?;
+            self.exchange(stream, &host).await
         };
-        let mut errors = Vec::new();
-        let mut connected = None;
-        for ip in addrs {
-            let addr = SocketAddr::new(ip, self.settings.port);
-            match timeout(
-                self.settings.connect_timeout,
-                Async::<TcpStream>::connect(addr),
-            )
-            .await
-            {
-                Some(Ok(s)) => {
-                    connected = Some((s, addr));
-                    break;
-                }
-                Some(Err(e)) => errors.push(format!(
-                    "connect to {host}[{ip}]:{}: {}",
-                    addr.port(),
-                    os_text(&e)
-                )),
-                None => errors.push(format!(
-                    "connect to {host}[{ip}]:{}: Connection timed out",
-                    addr.port()
-                )),
-            }
-        }
-        let Some((tcp, addr)) = connected else {
-            return Err(StsFailure::fetch(errors.join("; ")));
-        };
-        let where_ = format!("{host}[{}]:{}", addr.ip(), addr.port());
-        let stream = Stream::new(tcp, slot);
-        match timeout(self.settings.read_timeout, self.exchange(stream, &host)).await {
+        match timeout(self.settings.read_timeout, run).await {
             Some(Ok(body)) => body.map_err(|f| StsFailure {
                 kind: f.kind,
                 reason: format!("{where_}: {}", f.reason),
@@ -233,6 +200,111 @@ impl Fetcher {
                 self.settings.read_timeout.as_secs()
             ))),
         }
+    }
+
+    /// POSTs `body` as `content_type` to `https://host:port/path` (TLSRPT
+    /// reports, RFC 8460 §5.4) over the same connection machinery as the
+    /// policy fetch: resolver, pool slot, `smtp_tls_CAfile` trust, the
+    /// timeouts. Returns the HTTP status; the response body is not read.
+    pub async fn post(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<u16, String> {
+        let (stream, where_) = self.connect(host, port).await.map_err(|f| f.reason)?;
+        let run = async {
+            let mut stream = self.handshake(stream, host).await?;
+            let port_text = match port {
+                443 => String::new(),
+                p => format!(":{p}"),
+            };
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: {host}{port_text}\r\nUser-Agent: tern/{} (TLSRPT)\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                env!("CARGO_PKG_VERSION"),
+                body.len()
+            );
+            let send = |e: std::io::Error| {
+                StsFailure::fetch(format!("sending the request: {}", os_text(&e)))
+            };
+            stream.write_all(head.as_bytes()).await.map_err(send)?;
+            stream.write_all(body).await.map_err(send)?;
+            // Only the status line and headers: a fixed, small buffer.
+            let mut buf = vec![0u8; http::MAX_HEAD];
+            let mut filled = 0usize;
+            loop {
+                let n = match stream.read(&mut buf[filled..]).await {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                    Err(e) => {
+                        return Err(StsFailure::fetch(format!(
+                            "reading the response: {}",
+                            os_text(&e)
+                        )))
+                    }
+                };
+                filled += n;
+                match http::parse_head(&buf[..filled]) {
+                    Ok(Some(h)) => return Ok(h.status),
+                    Ok(None) if n == 0 || filled == buf.len() => {
+                        return Err(http_failure(HttpError::Truncated))
+                    }
+                    Ok(None) => {}
+                    // A status line tern cannot frame (an odd encoding
+                    // of an error page) still has its status.
+                    Err(e) => return Err(http_failure(e)),
+                }
+            }
+        };
+        match timeout(self.settings.read_timeout, run).await {
+            Some(Ok(status)) => Ok(status),
+            Some(Err(f)) => Err(format!("{where_}: {}", f.reason)),
+            None => Err(format!(
+                "{where_}: timed out after {}s",
+                self.settings.read_timeout.as_secs()
+            )),
+        }
+    }
+
+    /// Resolves `host`, takes a pool slot and connects to the first
+    /// address that answers; returns the stream and `host[ip]:port` for
+    /// messages.
+    async fn connect(&self, host: &str, port: u16) -> Result<(Stream, String), StsFailure> {
+        let addrs = self.addresses(host).await?;
+        // Take the slot before connecting: without one there is nothing to
+        // read into, and a fetch must never wait for delivery sessions.
+        let Some(slot) = self.pool.acquire() else {
+            return Err(StsFailure::fetch(
+                "no free connection slot (max_connections); trying later",
+            ));
+        };
+        let mut errors = Vec::new();
+        for ip in addrs {
+            let addr = SocketAddr::new(ip, port);
+            match timeout(
+                self.settings.connect_timeout,
+                Async::<TcpStream>::connect(addr),
+            )
+            .await
+            {
+                Some(Ok(tcp)) => {
+                    let where_ = format!("{host}[{}]:{}", addr.ip(), addr.port());
+                    return Ok((Stream::new(tcp, slot), where_));
+                }
+                Some(Err(e)) => errors.push(format!(
+                    "connect to {host}[{ip}]:{}: {}",
+                    addr.port(),
+                    os_text(&e)
+                )),
+                None => errors.push(format!(
+                    "connect to {host}[{ip}]:{}: Connection timed out",
+                    addr.port()
+                )),
+            }
+        }
+        Err(StsFailure::fetch(errors.join("; ")))
     }
 
     /// The addresses of the policy host, IPv4 first, in the enabled
@@ -263,13 +335,10 @@ impl Fetcher {
         Ok(out)
     }
 
-    /// TLS, request and response on a connected stream. The outer `Err`
-    /// is the connection's failure; the inner result the response's.
-    async fn exchange(
-        &self,
-        mut stream: Stream,
-        host: &str,
-    ) -> Result<Result<Policy, StsFailure>, StsFailure> {
+    /// The TLS handshake on a connected stream, the certificate verified
+    /// for `host` against the `smtp_tls_CAfile` store. A certificate
+    /// failure is `sts-webpki-invalid`, anything else a fetch error.
+    async fn handshake(&self, mut stream: Stream, host: &str) -> Result<Stream, StsFailure> {
         let verifier = TernVerifier::new(
             VerifyMode::Verify(vec![MatchName::Exact(host.to_ascii_lowercase())]),
             self.roots.clone(),
@@ -296,6 +365,16 @@ impl Fetcher {
                 }
             });
         }
+        Ok(stream)
+    }
+
+    /// Request and response of the policy fetch on a TLS stream. The outer
+    /// `Err` is the connection's failure; the inner result the response's.
+    async fn exchange(
+        &self,
+        mut stream: Stream,
+        host: &str,
+    ) -> Result<Result<Policy, StsFailure>, StsFailure> {
         let port = match self.settings.port {
             443 => String::new(),
             p => format!(":{p}"),

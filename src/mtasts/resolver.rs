@@ -136,6 +136,12 @@ fn mx_list(p: &Policy) -> String {
 }
 
 impl StsResolver {
+    /// The HTTPS client behind policy fetches (TLSRPT posts its reports
+    /// through it too).
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
     /// A resolver over `fetcher`, with `cache`.
     pub fn new(enabled: bool, fetcher: Fetcher, resolver: Rc<Resolver>, cache: Cache) -> Self {
         StsResolver {

@@ -25,6 +25,9 @@ pub enum Wake {
     /// Drop a cached MTA-STS policy from memory (`None`: all of them);
     /// `tern sts purge` has deleted the file(s). `P` + the domain.
     StsPurge(Option<String>),
+    /// TLSRPT: `Tc` write the counters' checkpoint now (`tern tlsrpt
+    /// show`), `Ts` send the reports now (`tern tlsrpt send --now`).
+    TlsRpt(crate::tlsrpt::daemon::Request),
 }
 
 /// The longest datagram: `P` and a domain name.
@@ -40,6 +43,8 @@ impl Wake {
                 v.extend_from_slice(d.as_deref().unwrap_or("").as_bytes());
                 v
             }
+            Wake::TlsRpt(crate::tlsrpt::daemon::Request::Checkpoint) => b"Tc".to_vec(),
+            Wake::TlsRpt(crate::tlsrpt::daemon::Request::SendNow) => b"Ts".to_vec(),
         }
     }
     /// Decodes a datagram; unknown requests give `None` (ignored).
@@ -48,6 +53,8 @@ impl Wake {
             [b'I'] => Some(Wake::NewMail),
             [b'F'] => Some(Wake::Flush),
             [b'P'] => Some(Wake::StsPurge(None)),
+            [b'T', b'c'] => Some(Wake::TlsRpt(crate::tlsrpt::daemon::Request::Checkpoint)),
+            [b'T', b's'] => Some(Wake::TlsRpt(crate::tlsrpt::daemon::Request::SendNow)),
             [b'P', domain @ ..] => {
                 // Only a name the cache could hold: anyone may write to
                 // the socket, so nothing else is passed on.
@@ -136,7 +143,7 @@ impl Listener {
                     Some(Wake::NewMail) => {
                         best.get_or_insert(Wake::NewMail);
                     }
-                    Some(Wake::StsPurge(_)) | None => {}
+                    Some(Wake::StsPurge(_)) | Some(Wake::TlsRpt(_)) | None => {}
                 },
                 Err(_) => break,
             }
