@@ -342,36 +342,39 @@ fn check_config_validates_plugin_tables() {
         (
             "smtp_tls_policy_maps",
             "static:sometimes",
+            Some(1),
             "static:sometimes:1: invalid security level \"sometimes\"",
         ),
         (
             "smtp_tls_policy_maps",
             "inline:{ a.example=may, b.example=encrypt }, inline:{ x=secure }",
+            Some(0),
             "",
         ),
         (
             "smtp_tls_policy_maps",
             "inline:{ a.example=may, { b.example = may policy_domain=b.example } }",
-            ":2: attribute \"policy_domain\" is for MTA-STS policies only: it needs policy_type=sts",
+            // A bad entry is skipped with a warning and its key defers
+            // (Postfix's postmap skips it; issue 13: tables load as Postfix's).
+            Some(0),
+            ":2: attribute \"policy_domain\" is for MTA-STS policies only: it needs policy_type=sts -- ignoring this line; mail for \"b.example\" is deferred until it is fixed",
         ),
         (
             "smtp_tls_policy_maps",
             "socketmap:inet:mta-sts.example:8461:postfix",
+            Some(1),
             "the host must be an IP address or localhost",
         ),
         (
             "transport_maps",
             "socketmap:inet:127.0.0.1:8461:transport",
+            Some(1),
             "socketmap: tables are supported only in smtp_tls_policy_maps",
         ),
     ];
-    for (key, value, want) in cases {
+    for (key, value, status, want) in cases {
         let out = Tern::builder().set(key, value).check_config();
-        if want.is_empty() {
-            assert_eq!(out.status, Some(0), "{value}: {}", out.combined());
-        } else {
-            assert_eq!(out.status, Some(1), "{value}: {}", out.combined());
-            assert!(out.combined().contains(want), "{value}: {}", out.combined());
-        }
+        assert_eq!(out.status, status, "{value}: {}", out.combined());
+        assert!(out.combined().contains(want), "{value}: {}", out.combined());
     }
 }
