@@ -125,13 +125,15 @@ pub fn deep_warnings(cfg: &Config) -> Vec<String> {
         let Ok(text) = text else {
             continue; // an error of deep_check's
         };
-        if let Ok((m, _)) = crate::policy::sasl::SaslPasswordMap::parse(&text, &spec.label()) {
-            maps.push(if spec.static_value().is_some() {
-                m.matching_any_key()
-            } else {
-                m
-            });
-        }
+        // Loaded as delivery loads it (skipped lines are deep_check's
+        // warnings), so a broken entry for the relayhost counts as an
+        // entry here: its own warning says what to fix.
+        let (m, _) = crate::policy::sasl::SaslPasswordMap::load(&text, &spec.label());
+        maps.push(if spec.static_value().is_some() {
+            m.matching_any_key()
+        } else {
+            m
+        });
     }
     out.extend(relayhost_sasl_warning(cfg.get("relayhost"), &specs, &maps));
     // The daemon re-reads the maps on SIGHUP as mail_owner (root is gone

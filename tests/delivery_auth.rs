@@ -128,3 +128,55 @@ fn auth_login_when_plain_is_not_offered() {
         .unwrap_or_else(|| panic!("{}", pf.log()));
     assert!(line.contains("sasl_method=LOGIN"), "{line}");
 }
+
+/// Issue 13: a malformed `smtp_sasl_password_maps` line is skipped with a
+/// `file:line` warning (`check-config` prints it and exits 0), and mail to
+/// the next hop it was meant for is deferred before any connection: never
+/// sent without AUTH, never refused by the relay and bounced.
+#[test]
+fn a_malformed_password_line_defers_before_connecting() {
+    let ca = TestCa::new();
+    let pf = smarthost(&ca);
+    let port = pf.submission_port().unwrap();
+    let hop = format!("[127.0.0.1]:{port}");
+    let setup = || {
+        let b = Tern::builder();
+        // The relay's line lacks the colon; another host's line is fine.
+        let passwd = b.table(
+            "sasl_passwd",
+            &format!("[other.example]:587 bob:pw\n{hop} alice s3cret-pw\n"),
+        );
+        let path = passwd.trim_start_matches("texthash:").to_string();
+        let b = b
+            .relay_to(port)
+            .set("smtp_sasl_auth_enable", "yes")
+            .set("smtp_sasl_password_maps", &passwd)
+            .set("smtp_tls_CAfile", &ca.cert.display().to_string());
+        (b, path)
+    };
+    let (b, path) = setup();
+    let out = b.check_config();
+    assert_eq!(out.status, Some(0), "{}", out.combined());
+    let warning = format!(
+        "{path}:2: expected username:password -- ignoring this line; mail for \"{hop}\" is deferred until it is fixed"
+    );
+    let text = out.combined();
+    assert!(text.contains(&warning), "{text}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+
+    let (b, path) = setup();
+    let tern = b.start();
+    let id = tern.submit("alice@example.net", "bob@example.test", "sasl-broken");
+    let d = tern.wait_log(&[&id, "status=deferred"], 1, T).remove(0);
+    assert_eq!(field(&d, "dsn"), Some("4.3.0"), "{d}");
+    assert!(
+        d.contains(&format!(
+            "smtp_sasl_password_maps entry for {hop} at {path}:2 is malformed; fix the table"
+        )),
+        "{d}"
+    );
+    assert!(tern.mailq().contains(&id), "{}", tern.mailq());
+    assert!(!tern.log().contains("s3cret-pw"), "{}", tern.log());
+    assert!(pf.messages().is_empty());
+    assert!(!pf.log().contains("connect from"), "{}", pf.log());
+}

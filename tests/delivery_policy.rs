@@ -623,3 +623,85 @@ fn a_malformed_policy_line_defers_its_destination_and_delivers_the_others() {
     assert!(tern.log().contains(&warning(&path)), "{}", tern.log());
     assert!(tern.mailq().contains(&bad), "{}", tern.mailq());
 }
+
+/// Issue 13: the same for `transport_maps`. A malformed line is skipped
+/// with a `file:line` warning (printed by `check-config`, which exits 0,
+/// and logged by the daemon); the other destinations are delivered, and
+/// mail for the skipped line's key is deferred (4.3.0) instead of taking
+/// the relayhost, where Postfix's missed lookup would send it.
+#[test]
+fn a_malformed_transport_line_defers_its_destination_and_delivers_the_others() {
+    let pf = Postfix::builder()
+        .local_domains(&["example.test", "good.test", "bad.test"])
+        .start();
+    let port = pf.smtp_port();
+    let setup = || {
+        let b = Tern::builder().relay_to(port);
+        let transport = b.table(
+            "transport",
+            &format!(
+                "# routes\ngood.test smtp:[127.0.0.1]:{port}\nbad.test uucp:[127.0.0.1]:{port}\n"
+            ),
+        );
+        let path = transport.trim_start_matches("texthash:").to_string();
+        (b.set("transport_maps", &transport), path)
+    };
+    let warning = |path: &str| {
+        format!(
+            "{path}:3: unknown transport \"uucp\": expected smtp, relay, smtps, error, retry, local or discard -- ignoring this line; mail for \"bad.test\" is deferred until it is fixed"
+        )
+    };
+
+    let (b, path) = setup();
+    let out = b.check_config();
+    assert_eq!(out.status, Some(0), "{}", out.combined());
+    assert!(
+        out.stderr.contains(&format!("warning: {}", warning(&path))),
+        "{}",
+        out.combined()
+    );
+
+    let (b, path) = setup();
+    let tern = b.start();
+    let relayed = tern.submit(
+        "alice@example.net",
+        "bob@example.test",
+        "transport-relayhost",
+    );
+    let routed = tern.submit("alice@example.net", "carol@good.test", "transport-good");
+    let bad = tern.submit("alice@example.net", "dave@bad.test", "transport-bad");
+    tern.wait_log(&[&relayed, "status=sent"], 1, T);
+    tern.wait_log(&[&routed, "status=sent"], 1, T);
+    let line = tern.wait_log(&[&bad, "status=deferred"], 1, T).remove(0);
+    assert_eq!(field(&line, "dsn"), Some("4.3.0"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "transport_maps entry for bad.test at {path}:3 is malformed; fix the table"
+        )),
+        "{line}"
+    );
+    delivered(&pf, 2, "transport-good");
+    delivered(&pf, 2, "transport-relayhost");
+    assert!(!has_subject(&pf, "transport-bad"));
+    assert!(tern.log().contains(&warning(&path)), "{}", tern.log());
+    assert!(tern.mailq().contains(&bad), "{}", tern.mailq());
+}
+
+/// A table whose every line is malformed loads no usable entry: that is
+/// a mistake, and `check-config` fails (the warnings say which lines).
+#[test]
+fn a_transport_map_with_no_usable_line_fails_check_config() {
+    let b = Tern::builder().relay_to(2525);
+    let transport = b.table("transport", "bad.test uucp:x\n  indented.test smtp:\n");
+    let out = b.set("transport_maps", &transport).check_config();
+    assert_ne!(out.status, Some(0), "{}", out.combined());
+    let text = out.combined();
+    assert!(
+        text.contains("transport_maps: no usable entry although the file is not empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("transport:1: unknown transport \"uucp\""),
+        "{text}"
+    );
+}

@@ -21,8 +21,8 @@
 //!
 //! Two ways to load. [`parse_records`] is strict: a line Postfix would skip
 //! with a warning (a missing value, an unbalanced quote, non-UTF-8 text) is
-//! an error, and the caller refuses the table; the transport map, the SASL
-//! password map and the local tables load this way. [`parse_records_lenient`]
+//! an error, and the caller refuses the table; the local tables (aliases,
+//! canonical and virtual maps) load this way. [`parse_records_lenient`]
 //! does what postmap does: the line is skipped with a `file:line` warning,
 //! and where its key can still be read the key is handed back, so that the
 //! table can keep a *broken* entry for it ([`TableBuilder::push_broken`]).
@@ -30,6 +30,8 @@
 //! back to a default: a skipped line in a TLS policy table would otherwise
 //! silently downgrade a destination meant to be `secure` (a deliberate
 //! difference from Postfix, whose lookup simply misses; docs/postfix.md).
+//! The outbound tables (TLS policy, transport and SASL password maps) load
+//! this way; [`CompactTable::load_checked`] does it for plain tables.
 //!
 //! Besides files, three table types of Postfix that live in the setting
 //! itself or behind a socket: `static:VALUE` (every key gives VALUE),
@@ -1252,6 +1254,50 @@ impl CompactTable<()> {
         let t = b.finish(&mut report);
         (t, report)
     }
+
+    /// Loads a plain key/value table as postmap does ([`parse_records_lenient`]):
+    /// `check` validates each value (the table kind's own rules); a line it
+    /// refuses, or a syntax error, is skipped with a `file:line` warning,
+    /// and its key, when readable, is kept as a broken entry
+    /// ([`TableBuilder::push_broken`]) so that a lookup of it can defer.
+    /// The report's errors are only those that stop the whole table (too large).
+    pub fn load_checked<E: From<SyntaxError> + fmt::Display>(
+        text: &[u8],
+        file: &str,
+        mut check: impl FnMut(&str) -> Result<(), E>,
+    ) -> (CompactTable<()>, Report<E>) {
+        let mut report = Report::new(file);
+        // Broken keys are collected apart: the record callback holds the
+        // builder while a line is checked.
+        let mut broken: Vec<(String, u32)> = Vec::new();
+        let mut b = TableBuilder::new(true);
+        parse_records_lenient(
+            text,
+            true,
+            &mut report,
+            |r| {
+                check(r.value)?;
+                b.push(r.key, r.value, r.line, ())
+                    .map_err(|_| E::from(SyntaxError::TooLarge { bytes: text.len() }))
+            },
+            |key, line| broken.push((key.to_string(), line)),
+        );
+        for (key, line) in &broken {
+            if b.push_broken(key, *line, ()).is_err() {
+                report.error(*line, E::from(SyntaxError::TooLarge { bytes: text.len() }));
+            }
+        }
+        // Broken entries were pushed last: restore file order so that the
+        // first line of a key wins, broken or not.
+        let t = b.finish_by_line(&mut report);
+        (t, report)
+    }
+
+    /// Number of entries that are not broken: what the loader compares
+    /// with the file's content (a table with none is a mistake).
+    pub fn usable_len(&self) -> usize {
+        self.index.iter().filter(|s| !s.broken()).count()
+    }
 }
 
 #[cfg(test)]
@@ -1641,6 +1687,29 @@ mod tests {
             report.warnings[0].to_string(),
             "f:4: duplicate entry: \"dup\" -- ignoring this line"
         );
+    }
+
+    #[test]
+    fn load_checked_keeps_broken_keys_and_good_entries() {
+        let (t, rep) =
+            CompactTable::load_checked(b"a 1\nb\nc bad\nd 4\nb 5\n", "/etc/tern/m", |v: &str| {
+                if v == "bad" {
+                    Err(SyntaxError::ExpectedKeyValue)
+                } else {
+                    Ok(())
+                }
+            });
+        assert!(rep.is_ok());
+        assert_eq!((t.len(), t.usable_len()), (4, 2));
+        assert!(!t.get("a").unwrap().broken);
+        let b = t.get("B").unwrap();
+        assert!(b.broken && b.line == 2);
+        assert!(t.get("c").unwrap().broken);
+        assert_eq!(t.get("d").unwrap().value, "4");
+        let shown: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert!(shown[0].starts_with("/etc/tern/m:2: "), "{shown:?}");
+        assert!(shown[2].contains("m:5: duplicate entry"), "{shown:?}");
     }
 
     #[test]

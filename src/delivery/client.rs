@@ -426,7 +426,9 @@ impl Delivery {
         let host = super::route::parse_nexthop(&self.dest)
             .map(|n| n.borrow().host().to_string())
             .unwrap_or_else(|_| self.dest.clone());
-        if self.credentials(&host).is_some() {
+        // A broken entry counts as credentials: the connection defers
+        // anyway, and the level must not be lowered on its account.
+        if self.sasl_entry(&host).is_some() {
             log::info!(
                 target: "smtp",
                 "{id}: TLS-Required: No not honoured for {}{more}: SMTP AUTH credentials are sent on this route; TLS security level {} kept",
@@ -534,8 +536,8 @@ impl Delivery {
         }
     }
 
-    /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.
-    pub(super) fn credentials(&self, host: &str) -> Option<(String, String)> {
+    /// The `smtp_sasl_password_maps` entry for this server, broken or not.
+    fn sasl_entry(&self, host: &str) -> Option<crate::policy::sasl::SaslCredentials<'_>> {
         if !self.ctx.settings.sasl_auth_enable {
             return None;
         }
@@ -545,6 +547,34 @@ impl Delivery {
             nexthop: &self.dest,
         };
         crate::policy::sasl::lookup_maps(&self.ctx.tables.sasl, &q)
+    }
+
+    /// SMTP AUTH credentials for this server, from `smtp_sasl_password_maps`.
+    /// None for a broken entry: [`Delivery::broken_credentials`] defers
+    /// the connection before it is made.
+    pub(super) fn credentials(&self, host: &str) -> Option<(String, String)> {
+        self.sasl_entry(host)
+            .filter(|c| !c.broken)
             .map(|c| (c.username.to_string(), c.password.to_string()))
+    }
+
+    /// The failure for a connection to `host` whose password map entry
+    /// was malformed and skipped at load: the mail waits (4.3.0, a local
+    /// configuration error) until the table is fixed, rather than going
+    /// out without AUTH or being refused by the relay and bounced.
+    pub(super) fn broken_credentials(&self, host: &str) -> Option<HostFailure> {
+        let c = self.sasl_entry(host).filter(|c| c.broken)?;
+        Some(HostFailure {
+            // Not a network failure: the destination must not be marked
+            // dead for the rest of the queue because of it.
+            reached: true,
+            ..HostFailure::soft(
+                format!(
+                    "smtp_sasl_password_maps entry for {} at {}:{} is malformed; fix the table",
+                    c.key, c.file, c.line
+                ),
+                "4.3.0",
+            )
+        })
     }
 }

@@ -51,6 +51,15 @@ impl Router<'_> {
         let domain = domain.trim_end_matches('.');
         for map in self.transport {
             if let Some(e) = map.lookup_address(rcpt, Some('+')) {
+                if e.is_broken() {
+                    // The line for this key was skipped at load: routing by
+                    // a less specific entry or the default route could send
+                    // the mail where the administrator did not mean it to go.
+                    return Route::Retry(format!(
+                        "4.3.0 transport_maps entry for {} at {}:{} is malformed; fix the table",
+                        e.key, e.file, e.line
+                    ));
+                }
                 let hop = e.nexthop_text().filter(|t| !t.is_empty());
                 return match e.kind() {
                     TransportKind::Smtp
@@ -233,6 +242,43 @@ mod tests {
             wrappermode: true,
         };
         assert_eq!(r.route("x@other.example"), hop("other.example", false));
+    }
+
+    #[test]
+    fn a_broken_entry_defers() {
+        let (m, _) = TransportMap::load(
+            b"good.example smtp:[mail.good.example]\nbad.example smtp:[oops\n.bad.example smtp:[mx.bad.example]\n* relay:[smarthost.example]\n",
+            "/etc/tern/transport",
+        );
+        let t = [m];
+        let r = Router {
+            transport: &t,
+            local_domains: &[],
+            relayhost: "[relay.example]",
+            wrappermode: false,
+        };
+        assert_eq!(
+            r.route("a@good.example"),
+            Route::Smtp {
+                nexthop: "[mail.good.example]".into(),
+                implicit_tls: false,
+            }
+        );
+        // Neither `*` nor the relayhost: the broken key defers.
+        assert_eq!(
+            r.route("A@Bad.Example"),
+            Route::Retry(
+                "4.3.0 transport_maps entry for bad.example at /etc/tern/transport:2 is malformed; fix the table".into()
+            )
+        );
+        // The good `.bad.example` entry still routes the subdomains.
+        assert_eq!(
+            r.route("a@x.bad.example"),
+            Route::Smtp {
+                nexthop: "[mx.bad.example]".into(),
+                implicit_tls: false,
+            }
+        );
     }
 
     #[test]

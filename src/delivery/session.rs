@@ -148,6 +148,11 @@ impl<'a> Conn<'a> {
         policy: &EffectivePolicy<'_>,
         (started, handoff): (Instant, SystemTime),
     ) -> Result<(), HostFailure> {
+        if let Some(f) = d.broken_credentials(&t.host) {
+            // Before connecting: nothing goes out without the AUTH the
+            // skipped password line was meant to give.
+            return Err(f);
+        }
         let hostaddr = format!("{}[{}]", t.host, t.addr);
         let stream = connect(d, t, &hostaddr).await?;
         results.connected = Some(format!("{hostaddr}:{}", t.port));

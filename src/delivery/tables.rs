@@ -7,6 +7,12 @@
 //! `smtp_tls_fingerprint_digest` against the fingerprints) are checked here
 //! too, so that delivery never meets a value it cannot use.
 //!
+//! The three tables load as postmap reads them: a malformed line is skipped
+//! with a `file:line` warning, and its key, when readable, stays as a broken
+//! entry that defers the mail it would have routed, secured or
+//! authenticated (docs/postfix.md). A table that loads no usable entry from
+//! a file that is not empty is an error.
+//!
 //! `static:` and `inline:` tables load like files (a static table matches
 //! every key); a `socketmap:` table in `smtp_tls_policy_maps` is a policy
 //! plug-in, asked per delivery by `delivery::socketmap` in the order the
@@ -21,9 +27,9 @@ use crate::config::table::{self, Located, MapType, Report, SocketmapSpec};
 use crate::config::Config;
 use crate::policy::ciphers::{self, ExcludedSuites};
 use crate::policy::protocols::TlsVersions;
-use crate::policy::sasl::SaslPasswordMap;
+use crate::policy::sasl::{SaslError, SaslPasswordMap};
 use crate::policy::table::PolicyError;
-use crate::policy::transport::TransportMap;
+use crate::policy::transport::{TransportError, TransportMap};
 use crate::policy::PolicyTable;
 use crate::tls::verify::FingerprintDigest;
 
@@ -183,6 +189,34 @@ impl Loader<'_> {
     }
 }
 
+/// [`TransportMap::load`] in the shape the loader takes: malformed lines
+/// are warnings (and broken entries that defer), only a table too large fails.
+fn load_transport(
+    text: &[u8],
+    file: &str,
+) -> Result<(TransportMap, Report<TransportError>), Report<TransportError>> {
+    let (t, report) = TransportMap::load(text, file);
+    if report.is_ok() {
+        Ok((t, report))
+    } else {
+        Err(report)
+    }
+}
+
+/// [`SaslPasswordMap::load`] in the shape the loader takes: malformed lines
+/// are warnings (and broken entries that defer), only a table too large fails.
+fn load_sasl(
+    text: &[u8],
+    file: &str,
+) -> Result<(SaslPasswordMap, Report<SaslError>), Report<SaslError>> {
+    let (t, report) = SaslPasswordMap::load(text, file);
+    if report.is_ok() {
+        Ok((t, report))
+    } else {
+        Err(report)
+    }
+}
+
 /// [`PolicyTable::load`] in the shape the loader takes: malformed lines are
 /// warnings (and broken entries), only a table too large fails.
 fn load_policy(
@@ -221,9 +255,9 @@ impl Tables {
         };
         let transport = loader.load(
             "transport_maps",
-            TransportMap::parse,
+            load_transport,
             TransportMap::matching_any_key,
-            TransportMap::len,
+            TransportMap::usable_len,
         );
         let loaded = loader.load_named(
             "smtp_tls_policy_maps",
@@ -251,9 +285,9 @@ impl Tables {
         let sasl = if cfg.bool("smtp_sasl_auth_enable") {
             loader.load(
                 "smtp_sasl_password_maps",
-                SaslPasswordMap::parse,
+                load_sasl,
                 SaslPasswordMap::matching_any_key,
-                SaslPasswordMap::len,
+                SaslPasswordMap::usable_len,
             )
         } else {
             Vec::new()

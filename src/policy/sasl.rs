@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use std::rc::Rc;
+
 use crate::config::table::{parse_records, CompactTable, Hit, Report, SyntaxError, TableBuilder};
 
 /// A problem in one password map entry.
@@ -55,6 +57,14 @@ pub struct SaslCredentials<'a> {
     pub username: &'a str,
     /// Password.
     pub password: &'a str,
+    /// The table file the entry came from.
+    pub file: &'a str,
+    /// The entry's line was malformed and skipped at load time
+    /// ([`SaslPasswordMap::load`]): user name and password are empty and
+    /// must not be used. Delivery defers instead: sending the mail without
+    /// AUTH, or with credentials meant for another key, because of a
+    /// skipped line would be wrong.
+    pub broken: bool,
 }
 
 impl fmt::Debug for SaslCredentials<'_> {
@@ -64,6 +74,8 @@ impl fmt::Debug for SaslCredentials<'_> {
             .field("key", &self.key)
             .field("line", &self.line)
             .field("username", &self.username)
+            .field("file", &self.file)
+            .field("broken", &self.broken)
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +95,8 @@ pub struct SaslQuery<'a> {
 #[derive(Clone)]
 pub struct SaslPasswordMap {
     table: CompactTable<()>,
+    /// The file it was loaded from, for messages about broken entries.
+    file: Rc<str>,
 }
 
 impl fmt::Debug for SaslPasswordMap {
@@ -93,13 +107,25 @@ impl fmt::Debug for SaslPasswordMap {
     }
 }
 
-fn creds(h: Hit<'_, ()>) -> SaslCredentials<'_> {
+fn creds<'a>(h: Hit<'a, ()>, file: &'a str) -> SaslCredentials<'a> {
     let (username, password) = h.value.split_once(':').unwrap_or((h.value, ""));
     SaslCredentials {
         key: h.key,
         line: h.line,
         username,
         password,
+        file,
+        broken: h.broken,
+    }
+}
+
+/// The value check of a password map entry: `username:password`, with a
+/// user name.
+fn check_value(value: &str) -> Result<(), SaslError> {
+    match value.split_once(':') {
+        None => Err(SaslError::MissingColon),
+        Some(("", _)) => Err(SaslError::EmptyUsername),
+        Some(_) => Ok(()),
     }
 }
 
@@ -109,6 +135,7 @@ impl SaslPasswordMap {
     pub fn matching_any_key(self) -> SaslPasswordMap {
         SaslPasswordMap {
             table: self.table.matching_any_key(),
+            file: self.file,
         }
     }
 
@@ -120,25 +147,56 @@ impl SaslPasswordMap {
         let mut report = Report::new(file);
         let mut b = TableBuilder::new(true);
         parse_records(text, true, &mut report, |r| {
-            match r.value.split_once(':') {
-                None => return Err(SaslError::MissingColon),
-                Some(("", _)) => return Err(SaslError::EmptyUsername),
-                Some(_) => {}
-            }
+            check_value(r.value)?;
             b.push(r.key, r.value, r.line, ())
                 .map_err(|_| SaslError::Syntax(SyntaxError::TooLarge { bytes: text.len() }))
         });
         let table = b.finish(&mut report);
         if report.is_ok() {
-            Ok((SaslPasswordMap { table }, report))
+            Ok((
+                SaslPasswordMap {
+                    table,
+                    file: Rc::from(file),
+                },
+                report,
+            ))
         } else {
             Err(report)
         }
     }
 
+    /// Loads map text as postmap does: a malformed line (a syntax error, no
+    /// `username:password`) is skipped with a `file:line` warning in the
+    /// report, and when its key can be read the key is kept as a broken
+    /// entry ([`SaslCredentials::broken`]), so that delivery to it defers
+    /// instead of going out without AUTH or with another key's
+    /// credentials. The report's errors are only those that stop the whole
+    /// table (too large). Delivery and `check-config` use this;
+    /// [`SaslPasswordMap::parse`] is the strict form.
+    pub fn load(text: &[u8], file: &str) -> (SaslPasswordMap, Report<SaslError>) {
+        let (table, report) = CompactTable::load_checked(text, file, check_value);
+        (
+            SaslPasswordMap {
+                table,
+                file: Rc::from(file),
+            },
+            report,
+        )
+    }
+
+    /// The file the map was loaded from.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Number of entries that are not broken.
+    pub fn usable_len(&self) -> usize {
+        self.table.usable_len()
+    }
+
     /// Exact lookup of one key.
     pub fn get(&self, key: &str) -> Option<SaslCredentials<'_>> {
-        self.table.get(key).map(creds)
+        self.table.get(key).map(|h| creds(h, &self.file))
     }
 
     /// Looks up in Postfix's order: sender (`user@domain`, `@domain`),
@@ -247,5 +305,47 @@ mod tests {
                 "/etc/tern/sasl_passwd:3: empty username in username:password",
             ]
         );
+    }
+
+    #[test]
+    fn lenient_load_keeps_broken_keys() {
+        let (m, rep) = SaslPasswordMap::load(
+            b"[relay.example]:587 user:pw\n[bad.example]:587 userpw\nmx.bad.example :pw\n",
+            "/etc/tern/sasl_passwd",
+        );
+        assert!(rep.is_ok(), "{:?}", rep.errors);
+        assert_eq!((m.len(), m.usable_len()), (3, 1));
+        let shown: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "/etc/tern/sasl_passwd:2: expected username:password -- ignoring this line; mail for \"[bad.example]:587\" is deferred until it is fixed",
+                "/etc/tern/sasl_passwd:3: empty username in username:password -- ignoring this line; mail for \"mx.bad.example\" is deferred until it is fixed",
+            ]
+        );
+        let q = SaslQuery {
+            sender: None,
+            hostname: "relay.example",
+            nexthop: "[relay.example]:587",
+        };
+        let c = m.lookup(&q).unwrap();
+        assert!(!c.broken && c.username == "user");
+        // The next hop's entry is broken: the lookup says so (and no
+        // password leaks from another key).
+        let q = SaslQuery {
+            hostname: "bad.example",
+            nexthop: "[bad.example]:587",
+            ..q
+        };
+        let c = m.lookup(&q).unwrap();
+        assert!(c.broken && c.username.is_empty() && c.password.is_empty());
+        assert_eq!((c.file, c.line), ("/etc/tern/sasl_passwd", 2));
+        // A broken host entry is found before the next hop, in Postfix's order.
+        let q = SaslQuery {
+            hostname: "mx.bad.example",
+            nexthop: "[relay.example]:587",
+            ..q
+        };
+        assert!(m.lookup(&q).unwrap().broken);
     }
 }

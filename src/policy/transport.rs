@@ -23,6 +23,8 @@ use super::nexthop::{NextHop, NextHopError};
 use super::table::is_domain_name;
 use crate::config::table::{parse_records, CompactTable, Hit, Report, SyntaxError, TableBuilder};
 
+use std::rc::Rc;
+
 /// At most this many next hops in one entry.
 pub const MAX_NEXTHOPS: usize = 8;
 
@@ -155,19 +157,33 @@ pub struct TransportEntry<'a> {
     pub key: &'a str,
     /// Its line in the file.
     pub line: u32,
+    /// The table file it came from.
+    pub file: &'a str,
     transport: &'a str,
     nexthop: &'a str,
+    broken: bool,
 }
 
 impl<'a> TransportEntry<'a> {
-    fn from_hit(h: Hit<'a, ()>) -> TransportEntry<'a> {
+    fn from_hit(h: Hit<'a, ()>, file: &'a str) -> TransportEntry<'a> {
         let (transport, nexthop) = split_value(h.value);
         TransportEntry {
             key: h.key,
             line: h.line,
+            file,
             transport,
             nexthop,
+            broken: h.broken,
         }
+    }
+
+    /// True when the entry's line was malformed and skipped at load time
+    /// ([`TransportMap::load`]): only its key is known. Mail that meets it
+    /// must be deferred (the router does), never routed by a less specific
+    /// entry or the default route: that would send it somewhere the
+    /// administrator did not mean.
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// What the entry does.
@@ -212,6 +228,8 @@ impl<'a> TransportEntry<'a> {
 #[derive(Debug, Clone)]
 pub struct TransportMap {
     table: CompactTable<()>,
+    /// The file it was loaded from, for messages about broken entries.
+    file: Rc<str>,
 }
 
 fn domain_keys(domain: &str) -> impl Iterator<Item = &str> {
@@ -224,6 +242,7 @@ impl TransportMap {
     pub fn matching_any_key(self) -> TransportMap {
         TransportMap {
             table: self.table.matching_any_key(),
+            file: self.file,
         }
     }
 
@@ -241,15 +260,51 @@ impl TransportMap {
         });
         let table = b.finish(&mut report);
         if report.is_ok() {
-            Ok((TransportMap { table }, report))
+            Ok((
+                TransportMap {
+                    table,
+                    file: Rc::from(file),
+                },
+                report,
+            ))
         } else {
             Err(report)
         }
     }
 
+    /// Loads map text as postmap does: a malformed line (a syntax error, an
+    /// unknown transport, a bad next hop) is skipped with a `file:line`
+    /// warning in the report, and when its key can be read the key is kept
+    /// as a broken entry, so that mail for it defers instead of taking a
+    /// less specific entry or the default route. The report's errors are
+    /// only those that stop the whole table (too large). Delivery and
+    /// `check-config` use this; [`TransportMap::parse`] is the strict form.
+    pub fn load(text: &[u8], file: &str) -> (TransportMap, Report<TransportError>) {
+        let (table, report) = CompactTable::load_checked(text, file, check_value);
+        (
+            TransportMap {
+                table,
+                file: Rc::from(file),
+            },
+            report,
+        )
+    }
+
+    /// The file the map was loaded from.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Number of entries that are not broken.
+    pub fn usable_len(&self) -> usize {
+        self.table.usable_len()
+    }
+
     /// Exact lookup of one key.
     pub fn get(&self, key: &str) -> Option<TransportEntry<'_>> {
-        self.table.get(key).map(TransportEntry::from_hit)
+        self.table
+            .get(key)
+            .map(|h| TransportEntry::from_hit(h, &self.file))
     }
 
     /// Domain lookup: `domain`, then `.parent` domains, then `*`.
@@ -430,5 +485,38 @@ example.co.jp   smtp:[tls.example.com]
                 "/etc/tern/transport:6: expected format: key whitespace value",
             ]
         );
+    }
+
+    #[test]
+    fn lenient_load_keeps_broken_keys() {
+        let (t, rep) = TransportMap::load(
+            b"ok.example smtp:[mail.ok.example]\nbad.example uucp:x\n.sub.example smtp:[a\nlonely.example\n\"open smtp:\n",
+            "/etc/tern/transport",
+        );
+        assert!(rep.is_ok(), "{:?}", rep.errors);
+        assert_eq!((t.len(), t.usable_len()), (4, 1));
+        let shown: Vec<String> = rep.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "/etc/tern/transport:2: unknown transport \"uucp\": expected smtp, relay, smtps, error, retry, local or discard -- ignoring this line; mail for \"bad.example\" is deferred until it is fixed",
+                "/etc/tern/transport:3: next hop \"[a\": missing ']' in next-hop destination -- ignoring this line; mail for \".sub.example\" is deferred until it is fixed",
+                "/etc/tern/transport:4: expected format: key whitespace value -- ignoring this line; mail for \"lonely.example\" is deferred until it is fixed",
+                "/etc/tern/transport:5: missing closing '\"' in quoted key -- ignoring this line",
+            ]
+        );
+        let e = t.lookup_domain("ok.example").unwrap();
+        assert!(!e.is_broken());
+        let e = t.lookup_address("User@Bad.Example", Some('+')).unwrap();
+        assert!(e.is_broken());
+        assert_eq!(
+            (e.key, e.file, e.line),
+            ("bad.example", "/etc/tern/transport", 2)
+        );
+        // A broken parent entry covers the subdomains, as a good one would.
+        assert!(t.lookup_domain("x.sub.example").unwrap().is_broken());
+        assert!(t.lookup_domain("other.example").is_none());
+        // The strict form refuses the same text.
+        assert!(TransportMap::parse(b"bad.example uucp:x\n", "t").is_err());
     }
 }
