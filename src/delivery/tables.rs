@@ -292,92 +292,9 @@ impl Tables {
         } else {
             Vec::new()
         };
-        for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
-            if let Err(e) = TlsVersions::parse(cfg.get(key)) {
-                errors.push(format!("{key}: {e}"));
-            }
-        }
-        for key in ["smtp_tls_ciphers", "smtp_tls_mandatory_ciphers"] {
-            let grade = cfg.get(key);
-            if !ciphers::is_grade(grade) {
-                errors.push(format!(
-                    "{key}: invalid cipher grade \"{grade}\": expected high, medium, low, export or null"
-                ));
-            } else if let Err(e) = ciphers::check_grade(grade) {
-                errors.push(format!("{key}: {e}"));
-            }
-        }
-        for key in [
-            "smtp_tls_exclude_ciphers",
-            "smtp_tls_mandatory_exclude_ciphers",
-        ] {
-            if let Err(e) = ExcludedSuites::parse(cfg.get(key)) {
-                errors.push(format!("{key}: {e}"));
-            }
-        }
-        let digest_name = cfg.get("smtp_tls_fingerprint_digest");
-        let fingerprint_digest = match FingerprintDigest::parse(digest_name) {
-            Some(d) => d,
-            None => {
-                errors.push(format!(
-                    "smtp_tls_fingerprint_digest: unsupported digest \"{digest_name}\" (sha256 or sha512)"
-                ));
-                FingerprintDigest::Sha256
-            }
-        };
-        // smtp_tls_fingerprint_cert_match matters only where the
-        // fingerprint level takes its list from main.cf: as the default
-        // level, or for table entries at that level without match=.
-        let main_cf_fps = cfg.get("smtp_tls_security_level") == "fingerprint"
-            || named.iter().any(|(t, _)| {
-                t.iter()
-                    .any(|e| e.level() == crate::policy::Level::Fingerprint && !e.has_match())
-            });
-        if main_cf_fps {
-            for fp in crate::policy::table::MatchList::main_cf(
-                cfg.get("smtp_tls_fingerprint_cert_match"),
-                true,
-            ) {
-                match crate::policy::decide::parse_fingerprint(fp) {
-                    Err(e) => errors.push(format!("smtp_tls_fingerprint_cert_match: {e}")),
-                    Ok(f) if f.as_bytes().len() != fingerprint_digest.len() => errors.push(format!(
-                        "smtp_tls_fingerprint_cert_match: fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {} gives {}",
-                        f.as_bytes().len(),
-                        fingerprint_digest.name(),
-                        fingerprint_digest.len()
-                    )),
-                    Ok(_) => {}
-                }
-            }
-        }
-        let mut tafile_roots: HashMap<String, Arc<RootCertStore>> = HashMap::new();
-        for (t, file) in &named {
-            for (line, e) in
-                t.fingerprint_length_errors(fingerprint_digest.name(), fingerprint_digest.len())
-            {
-                errors.push(format!("{file}:{line}: {e}"));
-            }
-            for e in t.iter().filter(|e| !e.is_broken()) {
-                let key = tafile_key(e.tafiles());
-                if key.is_empty() || tafile_roots.contains_key(&key) {
-                    continue;
-                }
-                let mut store = RootCertStore::empty();
-                let mut ok = true;
-                for path in e.tafiles() {
-                    match crate::tls::verify::load_ca_file(std::path::Path::new(path)) {
-                        Ok(r) => store.roots.extend(r.roots),
-                        Err(err) => {
-                            errors.push(format!("{file}:{}: tafile: {err}", e.line()));
-                            ok = false;
-                        }
-                    }
-                }
-                if ok {
-                    tafile_roots.insert(key, Arc::new(store));
-                }
-            }
-        }
+        let fingerprint_digest = check_settings(cfg, &mut errors);
+        check_main_cf_fingerprints(cfg, &named, fingerprint_digest, &mut errors);
+        let tafile_roots = load_tafiles(&named, fingerprint_digest, &mut errors);
         let policy: Vec<PolicyTable> = named.into_iter().map(|(t, _)| t).collect();
         let ca = cfg.get("smtp_tls_CAfile");
         let roots = match crate::tls::verify::load_ca_file(std::path::Path::new(ca)) {
@@ -412,6 +329,117 @@ impl Tables {
         };
         (result, warnings)
     }
+}
+
+/// Checks the main.cf settings outbound TLS depends on (protocols, cipher
+/// grades and exclusions, the fingerprint digest); returns the digest.
+fn check_settings(cfg: &Config, errors: &mut Vec<String>) -> FingerprintDigest {
+    for key in ["smtp_tls_protocols", "smtp_tls_mandatory_protocols"] {
+        if let Err(e) = TlsVersions::parse(cfg.get(key)) {
+            errors.push(format!("{key}: {e}"));
+        }
+    }
+    for key in ["smtp_tls_ciphers", "smtp_tls_mandatory_ciphers"] {
+        let grade = cfg.get(key);
+        if !ciphers::is_grade(grade) {
+            errors.push(format!(
+                "{key}: invalid cipher grade \"{grade}\": expected high, medium, low, export or null"
+            ));
+        } else if let Err(e) = ciphers::check_grade(grade) {
+            errors.push(format!("{key}: {e}"));
+        }
+    }
+    for key in [
+        "smtp_tls_exclude_ciphers",
+        "smtp_tls_mandatory_exclude_ciphers",
+    ] {
+        if let Err(e) = ExcludedSuites::parse(cfg.get(key)) {
+            errors.push(format!("{key}: {e}"));
+        }
+    }
+    let digest_name = cfg.get("smtp_tls_fingerprint_digest");
+    match FingerprintDigest::parse(digest_name) {
+        Some(d) => d,
+        None => {
+            errors.push(format!(
+                "smtp_tls_fingerprint_digest: unsupported digest \"{digest_name}\" (sha256 or sha512)"
+            ));
+            FingerprintDigest::Sha256
+        }
+    }
+}
+
+/// `smtp_tls_fingerprint_cert_match` against the digest, where the
+/// fingerprint level takes its list from main.cf.
+fn check_main_cf_fingerprints(
+    cfg: &Config,
+    named: &[(PolicyTable, String)],
+    fingerprint_digest: FingerprintDigest,
+    errors: &mut Vec<String>,
+) {
+    // smtp_tls_fingerprint_cert_match matters only where the
+    // fingerprint level takes its list from main.cf: as the default
+    // level, or for table entries at that level without match=.
+    let main_cf_fps = cfg.get("smtp_tls_security_level") == "fingerprint"
+        || named.iter().any(|(t, _)| {
+            t.iter()
+                .any(|e| e.level() == crate::policy::Level::Fingerprint && !e.has_match())
+        });
+    if main_cf_fps {
+        for fp in crate::policy::table::MatchList::main_cf(
+            cfg.get("smtp_tls_fingerprint_cert_match"),
+            true,
+        ) {
+            match crate::policy::decide::parse_fingerprint(fp) {
+                Err(e) => errors.push(format!("smtp_tls_fingerprint_cert_match: {e}")),
+                Ok(f) if f.as_bytes().len() != fingerprint_digest.len() => errors.push(format!(
+                    "smtp_tls_fingerprint_cert_match: fingerprint \"{fp}\" has {} bytes, but smtp_tls_fingerprint_digest = {} gives {}",
+                    f.as_bytes().len(),
+                    fingerprint_digest.name(),
+                    fingerprint_digest.len()
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The trust stores of the policy entries' `tafile=` files, and the
+/// entries' fingerprint lengths checked against the digest.
+fn load_tafiles(
+    named: &[(PolicyTable, String)],
+    fingerprint_digest: FingerprintDigest,
+    errors: &mut Vec<String>,
+) -> HashMap<String, Arc<RootCertStore>> {
+    let mut tafile_roots: HashMap<String, Arc<RootCertStore>> = HashMap::new();
+    for (t, file) in named {
+        for (line, e) in
+            t.fingerprint_length_errors(fingerprint_digest.name(), fingerprint_digest.len())
+        {
+            errors.push(format!("{file}:{line}: {e}"));
+        }
+        for e in t.iter().filter(|e| !e.is_broken()) {
+            let key = tafile_key(e.tafiles());
+            if key.is_empty() || tafile_roots.contains_key(&key) {
+                continue;
+            }
+            let mut store = RootCertStore::empty();
+            let mut ok = true;
+            for path in e.tafiles() {
+                match crate::tls::verify::load_ca_file(std::path::Path::new(path)) {
+                    Ok(r) => store.roots.extend(r.roots),
+                    Err(err) => {
+                        errors.push(format!("{file}:{}: tafile: {err}", e.line()));
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                tafile_roots.insert(key, Arc::new(store));
+            }
+        }
+    }
+    tafile_roots
 }
 
 /// What needs `smtp_tls_CAfile`, if anything: the default level at
