@@ -899,18 +899,7 @@ impl QueueManager {
             }
         };
         let now = queue::clock::now();
-        let statuses: Vec<RecipientStatus<'_>> = failed
-            .iter()
-            .map(|(rcpt, r)| RecipientStatus {
-                final_rcpt: rcpt,
-                original_rcpt: None,
-                action,
-                status: &r.dsn,
-                remote_mta: r.remote_mta.as_deref(),
-                diagnostic: &r.text,
-                diagnostic_is_smtp: r.remote_mta.is_some(),
-            })
-            .collect();
+        let statuses = recipient_statuses(failed, action);
         let unique = format!("{now}");
         let report = bounce::Report {
             myhostname: host,
@@ -977,18 +966,7 @@ impl QueueManager {
             }
         };
         let now = queue::clock::now();
-        let statuses: Vec<RecipientStatus<'_>> = failed
-            .iter()
-            .map(|(rcpt, r)| RecipientStatus {
-                final_rcpt: rcpt,
-                original_rcpt: None,
-                action: Action::Failed,
-                status: &r.dsn,
-                remote_mta: r.remote_mta.as_deref(),
-                diagnostic: &r.text,
-                diagnostic_is_smtp: r.remote_mta.is_some(),
-            })
-            .collect();
+        let statuses = recipient_statuses(failed, Action::Failed);
         let unique = format!("{now}");
         let report = bounce::Report {
             myhostname: &set.myhostname,
@@ -1073,6 +1051,22 @@ impl QueueManager {
         buf.truncate(end);
         Ok((buf, true))
     }
+}
+
+/// The DSN per-recipient parts of the failed recipients.
+fn recipient_statuses(failed: &[(String, RcptResult)], action: Action) -> Vec<RecipientStatus<'_>> {
+    failed
+        .iter()
+        .map(|(rcpt, r)| RecipientStatus {
+            final_rcpt: rcpt,
+            original_rcpt: None,
+            action,
+            status: &r.dsn,
+            remote_mta: r.remote_mta.as_deref(),
+            diagnostic: &r.text,
+            diagnostic_is_smtp: r.remote_mta.is_some(),
+        })
+        .collect()
 }
 
 fn find_header_end(b: &[u8]) -> Option<usize> {
