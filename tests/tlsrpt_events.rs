@@ -7,101 +7,19 @@
 //! per-domain success and failure counts and result codes.
 mod common;
 mod dane_common;
+mod tlsrpt_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use common::certs::{self_signed, KeyKind, TestCa};
 use common::dnssec::{DnsWorld, Signing, Zone};
 use common::postfix::Postfix;
-use common::process::{run, Daemon};
-use common::tempdir::TempDir;
 use dane_common::*;
+use tlsrpt_common::Collector;
 
 const RCPT: &str = "alice@example.test";
 const RECORD: &str = "v=TLSRPTv1; rua=mailto:tlsrpt@example.test";
-
-fn venv() -> PathBuf {
-    PathBuf::from(
-        std::env::var("TERN_TEST_VENV").unwrap_or_else(|_| "/opt/tern-test-venv".to_string()),
-    )
-}
-
-/// sys4's collector on a private socket and database.
-struct Collector {
-    daemon: Daemon,
-    sock: PathBuf,
-    db: PathBuf,
-    _dir: TempDir,
-}
-
-impl Collector {
-    fn start() -> Collector {
-        let dir = TempDir::new("tlsrpt-collectd");
-        let sock = dir.join("tlsrpt.sock");
-        let db = dir.join("collectd.sqlite");
-        let mut cmd = Command::new(venv().join("bin/tlsrpt-collectd"));
-        cmd.arg("--storage")
-            .arg(format!("sqlite://{}", db.display()))
-            .arg("--socketname")
-            .arg(&sock)
-            .arg("--sockettimeout")
-            .arg("1")
-            // tern sends as mail_owner (nobody).
-            .arg("--socketmode")
-            .arg("0666")
-            .arg("--logfilename")
-            .arg(dir.join("collectd.log"));
-        let mut daemon = Daemon::spawn("tlsrpt-collectd", cmd, &dir.join("collectd.out"));
-        let deadline = Instant::now() + WAIT;
-        while !sock.exists() {
-            if let Some(st) = daemon.exited() {
-                panic!("tlsrpt-collectd exited ({st}):\n{}", daemon.output());
-            }
-            assert!(Instant::now() < deadline, "no collector socket");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Collector {
-            daemon,
-            sock,
-            db,
-            _dir: dir,
-        }
-    }
-
-    /// Stops the collector (it commits on SIGTERM) and returns its rows:
-    /// `finalresults` as `domain|policy-type|cntrtotal|cntrfailure` and
-    /// `failures` as `domain|c|f|cntr`, sorted.
-    fn rows(mut self) -> (Vec<String>, Vec<String>) {
-        self.daemon.stop();
-        let script = r#"
-import json, sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
-for d, p, t, f in con.execute("SELECT domain, policy, cntrtotal, cntrfailure FROM finalresults"):
-    print("R|%s|%s|%d|%d" % (d, json.loads(p)["policy-type"], t, f))
-for d, r, n in con.execute("SELECT domain, reason, cntr FROM failures"):
-    r = json.loads(r)
-    print("F|%s|%s|%s|%d" % (d, r.get("c"), r.get("f", ""), n))
-"#;
-        let mut cmd = Command::new(venv().join("bin/python3"));
-        cmd.arg("-c").arg(script).arg(&self.db);
-        let out = run(cmd, None, WAIT);
-        assert!(out.success(), "{}", out.combined());
-        let mut r = Vec::new();
-        let mut f = Vec::new();
-        for l in out.stdout.lines() {
-            if let Some(x) = l.strip_prefix("R|") {
-                r.push(x.to_string());
-            } else if let Some(x) = l.strip_prefix("F|") {
-                f.push(x.to_string());
-            }
-        }
-        r.sort();
-        f.sort();
-        (r, f)
-    }
-}
 
 /// `example.test` with MX -> mx -> 127.0.0.1, the TLSRPT record, and
 /// `tlsa` at `_PORT._tcp.mx`.

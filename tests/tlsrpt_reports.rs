@@ -12,89 +12,16 @@
 mod common;
 mod dane_common;
 mod mtasts_common;
+mod tlsrpt_common;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use common::certs::KeyKind;
 use mtasts_common::{zone_records, Lab, DOMAIN, STS_OFF, WAIT};
+use tlsrpt_common::{gunzip, https_receiver};
 
 const POST_HOST: &str = "report.example.test";
-
-/// One HTTPS request on `listener` (rustls, certificate from the lab CA):
-/// returns the request (head and body) after answering 200.
-fn https_receiver(
-    listener: TcpListener,
-    chain: &std::path::Path,
-    key: &std::path::Path,
-) -> mpsc::Receiver<Vec<u8>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain)
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let config = Arc::new(config);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming() {
-            let Ok(tcp) = tcp else { continue };
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Read the head, then Content-Length bytes of body.
-            while let Ok(n) = tls.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                req.extend_from_slice(&buf[..n]);
-                if let Some(h) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&req[..h]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if req.len() >= h + 4 + len {
-                        break;
-                    }
-                }
-            }
-            let _ =
-                tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-            let _ = tx.send(req);
-        }
-    });
-    rx
-}
-
-fn gunzip(data: &[u8]) -> String {
-    let mut child = Command::new("gzip")
-        .arg("-dc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "gzip -d failed");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The report JSON must carry every RFC 8460 §4.4 field for `domain`.
 fn check_json(json: &str, domain: &str) {

@@ -48,6 +48,7 @@ pub struct PostfixBuilder {
     relay_wrappermode: bool,
     main_cf: Vec<(String, String)>,
     smtp_port: Option<u16>,
+    plain_ips: Vec<std::net::Ipv4Addr>,
 }
 
 impl Default for PostfixBuilder {
@@ -69,6 +70,7 @@ impl Default for PostfixBuilder {
             relay_wrappermode: false,
             main_cf: Vec::new(),
             smtp_port: None,
+            plain_ips: Vec::new(),
         }
     }
 }
@@ -173,6 +175,15 @@ impl PostfixBuilder {
     /// back). Get it from [`free_port`] or an earlier instance.
     pub fn smtp_port(mut self, port: u16) -> Self {
         self.smtp_port = Some(port);
+        self
+    }
+
+    /// Adds a listener at `ip` (another loopback address), on the same port
+    /// as the plain listener, that offers no STARTTLS
+    /// (`smtpd_tls_security_level = none`): a second MX host of the same
+    /// instance for a client whose `smtp_tcp_port` is fixed.
+    pub fn plain_listener_at(mut self, ip: std::net::Ipv4Addr) -> Self {
+        self.plain_ips.push(ip);
         self
     }
 
@@ -373,6 +384,12 @@ impl Postfix {
             ),
         ];
         let mut master_cf = listener(smtp_port, "");
+        for ip in &b.plain_ips {
+            master_cf += &format!(
+                "{ip}:{smtp_port} inet  n       -       n       -       -       smtpd{}\n",
+                opts(&[("smtpd_tls_security_level", "none")])
+            );
+        }
         if let Some(port) = submission_port {
             let mut o = opts(&sasl_opts);
             if b.submission_requires_tls {
