@@ -244,6 +244,12 @@ impl<'a> EffectivePolicy<'a> {
         self.entry.and_then(|e| e.sts())
     }
 
+    /// `smtp_tls_security_level`, whatever the entry says (a policy
+    /// plug-in's MTA-STS answer comes after DANE at the DANE levels).
+    pub fn default_level(&self) -> Level {
+        self.defaults.level
+    }
+
     /// RFC 8689 §4.2.1 for a message with `TLS-Required: No`: the
     /// recipient-side policies are ignored and TLS is opportunistic. The
     /// level becomes `may` (`none` stays `none`: the header asks for less

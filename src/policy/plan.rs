@@ -663,6 +663,25 @@ impl<'a> Planner<'a> {
         match self.policy.level {
             Level::Dane => Some(DaneLevel::Dane),
             Level::DaneOnly => Some(DaneLevel::DaneOnly),
+            _ => self.dane_before_plugin(),
+        }
+    }
+
+    /// A policy plug-in's MTA-STS answer takes MTA-STS's place in the
+    /// order: after DANE when `smtp_tls_security_level` is a DANE level (a
+    /// host with usable TLSA records is DANE's; at `dane-only` the others
+    /// defer, as the built-in path never asks MTA-STS there).
+    fn dane_before_plugin(&self) -> Option<DaneLevel> {
+        let sts = self
+            .policy
+            .sts()
+            .is_some_and(|d| d.policy_type() == crate::policy::table::StsPolicyType::Sts);
+        if !sts || !matches!(self.policy.source, PolicySource::Plugin { .. }) {
+            return None;
+        }
+        match self.policy.default_level() {
+            Level::Dane => Some(DaneLevel::Dane),
+            Level::DaneOnly => Some(DaneLevel::DaneOnly),
             _ => None,
         }
     }
@@ -1263,7 +1282,8 @@ impl<'a> Planner<'a> {
                         dane,
                         Some(DaneDecision::Authenticate(_) | DaneDecision::Encrypt)
                     );
-                    if applied && !h.tlsa_found.is_empty() {
+                    // (A plug-in's MTA-STS answer described the others.)
+                    if applied && !h.tlsa_found.is_empty() && t.policy.kind != PolicyType::Sts {
                         t.policy.kind = PolicyType::Tlsa;
                         t.policy.strings = h.tlsa_found.iter().map(|r| r.to_string()).collect();
                     }
@@ -1296,7 +1316,13 @@ impl<'a> Planner<'a> {
         dane: Option<DaneDecision>,
     ) -> Result<Target, HostFailure> {
         let policy = &self.policy;
-        let (tls, verify, level) = match (policy.level, dane) {
+        let level = match (self.dane_before_plugin(), &dane) {
+            // DANE decided this host; the plug-in's answer is for the rest.
+            (Some(DaneLevel::Dane), Some(DaneDecision::Authenticate(_))) => Level::Dane,
+            (Some(DaneLevel::DaneOnly), _) => Level::DaneOnly,
+            _ => policy.level,
+        };
+        let (tls, verify, level) = match (level, dane) {
             (Level::None, _) => (TlsRequirement::None, VerifyMode::Opportunistic, Level::None),
             (Level::May, _) => (
                 TlsRequirement::Opportunistic,
@@ -1390,7 +1416,9 @@ impl<'a> Planner<'a> {
         let Some(d) = self.policy.sts() else {
             return t;
         };
-        if d.policy_type() != crate::policy::table::StsPolicyType::Sts {
+        if d.policy_type() != crate::policy::table::StsPolicyType::Sts
+            || matches!(t.verify, VerifyMode::Dane { .. })
+        {
             return t;
         }
         t.policy = PolicyDescriptor {

@@ -2220,3 +2220,88 @@ fn tls_required_no_drops_a_plugin_sts_answer_and_its_failure() {
     );
     assert_eq!(c.policy.kind, PolicyType::NoPolicyFound);
 }
+
+#[test]
+fn a_plugin_sts_answer_comes_after_dane() {
+    // smtp_tls_security_level = dane; the plug-in answers for the domain.
+    let answer = "secure match=mx.example.test:mx2.example.test policy_type=sts policy_domain=example.test mx_host_pattern=*.example.test { policy_string = version: STSv1 } { policy_string = mode: enforce }";
+    let w = World::new()
+        .mx(DOMAIN, &[(10, MX), (20, "mx2.example.test")], true)
+        .a(MX, &[V4], true)
+        .aaaa(MX, &[], true)
+        .a("mx2.example.test", &["192.0.2.20"], true)
+        .aaaa("mx2.example.test", &[], true)
+        .tlsa(MX, &[ee()], true)
+        .tlsa("mx2.example.test", &[], true);
+    let nh = NextHop::parse(DOMAIN).unwrap();
+    let entry = crate::policy::table::OwnedPolicyEntry::parse(
+        DOMAIN,
+        "socketmap:inet:127.0.0.1:8461:postfix",
+        answer,
+    )
+    .unwrap();
+    let run_at = |level: Level| {
+        let defaults = PolicyDefaults {
+            level,
+            ..PolicyDefaults::POSTFIX
+        };
+        let policy = crate::policy::decide::decide_with(
+            &PolicyInputs {
+                nexthop: nh,
+                tables: &[],
+                defaults: &defaults,
+            },
+            Some(&entry),
+        )
+        .unwrap();
+        let settings = sts_settings();
+        let mut p = Planner::new(nh, policy, &settings, false, false, 1);
+        let mut connects = Vec::new();
+        let mut skips = Vec::new();
+        for _ in 0..100 {
+            match p.poll() {
+                Step::Lookup(q) => {
+                    let a = w.resolve(q);
+                    p.answer(a);
+                }
+                Step::Connect(t) => {
+                    connects.push(Conn::of(t));
+                    p.connection_done(Err(unreached("x")), true);
+                }
+                Step::Skip(s) => skips.push(s),
+                Step::Event(_) => {}
+                Step::Done(_) => break,
+            }
+        }
+        (connects, skips)
+    };
+    // dane: mx has usable TLSA (DANE), mx2 has none (the plug-in's secure).
+    let (c, _) = run_at(Level::Dane);
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!(c[0], dane_conn(MX, V4, Level::Dane, &[ee()]));
+    assert_eq!(
+        (
+            c[1].host.as_str(),
+            c[1].level,
+            &c[1].verify,
+            c[1].policy.kind
+        ),
+        (
+            "mx2.example.test",
+            Level::Secure,
+            &Verify::Pkix,
+            PolicyType::Sts
+        )
+    );
+    // dane-only: mx2 defers, as DANE rules it out before MTA-STS.
+    let (c, skips) = run_at(Level::DaneOnly);
+    assert_eq!(c, [dane_conn(MX, V4, Level::DaneOnly, &[ee()])]);
+    assert_eq!(skips.len(), 1, "{skips:?}");
+    // may: the plug-in's answer alone, as Postfix applies it.
+    let (c, _) = run_at(Level::May);
+    assert!(
+        c.iter()
+            .all(|c| c.level == Level::Secure && c.verify == Verify::Pkix),
+        "{c:?}"
+    );
+}
