@@ -169,12 +169,19 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
                 // A missing account is the usual first-run mistake: say what
                 // to do before anything is started.
                 smtpd::listen::user_ids(owner)?;
-                match crate::local::helper::spawn() {
-                    Ok(pid) => {
-                        log::info!(target: "master", "local delivery helper started, pid {pid}")
-                    }
-                    Err(e) => {
-                        log::error!(target: "master", "cannot start the local delivery helper (home_mailbox delivery will fail): {e}")
+                if !local_delivery_possible(&c, &delivery.context()) {
+                    // A send-only router: one process, not a second one
+                    // that sits idle holding ~1 MiB (issue 15).
+                    crate::local::helper::skip();
+                    log::info!(target: "master", "local delivery helper not started: no mail is routed to local delivery (mydestination, transport_maps)");
+                } else {
+                    match crate::local::helper::spawn() {
+                        Ok(pid) => {
+                            log::info!(target: "master", "local delivery helper started, pid {pid}")
+                        }
+                        Err(e) => {
+                            log::error!(target: "master", "cannot start the local delivery helper (home_mailbox delivery will fail): {e}")
+                        }
                     }
                 }
             }
@@ -216,6 +223,22 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         pickup,
         tlsrpt,
     })
+}
+
+/// Can `c` route any mail to local delivery, and so into a system user's
+/// home Maildir? Only then does a daemon started as root keep the root
+/// helper (docs/local.md). Mail-only users below `virtual_mailbox_base`
+/// do not need it, but every local domain also reaches system users
+/// (`root`), so a local domain is enough.
+fn local_delivery_possible(c: &Config, ctx: &crate::delivery::context::Context) -> bool {
+    let set = &ctx.settings;
+    crate::delivery::route::Router {
+        transport: &ctx.tables.transport,
+        local_domains: &set.mydestination,
+        relayhost: &set.relayhost,
+        wrappermode: set.wrappermode,
+    }
+    .can_route_local(!c.bool("append_at_myorigin"))
 }
 
 /// Warnings about settings that load but will not do what they seem to:
@@ -282,6 +305,11 @@ impl Services {
         let fixed = restart_only_changes(&old, &new);
         if !fixed.is_empty() {
             log::warn!(target: "master", "warning: reload: {} changed; the running values stay until a restart", fixed.join(", "));
+        }
+        if crate::local::helper::skipped() && local_delivery_possible(&new, &ctx) {
+            // Root is gone: the helper can only be forked at start-up.
+            // Such mail defers (helper::NOT_STARTED_REASON), never lost.
+            log::warn!(target: "master", "warning: reload: mail is now routed to local delivery (mydestination, transport_maps), but the local delivery helper was not started with this daemon; home Maildir deliveries are deferred until tern is restarted");
         }
         *self.cfg.borrow_mut() = new.clone();
         *self.smtpd.borrow_mut() = Rc::new(shared);

@@ -106,6 +106,50 @@ impl Router<'_> {
         self.default_route(domain)
     }
 
+    /// Can any recipient reach local delivery (`Route::Local`) with these
+    /// inputs? The daemon starts the root helper that writes home Maildirs
+    /// only then (docs/local.md). Conservative: true whenever some address
+    /// might, judged by routing one probe address per local domain, per
+    /// transport-map key (an address key as itself, a domain, `.parent`
+    /// or `*` key through a made-up address it matches) and, when
+    /// `bare_addresses` (`append_at_myorigin = no` leaves recipients
+    /// without a domain, which route locally), one address without a
+    /// domain. A probe that meets a broken entry routes `Retry`, as the
+    /// real mail would.
+    pub fn can_route_local(&self, bare_addresses: bool) -> bool {
+        // A label no administrator writes as a key, so the probe of a
+        // domain meets the domain's own entry (or `*`), never a user's.
+        const PROBE: &str = "tern-local-probe";
+        let local = |addr: &str| self.route(addr) == Route::Local;
+        if bare_addresses && local(PROBE) {
+            return true;
+        }
+        if self
+            .local_domains
+            .iter()
+            .any(|d| local(&format!("{PROBE}@{d}")))
+        {
+            return true;
+        }
+        self.transport.iter().flat_map(|m| m.keys()).any(|key| {
+            let addr = if key.contains('@') {
+                key.to_string()
+            } else if key == "*" {
+                format!("{PROBE}@{PROBE}.invalid")
+            } else if let Some(parent) = key.strip_prefix('.') {
+                format!("{PROBE}@{PROBE}.{parent}")
+            } else if key.contains('.') {
+                format!("{PROBE}@{key}")
+            } else if bare_addresses {
+                // A bare key (`root`) matches a recipient without a domain.
+                key.to_string()
+            } else {
+                return false;
+            };
+            local(&addr)
+        })
+    }
+
     fn default_route(&self, domain: &str) -> Route {
         if domain.is_empty()
             || self
@@ -279,6 +323,47 @@ mod tests {
                 implicit_tls: false,
             }
         );
+    }
+
+    #[test]
+    fn local_delivery_is_possible() {
+        let router = |t: &[TransportMap], local: &[String]| -> (bool, bool) {
+            let r = Router {
+                transport: t,
+                local_domains: local,
+                relayhost: "[smtp.isp.example]:587",
+                wrappermode: false,
+            };
+            (r.can_route_local(false), r.can_route_local(true))
+        };
+        let boxd = ["box.example".to_string()];
+        // A send-only router: nothing is local, unless a recipient may
+        // stay without a domain (append_at_myorigin = no).
+        assert_eq!(router(&[], &[]), (false, true));
+        assert_eq!(router(&[], &boxd), (true, true));
+        // Every local domain sent elsewhere: no local delivery.
+        let away = [map("box.example smtp:[hub.example]\n")];
+        assert_eq!(router(&away, &boxd), (false, true));
+        let all = [map("* relay:[hub.example]\n")];
+        assert_eq!(router(&all, &boxd), (false, false));
+        let all_err = [map("* error:5.7.1 no mail here\n")];
+        assert_eq!(router(&all_err, &boxd), (false, false));
+        // `smtp:` without a next hop keeps the default route: local.
+        let same = [map("box.example smtp:\n")];
+        assert_eq!(router(&same, &boxd), (true, true));
+        // One user kept local, or a `local:` entry for another domain.
+        let user = [map("root@box.example local:\n* relay:[hub.example]\n")];
+        assert_eq!(router(&user, &boxd), (true, true));
+        let other = [map(".lan.example local:\n")];
+        assert_eq!(router(&other, &[]), (true, true));
+        let wild = [map("* local:\n")];
+        assert_eq!(router(&wild, &[]), (true, true));
+        // A bare key matters only for recipients without a domain.
+        let bare = [map("root local:\n* relay:[hub.example]\n")];
+        assert_eq!(router(&bare, &[]), (false, true));
+        // A broken entry defers the domain's mail: not local.
+        let (broken, _) = TransportMap::load(b"box.example smtp:[oops\n", "transport");
+        assert_eq!(router(&[broken], &boxd), (false, true));
     }
 
     #[test]

@@ -445,8 +445,9 @@ impl LocalDelivery {
             clean(given)
         );
         let outcome = match &mb.user {
-            // The daemon has dropped root: the helper writes as the user.
-            Some(user) if helper::running() => match reader.file_span() {
+            // The daemon has dropped root: the helper writes as the user
+            // (or, left out at start-up or dead, the delivery defers).
+            Some(user) if helper::owns_home_delivery() => match reader.file_span() {
                 Ok((file, offset, len)) => {
                     helper::deliver(
                         user,

@@ -58,6 +58,16 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 /// later home-Maildir delivery is deferred with [`GONE_REASON`].
 static GONE: AtomicBool = AtomicBool::new(false);
 
+/// Set when the daemon, started as root, did not fork the helper because
+/// its configuration at start-up routed no mail to local delivery (a
+/// send-only router: one process). A reload cannot start it later (root
+/// is gone): home-Maildir deliveries are deferred with
+/// [`NOT_STARTED_REASON`] until a restart.
+static NOT_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Why a home-Maildir delivery is deferred when the helper was not started.
+pub const NOT_STARTED_REASON: &str = "the local delivery helper was not started because the configuration at start-up routed no mail to local delivery (mydestination, transport_maps): restart tern to deliver to home Maildirs";
+
 /// Why a home-Maildir delivery is deferred once the helper is gone.
 pub const GONE_REASON: &str = "the local delivery helper has exited and cannot be restarted without root: restart tern to deliver to home Maildirs";
 
@@ -74,6 +84,24 @@ fn last_err(what: &str) -> io::Error {
 /// Is the helper running (the daemon started as root)?
 pub fn running() -> bool {
     RUNNING.load(Ordering::Relaxed)
+}
+
+/// Records that the daemon, started as root, left the helper out (no
+/// local delivery at start-up); call instead of [`spawn`].
+pub fn skip() {
+    NOT_STARTED.store(true, Ordering::Relaxed);
+}
+
+/// Was the helper left out at start-up ([`skip`])?
+pub fn skipped() -> bool {
+    NOT_STARTED.load(Ordering::Relaxed)
+}
+
+/// Are home Maildirs the helper's, not the daemon's, to write? True when
+/// it runs, has died, or was left out: in the last two cases deliveries
+/// defer (the daemon, no longer root, must not write them as itself).
+pub fn owns_home_delivery() -> bool {
+    running() || skipped()
 }
 
 /// Forks the helper; call as root, before dropping privileges. Returns its
@@ -113,8 +141,9 @@ pub fn spawn() -> io::Result<u32> {
 }
 
 /// Daemon side: delivers through the helper, waiting at most
-/// [`REPLY_TIMEOUT`]. `None` when no helper runs (the caller writes the
-/// Maildir itself).
+/// [`REPLY_TIMEOUT`]. `None` when no helper runs because the daemon was
+/// not started as root (the caller writes the Maildir itself); a deferral
+/// when it was left out at start-up.
 pub async fn deliver(
     user: &str,
     mailbox: &str,
@@ -124,6 +153,9 @@ pub async fn deliver(
     offset: u64,
     len: u64,
 ) -> Option<Outcome> {
+    if skipped() {
+        return Some(Outcome::Temporary(NOT_STARTED_REASON.into()));
+    }
     if !running() {
         return None;
     }

@@ -343,6 +343,12 @@ impl TransportMap {
         self.lookup_domain(domain)
     }
 
+    /// Every key, broken ones included (a `static:` map has one entry,
+    /// whatever it is asked).
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.table.iter().map(|h| h.key)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.table.len()

@@ -131,7 +131,19 @@ impl TernBuilder {
         }
         // `TERN_BIN` runs another build (a benchmark's paired "before" run).
         let bin = std::env::var("TERN_BIN").unwrap_or_else(|_| TERN.to_string());
-        let mut cmd = Command::new(bin);
+        // `TERN_RUNNER` (e.g. `qemu-aarch64 -cpu cortex-a53`) runs it under
+        // an emulator, as cargo's target runner would: a cross build's idle
+        // memory (bench/idle.rs).
+        let runner = std::env::var("TERN_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(prog) => {
+                let mut c = Command::new(prog);
+                c.args(words).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["run", "-f", "-c"]).arg(&conf);
         let daemon = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
         let mut t = Tern {
