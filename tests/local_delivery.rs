@@ -580,6 +580,8 @@ fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
     // mail_owner = nobody: the daemon drops root, the helper keeps it.
     let b = Box::start(sink.port(), "", "", "");
     b.wait_log(&["local delivery helper started"]);
+    let pid = b.daemon.pid();
+    assert_eq!(group_pids(pid).len(), 2, "daemon and helper");
     // First delivery: a Maildir the user cannot write (root's, 0755) is a
     // temporary failure, and the message stays queued.
     let md = u.home.join("Maildir");
@@ -650,6 +652,101 @@ fn system_user_gets_mail_in_home_maildir_written_as_the_user() {
     let m = std::fs::metadata(md0.join("new")).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
     assert!(read_maildir(&md0).contains("Subject=for root"));
+}
+
+/// Live processes in the process group of `pgid` (the daemon is a session
+/// leader: it and any helper it forks), from /proc.
+fn group_pids(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = read_lossy(&e.path().join("stat"));
+        let Some((_, after)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = after.split(' ').collect();
+        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A send-only router (`mydestination =` empty, a relayhost) started as
+/// root runs one process: no root helper. A reload that makes mail local
+/// warns that a restart is needed, and home-Maildir mail defers with that
+/// reason instead of being written by the unprivileged daemon or lost; the
+/// restart (with a local mydestination) starts the helper and delivers it.
+#[test]
+fn send_only_router_runs_one_process_and_home_mail_waits_for_a_restart() {
+    let sink = SmtpSink::start();
+    let homes = TempDir::new("homes-send-only");
+    let u = SystemUser::add(homes.path(), "terns", &["-U"]);
+    let dir = TempDir::new("local-send-only");
+    let port = free_port();
+    let conf = dir.join("tern.conf");
+    let d = dir.path().display().to_string();
+    let text = |mydestination: &str| {
+        format!(
+            "myhostname = box.test\n\
+             mydestination = {mydestination}\n\
+             smtp_listen = 127.0.0.1:{port}\n\
+             queue_directory = {d}/spool\n\
+             relayhost = [127.0.0.1]:{}\n\
+             smtp_tls_security_level = none\n\
+             mta_sts_enable = no\n\
+             maillog_file = {d}/maillog\n\
+             syslog_socket =\n\
+             mail_owner = nobody\n\
+             queue_run_delay = 1s\n\
+             alias_maps =\n",
+            sink.port()
+        )
+    };
+    write(&conf, text(""));
+    let mut b = Box::launch(dir, port, conf.clone());
+    b.wait_log(&["local delivery helper not started"]);
+    b.wait_log(&["running as nobody"]);
+    let pid = b.daemon.pid();
+    assert_eq!(group_pids(pid), [pid], "one process:\n{}", b.maillog());
+    // Mail for a system user once a reload makes box.test local.
+    write(&conf, text("$myhostname"));
+    // SAFETY: kill has no memory preconditions; pid is our child.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) }, 0);
+    b.wait_log(&[
+        "warning: reload: mail is now routed to local delivery",
+        "restarted",
+    ]);
+    let out = b.sendmail(&[&format!("{}@box.test", u.name)], b"Subject: waits\n\nx\n");
+    assert!(out.success(), "sendmail: {out:?}");
+    let line = b.wait_log(&[&format!("to=<{}@box.test>", u.name), "status=deferred"]);
+    assert!(line.contains("dsn=4.2.0"), "{line}");
+    assert!(
+        line.contains("the local delivery helper was not started"),
+        "{line}"
+    );
+    assert!(!b.queue_is_empty(), "the message must stay queued");
+    assert!(
+        !u.home.join("Maildir").exists(),
+        "written without the helper"
+    );
+    // A restart with the local configuration: two processes, delivered.
+    b.daemon.stop();
+    let mut b = Box::launch(b.dir, port, conf);
+    b.wait_log(&["local delivery helper started"]);
+    let pid = b.daemon.pid();
+    assert_eq!(group_pids(pid).len(), 2, "daemon and helper");
+    let mut cmd = Command::new(TERN);
+    cmd.arg("flush").arg("-c").arg(&b.conf);
+    assert!(run(cmd, None, WAIT).success());
+    b.wait_log(&[
+        &format!("to=<{}@box.test>", u.name),
+        "status=sent (delivered to maildir)",
+    ]);
+    assert!(read_maildir(&u.home.join("Maildir")).contains("Subject=waits"));
+    b.daemon.stop();
 }
 
 /// A stopped process (SIGSTOP), continued when dropped so that a failing
