@@ -14,6 +14,11 @@
 //!
 //! As in Postfix, the mailbox of `root` (any uid 0 account) is written as
 //! root: Postfix uses `default_privs` only for files and commands.
+//!
+//! The daemon forks it only when its start-up configuration can route
+//! mail to local delivery ([`crate::delivery::route::Router::can_route_local`]);
+//! otherwise it calls [`skip`], and home-Maildir deliveries that a later
+//! reload makes possible defer with [`NOT_STARTED_REASON`].
 
 use std::fs::File;
 use std::io::{self, Read};
