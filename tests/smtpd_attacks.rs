@@ -146,11 +146,94 @@ fn starttls_injection_is_discarded() {
     assert!(tern.queued().is_empty());
 }
 
+/// Postfix 3.9's default `smtpd_forbid_unauth_pipelining = yes`: the same
+/// injection is refused outright with Postfix's 554, the session ends and
+/// no TLS is started; the improper input is logged once.
+#[test]
+fn starttls_injection_without_pipelining_is_refused() {
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
+    let tern = Tern::builder().cert(&leaf.chain, &leaf.key).start();
+    let mut c = Client::connect(tern.smtp_port);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("HELO attacker.test").starts_with("250 "));
+    c.send(b"STARTTLS\r\nRSET\r\nMAIL FROM:<injected@example.test>\r\n");
+    let r = c.reply();
+    assert_eq!(r, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+    assert!(c.closed());
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.1]"]);
+    assert_eq!(
+        tern.log_count(
+            "]: improper command pipelining after STARTTLS from localhost[127.0.0.1]: RSET\\r\\nMAIL FROM:<injected@example.test>\\r\\n"
+        ),
+        1,
+        "{}",
+        tern.log()
+    );
+    assert!(tern.queued().is_empty());
+}
+
+/// A client that talks before the greeting (Postfix: `after CONNECT`) or
+/// sends the body behind DATA gets the 554 instead of its first command's
+/// reply; RFC 2920 pipelining after EHLO still works.
+#[test]
+fn forbidden_pipelining_is_refused_allowed_pipelining_is_not() {
+    let tern = Tern::builder().start();
+    // tern peeks right after accept(); if it was faster than our write,
+    // the EHLO was not early after all (the same race as in Postfix), so
+    // try again.
+    let mut refused = false;
+    for _ in 0..20 {
+        let mut c = Client::connect(tern.smtp_port);
+        c.send(b"EHLO early.test\r\n");
+        // The greeting still comes first (the bytes were only peeked).
+        assert!(c.reply().starts_with("220 "));
+        let r = c.reply();
+        if r.starts_with("250-") {
+            assert!(c.cmd("QUIT").starts_with("221 "));
+            continue;
+        }
+        assert_eq!(r, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+        assert!(c.closed());
+        refused = true;
+        break;
+    }
+    assert!(refused, "{}", tern.log());
+    tern.wait_for_log(&["improper command pipelining after CONNECT from localhost[127.0.0.1]: EHLO early.test\\r\\n"]);
+
+    let mut c = Client::connect(tern.smtp_port);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    c.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert_eq!(c.reply(), "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+    assert!(c.closed());
+    tern.wait_for_log(&["improper command pipelining after DATA from localhost[127.0.0.1]: Subject: x\\r\\n"]);
+    assert!(tern.queued().is_empty());
+
+    // MAIL, RCPT, DATA in one group after EHLO, body after 354: accepted.
+    let mut c = Client::connect(tern.smtp_port);
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("EHLO client.test").starts_with("250-"));
+    c.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\n");
+    assert!(c.reply().starts_with("250 2.1.0"));
+    assert!(c.reply().starts_with("250 2.1.5"));
+    assert!(c.reply().starts_with("354 "));
+    c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.0.0 Ok: queued as "));
+    assert!(c.cmd("QUIT").starts_with("221 "));
+}
+
+/// `smtpd_forbid_unauth_pipelining = no` (Postfix before 3.9): logged only.
 #[test]
 fn starttls_injection_without_pipelining_is_logged() {
     let ca = TestCa::new();
     let leaf = ca.server_cert(KeyKind::Rsa2048, &["tern.example.test"]);
-    let tern = Tern::builder().cert(&leaf.chain, &leaf.key).start();
+    let tern = Tern::builder()
+        .cert(&leaf.chain, &leaf.key)
+        .set("smtpd_forbid_unauth_pipelining", "no")
+        .start();
 
     // HELO: PIPELINING was never negotiated, so anything sent behind a
     // command is improper, and Postfix logs the injected bytes (escaped)

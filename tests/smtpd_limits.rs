@@ -64,6 +64,46 @@ fn recipient_limit() {
     assert!(!q.contains("r4@remote.test"), "{q}");
 }
 
+/// Postfix's `smtpd_recipient_overshoot_limit` (1000): a client with a
+/// longer list than `smtpd_recipient_limit` gets `452` for the excess,
+/// never `421`, and its message goes to the accepted 1,000. Before this,
+/// the 20th `452` hit `smtpd_hard_error_limit` and dropped them all.
+#[test]
+fn recipient_overshoot_lets_the_client_finish() {
+    let tern = Tern::builder().start();
+    let mut c = hello(tern.smtp_port);
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+    // Pipelined (allowed after EHLO) in groups, replies read per group.
+    let total = 1_200;
+    let mut replies = Vec::with_capacity(total);
+    for group in 0..(total / 100) {
+        let mut batch = String::new();
+        for i in 0..100 {
+            batch.push_str(&format!("RCPT TO:<r{}@remote.test>\r\n", group * 100 + i));
+        }
+        c.send(batch.as_bytes());
+        for _ in 0..100 {
+            replies.push(c.reply());
+        }
+    }
+    for (i, r) in replies.iter().enumerate() {
+        if i < 1000 {
+            assert!(r.starts_with("250 2.1.5 Ok"), "{i}: {r}");
+        } else {
+            assert_eq!(r, "452 4.5.3 Error: too many recipients\r\n", "{i}");
+        }
+    }
+    assert!(c.cmd("DATA").starts_with("354 "));
+    c.send(b"Subject: many\r\n\r\nbody\r\n.\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    let id = r.trim_end().rsplit(' ').next().unwrap_or_default().to_string();
+    let q = tern.queue_file(&id);
+    assert_eq!(q.matches("\nrcpt ").count(), 1000);
+    assert!(q.contains("r999@remote.test") && !q.contains("r1000@remote.test"));
+}
+
 #[test]
 fn message_size_limit() {
     let tern = Tern::builder().set("message_size_limit", "10000").start();

@@ -338,6 +338,12 @@ pub static PARAMS: &[Param] = &[
         "time limit for the greeting and EHLO replies"
     ),
     p!(
+        "smtp_line_length_limit",
+        "998",
+        Kind::Int,
+        "longest message line sent via SMTP, without CRLF; longer lines are broken by inserting CRLF SPACE; 0: no limit"
+    ),
+    p!(
         "smtp_listen",
         "25",
         Kind::Listen,
@@ -542,6 +548,12 @@ pub static PARAMS: &[Param] = &[
         "bare LF in commands and DATA: normalize to CRLF, or reject"
     ),
     p!(
+        "smtpd_forbid_unauth_pipelining",
+        "yes",
+        Kind::Bool,
+        "disconnect clients that pipeline where RFC 2920 forbids it (554 5.5.0 Error: SMTP protocol synchronization)"
+    ),
+    p!(
         "smtpd_hard_error_limit",
         "20",
         Kind::Int,
@@ -558,6 +570,12 @@ pub static PARAMS: &[Param] = &[
         "1000",
         Kind::Int,
         "recipients per message"
+    ),
+    p!(
+        "smtpd_recipient_overshoot_limit",
+        "1000",
+        Kind::Int,
+        "recipients beyond smtpd_recipient_limit answered 452 before each counts as an error"
     ),
     p!(
         "smtpd_sasl_password_file",

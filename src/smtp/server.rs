@@ -41,6 +41,15 @@ pub struct ServerParams {
     pub message_size_limit: u64,
     /// `smtpd_recipient_limit`
     pub recipient_limit: usize,
+    /// `smtpd_recipient_overshoot_limit`: RCPTs past the recipient limit
+    /// that get `452 4.5.3` without counting as errors, so a client with
+    /// a long list can finish and send DATA for the accepted part (the
+    /// rest is retried by the client); beyond them each one is an error.
+    pub recipient_overshoot_limit: u32,
+    /// `smtpd_forbid_unauth_pipelining` (Postfix 3.9: yes): improper
+    /// pipelining is answered `554 5.5.0 Error: SMTP protocol
+    /// synchronization` and the session ends.
+    pub forbid_unauth_pipelining: bool,
     /// STARTTLS can be offered (a certificate is loaded).
     pub tls_available: bool,
     /// The connection is TLS from the start (submissions, port 465).
@@ -84,6 +93,8 @@ impl Default for ServerParams {
             hostname: "localhost".into(),
             message_size_limit: 10_240_000,
             recipient_limit: 1000,
+            recipient_overshoot_limit: 1000,
+            forbid_unauth_pipelining: true,
             tls_available: false,
             implicit_tls: false,
             tls_required: false,
@@ -272,6 +283,9 @@ pub struct Envelope {
     pub smtputf8: bool,
     /// `SIZE=` parameter, if given.
     pub declared_size: Option<u64>,
+    /// RCPTs refused for `smtpd_recipient_limit` in this transaction
+    /// (Postfix's `rcpt_overshoot`, also reset with the transaction).
+    pub overshoot: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -701,6 +715,18 @@ impl Session {
     pub fn line(&mut self, line: &[u8], rcpts: &mut dyn Recipients) -> Actions {
         let mut out = Actions::new();
         match core::mem::replace(&mut self.state, State::Command) {
+            // Postfix 3.9 `smtpd_forbid_unauth_pipelining = yes`: once
+            // improper pipelining was seen (at this command, or before the
+            // greeting), the command is not run; the client gets the 554
+            // and the session ends. Postfix exempts no client class.
+            State::Command if self.ill_pipelining && self.p.forbid_unauth_pipelining => {
+                self.count(Verb::Unknown, false);
+                self.send(
+                    &mut out,
+                    Reply::new("554 5.5.0 Error: SMTP protocol synchronization"),
+                );
+                self.close(&mut out);
+            }
             State::Command => self.command(&mut out, line, rcpts),
             State::Auth(step) => self.auth_response(&mut out, step, line),
             State::Closed => self.state = State::Closed,
@@ -937,6 +963,7 @@ impl Session {
                     body: params.body,
                     smtputf8: params.smtputf8,
                     declared_size: params.size,
+                    overshoot: 0,
                 });
                 self.count(verb, true);
                 self.send(out, Reply::new("250 2.1.0 Ok"));
@@ -999,11 +1026,23 @@ impl Session {
         let v = Verb::Rcpt;
         let relay_ok = self.p.client_in_mynetworks || self.auth_user.is_some();
         let limit = self.p.recipient_limit;
-        let Some(env) = &self.envelope else {
+        let overshoot_limit = self.p.recipient_overshoot_limit;
+        let Some(env) = &mut self.envelope else {
             return self.reject(out, v, Reply::new("503 5.5.1 Error: need MAIL command"));
         };
         if env.recipients.len() >= limit {
-            return self.reject(out, v, Reply::new("452 4.5.3 Error: too many recipients"));
+            let r = Reply::new("452 4.5.3 Error: too many recipients");
+            // Postfix (smtpd.c rcpt_cmd): `rcpt_overshoot++ < overlim`
+            // returns success, so neither the error count nor the
+            // command's failure count moves; the accepted recipients stay
+            // and DATA can still deliver to them.
+            if env.overshoot < overshoot_limit {
+                env.overshoot += 1;
+                self.count(v, true);
+                self.send(out, r);
+                return;
+            }
+            return self.reject(out, v, r);
         }
         if to.is_utf8() && !env.smtputf8 {
             return self.reject(

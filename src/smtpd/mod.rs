@@ -131,6 +131,9 @@ impl Shared {
             hostname: cfg.get("myhostname").to_string(),
             message_size_limit: cfg.int("message_size_limit"),
             recipient_limit: usize::try_from(cfg.int("smtpd_recipient_limit")).unwrap_or(1000),
+            recipient_overshoot_limit: u32::try_from(cfg.int("smtpd_recipient_overshoot_limit"))
+                .unwrap_or(u32::MAX),
+            forbid_unauth_pipelining: cfg.bool("smtpd_forbid_unauth_pipelining"),
             tls_available: tls.is_some() && cfg.get("smtpd_tls_security_level") != "none",
             implicit_tls: false,
             tls_required: cfg.get("smtpd_tls_security_level") == "encrypt",

@@ -220,6 +220,87 @@ fn recipient_limit() {
 }
 
 #[test]
+fn recipient_overshoot_is_not_an_error_until_its_limit() {
+    let mut s = Session::new(ServerParams {
+        recipient_limit: 2,
+        recipient_overshoot_limit: 3,
+        hard_error_limit: 2,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<>");
+    for _ in 0..2 {
+        assert_eq!(say(&mut s, "RCPT TO:<u@example.net>"), "250 2.1.5 Ok\r\n");
+    }
+    // Three overshooting RCPTs: 452, and no error counted (hard limit 2).
+    for _ in 0..3 {
+        assert_eq!(
+            say(&mut s, "RCPT TO:<u@example.net>"),
+            "452 4.5.3 Error: too many recipients\r\n"
+        );
+        assert_eq!(s.error_count(), 0);
+    }
+    // Past the overshoot limit each one is an error.
+    assert_eq!(
+        say(&mut s, "RCPT TO:<u@example.net>"),
+        "452 4.5.3 Error: too many recipients\r\n"
+    );
+    assert_eq!(s.error_count(), 1);
+    // DATA still goes to the accepted recipients.
+    assert!(say(&mut s, "DATA").starts_with("354 "));
+    assert_eq!(s.envelope().unwrap().recipients.len(), 2);
+    // A new transaction starts a new overshoot count.
+    let mut s = Session::new(ServerParams {
+        recipient_limit: 1,
+        recipient_overshoot_limit: 1,
+        ..params()
+    });
+    say(&mut s, "EHLO c");
+    for _ in 0..2 {
+        say(&mut s, "MAIL FROM:<>");
+        say(&mut s, "RCPT TO:<u@example.net>");
+        say(&mut s, "RCPT TO:<u@example.net>");
+        say(&mut s, "RSET");
+    }
+    assert_eq!(s.error_count(), 0);
+}
+
+#[test]
+fn forbidden_pipelining_ends_the_session_with_554() {
+    const SYNC: &str = "554 5.5.0 Error: SMTP protocol synchronization\r\n[close]";
+    // After HELO (no PIPELINING): the pipelined command is not run.
+    let mut s = Session::new(params());
+    assert!(s.improper_pipelining(b"HELO c", b"MAIL FROM:<a@c>\r\n", CLIENT).is_some());
+    assert_eq!(say(&mut s, "HELO c"), SYNC);
+    assert!(s.is_closed());
+    assert_eq!(s.helo_name(), None);
+    // Talking before the greeting: the first command gets the 554.
+    let mut s = Session::new(params());
+    assert!(s.improper_pipelining_at_connect(b"EHLO c\r\n", CLIENT).is_some());
+    assert!(render(&s.greeting()).starts_with("220 "));
+    assert_eq!(say(&mut s, "EHLO c"), SYNC);
+    // DATA followed by the body before 354.
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    say(&mut s, "MAIL FROM:<a@c>");
+    say(&mut s, "RCPT TO:<u@example.net>");
+    assert!(s.improper_pipelining(b"DATA", b"Subject: x\r\n", CLIENT).is_some());
+    assert_eq!(say(&mut s, "DATA"), SYNC);
+    // Allowed pipelining after EHLO is untouched.
+    let mut s = Session::new(params());
+    say(&mut s, "EHLO c");
+    assert_eq!(s.improper_pipelining(b"MAIL FROM:<a@c>", b"RCPT TO:<u@example.net>\r\n", CLIENT), None);
+    assert_eq!(say(&mut s, "MAIL FROM:<a@c>"), "250 2.1.0 Ok\r\n");
+    // smtpd_forbid_unauth_pipelining = no: logged only, as before.
+    let mut s = Session::new(ServerParams {
+        forbid_unauth_pipelining: false,
+        ..params()
+    });
+    assert!(s.improper_pipelining(b"HELO c", b"NOOP\r\n", CLIENT).is_some());
+    assert!(say(&mut s, "HELO c").starts_with("250 "));
+}
+
+#[test]
 fn size_limits() {
     let mut s = Session::new(ServerParams {
         message_size_limit: 1000,
