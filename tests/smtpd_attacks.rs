@@ -207,9 +207,14 @@ fn forbidden_pipelining_is_refused_allowed_pipelining_is_not() {
     c.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
     assert!(c.reply().starts_with("250 2.1.0"));
     assert!(c.reply().starts_with("250 2.1.5"));
-    assert_eq!(c.reply(), "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+    assert_eq!(
+        c.reply(),
+        "554 5.5.0 Error: SMTP protocol synchronization\r\n"
+    );
     assert!(c.closed());
-    tern.wait_for_log(&["improper command pipelining after DATA from localhost[127.0.0.1]: Subject: x\\r\\n"]);
+    tern.wait_for_log(&[
+        "improper command pipelining after DATA from localhost[127.0.0.1]: Subject: x\\r\\n",
+    ]);
     assert!(tern.queued().is_empty());
 
     // MAIL, RCPT, DATA in one group after EHLO, body after 354: accepted.

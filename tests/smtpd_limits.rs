@@ -98,7 +98,12 @@ fn recipient_overshoot_lets_the_client_finish() {
     let r = c.reply();
     assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
     assert!(c.cmd("QUIT").starts_with("221 "));
-    let id = r.trim_end().rsplit(' ').next().unwrap_or_default().to_string();
+    let id = r
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let q = tern.queue_file(&id);
     assert_eq!(q.matches("\nrcpt ").count(), 1000);
     assert!(q.contains("r999@remote.test") && !q.contains("r1000@remote.test"));

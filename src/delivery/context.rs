@@ -55,6 +55,9 @@ pub struct Settings {
     pub greeting_timeout: Duration,
     /// `smtp_data_done_timeout` (body and end of data).
     pub data_done_timeout: Duration,
+    /// `smtp_line_length_limit`: longer body lines are broken with
+    /// `CRLF SPACE` (0: never).
+    pub line_length_limit: usize,
     /// `smtp_helo_name`.
     pub helo_name: String,
     /// `smtp_tls_loglevel`.
@@ -148,6 +151,8 @@ impl Settings {
                 .time("smtp_greeting_timeout")
                 .min(cfg.time("smtp_helo_timeout")),
             data_done_timeout: cfg.time("smtp_data_done_timeout"),
+            line_length_limit: usize::try_from(cfg.int("smtp_line_length_limit"))
+                .unwrap_or(crate::smtp::dotstuff::DEFAULT_LINE_LIMIT),
             helo_name: cfg.get("smtp_helo_name").to_string(),
             tls_loglevel: cfg.int("smtp_tls_loglevel"),
             sasl_auth_enable: cfg.bool("smtp_sasl_auth_enable"),

@@ -354,7 +354,10 @@ impl<'a> Conn<'a> {
                     return Err(self.lost("sending message body"));
                 };
                 let data_t = self.d.ctx.settings.data_done_timeout;
-                if let Err(e) = send_body(spool, &self.jobs[j].id, &mut self.stream, data_t).await {
+                let limit = self.d.ctx.settings.line_length_limit;
+                if let Err(e) =
+                    send_body(spool, &self.jobs[j].id, &mut self.stream, data_t, limit).await
+                {
                     return Err(HostFailure {
                         text: e,
                         dsn: "4.4.2".into(),
@@ -860,17 +863,20 @@ fn tls_setup(
     })
 }
 
-/// Reads the queue file body and sends it dot-stuffed, CRLF only.
+/// Reads the queue file body and sends it dot-stuffed, CRLF only, lines
+/// longer than `line_limit` (`smtp_line_length_limit`) broken with
+/// `CRLF SPACE` as Postfix does.
 async fn send_body(
     spool: &Spool,
     id: &str,
     stream: &mut Stream,
     limit: Duration,
+    line_limit: usize,
 ) -> Result<(), String> {
     let mut reader = spool
         .open_message(id)
         .map_err(|e| format!("cannot read queue file {id}: {e}"))?;
-    let mut stuffer = DotStuffer::new();
+    let mut stuffer = DotStuffer::with_line_limit(line_limit);
     let mut inbuf = [0u8; BODY_BUF];
     let mut outbuf = [0u8; BODY_BUF * 2 + 8];
     loop {

@@ -270,13 +270,17 @@ fn forbidden_pipelining_ends_the_session_with_554() {
     const SYNC: &str = "554 5.5.0 Error: SMTP protocol synchronization\r\n[close]";
     // After HELO (no PIPELINING): the pipelined command is not run.
     let mut s = Session::new(params());
-    assert!(s.improper_pipelining(b"HELO c", b"MAIL FROM:<a@c>\r\n", CLIENT).is_some());
+    assert!(s
+        .improper_pipelining(b"HELO c", b"MAIL FROM:<a@c>\r\n", CLIENT)
+        .is_some());
     assert_eq!(say(&mut s, "HELO c"), SYNC);
     assert!(s.is_closed());
     assert_eq!(s.helo_name(), None);
     // Talking before the greeting: the first command gets the 554.
     let mut s = Session::new(params());
-    assert!(s.improper_pipelining_at_connect(b"EHLO c\r\n", CLIENT).is_some());
+    assert!(s
+        .improper_pipelining_at_connect(b"EHLO c\r\n", CLIENT)
+        .is_some());
     assert!(render(&s.greeting()).starts_with("220 "));
     assert_eq!(say(&mut s, "EHLO c"), SYNC);
     // DATA followed by the body before 354.
@@ -284,19 +288,26 @@ fn forbidden_pipelining_ends_the_session_with_554() {
     say(&mut s, "EHLO c");
     say(&mut s, "MAIL FROM:<a@c>");
     say(&mut s, "RCPT TO:<u@example.net>");
-    assert!(s.improper_pipelining(b"DATA", b"Subject: x\r\n", CLIENT).is_some());
+    assert!(s
+        .improper_pipelining(b"DATA", b"Subject: x\r\n", CLIENT)
+        .is_some());
     assert_eq!(say(&mut s, "DATA"), SYNC);
     // Allowed pipelining after EHLO is untouched.
     let mut s = Session::new(params());
     say(&mut s, "EHLO c");
-    assert_eq!(s.improper_pipelining(b"MAIL FROM:<a@c>", b"RCPT TO:<u@example.net>\r\n", CLIENT), None);
+    assert_eq!(
+        s.improper_pipelining(b"MAIL FROM:<a@c>", b"RCPT TO:<u@example.net>\r\n", CLIENT),
+        None
+    );
     assert_eq!(say(&mut s, "MAIL FROM:<a@c>"), "250 2.1.0 Ok\r\n");
     // smtpd_forbid_unauth_pipelining = no: logged only, as before.
     let mut s = Session::new(ServerParams {
         forbid_unauth_pipelining: false,
         ..params()
     });
-    assert!(s.improper_pipelining(b"HELO c", b"NOOP\r\n", CLIENT).is_some());
+    assert!(s
+        .improper_pipelining(b"HELO c", b"NOOP\r\n", CLIENT)
+        .is_some());
     assert!(say(&mut s, "HELO c").starts_with("250 "));
 }
 
