@@ -704,3 +704,254 @@ fn total_outbound_sessions_are_capped_across_destinations() {
         "sessions open at once, all next hops"
     );
 }
+
+/// A raw-byte SMTP sink for the relaying tests: speaks just enough SMTP
+/// (no PIPELINING, no STARTTLS) and records, per message, the exact octets
+/// tern sent after `354` up to the first `CRLF.CRLF` (the end a conforming
+/// server sees), and every command line it did not expect: a body ended
+/// early would turn the rest of the body into such commands.
+mod raw_sink {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    pub struct Seen {
+        pub messages: Vec<Vec<u8>>,
+        pub unexpected: Vec<String>,
+    }
+
+    pub fn start() -> (u16, Arc<Mutex<Seen>>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for tcp in l.incoming().flatten() {
+                let s = s.clone();
+                std::thread::spawn(move || serve(tcp, &s));
+            }
+        });
+        (port, seen)
+    }
+
+    fn end_of_data(d: &[u8]) -> Option<usize> {
+        if d.starts_with(b".\r\n") {
+            return Some(3);
+        }
+        d.windows(5).position(|w| w == b"\r\n.\r\n").map(|p| p + 5)
+    }
+
+    fn serve(mut tcp: TcpStream, seen: &Mutex<Seen>) {
+        let _ = tcp.write_all(b"220 raw.example.test ESMTP\r\n");
+        let mut buf: Vec<u8> = Vec::new();
+        let mut data: Option<Vec<u8>> = None;
+        let mut chunk = [0u8; 65536];
+        loop {
+            if let Some(d) = &mut data {
+                d.append(&mut buf);
+                if let Some(end) = end_of_data(d) {
+                    buf = d.split_off(end);
+                    seen.lock().unwrap().messages.push(std::mem::take(d));
+                    data = None;
+                    let _ = tcp.write_all(b"250 2.0.0 Ok: queued as RAW\r\n");
+                    continue;
+                }
+            } else if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = buf.drain(..p + 2).collect();
+                let l = String::from_utf8_lossy(&line[..p]).to_string();
+                let verb = l.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => b"250-raw.example.test\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n",
+                    "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 Ok\r\n",
+                    "DATA" => {
+                        data = Some(Vec::new());
+                        b"354 End data with <CR><LF>.<CR><LF>\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = tcp.write_all(b"221 2.0.0 Bye\r\n");
+                        return;
+                    }
+                    _ => {
+                        seen.lock().unwrap().unexpected.push(l);
+                        b"500 5.5.2 Error: command not recognized\r\n"
+                    }
+                };
+                let _ = tcp.write_all(reply);
+                continue;
+            }
+            match tcp.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// Sends one message into tern over plain SMTP (EHLO, no pipelining) and
+/// returns tern's reply to the end of data, then the reply to QUIT.
+fn submit_raw(port: u16, body: &[u8]) -> (String, String) {
+    use std::io::{BufRead, BufReader, Write};
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(T)).expect("timeout");
+    let mut w = tcp.try_clone().expect("clone");
+    let mut r = BufReader::new(tcp);
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    };
+    assert!(reply().starts_with("220 "));
+    for cmd in [
+        "EHLO client.test",
+        "MAIL FROM:<alice@example.net>",
+        "RCPT TO:<bob@example.test>",
+    ] {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");
+        let r = reply();
+        assert!(r.starts_with("250"), "{cmd}: {r}");
+    }
+    w.write_all(b"DATA\r\n").expect("write");
+    let r = reply();
+    assert!(r.starts_with("354 "), "{r}");
+    w.write_all(body).expect("write");
+    w.write_all(b"\r\n.\r\n").expect("write");
+    let end = reply();
+    w.write_all(b"QUIT\r\n").expect("write");
+    let quit = reply();
+    (end, quit)
+}
+
+/// Issue 16: a 1 MiB line is relayed broken into lines of at most 998
+/// octets (`smtp_line_length_limit`, Postfix's `CRLF SPACE`), and taking
+/// the inserted `CRLF SPACE` out gives back the line exactly.
+#[test]
+fn a_one_mebibyte_line_is_relayed_folded() {
+    let (sink_port, seen) = raw_sink::start();
+    let tern = Tern::builder().relay_to(sink_port).start();
+    // Printable text with spaces and dots, so folds land everywhere.
+    let mut seed = 0x9e37_79b9_u32;
+    let line: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            b" .abcdefghijklmnopqrstuvwxyz0123456789"[(seed % 38) as usize]
+        })
+        .collect();
+    let mut body = b"Subject: long line\r\n\r\nfirst\r\n".to_vec();
+    body.extend_from_slice(&line);
+    body.extend_from_slice(b"\r\nlast");
+    let (end, quit) = submit_raw(tern.port(), &body);
+    assert!(end.starts_with("250 2.0.0 Ok: queued as "), "{end}");
+    assert!(quit.starts_with("221 "), "{quit}");
+    let id = end
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    tern.wait_log(&[&id, "status=sent"], 1, T);
+    let seen = seen.lock().unwrap();
+    assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
+    assert_eq!(seen.messages.len(), 1);
+    let wire = &seen.messages[0];
+    for l in wire.split_inclusive(|&b| b == b'\n') {
+        assert!(l.len() <= 998 + 2, "a line of {} octets", l.len());
+        assert!(l.ends_with(b"\r\n"));
+    }
+    // Undo the dot-stuffing of the one line, then the folds.
+    let mut unstuffed = Vec::new();
+    for l in wire.split_inclusive(|&b| b == b'\n') {
+        unstuffed.extend_from_slice(l.strip_prefix(b".").unwrap_or(l));
+    }
+    let mut unfolded = Vec::with_capacity(unstuffed.len());
+    let mut i = 0;
+    while i < unstuffed.len() {
+        if unstuffed[i..].starts_with(b"\r\n ") {
+            i += 3;
+        } else {
+            unfolded.push(unstuffed[i]);
+            i += 1;
+        }
+    }
+    let mut want = b"\r\nfirst\r\n".to_vec();
+    want.extend_from_slice(&line);
+    want.extend_from_slice(b"\r\nlast\r\n");
+    assert!(
+        unfolded.windows(want.len()).any(|w| w == want),
+        "the line did not come back whole"
+    );
+    assert!(unfolded.ends_with(b"\r\nlast\r\n\r\n"));
+}
+
+/// Issue 16, SMTP smuggling: each ending sent inbound neither ends the
+/// message early at tern (one `250` for the whole message, then `221` to
+/// QUIT) nor appears as an end of data in what tern relays: the sink sees
+/// each message end only at tern's final `CRLF.CRLF`, and none of the
+/// smuggled commands.
+#[test]
+fn smuggling_endings_never_end_a_message_inbound_or_outbound() {
+    let endings: [&[u8]; 10] = [
+        b"\n.\n",
+        b"\r.\r",
+        b"\r.\n",
+        b"\n.\r",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r\n\0.\r\n",
+        b"\r\n.\0\r\n",
+    ];
+    let (sink_port, seen) = raw_sink::start();
+    let tern = Tern::builder().relay_to(sink_port).start();
+    for (i, e) in endings.iter().enumerate() {
+        let mut body = format!("Subject: smuggle-{i}\r\n\r\nbefore-{i}").into_bytes();
+        body.extend_from_slice(e);
+        body.extend_from_slice(
+            format!(
+                "MAIL FROM:<evil@example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: smuggled-{i}\r\n\r\nsmuggled\r\n"
+            )
+            .as_bytes(),
+        );
+        let (end, quit) = submit_raw(tern.port(), &body);
+        assert!(end.starts_with("250 2.0.0 Ok: queued as "), "{i}: {end}");
+        assert!(quit.starts_with("221 "), "{i}: {quit}");
+        let id = end
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        tern.wait_log(&[&id, "status=sent"], 1, T);
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
+    assert_eq!(seen.messages.len(), endings.len());
+    for (i, m) in seen.messages.iter().enumerate() {
+        let text = String::from_utf8_lossy(m);
+        // The whole message, smuggled part included, inside one DATA.
+        assert!(text.contains("before-"), "{i}: {text}");
+        assert!(text.contains("\r\nsmuggled\r\n\r\n.\r\n"), "{i}: {text}");
+        assert!(m.ends_with(b"\r\nsmuggled\r\n\r\n.\r\n"), "{i}: {text}");
+        // Only CRLF line ends on the wire: no bare CR or LF is left for a
+        // lenient next hop to read as a line end.
+        for (j, &b) in m.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(m.get(j.wrapping_sub(1)), Some(&b'\r'), "{i}: {text:?}");
+            }
+            if b == b'\r' {
+                assert_eq!(m.get(j + 1), Some(&b'\n'), "{i}: {text:?}");
+            }
+        }
+    }
+}
