@@ -105,7 +105,7 @@ pub async fn run(
                         log::info!(
                             target: "smtpd",
                             "SSL_accept error from {host}[{addr_s}]: {}",
-                            crate::tls::words::describe_io(&e)
+                            crate::tls::words::describe_accept_io(&e)
                         );
                         Ended::Lost
                     }
@@ -318,7 +318,7 @@ async fn perform(
                         log::info!(
                             target: "smtpd",
                             "SSL_accept error from {host}[{addr}]: {}",
-                            crate::tls::words::describe_io(&e)
+                            crate::tls::words::describe_accept_io(&e)
                         );
                         let _ = sess.event(Event::TlsFailed);
                         return Err(Ended::Lost);

@@ -55,6 +55,29 @@ pub fn describe_io(e: &io::Error) -> String {
     }
 }
 
+/// The reason in Postfix's `SSL_accept error from host[addr]: REASON`. A
+/// client that ends the handshake cleanly, with a `close_notify` alert
+/// (scanners such as testssl.sh and sslyze do, once they have what they
+/// probed for) or by closing the connection, is `lost connection`: OpenSSL
+/// reports both as a zero return with no error queued and no errno, which
+/// Postfix's tls_server_start() words so. Anything else as
+/// [`describe_io`].
+pub fn describe_accept_io(e: &io::Error) -> String {
+    let close_notify = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify)
+            )
+        });
+    if close_notify || e.kind() == io::ErrorKind::UnexpectedEof {
+        return "lost connection".into();
+    }
+    describe_io(e)
+}
+
 /// The cleartext SMTP reply at the start of `prefix` (the first bytes a
 /// server sent where a TLS handshake was expected), as printable text up
 /// to the end of its first line: `Some("220 mx.example.com ESMTP")`. A TLS
@@ -308,5 +331,21 @@ mod tests {
         assert_eq!(describe_io(&io), describe(&cases[3]));
         let io = io::Error::from_raw_os_error(libc::ECONNRESET);
         assert_eq!(describe_io(&io), "Connection reset by peer");
+    }
+
+    #[test]
+    fn clean_close_in_accept_is_lost_connection() {
+        let cn = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify),
+        );
+        assert_eq!(describe_accept_io(&cn), "lost connection");
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed");
+        assert_eq!(describe_accept_io(&eof), "lost connection");
+        let other = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        assert_eq!(describe_accept_io(&other), describe_io(&other));
     }
 }
