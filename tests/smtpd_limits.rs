@@ -322,6 +322,10 @@ fn junk_command_limit() {
     let tern = Tern::builder()
         .set("smtpd_junk_command_limit", "5")
         .set("smtpd_hard_error_limit", "3")
+        // The NOOPs below are pipelined, which Postfix 3.9's default
+        // refuses at the first one (NOOP ends a command group); this test
+        // is about the junk limit.
+        .set("smtpd_forbid_unauth_pipelining", "no")
         .start();
     let mut c = hello(tern.smtp_port);
     // Twenty NOOPs in one segment. EHLO was junk 1; junk 7, 8 and 9 are
@@ -366,7 +370,9 @@ fn junk_command_limit() {
     );
 
     // The default limit (100) lets a normal amount of NOOPs through.
-    let tern = Tern::builder().start();
+    let tern = Tern::builder()
+        .set("smtpd_forbid_unauth_pipelining", "no")
+        .start();
     let mut c = hello(tern.smtp_port);
     c.send("NOOP\r\n".repeat(90).as_bytes());
     for i in 0..90 {
