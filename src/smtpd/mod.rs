@@ -12,6 +12,7 @@
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
 //! connections` and is closed.
 
+pub mod anvil;
 pub mod commit;
 pub mod listen;
 pub mod passwd;
