@@ -633,7 +633,7 @@ fn one_dripping_address_does_not_lock_others_out() {
     assert!(t0.elapsed() < WAIT, "{:?}", t0.elapsed());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = dripper.join();
-    assert_eq!(tern.log_count("connect from localhost[127.0.0.2]"), 16);
+    assert_eq!(tern.log_count("]: connect from localhost[127.0.0.2]"), 16);
     assert_eq!(
         tern.log_count("Connection concurrency limit exceeded"),
         14,

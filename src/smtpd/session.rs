@@ -289,6 +289,11 @@ pub async fn run(
     )
     .await;
     log::info!(target: "smtpd", "{}", sess.disconnect_line(&host, &addr_s));
+    // The slot goes back now, so the end of stress mode is seen (and
+    // logged) when the last sessions leave, not at the next client.
+    drop(stream);
+    drop(command);
+    let _ = guard.stressed(&shared);
 }
 
 /// Carries out the session's actions in order. Errors end the session.
