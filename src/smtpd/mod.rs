@@ -10,7 +10,10 @@
 //! The envelope is not fixed: it grows up to `smtpd_recipient_limit`
 //! addresses (worst case in `docs/design.md`, "Per-session memory").
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
-//! connections` and is closed.
+//! connections` and is closed; one over its address's limits
+//! ([`anvil`], [`guard`]) gets Postfix's `421 4.7.0` before it takes a
+//! slot. On the implicit-TLS port both are closed without a reply (see
+//! `refuse`).
 
 pub mod anvil;
 pub mod commit;
