@@ -21,7 +21,7 @@ if [ $# -eq 0 ]; then
     set -- src/smtp src/policy src/dns/wire.rs src/dns/wire_tests.rs \
         src/mtasts/http.rs src/mtasts/policy.rs src/mtasts/record.rs \
         src/tlsrpt/event.rs src/tlsrpt/record.rs src/tlsrpt/counters.rs src/tlsrpt/report.rs \
-        src/tlsrpt/gzip.rs src/tlsrpt/mail.rs src/tlsrpt/dkim.rs
+        src/tlsrpt/gzip.rs src/tlsrpt/mail.rs src/tlsrpt/dkim.rs src/smtpd/anvil.rs
 fi
 
 # rule name, then an extended regex (GNU grep: \b is a word boundary).

@@ -486,3 +486,249 @@ fn ffdhe_groups_are_a_config_error() {
         out.combined()
     );
 }
+
+// Per-client limits (anvil). tern's default mynetworks covers all of
+// 127.0.0.0/8, and so does the default smtpd_client_event_limit_exceptions
+// ($mynetworks); these tests keep only 127.0.0.1 exempt and connect from
+// 127.0.0.2 and up, which still may relay (mynetworks).
+
+/// Greeting and EHLO from the loopback address `src`.
+fn hello_from(src: &str, port: u16) -> Client {
+    let mut c = Client::connect_from(src, port);
+    let g = c.reply();
+    assert!(g.starts_with("220 tern.example.test ESMTP"), "{src}: {g}");
+    let r = c.cmd("EHLO client.test");
+    assert!(r.starts_with("250-tern.example.test"), "{src}: {r}");
+    c
+}
+
+fn limited() -> smtpd_support::TernBuilder {
+    Tern::builder().set("smtpd_client_event_limit_exceptions", "127.0.0.1/32")
+}
+
+#[test]
+fn connection_count_limit_default_is_a_quarter_of_the_slots() {
+    // max_connections 8: two per client address when not set.
+    let tern = limited().set("max_connections", "8").start();
+    let a = hello_from("127.0.0.2", tern.smtp_port);
+    let _b = hello_from("127.0.0.2", tern.smtp_port);
+    let mut c = Client::connect_from("127.0.0.2", tern.smtp_port);
+    assert_eq!(
+        c.reply(),
+        "421 4.7.0 tern.example.test Error: too many connections from 127.0.0.2\r\n"
+    );
+    assert!(c.closed());
+    tern.wait_for_log(&[
+        "warning: Connection concurrency limit exceeded: 3 from localhost[127.0.0.2] for service smtp",
+    ]);
+    // Other addresses, exempt or not, are served.
+    let _x = hello_from("127.0.0.3", tern.smtp_port);
+    let _y = hello(tern.smtp_port);
+    // A session that ends gives its place back.
+    drop(a);
+    tern.wait_for_log(&["disconnect from localhost[127.0.0.2] ehlo=1 commands=1"]);
+    let _d = hello_from("127.0.0.2", tern.smtp_port);
+}
+
+#[test]
+fn explicit_connection_count_and_rate_limits_win() {
+    let tern = limited()
+        .set("max_connections", "8")
+        .set("smtpd_client_connection_count_limit", "3")
+        .set("smtpd_client_connection_rate_limit", "4")
+        .start();
+    let held: Vec<Client> = (0..3)
+        .map(|_| hello_from("127.0.0.2", tern.smtp_port))
+        .collect();
+    let mut c = Client::connect_from("127.0.0.2", tern.smtp_port);
+    assert!(c
+        .reply()
+        .starts_with("421 4.7.0 tern.example.test Error: too many connections from 127.0.0.2"));
+    drop(held);
+    // Five connections in this minute so far (the refused one counts, as
+    // in anvil): the rate limit of 4 refuses now, with the same reply.
+    let mut c = Client::connect_from("127.0.0.2", tern.smtp_port);
+    assert_eq!(
+        c.reply(),
+        "421 4.7.0 tern.example.test Error: too many connections from 127.0.0.2\r\n"
+    );
+    tern.wait_for_log(&[
+        "warning: Connection rate limit exceeded: 5 from localhost[127.0.0.2] for service smtp",
+    ]);
+    // The exempt address has no rate.
+    for _ in 0..6 {
+        let mut c = hello(tern.smtp_port);
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+}
+
+#[test]
+fn message_rate_limit() {
+    let tern = limited()
+        .set("smtpd_client_message_rate_limit", "2")
+        .start();
+    let mut c = hello_from("127.0.0.2", tern.smtp_port);
+    for _ in 0..2 {
+        assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+        assert!(c.cmd("RSET").starts_with("250 "));
+    }
+    // Counted across sessions too.
+    let mut d = hello_from("127.0.0.2", tern.smtp_port);
+    assert_eq!(
+        d.cmd("MAIL FROM:<a@example.test>"),
+        "450 4.7.1 Error: too much mail from 127.0.0.2\r\n"
+    );
+    tern.wait_for_log(&[
+        "warning: Message delivery request rate limit exceeded: 3 from localhost[127.0.0.2] for service smtp",
+    ]);
+    let mut e = hello(tern.smtp_port);
+    assert!(e.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+}
+
+#[test]
+fn auth_rate_limit() {
+    let tern = limited()
+        .user("alice", "correct horse")
+        .set("smtpd_tls_auth_only", "no")
+        .set("smtpd_client_auth_rate_limit", "1")
+        .start();
+    let mut c = hello_from("127.0.0.2", tern.smtp_port);
+    // "\0alice\0wrong"
+    let r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n");
+    assert!(r.starts_with("535 "), "{r}");
+    let r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n");
+    assert_eq!(
+        r,
+        "450 4.7.1 Error: too many AUTH commands from 127.0.0.2\r\n"
+    );
+    tern.wait_for_log(&[
+        "warning: AUTH command rate limit exceeded: 2 from localhost[127.0.0.2] for service smtp",
+    ]);
+}
+
+#[test]
+fn implicit_tls_over_the_limit_closes_without_cleartext() {
+    let ca = common::certs::TestCa::new();
+    let leaf = ca.server_cert(common::certs::KeyKind::EcdsaP256, &["tern.example.test"]);
+    let tern = limited()
+        .cert(&leaf.chain, &leaf.key)
+        .submissions()
+        .set("smtpd_client_connection_count_limit", "1")
+        .start();
+    let port = tern.submissions_port.unwrap();
+    // The first connection holds the one place (waiting for its hello).
+    let _held = smtpd_support::tcp_from("127.0.0.2", port);
+    tern.wait_for_log(&["connect from localhost[127.0.0.2]"]);
+    let mut over = smtpd_support::tcp_from("127.0.0.2", port);
+    over.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    use std::io::Read;
+    let _ = over.read_to_end(&mut got);
+    assert!(
+        got.is_empty(),
+        "cleartext on the implicit-TLS port: {got:?}"
+    );
+    tern.wait_for_log(&[
+        "warning: Connection concurrency limit exceeded: 2 from localhost[127.0.0.2] for service submissions",
+    ]);
+}
+
+/// The Bar of issue 16: one address outside the exceptions holds twice
+/// max_connections dripping sessions (a byte every 2 s) while five other
+/// addresses each submit a message: all five get 250.
+#[test]
+fn one_dripping_address_does_not_lock_others_out() {
+    let tern = limited()
+        .set("max_connections", "8")
+        .set("smtpd_timeout", "30s")
+        .start();
+    let port = tern.smtp_port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let dripper = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut socks: Vec<std::net::TcpStream> = (0..16)
+            .map(|_| smtpd_support::tcp_from("127.0.0.2", port))
+            .collect();
+        let mut refused = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            for s in socks.iter_mut() {
+                if s.write_all(b"N").is_err() {
+                    refused += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        drop(socks);
+        refused
+    });
+    // Let the dripper take what it can.
+    tern.wait_for_log(&["Connection concurrency limit exceeded: 3 from localhost[127.0.0.2]"]);
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    for n in 3..8 {
+        let src = format!("127.0.0.{n}");
+        let mut c = hello_from(&src, port);
+        assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("250 "));
+        assert!(c
+            .cmd(&format!("RCPT TO:<r{n}@remote.test>"))
+            .starts_with("250 "));
+        assert!(c.cmd("DATA").starts_with("354 "));
+        c.send(b"Subject: fair share\r\n\r\nbody\r\n.\r\n");
+        let r = c.reply();
+        assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{src}: {r}");
+        ids.push(r);
+        assert!(c.cmd("QUIT").starts_with("221"));
+    }
+    assert_eq!(ids.len(), 5);
+    assert!(t0.elapsed() < WAIT, "{:?}", t0.elapsed());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = dripper.join();
+    assert_eq!(tern.log_count("]: connect from localhost[127.0.0.2]"), 16);
+    assert_eq!(
+        tern.log_count("Connection concurrency limit exceeded"),
+        14,
+        "{}",
+        tern.log()
+    );
+}
+
+#[test]
+fn stress_mode_reclaims_dripping_sessions() {
+    // No per-client limit here: four sessions of one address fill more
+    // than half of the slots and they drip a byte a second, which an idle
+    // timeout never catches; in stress mode the whole line is due within
+    // smtpd_stress_timeout.
+    let tern = limited()
+        .set("max_connections", "4")
+        .set("smtpd_client_connection_count_limit", "0")
+        .set("smtpd_stress_threshold", "50")
+        .set("smtpd_stress_timeout", "3s")
+        .start();
+    let port = tern.smtp_port;
+    let t0 = Instant::now();
+    use std::io::{Read, Write};
+    let mut drippers: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = smtpd_support::tcp_from("127.0.0.2", port);
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let mut g = [0u8; 512];
+            let n = s.read(&mut g).unwrap();
+            assert!(g[..n].starts_with(b"220 "), "{:?}", &g[..n]);
+            s
+        })
+        .collect();
+    tern.wait_for_log(&["connection slots (max_connections) in use: stress mode on"]);
+    let mut closed = 0;
+    while closed < 3 && t0.elapsed() < WAIT {
+        for s in drippers.iter_mut() {
+            // Errors once tern has closed it are expected.
+            let _ = s.write_all(b"N");
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        closed = tern.log_count("timeout after CONNECT from localhost[127.0.0.2]");
+    }
+    assert_eq!(closed, 3, "{}", tern.log());
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    tern.wait_for_log(&["connection slots (max_connections) in use: stress mode off"]);
+}

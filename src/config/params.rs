@@ -92,6 +92,12 @@ pub static PARAMS: &[Param] = &[
         "let aliases deliver to /file/names (not supported yet: yes is a configuration error)"
     ),
     p!(
+        "anvil_rate_time_unit",
+        "60s",
+        Kind::Time('s'),
+        "the time unit of the smtpd_client_*_rate_limit counters"
+    ),
+    p!(
         "append_at_myorigin",
         "yes",
         Kind::Bool,
@@ -542,6 +548,36 @@ pub static PARAMS: &[Param] = &[
         "text after 220 in the greeting"
     ),
     p!(
+        "smtpd_client_auth_rate_limit",
+        "0",
+        Kind::Int,
+        "AUTH commands one client address may send per anvil_rate_time_unit (0: no limit)"
+    ),
+    p!(
+        "smtpd_client_connection_count_limit",
+        "8",
+        Kind::Int,
+        "simultaneous connections from one client address (0: no limit); when not set: max_connections/4, at least 2"
+    ),
+    p!(
+        "smtpd_client_connection_rate_limit",
+        "0",
+        Kind::Int,
+        "connections one client address may open per anvil_rate_time_unit (0: no limit)"
+    ),
+    p!(
+        "smtpd_client_event_limit_exceptions",
+        "$mynetworks",
+        Kind::Networks,
+        "clients the smtpd_client_*_limit settings do not apply to"
+    ),
+    p!(
+        "smtpd_client_message_rate_limit",
+        "0",
+        Kind::Int,
+        "MAIL FROM requests one client address may send per anvil_rate_time_unit (0: no limit)"
+    ),
+    p!(
         "smtpd_forbid_bare_newline",
         "normalize",
         Kind::Enum(&["normalize", "reject", "no"]),
@@ -588,6 +624,24 @@ pub static PARAMS: &[Param] = &[
         "10",
         Kind::Int,
         "errors before replies are delayed"
+    ),
+    p!(
+        "smtpd_stress_hard_error_limit",
+        "1",
+        Kind::Int,
+        "smtpd_hard_error_limit of sessions that start in stress mode (Postfix: ${stress?{1}:{20}})"
+    ),
+    p!(
+        "smtpd_stress_threshold",
+        "80",
+        Kind::Int,
+        "stress mode starts when more than this percentage of max_connections slots is in use, and ends at half of it"
+    ),
+    p!(
+        "smtpd_stress_timeout",
+        "10s",
+        Kind::Time('s'),
+        "in stress mode, the time a client has for each whole command line (Postfix: ${stress?{10}:{300}}s with smtpd_per_record_deadline)"
     ),
     p!(
         "smtpd_timeout",

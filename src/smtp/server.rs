@@ -180,6 +180,19 @@ pub trait Recipients {
     fn storage_ok(&mut self, _size: u64) -> bool {
         true
     }
+
+    /// The per-client message rate (`smtpd_client_message_rate_limit`),
+    /// asked at each `MAIL FROM` that passed the other checks: a reply
+    /// (Postfix's `450 4.7.1 Error: too much mail from ADDR`) refuses it.
+    fn mail_limit(&mut self) -> Option<String> {
+        None
+    }
+
+    /// The per-client AUTH rate (`smtpd_client_auth_rate_limit`), asked at
+    /// each `AUTH` command that may proceed: a reply refuses it.
+    fn auth_limit(&mut self) -> Option<String> {
+        None
+    }
 }
 
 impl<F: FnMut(&Path<'_>) -> RcptClass> Recipients for F {
@@ -925,7 +938,9 @@ impl Session {
                     self.state = State::Tls;
                 }
             }
-            Command::Auth { mechanism, initial } => self.auth_command(out, mechanism, initial),
+            Command::Auth { mechanism, initial } => {
+                self.auth_command(out, mechanism, initial, rcpts)
+            }
             Command::Mail { from, params } => {
                 if self.p.helo_required && self.helo.is_none() {
                     return self.reject(
@@ -956,6 +971,9 @@ impl Session {
                 }
                 if !rcpts.storage_ok(params.size.unwrap_or(0)) {
                     return self.reject_logged(out, verb, INSUFFICIENT_STORAGE, from.mailbox());
+                }
+                if let Some(r) = rcpts.mail_limit() {
+                    return self.reject(out, verb, Reply::new(&r));
                 }
                 self.envelope = Some(Envelope {
                     sender: from.mailbox().to_string(),
@@ -1073,7 +1091,13 @@ impl Session {
         }
     }
 
-    fn auth_command(&mut self, out: &mut Actions, mechanism: &str, initial: Option<&str>) {
+    fn auth_command(
+        &mut self,
+        out: &mut Actions,
+        mechanism: &str,
+        initial: Option<&str>,
+        rcpts: &mut dyn Recipients,
+    ) {
         let v = Verb::Auth;
         if !self.p.auth_available {
             return self.reject(
@@ -1098,6 +1122,11 @@ impl Session {
         }
         if self.auth_user.is_some() {
             return self.reject(out, v, Reply::new("503 5.5.1 Error: already authenticated"));
+        }
+        // Counted across sessions by the driver (anvil); as in Postfix an
+        // error for smtpd_hard_error_limit.
+        if let Some(r) = rcpts.auth_limit() {
+            return self.reject(out, v, Reply::new(&r));
         }
         // Counted as success when the verdict is positive.
         self.count(v, false);

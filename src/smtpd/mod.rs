@@ -10,9 +10,14 @@
 //! The envelope is not fixed: it grows up to `smtpd_recipient_limit`
 //! addresses (worst case in `docs/design.md`, "Per-session memory").
 //! A connection that finds the pool empty gets `421 4.3.2 Too many
-//! connections` and is closed.
+//! connections` and is closed; one over its address's limits
+//! ([`anvil`], [`guard`]) gets Postfix's `421 4.7.0` before it takes a
+//! slot. On the implicit-TLS port both are closed without a reply (see
+//! `refuse`).
 
+pub mod anvil;
 pub mod commit;
+pub mod guard;
 pub mod listen;
 pub mod passwd;
 pub mod session;
@@ -85,6 +90,16 @@ pub struct Shared {
     pub on_new_mail: Box<dyn Fn(&str)>,
     /// `queue_minfree`.
     pub queue_minfree: u64,
+    /// The `smtpd_client_*_limit` settings and `anvil_rate_time_unit`.
+    pub limits: anvil::Limits,
+    /// `smtpd_client_event_limit_exceptions`.
+    pub limit_exceptions: Vec<Network>,
+    /// `smtpd_stress_threshold` (percent of the slots in use).
+    pub stress_threshold: u64,
+    /// `smtpd_stress_timeout`.
+    pub stress_timeout: Duration,
+    /// `smtpd_stress_hard_error_limit`.
+    pub stress_hard_error_limit: u32,
 }
 
 impl Shared {
@@ -177,6 +192,12 @@ impl Shared {
             interfaces: interface_addresses(cfg),
             on_new_mail,
             queue_minfree: cfg.int("queue_minfree"),
+            limits: client_limits(cfg),
+            limit_exceptions: cfg.networks("smtpd_client_event_limit_exceptions"),
+            stress_threshold: cfg.int("smtpd_stress_threshold").min(100),
+            stress_timeout: cfg.time("smtpd_stress_timeout"),
+            stress_hard_error_limit: u32::try_from(cfg.int("smtpd_stress_hard_error_limit"))
+                .unwrap_or(1),
         })
     }
 
@@ -212,20 +233,67 @@ impl Shared {
     }
 }
 
+/// The `smtpd_client_*_limit` settings. The concurrency limit, when not
+/// set, is a fair share of the slots: `max_connections / 4`, at least 2
+/// (8 of the default 32), so one address can never hold most of them;
+/// Postfix's own default (50) is sized for a server with 100 smtpd
+/// processes. A value set in the file always wins, 0 included (no limit).
+fn client_limits(cfg: &Config) -> anvil::Limits {
+    let int = |k: &str| u32::try_from(cfg.int(k)).unwrap_or(u32::MAX);
+    let connection_count = if cfg.line_of("smtpd_client_connection_count_limit").is_some() {
+        int("smtpd_client_connection_count_limit")
+    } else {
+        default_connection_count(cfg.int("max_connections"))
+    };
+    anvil::Limits {
+        connection_count,
+        connection_rate: int("smtpd_client_connection_rate_limit"),
+        message_rate: int("smtpd_client_message_rate_limit"),
+        auth_rate: int("smtpd_client_auth_rate_limit"),
+        time_unit: cfg.time("anvil_rate_time_unit").max(Duration::from_secs(1)),
+    }
+}
+
+/// `smtpd_client_connection_count_limit` when not set: a quarter of the
+/// slots, at least 2.
+pub fn default_connection_count(max_connections: u64) -> u32 {
+    u32::try_from((max_connections / 4).max(2)).unwrap_or(u32::MAX)
+}
+
 /// What a session asks its driver while it reads commands: the class of a
-/// recipient, and whether the spool has room (`queue_minfree`).
-pub struct Checks<'a>(pub &'a Shared);
+/// recipient, whether the spool has room (`queue_minfree`), and the
+/// per-client message and AUTH rates.
+pub struct Checks<'a> {
+    /// The listener's settings.
+    pub shared: &'a Shared,
+    /// The session's entry in the per-client table.
+    pub ticket: &'a guard::Ticket,
+    /// `host[addr]`, for the log lines.
+    pub client: &'a str,
+}
 
 impl crate::smtp::server::Recipients for Checks<'_> {
     fn classify(
         &mut self,
         rcpt: &crate::smtp::command::Path<'_>,
     ) -> crate::smtp::server::RcptClass {
-        self.0.classify(rcpt)
+        self.shared.classify(rcpt)
     }
 
     fn storage_ok(&mut self, size: u64) -> bool {
-        self.0.storage_ok(size)
+        self.shared.storage_ok(size)
+    }
+
+    fn mail_limit(&mut self) -> Option<String> {
+        let (reply, warning) = self.ticket.mail(self.shared, self.client)?;
+        log::warn!(target: "smtpd", "{warning}");
+        Some(reply)
+    }
+
+    fn auth_limit(&mut self) -> Option<String> {
+        let (reply, warning) = self.ticket.auth(self.shared, self.client)?;
+        log::warn!(target: "smtpd", "{warning}");
+        Some(reply)
     }
 }
 
@@ -344,6 +412,8 @@ impl Listeners {
         pool: Rc<BufferPool>,
     ) -> Result<Vec<smol::Task<()>>, String> {
         let mut tasks = Vec::with_capacity(self.list.len());
+        // One table for every listener: the limits are per address.
+        let guard = guard::Guard::new(pool.clone());
         for (service, l) in self.list {
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             let l = Async::new(l).map_err(|e| format!("{addr}: {e}"))?;
@@ -351,6 +421,7 @@ impl Listeners {
             let ex2 = ex.clone();
             let shared = shared.clone();
             let pool = pool.clone();
+            let guard = guard.clone();
             let task = ex.spawn(async move {
                 loop {
                     let (tcp, peer) = match l.accept().await {
@@ -362,14 +433,29 @@ impl Listeners {
                             continue;
                         }
                     };
+                    let s = shared.borrow().clone();
+                    let ip = peer.ip();
+                    // The per-client limits first: a refused client never
+                    // takes a slot, even for the moment of its refusal.
+                    let ticket = match guard.connect(&s, service.name(), ip) {
+                        Ok(t) => t,
+                        Err(why) => {
+                            refuse_client(&s, service, peer, why);
+                            ex2.spawn(refuse(tcp, service, too_many_from(&s, ip))).detach();
+                            continue;
+                        }
+                    };
                     match pool.acquire_inbound() {
                         Some(slot) => {
-                            let s = shared.borrow().clone();
-                            ex2.spawn(session::run(s, service, tcp, peer, slot)).detach();
+                            // Stress mode is judged (and its start logged)
+                            // with this slot counted.
+                            let _ = guard.stressed(&s);
+                            ex2.spawn(session::run(s, service, tcp, peer, slot, ticket)).detach();
                         }
                         None => {
-                            log::warn!(target: "smtpd", "warning: too many connections: refusing {}[{}]", session::client_name(peer.ip()), peer.ip());
-                            ex2.spawn(refuse(tcp)).detach();
+                            drop(ticket);
+                            log::warn!(target: "smtpd", "warning: too many connections: refusing {}[{}]", session::client_name(ip), ip);
+                            ex2.spawn(refuse(tcp, service, "421 4.3.2 Too many connections\r\n".into())).detach();
                         }
                     }
                 }
@@ -380,12 +466,48 @@ impl Listeners {
     }
 }
 
-async fn refuse(tcp: Async<std::net::TcpStream>) {
+/// Postfix's reply to a client over its connection count or rate limit.
+fn too_many_from(shared: &Shared, ip: std::net::IpAddr) -> String {
+    format!(
+        "421 4.7.0 {} Error: too many connections from {ip}\r\n",
+        shared.hostname
+    )
+}
+
+/// Logs a connection refused by the per-client limits as Postfix's smtpd
+/// does: the connect, the warning, and a disconnect with no commands.
+fn refuse_client(_shared: &Shared, service: Service, peer: SocketAddr, why: anvil::Connect) {
+    let ip = peer.ip();
+    let client = format!("{}[{ip}]", session::client_name(ip));
+    log::info!(target: "smtpd", "connect from {client}");
+    match why {
+        anvil::Connect::TooManyConnections(n) => {
+            log::warn!(target: "smtpd", "warning: Connection concurrency limit exceeded: {n} from {client} for service {}", service.name())
+        }
+        anvil::Connect::RateExceeded(n) => {
+            log::warn!(target: "smtpd", "warning: Connection rate limit exceeded: {n} from {client} for service {}", service.name())
+        }
+        anvil::Connect::Allowed => {}
+    }
+    log::info!(target: "smtpd", "disconnect from {client} commands=0/0");
+}
+
+/// Answers a refused connection and closes it. On the implicit-TLS port
+/// nothing is written: a cleartext reply there is garbage to the client's
+/// TLS stack (`wrong version number`), and finishing a handshake just to
+/// refuse would spend the CPU a flood is trying to take (a full handshake
+/// per refused connection). The client sees the connection closed and
+/// retries later, as it would after a 421.
+async fn refuse(tcp: Async<std::net::TcpStream>, service: Service, reply: String) {
     use smol::io::AsyncWriteExt;
+    if service == Service::Submissions {
+        drop(tcp);
+        return;
+    }
     let mut tcp = tcp;
     let _ = smol::future::or(
         async {
-            let _ = tcp.write_all(b"421 4.3.2 Too many connections\r\n").await;
+            let _ = tcp.write_all(reply.as_bytes()).await;
         },
         async {
             smol::Timer::after(Duration::from_secs(5)).await;

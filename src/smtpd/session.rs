@@ -53,6 +53,7 @@ pub async fn run(
     tcp: Async<TcpStream>,
     peer: SocketAddr,
     slot: InboundSlot,
+    ticket: super::guard::Ticket,
 ) {
     let InboundSlot { tls: slot, command } = slot;
     // The command buffers live in the pool; the future holds two pointers.
@@ -65,7 +66,16 @@ pub async fn run(
     let addr_s = addr.to_string();
     let client = format!("{host}[{addr_s}]");
     log::info!(target: "smtpd", "connect from {client}");
-    let mut sess = Session::new(shared.server_params(service, addr));
+    let guard = ticket.guard().clone();
+    let mut params = shared.server_params(service, addr);
+    if guard.stressed(&shared) {
+        // Postfix 3.9: smtpd_hard_error_limit = ${stress?{1}:{20}} and
+        // smtpd_junk_command_limit = ${stress?{1}:{100}}, for sessions
+        // that start under stress.
+        params.hard_error_limit = params.hard_error_limit.min(shared.stress_hard_error_limit);
+        params.junk_command_limit = params.junk_command_limit.min(1);
+    }
+    let mut sess = Session::new(params);
     // Postfix: a client that talks before the greeting is logged as
     // `improper command pipelining after CONNECT`. Only peeked (the bytes
     // stay for the splitter); implicit TLS starts with the client's hello.
@@ -96,7 +106,9 @@ pub async fn run(
                 Ended::Refused
             }
             Some(tls) => {
-                match with_timeout(shared.timeout, deadline, stream.start_tls_server(tls)).await {
+                // The handshake is one record for stress mode's deadline.
+                let (idle, until) = guard.read_limits(&shared, Instant::now(), deadline);
+                match with_timeout(idle, until, stream.start_tls_server(tls)).await {
                     Some(Ok(())) => {
                         log_tls(&shared, &stream, &host, addr);
                         Ended::Normal
@@ -131,6 +143,7 @@ pub async fn run(
             deadline,
             &sasl,
             &data_bytes,
+            &ticket,
         )
         .await
         {
@@ -138,6 +151,11 @@ pub async fn run(
         }
     }
 
+    // When the client began the command line now awaited: in stress mode
+    // the whole line must arrive within smtpd_stress_timeout
+    // (smtpd_per_record_deadline), so a client dripping a byte at a time
+    // cannot hold its slot.
+    let mut record_start = Instant::now();
     while matches!(ended, Ended::Normal) && !sess.is_closed() {
         // Take every complete line already buffered (PIPELINING).
         let mut progressed = false;
@@ -169,7 +187,14 @@ pub async fn run(
                             log::info!(target: "smtpd", "{l}");
                         }
                     }
-                    let acts = sess.line(line, &mut super::Checks(&shared));
+                    let acts = sess.line(
+                        line,
+                        &mut super::Checks {
+                            shared: &shared,
+                            ticket: &ticket,
+                            client: &client,
+                        },
+                    );
                     if let Some(l) = sess.take_reject_log(&client) {
                         log::info!(target: "smtpd", "{l}");
                     }
@@ -190,6 +215,7 @@ pub async fn run(
                 deadline,
                 &sasl,
                 &data_bytes,
+                &ticket,
             )
             .await
             {
@@ -203,8 +229,11 @@ pub async fn run(
         if !matches!(ended, Ended::Normal) || sess.is_closed() {
             break;
         }
-        if progressed && splitter.buffered(line_buf).contains(&b'\n') {
-            continue;
+        if progressed {
+            record_start = Instant::now();
+            if splitter.buffered(line_buf).contains(&b'\n') {
+                continue;
+            }
         }
         // Need more input.
         let spare = splitter.spare(line_buf);
@@ -212,7 +241,8 @@ pub async fn run(
             ended = Ended::TooLong;
             break;
         }
-        match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
+        let (idle, until) = guard.read_limits(&shared, record_start, deadline);
+        match with_timeout(idle, until, stream.read(spare)).await {
             Some(Ok(0)) | Some(Err(_)) => ended = Ended::Lost,
             Some(Ok(n)) => splitter.filled(LINE_BUF, n),
             None => {
@@ -230,6 +260,7 @@ pub async fn run(
                     deadline,
                     &sasl,
                     &data_bytes,
+                    &ticket,
                 )
                 .await;
                 ended = Ended::Timeout;
@@ -258,6 +289,11 @@ pub async fn run(
     )
     .await;
     log::info!(target: "smtpd", "{}", sess.disconnect_line(&host, &addr_s));
+    // The slot goes back now, so the end of stress mode is seen (and
+    // logged) when the last sessions leave, not at the next client.
+    drop(stream);
+    drop(command);
+    let _ = guard.stressed(&shared);
 }
 
 /// Carries out the session's actions in order. Errors end the session.
@@ -275,6 +311,7 @@ async fn perform(
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
     data_bytes: &Cell<u64>,
+    ticket: &super::guard::Ticket,
 ) -> Result<(), Ended> {
     let mut queue: Vec<Action> = actions.into_iter().collect();
     let mut i = 0;
@@ -342,7 +379,7 @@ async fn perform(
             Action::BeginData => Some(
                 receive_data(
                     shared, stream, sess, splitter, line_buf, data_buf, host, addr, deadline, sasl,
-                    data_bytes,
+                    data_bytes, ticket,
                 )
                 .await?,
             ),
@@ -369,6 +406,7 @@ async fn receive_data(
     deadline: Instant,
     sasl: &Cell<Option<AuthMechanism>>,
     data_bytes: &Cell<u64>,
+    ticket: &super::guard::Ticket,
 ) -> Result<Actions, Ended> {
     let client = format!("{host}[{addr}]");
     // Rewriting at queue entry is cleanup's. The session's envelope is
@@ -478,6 +516,8 @@ async fn receive_data(
     // partial last line is not counted.
     let mut seen = 0u64;
     data_bytes.set(0);
+    let guard = ticket.guard();
+    let mut record_start = Instant::now();
     let outcome = loop {
         let input = splitter.buffered(line_buf);
         if !input.is_empty() {
@@ -485,6 +525,10 @@ async fn receive_data(
             let taken = input.get(..feed.consumed).unwrap_or(input);
             if let Some(lf) = taken.iter().rposition(|&b| b == b'\n') {
                 data_bytes.set(seen + lf as u64 + 1);
+            }
+            if taken.contains(&b'\n') {
+                // A line of the body is a record for stress mode.
+                record_start = Instant::now();
             }
             seen += taken.len() as u64;
             splitter.consume(feed.consumed);
@@ -502,7 +546,8 @@ async fn receive_data(
             continue;
         }
         let spare = splitter.spare(line_buf);
-        match with_timeout(shared.timeout, deadline, stream.read(spare)).await {
+        let (idle, until) = guard.read_limits(shared, record_start, deadline);
+        match with_timeout(idle, until, stream.read(spare)).await {
             Some(Ok(0)) | Some(Err(_)) => return Err(Ended::Lost),
             Some(Ok(n)) => splitter.filled(LINE_BUF, n),
             // Postfix answers 421 in the body too; the queue file is

@@ -331,6 +331,19 @@ impl Client {
         Client::connect_to("127.0.0.1", port)
     }
 
+    /// Plain TCP to 127.0.0.1:port from the loopback address `src`
+    /// (e.g. `127.0.0.2`: another client address for per-client limits).
+    pub fn connect_from(src: &str, port: u16) -> Client {
+        let tcp = tcp_from(src, port);
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.set_write_timeout(Some(WAIT)).unwrap();
+        Client {
+            tcp,
+            tls: None,
+            buf: Vec::new(),
+        }
+    }
+
     /// Plain TCP to `ip`:port (5 s read timeout per read).
     pub fn connect_to(ip: &str, port: u16) -> Client {
         let ip: std::net::IpAddr = ip.parse().expect("IP address");
@@ -529,4 +542,38 @@ pub fn body_of(queue_file: &str) -> &str {
         .split_once("\nend\n")
         .map(|(_, b)| b)
         .unwrap_or("")
+}
+
+/// A TCP connection to 127.0.0.1:`port` bound to the IPv4 address `src`
+/// (std cannot bind before connecting).
+pub fn tcp_from(src: &str, port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let src: std::net::Ipv4Addr = src.parse().expect("IPv4 address");
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a socket this function owns; the fd
+    // goes to the TcpStream (which closes it) before any early return.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let tcp = TcpStream::from_raw_fd(fd);
+        let a = sin(src, 0);
+        let rc = libc::bind(fd, (&a as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "bind {src}: {}", std::io::Error::last_os_error());
+        let b = sin(std::net::Ipv4Addr::LOCALHOST, port);
+        let rc = libc::connect(fd, (&b as *const libc::sockaddr_in).cast(), len);
+        assert!(
+            rc == 0,
+            "connect from {src}: {}",
+            std::io::Error::last_os_error()
+        );
+        tcp
+    }
 }
