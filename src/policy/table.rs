@@ -345,6 +345,15 @@ fn split_attribute(tok: &str) -> Result<(&str, &str), PolicyError> {
             reason: "missing attribute name",
         });
     }
+    // A `{` inside a bare word opens a group that may span lines
+    // (`match=a{` newline `b}` is one word); the value must still be one
+    // line, or its lines would read back as other attributes.
+    if val.contains(['\n', '\r']) {
+        return Err(PolicyError::Malformed {
+            token: tok.to_string(),
+            reason: "line break inside the value",
+        });
+    }
     Ok((name, val))
 }
 
@@ -1569,6 +1578,28 @@ example.net                 secure
         assert!(err("secure tafile=/etc/ssl/x.pem")
             .starts_with("attribute \"tafile\" is not supported"));
         assert_eq!(err(""), "invalid empty policy");
+    }
+
+    /// Found by the policy_answer fuzz target: a `{` inside a bare
+    /// `name=value` word kept the word going over line breaks, and the
+    /// value's later lines read back as other attributes (here an empty
+    /// `mx_host_pattern` and a forged `policy_string`).
+    #[test]
+    fn bare_value_with_a_brace_cannot_span_lines() {
+        for answer in [
+            "secure policy_type=sts match=mx{\nP\n}",
+            "secure policy_type=sts match=mx{\nSversion: STSv1\n}",
+            "secure policy_type=sts match=mx{\r\nPmx.example.test }",
+        ] {
+            let e = OwnedPolicyEntry::parse("k", "p", answer).unwrap_err();
+            assert!(
+                e.to_string().contains("line break inside the value"),
+                "{answer:?}: {e}"
+            );
+        }
+        // A brace without a line break stays a value, as before.
+        let o = OwnedPolicyEntry::parse("k", "p", "secure match=mx{a}").unwrap();
+        assert_eq!(o.entry().match_list().collect::<Vec<_>>(), vec!["mx{a}"]);
     }
 
     #[test]
