@@ -606,6 +606,87 @@ fn auth_rate_limit() {
     ]);
 }
 
+/// Issue 16: 40 failed AUTH attempts from one address over ten sessions.
+/// The first `smtpd_client_auth_failure_limit` (10) are checked and
+/// answered after a growing wait; the other 30 are refused at the AUTH
+/// command with 454, no password check made (the log has exactly ten
+/// failures); another address still authenticates.
+#[test]
+fn auth_failures_counted_across_sessions() {
+    let tern = limited()
+        .user("alice", "correct horse")
+        .set("smtpd_tls_auth_only", "no")
+        .set("smtpd_client_auth_failure_limit", "10")
+        .set("smtpd_auth_failure_delay_ms", "20")
+        .set("smtpd_auth_check_rate_limit", "0")
+        .start();
+    let mut answered = Vec::new();
+    for _session in 0..10 {
+        let mut c = hello_from("127.0.0.2", tern.smtp_port);
+        for _ in 0..4 {
+            let t = Instant::now();
+            // "\0alice\0wrong"
+            let r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n");
+            answered.push((r, t.elapsed()));
+        }
+        assert!(c.cmd("QUIT").starts_with("221 "));
+    }
+    for (i, (r, took)) in answered.iter().enumerate() {
+        if i < 10 {
+            assert!(r.starts_with("535 5.7.8 "), "{i}: {r}");
+            // The wait grows: 20 ms times the failures so far.
+            let floor = Duration::from_millis(20 * (i as u64 + 1));
+            assert!(*took >= floor, "{i}: answered after {took:?}");
+        } else {
+            assert_eq!(
+                r, "454 4.7.0 Error: too many failed AUTH attempts from 127.0.0.2\r\n",
+                "{i}"
+            );
+        }
+    }
+    tern.wait_for_log(&[
+        "warning: AUTH failure rate limit exceeded: 10 from localhost[127.0.0.2] for service smtp",
+    ]);
+    // Only the ten allowed attempts reached the password check.
+    assert_eq!(
+        tern.log_count("localhost[127.0.0.2]: SASL PLAIN authentication failed"),
+        10
+    );
+    assert_eq!(tern.log_count("AUTH failure rate limit exceeded"), 30);
+    // Another address is not affected.
+    let mut d = hello_from("127.0.0.3", tern.smtp_port);
+    let r = d.cmd("AUTH PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=");
+    assert!(r.starts_with("235 2.7.0"), "{r}");
+}
+
+/// `smtpd_auth_check_rate_limit`: beyond the checks allowed in a second
+/// AUTH is answered with Postfix's temporary failure, not queued; the next
+/// second a check runs again.
+#[test]
+fn auth_check_budget_answers_454() {
+    let tern = limited()
+        .user("alice", "correct horse")
+        .set("smtpd_tls_auth_only", "no")
+        .set("smtpd_auth_failure_delay_ms", "0")
+        .set("smtpd_auth_check_rate_limit", "1")
+        .start();
+    let mut c = hello_from("127.0.0.3", tern.smtp_port);
+    let r = c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n");
+    assert!(r.starts_with("535 "), "{r}");
+    // The budget is for everyone, exempt clients too.
+    let mut e = hello(tern.smtp_port);
+    assert_eq!(
+        e.cmd("AUTH PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U="),
+        "454 4.7.0 Temporary authentication failure\r\n"
+    );
+    tern.wait_for_log(&[
+        "warning: localhost[127.0.0.1]: SASL PLAIN authentication deferred: password checks per second (smtpd_auth_check_rate_limit = 1) used up, sasl_username=alice",
+    ]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = e.cmd("AUTH PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=");
+    assert!(r.starts_with("235 2.7.0"), "{r}");
+}
+
 #[test]
 fn implicit_tls_over_the_limit_closes_without_cleartext() {
     let ca = common::certs::TestCa::new();

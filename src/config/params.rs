@@ -542,10 +542,28 @@ pub static PARAMS: &[Param] = &[
         "unix datagram socket of sys4's TLSRPT report generator (tlsrpt-collectd), absolute or relative to queue_directory; empty: no datagrams"
     ),
     p!(
+        "smtpd_auth_check_rate_limit",
+        "4",
+        Kind::Int,
+        "password (PBKDF2) checks that may start per second, all clients together; AUTH beyond it gets 454 4.7.0 Temporary authentication failure instead of waiting, so checks take a bounded share of the one thread (0: no limit; tern only; see the board profiles for the cost of a check)"
+    ),
+    p!(
+        "smtpd_auth_failure_delay_ms",
+        "1000",
+        Kind::Int,
+        "milliseconds to wait before answering a failed AUTH, times the failures of that client address in the current anvil_rate_time_unit (at most 10 times; a timer, other sessions go on; 0: no wait; tern only)"
+    ),
+    p!(
         "smtpd_banner",
         "$myhostname ESMTP $mail_name",
         Kind::Text,
         "text after 220 in the greeting"
+    ),
+    p!(
+        "smtpd_client_auth_failure_limit",
+        "10",
+        Kind::Int,
+        "failed AUTH attempts one client address may make per anvil_rate_time_unit, over all its sessions; beyond it AUTH is refused (454 4.7.0) without a password check (0: no limit; tern only)"
     ),
     p!(
         "smtpd_client_auth_rate_limit",

@@ -269,6 +269,9 @@ pub enum Event<'a> {
     TlsFailed,
     /// The credentials of the last [`Action::CheckAuth`] are valid or not.
     AuthVerdict(bool),
+    /// The credentials of the last [`Action::CheckAuth`] were not checked:
+    /// the driver's budget of password checks is spent for now.
+    AuthTempFail,
     /// The body was stored and committed under this queue ID.
     Committed(&'a str),
     /// Storing the body failed.
@@ -785,6 +788,15 @@ impl Session {
                     self.send(&mut out, auth_failed());
                     self.failed(&mut out);
                 }
+            }
+            (State::AuthVerdict(_), Event::AuthTempFail) => {
+                // Postfix's reply when the SASL server fails temporarily;
+                // an error for smtpd_hard_error_limit, as there.
+                self.send(
+                    &mut out,
+                    Reply::new("454 4.7.0 Temporary authentication failure"),
+                );
+                self.failed(&mut out);
             }
             (State::Data, Event::Committed(id)) => {
                 self.where_ = AFTER_EOM;

@@ -10,7 +10,15 @@
 //! - concurrent connections (`smtpd_client_connection_count_limit`),
 //! - connections per `anvil_rate_time_unit` (`..._connection_rate_limit`),
 //! - `MAIL FROM` requests per time unit (`..._message_rate_limit`),
-//! - `AUTH` commands per time unit (`..._auth_rate_limit`).
+//! - `AUTH` commands per time unit (`..._auth_rate_limit`),
+//! - failed `AUTH` attempts per time unit (`..._auth_failure_limit`, a
+//!   tern setting: Postfix has no such counter and leaves AUTH guessing to
+//!   the error limits of one session, which a client sidesteps by opening
+//!   a new one).
+//!
+//! Also here, as sans-I/O decisions: the growing wait before a failed AUTH
+//! is answered ([`failure_delay`]) and the daemon-wide budget of password
+//! checks per second ([`CheckBudget`]).
 //!
 //! A rate is counted as anvil counts it: a window opens at the first event
 //! and the count starts again from zero once the window is older than the
@@ -43,6 +51,13 @@ pub struct Limits {
     pub message_rate: u32,
     /// `smtpd_client_auth_rate_limit` (0: none).
     pub auth_rate: u32,
+    /// `smtpd_client_auth_failure_limit` (0: none).
+    pub auth_failure: u32,
+    /// `smtpd_auth_failure_delay_ms`: the wait added per failure counted.
+    pub auth_failure_delay: Duration,
+    /// `smtpd_auth_check_rate_limit`: password checks per second, all
+    /// clients together (0: none).
+    pub auth_checks_per_second: u32,
     /// `anvil_rate_time_unit`.
     pub time_unit: Duration,
 }
@@ -70,6 +85,19 @@ struct Window {
 impl Window {
     /// Counts one event at `now` and returns the count in the window.
     fn bump(&mut self, now: Duration, unit: Duration) -> u32 {
+        self.expire(now, unit);
+        self.count = self.count.saturating_add(1);
+        self.count
+    }
+
+    /// The count in the window at `now` (0 once the window has expired).
+    fn current(&self, now: Duration, unit: Duration) -> u32 {
+        let mut w = *self;
+        w.expire(now, unit);
+        w.count
+    }
+
+    fn expire(&mut self, now: Duration, unit: Duration) {
         // A window older than the unit starts again, as anvil's
         // ANVIL_RATE_INTERVAL check does; `now` before `start` (a clock
         // passed in out of order) also restarts rather than panicking.
@@ -77,8 +105,6 @@ impl Window {
             self.start = now;
             self.count = 0;
         }
-        self.count = self.count.saturating_add(1);
-        self.count
     }
 }
 
@@ -90,6 +116,7 @@ struct Entry {
     connects: Window,
     mails: Window,
     auths: Window,
+    auth_failures: Window,
     /// Last event, for choosing what to evict.
     used: Duration,
 }
@@ -109,8 +136,58 @@ const EMPTY: Entry = Entry {
         start: Duration::ZERO,
         count: 0,
     },
+    auth_failures: Window {
+        start: Duration::ZERO,
+        count: 0,
+    },
     used: Duration::ZERO,
 };
+
+/// Most steps of [`failure_delay`]: with the default step of 1 s a
+/// guesser waits up to 10 s per failure, while a slot held that long is
+/// still reclaimed by `smtpd_timeout` and stress mode.
+pub const MAX_DELAY_STEPS: u32 = 10;
+
+/// The wait before a failed AUTH is answered, the `failures`-th from the
+/// client address in the current time unit: `step` per failure, at most
+/// [`MAX_DELAY_STEPS`] steps. Each guess costs the guesser more time than
+/// the last, as Postfix's `smtpd_error_sleep_time` does within a session,
+/// but across sessions. The driver waits on a timer, so other sessions run
+/// meanwhile.
+pub fn failure_delay(failures: u32, step: Duration) -> Duration {
+    step.saturating_mul(failures.min(MAX_DELAY_STEPS))
+}
+
+/// The daemon-wide budget of password checks (PBKDF2, tens to hundreds
+/// of milliseconds of the one thread on a router): at most `per_second`
+/// checks start in each one-second slice; AUTH beyond that is answered
+/// with a temporary failure rather than queued, so guessing clients can
+/// take no more than that share of the thread however many connect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckBudget {
+    slice: Window,
+}
+
+impl CheckBudget {
+    /// An unused budget.
+    pub fn new() -> CheckBudget {
+        CheckBudget::default()
+    }
+
+    /// Whether a check may start at `now`; counts it if so. `per_second`
+    /// of 0 means no limit.
+    pub fn try_take(&mut self, now: Duration, per_second: u32) -> bool {
+        if per_second == 0 {
+            return true;
+        }
+        let unit = Duration::from_secs(1);
+        if self.slice.current(now, unit) >= per_second {
+            return false;
+        }
+        self.slice.bump(now, unit);
+        true
+    }
+}
 
 /// The number of entries for a daemon with `max_connections` slots: four
 /// per slot and at least 64, so every address with an open session has an
@@ -251,6 +328,33 @@ impl Anvil {
     }
 }
 
+impl Anvil {
+    /// Whether `addr` has used up `smtpd_client_auth_failure_limit` in the
+    /// current time unit: `Err(failures)` refuses its AUTH at once. Not a
+    /// failure itself (the window is not prolonged by refusals, so a
+    /// client is let in again once the time unit has passed).
+    pub fn auth_allowed(&self, addr: IpAddr, now: Duration, limits: &Limits) -> Result<(), u32> {
+        if limits.auth_failure == 0 {
+            return Ok(());
+        }
+        let n = self.find(addr).map_or(0, |i| {
+            self.entries[i].auth_failures.current(now, limits.time_unit)
+        });
+        if n >= limits.auth_failure {
+            Err(n)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A failed AUTH from `addr`: returns the failures counted in the
+    /// current time unit, this one included (for [`failure_delay`]).
+    pub fn auth_failed(&mut self, addr: IpAddr, now: Duration, limits: &Limits) -> u32 {
+        let e = self.entry(addr, now);
+        e.auth_failures.bump(now, limits.time_unit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +367,9 @@ mod tests {
             connection_rate: rate,
             message_rate: 3,
             auth_rate: 2,
+            auth_failure: 3,
+            auth_failure_delay: Duration::from_secs(1),
+            auth_checks_per_second: 2,
             time_unit: UNIT,
         }
     }
@@ -394,5 +501,66 @@ mod tests {
         assert_eq!(a.len(), 2);
         a.disconnect(ip(1));
         assert_eq!(a.open(ip(3)), 1);
+    }
+
+    #[test]
+    fn auth_failures_across_sessions() {
+        let mut a = Anvil::new(4);
+        let l = limits(0, 0);
+        // Counted per address whatever the session: three failures allowed.
+        for n in 1..=3u32 {
+            assert_eq!(a.auth_allowed(ip(1), s(u64::from(n)), &l), Ok(()));
+            assert_eq!(a.auth_failed(ip(1), s(u64::from(n)), &l), n);
+        }
+        assert_eq!(a.auth_allowed(ip(1), s(10), &l), Err(3));
+        // Refusals do not count, so the window ends as it began.
+        assert_eq!(a.auth_allowed(ip(1), s(59), &l), Err(3));
+        assert_eq!(a.auth_allowed(ip(2), s(10), &l), Ok(()));
+        assert_eq!(a.auth_allowed(ip(1), s(61), &l), Ok(()));
+        assert_eq!(a.auth_failed(ip(1), s(61), &l), 1);
+        // 0: no limit.
+        let none = Limits {
+            auth_failure: 0,
+            ..l
+        };
+        for _ in 0..100 {
+            let _ = a.auth_failed(ip(3), s(0), &none);
+        }
+        assert_eq!(a.auth_allowed(ip(3), s(0), &none), Ok(()));
+        assert_eq!(a.auth_allowed(ip(3), s(0), &l), Err(100));
+    }
+
+    #[test]
+    fn failure_delay_grows_and_is_capped() {
+        let step = Duration::from_millis(500);
+        assert_eq!(failure_delay(0, step), Duration::ZERO);
+        assert_eq!(failure_delay(1, step), step);
+        assert_eq!(failure_delay(4, step), Duration::from_secs(2));
+        assert_eq!(failure_delay(MAX_DELAY_STEPS, step), Duration::from_secs(5));
+        assert_eq!(failure_delay(u32::MAX, step), Duration::from_secs(5));
+        assert_eq!(failure_delay(7, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn check_budget_per_one_second_slice() {
+        let mut b = CheckBudget::new();
+        let ms = Duration::from_millis;
+        assert!(b.try_take(ms(0), 2));
+        assert!(b.try_take(ms(10), 2));
+        // The third in the same slice is refused, however often asked.
+        for t in [20, 500, 999] {
+            assert!(!b.try_take(ms(t), 2));
+        }
+        // The slice began at 0: a new one from 1 s on.
+        assert!(b.try_take(ms(1000), 2));
+        assert!(b.try_take(ms(1500), 2));
+        assert!(!b.try_take(ms(1999), 2));
+        assert!(b.try_take(ms(2000), 2));
+        // A clock passed in out of order restarts the slice, no panic.
+        assert!(b.try_take(ms(5), 2));
+        // 0: no limit.
+        for _ in 0..1000 {
+            assert!(b.try_take(ms(5), 0));
+        }
     }
 }

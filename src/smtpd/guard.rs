@@ -22,13 +22,15 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::anvil::{self, Anvil, Connect};
+use super::anvil::{self, Anvil, CheckBudget, Connect};
 use super::Shared;
 use crate::tls::BufferPool;
 
 /// Per-client table, stress state and the clock origin.
 pub struct Guard {
     anvil: RefCell<Anvil>,
+    /// Password checks started in the current second, all clients.
+    checks: Cell<CheckBudget>,
     pool: Rc<BufferPool>,
     stressed: Cell<bool>,
     origin: Instant,
@@ -49,6 +51,7 @@ impl Guard {
     pub fn new(pool: Rc<BufferPool>) -> Rc<Guard> {
         Rc::new(Guard {
             anvil: RefCell::new(Anvil::new(anvil::table_size(pool.capacity()))),
+            checks: Cell::new(CheckBudget::new()),
             pool,
             stressed: Cell::new(false),
             origin: Instant::now(),
@@ -152,23 +155,57 @@ impl Ticket {
     }
 
     /// An `AUTH`: `Some((reply, warning))` when over
-    /// `smtpd_client_auth_rate_limit`.
+    /// `smtpd_client_auth_rate_limit` or, refused before any password is
+    /// asked for, `smtpd_client_auth_failure_limit`.
     pub fn auth(&self, shared: &Shared, client: &str) -> Option<(String, String)> {
         let addr = self.addr?;
         let now = self.guard.now();
-        let rate = self
-            .guard
-            .anvil
-            .borrow_mut()
-            .auth(addr, now, &shared.limits)
-            .err()?;
+        let mut anvil = self.guard.anvil.borrow_mut();
+        if let Err(rate) = anvil.auth(addr, now, &shared.limits) {
+            return Some((
+                format!("450 4.7.1 Error: too many AUTH commands from {addr}"),
+                format!(
+                    "warning: AUTH command rate limit exceeded: {rate} from {client} for service {}",
+                    self.service
+                ),
+            ));
+        }
+        let failures = anvil.auth_allowed(addr, now, &shared.limits).err()?;
+        // 454 4.7.0 as Postfix answers AUTH it cannot serve now (a
+        // temporary failure: a real user who mistyped retries later).
         Some((
-            format!("450 4.7.1 Error: too many AUTH commands from {addr}"),
+            format!("454 4.7.0 Error: too many failed AUTH attempts from {addr}"),
             format!(
-                "warning: AUTH command rate limit exceeded: {rate} from {client} for service {}",
+                "warning: AUTH failure rate limit exceeded: {failures} from {client} for service {}",
                 self.service
             ),
         ))
+    }
+
+    /// Whether a password check may run now (`smtpd_auth_check_rate_limit`,
+    /// counted for every client, exempt ones too: the thread is shared).
+    pub fn take_check(&self, shared: &Shared) -> bool {
+        let mut b = self.guard.checks.get();
+        let ok = b.try_take(self.guard.now(), shared.limits.auth_checks_per_second);
+        self.guard.checks.set(b);
+        ok
+    }
+
+    /// A failed password check: counts it for the client address and
+    /// returns how long to wait before answering (zero for clients in
+    /// `smtpd_client_event_limit_exceptions`, which the session's own
+    /// `smtpd_error_sleep_time` still slows).
+    pub fn auth_failed(&self, shared: &Shared) -> Duration {
+        let Some(addr) = self.addr else {
+            return Duration::ZERO;
+        };
+        let now = self.guard.now();
+        let n = self
+            .guard
+            .anvil
+            .borrow_mut()
+            .auth_failed(addr, now, &shared.limits);
+        anvil::failure_delay(n, shared.limits.auth_failure_delay)
     }
 }
 

@@ -250,6 +250,9 @@ fn client_limits(cfg: &Config) -> anvil::Limits {
         connection_rate: int("smtpd_client_connection_rate_limit"),
         message_rate: int("smtpd_client_message_rate_limit"),
         auth_rate: int("smtpd_client_auth_rate_limit"),
+        auth_failure: int("smtpd_client_auth_failure_limit"),
+        auth_failure_delay: Duration::from_millis(cfg.int("smtpd_auth_failure_delay_ms")),
+        auth_checks_per_second: int("smtpd_auth_check_rate_limit"),
         time_unit: cfg.time("anvil_rate_time_unit").max(Duration::from_secs(1)),
     }
 }

@@ -363,6 +363,10 @@ async fn perform(
                     None => return Err(Ended::Timeout),
                 }
             }
+            Action::CheckAuth(req) if !ticket.take_check(shared) => {
+                log::warn!(target: "smtpd", "warning: {host}[{addr}]: SASL {} authentication deferred: password checks per second (smtpd_auth_check_rate_limit = {}) used up, sasl_username={}", mech_name(req.mechanism), shared.limits.auth_checks_per_second, req.user);
+                Some(sess.event(Event::AuthTempFail))
+            }
             Action::CheckAuth(req) => {
                 let ok = shared
                     .passwords
@@ -373,6 +377,11 @@ async fn perform(
                 } else {
                     // Postfix: "warning: host[addr]: SASL LOGIN authentication failed: ..."
                     log::warn!(target: "smtpd", "warning: {host}[{addr}]: SASL {} authentication failed: authentication failure, sasl_username={}", mech_name(req.mechanism), req.user);
+                    // A timer, not a sleep: only this session waits.
+                    let wait = ticket.auth_failed(shared);
+                    if !wait.is_zero() {
+                        smol::Timer::after(wait).await;
+                    }
                 }
                 Some(sess.event(Event::AuthVerdict(ok)))
             }

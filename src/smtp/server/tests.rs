@@ -638,6 +638,27 @@ fn auth_refused_before_tls() {
     assert_eq!(s.protocol(), "ESMTPA");
 }
 
+/// The driver's password-check budget spent: `454 4.7.0`, counted as an
+/// error, and the session goes on (a later AUTH may succeed).
+#[test]
+fn auth_temporary_failure_when_checks_are_rationed() {
+    let mut s = tls_session(tls_params());
+    assert_eq!(say(&mut s, "AUTH PLAIN AGFsaWNlAHB3"), "[auth alice pw]");
+    assert_eq!(
+        ev(&mut s, Event::AuthTempFail),
+        "454 4.7.0 Temporary authentication failure\r\n"
+    );
+    assert_eq!(s.auth_user(), None);
+    assert!(s.wants_line());
+    assert_eq!(say(&mut s, "AUTH PLAIN AGFsaWNlAHB3"), "[auth alice pw]");
+    assert_eq!(
+        ev(&mut s, Event::AuthVerdict(true)),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    // An event out of its state is ignored, not a panic.
+    let _ = ev(&mut s, Event::AuthTempFail);
+}
+
 fn tls_session(p: ServerParams) -> Session {
     let mut s = Session::new(ServerParams {
         implicit_tls: true,
