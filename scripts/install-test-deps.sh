@@ -20,6 +20,7 @@
 #   python3-venv     the venv below
 #   util-linux mount unshare -m / mount --bind (mtasts_plugin)
 #   python3-dkim     dkimverify: checks the DKIM signature of TLSRPT reports
+#   testssl.sh       scans tern's TLS listeners (tls_testssl); Debian 12: 3.0.8
 #
 # And from PyPI, where Debian has no package, into a venv at
 # $TERN_TEST_VENV (default /opt/tern-test-venv), every version pinned:
@@ -53,7 +54,7 @@ yarl==1.25.1"
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2 strace python3-venv util-linux mount python3-dkim"
+iproute2 strace python3-venv util-linux mount python3-dkim testssl.sh"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
