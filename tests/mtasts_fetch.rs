@@ -326,25 +326,25 @@ fn fetch_ok_and_refusals() {
     // No redirects (RFC 8461 §3.3).
     let why = expect_failed(
         &smol::block_on(sts.policy_for(&d("redirect"), now())),
-        FailureKind::FetchError,
+        FailureKind::StsPolicyFetchError,
     );
     assert!(why.contains("HTTP status 301"), "{why}");
     // text/plain only (§3.2).
     let why = expect_failed(
         &smol::block_on(sts.policy_for(&d("wrongtype"), now())),
-        FailureKind::Invalid,
+        FailureKind::StsPolicyInvalid,
     );
     assert!(why.contains("text/html"), "{why}");
     // 64 KiB at most.
     let why = expect_failed(
         &smol::block_on(sts.policy_for(&d("big"), now())),
-        FailureKind::FetchError,
+        FailureKind::StsPolicyFetchError,
     );
     assert!(why.contains("larger than 65536"), "{why}");
     // A certificate for another name: sts-webpki-invalid.
     let why = expect_failed(
         &smol::block_on(sts.policy_for(&d("wrongname"), now())),
-        FailureKind::WebpkiInvalid,
+        FailureKind::StsWebpkiInvalid,
     );
     assert!(why.contains("certificate"), "{why}");
     // None of the failures left anything on flash.
@@ -389,7 +389,7 @@ fn cached_policy_outlives_a_dead_server_and_a_restart() {
             refresh_error: Some(f),
         } => {
             assert_eq!(policy.mode, Mode::Enforce);
-            assert_eq!(f.kind, FailureKind::FetchError);
+            assert_eq!(f.kind, FailureKind::StsPolicyFetchError);
             assert!(
                 f.reason.contains("connect to mta-sts.down.example.test"),
                 "{f:?}"

@@ -171,7 +171,7 @@ impl Delivery {
                 StsInput::Policy(policy)
             }
             StsLookup::Failed(f) => StsInput::Unavailable {
-                kind: f.result_type(),
+                kind: f.kind,
                 reason: f.reason,
             },
         }

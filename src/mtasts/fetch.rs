@@ -30,30 +30,11 @@ use crate::tls::{BufferPool, MatchName, Stream, TernVerifier, TlsOutcome, TlsPar
 /// The path every policy lives at (RFC 8461 §3.3).
 pub const WELL_KNOWN: &str = "/.well-known/mta-sts.txt";
 
-/// The RFC 8460 result type of a policy that could not be had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The policy host could not be reached or did not serve a usable
-    /// response (DNS, TCP, TLS other than the certificate, HTTP status,
-    /// size, timeouts, no free connection slot).
-    FetchError,
-    /// A response came, but it is no valid policy (syntax, media type).
-    Invalid,
-    /// The policy host's certificate is not valid for `mta-sts.<domain>`
-    /// or does not chain to a trusted root.
-    WebpkiInvalid,
-}
-
-impl FailureKind {
-    /// The RFC 8460 §4.3 `result-type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::FetchError => "sts-policy-fetch-error",
-            FailureKind::Invalid => "sts-policy-invalid",
-            FailureKind::WebpkiInvalid => "sts-webpki-invalid",
-        }
-    }
-}
+/// The RFC 8460 result types of a policy that could not be had are the
+/// verifier's: `StsPolicyFetchError` (unreachable, HTTP status, size,
+/// timeouts, no free slot), `StsPolicyInvalid` (no valid policy: syntax,
+/// media type), `StsWebpkiInvalid` (the policy host's certificate).
+pub use crate::tls::FailureKind;
 
 /// Why no policy could be had: the result type and a reason for the log
 /// (and TLSRPT's `failure-reason-code`).
@@ -66,26 +47,16 @@ pub struct StsFailure {
 }
 
 impl StsFailure {
-    /// The RFC 8460 result type, as the TLS verifier's type names it (for
-    /// the planner and TLS reports).
-    pub fn result_type(&self) -> crate::tls::FailureKind {
-        match self.kind {
-            FailureKind::FetchError => crate::tls::FailureKind::StsPolicyFetchError,
-            FailureKind::Invalid => crate::tls::FailureKind::StsPolicyInvalid,
-            FailureKind::WebpkiInvalid => crate::tls::FailureKind::StsWebpkiInvalid,
-        }
-    }
-
     fn fetch(reason: impl Into<String>) -> StsFailure {
         StsFailure {
-            kind: FailureKind::FetchError,
+            kind: FailureKind::StsPolicyFetchError,
             reason: reason.into(),
         }
     }
 
     fn invalid(reason: impl Into<String>) -> StsFailure {
         StsFailure {
-            kind: FailureKind::Invalid,
+            kind: FailureKind::StsPolicyInvalid,
             reason: reason.into(),
         }
     }
@@ -354,7 +325,7 @@ impl Fetcher {
             // (sts-webpki-invalid); anything else is the connection's.
             return Err(match verifier.outcome(None) {
                 TlsOutcome::Failure { kind, reason } => StsFailure {
-                    kind: FailureKind::WebpkiInvalid,
+                    kind: FailureKind::StsWebpkiInvalid,
                     reason: format!(
                         "certificate verification failed ({}): {reason}",
                         kind.as_str()

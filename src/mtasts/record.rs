@@ -96,12 +96,10 @@ impl fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
-/// Control characters replaced, for log lines.
+/// Control characters replaced and the length bounded, for log lines
+/// (the queue's own helper for free text from peers).
 pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(100)
-        .collect()
+    crate::queue::envelope::sanitize_text(s, 100)
 }
 
 /// Whether a TXT record (its strings joined) is an STS record at all: it

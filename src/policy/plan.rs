@@ -1430,15 +1430,14 @@ impl<'a> Planner<'a> {
             strings: d.policy_strings().map(str::to_string).collect(),
             mx_patterns: d.mx_host_patterns().map(str::to_string).collect(),
         };
-        if let Some(f) = d.failure() {
-            let kind = FailureKind::parse(f.as_str()).unwrap_or(FailureKind::ValidationFailure);
+        if let Some(kind) = d.failure() {
             t.tls = TlsRequirement::Required;
             t.verify = VerifyMode::Sts {
                 host: t.host.clone(),
                 enforce: true,
                 forced: Some((
                     kind,
-                    format!("policy plug-in answered policy_failure={}", f.as_str()),
+                    format!("policy plug-in answered policy_failure={}", kind.as_str()),
                 )),
             };
         }

@@ -202,40 +202,19 @@ const TAG_STS_PATTERN: char = 'P';
 const TAG_STS_FAILURE: char = 'F';
 
 /// `policy_failure=` of an MTA-STS plug-in answer: the policy must fail
-/// with this RFC 8460 result type, whatever the server certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StsFailure {
-    /// `sts-policy-fetch-error`.
-    PolicyFetchError,
-    /// `sts-policy-invalid`.
-    PolicyInvalid,
-    /// `sts-webpki-invalid`.
-    WebpkiInvalid,
-    /// `validation-failure`.
-    ValidationFailure,
-}
-
-impl StsFailure {
-    /// Parses the attribute value (exact, as Postfix compares it).
-    pub fn parse(s: &str) -> Option<StsFailure> {
-        Some(match s {
-            "sts-policy-fetch-error" => StsFailure::PolicyFetchError,
-            "sts-policy-invalid" => StsFailure::PolicyInvalid,
-            "sts-webpki-invalid" => StsFailure::WebpkiInvalid,
-            "validation-failure" => StsFailure::ValidationFailure,
-            _ => return None,
-        })
-    }
-
-    /// The RFC 8460 result type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StsFailure::PolicyFetchError => "sts-policy-fetch-error",
-            StsFailure::PolicyInvalid => "sts-policy-invalid",
-            StsFailure::WebpkiInvalid => "sts-webpki-invalid",
-            StsFailure::ValidationFailure => "validation-failure",
-        }
-    }
+/// with this RFC 8460 result type, whatever the server certificate. The
+/// seed names four of the result types the verifier already has.
+pub fn sts_failure(s: &str) -> Option<crate::tls::FailureKind> {
+    use crate::tls::FailureKind as K;
+    K::parse(s).filter(|k| {
+        matches!(
+            k,
+            K::StsPolicyFetchError
+                | K::StsPolicyInvalid
+                | K::StsWebpkiInvalid
+                | K::ValidationFailure
+        )
+    })
 }
 
 /// `policy_type=` of a plug-in answer.
@@ -288,10 +267,8 @@ impl<'a> StsDescriptor<'a> {
     }
 
     /// `policy_failure=`: enforcement must fail with this result.
-    pub fn failure(&self) -> Option<StsFailure> {
-        self.tagged(TAG_STS_FAILURE)
-            .next()
-            .and_then(StsFailure::parse)
+    pub fn failure(&self) -> Option<crate::tls::FailureKind> {
+        self.tagged(TAG_STS_FAILURE).next().and_then(sts_failure)
     }
 }
 
@@ -566,7 +543,7 @@ fn parse_policy(value: &str, attrs: &mut String) -> Result<PolicyMeta, PolicyErr
             "policy_failure" => {
                 once(&mut pfailure)?;
                 sts_attr.get_or_insert("policy_failure");
-                if StsFailure::parse(val).is_none() {
+                if sts_failure(val).is_none() {
                     return Err(PolicyError::StsValue {
                         name: "policy_failure",
                         value: val.to_string(),
@@ -1449,7 +1426,11 @@ example.net                 secure
         assert_eq!(e.match_list().count(), 3);
         let sts = e.sts().unwrap();
         assert_eq!(sts.ttl(), Some(86400));
-        assert_eq!(sts.failure(), Some(StsFailure::WebpkiInvalid));
+        assert_eq!(
+            sts.failure(),
+            Some(crate::tls::FailureKind::StsWebpkiInvalid)
+        );
+        assert_eq!(sts_failure("certificate-expired"), None);
         assert_eq!(
             sts.policy_strings().collect::<Vec<_>>(),
             vec![
