@@ -179,33 +179,32 @@ fn starttls_injection_without_pipelining_is_refused() {
 #[test]
 fn forbidden_pipelining_is_refused_allowed_pipelining_is_not() {
     let tern = Tern::builder().start();
-    // tern peeks right after accept(); if it was faster than our write,
-    // the EHLO was not early after all (the same race as in Postfix). So
-    // open a burst of connections that each talk at once: tern accepts
-    // them one after another from the backlog, and the later ones have
-    // their bytes waiting by then, however loaded the machine is.
-    let mut clients: Vec<Client> = (0..12)
-        .map(|_| {
-            let mut c = Client::connect(tern.smtp_port);
-            c.send(b"EHLO early.test\r\n");
-            c
-        })
-        .collect();
+    // tern peeks right after accept(); when that is faster than our
+    // write, the EHLO was not early after all (the same race as in
+    // Postfix), and how often either happens depends on the machine's
+    // load. So every connection is judged by what tern saw: an early
+    // EHLO that tern logged must be refused, one it did not see must be
+    // served. The refusal itself is pinned by the server core's unit
+    // tests, which feed the early bytes deterministically.
+    let early = "improper command pipelining after CONNECT from localhost[127.0.0.1]: EHLO early.test\\r\\n";
     let mut refused = 0;
-    for c in clients.iter_mut() {
+    for _ in 0..12 {
+        let mut c = Client::connect(tern.smtp_port);
+        c.send(b"EHLO early.test\r\n");
         // The greeting still comes first (the bytes were only peeked).
         assert!(c.reply().starts_with("220 "));
         let r = c.reply();
         if r.starts_with("250-") {
             assert!(c.cmd("QUIT").starts_with("221 "));
-            continue;
+        } else {
+            assert_eq!(r, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+            assert!(c.closed());
+            refused += 1;
         }
-        assert_eq!(r, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
-        assert!(c.closed());
-        refused += 1;
     }
-    assert!(refused > 0, "{}", tern.log());
-    tern.wait_for_log(&["improper command pipelining after CONNECT from localhost[127.0.0.1]: EHLO early.test\\r\\n"]);
+    // Every refusal is one logged early talk and the other way round (the
+    // line is written before the greeting, so it is there by now).
+    assert_eq!(tern.log_count(early), refused, "{}", tern.log());
 
     let mut c = Client::connect(tern.smtp_port);
     assert!(c.reply().starts_with("220 "));
