@@ -85,6 +85,21 @@ async fn sts_refresh_loop(qmgr: Rc<crate::delivery::QueueManager>) {
     }
 }
 
+/// Makes the spool's lazily written bookkeeping durable within
+/// `queue_sync_delay` when no group commit does it first (docs/spool.md):
+/// under load this never syncs, since every commit covers it.
+async fn lazy_sync_loop(cfg: SharedConfig, spool: Rc<Spool>) {
+    loop {
+        let delay = cfg.borrow().time("queue_sync_delay");
+        // Checked four times per delay: the window is at most 1.25 x delay.
+        let tick = (delay / 4).max(Duration::from_millis(250));
+        smol::Timer::after(tick).await;
+        if let Err(e) = spool.sync_if_due(delay) {
+            log::warn!(target: "qmgr", "warning: {e}");
+        }
+    }
+}
+
 /// Binds the listeners (before dropping root), then spawns every service.
 pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result<Services, String> {
     let c = cfg.borrow().clone();
@@ -117,6 +132,8 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     let listeners = Listeners::bind(&c)?;
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
+    ex.spawn(lazy_sync_loop(cfg.clone(), spool.clone()))
+        .detach();
 
     let delivery = crate::delivery::QueueManager::new(c.clone(), spool.clone(), pool.clone())?;
     let kick = delivery.clone();
@@ -348,6 +365,9 @@ impl Services {
         // The day's TLSRPT counters so far survive the stop.
         if let Some(t) = &self.tlsrpt {
             t.checkpoint(false);
+        }
+        if let Err(e) = self.spool.sync_pending() {
+            log::warn!(target: "master", "warning: {e}");
         }
         let (batches, messages) = self.committer.stats();
         log::info!(target: "master", "{messages} messages committed in {batches} group commits");

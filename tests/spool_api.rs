@@ -27,7 +27,7 @@ fn msg<'a>(rcpts: &'a [Recipient], arrival: u64) -> NewMessage<'a> {
 }
 
 #[test]
-fn group_commit_shares_one_directory_fsync() {
+fn group_commit_shares_one_syncfs() {
     let dir = tmpdir("group");
     let spool = Spool::open(&dir).unwrap();
     let r = [Recipient::new("a@example.org")];
@@ -42,17 +42,17 @@ fn group_commit_shares_one_directory_fsync() {
     spool.commit_batch(&mut batch).unwrap();
     let s = spool.io_stats();
     assert!(batch.iter().all(|i| i.is_committed()));
-    assert_eq!(s.file_syncs - before.file_syncs, 8);
-    assert_eq!(s.dir_syncs - before.dir_syncs, 1);
-    // A single commit: one file sync + one directory sync.
+    assert_eq!(s.fs_syncs - before.fs_syncs, 1, "one sync for the batch");
+    assert_eq!(s.file_syncs, before.file_syncs);
+    // A single commit: one syncfs, nothing else.
     let mut one = spool.create(&msg(&r, 9)).unwrap();
     one.write(b"x\r\n").unwrap();
     let b = spool.io_stats();
     one.commit().unwrap();
     let a = spool.io_stats();
     assert_eq!(
-        (a.file_syncs - b.file_syncs, a.dir_syncs - b.dir_syncs),
-        (1, 1)
+        (a.fs_syncs - b.fs_syncs, a.file_syncs - b.file_syncs),
+        (1, 0)
     );
     let per_msg = (a.bytes_written - b.bytes_written) as usize;
     assert!(per_msg < 200, "{per_msg} bytes for a 3-byte message");
@@ -458,9 +458,9 @@ fn sendmail_errors_and_exit_codes() {
 /// The queue file on disk, byte for byte: a small envelope against the
 /// documented format, and a 1000-recipient envelope (about 520 KB, far more
 /// than the 8 KiB write buffer) against `envelope::encode`. `Spool::create`
-/// streams the head from the borrowed recipients; the bytes, and the syncs
-/// (none before the commit, then one file and one directory sync), are
-/// what they were when it encoded into a `Vec` first.
+/// streams the head from the borrowed recipients; the bytes are what they
+/// were when it encoded into a `Vec` first, and the syncs are none before
+/// the commit, then one `syncfs`.
 #[test]
 fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
     use tern::queue::envelope::{self, Envelope};
@@ -477,9 +477,11 @@ fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
     inc.write(b"Subject: t\r\n\r\nbody\r\n").unwrap();
     let id = inc.commit().unwrap();
     let file = std::fs::read(dir.join("active").join(&id)).unwrap();
+    // zlib's CRC-32 of the message, then of `-` (no tls-required-no flag).
+    let check = envelope::crc32(envelope::crc32(0, b"Subject: t\r\n\r\nbody\r\n"), b"-");
     let want = format!(
         "tern-queue-file 1\nid {id}\narrival 1000\nsize 00000000000000000020\n\
-         client local\nsender root@nas.example\nrcpt a@example.org\n\
+         check {check:08x}\nclient local\nsender root@nas.example\nrcpt a@example.org\n\
          rcpt b@example.org\trfc822;B@example.org\nend\nSubject: t\r\n\r\nbody\r\n"
     );
     assert_eq!(String::from_utf8_lossy(&file), want);
@@ -501,8 +503,8 @@ fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
     let mut inc = spool.create(&msg(&rcpts, 2000)).unwrap();
     let after_create = spool.io_stats();
     assert_eq!(
-        (after_create.file_syncs, after_create.dir_syncs),
-        (before.file_syncs, before.dir_syncs),
+        (after_create.file_syncs, after_create.fs_syncs),
+        (before.file_syncs, before.fs_syncs),
         "create syncs nothing"
     );
     assert!(
@@ -516,16 +518,25 @@ fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
     assert_eq!(
         (
             done.file_syncs - before.file_syncs,
-            done.dir_syncs - before.dir_syncs
+            done.fs_syncs - before.fs_syncs
         ),
-        (1, 1)
+        (0, 1)
     );
     let file = std::fs::read(dir.join("active").join(&id)).unwrap();
-    assert_eq!(done.bytes_written - before.bytes_written, file.len() as u64);
+    // Every byte once, plus the commit's one patch write (size, check).
+    let patch = envelope::SIZE_WIDTH + "\ncheck ".len() + envelope::CHECK_WIDTH;
+    assert_eq!(
+        done.bytes_written - before.bytes_written,
+        (file.len() + patch) as u64
+    );
     let (mut head, _) = envelope::encode(&Envelope {
         id: id.clone(),
         arrival: 2000,
         size: body.len() as u64,
+        check: Some(envelope::finish_check(
+            envelope::crc32(0, body),
+            &Default::default(),
+        )),
         flags: Default::default(),
         client: "local".into(),
         sender: "root@nas.example".into(),
@@ -545,5 +556,138 @@ fn queue_file_bytes_and_a_large_envelope_streamed_through_the_buffer() {
         Err(SpoolError::Invalid(_))
     ));
     assert_eq!(std::fs::read_dir(dir.join("incoming")).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a power cut before the commit's sync can leave under a final name
+/// (the rename kept, a write lost): a body write lost (zeros, length kept),
+/// the one patch write lost (`check --------`), or a truncated file. The
+/// daemon's first scan moves each to hold/ with its reason and never lists
+/// it for delivery; `open_message` refuses it too; whole files are kept.
+#[test]
+fn torn_files_from_a_cut_before_the_sync_are_never_delivered() {
+    let dir = tmpdir("torn");
+    let spool = Spool::open(&dir).unwrap();
+    let r = [Recipient::new("a@example.org")];
+    let body = b"Subject: torn\r\n\r\n".repeat(1000);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let mut inc = spool.create(&msg(&r, 100 + i)).unwrap();
+        inc.write(&body).unwrap();
+        ids.push(inc.commit().unwrap());
+    }
+    let path = |id: &str| dir.join("active").join(id);
+    // 1: a lost body write: a block of zeros, the length unchanged.
+    let mut f = std::fs::read(path(&ids[1])).unwrap();
+    let n = f.len();
+    f[n - 9000..n - 1000].fill(0);
+    std::fs::write(path(&ids[1]), &f).unwrap();
+    // 2: the patch write lost: size and check as they were written first.
+    let f = std::fs::read(path(&ids[2])).unwrap();
+    let text = String::from_utf8_lossy(&f[..200]).into_owned();
+    let at = text.find("\nsize ").unwrap() + 6;
+    let mut g = f.clone();
+    g[at..at + 20].copy_from_slice(b"00000000000000000000");
+    let c = text.find("\ncheck ").unwrap() + 7;
+    g[c..c + 8].copy_from_slice(b"--------");
+    std::fs::write(path(&ids[2]), &g).unwrap();
+    // 3: the last writes lost: the file is shorter than its size says.
+    let f = std::fs::read(path(&ids[3])).unwrap();
+    std::fs::write(path(&ids[3]), &f[..f.len() - 100]).unwrap();
+
+    for id in &ids[1..] {
+        assert!(spool.open_message(id).is_err(), "{id} must not be readable");
+    }
+    let daemon = Spool::open(&dir).unwrap();
+    let report = daemon.scan().unwrap();
+    let deliverable: Vec<&str> = report
+        .entries
+        .iter()
+        .filter(|e| e.dir != QueueDir::Hold)
+        .map(|e| e.id())
+        .collect();
+    assert_eq!(deliverable, vec![ids[0].as_str()]);
+    let mut reasons: Vec<String> = report.held.iter().map(|h| h.error.to_string()).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("do not match the envelope's check")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("never committed")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("truncated or appended to")),
+        "{reasons:?}"
+    );
+    for id in &ids[1..] {
+        assert!(dir.join("hold").join(id).exists(), "{id} kept in hold/");
+    }
+    let mut whole = Vec::new();
+    daemon
+        .open_message(&ids[0])
+        .unwrap()
+        .read_to_end(&mut whole)
+        .unwrap();
+    assert_eq!(whole, body);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bookkeeping is lazily durable: a removal or a state record costs no
+/// sync; the next commit's one `syncfs` covers it, or `sync_if_due` once it
+/// has waited the delay.
+#[test]
+fn removals_and_records_wait_for_the_next_sync() {
+    let dir = tmpdir("lazy");
+    let spool = Spool::open(&dir).unwrap();
+    let r = [Recipient::new("a@example.org")];
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut inc = spool.create(&msg(&r, 200 + i)).unwrap();
+        inc.write(b"x\r\n").unwrap();
+        ids.push(inc.commit().unwrap());
+    }
+    assert!(!spool.has_unsynced());
+    let before = spool.io_stats();
+    spool.remove(&ids[0]).unwrap();
+    spool
+        .record(
+            &ids[1],
+            &[(
+                0,
+                Outcome::Deferred {
+                    until: 999,
+                    text: "4.0.0 later".into(),
+                },
+            )],
+            300,
+        )
+        .unwrap();
+    let s = spool.io_stats();
+    assert_eq!(
+        (s.fs_syncs, s.file_syncs),
+        (before.fs_syncs, before.file_syncs)
+    );
+    assert!(spool.has_unsynced());
+    assert!(!spool
+        .sync_if_due(std::time::Duration::from_secs(3600))
+        .unwrap());
+    // A commit syncs everything before it, the bookkeeping included.
+    let mut inc = spool.create(&msg(&r, 210)).unwrap();
+    inc.write(b"y\r\n").unwrap();
+    inc.commit().unwrap();
+    assert!(!spool.has_unsynced());
+    assert_eq!(spool.io_stats().fs_syncs, before.fs_syncs + 1);
+    // Alone, it waits for the delay, then costs one syncfs.
+    spool.remove(&ids[2]).unwrap();
+    assert!(spool.sync_if_due(std::time::Duration::ZERO).unwrap());
+    assert!(!spool.sync_pending().unwrap(), "nothing left to sync");
+    assert_eq!(spool.io_stats().fs_syncs, before.fs_syncs + 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -203,7 +203,7 @@ fn maildrop_path_costs_one_fsync_and_a_syncfs_then_a_normal_commit() {
             pk.renames,
             pk.unlinks
         ),
-        (0, 1, 1, 0, 1, 1),
+        (0, 0, 0, 1, 1, 1),
         "pickup: {pk:?}\n{dlog}"
     );
     assert!(pk.bytes > msg.len() as u64, "{pk:?}");

@@ -290,6 +290,12 @@ pub static PARAMS: &[Param] = &[
         "how often the queue is scanned for due messages"
     ),
     p!(
+        "queue_sync_delay",
+        "10s",
+        Kind::Time('s'),
+        "longest time a removal, deferral or delivery record stays unsynced when no message arrives to sync it with (one syncfs then); bounds how many deliveries a power cut can make tern repeat (tern only; docs/spool.md)"
+    ),
+    p!(
         "recipient_canonical_maps",
         "",
         Kind::Maps,

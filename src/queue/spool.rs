@@ -111,6 +111,15 @@ pub enum Corruption {
     StrayName,
     /// A state log larger than [`state::MAX_LOG`].
     StateTooLarge,
+    /// The message bytes do not match the envelope's `check`: a write of
+    /// the file was lost (a power cut before the commit's sync: the
+    /// message was never acknowledged) or the flash returned bad data.
+    CheckMismatch {
+        /// The `check` value in the envelope.
+        expected: u32,
+        /// The CRC of what the file holds.
+        actual: u32,
+    },
 }
 
 impl fmt::Display for Corruption {
@@ -128,6 +137,11 @@ impl fmt::Display for Corruption {
             Corruption::StateTooLarge => {
                 write!(f, "state log larger than {} bytes", state::MAX_LOG)
             }
+            Corruption::CheckMismatch { expected, actual } => write!(
+                f,
+                "message bytes do not match the envelope's check ({actual:08x}, expected \
+                 {expected:08x}): a write lost in a power cut before the commit, or bad flash"
+            ),
         }
     }
 }
@@ -186,10 +200,12 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Spo
 /// Counters of what the spool asked of the flash, for docs and tuning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
-    /// `fdatasync` calls on queue files and state logs.
+    /// `syncfs` calls on the spool's file system (one per group commit,
+    /// one per lazy bookkeeping sync).
+    pub fs_syncs: u64,
+    /// `fdatasync` calls (only when two state logs of one message are
+    /// merged after a crash).
     pub file_syncs: u64,
-    /// `fsync` calls on directories.
-    pub dir_syncs: u64,
     /// Bytes written to queue files and state logs.
     pub bytes_written: u64,
     /// Renames (publishing, moving between directories).
@@ -198,17 +214,26 @@ pub struct IoStats {
 
 #[derive(Default)]
 struct Counters {
+    fs_syncs: AtomicU64,
     file_syncs: AtomicU64,
-    dir_syncs: AtomicU64,
     bytes_written: AtomicU64,
     renames: AtomicU64,
 }
 
 struct Inner {
     root: PathBuf,
+    /// The queue directory, open: the handle `syncfs` is called on.
+    root_dir: File,
     incoming: PathBuf,
     dirs: [PathBuf; 3],
     counters: Counters,
+    /// Milliseconds since the epoch when bookkeeping (a removal, a state
+    /// record, a move) was first left unsynced since the last `syncfs`;
+    /// 0 when everything is durable. See [`Spool::sync_if_due`].
+    dirty_since_ms: AtomicU64,
+    /// The first repairing scan reads every message to check it against
+    /// its `check` (torn files only arise from a crash before start).
+    verified: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -220,11 +245,25 @@ impl Inner {
         }
     }
 
-    fn sync_dir(&self, d: &Path) -> Result<(), SpoolError> {
-        let f = File::open(d).map_err(io_err("open", d))?;
-        f.sync_all().map_err(io_err("fsync", d))?;
-        self.counters.dir_syncs.fetch_add(1, Ordering::Relaxed);
+    /// One `syncfs` of the spool's file system: everything written,
+    /// renamed and unlinked in the spool before it is durable after it.
+    /// This is the commit's only sync; it also makes the lazily written
+    /// bookkeeping durable.
+    fn sync_fs(&self) -> Result<(), SpoolError> {
+        // Cleared before the sync: bookkeeping issued while it runs marks
+        // the spool dirty again and is synced later.
+        self.dirty_since_ms.store(0, Ordering::Relaxed);
+        syncfs(&self.root_dir).map_err(io_err("syncfs", &self.root))?;
+        self.counters.fs_syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Bookkeeping was written without a sync: remember since when.
+    fn mark_dirty(&self) {
+        let now = now_millis().max(1);
+        let _ = self
+            .dirty_since_ms
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     fn sync_file(&self, f: &File, path: &Path) -> Result<(), SpoolError> {
@@ -292,10 +331,13 @@ pub struct Incoming {
     buf: Box<[u8; WRITE_BUF]>,
     fill: usize,
     size_at: u64,
-    /// Where the reserved `flags` slot is ([`Spool::create_with_flag_slot`]).
-    flag_slot: Option<u64>,
-    /// Put `tls-required-no` into the slot when the file is published.
+    /// The head has the reserved `flags` slot ([`Spool::create_with_flag_slot`]).
+    flag_slot: bool,
+    /// The message is `tls-required-no` (from the caller's flags, or set
+    /// into the slot when the file is published).
     tls_required_no: bool,
+    /// CRC-32 of the message bytes so far (the envelope's `check`).
+    crc: u32,
     body: u64,
     limit: u64,
     target: QueueDir,
@@ -398,6 +440,54 @@ impl MessageReader {
     }
 }
 
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `syncfs(2)` on the file system holding `f`.
+fn syncfs(f: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads the `len` message bytes of `file` from `at` and checks them (with
+/// `env`'s flags) against `env.check`; leaves the file anywhere.
+fn verify_check(file: &mut File, at: u64, env: &Envelope, path: &Path) -> Result<(), SpoolError> {
+    let Some(expected) = env.check else {
+        return Ok(());
+    };
+    file.seek(SeekFrom::Start(at))
+        .map_err(io_err("seek", path))?;
+    let mut buf = [0u8; 4096];
+    let mut left = env.size;
+    let mut crc = 0;
+    while left > 0 {
+        let want = (buf.len() as u64).min(left) as usize;
+        let n = file.read(&mut buf[..want]).map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        crc = envelope::crc32(crc, &buf[..n]);
+        left -= n as u64;
+    }
+    let actual = envelope::finish_check(crc, &env.flags);
+    if left > 0 || actual != expected {
+        return Err(SpoolError::Corrupt {
+            path: path.to_path_buf(),
+            reason: Corruption::CheckMismatch { expected, actual },
+        });
+    }
+    Ok(())
+}
+
 fn now_micros() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -441,11 +531,15 @@ impl Spool {
         {
             fs::create_dir_all(d).map_err(io_err("mkdir", d))?;
         }
+        let root_dir = File::open(&root).map_err(io_err("open", &root))?;
         let inner = Arc::new(Inner {
             root,
+            root_dir,
             incoming,
             dirs,
             counters: Counters::default(),
+            dirty_since_ms: AtomicU64::new(0),
+            verified: std::sync::atomic::AtomicBool::new(false),
         });
         let mut spool = Spool {
             inner,
@@ -503,8 +597,8 @@ impl Spool {
     pub fn io_stats(&self) -> IoStats {
         let c = &self.inner.counters;
         IoStats {
+            fs_syncs: c.fs_syncs.load(Ordering::Relaxed),
             file_syncs: c.file_syncs.load(Ordering::Relaxed),
-            dir_syncs: c.dir_syncs.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             renames: c.renames.load(Ordering::Relaxed),
         }
@@ -556,6 +650,7 @@ impl Spool {
             id: &id,
             arrival: msg.arrival,
             size: 0,
+            check: envelope::Check::Pending,
             flags: &msg.flags,
             client: msg.client,
             sender: msg.sender,
@@ -573,8 +668,9 @@ impl Spool {
             buf: Box::new([0u8; WRITE_BUF]),
             fill: 0,
             size_at: 0,
-            flag_slot: None,
-            tls_required_no: false,
+            flag_slot: false,
+            tls_required_no: msg.flags.tls_required_no,
+            crc: 0,
             body: 0,
             limit: msg.size_limit,
             target: if msg.deferred {
@@ -589,23 +685,30 @@ impl Spool {
         checked.map_err(SpoolError::Invalid)?;
         // A head larger than WRITE_BUF reaches the file in WRITE_BUF
         // chunks, as the body does; nothing is synced here (the commit
-        // fdatasyncs the whole file, then renames, then syncs the directory).
+        // patches size and check in, renames, and syncs the file system).
         let size_at = envelope::write_head(&head, &mut |b: &[u8]| inc.put(b))?;
         inc.size_at = size_at as u64;
-        inc.flag_slot = flag_slot.then(|| envelope::flag_slot_at(size_at) as u64);
+        inc.flag_slot = flag_slot;
         inc.id = id;
         Ok(inc)
     }
 
-    /// Publishes several finished messages with one directory fsync: each
-    /// file is fdatasync'ed and renamed into place, then `active/` (and
-    /// `deferred/` if used) is fsync'ed once. Sessions that finish DATA at
-    /// about the same time share that fsync. Afterwards check
-    /// [`Incoming::is_committed`] on each: only those may be acknowledged.
-    /// Returns the first error met, if any.
+    /// Publishes several finished messages with ONE sync: each file gets
+    /// its `size` and `check` (one write), is renamed into `active/` (or
+    /// `deferred/`), and then one `syncfs` makes all of them durable at
+    /// once — files, renames, and the bookkeeping written lazily since the
+    /// last sync. Sessions that finish DATA at about the same time share
+    /// it. Afterwards check [`Incoming::is_committed`] on each: only those
+    /// may be acknowledged. Returns the first error met, if any.
+    ///
+    /// Why no sync of the file before its rename: a cut before the
+    /// `syncfs` may keep the rename and lose some of the file's writes,
+    /// but such a file was never acknowledged, and its `check` (or its
+    /// unpatched `size`/`check`) tells it apart at the next start, which
+    /// moves it to `hold/` (docs/spool.md).
     pub fn commit_batch(&self, batch: &mut [Incoming]) -> Result<(), SpoolError> {
         let mut first_err = None;
-        let mut dirs_used = [false; 2];
+        let mut any = false;
         for inc in batch.iter_mut() {
             if inc.state != IncState::Open {
                 if inc.state == IncState::Failed && first_err.is_none() {
@@ -614,7 +717,7 @@ impl Spool {
                 continue;
             }
             match inc.publish() {
-                Ok(()) => dirs_used[usize::from(inc.target == QueueDir::Deferred)] = true,
+                Ok(()) => any = true,
                 Err(e) => {
                     inc.state = IncState::Failed;
                     let _ = fs::remove_file(&inc.tmp);
@@ -622,21 +725,13 @@ impl Spool {
                 }
             }
         }
-        for (i, used) in dirs_used.iter().enumerate() {
-            if !used {
-                continue;
-            }
-            let d = if i == 0 {
-                QueueDir::Active
-            } else {
-                QueueDir::Deferred
-            };
-            let res = self.inner.sync_dir(self.inner.dir(d));
+        if any {
+            let res = self.inner.sync_fs();
             for inc in batch.iter_mut() {
-                if inc.state == IncState::Renamed && inc.target == d {
-                    // Not acknowledged if the directory fsync failed: the
-                    // file stays (it may still be delivered; SMTP's
-                    // duplicate window), the client retries.
+                if inc.state == IncState::Renamed {
+                    // Not acknowledged if the sync failed: the file stays
+                    // (it may still be delivered; SMTP's duplicate
+                    // window), the client retries.
                     inc.state = if res.is_ok() {
                         IncState::Committed
                     } else {
@@ -652,6 +747,30 @@ impl Spool {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Makes the lazily written bookkeeping (removals, state records,
+    /// moves) durable with one `syncfs` if some of it has waited `delay`
+    /// or longer; the daemon calls this from a timer, which bounds how
+    /// many completed deliveries a power cut can make tern repeat. A group
+    /// commit syncs it too, so under load this never runs. Returns whether
+    /// it synced.
+    pub fn sync_if_due(&self, delay: std::time::Duration) -> Result<bool, SpoolError> {
+        let since = self.inner.dirty_since_ms.load(Ordering::Relaxed);
+        if since == 0 || now_millis().saturating_sub(since) < delay.as_millis() as u64 {
+            return Ok(false);
+        }
+        self.inner.sync_fs().map(|()| true)
+    }
+
+    /// Syncs pending bookkeeping now, if there is any (at shutdown).
+    pub fn sync_pending(&self) -> Result<bool, SpoolError> {
+        self.sync_if_due(std::time::Duration::ZERO)
+    }
+
+    /// True when some bookkeeping is not durable yet.
+    pub fn has_unsynced(&self) -> bool {
+        self.inner.dirty_since_ms.load(Ordering::Relaxed) != 0
     }
 
     fn find(&self, id: &str) -> Result<(QueueDir, PathBuf), SpoolError> {
@@ -671,6 +790,10 @@ impl Spool {
     pub fn open_message(&self, id: &str) -> Result<MessageReader, SpoolError> {
         let (dir, path) = self.find(id)?;
         let (env, head_len, mut file) = read_envelope(&path)?;
+        // Checked before a byte is handed on, so nothing damaged is ever
+        // delivered (a bad flash block after start; torn files from a cut
+        // are already moved away by the first scan).
+        verify_check(&mut file, head_len, &env, &path)?;
         let folded = self.read_state(dir, &env)?;
         file.seek(SeekFrom::Start(head_len))
             .map_err(io_err("seek", &path))?;
@@ -726,8 +849,11 @@ impl Spool {
     }
 
     /// Records outcomes for recipients (by index into the envelope's
-    /// recipient list) with one append and one fdatasync. The first record
-    /// of a message also creates its log and fsyncs the directory.
+    /// recipient list) with one append, not synced: it becomes durable with
+    /// the next group commit or [`Spool::sync_if_due`]. A cut before that
+    /// loses the record; the recipients it described are tried again (a
+    /// deferral repeated early, or a delivery repeated: the window
+    /// docs/spool.md bounds).
     pub fn record(
         &self,
         id: &str,
@@ -759,7 +885,6 @@ impl Spool {
                 }
             }
         }
-        let created = !spath.exists();
         let mut f = OpenOptions::new()
             .append(true)
             .create(true)
@@ -771,10 +896,7 @@ impl Spool {
             .counters
             .bytes_written
             .fetch_add(out.len() as u64, Ordering::Relaxed);
-        self.inner.sync_file(&f, &spath)?;
-        if created {
-            self.inner.sync_dir(self.inner.dir(dir))?;
-        }
+        self.inner.mark_dirty();
         Ok(())
     }
 
@@ -789,6 +911,7 @@ impl Spool {
         }
         let dest = self.inner.dir(to);
         self.inner.rename(&path, &dest.join(id))?;
+        self.inner.mark_dirty();
         let slog = self.inner.dir(from).join(format!("{id}.state"));
         if slog.exists() {
             self.inner
@@ -800,7 +923,7 @@ impl Spool {
     /// Moves a message (and its state log) into `hold/` for good: the
     /// queue manager never delivers nor removes what is there, `mailq`
     /// shows it with `!`. Unlike [`Spool::move_to`] the renames are made
-    /// durable (both directories fsynced) before this returns, so that
+    /// durable (one `syncfs`) before this returns, so that
     /// the outcome recorded afterwards (every recipient final) can never
     /// be found with the message back in `active/`, where a scan would
     /// remove it as done.
@@ -810,8 +933,7 @@ impl Spool {
             return Ok(());
         }
         self.move_to(id, QueueDir::Hold)?;
-        self.inner.sync_dir(self.inner.dir(QueueDir::Hold))?;
-        self.inner.sync_dir(self.inner.dir(from))
+        self.inner.sync_fs()
     }
 
     /// The readable messages in `hold/`, oldest first (arrival, then ID);
@@ -826,7 +948,7 @@ impl Spool {
             if !envelope::is_queue_id(&name) {
                 continue;
             }
-            if let Ok((e, _)) = self.entry(QueueDir::Hold, &name, &dir.join(&name)) {
+            if let Ok((e, _)) = self.entry(QueueDir::Hold, &name, &dir.join(&name), false) {
                 out.push(e);
             }
         }
@@ -836,20 +958,24 @@ impl Spool {
         Ok(out)
     }
 
-    /// Removes a message whose recipients are all final, and fsyncs the
-    /// directory. When the last recipients just became final, calling this
-    /// *instead of* [`Spool::record`] costs one fsync and no log write; a
-    /// crash before it completes re-delivers only those recipients.
+    /// Removes a message whose recipients are all final. Not synced (as
+    /// Postfix does not sync its unlinks): the removal becomes durable with
+    /// the next group commit or [`Spool::sync_if_due`]; a power cut before
+    /// that brings the message back and its last recipients are delivered
+    /// again (docs/spool.md bounds that window). When the last recipients
+    /// just became final, calling this *instead of* [`Spool::record`]
+    /// saves the log write.
     pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
         let (dir, path) = self.find(id)?;
         fs::remove_file(&path).map_err(io_err("unlink", &path))?;
+        self.inner.mark_dirty();
         let slog = self.inner.dir(dir).join(format!("{id}.state"));
         match fs::remove_file(&slog) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("unlink", &slog)(e)),
         }
-        self.inner.sync_dir(self.inner.dir(dir))
+        Ok(())
     }
 
     /// Daemon's scan: lists every message, moves unreadable files to
@@ -868,7 +994,7 @@ impl Spool {
         }
         for d in [QueueDir::Active, QueueDir::Deferred] {
             let path = self.inner.dir(d).join(id);
-            match self.entry(d, id, &path) {
+            match self.entry(d, id, &path, false) {
                 Ok((e, _)) => return Ok(Some(e)),
                 Err(SpoolError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -884,6 +1010,7 @@ impl Spool {
 
     fn walk(&self, repair: bool) -> Result<ScanReport, SpoolError> {
         let mut report = ScanReport::default();
+        let verify = repair && !self.inner.verified.swap(true, Ordering::Relaxed);
         for d in QueueDir::ALL {
             let dir = self.inner.dir(d).to_path_buf();
             let mut names = Vec::new();
@@ -906,7 +1033,7 @@ impl Spool {
                     }
                 }
                 let res = if envelope::is_queue_id(name) {
-                    self.entry(d, name, &path)
+                    self.entry(d, name, &path, verify && d != QueueDir::Hold)
                 } else {
                     Err(SpoolError::Corrupt {
                         path: path.clone(),
@@ -950,8 +1077,12 @@ impl Spool {
         d: QueueDir,
         name: &str,
         path: &Path,
+        verify: bool,
     ) -> Result<(QueueEntry, usize), SpoolError> {
-        let (env, head_len, _) = read_envelope(path)?;
+        let (env, head_len, mut file) = read_envelope(path)?;
+        if verify {
+            verify_check(&mut file, head_len, &env, path)?;
+        }
         if env.id != name {
             return Err(SpoolError::Corrupt {
                 path: path.to_path_buf(),
@@ -998,7 +1129,10 @@ impl Spool {
                     .open(&dest)
                     .map_err(io_err("open", &dest))?;
                 f.write_all(&bytes).map_err(io_err("write", &dest))?;
+                // Synced before the unlink: the records must not exist
+                // nowhere for a moment.
                 self.inner.sync_file(&f, &dest)?;
+                self.inner.mark_dirty();
                 return fs::remove_file(path).map_err(io_err("unlink", path));
             }
         }
@@ -1080,8 +1214,10 @@ impl Incoming {
     /// [`Spool::create_with_flag_slot`] reserved when the file is
     /// published. False (nothing marked) for a file made without a slot.
     pub fn set_tls_required_no(&mut self) -> bool {
-        self.tls_required_no = self.flag_slot.is_some();
-        self.tls_required_no
+        if self.flag_slot {
+            self.tls_required_no = true;
+        }
+        self.flag_slot
     }
 
     fn put(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
@@ -1128,32 +1264,40 @@ impl Incoming {
             return Err(SpoolError::TooBig { limit: self.limit });
         }
         self.put(data)?;
+        self.crc = envelope::crc32(self.crc, data);
         self.body = new;
         Ok(())
     }
 
     fn publish(&mut self) -> Result<(), SpoolError> {
         self.flush_buf()?;
-        let digits = format!("{:0width$}", self.body, width = envelope::SIZE_WIDTH);
+        let flags = Flags {
+            tls_required_no: self.tls_required_no,
+            ..Flags::default()
+        };
+        let check = envelope::finish_check(self.crc, &flags);
+        // Size, check and flag slot in ONE write (they are adjacent): a cut
+        // keeps all of them or none, and without them the file reads as
+        // never committed.
+        let patch = envelope::commit_patch(
+            self.body,
+            check,
+            self.flag_slot.then_some(self.tls_required_no),
+        );
         self.file
-            .write_all_at(digits.as_bytes(), self.size_at)
+            .write_all_at(&patch, self.size_at)
             .map_err(io_err("write", &self.tmp))?;
-        if let (Some(at), true) = (self.flag_slot, self.tls_required_no) {
-            // In place, as the size: the file is not published yet, and
-            // the slot has exactly the flag's length.
-            self.file
-                .write_all_at(envelope::TLS_REQUIRED_NO_SLOT, at)
-                .map_err(io_err("write", &self.tmp))?;
-        }
-        self.inner.sync_file(&self.file, &self.tmp)?;
+        self.inner
+            .counters
+            .bytes_written
+            .fetch_add(patch.len() as u64, Ordering::Relaxed);
         let dest = self.inner.dir(self.target).join(&self.id);
         self.inner.rename(&self.tmp, &dest)?;
         self.state = IncState::Renamed;
         Ok(())
     }
 
-    /// Publishes this message alone (one file fdatasync, one directory
-    /// fsync) and returns its queue ID.
+    /// Publishes this message alone (one `syncfs`) and returns its queue ID.
     pub fn commit(self) -> Result<String, SpoolError> {
         let spool = Spool {
             inner: Arc::clone(&self.inner),
