@@ -106,7 +106,11 @@ impl Bed {
             if let Some(st) = d.exited() {
                 panic!("traced tern exited ({st}):\n{}", d.output());
             }
-            assert!(Instant::now() < deadline, "traced tern not listening:\n{}", d.output());
+            assert!(
+                Instant::now() < deadline,
+                "traced tern not listening:\n{}",
+                d.output()
+            );
         }
         self.wait_log("listening on", 1);
         d
@@ -115,8 +119,8 @@ impl Bed {
     /// The power cut: SIGKILL to tern (strace's child), then strace ends.
     fn cut(&self, mut d: Daemon) {
         let sp = d.pid();
-        let children = std::fs::read_to_string(format!("/proc/{sp}/task/{sp}/children"))
-            .unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{sp}/task/{sp}/children")).unwrap_or_default();
         let pid: i32 = children
             .split_whitespace()
             .next()
@@ -126,7 +130,11 @@ impl Bed {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let deadline = Instant::now() + WAIT;
         while d.exited().is_none() {
-            assert!(Instant::now() < deadline, "strace did not end:\n{}", d.output());
+            assert!(
+                Instant::now() < deadline,
+                "strace did not end:\n{}",
+                d.output()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -134,14 +142,22 @@ impl Bed {
 
 /// Message `n` of a scenario: wire form for SMTP (CRLF, final dot), input
 /// for sendmail (LF), and what tern must store.
-fn message(test: &str, n: usize, lines: usize, sender: &str, rcpt: &str) -> (Vec<u8>, Vec<u8>, Submitted) {
+fn message(
+    test: &str,
+    n: usize,
+    lines: usize,
+    sender: &str,
+    rcpt: &str,
+) -> (Vec<u8>, Vec<u8>, Submitted) {
     let marker = format!("{test}-{n}-{}", std::process::id());
     let mut m = format!(
         "From: <{sender}>\nTo: <{rcpt}>\nSubject: power cut {n}\nDate: Mon, 7 Dec 2026 17:00:00 +0000\n\
          Message-ID: <{marker}@example.com>\nX-Powercut: {marker}\n\n"
     );
     for l in 0..lines {
-        m.push_str(&format!("line {l} of {marker}: the quick brown fox jumps over the lazy dog\n"));
+        m.push_str(&format!(
+            "line {l} of {marker}: the quick brown fox jumps over the lazy dog\n"
+        ));
     }
     let crlf = m.replace('\n', "\r\n").into_bytes();
     let mut wire = crlf.clone();
@@ -159,14 +175,17 @@ fn message(test: &str, n: usize, lines: usize, sender: &str, rcpt: &str) -> (Vec
 /// parallel clients end DATA together. Returns the reply to DATA.
 fn smtp_send(port: u16, from: &str, rcpt: &str, wire: &[u8], gate: Option<&Barrier>) -> String {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
-    s.set_read_timeout(Some(WAIT)).unwrap_or_else(|e| panic!("timeout: {e}"));
+    s.set_read_timeout(Some(WAIT))
+        .unwrap_or_else(|e| panic!("timeout: {e}"));
     let mut r = BufReader::new(s.try_clone().unwrap_or_else(|e| panic!("clone: {e}")));
     let mut w = s;
     let mut reply = || {
         let mut all = String::new();
         loop {
             let mut l = String::new();
-            let n = r.read_line(&mut l).unwrap_or_else(|e| panic!("read: {e} after {all}"));
+            let n = r
+                .read_line(&mut l)
+                .unwrap_or_else(|e| panic!("read: {e} after {all}"));
             assert!(n > 0, "connection closed after {all:?}");
             all.push_str(&l);
             if l.as_bytes().get(3) != Some(&b'-') {
@@ -175,7 +194,8 @@ fn smtp_send(port: u16, from: &str, rcpt: &str, wire: &[u8], gate: Option<&Barri
         }
     };
     let cmd = |w: &mut TcpStream, c: &str| {
-        w.write_all(c.as_bytes()).unwrap_or_else(|e| panic!("write {c}: {e}"));
+        w.write_all(c.as_bytes())
+            .unwrap_or_else(|e| panic!("write {c}: {e}"));
     };
     assert!(reply().starts_with("220"));
     cmd(&mut w, "EHLO client.test\r\n");
@@ -187,11 +207,13 @@ fn smtp_send(port: u16, from: &str, rcpt: &str, wire: &[u8], gate: Option<&Barri
     cmd(&mut w, "DATA\r\n");
     assert!(reply().starts_with("354"));
     let (body, dot) = wire.split_at(wire.len() - 3);
-    w.write_all(body).unwrap_or_else(|e| panic!("write body: {e}"));
+    w.write_all(body)
+        .unwrap_or_else(|e| panic!("write body: {e}"));
     if let Some(g) = gate {
         g.wait();
     }
-    w.write_all(dot).unwrap_or_else(|e| panic!("write dot: {e}"));
+    w.write_all(dot)
+        .unwrap_or_else(|e| panic!("write dot: {e}"));
     let answer = reply();
     cmd(&mut w, "QUIT\r\n");
     let _ = reply();
@@ -209,7 +231,9 @@ fn send_parallel(port: u16, msgs: &[(Vec<u8>, Submitted)]) {
         })
         .collect();
     for t in threads {
-        let answer = t.join().unwrap_or_else(|_| panic!("client thread panicked"));
+        let answer = t
+            .join()
+            .unwrap_or_else(|_| panic!("client thread panicked"));
         assert!(answer.starts_with("250 2.0.0 Ok: queued as"), "{answer}");
     }
 }
@@ -217,16 +241,22 @@ fn send_parallel(port: u16, msgs: &[(Vec<u8>, Submitted)]) {
 fn check(name: &str, load: &str, rec: &Recording, r: &Report) {
     let (ops, syncs, acks) = rec.counts();
     eprintln!(
-        "{name}: {ops} ops, {syncs} barriers, {acks} acks; {} crash points, max {} volatile ops, \
-         {} replays, {} distinct states, accepted {}, delivered {}, lost {}, torn {}, duplicated {}, {:?}",
-        r.crash_points, r.max_volatile, r.replays, r.states, r.accepted, r.delivered, r.lost,
+        "{name} ({load}): {ops} ops, {syncs} barriers, {acks} acks; {} crash points, max {} volatile ops, \
+         max {} subsets at one point, {} replays, {} distinct states, accepted {}, delivered {}, lost {}, torn {}, duplicated {}, {:?}",
+        r.crash_points, r.max_volatile, r.max_subsets, r.replays, r.states, r.accepted, r.delivered, r.lost,
         r.torn, r.duplicated, r.elapsed
     );
     r.emit(name, load);
-    assert!(r.replays > r.crash_points, "{name}: nothing was lost in any replay");
+    assert!(
+        r.replays > r.crash_points,
+        "{name}: nothing was lost in any replay"
+    );
     assert_eq!(r.lost, 0, "{name}: LOSS\n{}", r.failures.join("\n"));
     assert_eq!(r.torn, 0, "{name}: TORN\n{}", r.failures.join("\n"));
-    assert_eq!(r.delivered, r.accepted, "{name}: not every acknowledged message accounted for");
+    assert_eq!(
+        r.delivered, r.accepted,
+        "{name}: not every acknowledged message accounted for"
+    );
 }
 
 /// Runs `tern sendmail -i ops@example.org` (traced or not) on message `n`.
@@ -254,8 +284,8 @@ fn record_sendmail(test: &str) -> (Bed, Recording, Vec<Submitted>) {
     let first = sendmail(&bed, test, 0, false);
     let base = Fs::snapshot(&bed.spool());
     let second = sendmail(&bed, test, 1, true);
-    let rec = Recording::from_trace(&bed.trace(), &bed.spool(), base)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rec =
+        Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
     (bed, rec, vec![first, second])
 }
 
@@ -264,8 +294,16 @@ fn record_sendmail(test: &str) -> (Bed, Recording, Vec<Submitted>) {
 fn sendmail_commit_survives_every_cut_with_any_unsynced_loss() {
     let (_bed, rec, subs) = record_sendmail("sendmail");
     let (ops, _, acks) = rec.counts();
-    assert_eq!(acks, 1, "one exit(0) acknowledging one queue file: {:?}", rec.events);
-    assert!(ops >= 3, "create, write, publish at least: {:?}", rec.events);
+    assert_eq!(
+        acks, 1,
+        "one exit(0) acknowledging one queue file: {:?}",
+        rec.events
+    );
+    assert!(
+        ops >= 3,
+        "create, write, publish at least: {:?}",
+        rec.events
+    );
     let r = replay(
         &rec,
         &subs,
@@ -273,7 +311,12 @@ fn sendmail_commit_survives_every_cut_with_any_unsynced_loss() {
         Sampling::All { max_volatile: 14 },
         &scratch_dir("sendmail"),
     );
-    check("sendmail_commit", "1 tern sendmail (21 KB) onto a spool holding 1 message", &rec, &r);
+    check(
+        "sendmail_commit",
+        "1 tern sendmail (21 KB) onto a spool holding 1 message",
+        &rec,
+        &r,
+    );
 }
 
 /// The negative control: the same kind of recording with its syncs
@@ -288,11 +331,29 @@ fn harness_catches_a_commit_without_its_syncs() {
     let none = BTreeSet::new();
     let all = Sampling::All { max_volatile: 14 };
     let r = replay(&rec.without_syncs(), &subs, &none, all, &scratch);
-    eprintln!("without syncs: lost {} torn {} of {} replays; e.g. {:?}", r.lost, r.torn, r.replays, r.failures.first());
-    assert!(r.lost > 0, "dropping every sync must lose the acknowledged message");
+    eprintln!(
+        "without syncs: lost {} torn {} of {} replays; e.g. {:?}",
+        r.lost,
+        r.torn,
+        r.replays,
+        r.failures.first()
+    );
+    assert!(
+        r.lost > 0,
+        "dropping every sync must lose the acknowledged message"
+    );
     let r = replay(&rec.acks_before_syncs(), &subs, &none, all, &scratch);
-    eprintln!("ack before syncs: lost {} torn {} of {} replays; e.g. {:?}", r.lost, r.torn, r.replays, r.failures.first());
-    assert!(r.lost > 0, "acknowledging before the syncs must lose the message at some cut");
+    eprintln!(
+        "ack before syncs: lost {} torn {} of {} replays; e.g. {:?}",
+        r.lost,
+        r.torn,
+        r.replays,
+        r.failures.first()
+    );
+    assert!(
+        r.lost > 0,
+        "acknowledging before the syncs must lose the message at some cut"
+    );
     // And the honest recording passes the same checker.
     let r = replay(&rec, &subs, &none, all, &scratch);
     assert_eq!((r.lost, r.torn), (0, 0), "{}", r.failures.join("\n"));
@@ -308,27 +369,41 @@ fn group_commits_from_parallel_clients_survive_sampled_cuts() {
     let d = bed.start_traced();
     let msgs: Vec<_> = (0..8)
         .map(|n| {
-            let (wire, _, s) = message("group", n, 20 + n * 40, &format!("s{n}@client.test"), &format!("r{n}@example.org"));
+            let (wire, _, s) = message(
+                "group",
+                n,
+                20 + n * 40,
+                &format!("s{n}@client.test"),
+                &format!("r{n}@example.org"),
+            );
             (wire, s)
         })
         .collect();
     send_parallel(bed.port, &msgs);
     bed.wait_log("status=deferred", msgs.len());
     bed.cut(d);
-    let rec = Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
+    let rec =
+        Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
     let (_, _, acks) = rec.counts();
     assert_eq!(acks, msgs.len(), "every 250 seen in the trace");
+    // Whether the clients' dots landed in one group commit depends on the
+    // machine's load: reported, not asserted.
     let grouped = group_commits(&rec);
-    eprintln!("acknowledgments sharing a barrier: {grouped}");
     let subs: Vec<Submitted> = msgs.into_iter().map(|(_, s)| s).collect();
     let r = replay(
         &rec,
         &subs,
         &BTreeSet::new(),
-        Sampling::Systematic { random: RANDOM_SUBSETS, seed: 15 },
+        Sampling::Systematic {
+            random: RANDOM_SUBSETS,
+            seed: 15,
+        },
         &scratch_dir("group"),
     );
-    check("group_commit", "8 parallel SMTP clients (1-20 KB), relay down", &rec, &r);
+    let load = format!(
+        "8 parallel SMTP clients (1-20 KB), relay down; {grouped} acknowledgments shared a barrier"
+    );
+    check("group_commit", &load, &rec, &r);
 }
 
 /// Acknowledgments that follow the previous one with no barrier between
@@ -366,12 +441,21 @@ fn sink_markers(sink: &SmtpSink, subs: &[Submitted]) -> BTreeSet<String> {
 #[test]
 fn delivery_and_removal_survive_sampled_cuts() {
     let sink = SmtpSink::start();
-    let bed = Bed::new(&format!("relayhost = [127.0.0.1]:{}\n{SLOW_RETRY}", sink.port()));
+    let bed = Bed::new(&format!(
+        "relayhost = [127.0.0.1]:{}\n{SLOW_RETRY}",
+        sink.port()
+    ));
     let base = Fs::snapshot(&bed.spool());
     let d = bed.start_traced();
     let msgs: Vec<_> = (0..4)
         .map(|n| {
-            let (wire, _, s) = message("deliver", n, 10 + n * 50, "ops@client.test", &format!("r{n}@example.org"));
+            let (wire, _, s) = message(
+                "deliver",
+                n,
+                10 + n * 50,
+                "ops@client.test",
+                &format!("r{n}@example.org"),
+            );
             (wire, s)
         })
         .collect();
@@ -383,12 +467,17 @@ fn delivery_and_removal_survive_sampled_cuts() {
     sink.wait_for_count(msgs.len(), WAIT);
     bed.wait_log(": removed", msgs.len());
     bed.cut(d);
-    let rec = Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
+    let rec =
+        Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
     let subs: Vec<Submitted> = msgs.into_iter().map(|(_, s)| s).collect();
     let markers = sink_markers(&sink, &subs);
     assert_eq!(markers.len(), subs.len(), "the sink got every message");
     let delivered = delivered_ids(&rec, &subs, &markers);
-    assert_eq!(delivered.len(), subs.len(), "every published ID maps to a delivered message");
+    assert_eq!(
+        delivered.len(),
+        subs.len(),
+        "every published ID maps to a delivered message"
+    );
     let unlinks = rec
         .events
         .iter()
@@ -399,10 +488,18 @@ fn delivery_and_removal_survive_sampled_cuts() {
         &rec,
         &subs,
         &delivered,
-        Sampling::Systematic { random: RANDOM_SUBSETS, seed: 16 },
+        Sampling::Systematic {
+            random: RANDOM_SUBSETS,
+            seed: 16,
+        },
         &scratch_dir("deliver"),
     );
-    check("delivery_removal", "4 SMTP messages (2 parallel) delivered to smtp-sink and removed", &rec, &r);
+    check(
+        "delivery_removal",
+        "4 SMTP messages (2 parallel) delivered to smtp-sink and removed",
+        &rec,
+        &r,
+    );
 }
 
 /// Scenario 4: the relay answers 4xx, twice (a flush retries), so each
@@ -410,12 +507,21 @@ fn delivery_and_removal_survive_sampled_cuts() {
 #[test]
 fn deferral_state_log_survives_sampled_cuts() {
     let sink = SmtpSink::start_with(&["-r", "rcpt"]);
-    let bed = Bed::new(&format!("relayhost = [127.0.0.1]:{}\n{SLOW_RETRY}", sink.port()));
+    let bed = Bed::new(&format!(
+        "relayhost = [127.0.0.1]:{}\n{SLOW_RETRY}",
+        sink.port()
+    ));
     let base = Fs::snapshot(&bed.spool());
     let d = bed.start_traced();
     let msgs: Vec<_> = (0..2)
         .map(|n| {
-            let (wire, _, s) = message("defer", n, 30, "ops@client.test", &format!("r{n}@example.org"));
+            let (wire, _, s) = message(
+                "defer",
+                n,
+                30,
+                "ops@client.test",
+                &format!("r{n}@example.org"),
+            );
             (wire, s)
         })
         .collect();
@@ -430,7 +536,8 @@ fn deferral_state_log_survives_sampled_cuts() {
     assert!(out.success(), "tern flush: {out:?}");
     bed.wait_log("status=deferred", 2 * msgs.len());
     bed.cut(d);
-    let rec = Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
+    let rec =
+        Recording::from_trace(&bed.trace(), &bed.spool(), base).unwrap_or_else(|e| panic!("{e}"));
     // Coverage: some state log got a second record.
     let mut writes_per_log = std::collections::HashMap::new();
     let logs: BTreeSet<usize> = rec
@@ -457,8 +564,16 @@ fn deferral_state_log_survives_sampled_cuts() {
         &rec,
         &subs,
         &BTreeSet::new(),
-        Sampling::Systematic { random: RANDOM_SUBSETS, seed: 4 },
+        Sampling::Systematic {
+            random: RANDOM_SUBSETS,
+            seed: 4,
+        },
         &scratch_dir("defer"),
     );
-    check("deferral_state_log", "2 SMTP messages deferred twice by a 4xx relay (flush)", &rec, &r);
+    check(
+        "deferral_state_log",
+        "2 SMTP messages deferred twice by a 4xx relay (flush)",
+        &rec,
+        &r,
+    );
 }

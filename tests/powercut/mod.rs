@@ -125,7 +125,8 @@ impl Fs {
             } else {
                 root.join(rel)
             };
-            let rd = fs::read_dir(&dir).unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()));
+            let rd =
+                fs::read_dir(&dir).unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()));
             for ent in rd.flatten() {
                 let name = ent.file_name().to_string_lossy().into_owned();
                 let r = if rel.is_empty() {
@@ -225,8 +226,9 @@ impl Fs {
         for (name, node) in &self.names {
             let p = dir.join(name);
             match node {
-                Node::Dir => fs::create_dir_all(&p)
-                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display())),
+                Node::Dir => {
+                    fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()))
+                }
                 Node::File(i) => {
                     if let Some(parent) = p.parent() {
                         fs::create_dir_all(parent)
@@ -481,13 +483,15 @@ fn parse_calls(text: &str) -> Result<Vec<Call>, String> {
         };
         let Some(open) = full.find('(') else { continue };
         let name = full[..open].to_string();
-        let Some(close) = full.rfind(") = ").or_else(|| full.rfind(")")) else {
+        // "name(args) = ret"; strace pads resumed lines before the "=".
+        let Some(eq) = full.rfind(" = ") else {
             continue;
         };
-        let ret = full
-            .get(close + 4..)
-            .map(|r| r.trim().to_string())
-            .unwrap_or_default();
+        let before = full[..eq].trim_end();
+        let Some(close) = before.strip_suffix(')').map(str::len) else {
+            continue;
+        };
+        let ret = full[eq + 3..].trim().to_string();
         calls.push(Call {
             pid,
             name,
@@ -576,7 +580,11 @@ impl Builder {
                 .fds
                 .iter()
                 .find(|((p, n), f)| *n == fd && f.path == path && *p == pid)
-                .or_else(|| self.fds.iter().find(|((_, n), f)| *n == fd && f.path == path))
+                .or_else(|| {
+                    self.fds
+                        .iter()
+                        .find(|((_, n), f)| *n == fd && f.path == path)
+                })
                 .map(|(k, _)| *k);
             if let Some(k) = key {
                 if let Some(f) = self.fds.get_mut(&k) {
@@ -598,7 +606,12 @@ impl Builder {
             return Ok(());
         };
         let Some(ino) = f.ino else { return Ok(()) };
-        let n: usize = c.ret.split_whitespace().next().and_then(|r| r.parse().ok()).unwrap_or(0);
+        let n: usize = c
+            .ret
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
         let data = data[..n.min(data.len())].to_vec();
         let off = match at_off {
             Some(o) => o,
@@ -637,7 +650,10 @@ impl Builder {
             return Ok(());
         }
         for a in &c.args {
-            if let Some(p) = a.strip_prefix("AT_FDCWD<").and_then(|p| p.strip_suffix('>')) {
+            if let Some(p) = a
+                .strip_prefix("AT_FDCWD<")
+                .and_then(|p| p.strip_suffix('>'))
+            {
                 let cwd = String::from_utf8_lossy(&unhex(p)?).into_owned();
                 self.cwd.insert(c.pid, cwd);
             }
@@ -670,7 +686,13 @@ impl Builder {
                     }
                     None if flags.contains("O_CREAT") => {
                         let i = self.live.inodes.len();
-                        self.op(c.end, Op::Create { path: rel.clone(), ino: i });
+                        self.op(
+                            c.end,
+                            Op::Create {
+                                path: rel.clone(),
+                                ino: i,
+                            },
+                        );
                         ino = Some(i);
                     }
                     None if flags.contains("O_DIRECTORY") => dir = Some(rel.clone()),
@@ -695,7 +717,9 @@ impl Builder {
             "write" => self.data_write(c, strings(arg(1))?, None)?,
             "writev" => self.data_write(c, strings(arg(1))?, None)?,
             "pwrite64" => {
-                let off = arg(3).parse().map_err(|e| format!("pwrite64 offset: {e}"))?;
+                let off = arg(3)
+                    .parse()
+                    .map_err(|e| format!("pwrite64 offset: {e}"))?;
                 self.data_write(c, strings(arg(1))?, Some(off))?
             }
             "pwritev" | "pwritev2" => {
@@ -744,18 +768,37 @@ impl Builder {
                     return Ok(());
                 }
                 let (Some(rs), Some(rd)) = (rs, rd) else {
-                    return Err(format!("{} across the spool boundary: {src} -> {dst}", c.name));
+                    return Err(format!(
+                        "{} across the spool boundary: {src} -> {dst}",
+                        c.name
+                    ));
                 };
                 let Some(Node::File(ino)) = self.live.names.get(&rs).copied() else {
                     return Err(format!("{} of {rs}: not a file the model knows", c.name));
                 };
                 if c.name.starts_with("link") {
-                    self.op(c.end, Op::Link { dst: rd.clone(), ino });
+                    self.op(
+                        c.end,
+                        Op::Link {
+                            dst: rd.clone(),
+                            ino,
+                        },
+                    );
                 } else {
-                    self.op(c.end, Op::Rename { src: rs, dst: rd.clone(), ino });
+                    self.op(
+                        c.end,
+                        Op::Rename {
+                            src: rs,
+                            dst: rd.clone(),
+                            ino,
+                        },
+                    );
                 }
                 if let Some(id) = queue_name(&rd) {
-                    self.published_by.entry(c.pid).or_default().push(id.to_string());
+                    self.published_by
+                        .entry(c.pid)
+                        .or_default()
+                        .push(id.to_string());
                     self.published.insert(id.to_string(), ino);
                 }
             }
@@ -771,7 +814,9 @@ impl Builder {
                     return Ok(());
                 };
                 match self.live.names.get(&rel).copied() {
-                    Some(Node::File(ino)) if !rmdir => self.op(c.end, Op::Unlink { path: rel, ino }),
+                    Some(Node::File(ino)) if !rmdir => {
+                        self.op(c.end, Op::Unlink { path: rel, ino })
+                    }
                     Some(Node::Dir) if rmdir => self.op(c.end, Op::Rmdir { path: rel }),
                     other => return Err(format!("{} of {rel}: model has {other:?}", c.name)),
                 }
@@ -808,11 +853,9 @@ impl Builder {
                 self.events.push((c.start, Event::Sync(b)));
             }
             "syncfs" | "sync" => self.events.push((c.start, Event::Sync(Barrier::All))),
-            "exit_group" => {
-                if arg(0) == "0" {
-                    if let Some(ids) = self.published_by.remove(&c.pid) {
-                        self.events.push((c.start, Event::Ack(ids)));
-                    }
+            "exit_group" if arg(0) == "0" => {
+                if let Some(ids) = self.published_by.remove(&c.pid) {
+                    self.events.push((c.start, Event::Ack(ids)));
                 }
             }
             _ => {}
@@ -959,11 +1002,14 @@ pub struct Report {
     pub crash_points: usize,
     /// Largest number of volatile operations at one crash point.
     pub max_volatile: usize,
+    /// Most subsets replayed at one crash point.
+    pub max_subsets: usize,
     /// (crash point, subset) pairs replayed.
     pub replays: usize,
     /// Distinct file-system states recovered through the library.
     pub states: usize,
-    /// Messages acknowledged in the recording.
+    /// Messages that must survive: acknowledged in the recording, or
+    /// already queued when it began.
     pub accepted: usize,
     /// Acknowledged messages accounted for (found whole or delivered) at
     /// the last crash point with nothing lost.
@@ -989,7 +1035,7 @@ impl Report {
             json_escape(test),
             json_escape(load),
             self.crash_points,
-            self.replays_per_point_max(),
+            self.max_subsets,
             self.replays,
             self.states,
             self.accepted,
@@ -997,14 +1043,6 @@ impl Report {
             self.lost,
             self.duplicated
         )
-    }
-
-    fn replays_per_point_max(&self) -> String {
-        if self.max_volatile < 63 {
-            (1u64 << self.max_volatile).to_string()
-        } else {
-            format!("2^{}", self.max_volatile)
-        }
     }
 
     /// Appends [`Report::json`] to `$TERN_RELIABILITY_OUT` when set.
@@ -1042,7 +1080,10 @@ fn json_escape(s: &str) -> String {
 /// starting with tern's `Received:` header), or why it is none.
 pub fn identify(stored: &[u8], subs: &[Submitted]) -> Result<usize, String> {
     if !stored.starts_with(b"Received: ") {
-        return Err(format!("does not start with Received: {:?}", preview(stored)));
+        return Err(format!(
+            "does not start with Received: {:?}",
+            preview(stored)
+        ));
     }
     // The Received header ends at the first CRLF not followed by a fold.
     let mut i = 0;
@@ -1080,7 +1121,8 @@ fn recover(fs_: &Fs, scratch: &Path, subs: &[Submitted]) -> Recovered {
         .unwrap_or_else(|e| panic!("Spool::scan after a cut: {e}"));
     let mut r = Recovered::default();
     for h in &report.held {
-        r.other.insert(h.name.rsplit('/').next().unwrap_or("").to_string());
+        r.other
+            .insert(h.name.rsplit('/').next().unwrap_or("").to_string());
     }
     for e in &report.entries {
         let id = e.id().to_string();
@@ -1104,8 +1146,12 @@ fn recover(fs_: &Fs, scratch: &Path, subs: &[Submitted]) -> Recovered {
                     Err(e) => Err(format!("read: {e}")),
                     Ok(_) => identify(&body, subs).and_then(|i| {
                         let s = &subs[i];
-                        let rcpts: Vec<&str> =
-                            m.envelope.recipients.iter().map(|r| r.address.as_str()).collect();
+                        let rcpts: Vec<&str> = m
+                            .envelope
+                            .recipients
+                            .iter()
+                            .map(|r| r.address.as_str())
+                            .collect();
                         if m.envelope.sender != s.sender || rcpts != s.rcpts {
                             Err(format!(
                                 "envelope <{}> {rcpts:?} is not the submitted <{}> {:?}",
@@ -1204,8 +1250,15 @@ pub fn replay(
         ..Report::default()
     };
     let mut cache: HashMap<u64, Recovered> = HashMap::new();
-    let mut acked: Vec<String> = Vec::new();
-    let mut seen_ack: HashSet<String> = HashSet::new();
+    // Messages already queued before the recording were acknowledged
+    // then: they must survive every cut too.
+    let mut acked: Vec<String> = rec
+        .base
+        .names
+        .keys()
+        .filter_map(|n| queue_name(n).map(str::to_string))
+        .collect();
+    let mut seen_ack: HashSet<String> = acked.iter().cloned().collect();
     let fail = |report: &mut Report, what: String| {
         if report.failures.len() < 10 {
             report.failures.push(what);
@@ -1225,7 +1278,9 @@ pub fn replay(
             .filter(|&i| matches!(rec.events[i], Event::Op(_)) && durable_at[i] >= k)
             .collect();
         report.max_volatile = report.max_volatile.max(volatile.len());
-        for keep in subsets(volatile.len(), sampling, k) {
+        let sets = subsets(volatile.len(), sampling, k);
+        report.max_subsets = report.max_subsets.max(sets.len());
+        for keep in sets {
             report.replays += 1;
             let kept: HashSet<usize> = volatile
                 .iter()
@@ -1303,12 +1358,10 @@ pub fn replay(
     report.accepted = acked.len();
     report.delivered = acked
         .iter()
-        .filter(|id| {
-            match r.deliverable.get(*id) {
-                Some(Ok(_)) => true,
-                Some(Err(_)) => false,
-                None => delivered.contains(*id),
-            }
+        .filter(|id| match r.deliverable.get(*id) {
+            Some(Ok(_)) => true,
+            Some(Err(_)) => false,
+            None => delivered.contains(*id),
         })
         .count();
     report.states = cache.len();
@@ -1348,7 +1401,9 @@ pub fn delivered_ids(
         .filter_map(|(id, content)| {
             let body_at = content.windows(5).position(|w| w == b"\nend\n")? + 5;
             let i = identify(&content[body_at..], subs).ok()?;
-            delivered_markers.contains(&subs[i].marker).then(|| id.clone())
+            delivered_markers
+                .contains(&subs[i].marker)
+                .then(|| id.clone())
         })
         .collect()
 }
