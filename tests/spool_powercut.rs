@@ -259,6 +259,124 @@ fn check(name: &str, load: &str, rec: &Recording, r: &Report) {
     );
 }
 
+fn hx(s: &str) -> String {
+    s.bytes().map(|b| format!("\\x{b:02x}")).collect()
+}
+
+/// The recorder and the model on a hand-written trace: offsets, O_APPEND,
+/// calls split by another process's, barriers counted from their start,
+/// the exit acknowledgment, and zero-filled holes where a write is lost.
+#[test]
+fn recorder_and_model_follow_the_written_rules() {
+    let dir = TempDir::new("powercut-model");
+    let root = dir.subdir("spool");
+    for d in ["incoming", "active"] {
+        std::fs::create_dir(root.join(d)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    }
+    let root = std::fs::canonicalize(&root).unwrap_or_else(|e| panic!("{e}"));
+    let r = root.display().to_string();
+    let tmp = format!("{r}/incoming/1.0.1");
+    let (t, act, fin) = (
+        hx(&tmp),
+        hx(&format!("{r}/active")),
+        hx(&format!("{r}/active/ABCDE1234567")),
+    );
+    let log = hx(&format!("{r}/active/ABCDE1234567.state"));
+    let trace = format!(
+        "100 openat(AT_FDCWD<{cwd}>, \"{t}\", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = 3<{t}>\n\
+         100 write(3<{t}>, \"{a}\", 4) = 4\n\
+         100 write(3<{t}>, \"{b}\", 4 <unfinished ...>\n\
+         101 syncfs(7<{act}> <unfinished ...>\n\
+         100 <... write resumed>)              = 4\n\
+         101 <... syncfs resumed>)             = 0\n\
+         100 pwrite64(3<{t}>, \"{c}\", 2, 0) = 2\n\
+         100 write(3<{t}>, \"{d}\", 4) = -1 ENOSPC (No space left on device)\n\
+         100 fdatasync(3<{t}>) = 0\n\
+         100 rename(\"{t}\", \"{fin}\") = 0\n\
+         100 openat(AT_FDCWD<{cwd}>, \"{log}\", O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0600) = 4<{log}>\n\
+         100 write(4<{log}>, \"{l1}\", 3) = 3\n\
+         100 write(4<{log}>, \"{l2}\", 3) = 3\n\
+         100 openat(AT_FDCWD<{cwd}>, \"{act}\", O_RDONLY|O_CLOEXEC) = 5<{act}>\n\
+         100 fsync(5<{act}>) = 0\n\
+         100 exit_group(0)                     = ?\n\
+         100 +++ exited with 0 +++\n",
+        cwd = hx("/"),
+        a = hx("AAAA"),
+        b = hx("BBBB"),
+        c = hx("CC"),
+        d = hx("DDDD"),
+        l1 = hx("x1\n"),
+        l2 = hx("x2\n"),
+    );
+    let rec =
+        Recording::parse(&trace, &root, Fs::snapshot(&root)).unwrap_or_else(|e| panic!("{e}"));
+    let w = |ino, off, d: &str| {
+        Event::Op(Op::Write {
+            ino,
+            off,
+            data: d.as_bytes().to_vec(),
+        })
+    };
+    let want = vec![
+        Event::Op(Op::Create {
+            path: "incoming/1.0.1".into(),
+            ino: 0,
+        }),
+        w(0, 0, "AAAA"),
+        // Started before the second write returned: does not cover it.
+        Event::Sync(powercut::Barrier::All),
+        w(0, 4, "BBBB"),
+        w(0, 0, "CC"),
+        Event::Sync(powercut::Barrier::File(0)),
+        Event::Op(Op::Rename {
+            src: "incoming/1.0.1".into(),
+            dst: "active/ABCDE1234567".into(),
+            ino: 0,
+        }),
+        Event::Op(Op::Create {
+            path: "active/ABCDE1234567.state".into(),
+            ino: 1,
+        }),
+        w(1, 0, "x1\n"),
+        w(1, 3, "x2\n"),
+        Event::Sync(powercut::Barrier::Dir("active".into())),
+        Event::Ack(vec!["ABCDE1234567".into()]),
+    ];
+    assert_eq!(rec.events, want);
+    assert_eq!(
+        rec.published.get("ABCDE1234567").map(Vec::as_slice),
+        Some(&b"CCAABBBB"[..])
+    );
+
+    // A lost middle write leaves a hole of zeros; a lost last one, a
+    // shorter file.
+    let mut fs_ = Fs::default();
+    fs_.apply(&Op::Create {
+        path: "f".into(),
+        ino: 0,
+    });
+    fs_.apply(&Op::Write {
+        ino: 0,
+        off: 0,
+        data: b"AAAA".to_vec(),
+    });
+    fs_.apply(&Op::Write {
+        ino: 0,
+        off: 8,
+        data: b"CCCC".to_vec(),
+    });
+    assert_eq!(fs_.inodes[0], b"AAAA\0\0\0\0CCCC");
+    // A rename moves the inode its source named, even when the create was lost.
+    let mut fs_ = Fs::default();
+    fs_.apply(&Op::Rename {
+        src: "a".into(),
+        dst: "b".into(),
+        ino: 3,
+    });
+    assert_eq!(fs_.names.get("b"), Some(&powercut::Node::File(3)));
+    assert!(!fs_.names.contains_key("a"));
+}
+
 /// Runs `tern sendmail -i ops@example.org` (traced or not) on message `n`.
 fn sendmail(bed: &Bed, test: &str, n: usize, traced: bool) -> Submitted {
     // ~21 KB: the message reaches the file in several 8 KiB writes.
@@ -569,6 +687,22 @@ fn deferral_state_log_survives_sampled_cuts() {
             seed: 4,
         },
         &scratch_dir("defer"),
+    );
+    // The negative control on a daemon recording: the same run with its
+    // acknowledgments moved before the syncs that preceded them.
+    let bad = replay(
+        &rec.acks_before_syncs(),
+        &subs,
+        &BTreeSet::new(),
+        Sampling::Systematic {
+            random: RANDOM_SUBSETS,
+            seed: 4,
+        },
+        &scratch_dir("defer-control"),
+    );
+    assert!(
+        bad.lost > 0,
+        "acknowledging before the syncs must lose a message at some cut"
     );
     check(
         "deferral_state_log",

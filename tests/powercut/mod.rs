@@ -243,7 +243,7 @@ impl Fs {
 }
 
 /// One recorded file-system operation (paths relative to the spool root).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// A new name for a new, empty inode.
     Create {
@@ -335,7 +335,7 @@ pub enum Barrier {
 }
 
 /// One event of the recording, in the order the kernel saw them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A file-system operation (counts from its return).
     Op(Op),
