@@ -62,6 +62,8 @@
 
 #![allow(dead_code)]
 
+pub mod bed;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
