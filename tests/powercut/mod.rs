@@ -162,10 +162,6 @@ impl Fs {
     /// Applies one operation.
     pub fn apply(&mut self, op: &Op) {
         match op {
-            Op::Create { path, ino } => {
-                self.inode(*ino);
-                self.names.insert(path.clone(), Node::File(*ino));
-            }
             Op::Write { ino, off, data } => {
                 let f = self.inode(*ino);
                 let off = *off as usize;
@@ -175,30 +171,11 @@ impl Fs {
                 f[off..off + data.len()].copy_from_slice(data);
             }
             Op::Truncate { ino, len } => self.inode(*ino).resize(*len as usize, 0),
-            Op::Rename { src, dst, ino } => {
-                if self.names.get(src) == Some(&Node::File(*ino)) {
-                    self.names.remove(src);
-                }
+            Op::Create { ino, .. } | Op::Rename { ino, .. } | Op::Link { ino, .. } => {
                 self.inode(*ino);
-                self.names.insert(dst.clone(), Node::File(*ino));
+                apply_names(&mut self.names, op);
             }
-            Op::Unlink { path, ino } => {
-                if self.names.get(path) == Some(&Node::File(*ino)) {
-                    self.names.remove(path);
-                }
-            }
-            Op::Link { dst, ino } => {
-                self.inode(*ino);
-                self.names.insert(dst.clone(), Node::File(*ino));
-            }
-            Op::Mkdir { path } => {
-                self.names.entry(path.clone()).or_insert(Node::Dir);
-            }
-            Op::Rmdir { path } => {
-                if self.names.get(path) == Some(&Node::Dir) {
-                    self.names.remove(path);
-                }
-            }
+            op => apply_names(&mut self.names, op),
         }
     }
 
@@ -241,6 +218,38 @@ impl Fs {
                 }
             }
         }
+    }
+}
+
+/// The namespace half of [`Fs::apply`] (data operations change nothing here).
+fn apply_names(names: &mut BTreeMap<String, Node>, op: &Op) {
+    match op {
+        Op::Create { path, ino } => {
+            names.insert(path.clone(), Node::File(*ino));
+        }
+        Op::Rename { src, dst, ino } => {
+            if names.get(src) == Some(&Node::File(*ino)) {
+                names.remove(src);
+            }
+            names.insert(dst.clone(), Node::File(*ino));
+        }
+        Op::Unlink { path, ino } => {
+            if names.get(path) == Some(&Node::File(*ino)) {
+                names.remove(path);
+            }
+        }
+        Op::Link { dst, ino } => {
+            names.insert(dst.clone(), Node::File(*ino));
+        }
+        Op::Mkdir { path } => {
+            names.entry(path.clone()).or_insert(Node::Dir);
+        }
+        Op::Rmdir { path } => {
+            if names.get(path) == Some(&Node::Dir) {
+                names.remove(path);
+            }
+        }
+        Op::Write { .. } | Op::Truncate { .. } => {}
     }
 }
 
@@ -1290,18 +1299,43 @@ pub fn replay(
                 .filter(|(_, &k)| k)
                 .map(|(i, _)| *i)
                 .collect();
-            let mut st = rec.base.clone();
-            for (i, e) in rec.events[..k].iter().enumerate() {
-                if let Event::Op(op) = e {
-                    if durable_at[i] < k || kept.contains(&i) {
-                        st.apply(op);
+            let applied: Vec<usize> = (0..k)
+                .filter(|&i| {
+                    matches!(rec.events[i], Event::Op(_))
+                        && (durable_at[i] < k || kept.contains(&i))
+                })
+                .collect();
+            // The state is fixed by the names and, for each inode they
+            // reach, the data operations applied to it: a cheap key that
+            // avoids building (and hashing) the contents of every replay.
+            let mut names = rec.base.names.clone();
+            let mut data: HashMap<usize, Vec<usize>> = HashMap::new();
+            for &i in &applied {
+                if let Event::Op(op) = &rec.events[i] {
+                    match op {
+                        Op::Write { ino, .. } | Op::Truncate { ino, .. } => {
+                            data.entry(*ino).or_default().push(i)
+                        }
+                        op => apply_names(&mut names, op),
                     }
                 }
             }
-            let digest = st.digest();
-            let r = cache
-                .entry(digest)
-                .or_insert_with(|| recover(&st, scratch, subs));
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (name, node) in &names {
+                (name, node).hash(&mut h);
+                if let Node::File(ino) = node {
+                    data.get(ino).hash(&mut h);
+                }
+            }
+            let r = cache.entry(h.finish()).or_insert_with(|| {
+                let mut st = rec.base.clone();
+                for &i in &applied {
+                    if let Event::Op(op) = &rec.events[i] {
+                        st.apply(op);
+                    }
+                }
+                recover(&st, scratch, subs)
+            });
             let lost_ops = || {
                 volatile
                     .iter()
