@@ -29,7 +29,7 @@ const SLOW_RETRY: &str =
     "minimal_backoff_time = 1h\nmaximal_backoff_time = 2h\nqueue_run_delay = 1h\n";
 /// Random subsets per crash point for the daemon scenarios (with the
 /// prefixes and single omissions/keeps, bounded by the volatile count).
-const RANDOM_SUBSETS: usize = 12;
+const RANDOM_SUBSETS: usize = 32;
 
 fn hx(s: &str) -> String {
     s.bytes().map(|b| format!("\\x{b:02x}")).collect()
