@@ -56,6 +56,20 @@
 //! was delivered and unlinked before the cut but is deliverable again is a
 //! DUPLICATE: allowed (the unlink is lazily durable), and counted.
 //!
+//! # Using it
+//!
+//! ```ignore
+//! let bed = bed::Bed::new("relayhost = [127.0.0.1]:2525\n"); // tern.conf + spool
+//! let base = Fs::snapshot(&bed.spool());        // the spool before recording
+//! let d = bed.start_traced();                   // strace -f ... tern run -f
+//! // ... submit messages (bed::message, bed::smtp_send), wait for the log ...
+//! bed.cut(d);                                   // SIGKILL ends the recording
+//! let rec = Recording::from_trace(&bed.trace(), &bed.spool(), base)?;
+//! let sampling = Sampling::Systematic { random: 32, seed: 1 };
+//! let r = replay(&rec, &submitted, &delivered, sampling, &scratch_dir("name"));
+//! bed::check("name", "load", &rec, &r);         // LOSS = TORN = 0, JSON line
+//! ```
+//!
 //! Many subsets give the same file-system state; each distinct state is
 //! recovered once (keyed by a hash of every path and content) and judged
 //! against the acknowledgments of every crash point that produced it.
