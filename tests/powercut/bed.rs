@@ -111,13 +111,8 @@ impl Bed {
     /// The power cut: SIGKILL to tern (strace's child), then strace ends.
     pub fn cut(&self, mut d: Daemon) {
         let sp = d.pid();
-        let children =
-            std::fs::read_to_string(format!("/proc/{sp}/task/{sp}/children")).unwrap_or_default();
-        let pid: i32 = children
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no tern under strace {sp}:\n{}", d.output()));
+        let pid =
+            child_of(sp).unwrap_or_else(|| panic!("no tern under strace {sp}:\n{}", d.output()));
         // SAFETY: plain syscall on our own grandchild.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let deadline = Instant::now() + WAIT;
@@ -263,4 +258,25 @@ pub fn sink_markers(sink: &SmtpSink, subs: &[Submitted]) -> BTreeSet<String> {
         })
         .map(|s| s.marker.clone())
         .collect()
+}
+
+/// The first child of `parent`: from `/proc/PID/task/PID/children`, or
+/// by the parent field of every `/proc/*/stat` on kernels without it.
+fn child_of(parent: u32) -> Option<i32> {
+    let listed = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default();
+    if let Some(p) = listed
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+    {
+        return Some(p);
+    }
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        // "pid (comm) state ppid ..."; comm may contain spaces.
+        let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?;
+        (ppid == parent.to_string()).then_some(pid)
+    })
 }
