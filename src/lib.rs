@@ -7,6 +7,7 @@
 //! `delivery`) own sockets, timers and files. See `docs/` and DESIGN.md.
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod base64;
 pub mod cleanup;
 pub mod cli;
@@ -17,12 +18,15 @@ pub mod dns;
 pub mod local;
 pub mod mtasts;
 pub mod policy;
+pub mod pidfile;
 pub mod probe;
 pub mod queue;
 pub mod sendmail;
+pub mod svc;
 pub mod services;
 pub mod smtp;
 pub mod smtpd;
+pub mod status;
 pub mod syslog;
 pub mod tls;
 pub mod tlsrpt;

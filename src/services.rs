@@ -114,7 +114,9 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         crate::queue::spool::WRITE_BUF,
     );
     config_warnings(&c);
+    let started = Instant::now();
     let listeners = Listeners::bind(&c)?;
+    let addresses = listeners.addresses();
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
 
@@ -198,6 +200,10 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         .map_err(|e| format!("queue_directory: showq socket: {e}"))?;
     ex.spawn(crate::queue::showq::serve(showq, spool.clone()))
         .detach();
+    let status = crate::status::bind(&queue_dir)
+        .map_err(|e| format!("queue_directory: status socket: {e}"))?;
+    let report = status_report(started, addresses, spool.clone(), pool.clone(), delivery.tls_tally());
+    ex.spawn(crate::status::serve(status, report)).detach();
     let (pickup_tx, pickup_rx) = smol::channel::bounded(1);
     delivery.set_on_wake(Box::new(move || {
         let _ = pickup_tx.try_send(());
@@ -222,6 +228,50 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         dropped_to,
         pickup,
         tlsrpt,
+    })
+}
+
+/// The `tern status` report of this daemon: queue figures are read from
+/// the spool when asked (read-only, as `mailq`), the rest from memory.
+fn status_report(
+    started: Instant,
+    listeners: Vec<String>,
+    spool: Rc<Spool>,
+    pool: Rc<BufferPool>,
+    tally: Rc<crate::status::TlsTally>,
+) -> Rc<dyn Fn() -> String> {
+    Rc::new(move || {
+        let mut f = crate::status::Figures {
+            pid: std::process::id(),
+            uptime: started.elapsed().as_secs(),
+            listeners: listeners.clone(),
+            tls: tally.last_day(crate::mtasts::resolver::unix_now()),
+            reserved: pool.budget_bytes(),
+            in_use: (pool.capacity() - pool.available()) * pool.per_connection_bytes(),
+            connections: (pool.capacity() - pool.available(), pool.capacity()),
+            resident: crate::status::resident_bytes(),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        match spool.list() {
+            Ok(r) => {
+                for e in &r.entries {
+                    match e.dir {
+                        crate::queue::QueueDir::Active => f.active += 1,
+                        crate::queue::QueueDir::Deferred => f.deferred += 1,
+                        crate::queue::QueueDir::Hold => f.hold += 1,
+                    }
+                    f.queue_bytes += e.file_size;
+                }
+                f.reasons = crate::status::reasons(&r.entries);
+            }
+            Err(e) => {
+                use std::io::Write;
+                let _ = writeln!(out, "queue: cannot be read: {e}");
+            }
+        }
+        let _ = crate::status::render(&f, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
     })
 }
 
