@@ -285,7 +285,8 @@ pub fn init_logging(cfg: &Config, foreground: bool, program: &str) {
     let settings = Settings {
         syslog_name: cfg.get("syslog_name").to_string(),
         facility: Facility::from_name(cfg.get("syslog_facility")).unwrap_or(Facility::Mail),
-        destination: Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server")),
+        destination: Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server"))
+            .with_server_format(cfg.get("syslog_server_format")),
         stderr: foreground,
         maillog_file: match cfg.get("maillog_file") {
             "" => None,
@@ -406,7 +407,7 @@ pub fn log_target_warning(cfg: &Config) -> Option<String> {
         }
         // UDP has no connection to test; a name that does not resolve is
         // an error of the logger's set-up, reported on its own.
-        Destination::Udp(_) => return None,
+        Destination::Udp(_) | Destination::Udp3164(_) => return None,
         Destination::Off if maillog.is_empty() => {
             "syslog_socket, syslog_server and maillog_file are all empty".to_string()
         }

@@ -89,6 +89,9 @@ async fn sts_refresh_loop(qmgr: Rc<crate::delivery::QueueManager>) {
 pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result<Services, String> {
     let c = cfg.borrow().clone();
     let queue_dir = c.queue_directory();
+    // Warnings of this load are remembered, so a reload of the same
+    // settings does not log them again (syslog/repeat.rs).
+    crate::syslog::repeat::begin(false);
     let spool = Rc::new(Spool::open(&queue_dir).map_err(|e| format!("queue_directory: {e}"))?);
     let max = usize::try_from(c.int("max_connections"))
         .unwrap_or(32)
@@ -217,6 +220,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     if let Some(t) = &tlsrpt {
         ex.spawn(t.clone().run()).detach();
     }
+    crate::syslog::repeat::end();
     Ok(Services {
         cfg,
         smtpd,
@@ -326,6 +330,7 @@ impl Services {
     /// any part fails, nothing changes and the errors are logged. Settings
     /// that only a restart applies are named in a warning.
     pub fn reload(&self, new: Config) {
+        crate::syslog::repeat::begin(true);
         let new = Rc::new(new);
         let kick = self.delivery.clone();
         let shared = Shared::from_config(
@@ -339,6 +344,8 @@ impl Services {
         let (shared, ctx, pickup) = match (shared, ctx, pickup) {
             (Ok(s), Ok(c), Ok(p)) => (s, c, p),
             (s, c, p) => {
+                // Failures are said every time.
+                crate::syslog::repeat::end();
                 let errs: Vec<String> = [s.err(), c.err(), p.err()].into_iter().flatten().collect();
                 for line in errs.iter().flat_map(|e| e.lines()) {
                     log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {line}");
@@ -380,6 +387,7 @@ impl Services {
         }
         log::info!(target: "master", "reload -- configuration {}", new.origin());
         config_warnings(&new);
+        crate::syslog::repeat::end();
     }
 
     /// Stops taking new work and lets sessions and local deliveries finish,
@@ -417,6 +425,7 @@ const RESTART_ONLY: &[&str] = &[
     "mail_owner",
     "syslog_socket",
     "syslog_server",
+    "syslog_server_format",
     "syslog_facility",
     "syslog_name",
     "syslog_level",
