@@ -584,6 +584,13 @@ pub fn tlsrpt(args: &[String]) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Some(bad) = rest.iter().find(|a| a.starts_with('-') && *a != "--now") {
+        eprintln!(
+            "tern tlsrpt: unknown option \"{bad}\"\n{}",
+            crate::tlsrpt::daemon::USAGE
+        );
+        return ExitCode::from(crate::args::EX_USAGE);
+    }
     let limits = crate::tlsrpt::counters::Limits {
         max_domains: usize::try_from(cfg.int("smtp_tlsrpt_max_domains")).unwrap_or(usize::MAX),
     };
@@ -633,7 +640,7 @@ pub fn passwd(args: &[String]) -> ExitCode {
                 }
             }
             s if s.starts_with('-') => {
-                eprintln!("usage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
+                eprintln!("tern passwd: unknown option \"{s}\"\nusage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
                 return ExitCode::from(64);
             }
             s => user = Some(s),

@@ -205,7 +205,13 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         .detach();
     let status = crate::status::bind(&queue_dir)
         .map_err(|e| format!("queue_directory: status socket: {e}"))?;
-    let report = status_report(started, addresses, spool.clone(), pool.clone(), delivery.tls_tally());
+    let report = status_report(
+        started,
+        addresses,
+        spool.clone(),
+        pool.clone(),
+        delivery.tls_tally(),
+    );
     ex.spawn(crate::status::serve(status, report)).detach();
     let (pickup_tx, pickup_rx) = smol::channel::bounded(1);
     delivery.set_on_wake(Box::new(move || {

@@ -173,12 +173,7 @@ pub fn query(queue_directory: &Path) -> io::Result<Option<String>> {
 
 /// `up 1d 02:03:04` style duration.
 pub fn uptime(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
         format!("{d}d {h:02}:{m:02}:{s:02}")
     } else {

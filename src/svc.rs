@@ -213,7 +213,10 @@ pub fn queue(argv: &[String]) -> ExitCode {
     }
     let dir = cfg.queue_directory();
     if !control::may_change(&dir) {
-        eprintln!("tern queue: fatal: only root or the owner of {} may change the queue", dir.display());
+        eprintln!(
+            "tern queue: fatal: only root or the owner of {} may change the queue",
+            dir.display()
+        );
         return ExitCode::from(EXIT_NO_PERMISSION);
     }
     crate::cli::init_logging(&cfg, false, "postsuper");

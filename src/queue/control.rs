@@ -198,8 +198,7 @@ pub fn may_change(queue_directory: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    euid == 0
-        || std::fs::metadata(queue_directory.join("active")).is_ok_and(|m| m.uid() == euid)
+    euid == 0 || std::fs::metadata(queue_directory.join("active")).is_ok_and(|m| m.uid() == euid)
 }
 
 #[cfg(test)]
