@@ -218,7 +218,7 @@ fn queue_control_with_the_daemon_running() {
     let out = t.run(&["queue", "hold", &a], None);
     assert_eq!(out.status, Some(0), "{out:?}");
     assert!(out.stderr.contains("Placed on hold: 1 message"), "{out:?}");
-    t.wait_log(&format!("tern/postsuper["), 2, WAIT);
+    t.wait_log("tern/postsuper[", 2, WAIT);
     let log = t.log();
     assert!(log.contains(&format!("]: {a}: placed on hold")), "{log}");
     assert!(in_dir(&t, "hold", &a) && !in_dir(&t, "deferred", &a));
@@ -308,7 +308,7 @@ fn queue_control_with_the_daemon_stopped() {
     );
     let log = t.log();
     for line in [
-        format!("tern/postsuper["),
+        "tern/postsuper[".to_string(),
         format!("]: {held}: placed on hold"),
         format!("]: {gone}: removed"),
         format!("]: {again}: requeued"),

@@ -404,7 +404,7 @@ impl<'a> Conn<'a> {
         // recorded for it and it stays where the administrator put it.
         let spool = self.spool;
         let queued = |id: &str| {
-            spool.is_none_or(|s| {
+            spool.map_or(true, |s| {
                 matches!(
                     s.location(id),
                     Some(crate::queue::QueueDir::Active | crate::queue::QueueDir::Deferred)
