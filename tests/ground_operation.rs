@@ -535,3 +535,62 @@ fn queue_control_is_for_root_and_the_spool_owner() {
     assert!(out.stderr.contains("only root or the owner of"), "{out:?}");
     assert!(t.queued_ids().contains(&id));
 }
+
+/// A message held while its delivery session is connecting is not sent:
+/// the session looks at the queue file once more before `MAIL FROM`. The
+/// relay is a scripted server that accepts, waits until the test has held
+/// the message, then answers; it must see EHLO and QUIT, never MAIL.
+#[test]
+fn a_message_held_while_its_session_connects_is_not_sent() {
+    use std::io::{BufRead, BufReader, Write};
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = relay.local_addr().unwrap().port();
+    let mut t = Tern::new(&format!("relayhost = [127.0.0.1]:{port}\n"));
+    t.start();
+    let id = queue(&t, "late@example.org", "held in flight");
+    relay.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let (conn, _) = loop {
+        match relay.accept() {
+            Ok(c) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "tern never connected");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    // The session waits for the greeting: hold the message now.
+    let out = t.run(&["queue", "hold", &id], None);
+    assert!(out.stderr.contains("Placed on hold: 1 message"), "{out:?}");
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    let mut w = conn.try_clone().unwrap();
+    w.write_all(b"220 relay.test ESMTP\r\n").unwrap();
+    let mut commands = Vec::new();
+    for line in BufReader::new(conn).lines() {
+        let Ok(line) = line else { break };
+        let verb = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        commands.push(verb.clone());
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250 relay.test\r\n",
+            "QUIT" => b"221 bye\r\n",
+            "DATA" => b"354 go\r\n",
+            _ => b"250 ok\r\n",
+        };
+        let _ = w.write_all(reply);
+        if verb == "QUIT" {
+            break;
+        }
+    }
+    assert_eq!(commands, ["EHLO", "QUIT"], "the relay saw {commands:?}");
+    assert!(in_dir(&t, "hold", &id));
+    // Nothing was recorded for it: no delivery line, still listed as held.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count(&t.log(), &format!("{id}: to=")), 0, "{}", t.log());
+    assert!(t.mailq().contains(&format!("{id}!")));
+}
