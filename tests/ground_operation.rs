@@ -594,3 +594,62 @@ fn a_message_held_while_its_session_connects_is_not_sent() {
     assert_eq!(count(&t.log(), &format!("{id}: to=")), 0, "{}", t.log());
     assert!(t.mailq().contains(&format!("{id}!")));
 }
+
+/// `tern status` counts each outbound TLS result of the last 24 h: relayed
+/// to a real Postfix with a test CA's certificate at `may` without the CA
+/// (Untrusted), with it (Trusted), at `verify` with the name (Verified),
+/// and at `secure` with a name the certificate lacks (failed).
+#[test]
+fn status_counts_verified_trusted_untrusted_and_failed_tls() {
+    use common::certs::{KeyKind, TestCa};
+    use common::postfix::Postfix;
+    let ca = TestCa::new();
+    let leaf = ca.server_cert(KeyKind::EcdsaP256, &["mx.example.test"]);
+    let pf = Postfix::builder().tls(&leaf.chain, &leaf.key).start();
+    let relay = format!("relayhost = [127.0.0.1]:{}\n", pf.smtp_port());
+    let mut t = Tern::new(&format!("{relay}smtp_tls_security_level = may\n"));
+    t.start();
+    let cafile = format!("smtp_tls_CAfile = {}\n", ca.cert.display());
+    let policy = t.dir.join("tls_policy");
+    let maps = format!("smtp_tls_policy_maps = texthash:{}\n", policy.display());
+    // (subject, extra settings, policy table entry, expected outcome)
+    let steps = [
+        ("untrusted", String::new(), "", "status=sent"),
+        ("trusted", cafile.clone(), "", "status=sent"),
+        (
+            "verified",
+            format!("{cafile}{maps}"),
+            "verify match=mx.example.test",
+            "status=sent",
+        ),
+        (
+            "failed",
+            format!("{cafile}{maps}"),
+            "secure match=other.test",
+            "status=deferred",
+        ),
+    ];
+    for (n, (what, extra, entry, outcome)) in steps.iter().enumerate() {
+        std::fs::write(&policy, format!("[127.0.0.1]:{} {entry}\n", pf.smtp_port())).unwrap();
+        t.write_config(&format!("{relay}smtp_tls_security_level = may\n{extra}"));
+        if n > 0 {
+            assert_eq!(t.run(&["reload"], None).status, Some(0));
+            t.wait_log("reload -- configuration", n, WAIT);
+        }
+        let id = queue(&t, "bob@example.test", what);
+        let log = t.wait_log(&format!("{id}: to=<bob@example.test>"), 1, WAIT);
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("{id}: to=")) && l.contains(outcome)),
+            "{what}: {log}"
+        );
+    }
+    let s = t.run(&["status"], None).stdout;
+    assert!(
+        s.contains(
+            "outbound TLS, last 24 h: Verified 1, Trusted 1, Untrusted 1, failed 1, plaintext 0"
+        ),
+        "{s}\n{}",
+        t.log()
+    );
+}
