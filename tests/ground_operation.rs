@@ -286,10 +286,18 @@ fn queue_control_with_the_daemon_stopped() {
     let held = queue(&t, "held@example.org", "held");
     let gone = queue(&t, "gone@example.org", "deleted");
     let again = queue(&t, "again@example.org", "requeued");
+    let freed = queue(&t, "freed@example.org", "released");
     assert!(t
-        .run(&["queue", "hold", &held, &again], None)
+        .run(&["queue", "hold", &held, &again, &freed], None)
         .stderr
-        .contains("Placed on hold: 2 messages"));
+        .contains("Placed on hold: 3 messages"));
+    // Released: back into deferred/, delivered when the daemon starts.
+    let out = t.run(&["queue", "release", &freed], None);
+    assert!(
+        out.stderr.contains("Released from hold: 1 message"),
+        "{out:?}"
+    );
+    assert!(in_dir(&t, "deferred", &freed) && !in_dir(&t, "hold", &freed));
     // IDs from stdin, as postsuper's "-".
     let out = t.run(
         &["queue", "delete", "-"],
@@ -312,6 +320,7 @@ fn queue_control_with_the_daemon_stopped() {
         format!("]: {held}: placed on hold"),
         format!("]: {gone}: removed"),
         format!("]: {again}: requeued"),
+        format!("]: {freed}: released from hold"),
         "]: Deleted: 1 message".to_string(),
     ] {
         assert!(log.contains(&line), "{line}\n{log}");
@@ -319,12 +328,13 @@ fn queue_control_with_the_daemon_stopped() {
 
     let sink = SmtpSink::start_on(sink_port, &[]);
     t.start();
-    sink.wait_for_count(1, WAIT);
+    sink.wait_for_count(2, WAIT);
     t.wait_log(&format!("{again}: removed"), 1, WAIT);
+    t.wait_log(&format!("{freed}: removed"), 1, WAIT);
     // A marker queued after start is delivered; the held one never is.
     let marker = queue(&t, "marker@example.org", "marker");
     t.wait_log(&format!("{marker}: removed"), 1, WAIT);
-    assert_eq!(sink.count(), 2);
+    assert_eq!(sink.count(), 3);
     assert!(in_dir(&t, "hold", &held));
     assert_eq!(count(&t.log(), &format!("{held}: to=")), 0);
     assert!(t.mailq().contains(&format!("{held}!")));
