@@ -285,7 +285,8 @@ pub fn init_logging(cfg: &Config, foreground: bool, program: &str) {
     let settings = Settings {
         syslog_name: cfg.get("syslog_name").to_string(),
         facility: Facility::from_name(cfg.get("syslog_facility")).unwrap_or(Facility::Mail),
-        destination: Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server")),
+        destination: Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server"))
+            .with_server_format(cfg.get("syslog_server_format")),
         stderr: foreground,
         maillog_file: match cfg.get("maillog_file") {
             "" => None,
@@ -303,8 +304,23 @@ pub fn init_logging(cfg: &Config, foreground: bool, program: &str) {
     }
 }
 
+/// `tern run --help`.
+pub const RUN_USAGE: &str = "usage: tern run [-c FILE] [-f] [--dev]
+  the daemon: detaches once listening; -f: stay in the foreground and log to
+  stderr too; --dev: the built-in loopback configuration, spool in ./run";
+
 /// `tern run [-c FILE] [-f] [--dev]`.
 pub fn run(args: &[String]) -> ExitCode {
+    let spec = crate::args::Spec {
+        name: "tern run",
+        usage: RUN_USAGE,
+        flags: &["-f", "--dev"],
+        valued: &["-c"],
+        max_operands: 0,
+    };
+    if let Err(code) = crate::args::check(&spec, args) {
+        return code;
+    }
     let foreground = args.iter().any(|a| a == "-f");
     let source = if args.iter().any(|a| a == "--dev") {
         ConfigSource::BuiltinDev
@@ -321,6 +337,25 @@ pub fn run(args: &[String]) -> ExitCode {
             let _ = std::fs::create_dir_all(dir);
         }
     }
+    // One daemon per spool: the lock is taken here, before detaching, so a
+    // second `tern run` says why on the terminal; the child inherits it.
+    let mut pid_file = match crate::pidfile::PidFile::lock(&cfg.queue_directory()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "tern: fatal: {e}; {} is locked by it",
+                crate::pidfile::path(&cfg.queue_directory()).display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    if !foreground {
+        // After detaching, stderr is /dev/null: a log target that cannot
+        // be reached must be said now, or the daemon runs unseen.
+        if let Some(w) = log_target_warning(&cfg) {
+            eprintln!("tern: warning: {w}");
+        }
+    }
     // Without -f: into the background once the configuration is good; the
     // parent reports how start-up went.
     let mut ready = if foreground {
@@ -335,7 +370,15 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     init_logging(&cfg, foreground, "master");
-    match daemon::run(source, cfg, &mut ready) {
+    if let Err(e) = pid_file.write_pid() {
+        let msg = format!("cannot write {}: {e}", pid_file.path().display());
+        eprintln!("tern: fatal: {msg}");
+        ready.fail(&format!("tern: fatal: {msg}"));
+        return ExitCode::from(1);
+    }
+    let result = daemon::run(source, cfg, &mut ready);
+    pid_file.release();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tern: fatal: {e}");
@@ -344,6 +387,39 @@ pub fn run(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Why a detached daemon would log nowhere a person looks, if so: the
+/// syslog socket cannot be reached now. Records then go to
+/// `maillog_file` alone (named in the message), or nowhere until a syslogd
+/// appears.
+pub fn log_target_warning(cfg: &Config) -> Option<String> {
+    use crate::syslog::Destination;
+    let dest = Destination::from_config(cfg.get("syslog_socket"), cfg.get("syslog_server"));
+    let maillog = cfg.get("maillog_file");
+    let why = match &dest {
+        Destination::Unix(path) => {
+            let s = std::os::unix::net::UnixDatagram::unbound().ok()?;
+            match s.connect(path) {
+                Ok(()) => return None,
+                Err(e) => format!("cannot reach the syslog socket {}: {e}", path.display()),
+            }
+        }
+        // UDP has no connection to test; a name that does not resolve is
+        // an error of the logger's set-up, reported on its own.
+        Destination::Udp(_) | Destination::Udp3164(_) => return None,
+        Destination::Off if maillog.is_empty() => {
+            "syslog_socket, syslog_server and maillog_file are all empty".to_string()
+        }
+        Destination::Off => return None,
+    };
+    Some(if maillog.is_empty() {
+        format!(
+            "{why}; maillog_file is not set, so the daemon's log is lost until a syslog              daemon listens there (set maillog_file = /var/log/tern.log, or syslog_socket)"
+        )
+    } else {
+        format!("{why}; logging to maillog_file = {maillog} only")
+    })
 }
 
 /// Loads the configuration for a front end (`sendmail`, `mailq`,
@@ -372,12 +448,25 @@ fn front_end_config(args: &[String]) -> Result<(Config, Vec<String>), ExitCode> 
     }
 }
 
+/// [`front_end_config`] for the service and queue commands (`svc.rs`).
+pub(crate) fn front_end_config_pub(args: &[String]) -> Result<(Config, Vec<String>), ExitCode> {
+    front_end_config(args)
+}
+
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(70))
 }
 
 /// `tern sendmail` / `sendmail`.
 pub fn sendmail(args: &[String]) -> ExitCode {
+    // Only --help: sendmail's own parser rejects unknown options (64).
+    if let Some(code) = crate::args::help_only(
+        "usage: sendmail [-C FILE] [-t] [-i] [-f SENDER] [-F NAME] [-bp] [-bi] [-q] [RECIPIENT...]
+  queue a message from standard input (Postfix's sendmail options)",
+        args,
+    ) {
+        return code;
+    }
     let (cfg, rest) = match front_end_config(args) {
         Ok(x) => x,
         Err(code) => return code,
@@ -404,6 +493,16 @@ pub fn sendmail(args: &[String]) -> ExitCode {
 
 /// `tern mailq` / `mailq`.
 pub fn mailq(args: &[String]) -> ExitCode {
+    let spec = crate::args::Spec {
+        name: "mailq",
+        usage: "usage: tern mailq [-c FILE]   (or mailq [-C FILE])\n  list the queue as Postfix's mailq: * active, ! on hold",
+        flags: &[],
+        valued: &["-c", "-C"],
+        max_operands: 0,
+    };
+    if let Err(code) = crate::args::check(&spec, args) {
+        return code;
+    }
     let (cfg, _) = match front_end_config(args) {
         Ok(x) => x,
         Err(code) => return code,
@@ -426,6 +525,16 @@ pub fn mailq(args: &[String]) -> ExitCode {
 
 /// `tern flush`.
 pub fn flush(args: &[String]) -> ExitCode {
+    let spec = crate::args::Spec {
+        name: "tern flush",
+        usage: "usage: tern flush [-c FILE]\n  ask the daemon to retry every deferred message now",
+        flags: &[],
+        valued: &["-c", "-C"],
+        max_operands: 0,
+    };
+    if let Err(code) = crate::args::check(&spec, args) {
+        return code;
+    }
     let (cfg, _) = match front_end_config(args) {
         Ok(x) => x,
         Err(code) => return code,
@@ -475,6 +584,13 @@ pub fn tlsrpt(args: &[String]) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Some(bad) = rest.iter().find(|a| a.starts_with('-') && *a != "--now") {
+        eprintln!(
+            "tern tlsrpt: unknown option \"{bad}\"\n{}",
+            crate::tlsrpt::daemon::USAGE
+        );
+        return ExitCode::from(crate::args::EX_USAGE);
+    }
     let limits = crate::tlsrpt::counters::Limits {
         max_domains: usize::try_from(cfg.int("smtp_tlsrpt_max_domains")).unwrap_or(usize::MAX),
     };
@@ -490,6 +606,9 @@ pub fn tlsrpt(args: &[String]) -> ExitCode {
 
 /// `tern probe`.
 pub fn probe(args: &[String]) -> ExitCode {
+    if let Some(code) = crate::args::help_only(crate::probe::USAGE, args) {
+        return code;
+    }
     crate::probe::main(args)
 }
 
@@ -501,6 +620,12 @@ pub fn probe(args: &[String]) -> ExitCode {
 /// daemon reads it after dropping privileges); an existing file keeps its
 /// owner and mode.
 pub fn passwd(args: &[String]) -> ExitCode {
+    if let Some(code) = crate::args::help_only(
+        "usage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER\n  set USER's SMTP AUTH password (read from stdin)",
+        args,
+    ) {
+        return code;
+    }
     let mut file: Option<PathBuf> = None;
     let mut config_args = Vec::new();
     let mut user: Option<&str> = None;
@@ -515,7 +640,7 @@ pub fn passwd(args: &[String]) -> ExitCode {
                 }
             }
             s if s.starts_with('-') => {
-                eprintln!("usage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
+                eprintln!("tern passwd: unknown option \"{s}\"\nusage: tern passwd [-c CONFIG] [-f PASSWORD_FILE] USER");
                 return ExitCode::from(64);
             }
             s => user = Some(s),

@@ -7,6 +7,7 @@
 //! `delivery`) own sockets, timers and files. See `docs/` and DESIGN.md.
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod base64;
 pub mod cleanup;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod delivery;
 pub mod dns;
 pub mod local;
 pub mod mtasts;
+pub mod pidfile;
 pub mod policy;
 pub mod probe;
 pub mod queue;
@@ -23,6 +25,8 @@ pub mod sendmail;
 pub mod services;
 pub mod smtp;
 pub mod smtpd;
+pub mod status;
+pub mod svc;
 pub mod syslog;
 pub mod tls;
 pub mod tlsrpt;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tern::args::Spec;
 use tern::config::{self, Config};
 
 const USAGE: &str = "usage: tern COMMAND [OPTIONS]
@@ -14,14 +15,19 @@ commands:
   check-config [-c FILE]        validate the configuration, print every error
   config [-n] [-d] [-c FILE]    print settings (-n: only those set; -d: with meanings)
   sendmail [OPTIONS] [RCPT...]  queue a message from standard input
-  mailq                         list the queue
+  mailq                         list the queue (! on hold)
   flush                         ask the daemon to retry every queued message now
+  stop [-t SECONDS]             stop the daemon (SIGTERM), wait until it has exited
+  reload                        make the daemon re-read its configuration (SIGHUP)
+  status                        running or not (exit 0/3), queue, TLS, memory
+  queue delete|hold|release|requeue ID...|ALL   change the queue (postsuper)
   probe [-l LEVEL] [-m MATCH] DEST   TLS probe of a destination
   passwd [-c FILE] USER         set USER's SMTP AUTH password
   sts list|show DOMAIN|purge DOMAIN|ALL   the MTA-STS policy cache
   tlsrpt show|send --now                 TLSRPT counters; send the reports now
   newaliases [-c FILE]          check the alias_maps files, print every error
-  version                       print the version";
+  version                       print the version
+every command takes -c FILE (default $TERN_CONFIG or /etc/tern/tern.conf) and --help";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -54,7 +60,21 @@ fn main() -> ExitCode {
         "sts" => tern::cli::sts(rest),
         "tlsrpt" => tern::cli::tlsrpt(rest),
         "newaliases" => newaliases(rest),
+        "stop" => tern::svc::stop(rest),
+        "reload" => tern::svc::reload(rest),
+        "status" => tern::svc::status(rest),
+        "queue" => tern::svc::queue(rest),
         "version" | "--version" | "-V" => {
+            let spec = Spec {
+                name: "tern version",
+                usage: "usage: tern version\n  print the version",
+                flags: &[],
+                valued: &[],
+                max_operands: 0,
+            };
+            if let Err(code) = tern::args::check(&spec, rest) {
+                return code;
+            }
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
@@ -70,6 +90,16 @@ fn main() -> ExitCode {
 }
 
 fn newaliases(args: &[String]) -> ExitCode {
+    let spec = Spec {
+        name: "newaliases",
+        usage: "usage: tern newaliases [-c FILE]\n  check the alias_maps files, print every error",
+        flags: &[],
+        valued: &["-c", "-C"],
+        max_operands: 0,
+    };
+    if let Err(code) = tern::args::check(&spec, args) {
+        return code;
+    }
     match Config::load(&config_path(args)) {
         Ok(cfg) => ExitCode::from(tern::local::newaliases(&cfg, &mut std::io::stderr()) as u8),
         Err(errs) => {
@@ -86,6 +116,16 @@ fn config_path(args: &[String]) -> PathBuf {
 }
 
 fn check_config(args: &[String]) -> ExitCode {
+    let spec = Spec {
+        name: "tern check-config",
+        usage: "usage: tern check-config [-c FILE]\n  validate the configuration and the files it names, print every error",
+        flags: &[],
+        valued: &["-c"],
+        max_operands: 0,
+    };
+    if let Err(code) = tern::args::check(&spec, args) {
+        return code;
+    }
     let path = config_path(args);
     match Config::load(&path) {
         Ok(cfg) => {
@@ -121,6 +161,16 @@ fn check_config(args: &[String]) -> ExitCode {
 }
 
 fn show_config(args: &[String]) -> ExitCode {
+    let spec = Spec {
+        name: "tern config",
+        usage: "usage: tern config [-n] [-d] [-c FILE] [--dev]\n  print the settings (-n: only those set; -d: with their meanings)",
+        flags: &["-n", "-d", "--dev"],
+        valued: &["-c"],
+        max_operands: 0,
+    };
+    if let Err(code) = tern::args::check(&spec, args) {
+        return code;
+    }
     let non_default = args.iter().any(|a| a == "-n");
     let docs = args.iter().any(|a| a == "-d");
     let path = config_path(args);

@@ -104,6 +104,9 @@ async fn lazy_sync_loop(cfg: SharedConfig, spool: Rc<Spool>) {
 pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result<Services, String> {
     let c = cfg.borrow().clone();
     let queue_dir = c.queue_directory();
+    // Warnings of this load are remembered, so a reload of the same
+    // settings does not log them again (syslog/repeat.rs).
+    crate::syslog::repeat::begin(false);
     let spool = Rc::new(Spool::open(&queue_dir).map_err(|e| format!("queue_directory: {e}"))?);
     let max = usize::try_from(c.int("max_connections"))
         .unwrap_or(32)
@@ -129,7 +132,9 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         crate::queue::spool::WRITE_BUF,
     );
     config_warnings(&c);
+    let started = Instant::now();
     let listeners = Listeners::bind(&c)?;
+    let addresses = listeners.addresses();
     let committer = GroupCommit::new(max);
     ex.spawn(committer.clone().run(spool.clone())).detach();
     ex.spawn(lazy_sync_loop(cfg.clone(), spool.clone()))
@@ -215,6 +220,16 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         .map_err(|e| format!("queue_directory: showq socket: {e}"))?;
     ex.spawn(crate::queue::showq::serve(showq, spool.clone()))
         .detach();
+    let status = crate::status::bind(&queue_dir)
+        .map_err(|e| format!("queue_directory: status socket: {e}"))?;
+    let report = status_report(
+        started,
+        addresses,
+        spool.clone(),
+        pool.clone(),
+        delivery.tls_tally(),
+    );
+    ex.spawn(crate::status::serve(status, report)).detach();
     let (pickup_tx, pickup_rx) = smol::channel::bounded(1);
     delivery.set_on_wake(Box::new(move || {
         let _ = pickup_tx.try_send(());
@@ -228,6 +243,7 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
     if let Some(t) = &tlsrpt {
         ex.spawn(t.clone().run()).detach();
     }
+    crate::syslog::repeat::end();
     Ok(Services {
         cfg,
         smtpd,
@@ -239,6 +255,50 @@ pub async fn start(ex: &Rc<LocalExecutor<'static>>, cfg: SharedConfig) -> Result
         dropped_to,
         pickup,
         tlsrpt,
+    })
+}
+
+/// The `tern status` report of this daemon: queue figures are read from
+/// the spool when asked (read-only, as `mailq`), the rest from memory.
+fn status_report(
+    started: Instant,
+    listeners: Vec<String>,
+    spool: Rc<Spool>,
+    pool: Rc<BufferPool>,
+    tally: Rc<crate::status::TlsTally>,
+) -> Rc<dyn Fn() -> String> {
+    Rc::new(move || {
+        let mut f = crate::status::Figures {
+            pid: std::process::id(),
+            uptime: started.elapsed().as_secs(),
+            listeners: listeners.clone(),
+            tls: tally.last_day(crate::mtasts::resolver::unix_now()),
+            reserved: pool.budget_bytes(),
+            in_use: (pool.capacity() - pool.available()) * pool.per_connection_bytes(),
+            connections: (pool.capacity() - pool.available(), pool.capacity()),
+            resident: crate::status::resident_bytes(),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        match spool.list() {
+            Ok(r) => {
+                for e in &r.entries {
+                    match e.dir {
+                        crate::queue::QueueDir::Active => f.active += 1,
+                        crate::queue::QueueDir::Deferred => f.deferred += 1,
+                        crate::queue::QueueDir::Hold => f.hold += 1,
+                    }
+                    f.queue_bytes += e.file_size;
+                }
+                f.reasons = crate::status::reasons(&r.entries);
+            }
+            Err(e) => {
+                use std::io::Write;
+                let _ = writeln!(out, "queue: cannot be read: {e}");
+            }
+        }
+        let _ = crate::status::render(&f, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
     })
 }
 
@@ -293,6 +353,7 @@ impl Services {
     /// any part fails, nothing changes and the errors are logged. Settings
     /// that only a restart applies are named in a warning.
     pub fn reload(&self, new: Config) {
+        crate::syslog::repeat::begin(true);
         let new = Rc::new(new);
         let kick = self.delivery.clone();
         let shared = Shared::from_config(
@@ -306,6 +367,8 @@ impl Services {
         let (shared, ctx, pickup) = match (shared, ctx, pickup) {
             (Ok(s), Ok(c), Ok(p)) => (s, c, p),
             (s, c, p) => {
+                // Failures are said every time.
+                crate::syslog::repeat::end();
                 let errs: Vec<String> = [s.err(), c.err(), p.err()].into_iter().flatten().collect();
                 for line in errs.iter().flat_map(|e| e.lines()) {
                     log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {line}");
@@ -347,6 +410,7 @@ impl Services {
         }
         log::info!(target: "master", "reload -- configuration {}", new.origin());
         config_warnings(&new);
+        crate::syslog::repeat::end();
     }
 
     /// Stops taking new work and lets sessions and local deliveries finish,
@@ -387,6 +451,7 @@ const RESTART_ONLY: &[&str] = &[
     "mail_owner",
     "syslog_socket",
     "syslog_server",
+    "syslog_server_format",
     "syslog_facility",
     "syslog_name",
     "syslog_level",

@@ -206,3 +206,102 @@ fn rsyslog_and_pflogsumm_read_terns_lines() {
     eprintln!("--- mail.log\n{mail_log}--- udp.log\n{udp_log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// rsyslogd with two UDP inputs written in its traditional file format
+/// (the default of most distributions' rsyslog.conf).
+fn start_rsyslogd_traditional(dir: &Path, port_3164: u16, port_5424: u16) -> Rsyslogd {
+    let d = dir.display();
+    let conf = format!(
+        r#"global(workDirectory="{d}")
+module(load="imudp")
+ruleset(name="bsd") {{
+  action(type="omfile" file="{d}/udp3164.log" template="RSYSLOG_TraditionalFileFormat")
+}}
+ruleset(name="ietf") {{
+  action(type="omfile" file="{d}/udp5424.log" template="RSYSLOG_TraditionalFileFormat")
+}}
+input(type="imudp" address="127.0.0.1" port="{port_3164}" ruleset="bsd")
+input(type="imudp" address="127.0.0.1" port="{port_5424}" ruleset="ietf")
+"#
+    );
+    let conf_path = dir.join("rsyslog.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = Command::new("rsyslogd")
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd (Debian package rsyslog)");
+    let r = Rsyslogd(child);
+    // imudp has no file to wait for: wait until a probe datagram lands.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    wait_for(
+        || {
+            let _ = probe.send_to(
+                b"<22>Jan  1 00:00:00 probe probe[1]: up",
+                ("127.0.0.1", port_3164),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            lines_in(&dir.join("udp3164.log")) > 0
+        },
+        "rsyslogd on UDP",
+    );
+    r
+}
+
+/// `syslog_server_format = rfc3164`: over UDP into rsyslog's traditional
+/// file format, the tag keeps its colon (`tern/qmgr[pid]: ...`) and
+/// pflogsumm counts the message; the same lines sent as RFC 5424 lose it
+/// there (`tern/qmgr[pid] ...`), which is why the choice exists.
+#[test]
+fn rfc3164_over_udp_survives_rsyslogs_traditional_format() {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("tern-syslog-rsyslog-bsd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p3164, p5424) = (free_udp_port(), free_udp_port());
+    let _rsyslogd = start_rsyslogd_traditional(&dir, p3164, p5424);
+    let probe_lines = lines_in(&dir.join("udp3164.log"));
+    let settings = |dest: Destination| Settings {
+        destination: dest,
+        hostname: Some("nas.example".into()),
+        ..Settings::default()
+    };
+    let bsd = Logger::new(settings(
+        Destination::from_config("", &format!("127.0.0.1:{p3164}")).with_server_format("rfc3164"),
+    ))
+    .unwrap();
+    let ietf = Logger::new(settings(
+        Destination::from_config("", &format!("127.0.0.1:{p5424}")).with_server_format("rfc5424"),
+    ))
+    .unwrap();
+    log_one_message(&bsd);
+    log_one_message(&ietf);
+    wait_for(
+        || lines_in(&dir.join("udp3164.log")) >= probe_lines + 7,
+        "udp3164.log",
+    );
+    wait_for(|| lines_in(&dir.join("udp5424.log")) >= 7, "udp5424.log");
+    let pid = std::process::id();
+    let bsd_log = std::fs::read_to_string(dir.join("udp3164.log")).unwrap();
+    assert!(
+        bsd_log.contains(&format!(
+            " nas.example tern/qmgr[{pid}]: 3B7F81C0A2: removed\n"
+        )),
+        "{bsd_log}"
+    );
+    let (received, delivered, report) = pflogsumm_counts(&dir.join("udp3164.log"));
+    assert_eq!((received, delivered), (1, 1), "{report}");
+    let ietf_log = std::fs::read_to_string(dir.join("udp5424.log")).unwrap();
+    assert!(
+        !ietf_log.contains(&format!("tern/qmgr[{pid}]: ")),
+        "rsyslog kept the colon of RFC 5424 input after all; update docs/operation.md:\n{ietf_log}"
+    );
+    eprintln!("--- rfc3164\n{bsd_log}--- rfc5424\n{ietf_log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

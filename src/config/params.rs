@@ -788,7 +788,13 @@ pub static PARAMS: &[Param] = &[
         "syslog_server",
         "",
         Kind::Text,
-        "host:port of an RFC 5424 UDP collector (empty: local socket)"
+        "host:port of a UDP syslog collector (empty: local socket); see syslog_server_format"
+    ),
+    p!(
+        "syslog_server_format",
+        "rfc5424",
+        Kind::Enum(&["rfc5424", "rfc3164"]),
+        "what is sent to syslog_server: RFC 5424, or RFC 3164 (Mmm dd hh:mm:ss host tern/smtpd[pid]: ...) for receivers that write the traditional format, such as rsyslog's default file template"
     ),
     p!(
         "syslog_socket",

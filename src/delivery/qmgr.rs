@@ -53,6 +53,8 @@ pub struct QueueManager {
     /// end must not make it look free).
     local_busy: RefCell<HashSet<String>>,
     stopping: Cell<bool>,
+    /// Outbound TLS results of the last 24 hours, for `tern status`.
+    tally: Rc<crate::status::TlsTally>,
 }
 
 /// Messages in local delivery at a time. Home Maildirs are written one at
@@ -95,6 +97,7 @@ impl QueueManager {
             in_flight: RefCell::new(HashSet::new()),
             local_busy: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
+            tally: Rc::default(),
             on_wake: RefCell::new(None),
             tlsrpt: RefCell::new(None),
         }))
@@ -150,6 +153,11 @@ impl QueueManager {
     /// Runs `f` on every wake-up request from now on (the pickup's trigger).
     pub fn set_on_wake(&self, f: Box<dyn Fn()>) {
         *self.on_wake.borrow_mut() = Some(f);
+    }
+
+    /// Outbound TLS results of the last 24 hours (`tern status`).
+    pub fn tls_tally(&self) -> Rc<crate::status::TlsTally> {
+        self.tally.clone()
     }
 
     /// Starts no new deliveries (shutdown).
@@ -546,6 +554,17 @@ impl QueueManager {
         let results = delivery.run(&self.spool, &share).await;
         for a in &results.tls_attempts {
             ctx.reports.record(a);
+            crate::delivery::report::TlsReportSink::record(&*self.tally, a);
+        }
+        if results.tls_attempts.is_empty()
+            && results.connected.is_some()
+            && results
+                .per_message
+                .iter()
+                .flatten()
+                .any(|(_, r)| r.kind == ResultKind::Sent)
+        {
+            self.tally.plaintext_at(crate::mtasts::resolver::unix_now());
         }
         // RFC 8460 §3: the sessions that deliver reports are not counted
         // in the next report. Report messages are told by their envelope
@@ -617,6 +636,10 @@ impl QueueManager {
 
     /// Turns delivery results into durable outcomes, log lines and bounces.
     fn apply(&self, ctx: &Context, job: &MessageJob, results: Vec<(usize, RcptResult)>) {
+        if results.is_empty() {
+            // Not attempted (held or deleted meanwhile): nothing to record.
+            return;
+        }
         let now = queue::clock::now();
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results {

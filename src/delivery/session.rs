@@ -399,7 +399,21 @@ impl<'a> Conn<'a> {
         }
         // Next message with pending recipients.
         let jobs = self.jobs;
-        let Some(j) = (self.next_job..jobs.len()).find(|j| !jobs[*j].rcpts.is_empty()) else {
+        // A message put on hold or deleted (`tern queue`) since the queue
+        // run picked it is not sent: it gets no result, so nothing is
+        // recorded for it and it stays where the administrator put it.
+        let spool = self.spool;
+        let queued = |id: &str| {
+            spool.map_or(true, |s| {
+                matches!(
+                    s.location(id),
+                    Some(crate::queue::QueueDir::Active | crate::queue::QueueDir::Deferred)
+                )
+            })
+        };
+        let Some(j) = (self.next_job..jobs.len())
+            .find(|j| !jobs[*j].rcpts.is_empty() && queued(&jobs[*j].id))
+        else {
             out.extend(self.sess.quit());
             return;
         };

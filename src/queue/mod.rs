@@ -19,6 +19,7 @@
 //! [`envelope`] and [`state`] are sans-I/O parsers; [`Spool`] is the driver.
 
 pub mod clock;
+pub mod control;
 pub mod envelope;
 pub mod maildrop;
 pub mod mailq;

@@ -1157,6 +1157,36 @@ impl Spool {
         }
         Ok(dest_name)
     }
+
+    /// Where message `id` is now (`None`: not queued, or not a queue ID).
+    /// For the queue manager's last look before sending a message that
+    /// `tern queue hold` or `delete` may have moved since the run began.
+    pub fn location(&self, id: &str) -> Option<QueueDir> {
+        if !envelope::is_queue_id(id) {
+            return None;
+        }
+        self.find(id).ok().map(|(d, _)| d)
+    }
+
+    /// `tern queue release`: a held message (and its log) back to
+    /// `deferred/`, where the queue manager finds it when its recipients
+    /// are due (Postfix's `postsuper -H`).
+    pub fn release(&self, id: &str) -> Result<(), SpoolError> {
+        self.release_to(id, QueueDir::Deferred)
+    }
+
+    /// Moves a message and its log to `to` like [`Spool::move_to`], and
+    /// makes the renames durable (both directories fsynced) before it
+    /// returns, so that what `tern queue` reports done stays done.
+    pub fn release_to(&self, id: &str, to: QueueDir) -> Result<(), SpoolError> {
+        let (from, _) = self.find(id)?;
+        if from == to {
+            return Ok(());
+        }
+        self.move_to(id, to)?;
+        self.inner.sync_dir(self.inner.dir(to))?;
+        self.inner.sync_dir(self.inner.dir(from))
+    }
 }
 
 /// Reads and checks the envelope of a queue file; returns it, the length of

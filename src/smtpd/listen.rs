@@ -186,6 +186,11 @@ fn chown_tree(dir: &std::path::Path, uid: libc::uid_t, gid: libc::gid_t) -> io::
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let ft = e.file_type()?;
+        if ft.is_dir() && e.file_name() == "pid" {
+            // The pid file stays root's, as Postfix's: `tern stop` run by
+            // root signals the pid in it, which mail_owner must not choose.
+            continue;
+        }
         if ft.is_dir() && e.file_name() == "maildrop" {
             // Its files belong to the local users who submitted them: the
             // owner is who sent the message (queue/pickup.rs).

@@ -361,6 +361,14 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// `ADDRESS (service)` of every bound listener, for `tern status`.
+    pub fn addresses(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .filter_map(|(s, l)| l.local_addr().ok().map(|a| format!("{a} ({})", s.name())))
+            .collect()
+    }
+
     /// Binds every configured listener. A failure is fatal at start-up,
     /// except (with `inet_protocols = all`) an IPv6 address the host cannot
     /// bind, which is skipped with a warning as long as the service still

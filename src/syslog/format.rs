@@ -322,6 +322,27 @@ pub fn write_rfc3164(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
     let _ = Escaper(out).write_str(msg);
 }
 
+/// `<PRI>Mmm dd hh:mm:ss host tern/smtpd[1234]: message` — RFC 3164's
+/// network form (section 4.1.2: HOSTNAME after the timestamp), for UDP
+/// receivers that store the traditional format.
+pub fn write_rfc3164_host(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
+    out.clear();
+    let _ = write!(
+        out,
+        "<{}>{} ",
+        pri(h.facility, h.severity),
+        h.time.rfc3164()
+    );
+    if h.hostname.is_empty() {
+        let _ = out.write_str("-");
+    } else {
+        write_token(out, h.hostname, 255);
+    }
+    let _ = out.write_str(" ");
+    write_tag(out, h);
+    let _ = Escaper(out).write_str(msg);
+}
+
 /// `<PRI>1 2026-11-23T19:02:49.123456+00:00 host tern/smtpd 1234 - - message`
 /// — RFC 5424 for UDP collectors (no BOM; APP-NAME cut to 48 characters).
 pub fn write_rfc5424(out: &mut LineBuf, h: &Header<'_>, msg: &str) {

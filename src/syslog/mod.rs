@@ -18,6 +18,7 @@
 //! stderr, and the first such fallback of an outage is announced there.
 
 pub mod format;
+pub mod repeat;
 mod sink;
 pub mod time;
 
@@ -47,6 +48,12 @@ pub enum Destination {
     /// RFC 5424 over UDP to `host:port` (`syslog_server`); a name is
     /// resolved once, by the system resolver, when the logger is built.
     Udp(String),
+    /// RFC 3164 over UDP to `host:port` (`syslog_server` with
+    /// `syslog_server_format = rfc3164`): the traditional network form,
+    /// `<PRI>Mmm dd hh:mm:ss HOST tern/smtpd[pid]: text`, which receivers
+    /// that write their traditional file format (rsyslog's default) store
+    /// with the tag's colon intact.
+    Udp3164(String),
     /// No syslog (only `maillog_file` and/or stderr).
     Off,
 }
@@ -65,6 +72,17 @@ impl Destination {
             (_, server) if !server.is_empty() => Destination::Udp(server.to_string()),
             ("", _) => Destination::Off,
             (path, _) => Destination::Unix(PathBuf::from(path)),
+        }
+    }
+
+    /// Applies `syslog_server_format` (`rfc5424`, the default, or
+    /// `rfc3164`) to a UDP destination; others are returned unchanged.
+    pub fn with_server_format(self, format: &str) -> Destination {
+        match self {
+            Destination::Udp(s) if format.trim().eq_ignore_ascii_case("rfc3164") => {
+                Destination::Udp3164(s)
+            }
+            other => other,
         }
     }
 }
@@ -273,12 +291,17 @@ impl Logger {
                 path: path.clone(),
                 sock: None,
             },
-            Destination::Udp(value) => {
+            Destination::Udp(value) | Destination::Udp3164(value) => {
                 let addr = resolve(value).map_err(|error| InitError::Server {
                     value: value.clone(),
                     error,
                 })?;
-                Remote::Udp { addr, sock: None }
+                let rfc3164 = matches!(settings.destination, Destination::Udp3164(_));
+                Remote::Udp {
+                    addr,
+                    sock: None,
+                    rfc3164,
+                }
             }
         };
         let file = match &settings.maillog_file {
@@ -365,6 +388,9 @@ impl Logger {
         match &st.remote {
             Remote::Off => {}
             Remote::Unix { .. } => format::write_rfc3164(&mut line, &header, body.as_str()),
+            Remote::Udp { rfc3164: true, .. } => {
+                format::write_rfc3164_host(&mut line, &header, body.as_str())
+            }
             Remote::Udp { .. } => format::write_rfc5424(&mut line, &header, body.as_str()),
         }
         if !matches!(st.remote, Remote::Off) {
@@ -439,6 +465,7 @@ impl Logger {
         );
         let mut line = LineBuf::new();
         match st.remote {
+            Remote::Udp { rfc3164: true, .. } => format::write_rfc3164_host(&mut line, &h, &note),
             Remote::Udp { .. } => format::write_rfc5424(&mut line, &h, &note),
             _ => format::write_rfc3164(&mut line, &h, &note),
         }
@@ -472,6 +499,9 @@ impl log::Log for Logger {
         } else {
             format::program_for_target(record.target(), &self.default_program)
         };
+        if record.level() == log::Level::Warn && repeat::is_repeat(program, record.args()) {
+            return;
+        }
         self.write_record(program, record.level().into(), *record.args());
     }
 

@@ -26,6 +26,8 @@ pub(super) enum Remote {
     Udp {
         addr: SocketAddr,
         sock: Option<UdpSocket>,
+        /// RFC 3164 with a hostname instead of RFC 5424.
+        rfc3164: bool,
     },
 }
 
@@ -48,7 +50,7 @@ impl Remote {
                     }
                     sock.as_ref().map(|s| s.send(line))
                 }
-                Remote::Udp { addr, sock } => {
+                Remote::Udp { addr, sock, .. } => {
                     if sock.is_none() {
                         *sock = Some(connect_udp(*addr)?);
                     }

@@ -248,6 +248,22 @@ impl Tern {
         }
     }
 
+    /// Waits (bounded) for the daemon to exit by itself or by a signal
+    /// someone else sent (`tern stop`); returns how it exited.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut d = self.daemon.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = d.exited() {
+                return st;
+            }
+            if Instant::now() >= deadline {
+                panic!("tern did not exit within {timeout:?}:\n{}", d.output());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `kill -9` of the daemon (no chance to clean up).
     pub fn kill9(&mut self) {
         let st = self.stop_with(libc::SIGKILL);
