@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod dns;
 pub mod local;
+pub mod man;
 pub mod mtasts;
 pub mod policy;
 pub mod probe;

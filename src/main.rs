@@ -21,6 +21,7 @@ commands:
   sts list|show DOMAIN|purge DOMAIN|ALL   the MTA-STS policy cache
   tlsrpt show|send --now                 TLSRPT counters; send the reports now
   newaliases [-c FILE]          check the alias_maps files, print every error
+  man 8|5                       print the manual page tern(8) or tern.conf(5) (roff)
   version                       print the version";
 
 fn main() -> ExitCode {
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         "sts" => tern::cli::sts(rest),
         "tlsrpt" => tern::cli::tlsrpt(rest),
         "newaliases" => newaliases(rest),
+        "man" => man(rest),
         "version" | "--version" | "-V" => {
             println!("tern {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -77,6 +79,24 @@ fn newaliases(args: &[String]) -> ExitCode {
                 eprintln!("{e}");
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `tern man 8|5`: the page on stdout (packages install it gzipped).
+fn man(args: &[String]) -> ExitCode {
+    let page = match args {
+        [section] => tern::man::page(section, USAGE),
+        _ => None,
+    };
+    match page {
+        Some(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("usage: tern man 8|5");
+            ExitCode::from(64)
         }
     }
 }
