@@ -7,6 +7,9 @@
 //! loopback ports, relayhost an smtp-sink), the daemon drops to the `tern`
 //! account the postinst created, and `echo test | sendmail root` through
 //! the packaged link reaches the sink through the packaged aliases file.
+//! The daemon runs inside the unit's sandbox as far as it can be had
+//! without systemd: ProtectSystem=strict with its ReadWritePaths,
+//! PrivateTmp, NoNewPrivileges and CapabilityBoundingSet.
 
 mod common;
 
@@ -139,7 +142,7 @@ fn deb_installs_starts_and_sendmail_reaches_the_sink() {
              relayhost = [127.0.0.1]:{}\n\
              smtp_tls_security_level = none\n\
              syslog_socket =\n\
-             maillog_file = /var/log/tern.log\n",
+             maillog_file = /var/log/tern-test/tern.log\n",
             sink.port()
         ),
     );
@@ -183,6 +186,17 @@ fn deb_installs_starts_and_sendmail_reaches_the_sink() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(uid_of(pid), Some(tern_uid), "{}", tern.output());
+    // Under the unit's NoNewPrivileges and CapabilityBoundingSet (setpriv):
+    // CHOWN 0, DAC_OVERRIDE 1, DAC_READ_SEARCH 2, FOWNER 3, SETGID 6,
+    // SETUID 7, NET_BIND_SERVICE 10.
+    let status = read_lossy(Path::new(&format!("/proc/{pid}/status")));
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(status.contains("CapBnd:\t00000000000004cf"), "{status}");
+    assert!(
+        tern.output().contains("sandbox: setpriv --no-new-privs"),
+        "{}",
+        tern.output()
+    );
 
     // The packaged links, as cron and smartd call them.
     let r = in_namespace(pid, "echo test | /usr/sbin/sendmail root", None);
@@ -192,7 +206,7 @@ fn deb_installs_starts_and_sendmail_reaches_the_sink() {
     assert!(msg.contains("\ntest"), "{msg}");
     assert!(msg.contains("To: root"), "{msg}");
 
-    let log = read_lossy(&scratch.join("var.up/log/tern.log"));
+    let log = read_lossy(&scratch.join("var.up/log/tern-test/tern.log"));
     assert!(log.contains("to=<admin@sink.example>"), "{log}");
     assert!(log.contains("status=sent"), "{log}");
     let r = in_namespace(pid, "/usr/bin/mailq", None);

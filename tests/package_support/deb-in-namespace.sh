@@ -41,10 +41,36 @@ echo "deb-in-namespace: systemd-analyze verify: ok"
 
 cat "$overrides" >>/etc/tern/tern.conf
 cat "$aliases" >>/etc/tern/aliases
+
+# The unit's sandbox, as far as it can be had without systemd: its
+# ReadWritePaths stay writable (a "-" path only if it exists) and so does
+# the test's log directory, everything else in /, /etc, /usr and /var is
+# read-only (ProtectSystem=strict), /tmp is private (PrivateTmp), and the
+# commands run with no_new_privs and the unit's CapabilityBoundingSet.
+unit=/lib/systemd/system/tern.service
+setting() { sed -n "s/^$1=//p" "$unit" | tail -n 1; }
+[ "$(setting ProtectSystem)" = strict ] || { echo "deb-in-namespace: ProtectSystem is not strict"; exit 1; }
+[ "$(setting NoNewPrivileges)" = yes ] || { echo "deb-in-namespace: NoNewPrivileges is not yes"; exit 1; }
+[ "$(setting PrivateTmp)" = yes ] || { echo "deb-in-namespace: PrivateTmp is not yes"; exit 1; }
+mkdir -p /var/log/tern-test
+for p in $(setting ReadWritePaths) /var/log/tern-test; do
+    case "$p" in
+        -*) p=${p#-}; [ -e "$p" ] || continue ;;
+    esac
+    mount --bind "$p" "$p"
+done
+for d in / /etc /usr /var; do
+    mount -o remount,bind,ro "$d"
+done
+mount -t tmpfs -o mode=1777 tern-private-tmp /tmp
+caps=$(setting CapabilityBoundingSet | tr '[:upper:]' '[:lower:]' | sed 's/cap_/+/g; s/ /,/g')
+sandbox="setpriv --no-new-privs --bounding-set=-all,$caps --"
+echo "deb-in-namespace: sandbox: $sandbox"
+
 # The unit's command lines, as systemd would split them (they hold no
 # quotes); ExecStartPre first, as the unit orders them.
 # shellcheck disable=SC2086
-$pre
+$sandbox $pre
 echo "deb-in-namespace: ExecStartPre ok; exec $start"
 # shellcheck disable=SC2086
-exec $start
+exec $sandbox $start
