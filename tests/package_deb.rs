@@ -209,6 +209,17 @@ fn deb_installs_starts_and_sendmail_reaches_the_sink() {
     let log = read_lossy(&scratch.join("var.up/log/tern-test/tern.log"));
     assert!(log.contains("to=<admin@sink.example>"), "{log}");
     assert!(log.contains("status=sent"), "{log}");
+    // The unit's ExecReload, as systemd runs it: the daemon re-reads its
+    // configuration as mail_owner inside the sandbox, and keeps working.
+    let reload = unit_command(&unit, "ExecReload").replace("$MAINPID", &pid.to_string());
+    let r = in_namespace(pid, &reload, None);
+    assert!(r.success(), "{reload}: {}", r.combined());
+    let r = in_namespace(pid, "echo again | /usr/sbin/sendmail root", None);
+    assert!(r.success(), "sendmail: {}", r.combined());
+    assert_eq!(sink.wait_for_count(2, T), 2, "{}", tern.output());
+    let log = read_lossy(&scratch.join("var.up/log/tern-test/tern.log"));
+    assert!(!log.contains("reload failed"), "{log}");
+    assert!(!log.contains("warning: reload"), "{log}");
     let r = in_namespace(pid, "/usr/bin/mailq", None);
     assert!(r.stdout.contains("Mail queue is empty"), "{}", r.combined());
     // The man pages are where man looks for them.
