@@ -175,7 +175,7 @@ fn readme_dev_example_works_without_internet() {
             i=$((i + 1)); if [ "$i" -ge 150 ]; then kill "$sink"; kill -TERM "$pid"; exit 96; fi
             sleep 0.1
         done
-        "$TERN" flush -c config/dev.conf > flush.out 2>&1
+        "$TERN" flush -c config/dev.conf > flush.out 2>&1 || {{ kill "$sink"; kill -TERM "$pid"; exit 98; }}
         i=0
         until grep -q "$id: to=<someone@example.net>.*status=sent" run/maillog; do
             i=$((i + 1)); if [ "$i" -ge 300 ]; then kill "$sink"; kill -TERM "$pid"; exit 97; fi
