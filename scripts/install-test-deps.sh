@@ -21,6 +21,10 @@
 #   util-linux mount unshare -m / mount --bind (mtasts_plugin)
 #   python3-dkim     dkimverify: checks the DKIM signature of TLSRPT reports
 #   testssl.sh       scans tern's TLS listeners (tls_testssl); Debian 12: 3.0.8
+#   ShellCheck       lints the OpenWrt init script and UCI translation
+#                    (package shellcheck; check-openwrt.sh)
+#   systemd groff man-db dpkg-dev   systemd-analyze verify of the .deb's unit, man page
+#                    rendering, dpkg-shlibdeps (build-deb.sh; package_deb, package_docs)
 #
 # And from PyPI, where Debian has no package, into a venv at
 # $TERN_TEST_VENV (default /opt/tern-test-venv), every version pinned:
@@ -54,7 +58,7 @@ yarl==1.25.1"
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2 strace python3-venv util-linux mount python3-dkim testssl.sh"
+iproute2 strace python3-venv util-linux mount python3-dkim testssl.sh shellcheck systemd groff man-db dpkg-dev"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod dns;
 pub mod local;
+pub mod man;
 pub mod mtasts;
 pub mod pidfile;
 pub mod policy;

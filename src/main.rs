@@ -26,6 +26,7 @@ commands:
   sts list|show DOMAIN|purge DOMAIN|ALL   the MTA-STS policy cache
   tlsrpt show|send --now                 TLSRPT counters; send the reports now
   newaliases [-c FILE]          check the alias_maps files, print every error
+  man 8|5                       print the manual page tern(8) or tern.conf(5) (roff)
   version                       print the version
 every command takes -c FILE (default $TERN_CONFIG or /etc/tern/tern.conf) and --help";
 
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         "reload" => tern::svc::reload(rest),
         "status" => tern::svc::status(rest),
         "queue" => tern::svc::queue(rest),
+        "man" => man(rest),
         "version" | "--version" | "-V" => {
             let spec = Spec {
                 name: "tern version",
@@ -107,6 +109,34 @@ fn newaliases(args: &[String]) -> ExitCode {
                 eprintln!("{e}");
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `tern man 8|5`: the page on stdout (packages install it gzipped).
+fn man(args: &[String]) -> ExitCode {
+    let spec = Spec {
+        name: "tern man",
+        usage: "usage: tern man 8|5\n  print the manual page tern(8) or tern.conf(5) (roff)",
+        flags: &[],
+        valued: &[],
+        max_operands: 1,
+    };
+    if let Err(code) = tern::args::check(&spec, args) {
+        return code;
+    }
+    let page = match args {
+        [section] => tern::man::page(section, USAGE),
+        _ => None,
+    };
+    match page {
+        Some(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("usage: tern man 8|5");
+            ExitCode::from(64)
         }
     }
 }

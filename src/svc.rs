@@ -271,6 +271,13 @@ pub fn queue(argv: &[String]) -> ExitCode {
             }
         }
     }
+    // Removals and state records are lazily durable in the spool; what
+    // this command reports done is made durable first, with one sync for
+    // all the messages it touched.
+    if let Err(e) = spool.sync_pending() {
+        failed = true;
+        eprintln!("tern queue: warning: {e}");
+    }
     if changed > 0 {
         let line = op.summary(changed);
         eprintln!("tern queue: {line}");

@@ -3,12 +3,13 @@
 //! directly, so it works with the daemon running or not; every step is one
 //! of the spool's crash-safe moves (docs/spool.md, docs/operation.md):
 //!
-//! - **delete**: unlink the message, then its state log, fsync the
-//!   directory (a log left by a crash is removed by the next scan);
-//! - **hold**: rename message and log into `hold/`, fsync both
-//!   directories before saying so (a crash before leaves it where it was);
+//! - **delete**: unlink the message, then its state log (a log left by a
+//!   crash is removed by the next scan); the command syncs once for all
+//!   the messages it deleted before it reports them;
+//! - **hold**: rename message and log into `hold/`, `syncfs` before
+//!   saying so (a crash before leaves it where it was);
 //! - **release**: rename both back into `deferred/` (Postfix's `-H`; the
-//!   state log keeps each recipient's retry time), fsync, wake the daemon;
+//!   state log keeps each recipient's retry time), `syncfs`, wake the daemon;
 //! - **requeue**: from any directory into `active/`, every deferred
 //!   recipient made due now (one state record each), wake the daemon.
 //!

@@ -1176,16 +1176,15 @@ impl Spool {
     }
 
     /// Moves a message and its log to `to` like [`Spool::move_to`], and
-    /// makes the renames durable (both directories fsynced) before it
-    /// returns, so that what `tern queue` reports done stays done.
+    /// makes the renames durable (one `syncfs`) before it returns, so
+    /// that what `tern queue` reports done stays done.
     pub fn release_to(&self, id: &str, to: QueueDir) -> Result<(), SpoolError> {
         let (from, _) = self.find(id)?;
         if from == to {
             return Ok(());
         }
         self.move_to(id, to)?;
-        self.inner.sync_dir(self.inner.dir(to))?;
-        self.inner.sync_dir(self.inner.dir(from))
+        self.inner.sync_fs()
     }
 }
 
