@@ -181,9 +181,10 @@ fn library_queue_file(n: usize) -> (String, Vec<u8>, Submitted) {
 /// The harness judges a protocol by its system calls alone: a hand-written
 /// trace of the planned commit (write `incoming/X`, rename to `active/ID`,
 /// one `syncfs`, then `250`) of a file the library wrote loses nothing,
-/// and the same with the `250` before the `syncfs` does. Whether a torn
-/// file would be delivered before the `syncfs` depends on the reader
-/// (the envelope CRC the new protocol adds); it is printed.
+/// and the same with the `250` before the `syncfs` does. No torn file is
+/// ever delivered: with no sync before the rename, a cut can keep the name
+/// and lose a middle write, and only the envelope's `check` (CRC-32 of the
+/// message) tells such a file from a whole one.
 #[test]
 fn a_syncfs_commit_is_judged_from_its_calls() {
     let dir = TempDir::new("powercut-syncfs");
@@ -233,7 +234,7 @@ fn a_syncfs_commit_is_judged_from_its_calls() {
     };
     let good = run_order(&[&sync, &ack]);
     eprintln!(
-        "syncfs commit: {} crash points, {} replays, {} states, lost {}, torn {} (torn files delivered before the syncfs: 0 needs a content check in the reader){}",
+        "syncfs commit: {} crash points, {} replays, {} states, lost {}, torn {}{}",
         good.crash_points,
         good.replays,
         good.states,
@@ -246,6 +247,7 @@ fn a_syncfs_commit_is_judged_from_its_calls() {
             .unwrap_or_default()
     );
     assert_eq!(good.lost, 0, "{}", good.failures.join("\n"));
+    assert_eq!(good.torn, 0, "{}", good.failures.join("\n"));
     let bad = run_order(&[&ack, &sync]);
     assert!(
         bad.lost > 0,
