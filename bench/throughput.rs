@@ -5,11 +5,16 @@
 //! loopback, queues them (fsync) and relays them to `relayhost =
 //! [127.0.0.1]:SINK` without TLS; the clock runs from smtp-source's start
 //! until smtp-sink has counted the last message. Both use a destination
-//! concurrency of 20 (Postfix's default; tern's board default is 4).
+//! concurrency limit of 20 (Postfix's default and tern's; both start a
+//! destination at 5 sessions and open the window while mail waits).
+//! tern's `max_connections` is 128 so that 50 inbound sessions and 20
+//! outbound ones fit its buffer pool (at 64, the 50-session run was
+//! refused with `421 4.3.2 Too many connections`).
 //!
 //! Run: `cargo bench --bench throughput` (release build of tern);
 //! `TERN_BENCH_MESSAGES` / `TERN_BENCH_SESSIONS` change N (2000) and S (20);
-//! `TERN_BIN` points at another tern binary.
+//! `TERN_BENCH_CONCURRENCY` tern's `default_destination_concurrency_limit`
+//! (20); `TERN_BIN` points at another tern binary.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -141,6 +146,7 @@ fn main() {
     }
     let n = env_usize("TERN_BENCH_MESSAGES", 2000);
     let sessions = env_usize("TERN_BENCH_SESSIONS", 20);
+    let concurrency = env_usize("TERN_BENCH_CONCURRENCY", 20);
 
     let tern_sink = Sink::start();
     let pf_sink = Sink::start();
@@ -155,7 +161,8 @@ fn main() {
              smtp_listen = 127.0.0.1:{port}\nqueue_directory = {}\nmaillog_file = {}\n\
              syslog_socket =\nmail_owner = nobody\ndns_resolvers = 127.0.0.1:9\n\
              relayhost = [127.0.0.1]:{}\nsmtp_tls_security_level = none\n\
-             default_destination_concurrency_limit = 20\nmax_connections = 64\n",
+             default_destination_concurrency_limit = {concurrency}\n\
+             max_connections = 128\n",
             dir.subdir("spool").display(),
             dir.join("maillog").display(),
             tern_sink.port

@@ -413,11 +413,13 @@ impl Delivery {
             dead,
         } = outcome
         {
-            fail_all(&mut results, &failure, relay.as_deref().unwrap_or("none"));
-            results.last_failure = Some(failure.text.clone());
-            if !failure.permanent {
+            // A failure after every message had its answers (a connection
+            // lost at QUIT) says nothing against the destination.
+            if !failure.permanent && results.work_left(jobs) {
                 results.site_failure = Some(failure.text.clone());
             }
+            fail_all(&mut results, &failure, relay.as_deref().unwrap_or("none"));
+            results.last_failure = Some(failure.text.clone());
             if dead {
                 results.dead_destination = Some(failure.text);
             }
