@@ -61,17 +61,14 @@ impl Feedback {
             Some((n, d)) => (n.trim(), Some(d.trim())),
             None => (s, None),
         };
-        let num: f64 = num.parse().map_err(|_| bad())?;
-        if !num.is_finite() || num < 0.0 {
-            return Err(bad());
-        }
+        let num = decimal(num).ok_or_else(bad)?;
         let (base, scale) = match denom {
             None => (num, Scale::Constant),
             Some("concurrency") => (num, Scale::PerWindow),
             Some("sqrt_concurrency") => (num, Scale::PerSqrtWindow),
             Some(d) => {
-                let d: f64 = d.parse().map_err(|_| bad())?;
-                if !d.is_finite() || d < 1.0 / f64::from(i32::MAX) {
+                let d = decimal(d).ok_or_else(bad)?;
+                if d < 1.0 / f64::from(i32::MAX) {
                     return Err(bad());
                 }
                 (num / d, Scale::Constant)
@@ -92,6 +89,22 @@ impl Feedback {
             Scale::PerSqrtWindow => self.base / w.sqrt(),
         }
     }
+}
+
+/// A plain decimal number (`1`, `0.125`, `.5`), up to nine digits on
+/// each side of the point. Integer arithmetic: Rust's float parser would
+/// add kilobytes to a binary that counts them (Postfix's `%lf` also takes
+/// exponents, which no feedback value needs).
+fn decimal(s: &str) -> Option<f64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.len() <= 9 && t.bytes().all(|b| b.is_ascii_digit());
+    if int.len() + frac.len() == 0 || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let whole = int.parse::<u32>().unwrap_or(0);
+    let part = frac.parse::<u32>().unwrap_or(0);
+    let scale = 10u32.pow(u32::try_from(frac.len()).unwrap_or(0));
+    Some(f64::from(whole) + f64::from(part) / f64::from(scale))
 }
 
 /// The transport's concurrency settings (`smtp_*`, defaulting to the
@@ -384,31 +397,50 @@ pub fn share_size(jobs: usize, limit: u32, total: u32) -> usize {
 }
 
 /// A number as C's `%g` prints it (six significant digits, no trailing
-/// zeros), for log lines that match Postfix's.
+/// zeros), for log lines that match Postfix's. Integer digits: Rust's
+/// float formatting would add tens of kilobytes to the binary.
 fn fmt_g(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
-        return if v.is_finite() {
-            "0".into()
+        return "0".into();
+    }
+    let mut m = v.abs();
+    let mut exp = 0i32;
+    while m >= 10.0 && exp < 400 {
+        m /= 10.0;
+        exp += 1;
+    }
+    while m < 1.0 && exp > -400 {
+        m *= 10.0;
+        exp -= 1;
+    }
+    // Six significant digits, 100000..=999999 after the carry.
+    let mut digits = (m * 100_000.0).round() as u64;
+    if digits >= 1_000_000 {
+        digits /= 10;
+        exp += 1;
+    }
+    let d = digits.to_string();
+    let sign = if v < 0.0 { "-" } else { "" };
+    let point = |int: &str, frac: &str| {
+        let frac = frac.trim_end_matches('0');
+        if frac.is_empty() {
+            int.to_string()
         } else {
-            v.to_string()
+            format!("{int}.{frac}")
+        }
+    };
+    if (-4..6).contains(&exp) {
+        let body = if exp >= 0 {
+            let at = usize::try_from(exp + 1).unwrap_or(1);
+            point(&d[..at], &d[at..])
+        } else {
+            let zeros = "0".repeat(usize::try_from(-exp - 1).unwrap_or(0));
+            point("0", &format!("{zeros}{d}"))
         };
+        return format!("{sign}{body}");
     }
-    let exp = v.abs().log10().floor() as i32;
-    if !(-5..6).contains(&exp) {
-        let s = format!("{v:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", e.abs());
-    }
-    let decimals = usize::try_from(5 - exp).unwrap_or(0);
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    let e_sign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}{}e{e_sign}{:02}", point(&d[..1], &d[1..]), exp.abs())
 }
 
 #[cfg(test)]
@@ -435,7 +467,21 @@ mod tests {
         assert_eq!(w("1/concurrency", 4), 0.25);
         assert_eq!(w(" 1 / concurrency ", 4), 0.25);
         assert_eq!(w("1/sqrt_concurrency", 16), 0.25);
-        for bad in ["", "2", "-1", "1/0", "x", "1/windows", "nan", "1/8x"] {
+        assert_eq!(w(".5", 1), 0.5);
+        assert_eq!(w("3/4", 1), 0.75);
+        for bad in [
+            "",
+            ".",
+            "2",
+            "-1",
+            "1/0",
+            "x",
+            "1/windows",
+            "nan",
+            "1/8x",
+            "1e0",
+            "+1",
+        ] {
             assert!(Feedback::parse(bad).is_err(), "{bad}");
         }
     }
@@ -675,5 +721,11 @@ mod tests {
         assert_eq!(fmt_g(12.0), "12");
         assert_eq!(fmt_g(-0.25), "-0.25");
         assert_eq!(fmt_g(1e-7), "1e-07");
+        assert_eq!(fmt_g(0.05), "0.05");
+        assert_eq!(fmt_g(0.0001), "0.0001");
+        assert_eq!(fmt_g(123456.7), "123457");
+        assert_eq!(fmt_g(1234567.0), "1.23457e+06");
+        assert_eq!(fmt_g(0.9999999), "1");
+        assert_eq!(fmt_g(1.05), "1.05");
     }
 }
