@@ -88,10 +88,45 @@ impl Sink {
 struct Figures {
     accept: f64,
     end_to_end: f64,
+    /// Most relay sessions seen open at the sink at once.
+    outbound: usize,
+}
+
+/// TCP connections in ESTABLISHED state whose local port is `port` (the
+/// sink's side of every relay session), from /proc/net/tcp.
+fn established_to(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&want) && f[3] == "01"
+        })
+        .count()
 }
 
 fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figures {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
     let before = sink.count();
+    // Samples the relay sessions every 10 ms while the run lasts (bounded
+    // by LIMIT like the run itself).
+    let (stop, most) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let sampler = {
+        let (stop, most, sink_port) = (stop.clone(), most.clone(), sink.port);
+        std::thread::spawn(move || {
+            let until = Instant::now() + LIMIT;
+            while !stop.load(SeqCst) && Instant::now() < until {
+                most.fetch_max(established_to(sink_port), SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
     let t0 = Instant::now();
     let r = SmtpSource::new(port)
         .messages(n)
@@ -111,9 +146,12 @@ fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figur
         sink.count() - before
     );
     let total = t0.elapsed();
+    stop.store(true, SeqCst);
+    let _ = sampler.join();
     Figures {
         accept: n as f64 / accepted.as_secs_f64(),
         end_to_end: n as f64 / total.as_secs_f64(),
+        outbound: most.load(SeqCst),
     }
 }
 
@@ -203,6 +241,10 @@ fn main() {
         "ratio tern/postfix: {:.2} accepted, {:.2} end to end",
         t.accept / p.accept,
         t.end_to_end / p.end_to_end
+    );
+    println!(
+        "relay sessions open at once, at most: tern {}, postfix {}",
+        t.outbound, p.outbound
     );
     println!(
         "tern CPU: {:.0} us per message (user + system)",
