@@ -5,11 +5,16 @@
 //! loopback, queues them (fsync) and relays them to `relayhost =
 //! [127.0.0.1]:SINK` without TLS; the clock runs from smtp-source's start
 //! until smtp-sink has counted the last message. Both use a destination
-//! concurrency of 20 (Postfix's default; tern's board default is 4).
+//! concurrency limit of 20 (Postfix's default and tern's; both start a
+//! destination at 5 sessions and open the window while mail waits).
+//! tern's `max_connections` is 128 so that 50 inbound sessions and 20
+//! outbound ones fit its buffer pool (at 64, the 50-session run was
+//! refused with `421 4.3.2 Too many connections`).
 //!
 //! Run: `cargo bench --bench throughput` (release build of tern);
 //! `TERN_BENCH_MESSAGES` / `TERN_BENCH_SESSIONS` change N (2000) and S (20);
-//! `TERN_BIN` points at another tern binary.
+//! `TERN_BENCH_CONCURRENCY` tern's `default_destination_concurrency_limit`
+//! (20); `TERN_BIN` points at another tern binary.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -83,10 +88,45 @@ impl Sink {
 struct Figures {
     accept: f64,
     end_to_end: f64,
+    /// Most relay sessions seen open at the sink at once.
+    outbound: usize,
+}
+
+/// TCP connections in ESTABLISHED state whose local port is `port` (the
+/// sink's side of every relay session), from /proc/net/tcp.
+fn established_to(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&want) && f[3] == "01"
+        })
+        .count()
 }
 
 fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figures {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
     let before = sink.count();
+    // Samples the relay sessions every 10 ms while the run lasts (bounded
+    // by LIMIT like the run itself).
+    let (stop, most) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let sampler = {
+        let (stop, most, sink_port) = (stop.clone(), most.clone(), sink.port);
+        std::thread::spawn(move || {
+            let until = Instant::now() + LIMIT;
+            while !stop.load(SeqCst) && Instant::now() < until {
+                most.fetch_max(established_to(sink_port), SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
     let t0 = Instant::now();
     let r = SmtpSource::new(port)
         .messages(n)
@@ -106,9 +146,12 @@ fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figur
         sink.count() - before
     );
     let total = t0.elapsed();
+    stop.store(true, SeqCst);
+    let _ = sampler.join();
     Figures {
         accept: n as f64 / accepted.as_secs_f64(),
         end_to_end: n as f64 / total.as_secs_f64(),
+        outbound: most.load(SeqCst),
     }
 }
 
@@ -141,6 +184,7 @@ fn main() {
     }
     let n = env_usize("TERN_BENCH_MESSAGES", 2000);
     let sessions = env_usize("TERN_BENCH_SESSIONS", 20);
+    let concurrency = env_usize("TERN_BENCH_CONCURRENCY", 20);
 
     let tern_sink = Sink::start();
     let pf_sink = Sink::start();
@@ -155,7 +199,8 @@ fn main() {
              smtp_listen = 127.0.0.1:{port}\nqueue_directory = {}\nmaillog_file = {}\n\
              syslog_socket =\nmail_owner = nobody\ndns_resolvers = 127.0.0.1:9\n\
              relayhost = [127.0.0.1]:{}\nsmtp_tls_security_level = none\n\
-             default_destination_concurrency_limit = 20\nmax_connections = 64\n",
+             default_destination_concurrency_limit = {concurrency}\n\
+             max_connections = 128\n",
             dir.subdir("spool").display(),
             dir.join("maillog").display(),
             tern_sink.port
@@ -196,6 +241,10 @@ fn main() {
         "ratio tern/postfix: {:.2} accepted, {:.2} end to end",
         t.accept / p.accept,
         t.end_to_end / p.end_to_end
+    );
+    println!(
+        "relay sessions open at once, at most: tern {}, postfix {}",
+        t.outbound, p.outbound
     );
     println!(
         "tern CPU: {:.0} us per message (user + system)",

@@ -228,6 +228,18 @@ impl Config {
                 at(key, format!("{key} = {}: {e}", self.get(key)));
             }
         }
+        // Postfix warns and uses 1; tern's typed settings never fall back
+        // silently.
+        for key in [
+            "default_destination_concurrency_positive_feedback",
+            "default_destination_concurrency_negative_feedback",
+            "smtp_destination_concurrency_positive_feedback",
+            "smtp_destination_concurrency_negative_feedback",
+        ] {
+            if let Err(e) = crate::delivery::concurrency::Feedback::parse(self.get(key)) {
+                at(key, format!("{key} = {e}"));
+            }
+        }
         for (a, b) in [("minimal_backoff_time", "maximal_backoff_time")] {
             if self.time(a) > self.time(b) {
                 at(a, format!("{a} is longer than {b}"));

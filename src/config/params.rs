@@ -110,10 +110,34 @@ pub static PARAMS: &[Param] = &[
         "bytes of the original message returned in a bounce"
     ),
     p!(
-        "default_destination_concurrency_limit",
-        "4",
+        "default_destination_concurrency_failed_cohort_limit",
+        "1",
         Kind::Int,
-        "parallel deliveries to one destination"
+        "failed sessions, in windows' worth without a delivery between them, after which a destination is suspended (0: never)"
+    ),
+    p!(
+        "default_destination_concurrency_limit",
+        "20",
+        Kind::Int,
+        "most sessions open to one destination; the window grows toward it while mail waits (0: no limit but max_connections)"
+    ),
+    p!(
+        "default_destination_concurrency_negative_feedback",
+        "1",
+        Kind::Text,
+        "window decrease per failed session: N, N/M, N/concurrency or N/sqrt_concurrency, from 0 to 1"
+    ),
+    p!(
+        "default_destination_concurrency_positive_feedback",
+        "1",
+        Kind::Text,
+        "window increase per delivery: N, N/M, N/concurrency or N/sqrt_concurrency, from 0 to 1"
+    ),
+    p!(
+        "destination_concurrency_feedback_debug",
+        "no",
+        Kind::Bool,
+        "log each destination's window after every change (Postfix's qmgr_queue_throttle/unthrottle lines)"
     ),
     p!(
         "dns_resolvers",
@@ -150,6 +174,12 @@ pub static PARAMS: &[Param] = &[
         "all",
         Kind::List,
         "IP versions for listeners and delivery: all (IPv6 only where the host has it), ipv4, ipv6, or \"ipv4, ipv6\""
+    ),
+    p!(
+        "initial_destination_concurrency",
+        "5",
+        Kind::Int,
+        "sessions a destination may have before any feedback (lowered to the limit)"
     ),
     p!(
         "line_length_limit",
@@ -326,6 +356,30 @@ pub static PARAMS: &[Param] = &[
         "time limit for the reply to the end of data"
     ),
     p!(
+        "smtp_destination_concurrency_failed_cohort_limit",
+        "$default_destination_concurrency_failed_cohort_limit",
+        Kind::Int,
+        "default_destination_concurrency_failed_cohort_limit for SMTP delivery"
+    ),
+    p!(
+        "smtp_destination_concurrency_limit",
+        "$default_destination_concurrency_limit",
+        Kind::Int,
+        "default_destination_concurrency_limit for SMTP delivery"
+    ),
+    p!(
+        "smtp_destination_concurrency_negative_feedback",
+        "$default_destination_concurrency_negative_feedback",
+        Kind::Text,
+        "default_destination_concurrency_negative_feedback for SMTP delivery"
+    ),
+    p!(
+        "smtp_destination_concurrency_positive_feedback",
+        "$default_destination_concurrency_positive_feedback",
+        Kind::Text,
+        "default_destination_concurrency_positive_feedback for SMTP delivery"
+    ),
+    p!(
         "smtp_dns_support_level",
         "dnssec",
         Kind::Enum(&["enabled", "dnssec"]),
@@ -348,6 +402,12 @@ pub static PARAMS: &[Param] = &[
         "300s",
         Kind::Time('s'),
         "time limit for the greeting and EHLO replies"
+    ),
+    p!(
+        "smtp_initial_destination_concurrency",
+        "$initial_destination_concurrency",
+        Kind::Int,
+        "initial_destination_concurrency for SMTP delivery"
     ),
     p!(
         "smtp_line_length_limit",

@@ -39,6 +39,9 @@ pub struct Delivery {
     /// What a probe reports besides the handshake (planner events, DANE
     /// matches).
     notes: RefCell<Vec<String>>,
+    /// Called when a server has answered for one message (the queue
+    /// manager's positive concurrency feedback, as it happens).
+    pub(super) on_delivered: Option<Rc<dyn Fn()>>,
 }
 
 /// What the driver does with a planner step that needs the planner back.
@@ -58,7 +61,14 @@ impl Delivery {
             tls_required_no: false,
             relaxed: Default::default(),
             notes: Default::default(),
+            on_delivered: None,
         }
+    }
+
+    /// Runs `f` each time a server has answered for one message.
+    pub fn on_delivered(mut self, f: Rc<dyn Fn()>) -> Delivery {
+        self.on_delivered = Some(f);
+        self
     }
 
     /// A probe of next hop `dest` (`tern probe`): the same resolution,
@@ -225,6 +235,7 @@ impl Delivery {
             all.last_failure = r.last_failure.or(all.last_failure);
             all.connected = r.connected.or(all.connected);
             all.dead_destination = r.dead_destination;
+            all.site_failure = r.site_failure.or(all.site_failure);
         }
         all
     }
@@ -402,6 +413,11 @@ impl Delivery {
             dead,
         } = outcome
         {
+            // A failure after every message had its answers (a connection
+            // lost at QUIT) says nothing against the destination.
+            if !failure.permanent && results.work_left(jobs) {
+                results.site_failure = Some(failure.text.clone());
+            }
             fail_all(&mut results, &failure, relay.as_deref().unwrap_or("none"));
             results.last_failure = Some(failure.text.clone());
             if dead {

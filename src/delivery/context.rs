@@ -70,8 +70,12 @@ pub struct Settings {
     pub minimal_backoff_time: Duration,
     /// `maximal_backoff_time`.
     pub maximal_backoff_time: Duration,
-    /// `default_destination_concurrency_limit` (at least 1).
-    pub destination_concurrency: u32,
+    /// The per-destination concurrency window (`smtp_*destination_
+    /// concurrency*`, which default to the `default_*` and
+    /// `initial_destination_concurrency` values).
+    pub concurrency: super::concurrency::Limits,
+    /// `destination_concurrency_feedback_debug`.
+    pub concurrency_debug: bool,
     /// `mydestination`.
     pub mydestination: Vec<String>,
     /// `relayhost`.
@@ -105,6 +109,21 @@ fn qualify(name: &str, origin: &str) -> String {
         name.to_string()
     } else {
         format!("{name}@{origin}")
+    }
+}
+
+/// The SMTP transport's concurrency settings (validated at load: a
+/// feedback that does not parse cannot get here; 1 is Postfix's fallback).
+fn concurrency_limits(cfg: &Config) -> super::concurrency::Limits {
+    use super::concurrency::{Feedback, Limits};
+    let int = |k: &str| u32::try_from(cfg.int(k)).unwrap_or(u32::MAX);
+    let fb = |k: &str| Feedback::parse(cfg.get(k)).unwrap_or(Feedback::ONE);
+    Limits {
+        initial: int("smtp_initial_destination_concurrency").max(1),
+        limit: int("smtp_destination_concurrency_limit"),
+        positive: fb("smtp_destination_concurrency_positive_feedback"),
+        negative: fb("smtp_destination_concurrency_negative_feedback"),
+        cohort_limit: int("smtp_destination_concurrency_failed_cohort_limit"),
     }
 }
 
@@ -159,11 +178,8 @@ impl Settings {
             maximal_queue_lifetime: cfg.time("maximal_queue_lifetime"),
             minimal_backoff_time: cfg.time("minimal_backoff_time"),
             maximal_backoff_time: cfg.time("maximal_backoff_time"),
-            destination_concurrency: u32::try_from(
-                cfg.int("default_destination_concurrency_limit"),
-            )
-            .unwrap_or(4)
-            .max(1),
+            concurrency: concurrency_limits(cfg),
+            concurrency_debug: cfg.bool("destination_concurrency_feedback_debug"),
             mydestination: cfg.list("mydestination").map(str::to_string).collect(),
             relayhost: cfg.get("relayhost").to_string(),
             wrappermode: cfg.bool("smtp_tls_wrappermode"),

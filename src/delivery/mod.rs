@@ -4,6 +4,7 @@
 
 pub mod bounce;
 pub mod client;
+pub mod concurrency;
 pub mod context;
 pub mod qmgr;
 pub mod report;

@@ -20,10 +20,11 @@ use crate::tls::BufferPool;
 
 use super::bounce::{self, Action, RecipientStatus};
 use super::client::Delivery;
+use super::concurrency::Windows;
 use super::context::{context, Context};
 use super::results::{arrival_time, MessageJob, RcptResult, ResultKind};
 use super::route::{Route, Router};
-use super::schedule::{self, Slots};
+use super::schedule;
 
 /// The queue manager.
 pub struct QueueManager {
@@ -46,7 +47,8 @@ pub struct QueueManager {
     fresh: RefCell<Vec<String>>,
     /// Earliest next attempt seen, for the scheduler's timer.
     earliest_due: Cell<Option<u64>>,
-    slots: RefCell<Slots>,
+    /// Per-destination concurrency windows and open sessions.
+    windows: RefCell<Windows>,
     in_flight: RefCell<HashSet<String>>,
     /// Messages in local delivery (a set of its own: a message can be in
     /// an SMTP session and in local delivery at once, and the session's
@@ -93,7 +95,7 @@ impl QueueManager {
             full: Cell::new(true),
             fresh: RefCell::new(Vec::new()),
             earliest_due: Cell::new(None),
-            slots: RefCell::new(Slots::default()),
+            windows: RefCell::new(Windows::default()),
             in_flight: RefCell::new(HashSet::new()),
             local_busy: RefCell::new(HashSet::new()),
             stopping: Cell::new(false),
@@ -191,7 +193,7 @@ impl QueueManager {
                 match w {
                     Ok(queue::wake::Wake::Flush) => {
                         log::info!(target: "qmgr", "flush requested: retrying every deferred message now");
-                        me.slots.borrow_mut().revive_all();
+                        me.windows.borrow_mut().revive_all();
                         me.flush_deferred();
                         me.kick();
                     }
@@ -474,9 +476,13 @@ impl QueueManager {
         }
     }
 
-    /// Starts the sessions for one destination's messages, within the
-    /// per-destination and total limits; defers them at once when the
-    /// destination is marked dead.
+    /// Starts sessions for one destination's messages, as many as its
+    /// concurrency window has room for (and the total limit allows);
+    /// defers them at once when the destination is dead. The messages
+    /// are cut into shares as if every session up to the limit were
+    /// open: what the sessions started now do not take waits in `fresh`
+    /// (not covered by any connection) until a session ends or the
+    /// window opens, so a growing backlog is what opens new connections.
     fn dispatch(
         self: &Rc<Self>,
         ex: &Rc<LocalExecutor<'static>>,
@@ -486,12 +492,12 @@ impl QueueManager {
         jobs: Vec<MessageJob>,
         now: u64,
     ) {
-        let per_dest = ctx.settings.destination_concurrency;
+        let limits = ctx.settings.concurrency;
         // Outbound sessions may use at most half the pool: inbound mail
         // must still find a slot while the WAN is slow.
         let total = u32::try_from(ctx.pool.capacity() / 2).unwrap_or(1).max(1);
         let dead = self
-            .slots
+            .windows
             .borrow_mut()
             .dead_reason(&dest, now)
             .map(str::to_string);
@@ -510,22 +516,23 @@ impl QueueManager {
             }
             return;
         }
-        // Split the destination's messages over up to `per_dest` sessions;
-        // each session reuses its connection for its share.
-        let n = jobs.len().min(per_dest as usize).max(1);
-        let mut shares: Vec<Vec<MessageJob>> = (0..n).map(|_| Vec::new()).collect();
-        for (k, j) in jobs.into_iter().enumerate() {
-            shares[k % n].push(j);
-        }
-        let mut no_slot = false;
-        for share in shares {
-            if no_slot || !self.slots.borrow_mut().acquire(&dest, per_dest, total) {
-                // Looked at again when a slot frees.
-                no_slot = true;
+        let room = self.windows.borrow_mut().room(&dest, &limits, total, now);
+        let share = super::concurrency::share_size(jobs.len(), limits.limit, total);
+        let mut jobs = jobs.into_iter();
+        for _ in 0..room {
+            let share: Vec<MessageJob> = jobs.by_ref().take(share).collect();
+            if share.is_empty() {
+                break;
+            }
+            if !self
+                .windows
+                .borrow_mut()
+                .acquire(&dest, &limits, total, now)
+            {
                 self.fresh
                     .borrow_mut()
                     .extend(share.iter().map(|j| j.id.clone()));
-                continue;
+                break;
             }
             for j in &share {
                 self.in_flight.borrow_mut().insert(j.id.clone());
@@ -535,6 +542,25 @@ impl QueueManager {
             let dest = dest.clone();
             ex.spawn(async move { me.deliver(ctx, dest, route, share).await })
                 .detach();
+        }
+        // Looked at again when a session ends or the window opens.
+        self.fresh.borrow_mut().extend(jobs.map(|j| j.id));
+    }
+
+    /// A server answered for one message to `dest` (positive feedback):
+    /// the window may open; if it did and mail is waiting, start more.
+    fn delivered_one(&self, ctx: &Context, dest: &str) {
+        let limits = &ctx.settings.concurrency;
+        let c = self.windows.borrow_mut().positive(dest, limits);
+        if ctx.settings.concurrency_debug {
+            let line = self
+                .windows
+                .borrow()
+                .debug_line("qmgr_queue_unthrottle", dest, limits);
+            log::info!(target: "qmgr", "{line}");
+        }
+        if (c.after > c.before || c.revived) && !self.fresh.borrow().is_empty() {
+            self.poke();
         }
     }
 
@@ -548,9 +574,14 @@ impl QueueManager {
         share: Vec<MessageJob>,
     ) {
         let started = Instant::now();
+        let feedback: Rc<dyn Fn()> = {
+            let (me, ctx, dest) = (self.clone(), ctx.clone(), dest.clone());
+            Rc::new(move || me.delivered_one(&ctx, &dest))
+        };
         let delivery = Delivery::new(ctx.clone(), dest.clone())
             .implicit_tls(route.implicit_tls)
-            .tls_required_no(route.tls_required_no);
+            .tls_required_no(route.tls_required_no)
+            .on_delivered(feedback);
         let results = delivery.run(&self.spool, &share).await;
         for a in &results.tls_attempts {
             ctx.reports.record(a);
@@ -577,19 +608,31 @@ impl QueueManager {
                 }
             }
         }
-        if let Some(why) = results.dead_destination {
-            // Postfix's qmgr unthrottles a dead destination after
-            // minimal_backoff_time (qmgr_queue_throttle); a fixed minute
-            // kept mail waiting long after the WAN was back.
+        drop(delivery);
+        if let Some(why) = results.site_failure {
+            // Negative feedback. A destination declared dead stays so until
+            // minimal_backoff_time has passed, as Postfix's
+            // qmgr_queue_throttle (a fixed minute kept mail waiting long
+            // after the WAN was back).
+            let limits = &ctx.settings.concurrency;
             let wait = ctx.settings.minimal_backoff_time.as_secs().max(1);
             let until = queue::clock::now() + wait;
-            self.slots.borrow_mut().mark_dead(&dest, until, &why);
+            self.windows
+                .borrow_mut()
+                .negative(&dest, limits, until, &why);
+            if ctx.settings.concurrency_debug {
+                let line = self
+                    .windows
+                    .borrow()
+                    .debug_line("qmgr_queue_throttle", &dest, limits);
+                log::info!(target: "qmgr", "{line}");
+            }
         }
         for (job, res) in share.iter().zip(results.per_message) {
             self.apply(&ctx, job, res);
             self.in_flight.borrow_mut().remove(&job.id);
         }
-        self.slots.borrow_mut().release(&dest);
+        self.windows.borrow_mut().release(&dest);
         log::debug!(target: "qmgr", "{dest}: session done in {:?}", started.elapsed());
         self.poke();
     }

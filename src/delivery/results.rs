@@ -242,6 +242,10 @@ pub struct DeliveryResults {
     /// Set when no host of the destination could be reached: the rest of
     /// this queue run defers its mail without connecting.
     pub dead_destination: Option<String>,
+    /// Set when the run ended in a temporary failure of the destination
+    /// as a whole (no server took the mail: refused, 421, lost, timed
+    /// out): the queue manager's negative concurrency feedback.
+    pub site_failure: Option<String>,
     /// Every TLS attempt made.
     pub tls_attempts: Vec<TlsAttempt>,
     /// For `tern probe`: the planner's events (DANE facts, TLSA records,
@@ -259,6 +263,7 @@ impl DeliveryResults {
             connected: None,
             per_message: (0..jobs).map(|_| Vec::new()).collect(),
             dead_destination: None,
+            site_failure: None,
             tls_attempts: Vec::new(),
             notes: Vec::new(),
         }

@@ -1,7 +1,7 @@
-//! Retry timing and concurrency bookkeeping for the queue manager. Sans-I/O:
-//! times are Unix seconds passed in by the driver.
+//! Retry timing for the queue manager (its concurrency is
+//! `concurrency`'s). Sans-I/O: times are Unix seconds passed in by the
+//! driver.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// When to try again after `attempts` failed attempts (1 = the first
@@ -36,66 +36,6 @@ pub fn seed(queue_id: &str) -> u64 {
     })
 }
 
-/// Counts sessions per destination and in total, and remembers
-/// destinations that just failed so that the rest of a queue run defers
-/// their mail without hammering a dead host (Postfix's "delivery
-/// temporarily suspended").
-#[derive(Debug, Default)]
-pub struct Slots {
-    per_dest: HashMap<String, u32>,
-    total: u32,
-    dead: HashMap<String, (u64, String)>,
-}
-
-impl Slots {
-    /// Tries to take a slot for `dest`; fails when the destination or the
-    /// total limit is reached.
-    pub fn acquire(&mut self, dest: &str, per_dest_limit: u32, total_limit: u32) -> bool {
-        let n = self.per_dest.get(dest).copied().unwrap_or(0);
-        if n >= per_dest_limit.max(1) || self.total >= total_limit.max(1) {
-            return false;
-        }
-        self.per_dest.insert(dest.to_string(), n + 1);
-        self.total += 1;
-        true
-    }
-
-    /// Returns a slot taken with `acquire`.
-    pub fn release(&mut self, dest: &str) {
-        if let Some(n) = self.per_dest.get_mut(dest) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_dest.remove(dest);
-            }
-            self.total = self.total.saturating_sub(1);
-        }
-    }
-
-    /// Sessions open in total.
-    pub fn total(&self) -> u32 {
-        self.total
-    }
-
-    /// Marks `dest` as unreachable until `until`, with the reason to log.
-    pub fn mark_dead(&mut self, dest: &str, until: u64, reason: &str) {
-        self.dead
-            .insert(dest.to_string(), (until, reason.to_string()));
-    }
-
-    /// Whether `dest` is marked dead at `now`; the reason if so.
-    pub fn dead_reason(&mut self, dest: &str, now: u64) -> Option<&str> {
-        if self.dead.get(dest).is_some_and(|(until, _)| *until <= now) {
-            self.dead.remove(dest);
-        }
-        self.dead.get(dest).map(|(_, why)| why.as_str())
-    }
-
-    /// Forgets every dead mark (`tern flush`, or the WAN came back).
-    pub fn revive_all(&mut self) {
-        self.dead.clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,31 +59,5 @@ mod tests {
         assert!(!expired(1000, 1000 + 5 * 86400 - 1, five_days));
         assert!(expired(1000, 1000 + 5 * 86400, five_days));
         assert!(expired(1000, 1000, Duration::ZERO));
-    }
-
-    #[test]
-    fn slots_limit_per_destination_and_total() {
-        let mut s = Slots::default();
-        assert!(s.acquire("a", 2, 3));
-        assert!(s.acquire("a", 2, 3));
-        assert!(!s.acquire("a", 2, 3));
-        assert!(s.acquire("b", 2, 3));
-        assert!(!s.acquire("c", 2, 3));
-        s.release("a");
-        assert!(s.acquire("c", 2, 3));
-        assert_eq!(s.total(), 3);
-        s.release("nobody");
-        assert_eq!(s.total(), 3);
-    }
-
-    #[test]
-    fn dead_destinations_expire() {
-        let mut s = Slots::default();
-        s.mark_dead("mx", 100, "connect to mx[192.0.2.1]:25: Connection refused");
-        assert!(s.dead_reason("mx", 50).unwrap().contains("refused"));
-        assert!(s.dead_reason("mx", 100).is_none());
-        s.mark_dead("mx", 100, "x");
-        s.revive_all();
-        assert!(s.dead_reason("mx", 0).is_none());
     }
 }

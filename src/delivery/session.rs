@@ -488,6 +488,9 @@ impl<'a> Conn<'a> {
             rr.conn_use = self.uses;
             results.per_message[j].push((*idx, rr));
         }
+        if let Some(f) = &self.d.on_delivered {
+            f();
+        }
     }
 
     /// Why tern offered this server no credentials, naming the settings
