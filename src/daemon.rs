@@ -139,11 +139,23 @@ pub fn run(source: ConfigSource, cfg: Config, ready: &mut Ready) -> Result<(), S
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let services = crate::services::start(&ex2, shared.clone()).await?;
         ready.ok();
+        // Start-up code (configuration, keys, certificates, the services'
+        // first runs: queue scan, pickup) is not needed again until a
+        // reload: once it is over, let its pages leave the resident set.
+        ex2.spawn(async {
+            smol::Timer::after(std::time::Duration::from_millis(200)).await;
+            let released = crate::memtrim::release_startup_pages();
+            log::debug!(target: "master", "released {} KiB of start-up code pages", released / 1024);
+        })
+        .detach();
         while let Some(sig) = signals.next().await {
             match sig {
                 Ok(Signal::Hup) => match source.load() {
                     // Swapped only once every part of it has loaded.
-                    Ok(new) => services.reload(new),
+                    Ok(new) => {
+                        services.reload(new);
+                        crate::memtrim::release_startup_pages();
+                    }
                     Err(errs) => {
                         for e in &errs {
                             log::warn!(target: "master", "warning: reload failed, keeping the old configuration: {e}");

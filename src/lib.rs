@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod dns;
 pub mod local;
 pub mod man;
+pub mod memtrim;
 pub mod mtasts;
 pub mod pidfile;
 pub mod policy;

@@ -70,7 +70,7 @@ fn run(sessions: usize) -> Run {
     let conf = dir.join("tern.conf");
     write(
         &conf,
-        &format!(
+        format!(
             "myhostname = tern.localhost.test\nmydomain = localhost.test\n\
              inet_interfaces = loopback-only\nsmtp_listen = 127.0.0.1:{port}\n\
              queue_directory = {}\nrelayhost = [127.0.0.1]:{}\nmax_connections = 64\n\
@@ -109,7 +109,11 @@ fn run(sessions: usize) -> Run {
     );
     // Every message removed from the spool: the whole life is in the trace.
     let deadline = Instant::now() + LIMIT;
-    while read_lossy(&dir.join("maillog")).matches(": removed").count() < MESSAGES {
+    while read_lossy(&dir.join("maillog"))
+        .matches(": removed")
+        .count()
+        < MESSAGES
+    {
         assert!(Instant::now() < deadline, "not all messages removed");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -129,7 +133,12 @@ fn one_sync_per_message_alone_and_a_fraction_under_load() {
         "1 session: {:?} while {MESSAGES} messages were accepted, delivered and removed; {:?} after idle",
         one.during, one.after_idle
     );
-    assert_eq!((one.during.fsync, one.during.fdatasync), (0, 0), "{:?}", one.during);
+    assert_eq!(
+        (one.during.fsync, one.during.fdatasync),
+        (0, 0),
+        "{:?}",
+        one.during
+    );
     assert!(
         one.during.total() <= MESSAGES,
         "{} syncs for {MESSAGES} messages at 1 session",
@@ -147,6 +156,9 @@ fn one_sync_per_message_alone_and_a_fraction_under_load() {
         "20 sessions: {:?} ({per_msg:.2} per message); {:?} after idle",
         twenty.during, twenty.after_idle
     );
-    assert!(per_msg <= 0.3, "{per_msg:.2} syncs per message at 20 sessions");
+    assert!(
+        per_msg <= 0.3,
+        "{per_msg:.2} syncs per message at 20 sessions"
+    );
     assert!(twenty.after_idle.total() <= twenty.during.total() + 1);
 }
