@@ -1,11 +1,20 @@
 //! Group commit: sessions that finish DATA at about the same time share one
-//! spool commit (one directory fsync for all of them), and each gets its
-//! `250` only after that commit is durable. `fsync` blocks the only thread,
-//! so sharing it is what keeps a slow flash chip from stalling every
-//! session once per message.
+//! spool commit (one `syncfs` for all of them), and each gets its `250`
+//! only after that commit is durable. The sync blocks the only thread, so
+//! sharing it is what keeps a slow flash chip from stalling every session
+//! once per message.
+//!
+//! While the sync runs, no session makes progress; so when it is slow, the
+//! committer first waits a little for the sessions that are receiving a
+//! message body right now — at most half as long as the last sync took,
+//! and not at all when no other session is in DATA (one client alone never
+//! waits). With 10 ms syncs and 20 sessions this turns batches of ~6 into
+//! batches of most of the sessions; with a fast disk the wait is tens of
+//! microseconds.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use smol::channel::{bounded, Receiver, Sender};
 
@@ -18,6 +27,25 @@ pub struct GroupCommit {
     tx: Sender<(Incoming, Reply)>,
     rx: Receiver<(Incoming, Reply)>,
     batches: RefCell<(u64, u64)>,
+    /// Sessions streaming a message body now ([`GroupCommit::receiving`]).
+    receiving: Cell<usize>,
+    /// How long the last batch's sync took.
+    last_sync: Cell<Duration>,
+}
+
+/// Longest the committer ever waits for more messages, whatever the
+/// flash: a client waiting for its `250` must not notice.
+const MAX_GATHER: Duration = Duration::from_millis(20);
+
+/// A session in DATA, counted until dropped.
+pub struct Receiving(Rc<GroupCommit>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.0
+            .receiving
+            .set(self.0.receiving.get().saturating_sub(1));
+    }
 }
 
 impl GroupCommit {
@@ -29,7 +57,16 @@ impl GroupCommit {
             tx,
             rx,
             batches: RefCell::new((0, 0)),
+            receiving: Cell::new(0),
+            last_sync: Cell::new(Duration::ZERO),
         })
+    }
+
+    /// Marks a session as receiving a message body until the guard is
+    /// dropped (drop it before [`GroupCommit::commit`]).
+    pub fn receiving(self: &Rc<Self>) -> Receiving {
+        self.receiving.set(self.receiving.get() + 1);
+        Receiving(Rc::clone(self))
     }
 
     /// Commits `inc` together with whatever else is waiting; resolves to
@@ -52,7 +89,9 @@ impl GroupCommit {
     }
 
     /// The committer task: waits for one message, lets every other ready
-    /// session queue theirs (one executor turn), commits them all at once.
+    /// session queue theirs (one executor turn), waits for sessions still
+    /// in DATA as long as the flash makes worthwhile, and commits them all
+    /// at once.
     pub async fn run(self: Rc<Self>, spool: Rc<Spool>) {
         while let Ok(first) = self.rx.recv().await {
             smol::future::yield_now().await;
@@ -60,8 +99,23 @@ impl GroupCommit {
             while let Ok(more) = self.rx.try_recv() {
                 batch.push(more);
             }
+            let until = Instant::now() + (self.last_sync.get() / 2).min(MAX_GATHER);
+            while self.receiving.get() > 0 && batch.len() < self.rx.capacity().unwrap_or(1) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                // A short sleep lets the reactor deliver the bodies still
+                // arriving; each session that finishes queues its message.
+                smol::Timer::after(left.min(Duration::from_micros(500))).await;
+                while let Ok(more) = self.rx.try_recv() {
+                    batch.push(more);
+                }
+            }
             let (mut incs, replies): (Vec<Incoming>, Vec<Reply>) = batch.into_iter().unzip();
+            let t0 = Instant::now();
             let result = spool.commit_batch(&mut incs);
+            self.last_sync.set(t0.elapsed());
             {
                 let mut b = self.batches.borrow_mut();
                 b.0 += 1;

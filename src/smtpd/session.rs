@@ -450,6 +450,9 @@ async fn receive_data(
             log::error!(target: "smtpd", "cannot create queue file: {e}");
         })
         .ok();
+    // Counted while the body streams: the committer waits a little for
+    // sessions in DATA before it syncs (see GroupCommit::run).
+    let receiving = shared.committer.receiving();
     // The envelope is in the queue file now; keep only the count while the
     // body streams.
     let nrcpt = recipients.len();
@@ -590,6 +593,7 @@ async fn receive_data(
                 return Ok(sess.event(Event::CommitFailed));
             };
             let size = inc.size();
+            drop(receiving);
             match shared.committer.commit(inc).await {
                 Ok(id) => {
                     cleanup::log_queued(&id, &sender, size, nrcpt);
