@@ -39,7 +39,14 @@ pub struct Delivery {
     /// What a probe reports besides the handshake (planner events, DANE
     /// matches).
     notes: RefCell<Vec<String>>,
+    /// Called as soon as every recipient of a message was accepted by the
+    /// server ([`Delivery::on_sent`]).
+    pub(super) on_sent: Option<OnSent>,
 }
+
+/// The queue manager's hook for a message the server has taken whole: the
+/// job and its results (all `Sent`).
+pub type OnSent = Box<dyn Fn(&MessageJob, &[(usize, RcptResult)])>;
 
 /// What the driver does with a planner step that needs the planner back.
 enum Next {
@@ -58,7 +65,18 @@ impl Delivery {
             tls_required_no: false,
             relaxed: Default::default(),
             notes: Default::default(),
+            on_sent: None,
         }
+    }
+
+    /// Hands each message whose recipients were all accepted to `f` the
+    /// moment the server's replies are in, not when the whole session ends:
+    /// a crash later in a long session on a reused connection must not
+    /// re-deliver the messages it already handed over (docs/spool.md: a
+    /// crash re-delivers at most what was in flight).
+    pub fn on_sent(mut self, f: OnSent) -> Delivery {
+        self.on_sent = Some(f);
+        self
     }
 
     /// A probe of next hop `dest` (`tern probe`): the same resolution,

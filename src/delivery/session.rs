@@ -474,6 +474,14 @@ impl<'a> Conn<'a> {
             rr.conn_use = self.uses;
             results.per_message[j].push((*idx, rr));
         }
+        let got = &results.per_message[j];
+        if let Some(f) = &self.d.on_sent {
+            if got.len() == self.jobs[j].rcpts.len()
+                && got.iter().all(|(_, r)| r.kind == ResultKind::Sent)
+            {
+                f(&self.jobs[j], got);
+            }
+        }
     }
 
     /// Why tern offered this server no credentials, naming the settings
