@@ -500,6 +500,11 @@ impl Smtp {
         }
     }
 
+    /// The socket, for raw writes that bypass the reply reader.
+    pub fn stream(&self) -> &TcpStream {
+        &self.wr
+    }
+
     /// Writes raw bytes.
     pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.wr.write_all(bytes).map_err(|e| format!("write: {e}"))
