@@ -87,6 +87,7 @@ where
     let did = attacker.join().expect("attacker thread");
     let peak_kb = tern.peak_rss_kb();
     report(vec![
+        ("secs", J::from(budget.elapsed().as_secs())),
         ("suite", "flood".into()),
         ("test", test.into()),
         ("load", did.clone().into()),

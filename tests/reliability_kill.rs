@@ -104,6 +104,7 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
     let (delivered, lost, dup, over) = tally(&acked, &sink);
     let attempts = attempts.load(Ordering::Relaxed);
     report(vec![
+        ("secs", J::from(budget.elapsed().as_secs())),
         ("suite", "sigkill".into()),
         ("test", "server side: SIGKILL while receiving and relaying".into()),
         (
@@ -202,6 +203,7 @@ fn sigkill_during_outbound_delivery_loses_nothing() {
     drain(&acked, &sink, budget.left().min(Duration::from_secs(90)));
     let (delivered, lost, dup, over) = tally(&acked, &sink);
     report(vec![
+        ("secs", J::from(budget.elapsed().as_secs())),
         ("suite", "sigkill".into()),
         ("test", "outbound: SIGKILL while relaying to the sink".into()),
         (

@@ -75,7 +75,9 @@ fn json_string(s: &str) -> String {
 /// Appends one JSON object (fields in the given order) as a line to
 /// `$TERN_RELIABILITY_OUT`, if set, and prints it either way. One
 /// `write` per line on an `O_APPEND` file: parallel tests do not interleave.
-pub fn report(fields: Vec<(&str, J)>) {
+pub fn report(mut fields: Vec<(&str, J)>) {
+    // The run time goes last, after the fields the table is made of.
+    fields.sort_by_key(|(k, _)| *k == "secs");
     let body: Vec<String> = fields
         .into_iter()
         .map(|(k, v)| {
@@ -579,7 +581,13 @@ pub struct CountingSink {
 impl CountingSink {
     /// Listens on a free port and serves every connection in a thread.
     pub fn start(opts: SinkOptions) -> CountingSink {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
+        CountingSink::start_on(0, opts)
+    }
+
+    /// [`CountingSink::start`] on a given port (0: any free one): a next
+    /// hop that comes up where tern already sends.
+    pub fn start_on(port: u16, opts: SinkOptions) -> CountingSink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind sink");
         let port = listener.local_addr().expect("sink addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let got: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
