@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the whole reliability suite (issue 16 item 6) at its long size and
+# renders docs/reliability.md from what the tests measured: every part
+# appends JSON lines to $TERN_RELIABILITY_OUT, scripts/render-reliability.py
+# turns them into the page. Nothing in the page is typed by hand.
+#
+#   scripts/reliability.sh            long run, writes docs/reliability.md
+#   TERN_RELIABILITY_KILLS=20 ...     any knob (see below) overrides
+#   RELIABILITY_DOC=/tmp/r.md ...     render elsewhere
+#
+# The same tests run in CI at their small default size as part of
+# `cargo test --tests` (scripts/test.sh); this script raises the knobs.
+# Needs root for the full-flash part (tmpfs in a private mount namespace)
+# and the peers of scripts/install-test-deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
+# Long-run sizes (CI defaults in brackets).
+export TERN_RELIABILITY_KILLS=${TERN_RELIABILITY_KILLS:-60}            # [20] SIGKILLs per crash test
+export TERN_RELIABILITY_CLIENTS=${TERN_RELIABILITY_CLIENTS:-12}        # [8] parallel SMTP clients
+export TERN_RELIABILITY_BATCH=${TERN_RELIABILITY_BATCH:-60}            # [40] queued per refill (outbound kills)
+export TERN_RELIABILITY_HANDSHAKES=${TERN_RELIABILITY_HANDSHAKES:-2000} # [2000] TLS handshakes
+export TERN_RELIABILITY_RCPTS=${TERN_RELIABILITY_RCPTS:-10000}         # [10000] RCPT TO in one session
+
+out=$(mktemp /tmp/tern-reliability.XXXXXX.jsonl)
+trap 'rm -f "$out"' EXIT
+export TERN_RELIABILITY_OUT="$out"
+
+# Every suite part: tests/reliability_*.rs, and the power-cut replay
+# harness (tests/powercut*.rs) where it is merged; both emit the format.
+tests=()
+for f in tests/reliability_*.rs tests/powercut*.rs; do
+    [ -e "$f" ] || continue
+    tests+=(--test "$(basename "$f" .rs)")
+done
+started=$(date +%s)
+# One test binary after the other, each test's own threads in parallel
+# except where a part serialises itself (floods).
+cargo test "${tests[@]}" -- --nocapture 2>&1 | grep -E '^(test |reliability:|test result)' || {
+    echo "reliability: a suite part failed (rerun: cargo test ${tests[*]})" >&2
+    exit 1
+}
+took=$(( $(date +%s) - started ))
+
+doc=${RELIABILITY_DOC:-docs/reliability.md}
+python3 scripts/render-reliability.py "$out" \
+    --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tests || echo +changes)" \
+    --machine "$(nproc) cores $(uname -m), $(date -u +%Y-%m-%d)" \
+    --took "$took" >"$doc"
+echo "reliability: wrote $doc ($(wc -l <"$out") results, ${took} s)"
