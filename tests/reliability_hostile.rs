@@ -125,7 +125,7 @@ fn serve(
         match (verb.as_str(), mode) {
             ("EHLO", Mode::Oversized) => {
                 let mut r = b"250-hostile.test\r\n250-".to_vec();
-                r.extend(std::iter::repeat_n(b'X', 1 << 20));
+                r.resize(r.len() + (1 << 20), b'X');
                 r.extend_from_slice(b"\r\n250 STARTTLS\r\n");
                 let _ = wr.write_all(&r);
                 lock().bytes_sent += r.len();
