@@ -37,10 +37,15 @@ done
 started=$(date +%s)
 # One test binary after the other, each test's own threads in parallel
 # except where a part serialises itself (floods).
-cargo test "${tests[@]}" -- --nocapture 2>&1 | grep -E '^(test |reliability:|test result)' || {
-    echo "reliability: a suite part failed (rerun: cargo test ${tests[*]})" >&2
+# The whole output is kept for a failure's post-mortem; the summary lines
+# are shown as they come. Every part runs even when one fails.
+log=${RELIABILITY_LOG:-/tmp/tern-reliability.log}
+if ! cargo test --no-fail-fast "${tests[@]}" -- --nocapture >"$log" 2>&1; then
+    grep -E '^(test |reliability:|test result)|panicked' -A8 "$log" | tail -80 >&2
+    echo "reliability: a suite part failed (whole output: $log; rerun: cargo test ${tests[*]})" >&2
     exit 1
-}
+fi
+grep -E '^(test |test result)' "$log" || true
 took=$(( $(date +%s) - started ))
 
 doc=${RELIABILITY_DOC:-docs/reliability.md}
