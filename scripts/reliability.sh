@@ -23,8 +23,10 @@ export TERN_RELIABILITY_BATCH=${TERN_RELIABILITY_BATCH:-60}            # [40] qu
 export TERN_RELIABILITY_HANDSHAKES=${TERN_RELIABILITY_HANDSHAKES:-2000} # [2000] TLS handshakes
 export TERN_RELIABILITY_RCPTS=${TERN_RELIABILITY_RCPTS:-10000}         # [10000] RCPT TO in one session
 
-out=$(mktemp /tmp/tern-reliability.XXXXXX.jsonl)
-trap 'rm -f "$out"' EXIT
+# Kept after the run: the page can be rendered again from it
+# (python3 scripts/render-reliability.py FILE > docs/reliability.md).
+out=${RELIABILITY_JSONL:-/tmp/tern-reliability.jsonl}
+: >"$out"
 export TERN_RELIABILITY_OUT="$out"
 
 # Every suite part: tests/reliability_*.rs, and the power-cut replay
