@@ -79,6 +79,8 @@ where
             Err(e) => failures.push(format!("{src}: {e}")),
         }
     }
+    // The five were served while the flood went on, not after it.
+    let during = !attacker.is_finished();
     // Every flood lasts a few seconds at least, whatever the clients took.
     while budget.elapsed() < Duration::from_secs(5) {
         thread::sleep(Duration::from_millis(100));
@@ -99,7 +101,12 @@ where
         ("ceiling_kb", J::from(ceiling_kb)),
         ("idle_rss_kb", J::from(idle_kb)),
         ("legit_served", format!("{served}/5").into()),
+        ("during_flood", if during { "yes" } else { "no" }.into()),
     ]);
+    assert!(
+        during,
+        "{test}: the flood was over before the legitimate clients were: {did}"
+    );
     assert_eq!(
         served,
         5,
@@ -244,108 +251,141 @@ fn connect_dup(c: &Smtp) -> Option<std::net::TcpStream> {
 fn endless_headers() {
     flood("endless headers", &[], 90, |port, stop| {
         // Four sessions in DATA: two send new header lines, two fold one
-        // header forever; each goes on until tern answers or 64 MiB.
+        // header forever; each goes on until tern answers or 16 MiB, message after message.
         let sent = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..4)
             .map(|w| {
                 let (stop, sent) = (stop.clone(), sent.clone());
                 thread::spawn(move || {
-                    let Ok(mut c) = Smtp::open("127.0.0.2", port, Duration::from_secs(10)) else {
-                        return String::from("refused");
-                    };
-                    let ok = c.cmd("EHLO headers.test", "250").is_ok()
-                        && c.cmd("MAIL FROM:<a@headers.test>", "250").is_ok()
-                        && c.cmd("RCPT TO:<b@remote.test>", "250").is_ok()
-                        && c.cmd("DATA", "354").is_ok();
-                    if !ok {
-                        return String::from("refused");
-                    }
-                    let Some(mut tcp) = connect_dup(&c) else {
-                        return String::from("no socket");
-                    };
-                    let mut block = String::new();
-                    for i in 0..1000 {
-                        if w % 2 == 0 {
-                            block.push_str(&format!("X-Endless-{i}: {}\r\n", "h".repeat(60)));
+                    let (mut too_big, mut other) = (0, 0);
+                    // Message after message until the legitimate clients
+                    // are done (the one cut short by the end is not counted).
+                    for _ in 0..50 {
+                        let r = endless_message(port, w, &stop, &sent);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if r.starts_with("552 5.3.4") {
+                            too_big += 1;
                         } else {
-                            block.push_str(&format!("\t{}\r\n", "f".repeat(70)));
+                            other += 1;
                         }
                     }
-                    if w % 2 == 1 {
-                        let _ = tcp.write_all(b"Subject: folded forever\r\n");
-                    }
-                    let mut n = 0;
-                    while n < (64 << 20) && !stop.load(Ordering::Relaxed) {
-                        match tcp.write_all(block.as_bytes()) {
-                            Ok(()) => n += block.len(),
-                            Err(_) => break,
-                        }
-                    }
-                    sent.fetch_add(n, Ordering::Relaxed);
-                    // End the message: tern's verdict on it.
-                    let _ = tcp.write_all(b"\r\nbody\r\n.\r\n");
-                    c.reply().unwrap_or_else(|e| e)
+                    (too_big, other)
                 })
             })
             .collect();
-        let verdicts: Vec<String> = workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default().trim_end().to_string())
-            .collect();
+        let (mut too_big, mut other) = (0, 0);
+        for w in workers {
+            let (b, o) = w.join().unwrap_or_default();
+            too_big += b;
+            other += o;
+        }
+        assert_eq!(
+            other, 0,
+            "a message with an endless header was not refused as too big"
+        );
         format!(
-            "4 sessions in DATA sending header lines / one folded header without end: {} MiB sent; replies {:?}",
-            sent.load(Ordering::Relaxed) >> 20,
-            verdicts
+            "4 sessions at a time in DATA, each a message whose header never ends (new lines, or one folded header), up to 16 MiB (message_size_limit is 10 MB): {} MiB sent; {too_big} x 552 5.3.4 message file too big",
+            sent.load(Ordering::Relaxed) >> 20
         )
     });
+}
+
+/// One message whose header never ends (new lines when `w` is even, one
+/// folded header when odd), up to 16 MiB; returns tern's reply to it.
+fn endless_message(port: u16, w: usize, stop: &AtomicBool, sent: &AtomicUsize) -> String {
+    let Ok(mut c) = Smtp::open("127.0.0.2", port, Duration::from_secs(10)) else {
+        return String::from("refused");
+    };
+    let ok = c.cmd("EHLO headers.test", "250").is_ok()
+        && c.cmd("MAIL FROM:<a@headers.test>", "250").is_ok()
+        && c.cmd("RCPT TO:<b@remote.test>", "250").is_ok()
+        && c.cmd("DATA", "354").is_ok();
+    if !ok {
+        return String::from("refused");
+    }
+    let Some(mut tcp) = connect_dup(&c) else {
+        return String::from("no socket");
+    };
+    let mut block = String::new();
+    for i in 0..1000 {
+        if w % 2 == 0 {
+            block.push_str(&format!("X-Endless-{i}: {}\r\n", "h".repeat(60)));
+        } else {
+            block.push_str(&format!("\t{}\r\n", "f".repeat(70)));
+        }
+    }
+    if w % 2 == 1 {
+        let _ = tcp.write_all(b"Subject: folded forever\r\n");
+    }
+    let mut n = 0;
+    while n < (16 << 20) && !stop.load(Ordering::Relaxed) {
+        match tcp.write_all(block.as_bytes()) {
+            Ok(()) => n += block.len(),
+            Err(_) => break,
+        }
+    }
+    sent.fetch_add(n, Ordering::Relaxed);
+    // End the message: tern's verdict on it.
+    let _ = tcp.write_all(b"\r\nbody\r\n.\r\n");
+    c.reply().unwrap_or_else(|e| e)
 }
 
 #[test]
 fn ten_thousand_rcpts() {
     let rcpts = knob("TERN_RELIABILITY_RCPTS", 10_000) as usize;
-    flood("10,000 RCPTs", &[], 120, move |port, _stop| {
-        let mut c = match Smtp::open("127.0.0.2", port, Duration::from_secs(20)) {
-            Ok(c) => c,
-            Err(e) => return format!("refused: {e}"),
-        };
-        let mut ok = 0;
-        let mut temp = 0;
-        let mut other = 0;
-        let _ = c.cmd("EHLO rcpts.test", "250");
-        let _ = c.cmd("MAIL FROM:<a@rcpts.test>", "250");
-        // Pipelined in groups of 100, as a bulk sender would.
-        for g in 0..rcpts.div_ceil(100) {
-            let batch: String = (g * 100..((g + 1) * 100).min(rcpts))
-                .map(|i| format!("RCPT TO:<r{i}@remote.test>\r\n"))
-                .collect();
-            if c.send(batch.as_bytes()).is_err() {
-                break;
-            }
-            for _ in 0..batch.lines().count() {
-                match c.reply() {
-                    Ok(r) if r.starts_with("250") => ok += 1,
-                    Ok(r) if r.starts_with("452") => temp += 1,
-                    Ok(_) => other += 1,
-                    Err(_) => {
-                        other += 1;
-                        break;
-                    }
-                }
+    flood("10,000 RCPTs", &[], 120, move |port, stop| {
+        // Session after session until the legitimate clients are done.
+        let first = rcpt_session(port, rcpts);
+        let mut rounds = 1;
+        while !stop.load(Ordering::Relaxed) && rounds < 50 {
+            rcpt_session(port, rcpts);
+            rounds += 1;
+        }
+        format!("{rounds} sessions of {rcpts} RCPT TO pipelined by 100; the first: {first}")
+    });
+}
+
+/// One session: MAIL, `rcpts` RCPT TO in pipelined groups of 100, DATA.
+fn rcpt_session(port: u16, rcpts: usize) -> String {
+    let mut c = match Smtp::open("127.0.0.2", port, Duration::from_secs(20)) {
+        Ok(c) => c,
+        Err(e) => return format!("refused: {e}"),
+    };
+    let mut ok = 0;
+    let mut temp = 0;
+    let mut other = 0;
+    let _ = c.cmd("EHLO rcpts.test", "250");
+    let _ = c.cmd("MAIL FROM:<a@rcpts.test>", "250");
+    'groups: for g in 0..rcpts.div_ceil(100) {
+        let batch: String = (g * 100..((g + 1) * 100).min(rcpts))
+            .map(|i| format!("RCPT TO:<r{i}@remote.test>\r\n"))
+            .collect();
+        if c.send(batch.as_bytes()).is_err() {
+            break;
+        }
+        for _ in 0..batch.lines().count() {
+            match c.reply() {
+                Ok(r) if r.starts_with("250") => ok += 1,
+                Ok(r) if r.starts_with("452") => temp += 1,
+                Ok(_) => other += 1,
+                Err(_) => break 'groups,
             }
         }
-        let data = c.cmd("DATA", "354").is_ok()
-            && c.send(reliability_support::message("rcpts").as_bytes())
-                .is_ok();
-        let end = if data {
-            c.reply().unwrap_or_else(|e| e)
-        } else {
-            String::from("no DATA")
-        };
-        format!(
-            "one session, {rcpts} RCPT TO pipelined by 100: {ok} x 250, {temp} x 452, {other} other; end of data: {}",
-            end.trim_end()
-        )
-    });
+    }
+    let data = c.cmd("DATA", "354").is_ok()
+        && c.send(reliability_support::message("rcpts").as_bytes())
+            .is_ok();
+    let end = if data {
+        c.reply().unwrap_or_else(|e| e)
+    } else {
+        String::from("no DATA (session closed)")
+    };
+    format!(
+        "{ok} x 250, {temp} x 452, {other} other replies; end of data: {}",
+        end.trim_end()
+    )
 }
 
 #[test]
@@ -364,49 +404,51 @@ fn tls_handshakes() {
         ("smtpd_client_connection_rate_limit", "0"),
         ("smtpd_client_connection_count_limit", "0"),
     ];
-    flood(
-        "2,000 TLS handshakes",
-        &settings,
-        240,
-        move |port, _stop| {
-            let done = Arc::new(AtomicUsize::new(0));
-            let failed = Arc::new(AtomicUsize::new(0));
-            let start = std::time::Instant::now();
-            // Four parallel attackers.
-            let workers: Vec<_> = (0..4)
-                .map(|w| {
-                    let (done, failed, ca) = (done.clone(), failed.clone(), ca_cert.clone());
-                    thread::spawn(move || {
-                        for _ in (w..n).step_by(4) {
-                            let r = std::panic::catch_unwind(|| {
-                                let mut c = smtpd_support::Client::connect_from("127.0.0.2", port);
-                                assert!(c.reply().starts_with("220"));
-                                assert!(c.cmd("EHLO tls.test").starts_with("250"));
-                                assert!(c.cmd("STARTTLS").starts_with("220"));
-                                c.start_tls(&ca, "tern.example.test");
-                            });
-                            if r.is_ok() {
-                                done.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                            }
+    flood("2,000 TLS handshakes", &settings, 240, move |port, stop| {
+        let done = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let start = std::time::Instant::now();
+        // Four parallel attackers.
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let (done, failed, ca) = (done.clone(), failed.clone(), ca_cert.clone());
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    // At least n handshakes in all, and on until the
+                    // legitimate clients are done (bounded at 10 n).
+                    let mut mine = 0;
+                    while (mine < n.div_ceil(4) || !stop.load(Ordering::Relaxed))
+                        && mine < 10 * n.div_ceil(4)
+                    {
+                        mine += 1;
+                        let r = std::panic::catch_unwind(|| {
+                            let mut c = smtpd_support::Client::connect_from("127.0.0.2", port);
+                            assert!(c.reply().starts_with("220"));
+                            assert!(c.cmd("EHLO tls.test").starts_with("250"));
+                            assert!(c.cmd("STARTTLS").starts_with("220"));
+                            c.start_tls(&ca, "tern.example.test");
+                        });
+                        if r.is_ok() {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            failed.fetch_add(1, Ordering::Relaxed);
                         }
-                    })
+                    }
                 })
-                .collect();
-            for w in workers {
-                let _ = w.join();
-            }
-            let done = done.load(Ordering::Relaxed);
-            assert!(
-                done * 10 >= n * 9,
-                "only {done} of {n} handshakes completed"
-            );
-            format!(
-            "{n} STARTTLS handshakes (ECDSA P-256) from 4 parallel clients: {done} completed, {} failed, {:.0} s",
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        let done = done.load(Ordering::Relaxed);
+        assert!(
+            done * 10 >= n * 9,
+            "only {done} of {n} handshakes completed"
+        );
+        format!(
+            "STARTTLS handshakes (ECDSA P-256) from 4 parallel clients, at least {n}: {done} completed, {} failed, {:.0} s",
             failed.load(Ordering::Relaxed),
             start.elapsed().as_secs_f64()
         )
-        },
-    );
+    });
 }
