@@ -573,7 +573,7 @@ pub struct SinkOptions {
 pub struct CountingSink {
     /// The port on 127.0.0.1.
     pub port: u16,
-    got: Arc<Mutex<HashMap<String, usize>>>,
+    got: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     stop: Arc<AtomicBool>,
     acceptor: Option<thread::JoinHandle<()>>,
 }
@@ -590,7 +590,7 @@ impl CountingSink {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind sink");
         let port = listener.local_addr().expect("sink addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
-        let got: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let got: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (g, st) = (got.clone(), stop.clone());
         let acceptor = thread::spawn(move || {
@@ -616,7 +616,14 @@ impl CountingSink {
 
     /// Copies received per marker.
     pub fn counts(&self) -> HashMap<String, usize> {
-        self.got.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let got = self.got.lock().unwrap_or_else(|e| e.into_inner());
+        got.iter().map(|(k, v)| (k.clone(), v.len())).collect()
+    }
+
+    /// When each copy of `marker` was received (its final dot read).
+    pub fn times(&self, marker: &str) -> Vec<Instant> {
+        let got = self.got.lock().unwrap_or_else(|e| e.into_inner());
+        got.get(marker).cloned().unwrap_or_default()
     }
 
     /// Total whole messages received.
@@ -636,7 +643,7 @@ impl Drop for CountingSink {
 
 fn serve(
     tcp: TcpStream,
-    got: &Mutex<HashMap<String, usize>>,
+    got: &Mutex<HashMap<String, Vec<Instant>>>,
     stop: &AtomicBool,
     opts: SinkOptions,
 ) -> std::io::Result<()> {
@@ -690,10 +697,11 @@ fn serve(
                     }
                 }
                 if let (Some(s), true) = (subject, end) {
-                    *got.lock()
+                    got.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .entry(s)
-                        .or_default() += 1;
+                        .or_default()
+                        .push(Instant::now());
                 }
                 thread::sleep(opts.dot_delay);
                 wr.write_all(b"250 2.0.0 Ok: queued\r\n")?
@@ -732,4 +740,29 @@ pub fn tally(acked: &[String], sink: &CountingSink) -> (usize, Vec<String>, usiz
         }
     }
     (delivered, lost, dup, over)
+}
+
+/// How long after the sink read a copy's final dot a kill still counts as
+/// falling in that copy's end-of-data window (the reply on its way, the
+/// outcome not yet recorded), on a loaded machine.
+pub const WINDOW: Duration = Duration::from_secs(2);
+
+/// Of the markers delivered more than twice (`over`, as from [`tally`]),
+/// those whose copies are not each explained by a kill inside the
+/// previous copy's end-of-data window: a message in flight at two
+/// successive kills is sent three times, and SMTP allows it; any other
+/// third copy is tern's fault.
+pub fn unexplained(over: &[String], sink: &CountingSink, kills: &[Instant]) -> Vec<String> {
+    over.iter()
+        .filter(|o| {
+            let m = o.split(' ').next().unwrap_or("");
+            let t = sink.times(m);
+            !t.windows(2).all(|w| {
+                kills
+                    .iter()
+                    .any(|k| *k >= w[0] && *k < w[1] && k.duration_since(w[0]) <= WINDOW)
+            })
+        })
+        .cloned()
+        .collect()
 }
