@@ -30,11 +30,16 @@ out=${RELIABILITY_JSONL:-/tmp/tern-reliability.jsonl}
 export TERN_RELIABILITY_OUT="$out"
 
 # Every suite part: tests/reliability_*.rs, and the power-cut replay
-# harness (tests/powercut*.rs) where it is merged; both emit the format.
+# harness (tests/powercut*.rs or tests/powercut*/main.rs) where it is
+# merged; both emit the format.
 tests=()
-for f in tests/reliability_*.rs tests/powercut*.rs; do
+for f in tests/reliability_*.rs tests/powercut*.rs tests/powercut*/main.rs; do
     [ -e "$f" ] || continue
-    tests+=(--test "$(basename "$f" .rs)")
+    case "$f" in
+    */main.rs) name=$(basename "$(dirname "$f")") ;;
+    *) name=$(basename "$f" .rs) ;;
+    esac
+    tests+=(--test "$name")
 done
 started=$(date +%s)
 # One test binary after the other, each test's own threads in parallel

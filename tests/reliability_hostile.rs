@@ -329,7 +329,11 @@ fn oversized_and_endless_replies_are_deferred() {
         ),
     ] {
         let (line, seen, peak) = run_case(mode, "may", &[]);
-        row(&format!("{mode:?} reply"), what, &line, &seen, peak);
+        let name = match mode {
+            Mode::Oversized => "oversized reply line",
+            _ => "endless multi-line reply",
+        };
+        row(name, what, &line, &seen, peak);
         assert!(line.contains("status=deferred"), "{mode:?}: {line}");
         assert!(!reason(&line).is_empty(), "{line}");
         assert_eq!(seen.messages, 0, "{mode:?}: {seen:?}");
