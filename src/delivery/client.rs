@@ -42,7 +42,14 @@ pub struct Delivery {
     /// Called when a server has answered for one message (the queue
     /// manager's positive concurrency feedback, as it happens).
     pub(super) on_delivered: Option<Rc<dyn Fn()>>,
+    /// Called as soon as every recipient of a message was accepted by the
+    /// server ([`Delivery::on_sent`]).
+    pub(super) on_sent: Option<OnSent>,
 }
+
+/// The queue manager's hook for a message the server has taken whole: the
+/// job and its results (all `Sent`).
+pub type OnSent = Box<dyn Fn(&MessageJob, &[(usize, RcptResult)])>;
 
 /// What the driver does with a planner step that needs the planner back.
 enum Next {
@@ -62,12 +69,23 @@ impl Delivery {
             relaxed: Default::default(),
             notes: Default::default(),
             on_delivered: None,
+            on_sent: None,
         }
     }
 
     /// Runs `f` each time a server has answered for one message.
     pub fn on_delivered(mut self, f: Rc<dyn Fn()>) -> Delivery {
         self.on_delivered = Some(f);
+        self
+    }
+
+    /// Hands each message whose recipients were all accepted to `f` the
+    /// moment the server's replies are in, not when the whole session ends:
+    /// a crash later in a long session on a reused connection must not
+    /// re-deliver the messages it already handed over (docs/spool.md: a
+    /// crash re-delivers at most what was in flight).
+    pub fn on_sent(mut self, f: OnSent) -> Delivery {
+        self.on_sent = Some(f);
         self
     }
 

@@ -578,10 +578,19 @@ impl QueueManager {
             let (me, ctx, dest) = (self.clone(), ctx.clone(), dest.clone());
             Rc::new(move || me.delivered_one(&ctx, &dest))
         };
+        // Messages the server took are recorded at once (their results
+        // would otherwise wait for the end of the session, and a crash
+        // before it would send them all again).
+        let recorded: Rc<RefCell<HashSet<String>>> = Rc::default();
+        let (me, c, done) = (self.clone(), ctx.clone(), recorded.clone());
         let delivery = Delivery::new(ctx.clone(), dest.clone())
             .implicit_tls(route.implicit_tls)
             .tls_required_no(route.tls_required_no)
-            .on_delivered(feedback);
+            .on_delivered(feedback)
+            .on_sent(Box::new(move |job, res| {
+                me.apply(&c, job, res.to_vec());
+                done.borrow_mut().insert(job.id.clone());
+            }));
         let results = delivery.run(&self.spool, &share).await;
         for a in &results.tls_attempts {
             ctx.reports.record(a);
@@ -629,7 +638,9 @@ impl QueueManager {
             }
         }
         for (job, res) in share.iter().zip(results.per_message) {
-            self.apply(&ctx, job, res);
+            if !recorded.borrow().contains(&job.id) {
+                self.apply(&ctx, job, res);
+            }
             self.in_flight.borrow_mut().remove(&job.id);
         }
         self.windows.borrow_mut().release(&dest);

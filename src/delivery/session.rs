@@ -491,6 +491,14 @@ impl<'a> Conn<'a> {
         if let Some(f) = &self.d.on_delivered {
             f();
         }
+        let got = &results.per_message[j];
+        if let Some(f) = &self.d.on_sent {
+            if got.len() == self.jobs[j].rcpts.len()
+                && got.iter().all(|(_, r)| r.kind == ResultKind::Sent)
+            {
+                f(&self.jobs[j], got);
+            }
+        }
     }
 
     /// Why tern offered this server no credentials, naming the settings
