@@ -324,7 +324,7 @@ fn throughput(cfg: &Cfg, s: &mut Samples) {
 }
 
 /// TLS handshakes per second (connect, EHLO, STARTTLS, handshake, QUIT).
-fn handshakes(cfg: &Cfg, s: &mut Samples) {
+fn handshakes(cfg: &Cfg, s: &mut Samples) -> Vec<String> {
     let mut inst: Vec<Instance> = [Mta::Tern, Mta::Postfix]
         .into_iter()
         .map(|m| Instance::start(m, &cfg.bin, &cfg.setup, Sink::start()))
@@ -363,9 +363,17 @@ fn handshakes(cfg: &Cfg, s: &mut Samples) {
             pair += 1;
         }
     }
+    let groups = inst
+        .iter()
+        .map(|i| {
+            let g = loadgen::negotiated_on(i.port()).unwrap_or_else(|| "?".into());
+            format!("{} {g}", i.mta.name())
+        })
+        .collect();
     for i in &mut inst {
         i.stop();
     }
+    groups
 }
 
 /// RSS and PSS summed over each MTA's processes: idle, then holding 50
@@ -450,9 +458,16 @@ fn parse_trace(dir: &Path, queue: &Path) -> Trace {
             let Some((call, rest)) = line.split_once('(') else {
                 continue;
             };
+            // "= 7</path>" for a new descriptor, "= 1024", "= -1 ENOENT ...".
             let ret: i64 = line
                 .rsplit_once(") = ")
-                .and_then(|(_, r)| r.split_whitespace().next())
+                .map(|(_, r)| {
+                    let end = r
+                        .char_indices()
+                        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+                        .map_or(r.len(), |(i, _)| i);
+                    &r[..end]
+                })
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(-1);
             if ret < 0 {
@@ -475,16 +490,55 @@ fn parse_trace(dir: &Path, queue: &Path) -> Trace {
                         t.other_bytes += ret as u64;
                     }
                 }
-                "open" | "openat" | "creat" if rest.contains("O_CREAT") && rest.contains(&q) => {
+                "open" | "openat" | "creat" if rest.contains("O_CREAT") && in_queue(rest, &q) => {
                     t.creates += 1
                 }
-                "rename" | "renameat" | "renameat2" if rest.contains(&q) => t.renames += 1,
-                "unlink" | "unlinkat" if rest.contains(&q) => t.unlinks += 1,
+                "rename" | "renameat" | "renameat2" if in_queue(rest, &q) => t.renames += 1,
+                "unlink" | "unlinkat" if in_queue(rest, &q) => t.unlinks += 1,
                 _ => {}
             }
         }
     }
     t
+}
+
+/// Whether a traced call's arguments name a file in the queue: a path or
+/// descriptor path below `q`, or a path relative to the working directory
+/// (Postfix's daemons work in the queue directory and name queue files
+/// relative to it, e.g. `rename("incoming/X", "active/X")`).
+fn in_queue(args: &str, q: &str) -> bool {
+    if args.contains(q) {
+        return true;
+    }
+    // The first quoted argument; strace -y shows directory descriptors as
+    // `N</path>`, and `AT_FDCWD` without one.
+    let first = args.split('"').nth(1).unwrap_or("/");
+    let dirfd_abs = args
+        .split_once('"')
+        .is_some_and(|(before, _)| before.contains('<'));
+    !first.starts_with('/') && !dirfd_abs
+}
+
+/// Median and 90th percentile, in ms, of `n` 1 KiB write + fdatasync
+/// pairs on a file where the spools live: what a sync costs on this
+/// machine, now.
+fn sync_latency(n: usize) -> (f64, f64) {
+    use std::io::Write;
+    let dir = TempDir::new("bench-sync");
+    let path = dir.join("probe");
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return (0.0, 0.0);
+    };
+    let mut v: Vec<f64> = (0..n.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            let _ = f.write_all(&[b'x'; 1024]);
+            let _ = f.sync_data();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[v.len() * 9 / 10])
 }
 
 /// strace over a separate 100-message run at 1 and at 20 sessions, from
@@ -630,10 +684,24 @@ fn write_csv(s: &Samples, path: &Path) {
     write(path, out);
 }
 
+/// Facts about the machine during the run.
+struct Machine {
+    /// Median and p90 ms of write + fdatasync, before and after.
+    sync_before: (f64, f64),
+    sync_after: (f64, f64),
+    /// /proc/loadavg before and after.
+    load_before: String,
+    load_after: String,
+    /// TLS version, suite and key exchange group the load generator
+    /// negotiated with each MTA.
+    groups: Vec<String>,
+}
+
 fn report(
     cfg: &Cfg,
     s: &Samples,
     traces: &[(Mta, usize, Trace)],
+    mach: &Machine,
     started: &str,
     took: Duration,
 ) -> String {
@@ -660,6 +728,18 @@ fn report(
         std::fs::metadata(&cfg.bin).map(|m| m.len()).unwrap_or(0),
         sh("postconf -dh mail_version"),
         cfg.reps,
+    );
+    let _ = writeln!(
+        w,
+        "A 1 KiB write + fdatasync on the spools' file system took {:.2} ms (median; p90 {:.2} ms) \
+         before the run and {:.2} ms (p90 {:.2} ms) after it; load average {} before, {} after. \
+         The added latencies below come on top of that.\n",
+        mach.sync_before.0,
+        mach.sync_before.1,
+        mach.sync_after.0,
+        mach.sync_after.1,
+        mach.load_before,
+        mach.load_after
     );
     if cfg.quick {
         let _ = writeln!(
@@ -753,7 +833,9 @@ fn report(
     let _ = writeln!(
         w,
         "Full handshakes per second (connect, EHLO, STARTTLS, handshake, QUIT; no resumption; \
-         RSA-2048 certificate; TLS 1.3 with X25519 as both negotiate), and CPU µs per handshake of the MTA.\n"
+         RSA-2048 certificate; the client is rustls offering its default key exchange groups), \
+         and CPU µs per handshake of all the MTA's processes. Negotiated: {}.\n",
+        mach.groups.join("; ")
     );
     let _ = writeln!(w, "| sessions | tern /s | Postfix /s | ratio | tern CPU µs | Postfix CPU µs | ratio |\n|---|---|---|---|---|---|---|");
     for sessions in [1, 20] {
@@ -891,6 +973,7 @@ fn main() {
     }
     let t0 = Instant::now();
     let started = sh("date -u '+%Y-%m-%d %H:%M UTC'");
+    let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let reps = env_num("BENCH_REPS", if quick { 1 } else { 3 }).max(1);
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| "target/bench".into()));
@@ -932,12 +1015,29 @@ fn main() {
     );
     let mut s = Samples::new();
     let mut traces = Vec::new();
+    let lat0 = sync_latency(50);
+    println!(
+        "sync latency now: median {:.2} ms, p90 {:.2} ms",
+        lat0.0, lat0.1
+    );
     throughput(&cfg, &mut s);
-    handshakes(&cfg, &mut s);
+    let groups = handshakes(&cfg, &mut s);
     memory(&cfg, &mut s);
     strace_runs(&cfg, &mut s, &mut traces);
+    let lat1 = sync_latency(50);
+    println!(
+        "sync latency now: median {:.2} ms, p90 {:.2} ms",
+        lat1.0, lat1.1
+    );
     write_csv(&s, &cfg.out.join("results.csv"));
-    let md = report(&cfg, &s, &traces, &started, t0.elapsed());
+    let machine = Machine {
+        sync_before: lat0,
+        sync_after: lat1,
+        load_before,
+        load_after: sh("cut -d' ' -f1-3 /proc/loadavg"),
+        groups,
+    };
+    let md = report(&cfg, &s, &traces, &machine, &started, t0.elapsed());
     write(&doc, md);
     println!(
         "suite: wrote {} and {}",

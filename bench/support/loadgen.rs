@@ -211,6 +211,7 @@ fn open(
         conn.complete_io(&mut tcp)
             .map_err(|e| format!("TLS handshake: {e}"))?;
     }
+    note_negotiated(port, &conn);
     let mut c = Conn {
         inner: BufReader::new(Box::new(rustls::StreamOwned::new(conn, tcp))),
     };
@@ -218,6 +219,35 @@ fn open(
         chat(&mut c, b"EHLO load.example.org\r\n", 250)?;
     }
     Ok(c)
+}
+
+/// Per server port seen, what its first handshake negotiated.
+static NEGOTIATED: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn note_negotiated(port: u16, conn: &rustls::ClientConnection) {
+    let Ok(mut v) = NEGOTIATED.lock() else {
+        return;
+    };
+    if v.iter().any(|(p, _)| *p == port) {
+        return;
+    }
+    let version = conn
+        .protocol_version()
+        .map_or("?".into(), |p| format!("{p:?}"));
+    let group = conn
+        .negotiated_key_exchange_group()
+        .map_or("?".into(), |g| format!("{:?}", g.name()));
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map_or("?".into(), |c| format!("{:?}", c.suite()));
+    v.push((port, format!("{version} {suite} {group}")));
+}
+
+/// What the first handshake with the server on `port` negotiated:
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519".
+pub fn negotiated_on(port: u16) -> Option<String> {
+    let v = NEGOTIATED.lock().ok()?;
+    v.iter().find(|(p, _)| *p == port).map(|(_, s)| s.clone())
 }
 
 /// One message in one session.
