@@ -9,13 +9,17 @@
 #
 # For each tern binary: smtp-source (1 session, 1024-byte messages) ->
 # tern under the counter -> smtp-sink, relay without TLS, as
-# bench/throughput does. Each binary runs with 0 and with N messages; the
+# bench/throughput does. Each binary runs with 0, 1 and 1+N messages; the
 # difference divided by N is the cost of one message (accept, queue, fsync,
-# deliver), free of start-up and shutdown. With -H, a third run makes
+# deliver), free of start-up and shutdown. The cost of the first message,
+# and of the first handshake, includes one-time work (tern initialises
+# some things on first use): each count is taken over runs with 1 and
+# with 1+N, and the first's extra is printed apart. With -H, more runs make
 # HANDSHAKES TLS handshakes with LOADGEN (the tls_load bench binary:
-# connect, EHLO, STARTTLS, handshake, QUIT; RSA-2048 certificate made here
-# with openssl), giving the cost of one handshake. tern has the certificate
-# in every run, so the baselines match.
+# connect, EHLO, STARTTLS, handshake, QUIT), giving the cost of one
+# handshake, once with an RSA-2048 and once with an ECDSA P-256
+# certificate (made here with openssl, signed by a CA made here). Each has
+# its own baseline run with the same certificate.
 #
 # -q PLUGIN: count with qemu-aarch64 and PLUGIN (bench/qemu_insn.c, built)
 # instead of valgrind; BIN is then an aarch64 build (QEMU_CPU, default
@@ -69,19 +73,26 @@ trap 'rm -rf "$pki"' EXIT
     cd "$pki"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
         -subj /CN=bench-ca 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr \
-        -subj /CN=mta.example.test 2>/dev/null
     printf 'subjectAltName=DNS:mta.example.test\nbasicConstraints=CA:FALSE\n' >ext
-    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile ext -out leaf.pem 2>/dev/null
-    cat leaf.pem ca.pem >chain.pem
-    chmod 644 leaf.key
+    for k in rsa ec; do
+        case $k in
+            rsa) newkey=(-newkey rsa:2048) ;;
+            ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+        esac
+        openssl req "${newkey[@]}" -nodes -keyout "$k.key" -out "$k.csr" \
+            -subj /CN=mta.example.test 2>/dev/null
+        openssl x509 -req -in "$k.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext -out "$k.pem" 2>/dev/null
+        cat "$k.pem" ca.pem >"$k.chain"
+        chmod 644 "$k.key"
+    done
 )
 chmod 755 "$pki"
 
-# run BIN MESSAGES HANDSHAKES: prints the instructions of tern's main process.
+# run BIN MESSAGES HANDSHAKES KEY: prints the instructions of tern's main
+# process; KEY (rsa or ec) picks the server certificate.
 run() {
-    local bin=$1 msgs=$2 shakes=$3 dir sink port sinkport i
+    local bin=$1 msgs=$2 shakes=$3 key=${4:-rsa} dir sink port sinkport i
     dir=$(mktemp -d)
     chown nobody "$dir"
     port=$(free_port) && sinkport=$(free_port)
@@ -102,8 +113,8 @@ relayhost = [127.0.0.1]:$sinkport
 smtp_tls_security_level = none
 default_destination_concurrency_limit = 4
 max_connections = 16
-smtpd_tls_cert_file = $pki/chain.pem
-smtpd_tls_key_file = $pki/leaf.key
+smtpd_tls_cert_file = $pki/$key.chain
+smtpd_tls_key_file = $pki/$key.key
 CONF
     if [ -n "$plugin" ]; then
         runuser -u nobody -- qemu-aarch64 -cpu "${QEMU_CPU:-cortex-a53}" \
@@ -137,14 +148,24 @@ CONF
     [ -n "${KEEP:-}" ] && echo "kept $dir" >&2 || rm -rf "$dir"
 }
 
+# per FULL BASE N: (FULL - BASE) / N, and FIRST = BASE - ZERO - that: the
+# one-time cost of the first one (lazy initialisation).
+per() { awk -v f="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (f - b) / n }'; }
+
 for bin in "$@"; do
     zero=$(run "$bin" 0 0)
-    full=$(run "$bin" "$n" 0)
-    awk -v b="$bin" -v z="$zero" -v f="$full" -v n="$n" -v c="$counter" \
-        'BEGIN { printf "%s: %d instructions at start and stop, %.0f per message (%d messages, %s)\n", b, z, (f - z) / n, n, c }'
+    one=$(run "$bin" 1 0)
+    full=$(run "$bin" $((n + 1)) 0)
+    p=$(per "$full" "$one" "$n")
+    echo "$bin: $zero instructions at start and stop, $p per message ($n messages after a first; the first costs $((one - zero - p)) more; $counter)"
     if [ "$hs" -gt 0 ]; then
-        tls=$(run "$bin" 0 "$hs")
-        awk -v b="$bin" -v z="$zero" -v f="$tls" -v n="$hs" -v c="$counter" \
-            'BEGIN { printf "%s: %.0f per TLS handshake (%d handshakes, %s)\n", b, (f - z) / n, n, c }'
+        for key in rsa ec; do
+            [ "$key" = rsa ] && z=$zero || z=$(run "$bin" 0 0 "$key")
+            h1=$(run "$bin" 0 1 "$key")
+            hn=$(run "$bin" 0 $((hs + 1)) "$key")
+            p=$(per "$hn" "$h1" "$hs")
+            [ "$key" = rsa ] && k=RSA-2048 || k=ECDSA-P256
+            echo "$bin: $p per TLS handshake $k ($hs handshakes after a first; the first costs $((h1 - z - p)) more; $counter)"
+        done
     fi
 done
