@@ -21,7 +21,7 @@ def main():
     colors = {"tern": "tab:blue", "Postfix": "tab:red"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     sessions = [1, 20, 50]
-    styles = {("0.0", "false"): "-", ("0.0", "true"): "--", ("2.0", "false"): "-.", ("10.0", "false"): ":"}
+    styles = {("0", "false"): "-", ("0", "true"): "--", ("2", "false"): "-.", ("10", "false"): ":"}
     for mta in ("tern", "Postfix"):
         for (lat, tls), ls in styles.items():
             pts = [(s, rows.get((f"through lat={lat} s={s} tls={tls}", mta))) for s in sessions]

@@ -941,9 +941,10 @@ fn report(
          [127.0.0.1]:PORT`, no TLS outbound) to its own `smtp-sink -c` (Postfix's test server). \
          Outbound concurrency: `default_destination_concurrency_limit = {CONCURRENCY}` for both \
          (Postfix's default; Postfix reaches it by slow start from \
-         `initial_destination_concurrency = 5`). tern: `max_connections` = sessions + {CONCURRENCY} + 8; \
-         Postfix: `default_process_limit` = sessions + {CONCURRENCY} + 20, otherwise Debian's \
-         defaults with chroot off (tests/common/postfix.rs). Both offer STARTTLS with the same \
+         `initial_destination_concurrency = 5`). tern: `max_connections = 128` (100 inbound \
+         sessions + {CONCURRENCY} outbound + 8); Postfix: `default_process_limit = 140`; the \
+         rest as the test harness sets Postfix up (tests/common/postfix.rs: Debian's defaults, \
+         chroot off, short retry times). Both offer STARTTLS with the same \
          RSA-2048 certificate; mynetworks = 127.0.0.0/8.\n\
          - Pairs: each point runs tern and Postfix back to back, the order alternating from \
          point to point; all points are repeated {} time(s). Before the next run both \
