@@ -15,6 +15,8 @@
 //! CSV and the pieces other programs fill in), `BENCH_DOC` (the markdown
 //! to write), `BENCH_INSN` (file with the instruction counts, read if
 //! present), `BENCH_SIZES` (file with binary sizes, read if present),
+//! `BENCH_T0` (the run's start, epoch seconds), `BENCH_ONLY` (a comma
+//! list of the parts to run: throughput, handshakes, memory, strace),
 //! `TERN_BIN` (another tern build).
 
 #[path = "../tests/common/mod.rs"]
@@ -459,8 +461,10 @@ fn parse_trace(dir: &Path, queue: &Path) -> Trace {
                 continue;
             };
             // "= 7</path>" for a new descriptor, "= 1024", "= -1 ENOENT ...".
+            // strace pads short calls: `unlink("active/X")      = 0`.
             let ret: i64 = line
-                .rsplit_once(") = ")
+                .rsplit_once(" = ")
+                .filter(|(call, _)| call.trim_end().ends_with(')'))
                 .map(|(_, r)| {
                     let end = r
                         .char_indices()
@@ -973,7 +977,10 @@ fn main() {
         std::process::exit(2);
     }
     let t0 = Instant::now();
-    let started = sh("date -u '+%Y-%m-%d %H:%M UTC'");
+    let started = match std::env::var("BENCH_T0") {
+        Ok(t) if !t.is_empty() => sh(&format!("date -u -d @{t} '+%Y-%m-%d %H:%M UTC'")),
+        _ => sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+    };
     let load_before = sh("cut -d' ' -f1-3 /proc/loadavg");
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let reps = env_num("BENCH_REPS", if quick { 1 } else { 3 }).max(1);
@@ -1021,10 +1028,24 @@ fn main() {
         "sync latency now: median {:.2} ms, p90 {:.2} ms",
         lat0.0, lat0.1
     );
-    throughput(&cfg, &mut s);
-    let groups = handshakes(&cfg, &mut s);
-    memory(&cfg, &mut s);
-    strace_runs(&cfg, &mut s, &mut traces);
+    // `BENCH_ONLY=strace,memory` runs some parts only (a partial report,
+    // for working on the suite itself).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only.split(',').any(|p| p.trim() == name);
+    if part("throughput") {
+        throughput(&cfg, &mut s);
+    }
+    let groups = if part("handshakes") {
+        handshakes(&cfg, &mut s)
+    } else {
+        Vec::new()
+    };
+    if part("memory") {
+        memory(&cfg, &mut s);
+    }
+    if part("strace") {
+        strace_runs(&cfg, &mut s, &mut traces);
+    }
     let lat1 = sync_latency(50);
     println!(
         "sync latency now: median {:.2} ms, p90 {:.2} ms",
@@ -1038,7 +1059,19 @@ fn main() {
         load_after: sh("cut -d' ' -f1-3 /proc/loadavg"),
         groups,
     };
-    let md = report(&cfg, &s, &traces, &machine, &started, t0.elapsed());
+    // bench/suite.sh passes its own start (epoch seconds): the run's time
+    // includes the builds and instruction counts before this program.
+    let took = std::env::var("BENCH_T0")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .and_then(|t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            now.checked_sub(Duration::from_secs(t))
+        })
+        .unwrap_or_else(|| t0.elapsed());
+    let md = report(&cfg, &s, &traces, &machine, &started, took);
     write(&doc, md);
     println!(
         "suite: wrote {} and {}",

@@ -15,6 +15,8 @@
 # build if one exists), the measurements (bench/suite.rs), the plot
 # (bench/plot.py).
 set -euo pipefail
+BENCH_T0=$(date +%s)
+export BENCH_T0
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
