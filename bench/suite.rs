@@ -688,6 +688,75 @@ fn write_csv(s: &Samples, path: &Path) {
     write(path, out);
 }
 
+/// Median of the paired ratios tern/Postfix for `key`, if measured.
+fn median_ratio(s: &Samples, key: &str) -> Option<f64> {
+    let (t, p) = s.get(key)?;
+    let mut r: Vec<f64> = t
+        .iter()
+        .zip(p)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    if r.is_empty() {
+        return None;
+    }
+    Some(procs::spread(&mut r).1)
+}
+
+/// The issue 15 bar, checked against this run's figures.
+fn bar(w: &mut String, s: &Samples, traces: &[(Mta, usize, Trace)]) {
+    let _ = writeln!(w, "## Against the bar of issue 15\n");
+    let _ = writeln!(w, "| target | this run | met |\n|---|---|---|");
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    };
+    for lat in LATENCIES {
+        for sessions in [20, 50] {
+            let r = median_ratio(s, &format!("through lat={lat} s={sessions} tls=false"));
+            let _ = writeln!(
+                w,
+                "| ≥ 2× Postfix end to end, {sessions} sessions, {lat} ms per sync | {} | {} |",
+                r.map_or("–".into(), |r| format!("{r:.2}×")),
+                verdict(r.map(|r| r >= 2.0))
+            );
+        }
+    }
+    for lat in LATENCIES.iter().filter(|l| **l > 0.0) {
+        let r = median_ratio(s, &format!("through lat={lat} s=1 tls=false"));
+        let _ = writeln!(
+            w,
+            "| ≥ 1× Postfix end to end, 1 session, {lat} ms per sync | {} | {} |",
+            r.map_or("–".into(), |r| format!("{r:.2}×")),
+            verdict(r.map(|r| r >= 1.0))
+        );
+    }
+    for (sessions, target) in [(1, 1.0), (20, 0.3)] {
+        let v = traces
+            .iter()
+            .find(|(m, n, _)| *m == Mta::Tern && *n == sessions)
+            .map(|(_, _, t)| t.syncs.values().sum::<usize>() as f64 / 100.0);
+        let _ = writeln!(
+            w,
+            "| ≤ {target} sync per message, {sessions} session(s) (strace) | {} | {} |",
+            v.map_or("–".into(), |v| format!("{v:.2}")),
+            verdict(v.map(|v| v <= target))
+        );
+    }
+    let idle = s.get("rss s=0").and_then(|(t, _)| {
+        let mut t = t.clone();
+        (!t.is_empty()).then(|| procs::spread(&mut t).1)
+    });
+    let _ = writeln!(
+        w,
+        "| idle RSS ≤ 2.5 MiB (target is for the static musl build; this is the glibc build, \
+         whose shared libc pages add ~1.4 MiB: `cargo bench --bench idle` measures musl) | {} | {} |\n",
+        idle.map_or("–".into(), |v| format!("{:.2} MiB", v / 1024.0)),
+        verdict(idle.map(|v| v <= 2560.0))
+    );
+}
+
 /// Facts about the machine during the run.
 struct Machine {
     /// Median and p90 ms of write + fdatasync, before and after.
@@ -749,10 +818,11 @@ fn report(
         let _ = writeln!(
             w,
             "**Quick mode**: one repetition and a fifth of the messages per point; figures are \
-             indicative only. This run also shared the machine's 2 cores with other builds, so \
-             rates are noisy; instruction and sync counts are not.\n"
+             indicative only. Rates from a shared machine are noisy (see the load average \
+             above); instruction and sync counts are not.\n"
         );
     }
+    bar(w, s, traces);
     let _ = writeln!(w, "## How to run\n");
     let _ = writeln!(
         w,
