@@ -933,9 +933,11 @@ fn report(
          shows as regular files: *queue* = files below the queue directory, *log* = all other \
          files (the maillog, Postfix's data directory). Sockets and pipes are not counted; \
          what the file system adds (journal, metadata blocks) is not seen by strace. Files \
-         created (open with O_CREAT), renamed and unlinked below the queue directory are counted per message too.\n"
+         created (open with O_CREAT), renamed and unlinked below the queue directory are counted per message too \
+         (Postfix names queue files relative to its queue directory; failed calls are not counted). \
+         Tasks traced: processes and threads strace followed.\n"
     );
-    let _ = writeln!(w, "| MTA | sessions | syncs/msg | by call | queue bytes/msg | log bytes/msg | creates/msg | renames/msg | unlinks/msg | processes traced |\n|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "| MTA | sessions | syncs/msg | by call | queue bytes/msg | log bytes/msg | creates/msg | renames/msg | unlinks/msg | tasks traced |\n|---|---|---|---|---|---|---|---|---|---|");
     for (m, sessions, t) in traces {
         let per = |x: usize| x as f64 / 100.0;
         let by: Vec<String> = t

@@ -66,8 +66,24 @@ impl Report {
 }
 
 /// A session's byte stream, before or after STARTTLS.
-trait Stream: Read + Write {}
-impl<T: Read + Write> Stream for T {}
+trait Stream: Read + Write {
+    /// Ends the session's TLS layer, if any, with a close_notify alert,
+    /// as a well-behaved client (Postfix's smtp among them) does after
+    /// QUIT.
+    fn close_notify(&mut self) {}
+}
+impl Stream for TcpStream {}
+impl Stream for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+        // Best effort: the session is over either way.
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock).is_err() {
+                break;
+            }
+        }
+    }
+}
 
 fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -270,6 +286,7 @@ fn one_message(
     chat(&mut c, body, 250)?;
     // The message is accepted; a lost QUIT reply does not change that.
     let _ = chat(&mut c, b"QUIT\r\n", 221);
+    c.inner.get_mut().close_notify();
     Ok(())
 }
 
@@ -361,6 +378,7 @@ pub fn handshakes(load: &Load) -> Result<Report, String> {
     run_threads(load, || {
         let mut c = open(load.port, Some((&cfg, name)), false)?;
         let _ = chat(&mut c, b"QUIT\r\n", 221);
+        c.inner.get_mut().close_notify();
         Ok(())
     })
 }
