@@ -32,6 +32,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 #[path = "../tests/smtpd_support/mod.rs"]
 mod smtpd_support;
 
@@ -46,75 +49,27 @@ const TARGET_KIB: u64 = 2560;
 
 /// A field of /proc/PID/status or smaps_rollup, in kB (0 if absent).
 fn field_kib(pid: u32, file: &str, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    procs::field_kib(pid, file, field)
 }
 
-/// Live (not zombie) processes of process group `pgid`.
-fn group_pids(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, after)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let f: Vec<&str> = after.split(' ').collect();
-        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
-/// One measurement: per process (pid, VmRSS, RssAnon, Pss), in kB.
-struct Sample {
-    procs: Vec<(u32, u64, u64, u64)>,
-}
+/// One measurement of the daemon's process group.
+struct Sample(procs::Memory);
 
 impl Sample {
     fn of_group(pgid: u32) -> Sample {
-        let procs = group_pids(pgid)
-            .into_iter()
-            .map(|p| {
-                (
-                    p,
-                    field_kib(p, "status", "VmRSS:"),
-                    field_kib(p, "status", "RssAnon:"),
-                    field_kib(p, "smaps_rollup", "Pss:"),
-                )
-            })
-            .collect();
-        Sample { procs }
+        Sample(procs::Memory::of_group(pgid))
     }
     fn rss(&self) -> u64 {
-        self.procs.iter().map(|p| p.1).sum()
+        self.0.rss()
     }
     fn anon(&self) -> u64 {
-        self.procs.iter().map(|p| p.2).sum()
+        self.0.anon()
     }
     fn pss(&self) -> u64 {
-        self.procs.iter().map(|p| p.3).sum()
+        self.0.pss()
     }
     fn detail(&self) -> String {
-        let v: Vec<String> = self
-            .procs
-            .iter()
-            .map(|p| format!("pid {} {} kB", p.0, p.1))
-            .collect();
-        v.join(" + ")
+        self.0.detail()
     }
 }
 
@@ -145,7 +100,7 @@ fn measure(label: &str, rounds: usize, leaf: &common::certs::Leaf, extra: &[(&st
         rss.push(s.rss());
         anon.push(s.anon());
         pss.push(s.pss());
-        nprocs = s.procs.len();
+        nprocs = s.0.procs.len();
         last = s.detail();
         drop(tern);
     }

@@ -16,6 +16,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/loadgen.rs"]
+#[allow(dead_code)]
+mod loadgen;
+#[path = "support/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 #[path = "../tests/smtpd_support/mod.rs"]
 mod smtpd_support;
 
@@ -23,48 +29,19 @@ use std::time::{Duration, Instant};
 
 use common::certs::{KeyKind, TestCa};
 use common::postfix::Postfix;
-use smtpd_support::{Client, Tern};
+use smtpd_support::Tern;
 
 fn status_kib(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    procs::field_kib(pid, "status", field)
 }
 
 fn pss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    procs::field_kib(pid, "smaps_rollup", "Pss:")
 }
 
 /// Live processes of process group `pgid`.
 fn group_pids(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, after)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let f: Vec<&str> = after.split(' ').collect();
-        if f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
+    procs::group_pids(pgid, false)
 }
 
 fn mib(kib: u64) -> String {
@@ -72,28 +49,9 @@ fn mib(kib: u64) -> String {
 }
 
 /// Opens `n` sessions and leaves each idle inside TLS after EHLO.
-fn open_sessions(port: u16, n: usize, ca: &std::path::Path) -> Vec<Client> {
-    let t0 = Instant::now();
-    let mut v = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut c = Client::connect(port);
-        c.read_timeout(Duration::from_secs(20));
-        let g = c.reply();
-        assert!(g.starts_with("220 "), "session {i}: greeting {g:?}");
-        let e = c.cmd("EHLO bench.test");
-        assert!(e.contains("STARTTLS"), "session {i}: {e}");
-        let r = c.cmd("STARTTLS");
-        assert!(r.starts_with("220 "), "session {i}: {r}");
-        c.start_tls(ca, "tern.example.test");
-        let e = c.cmd("EHLO bench.test");
-        assert!(e.starts_with("250"), "session {i}: {e}");
-        v.push(c);
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "opening sessions takes too long"
-        );
-    }
-    v
+fn open_sessions(port: u16, n: usize, ca: &std::path::Path) -> Vec<loadgen::Conn> {
+    loadgen::hold(port, n, ca, "tern.example.test", Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("opening {n} sessions: {e}"))
 }
 
 /// Lets the server settle (allocator, lazily touched pages), bounded.

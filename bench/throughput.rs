@@ -1,5 +1,7 @@
 //! Relay throughput, tern beside Postfix on the same machine in one run:
 //! `smtp-source -> MTA -> smtp-sink`, both programs from Postfix's package.
+//! One point of the suite (bench/suite.sh runs the whole matrix), kept for
+//! quick paired before/after runs.
 //!
 //! Each MTA accepts N messages from S parallel smtp-source sessions on
 //! loopback, queues them (fsync) and relays them to `relayhost =
@@ -18,14 +20,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/mta.rs"]
+#[allow(dead_code)]
+mod mta;
+#[path = "support/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 
-use common::ports::{free_port, wait_listening};
-use common::postfix::Postfix;
-use common::process::Daemon;
 use common::source::SmtpSource;
-use common::tempdir::{read_lossy, write, TempDir};
+use mta::{BenchTern, Setup, Sink};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -35,54 +39,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// smtp-sink without dumping messages (`-c` counters only).
-struct Sink {
-    _daemon: Daemon,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let dir = TempDir::new("bench-sink");
-        let port = free_port();
-        let mut cmd = Command::new("smtp-sink");
-        cmd.args(["-c", "-u", "nobody"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("256")
-            .current_dir(dir.path());
-        let daemon = Daemon::spawn("smtp-sink", cmd, &dir.join("stdout"));
-        assert!(
-            wait_listening(port, Duration::from_secs(10)),
-            "smtp-sink did not start"
-        );
-        Sink {
-            _daemon: daemon,
-            dir,
-            port,
-        }
-    }
-
-    fn count(&self) -> usize {
-        read_lossy(&self.dir.join("stdout"))
-            .rsplit("mesg=")
-            .next()
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn wait(&self, n: usize, deadline: Instant) -> bool {
-        while self.count() < n {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
-    }
 }
 
 struct Figures {
@@ -155,20 +111,6 @@ fn drive(name: &str, port: u16, sink: &Sink, n: usize, sessions: usize) -> Figur
     }
 }
 
-/// User plus system CPU seconds a process has used so far (from
-/// /proc/PID/stat, in clock ticks of 1/100 s as Linux reports them).
-/// Less sensitive than wall-clock throughput to other work on a shared
-/// machine, so paired before/after runs compare on it too.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn tern_bin() -> PathBuf {
     std::env::var_os("TERN_BIN")
         .map(PathBuf::from)
@@ -188,46 +130,29 @@ fn main() {
 
     let tern_sink = Sink::start();
     let pf_sink = Sink::start();
-
-    let dir = TempDir::new("bench-tern");
-    let port = free_port();
-    let conf = dir.join("tern.conf");
-    write(
-        &conf,
-        format!(
-            "myhostname = tern.example.org\nmydestination =\nmynetworks = 127.0.0.0/8\n\
-             smtp_listen = 127.0.0.1:{port}\nqueue_directory = {}\nmaillog_file = {}\n\
-             syslog_socket =\nmail_owner = nobody\ndns_resolvers = 127.0.0.1:9\n\
-             relayhost = [127.0.0.1]:{}\nsmtp_tls_security_level = none\n\
-             default_destination_concurrency_limit = {concurrency}\n\
-             max_connections = 128\n",
-            dir.subdir("spool").display(),
-            dir.join("maillog").display(),
-            tern_sink.port
-        ),
-    );
+    let setup = Setup {
+        sink_port: tern_sink.port,
+        cert: None,
+        concurrency,
+        max_sessions: sessions,
+        env: Vec::new(),
+    };
     let bin = tern_bin();
-    let mut cmd = Command::new(&bin);
-    cmd.args(["run", "-f", "-c"]).arg(&conf);
-    let mut tern = Daemon::spawn("tern", cmd, &dir.join("tern.out"));
-    assert!(
-        wait_listening(port, Duration::from_secs(20)),
-        "tern did not start: {}",
-        tern.output()
-    );
-
-    let mut pf = Postfix::builder()
-        .hostname("postfix.example.org")
-        .relayhost(pf_sink.port)
-        .start();
+    let mut tern = BenchTern::start(&bin, &setup);
+    let mut pf = mta::start_postfix(&Setup {
+        sink_port: pf_sink.port,
+        ..setup.clone()
+    });
 
     println!(
         "throughput: {n} messages, {sessions} smtp-source sessions, relay to smtp-sink, no TLS"
     );
     println!("tern binary: {}", bin.display());
-    let cpu0 = cpu_secs(tern.pid());
-    let t = drive("tern", port, &tern_sink, n, sessions);
-    let cpu = cpu_secs(tern.pid()) - cpu0;
+    // CPU is less sensitive than wall-clock throughput to other work on a
+    // shared machine, so paired before/after runs compare on it too.
+    let cpu0 = procs::cpu_secs(tern.pid());
+    let t = drive("tern", tern.port, &tern_sink, n, sessions);
+    let cpu = procs::cpu_secs(tern.pid()) - cpu0;
     let p = drive("postfix", pf.smtp_port(), &pf_sink, n, sessions);
     println!(
         "tern:    {:8.1} msg/s accepted, {:8.1} msg/s end to end",
