@@ -90,6 +90,16 @@ seed("maildrop", "drop", "tern-maildrop 1\nflags extract\nsender root@nas.exampl
 seed("spool_envelope", "queue-file", "tern-queue-file 1\nid 0BADD098E3E1\narrival 1700766169\n"
      "size 00000000000000000016\nclient mail.example[192.0.2.1]\nsender root@nas.example\n"
      "rcpt admin@example.org\trfc822;Admin@example.org\nend\nReceived: x\r\n\r\nbody\r\n")
+seed("spool_envelope", "checked", "tern-queue-file 1\nid 0BADD098E3E2\narrival 1700766169\n"
+     "size 00000000000000000016\ncheck 5c3a9e01\nflags tls-required-no\nclient local\n"
+     "sender root@nas.example\nrcpt admin@example.org\nend\nReceived: x\r\n\r\nbody\r\n")
+seed("spool_envelope", "unfinished", "tern-queue-file 1\nid 0BADD098E3E3\narrival 1700766169\n"
+     "size 00000000000000000000\ncheck --------\nclient local\nsender \nrcpt a@b.example\nend\n")
+seed("memtrim_smaps", "smaps", "55d0a0000000-55d0a0100000 r--p 00000000 fd:01 123 /x\n"
+     "Size:               1024 kB\nAnonymous:             0 kB\n"
+     "55d0a0100000-55d0a0300000 r-xp 00100000 fd:01 123 /x\nAnonymous:             0 kB\n"
+     "55d0a0300000-55d0a0310000 r--p 00300000 fd:01 123 /x\nAnonymous:            64 kB\n"
+     "7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]\nAnonymous:           132 kB\n")
 seed("spool_envelope", "bounce", "tern-queue-file 1\nid 0BADD0000002\narrival 1700766169\n"
      "size 00000000000000000000\nflags bounce double-bounce\norigin 0BADD0000001\nclient local\n"
      "sender \nrcpt postmaster@nas.example\nend\n")
