@@ -201,8 +201,14 @@ fn der_time(tag: u8, v: &[u8]) -> Result<u64, DerError> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return Err(DerError::Malformed);
     }
-    // Days from civil (Howard Hinnant's algorithm), years >= 1950 here.
-    let y = if month <= 2 { year - 1 } else { year };
+    // Days from civil (Howard Hinnant's algorithm). GeneralizedTime may
+    // say year 0000 (found by fuzz/x509_fields): a date before 1970 is
+    // refused below, and year 0 in January or February must not underflow.
+    let y = if month <= 2 {
+        year.checked_sub(1).ok_or(DerError::Malformed)?
+    } else {
+        year
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let mp = (month + 9) % 12;
@@ -442,6 +448,11 @@ mod tests {
         assert_eq!(der_time(0x17, b"7001010000a0Z"), Err(DerError::Malformed));
         assert_eq!(der_time(0x04, b"x"), Err(DerError::UnexpectedTag(4)));
         assert!(validity(b"\x30\x00").is_err());
+        // Found by fuzz/x509_fields (fuzz-ci, 2026-12-07): GeneralizedTime
+        // year 0000 in January underflowed; every pre-1970 date is refused.
+        assert_eq!(der_time(0x18, b"00000129045748Z"), Err(DerError::Malformed));
+        assert_eq!(der_time(0x18, b"00000329045748Z"), Err(DerError::Malformed));
+        assert_eq!(der_time(0x18, b"19691231235959Z"), Err(DerError::Malformed));
     }
 
     #[test]
