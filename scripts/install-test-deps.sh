@@ -23,6 +23,7 @@
 #   testssl.sh       scans tern's TLS listeners (tls_testssl); Debian 12: 3.0.8
 #   ShellCheck       lints the OpenWrt init script and UCI translation
 #                    (package shellcheck; check-openwrt.sh)
+#   g++              libFuzzer's C++ sources (libfuzzer-sys, scripts/fuzz-ci.sh)
 #   systemd groff man-db dpkg-dev   systemd-analyze verify of the .deb's unit, man page
 #                    rendering, dpkg-shlibdeps (build-deb.sh; package_deb, package_docs)
 #
@@ -58,7 +59,7 @@ yarl==1.25.1"
 
 PACKAGES="postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl socat
 openssl pflogsumm nsd unbound ldnsutils bind9-dnsutils nginx-light rsyslog
-iproute2 strace python3-venv util-linux mount python3-dkim testssl.sh shellcheck systemd groff man-db dpkg-dev"
+iproute2 strace python3-venv util-linux mount python3-dkim testssl.sh shellcheck systemd groff man-db dpkg-dev g++"
 
 # One dpkg-query for all; packages it does not know print nothing.
 # shellcheck disable=SC2086
