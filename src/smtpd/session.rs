@@ -55,6 +55,9 @@ pub async fn run(
     slot: InboundSlot,
     ticket: super::guard::Ticket,
 ) {
+    // Counted while open: the committer waits a little for the other open
+    // sessions before a slow sync (see GroupCommit::run).
+    let _open = shared.committer.session();
     let InboundSlot { tls: slot, command } = slot;
     // The command buffers live in the pool; the future holds two pointers.
     let mut command = command;
@@ -450,9 +453,6 @@ async fn receive_data(
             log::error!(target: "smtpd", "cannot create queue file: {e}");
         })
         .ok();
-    // Counted while the body streams: the committer waits a little for
-    // sessions in DATA before it syncs (see GroupCommit::run).
-    let receiving = shared.committer.receiving();
     // The envelope is in the queue file now; keep only the count while the
     // body streams.
     let nrcpt = recipients.len();
@@ -593,7 +593,6 @@ async fn receive_data(
                 return Ok(sess.event(Event::CommitFailed));
             };
             let size = inc.size();
-            drop(receiving);
             match shared.committer.commit(inc).await {
                 Ok(id) => {
                     cleanup::log_queued(&id, &sender, size, nrcpt);
