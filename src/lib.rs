@@ -12,6 +12,7 @@ pub mod base64;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod crc32;
 pub mod daemon;
 pub mod delivery;
 pub mod dns;

@@ -355,37 +355,8 @@ fn hex8(v: u32, buf: &mut [u8; CHECK_WIDTH]) -> &[u8] {
     &buf[..]
 }
 
-/// The CRC-32 (IEEE 802.3, as zlib's `crc32`) that `check` holds, fed in
-/// pieces: `crc32(crc32(0, a), b) == crc32(0, a ++ b)`. Table-driven (1 KiB
-/// of constants): a queue file is checked on every delivery attempt, and
-/// the bitwise loop costs ~5 times more per byte on a router's CPU.
-pub fn crc32(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
+/// The CRC-32 that `check` holds (see [`crate::crc32`]).
+pub use crate::crc32::crc32;
 
 /// The `check` of a message whose bytes have the CRC `body_crc`: that CRC
 /// continued over one byte for the flag smtpd may set in place (`T` for
@@ -815,10 +786,6 @@ mod tests {
         assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xCBF4_3926);
         assert_eq!(crc32(0, b""), 0);
-        assert_eq!(
-            crc32(0, b"The quick brown fox"),
-            crate::queue::state::crc32(b"The quick brown fox")
-        );
     }
 
     /// The spool's head: `check --------` until the one patch write sets

@@ -13,6 +13,8 @@
 //! is ignored: the recipient keeps its previous state and is tried again.
 //! Sans-I/O.
 
+use crate::crc32::crc32;
+
 /// Longest error text kept per record (the rest is cut).
 pub const MAX_TEXT: usize = 400;
 /// Largest state log the reader accepts; an honest log is far smaller.
@@ -105,7 +107,7 @@ pub fn encode(out: &mut Vec<u8>, rcpt: usize, outcome: &Outcome, now: u64) {
     };
     let text = super::envelope::sanitize_text(text, MAX_TEXT);
     let body = format!("{code} {rcpt} {time} {text}");
-    out.extend_from_slice(format!("{:08x} {body}\n", crc32(body.as_bytes())).as_bytes());
+    out.extend_from_slice(format!("{:08x} {body}\n", crc32(0, body.as_bytes())).as_bytes());
 }
 
 /// Folds a state log for a message with `n` recipients.
@@ -148,7 +150,7 @@ pub fn fold(log: &[u8], n: usize) -> Folded {
 fn parse_record(line: &[u8]) -> Option<(usize, u8, u64, &str)> {
     let line = std::str::from_utf8(line).ok()?;
     let (crc, body) = line.split_once(' ')?;
-    if crc.len() != 8 || u32::from_str_radix(crc, 16).ok()? != crc32(body.as_bytes()) {
+    if crc.len() != 8 || u32::from_str_radix(crc, 16).ok()? != crc32(0, body.as_bytes()) {
         return None;
     }
     let mut parts = body.splitn(4, ' ');
@@ -163,26 +165,13 @@ fn parse_record(line: &[u8]) -> Option<(usize, u8, u64, &str)> {
     Some((idx, code, time, text))
 }
 
-/// CRC-32 (IEEE), bitwise: records are short and rare, a table is not worth its bytes.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn crc_known_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
     }
 
     #[test]

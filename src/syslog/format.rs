@@ -311,21 +311,17 @@ fn write_tag(out: &mut LineBuf, h: &Header<'_>) {
 /// `<PRI>Mmm dd hh:mm:ss tern/smtpd[1234]: message` — what glibc's syslog(3)
 /// sends to `/dev/log` (no hostname; the local syslogd adds it).
 pub fn write_rfc3164(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
-    out.clear();
-    let _ = write!(
-        out,
-        "<{}>{} ",
-        pri(h.facility, h.severity),
-        h.time.rfc3164()
-    );
-    write_tag(out, h);
-    let _ = Escaper(out).write_str(msg);
+    rfc3164(out, h, msg, false);
 }
 
 /// `<PRI>Mmm dd hh:mm:ss host tern/smtpd[1234]: message` — RFC 3164's
 /// network form (section 4.1.2: HOSTNAME after the timestamp), for UDP
 /// receivers that store the traditional format.
 pub fn write_rfc3164_host(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
+    rfc3164(out, h, msg, true);
+}
+
+fn rfc3164(out: &mut LineBuf, h: &Header<'_>, msg: &str, with_host: bool) {
     out.clear();
     let _ = write!(
         out,
@@ -333,14 +329,21 @@ pub fn write_rfc3164_host(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
         pri(h.facility, h.severity),
         h.time.rfc3164()
     );
+    if with_host {
+        write_host(out, h);
+    }
+    write_tag(out, h);
+    let _ = Escaper(out).write_str(msg);
+}
+
+/// The HOSTNAME field and its space (`-` when there is none).
+fn write_host(out: &mut LineBuf, h: &Header<'_>) {
     if h.hostname.is_empty() {
         let _ = out.write_str("-");
     } else {
         write_token(out, h.hostname, 255);
     }
     let _ = out.write_str(" ");
-    write_tag(out, h);
-    let _ = Escaper(out).write_str(msg);
 }
 
 /// `<PRI>1 2026-11-23T19:02:49.123456+00:00 host tern/smtpd 1234 - - message`
@@ -353,12 +356,7 @@ pub fn write_rfc5424(out: &mut LineBuf, h: &Header<'_>, msg: &str) {
         pri(h.facility, h.severity),
         h.time.rfc3339()
     );
-    if h.hostname.is_empty() {
-        let _ = out.write_str("-");
-    } else {
-        write_token(out, h.hostname, 255);
-    }
-    let _ = out.write_str(" ");
+    write_host(out, h);
     let ident_len = h.ident.chars().count().min(MAX_PROGRAM);
     write_token(out, h.ident, MAX_PROGRAM);
     let _ = out.write_str("/");

@@ -3,36 +3,7 @@
 //! Sans-I/O: bytes in, bytes out. TLSRPT reports are a few KiB, so one
 //! call on the whole JSON is enough.
 
-/// The CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) table, built
-/// at compile time: 1 KiB of read-only data instead of a crate.
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
-
-/// The CRC-32 of `data`, as gzip's trailer carries it.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
+use crate::crc32::crc32;
 
 /// Compresses `data` into one gzip member (no file name, mtime 0, OS
 /// "unknown"), at miniz level 6 (the zlib default: reports are small, so
@@ -43,7 +14,7 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
     // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=255 (unknown).
     out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
     out.extend_from_slice(&deflated);
-    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&crc32(0, data).to_le_bytes());
     // ISIZE: the input length modulo 2^32 (RFC 1952 §2.3.1).
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out
@@ -62,7 +33,7 @@ pub fn decompress(gz: &[u8], limit: usize) -> Option<Vec<u8>> {
     let trailer = &gz[gz.len() - 8..];
     let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    (crc == crc32(&out) && len == out.len() as u32).then_some(out)
+    (crc == crc32(0, &out) && len == out.len() as u32).then_some(out)
 }
 
 #[cfg(test)]
@@ -71,8 +42,8 @@ mod tests {
 
     #[test]
     fn crc_known_values() {
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(0, b""), 0);
+        assert_eq!(crc32(0, b"123456789"), 0xCBF4_3926);
     }
 
     #[test]
